@@ -1,0 +1,85 @@
+"""Rule-based baseline policies, built by name from ``--param KEY=VALUE`` strings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from invalloc.baselines.rules import FixedPolicy, ReplayPolicy, RuleBasedPolicy
+from invalloc.sim.policy import Policy, PolicyError
+
+POLICY_NAMES = ("fixed", "base_stock", "s_S", "proportional", "priority", "fixed_split", "replay")
+
+
+def _numbers(key: str, text: str) -> list[float]:
+    try:
+        values = [float(part) for part in str(text).split(",") if part.strip() != ""]
+    except ValueError:
+        raise PolicyError(f"--param {key}={text}: expected a number or comma-separated numbers") from None
+    if not values:
+        raise PolicyError(f"--param {key}: no value given")
+    return values
+
+
+def _number(key: str, text: str) -> float:
+    values = _numbers(key, text)
+    if len(values) != 1:
+        raise PolicyError(f"--param {key}={text}: expected one number")
+    return values[0]
+
+
+def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str | None = None) -> Policy:
+    """Build a baseline policy by name.
+
+    >>> make_policy("base_stock", {"levels": "60,120,200"}).name
+    'base_stock'
+    """
+    params = dict(params or {})
+    allowed = {
+        "fixed": {"quantities", "quantity"},
+        "base_stock": {"level", "levels", "cover", "allocation"},
+        "s_S": {"s", "S", "allocation"},
+        "proportional": {"level", "levels", "cover"},
+        "priority": {"level", "levels", "cover"},
+        "fixed_split": {"split", "level", "levels", "cover"},
+        "replay": set(),
+    }
+    if name not in allowed:
+        raise PolicyError(f"--policy {name}: unknown policy (choose from {', '.join(POLICY_NAMES)})")
+    unknown = sorted(set(params) - allowed[name])
+    if unknown:
+        raise PolicyError(f"--param {unknown[0]}: not a parameter of '{name}' (accepts {', '.join(sorted(allowed[name])) or 'none'})")
+    if name == "fixed":
+        text = params.get("quantities", params.get("quantity"))
+        if text is None:
+            raise PolicyError("--policy fixed needs --param quantities=a,b,c (one per decision) or quantity=x")
+        return FixedPolicy(_numbers("quantities", text))
+    if name == "replay":
+        if actions is None:
+            raise PolicyError("--policy replay needs --actions CSV")
+        return ReplayPolicy(actions)
+    common = {
+        "level": _number("level", params["level"]) if "level" in params else None,
+        "levels": _numbers("levels", params["levels"]) if "levels" in params else None,
+    }
+    if "cover" in params:
+        common["cover"] = _number("cover", params["cover"])
+    allocation = params.get("allocation", "proportional")
+    if allocation not in ("proportional", "priority"):
+        raise PolicyError(f"--param allocation={allocation}: choose proportional or priority")
+    if name == "base_stock":
+        return RuleBasedPolicy("base_stock", "base_stock", allocation, **common)
+    if name == "s_S":
+        if "s" not in params or "S" not in params:
+            raise PolicyError("--policy s_S needs --param s=… and --param S=…")
+        s, big_s = _number("s", params["s"]), _number("S", params["S"])
+        if big_s < s:
+            raise PolicyError(f"--param S={big_s:g} is below s={s:g}")
+        return RuleBasedPolicy("s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s)
+    if name == "fixed_split":
+        if "split" not in params:
+            raise PolicyError("--policy fixed_split needs --param split=a,b,… (one share per channel)")
+        return RuleBasedPolicy("fixed_split", "base_stock", "fixed_split", split=_numbers("split", params["split"]), **common)
+    return RuleBasedPolicy(name, "base_stock", name, **common)
+
+
+__all__ = ["POLICY_NAMES", "make_policy", "Policy", "PolicyError"]

@@ -1,0 +1,265 @@
+"""Rule-based policies planners use today: base stock, (s, S), fixed, and allocation rules.
+
+Each rule-based policy has two parts: a **replenishment rule** that decides how much each
+DC × SKU asks for on its first inbound lane offering the SKU (a purchase order or a
+transfer), and an **allocation rule** that splits a DC's available stock over the
+channels it serves. All quantities are in units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from invalloc.sim.network import Network
+from invalloc.sim.policy import PolicyError
+from invalloc.sim.simulator import Simulator
+
+
+def _downstream_order(network: Network) -> list[int]:
+    """DC indices, nearest to customers first (distance in transfer hops to a sales lane)."""
+    n_loc = len(network.locations)
+    distance = np.full(n_loc, np.inf)
+    distance[np.unique(network.sales_location)] = 0
+    for _ in range(n_loc):
+        for source, destination in zip(network.transfer_source, network.transfer_destination, strict=True):
+            distance[source] = min(distance[source], distance[destination] + 1)
+    return sorted(range(n_loc), key=lambda d: (distance[d], d))
+
+
+def _echelons(network: Network) -> np.ndarray:
+    """(D, D) bool: row d marks d and every DC downstream of it through transfer lanes."""
+    n_loc = len(network.locations)
+    member = np.eye(n_loc, dtype=bool)
+    for _ in range(n_loc):
+        for source, destination in zip(network.transfer_source, network.transfer_destination, strict=True):
+            member[source] |= member[destination]
+    return member
+
+
+@dataclass
+class _Replenishment:
+    """Where each DC × SKU's request goes: the decision index of its first inbound lane."""
+
+    decision_index: np.ndarray  # (D, S) int, -1 where no inbound lane offers the SKU
+    lead_time: np.ndarray  # (D, S) mean lead time of that lane, periods
+
+    @classmethod
+    def build(cls, network: Network) -> _Replenishment:
+        n_loc, n_sku = len(network.locations), network.n_skus
+        index = np.full((n_loc, n_sku), -1)
+        lead = np.zeros((n_loc, n_sku))
+        for kind, lane, skus, span in network.decision_blocks:
+            if kind == "allocate":
+                continue
+            if kind == "order":
+                d = network.purchase_location[lane]
+                mean_lead = network.purchase_lead_time[lane].mean
+            else:
+                d = network.transfer_destination[lane]
+                mean_lead = network.transfer_lead_time[lane].mean
+            positions = np.arange(span.start, span.stop)
+            free = index[d, skus] < 0
+            index[d, skus[free]] = positions[free]
+            lead[d, skus[free]] = mean_lead
+        return cls(index, lead)
+
+
+def demand_through_locations(network: Network, simulator: Simulator) -> np.ndarray:
+    """Expected demand per period flowing through each DC (D, S), units.
+
+    A channel's demand is shared equally by the DCs serving it; a DC supplying others by
+    transfer carries their demand too (shared equally among their sources).
+    """
+    per_channel = np.zeros((len(network.channels), network.n_skus))
+    np.add.at(per_channel, network.tier_channel, simulator.demand_forecast())
+    through = np.zeros((len(network.locations), network.n_skus))
+    servers = np.bincount(network.sales_channel, minlength=len(network.channels))
+    for a, (d, c) in enumerate(zip(network.sales_location, network.sales_channel, strict=True)):
+        del a
+        through[d] += per_channel[c] / servers[c]
+    for d in _downstream_order(network):
+        sources = network.transfer_source[network.transfer_destination == d]
+        for source in sources:
+            through[source] += through[d] / len(sources)
+    return through
+
+
+class RuleBasedPolicy:
+    """Replenishment rule + allocation rule (see the module docstring).
+
+    :param replenishment: ``"base_stock"``, ``"echelon_base_stock"``, ``"s_S"`` or ``"none"``.
+    :param allocation: ``"proportional"``, ``"priority"`` or ``"fixed_split"``.
+    :param level: order-up-to level per DC × SKU (units; scalar for all).
+    :param levels: echelon order-up-to levels, one per DC, listed downstream first.
+    :param cover: when no level is given, level = expected demand × (lead time + cover) (periods).
+    :param reorder_point: ``s`` of (s, S), units.
+    :param order_up_to: ``S`` of (s, S), units.
+    :param split: channel shares for ``fixed_split`` (one per channel, in scenario order).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        replenishment: str = "base_stock",
+        allocation: str = "proportional",
+        level: float | None = None,
+        levels: list[float] | None = None,
+        cover: float = 1.5,
+        reorder_point: float | None = None,
+        order_up_to: float | None = None,
+        split: list[float] | None = None,
+    ) -> None:
+        self.name = name
+        self.replenishment = replenishment
+        self.allocation = allocation
+        self.level = level
+        self.levels = levels
+        self.cover = cover
+        self.reorder_point = reorder_point
+        self.order_up_to = order_up_to
+        self.split = split
+
+    def reset(self, network: Network, seed: int | None = None) -> None:
+        self.network = network
+        self.route = _Replenishment.build(network)
+        self.echelon = _echelons(network)
+        self.downstream = _downstream_order(network)
+        if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
+            raise PolicyError(
+                f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "
+                f"({', '.join(network.locations[d] for d in self.downstream)}, downstream first)"
+            )
+        if self.split is not None and len(self.split) != len(network.channels):
+            raise PolicyError(f"split: {len(self.split)} shares given for {len(network.channels)} channels")
+        # Customer backlog counts against the first DC serving the channel.
+        first_server = np.full(len(network.channels), -1)
+        for d, c in zip(network.sales_location[::-1], network.sales_channel[::-1], strict=True):
+            first_server[c] = d
+        self.backlog_location = first_server[network.tier_channel]  # (T,)
+        tier_priority = np.full(len(network.channels), np.inf)
+        np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
+        self.channel_priority = tier_priority
+
+    # -- replenishment ----------------------------------------------------------------
+    def _targets(self, simulator: Simulator) -> np.ndarray:
+        """Order-up-to level per DC × SKU (D, S), units."""
+        n = self.network
+        if self.levels is not None:
+            by_order = np.broadcast_to(np.asarray(self.levels, dtype=float), (len(n.locations),))
+            targets = np.zeros((len(n.locations), n.n_skus))
+            for rank, d in enumerate(self.downstream):
+                targets[d] = by_order[rank]
+            return targets
+        if self.replenishment == "s_S":
+            return np.full((len(n.locations), n.n_skus), float(self.order_up_to))
+        if self.level is not None:
+            return np.full((len(n.locations), n.n_skus), float(self.level))
+        return demand_through_locations(n, simulator) * (self.route.lead_time + self.cover)
+
+    def _positions(self, simulator: Simulator) -> np.ndarray:
+        """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog."""
+        n = self.network
+        position = simulator.on_hand + simulator.inbound
+        backlog = np.zeros_like(position)
+        np.add.at(backlog, self.backlog_location, simulator.backlog)
+        position = position - backlog
+        if self.levels is not None:
+            position = self.echelon.astype(float) @ position
+        return position
+
+    def _replenish(self, simulator: Simulator, requests: np.ndarray) -> None:
+        if self.replenishment == "none":
+            return
+        position = self._positions(simulator)
+        target = self._targets(simulator)
+        order = np.maximum(target - position, 0.0)
+        if self.replenishment == "s_S":
+            order = np.where(position <= self.reorder_point, order, 0.0)
+        routed = self.route.decision_index >= 0
+        requests[self.route.decision_index[routed]] += order[routed]
+
+    # -- allocation -------------------------------------------------------------------
+    def _allocate(self, simulator: Simulator, requests: np.ndarray) -> None:
+        n = self.network
+        blocks = [b for b in n.decision_blocks if b[0] == "allocate"]
+        if not blocks:
+            return
+        per_channel = np.zeros((len(n.channels), n.n_skus))
+        np.add.at(per_channel, n.tier_channel, simulator.demand_forecast() + simulator.backlog)
+        available = simulator.on_hand + simulator.arriving(simulator.period)
+        for d in np.unique([n.sales_location[lane] for _, lane, _, _ in blocks]):
+            lanes = [(lane, span) for _, lane, _, span in blocks if n.sales_location[lane] == d]
+            channels = [n.sales_channel[lane] for lane, _ in lanes]
+            if self.allocation == "fixed_split":
+                weights = np.array([[self.split[c]] * n.n_skus for c in channels], dtype=float)
+            elif self.allocation == "priority":
+                weights = None
+            else:
+                weights = per_channel[channels]
+            if weights is None:
+                left = available[d].copy()
+                for rank in np.argsort([self.channel_priority[c] for c in channels], kind="stable"):
+                    lane, span = lanes[rank]
+                    give = np.minimum(per_channel[channels[rank]], left)
+                    left -= give
+                    requests[span] = give
+                # What no channel needs now stays unallocated for the next period.
+                continue
+            total = weights.sum(axis=0)
+            shares = np.divide(weights, total, out=np.full_like(weights, 1.0 / len(lanes)), where=total > 0)
+            for (lane, span), share in zip(lanes, shares, strict=True):
+                requests[span] = np.floor(share * available[d])
+
+    def act(self, simulator: Simulator) -> np.ndarray:
+        requests = np.zeros(self.network.n_decisions)
+        self._replenish(simulator, requests)
+        self._allocate(simulator, requests)
+        return requests
+
+
+class FixedPolicy:
+    """The same requested quantities every period (one value, or one per decision)."""
+
+    def __init__(self, quantities: list[float]) -> None:
+        self.name = "fixed"
+        self.quantities = quantities
+
+    def reset(self, network: Network, seed: int | None = None) -> None:
+        if len(self.quantities) not in (1, network.n_decisions):
+            raise PolicyError(
+                f"quantities: {len(self.quantities)} given, the scenario has {network.n_decisions} decisions "
+                f"({', '.join(network.decision_names[:4])}{', …' if network.n_decisions > 4 else ''})"
+            )
+        self.vector = np.broadcast_to(np.asarray(self.quantities, dtype=float), (network.n_decisions,)).copy()
+
+    def act(self, simulator: Simulator) -> np.ndarray:
+        return self.vector.copy()
+
+
+class ReplayPolicy:
+    """Replays an actions CSV: a ``period`` column (from 0) and one column per decision, in units."""
+
+    def __init__(self, path: str) -> None:
+        self.name = "replay"
+        self.path = path
+
+    def reset(self, network: Network, seed: int | None = None) -> None:
+        try:
+            table = pd.read_csv(self.path)
+        except FileNotFoundError:
+            raise PolicyError(f"{self.path}: actions file not found") from None
+        except Exception as error:
+            raise PolicyError(f"{self.path}: not a readable CSV ({error})") from None
+        missing = [c for c in ["period", *network.decision_names] if c not in table.columns]
+        if missing:
+            raise PolicyError(f"{self.path}: missing column(s) {', '.join(missing[:5])}")
+        table = table.set_index("period").sort_index()
+        self.actions = {int(p): row.to_numpy(dtype=float) for p, row in table[network.decision_names].iterrows()}
+
+    def act(self, simulator: Simulator) -> np.ndarray:
+        if simulator.period not in self.actions:
+            raise PolicyError(f"{self.path}: no row for period {simulator.period}")
+        return self.actions[simulator.period].copy()

@@ -1,0 +1,187 @@
+"""Accounting-grade books: a double-entry ledger and inventory cost layers.
+
+Inventory is valued per ASC 330 / IAS 2: each receipt into a DC creates a cost layer
+(quantity, unit cost, expiry period); issues are taken first-in first-out. Under the
+weighted-average method the layers still carry quantities and expiry in receipt order,
+but every layer of a DC × SKU carries the moving average unit cost. At each period
+close, layers whose unit cost exceeds the net realisable value are written down
+(lower of cost and NRV) and expired layers are written off.
+
+The ledger uses the sign convention *debit positive*: every posting adds its amount to
+the debit account and subtracts it from the credit account, so the trial balance
+(the sum of all balances) is zero whenever the books are consistent.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+#: Expiry period of layers that never expire.
+NEVER = np.iinfo(np.int64).max // 2
+
+
+class Account(IntEnum):
+    CASH = 0  # negative = credit line drawn
+    RECEIVABLES = 1
+    INVENTORY = 2  # on hand in DCs
+    INVENTORY_IN_TRANSIT = 3  # owned, on the way to a DC or a customer
+    PAYABLES = 4
+    EQUITY = 5
+    REVENUE = 6
+    COST_OF_GOODS_SOLD = 7
+    HOLDING = 8
+    SHIPPING = 9
+    ORDERING = 10  # fixed cost per purchase order
+    PENALTIES = 11  # contractual penalties for units short
+    WRITE_DOWNS = 12  # lower of cost and NRV, expiry
+    INTEREST = 13  # on credit used
+
+
+#: Profit-and-loss accounts and their sign in profit (revenue +, expenses −).
+INCOME_ACCOUNTS = (Account.REVENUE,)
+EXPENSE_ACCOUNTS = (
+    Account.COST_OF_GOODS_SOLD,
+    Account.HOLDING,
+    Account.SHIPPING,
+    Account.ORDERING,
+    Account.PENALTIES,
+    Account.WRITE_DOWNS,
+    Account.INTEREST,
+)
+
+
+class Ledger:
+    """Account balances (debit positive) with per-period movements.
+
+    Balances live in a plain Python list: postings are scalar and a list beats numpy
+    for scalar updates on the simulator's hot path.
+    """
+
+    def __init__(self) -> None:
+        self.balance = [0.0] * len(Account)
+        self.period_movement = [0.0] * len(Account)
+
+    def post(self, debit: Account, credit: Account, amount: float) -> None:
+        """Record ``amount`` (money, ≥ 0 or any sign) debited to one account, credited to another."""
+        if amount == 0.0:
+            return
+        self.balance[debit] += amount
+        self.balance[credit] -= amount
+        self.period_movement[debit] += amount
+        self.period_movement[credit] -= amount
+
+    def start_period(self) -> None:
+        self.period_movement = [0.0] * len(Account)
+
+    def trial_balance(self) -> float:
+        """Sum of all balances; zero (to rounding) when every posting balanced."""
+        return float(sum(self.balance))
+
+    def movement(self, account: Account) -> float:
+        """This period's net debit to ``account`` (expenses positive, revenue negative)."""
+        return self.period_movement[account]
+
+    def period_profit(self) -> float:
+        """Accrual profit of the current period: revenue − expenses."""
+        movement = self.period_movement
+        return -sum(movement[a] for a in INCOME_ACCOUNTS) - sum(movement[a] for a in EXPENSE_ACCOUNTS)
+
+
+class CostLayers:
+    """Cost layers per DC × SKU, in receipt order.
+
+    Arrays have shape (D, S, K): ``quantity`` (units), ``unit_cost`` (money per unit) and
+    ``expires`` (first period in which the units are expired). ``K`` grows when needed.
+    """
+
+    def __init__(self, n_locations: int, n_skus: int, weighted_average: bool, slots: int = 8) -> None:
+        self.weighted_average = weighted_average
+        self.quantity = np.zeros((n_locations, n_skus, slots))
+        self.unit_cost = np.zeros((n_locations, n_skus, slots))
+        self.expires = np.full((n_locations, n_skus, slots), NEVER, dtype=np.int64)
+        self.used = np.zeros((n_locations, n_skus), dtype=np.int64)  # slots in use per DC × SKU
+        self._sku_range = np.arange(n_skus)
+
+    # -- queries -------------------------------------------------------------------------
+    def on_hand(self) -> np.ndarray:
+        """Units per DC × SKU, shape (D, S)."""
+        return self.quantity.sum(axis=2)
+
+    def value(self) -> float:
+        """Carrying value of all layers (money)."""
+        return float(np.sum(self.quantity * self.unit_cost))
+
+    # -- movements -----------------------------------------------------------------------
+    def receive(self, location: int, quantity: np.ndarray, unit_cost: np.ndarray, expires: np.ndarray) -> None:
+        """Add one layer per SKU with ``quantity > 0`` at ``location`` (arrays of shape (S,))."""
+        skus = np.flatnonzero(quantity > 0)
+        if skus.size == 0:
+            return
+        used = self.used[location, skus]
+        if used.max() >= self.quantity.shape[2]:
+            self._compact()
+            used = self.used[location, skus]
+            if used.max() >= self.quantity.shape[2]:
+                self._grow()
+        self.quantity[location, skus, used] = quantity[skus]
+        self.unit_cost[location, skus, used] = unit_cost[skus]
+        self.expires[location, skus, used] = expires[skus]
+        self.used[location, skus] = used + 1
+        if self.weighted_average:
+            layers_qty = self.quantity[location, skus]
+            total_qty = layers_qty.sum(axis=1)
+            total_value = (layers_qty * self.unit_cost[location, skus]).sum(axis=1)
+            average = np.divide(total_value, total_qty, out=np.zeros_like(total_value), where=total_qty > 0)
+            self.unit_cost[location, skus] = average[:, None]
+
+    def issue(self, location: int, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``quantity`` (S,) units first-in first-out from ``location``.
+
+        Returns the cost of the units taken (S,) and their earliest expiry period (S,).
+        The caller guarantees ``quantity`` ≤ on hand.
+        """
+        layers = self.quantity[location]
+        before = np.cumsum(layers, axis=1) - layers  # units in older layers
+        taken = np.clip(quantity[:, None] - before, 0.0, layers)
+        cost = (taken * self.unit_cost[location]).sum(axis=1)
+        expires = np.where(taken > 0, self.expires[location], NEVER).min(axis=1)
+        layers -= taken
+        return cost, expires
+
+    def write_down_to(self, net_realisable_value: np.ndarray) -> float:
+        """Lower of cost and NRV (NRV per SKU, shape (S,)); returns the write-down (money)."""
+        excess = self.unit_cost - net_realisable_value[None, :, None]
+        mask = (excess > 0) & (self.quantity > 0)
+        if not mask.any():
+            return 0.0
+        amount = float(np.sum(self.quantity[mask] * excess[mask]))
+        self.unit_cost[mask] = np.broadcast_to(net_realisable_value[None, :, None], self.unit_cost.shape)[mask]
+        return amount
+
+    def expire(self, period: int) -> tuple[np.ndarray, float]:
+        """Remove layers expired at ``period``; returns units (D, S) and cost written off."""
+        mask = (self.expires <= period) & (self.quantity > 0)
+        if not mask.any():
+            return np.zeros(self.used.shape), 0.0
+        units = np.where(mask, self.quantity, 0.0)
+        cost = float(np.sum(units * self.unit_cost))
+        self.quantity[mask] = 0.0
+        return units.sum(axis=2), cost
+
+    # -- storage ---------------------------------------------------------------------------
+    def _compact(self) -> None:
+        """Drop empty layers, keeping receipt order (stable sort of non-empty first)."""
+        order = np.argsort(self.quantity <= 0, axis=2, kind="stable")
+        self.quantity = np.take_along_axis(self.quantity, order, axis=2)
+        self.unit_cost = np.take_along_axis(self.unit_cost, order, axis=2)
+        self.expires = np.take_along_axis(self.expires, order, axis=2)
+        self.used = (self.quantity > 0).sum(axis=2)
+
+    def _grow(self) -> None:
+        slots = self.quantity.shape[2]
+        pad = ((0, 0), (0, 0), (0, slots))
+        self.quantity = np.pad(self.quantity, pad)
+        self.unit_cost = np.pad(self.unit_cost, pad)
+        self.expires = np.pad(self.expires, pad, constant_values=NEVER)

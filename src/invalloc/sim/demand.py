@@ -1,0 +1,133 @@
+"""Customer demand: generated per channel × SKU for a whole episode, then split over tiers.
+
+Demand is drawn once at reset from its own random stream, so an episode's demand depends
+only on the seed, never on what a policy does (common random numbers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from invalloc.config.schema import DemandStream
+from invalloc.sim.network import Network
+
+
+class DemandTraceError(ValueError):
+    """A demand trace CSV that cannot be replayed."""
+
+
+def _per_sku_value(value: float | dict[str, float] | None, sku: str) -> float:
+    if value is None:
+        return 0.0
+    return float(value[sku]) if isinstance(value, dict) else float(value)
+
+
+def stream_mean(stream: DemandStream, mean: float, periods: np.ndarray) -> np.ndarray:
+    """Mean demand per period (shape of ``periods``) with linear trend and sine seasonality."""
+    level = mean * np.maximum(1.0 + stream.trend * periods, 0.0)
+    if stream.seasonality is not None:
+        season = stream.seasonality
+        level = level * (1.0 + season.amplitude * np.sin(2 * np.pi * (periods + season.phase) / season.period))
+    return level
+
+
+def _draw(stream: DemandStream, means: np.ndarray, stds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per entry of ``means`` (H, k); ``stds`` broadcast to it."""
+    if stream.distribution == "poisson":
+        return rng.poisson(means).astype(float)
+    if stream.distribution == "normal":
+        # Truncated at zero: a negative draw is no demand.
+        return np.maximum(rng.normal(means, stds), 0.0)
+    variance = np.maximum(stds**2, means + 1e-12)
+    successes = means**2 / np.maximum(variance - means, 1e-12)
+    probability = np.clip(means / variance, 1e-12, 1.0)
+    draws = rng.negative_binomial(np.maximum(successes, 1e-12), probability).astype(float)
+    return np.where(means > 0, draws, 0.0)
+
+
+def expected_demand(network: Network, periods: int) -> np.ndarray:
+    """Mean demand per period, channel and SKU, shape (H, C, S) (zero where only a trace is given)."""
+    mean = np.zeros((periods, len(network.channels), network.n_skus))
+    t = np.arange(periods, dtype=float)[:, None]
+    for stream in network.scenario.demand.streams:
+        c = network.channels.index(stream.channel)
+        skus = network.skus if stream.skus == "*" else stream.skus
+        columns = [network.skus.index(s) for s in skus]
+        base = np.array([_per_sku_value(stream.mean, s) for s in skus])
+        mean[:, c, columns] += stream_mean(stream, 1.0, t) * base[None, :]
+    return mean
+
+
+def generate_channel_demand(network: Network, periods: int, rng: np.random.Generator) -> np.ndarray:
+    """Random demand per period, channel and SKU, shape (H, C, S), in units."""
+    demand = np.zeros((periods, len(network.channels), network.n_skus))
+    t = np.arange(periods, dtype=float)[:, None]
+    for stream in network.scenario.demand.streams:
+        c = network.channels.index(stream.channel)
+        skus = network.skus if stream.skus == "*" else stream.skus
+        columns = [network.skus.index(s) for s in skus]
+        base = np.array([_per_sku_value(stream.mean, s) for s in skus])
+        means = stream_mean(stream, 1.0, t) * base[None, :]
+        stds = np.array([_per_sku_value(stream.std, s) for s in skus])[None, :] * stream_mean(stream, 1.0, t)
+        demand[:, c, columns] += _draw(stream, means, stds, rng)
+    integer = network.integer_units[None, None, :]
+    return np.where(integer, np.round(demand), demand)
+
+
+def load_demand_trace(network: Network, path: str | Path, periods: int) -> np.ndarray:
+    """Read a long-format CSV ``period,channel,sku,quantity`` into (H, C, S); missing rows are 0."""
+    path = Path(path)
+    if not path.is_file():
+        raise DemandTraceError(f"{path}: demand trace file not found")
+    try:
+        table = pd.read_csv(path)
+    except Exception as error:  # pandas raises many parser error types
+        raise DemandTraceError(f"{path}: not a readable CSV ({error})") from None
+    required = ["period", "channel", "sku", "quantity"]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DemandTraceError(f"{path}: missing column(s) {', '.join(missing)} (need {','.join(required)})")
+    unknown_channels = sorted(set(table["channel"].astype(str)) - set(network.channels))
+    unknown_skus = sorted(set(table["sku"].astype(str)) - set(network.skus))
+    if unknown_channels or unknown_skus:
+        raise DemandTraceError(
+            f"{path}: unknown channel(s) {unknown_channels or '-'} / SKU(s) {unknown_skus or '-'} for this scenario"
+        )
+    quantity = pd.to_numeric(table["quantity"], errors="coerce")
+    period = pd.to_numeric(table["period"], errors="coerce")
+    if quantity.isna().any() or (quantity < 0).any() or period.isna().any() or (period < 0).any():
+        raise DemandTraceError(f"{path}: period and quantity must be non-negative numbers")
+    if int(period.max()) + 1 < periods:
+        raise DemandTraceError(
+            f"{path}: covers periods 0–{int(period.max())} but the episode needs {periods}; pass --periods"
+        )
+    demand = np.zeros((periods, len(network.channels), network.n_skus))
+    keep = period < periods
+    c = table.loc[keep, "channel"].astype(str).map(network.channels.index).to_numpy()
+    s = table.loc[keep, "sku"].astype(str).map(network.skus.index).to_numpy()
+    np.add.at(demand, (period[keep].astype(int).to_numpy(), c, s), quantity[keep].to_numpy())
+    return demand
+
+
+def split_over_tiers(network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split (H, C, S) channel demand into (H, T, S) tier demand by the tiers' demand shares.
+
+    Whole-unit SKUs are split multinomially (each unit belongs to one tier); others pro rata.
+    A channel with a single tier keeps its demand exactly.
+    """
+    periods, _, n_skus = channel_demand.shape
+    tiers = np.zeros((periods, len(network.tiers), n_skus))
+    for c in range(len(network.channels)):
+        members = np.flatnonzero(network.tier_channel == c)
+        shares = network.tier_share[members]
+        total = channel_demand[:, c, :]
+        if len(members) == 1:
+            tiers[:, members[0], :] = total
+            continue
+        proportional = total[..., None] * shares
+        whole = rng.multinomial(total.astype(np.int64), shares).astype(float)
+        tiers[:, members, :] = np.where(network.integer_units[None, :, None], whole, proportional).transpose(0, 2, 1)
+    return tiers
