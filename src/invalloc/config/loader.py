@@ -1,0 +1,421 @@
+"""Load a scenario YAML, validate it and report every problem with its YAML path.
+
+Validation runs in two passes. The first is pydantic's type validation (unknown keys, wrong
+types, out-of-range numbers, missing keys); the second, only when the first passes, is the
+cross-field checks of :mod:`invalloc.config.checks`. Each pass reports *all* its problems at
+once, one ``yaml.path: message`` line each, e.g. ``products[0].unit_cost: must be greater than
+or equal to 0 (got -1)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from invalloc.config.schema import Scenario
+
+#: Folder of the scenarios shipped with invalloc (``configs/scenarios`` in the repository).
+SCENARIO_DIR = Path(__file__).resolve().parents[3] / "configs" / "scenarios"
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``problems`` holds one ``path: message`` line each."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def lines(self) -> list[str]:
+        return [f"{self.source}: {problem}" for problem in self.problems]
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with the folder its relative paths are resolved against."""
+
+    scenario: Scenario
+    base_dir: Path
+    source: str
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the validated scenario (stable across key order)."""
+        payload = json.dumps(self.scenario.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def yaml_path(location: tuple[Any, ...] | list[Any]) -> str:
+    """Render a location as a YAML path such as ``products[2].unit_cost``.
+
+    Integers are list indices (``[2]``); strings are mapping keys (``.unit_cost``). A key that
+    is not a plain word (spaces, dots, slashes) is quoted: ``price["a b"]``.
+    """
+    text = ""
+    for part in location:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.match(str(part)):
+            text += f".{part}" if text else str(part)
+        else:
+            text += f"[{json.dumps(str(part), ensure_ascii=False)}]"
+    return text or "(top level)"
+
+
+# ---------------------------------------------------------------------------------------------
+# pydantic errors → YAML paths
+# ---------------------------------------------------------------------------------------------
+
+#: Error types that only say "this union member does not take this kind of value".
+_TYPE_NOUNS = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "none_required": "null",
+}
+
+
+def _noun(item: dict[str, Any]) -> str | None:
+    """What a union member expected, if its error only rejected the kind of value."""
+    if item["type"] == "literal_error":
+        return item["msg"].removeprefix("Input should be ")
+    return _TYPE_NOUNS.get(item["type"])
+
+
+def _describe_input(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, str) else repr(value)
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class _Located:
+    """One pydantic error with its location split into what the user wrote and union tags."""
+
+    path: list[Any]  # the YAML path the user wrote (list indices and mapping keys)
+    union_at: tuple[Any, ...] | None  # raw location up to the first union-member tag
+    branch: str | None  # that tag (which member of the union produced the error)
+    depth_after_union: int  # path parts below the union point
+    key_error: bool  # the error is about a mapping key, not its value
+    item: dict[str, Any]
+
+
+def _locate(item: dict[str, Any], data: Any) -> _Located:
+    """Follow the error location through the data; parts the data does not have are union tags.
+
+    pydantic adds the member's name (``constrained-float``, ``dict[constrained-str,...]``,
+    ``tagged-union[...]``, a discriminator value such as ``uniform``) to the location of
+    errors inside a union. The user never wrote those, so the location is walked alongside
+    the data: a part that indexes the data is kept, anything else is a tag. The last part of
+    a ``missing`` error is the missing key itself and is kept.
+    """
+    loc = item["loc"]
+    node = data
+    path: list[Any] = []
+    union_at = branch = None
+    depth_after = 0
+    key_error = False
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if part == "[key]":
+            key_error = True
+            continue
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+            path.append(str(part))
+        elif last and item["type"] == "missing":
+            path.append(part)
+            node = None
+        else:
+            if union_at is None:
+                union_at, branch = tuple(loc[:index]), str(part)
+            continue
+        if union_at is not None:
+            depth_after += 1
+    return _Located(path, union_at, branch, depth_after, key_error, item)
+
+
+def _message(located: _Located) -> tuple[list[Any], str]:
+    """The path (possibly extended) and a one-line message for one error."""
+    item = located.item
+    kind = item["type"]
+    path = list(located.path)
+    value = item.get("input")
+    ctx = item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return path, _unknown_key_message(path)
+    if kind == "missing":
+        return path, "required key is missing"
+    if kind == "union_tag_invalid":
+        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
+        return path + [discriminator], (
+            f"must be one of {ctx.get('expected_tags', '?')} (got {_describe_input(ctx.get('tag'))})"
+        )
+    if kind == "union_tag_not_found":
+        discriminator = str(ctx.get("discriminator", "kind")).strip("'")
+        return path, f"a mapping here needs a '{discriminator}' key saying which variant it is"
+    if kind == "string_pattern_mismatch":
+        what = "key" if located.key_error else "id"
+        return path, (
+            f"{_describe_input(value)} is not a valid {what}: use only letters, digits, '_', '.' and '-'"
+        )
+    if kind in {"too_short", "too_long"}:
+        message = item["msg"].replace("List should", "must").replace("Dictionary should", "must")
+        return path, message.split(" after validation")[0]
+    if kind in _TYPE_NOUNS:
+        message = f"must be {_TYPE_NOUNS[kind]}"
+    else:
+        message = item["msg"].replace("Input should be", "must be").replace("String should", "must")
+    if located.key_error:
+        return path, f"key {_describe_input(value)} {message}"
+    return path, f"{message} (got {_describe_input(value)})"
+
+
+def _unknown_key_message(path: list[Any]) -> str:
+    allowed = _allowed_keys(path[:-1])
+    key = str(path[-1]) if path else ""
+    if not allowed:
+        return "unknown key"
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean '{close[0]}'?"
+    return "unknown key (allowed here: " + ", ".join(sorted(allowed)) + ")"
+
+
+def _expand(annotation: Any) -> list[Any]:
+    """The alternatives of a possibly Annotated / Optional / union type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _expand(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [alt for arg in typing.get_args(annotation) for alt in _expand(arg)]
+    return [annotation]
+
+
+def _allowed_keys(parent: list[Any]) -> set[str]:
+    """Keys the schema allows in the mapping at ``parent`` (empty if it cannot tell)."""
+    current: list[Any] = [Scenario]
+    for part in parent:
+        following: list[Any] = []
+        for annotation in current:
+            for alternative in _expand(annotation):
+                origin = typing.get_origin(alternative)
+                if isinstance(alternative, type) and issubclass(alternative, BaseModel):
+                    for name, field in alternative.model_fields.items():
+                        if part in (name, field.alias):
+                            following.append(field.annotation)
+                elif origin is list and isinstance(part, int):
+                    following.append(typing.get_args(alternative)[0])
+                elif origin is dict and not isinstance(part, int):
+                    following.append(typing.get_args(alternative)[1])
+        current = following
+    keys: set[str] = set()
+    for annotation in current:
+        for alternative in _expand(annotation):
+            if isinstance(alternative, type) and issubclass(alternative, BaseModel):
+                keys |= {field.alias or name for name, field in alternative.model_fields.items()}
+    return keys
+
+
+def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
+    """One ``yaml.path: message`` line per problem, without union-member noise.
+
+    A value that fails a union (``price: -1`` against ``number | mapping``) makes pydantic
+    report one error per member. When some member got far enough to find a real problem
+    (a constraint, a nested key), the members that merely rejected the value's type are
+    dropped; when every member rejected the type, one line says what was expected.
+    """
+    located = [_locate(item, data) for item in error.errors()]
+    groups: dict[tuple[Any, ...], list[_Located]] = {}
+    for entry in located:
+        if entry.union_at is not None:
+            groups.setdefault(entry.union_at, []).append(entry)
+
+    def type_only(entries: list[_Located]) -> bool:
+        return all(e.depth_after_union == 0 and _noun(e.item) is not None for e in entries)
+
+    skip: set[int] = set()
+    merged: dict[int, str] = {}
+    for entries in groups.values():
+        branches: dict[str | None, list[_Located]] = {}
+        for entry in entries:
+            branches.setdefault(entry.branch, []).append(entry)
+        rejected = [b for b, members in branches.items() if type_only(members)]
+        if len(branches) > 1 and len(rejected) == len(branches):
+            nouns = list(dict.fromkeys(str(_noun(e.item)) for e in entries))
+            first = entries[0]
+            expected = ", ".join(nouns[:-1]) + f" or {nouns[-1]}" if len(nouns) > 1 else nouns[0]
+            merged[id(first)] = (
+                f"{yaml_path(first.path)}: must be {expected} (got {_describe_input(first.item.get('input'))})"
+            )
+            skip |= {id(e) for e in entries[1:]}
+        elif rejected and len(rejected) < len(branches):
+            skip |= {id(e) for b in rejected for e in branches[b]}
+
+    problems = []
+    for entry in located:
+        if id(entry) in skip:
+            continue
+        if id(entry) in merged:
+            problems.append(merged[id(entry)])
+            continue
+        path, message = _message(entry)
+        problems.append(f"{yaml_path(path)}: {message}")
+    return list(dict.fromkeys(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML reading
+# ---------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that records duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicate_keys: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicate_keys.append(
+                    f"line {line}: duplicate key '{key}' (first given on line {seen[key]}); "
+                    "YAML would silently keep only the last value"
+                )
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse YAML text; returns the data and a list of duplicate-key problems.
+
+    :raises yaml.YAMLError: the text is not YAML.
+    """
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data(), loader.duplicate_keys
+    finally:
+        loader.dispose()
+
+
+def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def shipped_scenarios() -> list[str]:
+    """Names of the scenarios shipped in :data:`SCENARIO_DIR`."""
+    return sorted(path.stem for path in SCENARIO_DIR.glob("*.yaml"))
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A shipped scenario name (``retail``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.is_file() or len(candidate.parts) > 1:
+        return candidate
+    return SCENARIO_DIR / f"{name_or_path}.yaml"
+
+
+def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
+    """Validate already-parsed YAML data; raises :class:`ScenarioError` listing every problem."""
+    from invalloc.config.checks import cross_checks
+
+    if data is None:
+        raise ScenarioError(source, ["(top level): the scenario is empty; expected a mapping of sections"])
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            source,
+            [
+                "(top level): expected a mapping of scenario sections (name, products, suppliers, ...), "
+                f"got {_describe_input(data) if not isinstance(data, list) else 'a list'}"
+            ],
+        )
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(source, _pydantic_problems(error, data)) from None
+    problems = cross_checks(scenario, base_dir)
+    if problems:
+        raise ScenarioError(source, problems)
+    return LoadedScenario(scenario=scenario, base_dir=base_dir, source=source)
+
+
+def load_scenario(
+    name_or_path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> LoadedScenario:
+    """Load and validate a scenario.
+
+    :param name_or_path: a shipped scenario name (``"retail"``) or a YAML path.
+    :param overrides: nested mapping merged over the YAML before validation,
+        e.g. ``{"episode": {"horizon": 10}}``.
+    :raises ScenarioError: the file is missing, is not YAML, or fails validation.
+    """
+    path = resolve_scenario_path(name_or_path)
+    source = str(path)
+    if not path.is_file():
+        raise ScenarioError(
+            source, [f"(file): no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})"]
+        )
+    try:
+        data, yaml_problems = read_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ScenarioError(source, [f"{where}: not valid YAML ({problem})"]) from None
+    except UnicodeDecodeError as error:
+        raise ScenarioError(source, [f"(file): not UTF-8 text ({error.reason})"]) from None
+    if overrides and isinstance(data, dict):
+        data = _deep_merge(data, overrides)
+    try:
+        loaded = parse_scenario(data, source, path.parent)
+    except ScenarioError as error:
+        raise ScenarioError(source, yaml_problems + error.problems) from None
+    if yaml_problems:
+        raise ScenarioError(source, yaml_problems)
+    return loaded
