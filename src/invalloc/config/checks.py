@@ -101,7 +101,9 @@ def _check_products(scenario: Scenario, index: _Index) -> list[str]:
         if isinstance(product.price, dict):
             for channel in product.price:
                 if channel not in index.channels:
-                    problems.append(f"{path}.price.{channel}: no such channel (channels: {', '.join(index.channels)})")
+                    problems.append(
+                        f"{path}.price.{channel}: no such channel (channels: {', '.join(index.channels)})"
+                    )
             for channel in index.channels:
                 if channel not in product.price:
                     problems.append(f"{path}.price: no price for channel '{channel}'")
@@ -113,7 +115,9 @@ def _check_products(scenario: Scenario, index: _Index) -> list[str]:
         if product.net_realisable_value is not None:
             highest = 0.0
             for channel in scenario.channels:
-                price = product.price.get(channel.id, 0.0) if isinstance(product.price, dict) else product.price
+                price = (
+                    product.price.get(channel.id, 0.0) if isinstance(product.price, dict) else product.price
+                )
                 highest = max(highest, price * max(t.price_multiplier for t in channel.tiers))
             if product.net_realisable_value > highest + 1e-9:
                 problems.append(
@@ -138,8 +142,10 @@ def _check_locations(scenario: Scenario, index: _Index) -> list[str]:
                     problems.append(f"{path}.opening_stock.{sku}: no such product")
         for sku, quantity in opening.items():
             if index.integer.get(sku) and not float(quantity).is_integer():
-                where = f"{path}.opening_stock.{sku}" if isinstance(location.opening_stock, dict) else (
-                    f"{path}.opening_stock"
+                where = (
+                    f"{path}.opening_stock.{sku}"
+                    if isinstance(location.opening_stock, dict)
+                    else (f"{path}.opening_stock")
                 )
                 problems.append(
                     f"{where}: {_fmt(quantity)} is not a whole number but '{sku}' has integer_units"
@@ -151,7 +157,8 @@ def _check_locations(scenario: Scenario, index: _Index) -> list[str]:
             total = sum(q for sku, q in opening.items() if sku in index.products)
             if total > location.capacity + 1e-9:
                 problems.append(
-                    f"{path}.opening_stock: {_fmt(total)} units exceed the capacity of {_fmt(location.capacity)}"
+                    f"{path}.opening_stock: {_fmt(total)} units exceed the capacity "
+                    f"of {_fmt(location.capacity)}"
                 )
     return problems
 
@@ -168,15 +175,18 @@ def _check_suppliers(scenario: Scenario, index: _Index) -> list[str]:
         for sku, item in supplier.items.items():
             if sku not in index.products:
                 problems.append(f"{path}.items.{sku}: no such product")
-            if item.capacity_per_period is not None and item.capacity_per_period < item.minimum_order_quantity:
+            if (
+                item.capacity_per_period is not None
+                and item.capacity_per_period < item.minimum_order_quantity
+            ):
                 problems.append(
                     f"{path}.items.{sku}.capacity_per_period: {_fmt(item.capacity_per_period)} is below the "
                     f"minimum_order_quantity {_fmt(item.minimum_order_quantity)}; no order could be placed"
                 )
             if widest is not None and item.minimum_order_quantity > widest:
                 problems.append(
-                    f"{path}.items.{sku}.minimum_order_quantity: {_fmt(item.minimum_order_quantity)} is above the "
-                    f"capacity of every lane from '{supplier.id}' ({_fmt(widest)} per period)"
+                    f"{path}.items.{sku}.minimum_order_quantity: {_fmt(item.minimum_order_quantity)} "
+                    f"is above the capacity of every lane from '{supplier.id}' ({_fmt(widest)} per period)"
                 )
     return problems
 
@@ -226,30 +236,46 @@ def _check_lanes(scenario: Scenario, index: _Index) -> list[str]:
             seen[key] = i
         if lane.capacity_per_period == 0:
             problems.append(f"{path}.capacity_per_period: 0 means nothing can ever move; remove the lane")
+        if lane.shortfall_penalty_per_unit > 0 and lane.destination in index.channels:
+            problems.append(
+                f"{path}.shortfall_penalty_per_unit: applies to replenishment lanes only; a shortage at "
+                f"channel '{lane.destination}' is charged by its tiers' penalty_per_unit_short"
+            )
         problems += _lead_time_problems(f"{path}.lead_time", lane.lead_time)
     for i, channel in enumerate(scenario.channels):
         if not any(channel.id in served for served in index.serves.values()):
             problems.append(f"channels[{i}]: no lane from a location serves channel '{channel.id}'")
     # Locations must be reachable from a supplier through lanes between stocking nodes.
-    inbound = {lane.destination for lane in scenario.lanes if lane.source in set(index.suppliers) | set(index.locations)}
+    inbound = {
+        lane.destination
+        for lane in scenario.lanes
+        if lane.source in set(index.suppliers) | set(index.locations)
+    }
     reached = set(index.suppliers)
     frontier = list(reached)
     while frontier:
         node = frontier.pop()
         for lane in scenario.lanes:
-            if lane.source == node and lane.destination in index.locations and lane.destination not in reached:
+            if (
+                lane.source == node
+                and lane.destination in index.locations
+                and lane.destination not in reached
+            ):
                 reached.add(lane.destination)
                 frontier.append(lane.destination)
     for i, location in enumerate(scenario.locations):
         if location.id not in inbound:
             problems.append(f"locations[{i}]: no lane supplies location '{location.id}'")
         elif location.id not in reached:
-            problems.append(f"locations[{i}]: no chain of lanes from a supplier reaches location '{location.id}'")
+            problems.append(
+                f"locations[{i}]: no chain of lanes from a supplier reaches location '{location.id}'"
+            )
     return problems
 
 
 def _check_trace(scenario: Scenario, index: _Index, path: Path) -> list[str]:
     problems: list[str] = []
+    last_period = -1
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -264,6 +290,7 @@ def _check_trace(scenario: Scenario, index: _Index, path: Path) -> list[str]:
                     period = int(row["period"])
                     if period < 0:
                         row_problems.append(f"period {period} is negative")
+                    last_period = max(last_period, period)
                 except (TypeError, ValueError):
                     row_problems.append(f"period {row['period']!r} is not a whole number")
                 if row["channel"] not in index.channels:
@@ -282,6 +309,13 @@ def _check_trace(scenario: Scenario, index: _Index, path: Path) -> list[str]:
     if len(problems) > _MAX_TRACE_PROBLEMS:
         rest = len(problems) - _MAX_TRACE_PROBLEMS
         problems = problems[:_MAX_TRACE_PROBLEMS] + [f"demand.trace: ... and {rest} more row problems"]
+    horizon = scenario.episode.horizon
+    if last_period + 1 < horizon:
+        covered = f"covers periods 0–{last_period}" if last_period >= 0 else "has no rows"
+        problems.append(
+            f"demand.trace: '{path.name}' {covered} but the horizon is {horizon} periods (0–{horizon - 1}); "
+            "extend the trace or shorten episode.horizon"
+        )
     return problems
 
 
@@ -290,8 +324,6 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
     demand = scenario.demand
     if not demand.streams and demand.trace is None:
         problems.append("demand: give streams or a trace")
-    if demand.streams and demand.trace is not None:
-        problems.append("demand.trace: give streams or a trace, not both (it is unclear which would apply)")
     if demand.trace is not None:
         trace_path = base_dir / demand.trace
         if not trace_path.is_file():
@@ -336,7 +368,9 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
                     )
                     break
         if stream.trend <= -1:
-            problems.append(f"{path}.trend: {stream.trend:g} would take the mean to zero or below in one period")
+            problems.append(
+                f"{path}.trend: {stream.trend:g} would take the mean to zero or below in one period"
+            )
     return problems
 
 
@@ -358,7 +392,8 @@ def _reserve_problems(scenario: Scenario, index: _Index) -> list[str]:
                 index.tier_channels[tier] & index.serves[reserve.location]
             ):
                 problems.append(
-                    f"{path}.tiers: tier '{tier}' is in channel(s) {', '.join(sorted(index.tier_channels[tier]))}, "
+                    f"{path}.tiers: tier '{tier}' is in channel(s) "
+                    f"{', '.join(sorted(index.tier_channels[tier]))}, "
                     f"which '{reserve.location}' has no lane to; the reserve could never be used"
                 )
         location = locations.get(reserve.location)
@@ -374,14 +409,19 @@ def _reserve_problems(scenario: Scenario, index: _Index) -> list[str]:
 
 
 def _cheapest_order(scenario: Scenario, index: _Index) -> float:
-    """Value of the smallest purchase order any supplier accepts (goods only, no fixed cost)."""
+    """Value of the smallest purchase order any supplier accepts.
+
+    As the simulator counts it for purchase approval and the purchase budget: units at the
+    supplier's unit cost (at least the minimum order quantity, and one unit of a whole-unit
+    SKU) plus the supplier's fixed cost per order.
+    """
     values = []
     for supplier in scenario.suppliers:
         for sku, item in supplier.items.items():
             smallest = item.minimum_order_quantity
             if index.integer.get(sku, True):
                 smallest = max(math.ceil(smallest), 1)
-            values.append(item.unit_cost * smallest)
+            values.append(item.unit_cost * smallest + supplier.fixed_order_cost)
     return min(values, default=0.0)
 
 
@@ -398,7 +438,9 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
         share = share.get(channel.id) if isinstance(share, dict) else share
         needs = max(t.min_fill_rate for t in channel.tiers)
         if share == 0 and needs > 0:
-            where = "rules.max_channel_share" + (f".{channel.id}" if isinstance(rules.max_channel_share, dict) else "")
+            where = "rules.max_channel_share" + (
+                f".{channel.id}" if isinstance(rules.max_channel_share, dict) else ""
+            )
             problems.append(
                 f"{where}: channel '{channel.id}' may receive no stock, "
                 f"yet a tier has a contractual minimum fill rate of {needs:g}"
@@ -409,19 +451,9 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
         headroom = finance.opening_cash + finance.credit_line
         if finance.treasury_buffer > headroom:
             problems.append(
-                f"finance.treasury_buffer: {_fmt(finance.treasury_buffer)} is above opening cash plus credit line "
-                f"({_fmt(headroom)}); no purchase could ever be made"
+                f"finance.treasury_buffer: {_fmt(finance.treasury_buffer)} is above opening cash plus "
+                f"credit line ({_fmt(headroom)}); the cash rule would block every purchase from the start"
             )
-        if headroom < 0:
-            problems.append(
-                f"finance.opening_cash: {_fmt(finance.opening_cash)} overdraws the credit line "
-                f"({_fmt(finance.credit_line)}) from the start; the cash rule would block every purchase"
-            )
-    elif "treasury_buffer" in finance.model_fields_set:
-        problems.append(
-            "finance.treasury_buffer: is never enforced because rules.cash_rule is false; "
-            "remove it or set cash_rule: true"
-        )
 
     cheapest = _cheapest_order(scenario, index)
     approval = rules.purchase_approval
@@ -431,14 +463,10 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
                 f"rules.purchase_approval.value_limit: {_fmt(approval.value_limit)} is below the cheapest "
                 f"possible order ({_fmt(cheapest)}); every purchase would be capped to nothing"
             )
-        if approval.action == "cap" and "delay_periods" in approval.model_fields_set:
-            problems.append(
-                "rules.purchase_approval.delay_periods: only used with action: delay; remove it or change action"
-            )
         if approval.action == "delay" and approval.delay_periods >= scenario.episode.horizon:
             problems.append(
-                f"rules.purchase_approval.delay_periods: {approval.delay_periods} is not shorter than the horizon "
-                f"({scenario.episode.horizon}); a delayed order would never be placed"
+                f"rules.purchase_approval.delay_periods: {approval.delay_periods} is not shorter than "
+                f"the horizon ({scenario.episode.horizon}); a delayed order would never be placed"
             )
     budget = rules.purchase_budget_per_period
     if budget is not None and budget < cheapest:
@@ -453,8 +481,8 @@ def _check_episode(scenario: Scenario) -> list[str]:
     episode = scenario.episode
     if episode.warmup >= episode.horizon:
         return [
-            f"episode.warmup: {episode.warmup} periods leave none of the horizon ({episode.horizon}) for KPIs; "
-            "make it shorter than the horizon"
+            f"episode.warmup: {episode.warmup} periods leave none of the horizon ({episode.horizon}) "
+            "for KPIs; make it shorter than the horizon"
         ]
     return []
 

@@ -13,6 +13,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -201,6 +202,8 @@ def _message(located: _Located) -> tuple[list[Any], str]:
         message = item["msg"].replace("Input should be", "must be").replace("String should", "must")
     if located.key_error:
         return path, f"key {_describe_input(value)} {message}"
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return path, f'{message} (got {_describe_input(value)}); quote it: "{value}"'
     return path, f"{message} (got {_describe_input(value)})"
 
 
@@ -278,9 +281,8 @@ def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
             nouns = list(dict.fromkeys(str(_noun(e.item)) for e in entries))
             first = entries[0]
             expected = ", ".join(nouns[:-1]) + f" or {nouns[-1]}" if len(nouns) > 1 else nouns[0]
-            merged[id(first)] = (
-                f"{yaml_path(first.path)}: must be {expected} (got {_describe_input(first.item.get('input'))})"
-            )
+            got = _describe_input(first.item.get("input"))
+            merged[id(first)] = f"{yaml_path(first.path)}: must be {expected} (got {got})"
             skip |= {id(e) for e in entries[1:]}
         elif rejected and len(rejected) < len(branches):
             skip |= {id(e) for b in rejected for e in branches[b]}
@@ -333,7 +335,8 @@ def read_yaml(text: str) -> tuple[Any, list[str]]:
     """
     loader = _StrictLoader(text)
     try:
-        return loader.get_single_data(), loader.duplicate_keys
+        data = loader.get_single_data()
+        return data, sorted(loader.duplicate_keys, key=lambda line: int(line.split()[1].rstrip(":")))
     finally:
         loader.dispose()
 
@@ -361,6 +364,24 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     return SCENARIO_DIR / f"{name_or_path}.yaml"
 
 
+def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
+    """Lines for ``.inf`` / ``.nan`` values, which pydantic floats accept but nothing can use.
+
+    ``finance.treasury_buffer: -.inf`` (no buffer, the default) is the one exception.
+    """
+    if isinstance(data, Mapping):
+        return [
+            line for key, value in data.items() for line in _non_finite_problems(value, path + (str(key),))
+        ]
+    if isinstance(data, list):
+        return [line for i, value in enumerate(data) for line in _non_finite_problems(value, path + (i,))]
+    if isinstance(data, float) and not math.isfinite(data):
+        if path == ("finance", "treasury_buffer") and data == float("-inf"):
+            return []
+        return [f"{yaml_path(path)}: must be a finite number (got {data}); leave the key out for the default"]
+    return []
+
+
 def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
     """Validate already-parsed YAML data; raises :class:`ScenarioError` listing every problem."""
     from invalloc.config.checks import cross_checks
@@ -375,19 +396,23 @@ def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
                 f"got {_describe_input(data) if not isinstance(data, list) else 'a list'}"
             ],
         )
+    non_finite = _non_finite_problems(data)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        raise ScenarioError(source, _pydantic_problems(error, data)) from None
+        # A non-finite value gets one clear line instead of pydantic's range complaint.
+        flagged = {line.split(": ", 1)[0] for line in non_finite}
+        problems = [line for line in _pydantic_problems(error, data) if line.split(": ", 1)[0] not in flagged]
+        raise ScenarioError(source, problems + non_finite) from None
+    if non_finite:
+        raise ScenarioError(source, non_finite)
     problems = cross_checks(scenario, base_dir)
     if problems:
         raise ScenarioError(source, problems)
     return LoadedScenario(scenario=scenario, base_dir=base_dir, source=source)
 
 
-def load_scenario(
-    name_or_path: str | Path, overrides: Mapping[str, Any] | None = None
-) -> LoadedScenario:
+def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedScenario:
     """Load and validate a scenario.
 
     :param name_or_path: a shipped scenario name (``"retail"``) or a YAML path.

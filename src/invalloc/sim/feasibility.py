@@ -59,7 +59,6 @@ class FeasibilityContext:
 
     on_hand: np.ndarray
     inbound: np.ndarray  # units in transit to each DC (all arrival periods)
-    arriving_now: np.ndarray  # units in transit that arrive this period
     purchase_headroom: float  # cash + unused credit − payables due in the window − buffer (inf = no rule)
     purchase_budget: float  # inf = no budget
 
@@ -203,10 +202,8 @@ class FeasibilityLayer:
                     else:
                         delayed = fixed
 
-        allocations = self._limit_allocations(allocations, context, transfers, log)
         value = float(self._order_value(orders).sum() + self._order_value(delayed).sum()) if orders.size else 0.0
         executed = n.join_decisions(orders + delayed, transfers, allocations)
-        # Allocation decisions without a limit report the stock they may take.
         return FeasibleDecision(
             orders=orders,
             delayed_orders=delayed,
@@ -285,18 +282,18 @@ class FeasibilityLayer:
             delayed = self._record(log, rule, delayed, self._floor(delayed * factor))
         return orders, delayed
 
-    def _limit_allocations(
-        self, allocations: np.ndarray, context: FeasibilityContext, transfers: np.ndarray, log: dict
-    ) -> np.ndarray:
+    def limit_allocations(self, decision: FeasibleDecision, available: np.ndarray) -> np.ndarray:
+        """Cap the decision's allocations (A, S) by the stock ``available`` (D, S) when customers are served.
+
+        Called at the customer phase, when this period's receipts are on hand: channel share
+        and available stock are rules on the stock a channel may receive *now*. Updates the
+        decision (allocations, executed quantities, interventions) and returns the allocations.
+        """
         n = self.network
+        log = decision.interventions
+        allocations = decision.allocations
         if allocations.size == 0:
             return allocations
-        available = context.on_hand + context.arriving_now
-        if self._has_transfers:
-            outbound = np.zeros_like(available)
-            np.add.at(outbound, n.transfer_source, transfers)
-            available = available - outbound
-        available = np.maximum(available, 0.0)
         per_lane = available[n.sales_location]  # (A, S)
         decided = n.sales_has_decision[:, None]
         # Lanes without a decision may take all available stock (their request is "no limit").
@@ -305,13 +302,16 @@ class FeasibilityLayer:
             cap = self._floor(n.channel_max_share[n.sales_channel][:, None] * per_lane)
             limited = np.minimum(allocations, cap)
             allocations = self._record(log, "channel_share", np.where(decided, allocations, limited), limited)
-        capped = np.minimum(allocations, per_lane)
-        allocations = self._record(log, "available_stock", np.where(decided, allocations, capped), capped)
-        total = np.zeros_like(available)
-        np.add.at(total, n.sales_location, allocations)
-        factor = np.where(total > available, available / np.maximum(total, 1e-12), 1.0)
-        if (factor < 1).any():
-            allocations = self._record(
-                log, "available_stock", allocations, self._floor(allocations * factor[n.sales_location])
-            )
+        if decided.any():
+            capped = np.minimum(allocations, per_lane)
+            allocations = self._record(log, "available_stock", allocations, capped)
+            total = np.zeros_like(available)
+            np.add.at(total, n.sales_location, allocations)
+            factor = np.where(total > available, available / np.maximum(total, 1e-12), 1.0)
+            if (factor < 1).any():
+                allocations = self._record(
+                    log, "available_stock", allocations, self._floor(allocations * factor[n.sales_location])
+                )
+            decision.executed = n.join_decisions(decision.orders + decision.delayed_orders, decision.transfers, allocations)
+        decision.allocations = allocations
         return allocations

@@ -226,7 +226,6 @@ class Simulator:
         return FeasibilityContext(
             on_hand=self.on_hand,
             inbound=self.inbound,
-            arriving_now=self.arriving(self.period),
             purchase_headroom=self.purchase_headroom() if self._cash_rule else np.inf,
             purchase_budget=np.inf if self._budget is None else self._budget,
         )
@@ -298,9 +297,12 @@ class Simulator:
                     self.open_requests = shortfall
             self._period_purchases = 0.0
             self._period_freight = 0.0
-            if self._cash_rule:
-                # The invariant: what the rule allowed, recorded before any money moves.
+            if self._cash_rule and decision.purchase_value > 0:
+                # The invariant: what the rule allowed, recorded before any money moves. Headroom
+                # may already be negative (bills falling due); then no purchase may be made.
                 self._headroom_after_purchases = self.purchase_headroom() - decision.purchase_value
+            else:
+                self._headroom_after_purchases = 0.0
             if decision.delayed_orders.any():
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
                 self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
@@ -402,7 +404,8 @@ class Simulator:
         while True:
             new_demand = self.tier_demand[self.period]
             wanted = new_demand + self.backlog
-            served, shipped = self._serve(wanted, self._decision.allocations)
+            allocations = self.feasibility.limit_allocations(self._decision, self.on_hand)
+            served, shipped = self._serve(wanted, allocations)
             short = wanted - served
             self._served_new = np.maximum(served - self.backlog, 0.0)
             self._served, self._short, self._new_demand = served, short, new_demand

@@ -1,0 +1,188 @@
+"""The ``invalloc`` command line.
+
+Bad input (a malformed scenario, an unknown policy, a missing file) is reported as one
+line per problem on standard error with exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from invalloc.config.loader import ScenarioError, load_scenario
+
+app = typer.Typer(
+    help="Learn, compare and govern inventory allocation policies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+scenario_app = typer.Typer(help="Validate and inspect scenario files.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+console = Console()
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(lines: list[str]) -> None:
+    for line in lines:
+        error_console.print(f"error: {line}", markup=False)
+    raise typer.Exit(code=2)
+
+
+def _load(path: str, overrides: dict | None = None):
+    try:
+        return load_scenario(path, overrides)
+    except ScenarioError as error:
+        _fail(error.lines())
+
+
+@scenario_app.command("validate")
+def scenario_validate(path: Annotated[str, typer.Argument(help="Scenario YAML path or shipped name.")]) -> None:
+    """Check a scenario; print every problem with its YAML path (exit 2) or a one-line summary."""
+    from invalloc.sim.network import compile_network
+
+    loaded = _load(path)
+    network = compile_network(loaded)
+    sc = loaded.scenario
+    console.print(
+        f"{loaded.source}: valid — {len(sc.products)} SKUs, {len(sc.suppliers)} suppliers, "
+        f"{len(sc.locations)} locations, {len(sc.channels)} channels, {len(network.tiers)} tiers, "
+        f"{len(sc.lanes)} lanes, {network.n_decisions} decisions, horizon {sc.episode.horizon}",
+        markup=False,
+    )
+
+
+@scenario_app.command("show")
+def scenario_show(
+    path: Annotated[str, typer.Argument(help="Scenario YAML path or shipped name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print SKUs, channels, locations and decisions as JSON.")] = False,
+) -> None:
+    """Print the network: nodes, lanes, tiers and decision variables."""
+    from invalloc.sim.network import compile_network
+
+    loaded = _load(path)
+    network = compile_network(loaded)
+    sc = loaded.scenario
+    if as_json:
+        print(json.dumps({
+            "skus": network.skus,
+            "channels": network.channels,
+            "locations": network.locations,
+            "suppliers": network.suppliers,
+            "tiers": network.tiers,
+            "decisions": network.decision_names,
+        }))
+        return
+    console.print(f"[bold]{sc.name}[/bold] — {sc.description}")
+    lanes = Table(title="Lanes")
+    for column in ("from", "to", "kind", "lead time", "cost/unit", "capacity/period"):
+        lanes.add_column(column)
+    for lane in sc.lanes:
+        kind = "purchase" if lane.source in network.suppliers else (
+            "transfer" if lane.destination in network.locations else "sales")
+        lead = lane.lead_time if isinstance(lane.lead_time, int) else lane.lead_time.model_dump()
+        lanes.add_row(lane.source, lane.destination, kind, str(lead), f"{lane.cost_per_unit:g}",
+                      "∞" if lane.capacity_per_period is None else f"{lane.capacity_per_period:g}")
+    console.print(lanes)
+    tiers = Table(title="Channels and tiers")
+    for column in ("channel", "tier", "priority", "demand share", "min fill rate", "penalty/unit"):
+        tiers.add_column(column)
+    for channel in sc.channels:
+        for tier in channel.tiers:
+            tiers.add_row(channel.id, tier.id, str(tier.priority), f"{tier.demand_share:g}",
+                          f"{tier.min_fill_rate:g}", f"{tier.penalty_per_unit_short:g}")
+    console.print(tiers)
+    console.print(f"{len(network.skus)} SKUs: {', '.join(network.skus[:12])}{' …' if len(network.skus) > 12 else ''}")
+    console.print(f"{network.n_decisions} decisions, e.g. {', '.join(network.decision_names[:3])}")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail([f"--param {pair}: expected KEY=VALUE"])
+        key, value = pair.split("=", 1)
+        params[key.strip()] = value.strip()
+    return params
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
+    policy: Annotated[str, typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay.")] = "base_stock",
+    param: Annotated[list[str] | None, typer.Option("--param", help="Policy parameter KEY=VALUE (repeatable).")] = None,
+    actions: Annotated[Path | None, typer.Option("--actions", help="Actions CSV for --policy replay.")] = None,
+    demand_trace: Annotated[Path | None, typer.Option("--demand-trace", help="CSV period,channel,sku,quantity to replay.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes (seeds seed … seed+N−1).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode.")] = 0,
+    periods: Annotated[int | None, typer.Option("--periods", min=1, help="Episode length (default: the scenario's horizon).")] = None,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")] = None,
+    check_invariants: Annotated[bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print episodes and summary as one JSON object.")] = False,
+) -> None:
+    """Simulate a scenario with a rule-based policy and report KPIs per episode and their mean ± 95% CI."""
+    from invalloc.baselines import PolicyError, make_policy
+    from invalloc.sim.audit import write_table
+    from invalloc.sim.demand import DemandTraceError
+    from invalloc.sim.kpis import episode_kpis, summarise
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import InvariantError, Simulator, run_episode
+
+    loaded = _load(scenario)
+    network = compile_network(loaded)
+    try:
+        chosen = make_policy(policy, _parse_params(param or []), str(actions) if actions else None)
+        simulator = Simulator(network, check_invariants=check_invariants, audit=audit_log is not None,
+                              demand_trace=demand_trace, periods=periods)
+        results, audit_tables = [], []
+        from rich.progress import Progress
+
+        with Progress(console=error_console, transient=True, disable=episodes < 3) as progress:
+            task = progress.add_task("simulating", total=episodes)
+            for episode in range(episodes):
+                reports = run_episode(simulator, chosen, seed=seed + episode)
+                kpis = episode_kpis(reports, network)
+                results.append({"episode": episode, "seed": seed + episode, **kpis})
+                if simulator.audit_log is not None:
+                    audit_tables.append(simulator.audit_log.frame(episode))
+                progress.advance(task)
+    except (PolicyError, DemandTraceError) as error:
+        _fail([str(error)])
+    except InvariantError as error:
+        _fail([f"invariant broken (a simulator bug, please report): {error}"])
+    if audit_log is not None:
+        import pandas as pd
+
+        write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
+    summary = summarise(results)
+    if as_json:
+        print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results,
+                          "summary": summary}))
+        return
+    table = Table(title=f"{loaded.scenario.name} · {policy} · {episodes} episode(s) from seed {seed}")
+    table.add_column("KPI")
+    table.add_column("mean", justify="right")
+    table.add_column("95% CI", justify="right")
+    for key, item in summary.items():
+        table.add_row(key, f"{item['mean']:,.4g}", f"[{item['ci_low']:,.4g}, {item['ci_high']:,.4g}]")
+    console.print(table)
+    if audit_log is not None:
+        console.print(f"audit log written to {audit_log}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
