@@ -51,11 +51,10 @@ def scenario_validate(path: Annotated[str, typer.Argument(help="Scenario YAML pa
     loaded = _load(path)
     network = compile_network(loaded)
     sc = loaded.scenario
-    console.print(
+    print(
         f"{loaded.source}: valid — {len(sc.products)} SKUs, {len(sc.suppliers)} suppliers, "
         f"{len(sc.locations)} locations, {len(sc.channels)} channels, {len(network.tiers)} tiers, "
-        f"{len(sc.lanes)} lanes, {network.n_decisions} decisions, horizon {sc.episode.horizon}",
-        markup=False,
+        f"{len(sc.lanes)} lanes, {network.n_decisions} decisions, horizon {sc.episode.horizon}"
     )
 
 
@@ -174,7 +173,7 @@ def simulate(
         table.add_row(key, f"{item['mean']:,.4g}", f"[{item['ci_low']:,.4g}, {item['ci_high']:,.4g}]")
     console.print(table)
     if audit_log is not None:
-        console.print(f"audit log written to {audit_log}")
+        console.print(f"audit log written to {audit_log}", markup=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -114,39 +114,39 @@ class CostLayers:
         return float(np.sum(self.quantity * self.unit_cost))
 
     # -- movements -----------------------------------------------------------------------
-    def receive(self, location: int, quantity: np.ndarray, unit_cost: np.ndarray, expires: np.ndarray) -> None:
-        """Add one layer per SKU with ``quantity > 0`` at ``location`` (arrays of shape (S,))."""
-        skus = np.flatnonzero(quantity > 0)
-        if skus.size == 0:
+    def receive(self, quantity: np.ndarray, unit_cost: np.ndarray, expires: np.ndarray) -> None:
+        """Add one layer per DC × SKU with ``quantity > 0`` (arrays of shape (D, S))."""
+        locations, skus = np.nonzero(quantity > 0)
+        if locations.size == 0:
             return
-        used = self.used[location, skus]
+        used = self.used[locations, skus]
         if used.max() >= self.quantity.shape[2]:
             self._compact()
-            used = self.used[location, skus]
+            used = self.used[locations, skus]
             if used.max() >= self.quantity.shape[2]:
                 self._grow()
-        self.quantity[location, skus, used] = quantity[skus]
-        self.unit_cost[location, skus, used] = unit_cost[skus]
-        self.expires[location, skus, used] = expires[skus]
-        self.used[location, skus] = used + 1
+        self.quantity[locations, skus, used] = quantity[locations, skus]
+        self.unit_cost[locations, skus, used] = unit_cost[locations, skus]
+        self.expires[locations, skus, used] = expires[locations, skus]
+        self.used[locations, skus] = used + 1
         if self.weighted_average:
-            layers_qty = self.quantity[location, skus]
+            layers_qty = self.quantity[locations, skus]
             total_qty = layers_qty.sum(axis=1)
-            total_value = (layers_qty * self.unit_cost[location, skus]).sum(axis=1)
+            total_value = (layers_qty * self.unit_cost[locations, skus]).sum(axis=1)
             average = np.divide(total_value, total_qty, out=np.zeros_like(total_value), where=total_qty > 0)
-            self.unit_cost[location, skus] = average[:, None]
+            self.unit_cost[locations, skus] = average[:, None]
 
-    def issue(self, location: int, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Take ``quantity`` (S,) units first-in first-out from ``location``.
+    def issue(self, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Take ``quantity`` (D, S) units first-in first-out from every DC × SKU at once.
 
-        Returns the cost of the units taken (S,) and their earliest expiry period (S,).
+        Returns the cost of the units taken (D, S) and their earliest expiry period (D, S).
         The caller guarantees ``quantity`` ≤ on hand.
         """
-        layers = self.quantity[location]
-        before = np.cumsum(layers, axis=1) - layers  # units in older layers
-        taken = np.clip(quantity[:, None] - before, 0.0, layers)
-        cost = (taken * self.unit_cost[location]).sum(axis=1)
-        expires = np.where(taken > 0, self.expires[location], NEVER).min(axis=1)
+        layers = self.quantity
+        before = np.cumsum(layers, axis=2) - layers  # units in older layers
+        taken = np.clip(quantity[:, :, None] - before, 0.0, layers)
+        cost = (taken * self.unit_cost).sum(axis=2)
+        expires = np.where(taken > 0, self.expires, NEVER).min(axis=2)
         layers -= taken
         return cost, expires
 

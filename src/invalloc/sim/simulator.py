@@ -51,19 +51,6 @@ class InvariantError(AssertionError):
 
 
 @dataclass
-class Shipment:
-    """Goods in transit: to a DC (``location``) or to customers (``lane`` of a sales lane)."""
-
-    kind: str  # "purchase", "transfer" or "sale"
-    location: int  # destination DC (purchase, transfer) or source DC (sale)
-    quantity: np.ndarray  # (S,) units
-    value: np.ndarray  # (S,) carrying cost (money)
-    expires: np.ndarray  # (S,) expiry period of the units (NEVER if none)
-    revenue_by_tier: np.ndarray | None = None  # (T,) money, sales only
-    lane: int = -1
-
-
-@dataclass
 class PeriodReport:
     """What happened in one period (money in currency units, quantities in units)."""
 
@@ -146,6 +133,11 @@ class Simulator:
         self._perishable = bool((network.shelf_life > 0).any())
         self._payment_window = max((int(s.maximum) for s in network.purchase_lead_time), default=0)
         self._has_reserve = bool((network.reserve_quantity > 0).any())
+        self._ring = network.max_lead_time + 1
+        self._simple_sales = len(network.tiers) == 1 and len(network.sales_location) == 1
+        self._unreliable = bool((network.purchase_reliability < 1).any())
+        self._sales_lead_fixed = all(s.is_fixed for s in network.sales_lead_time)
+        self._sales_slots_offset = np.array([int(s.values[0]) for s in network.sales_lead_time])
         self._backorder_replenishment = scenario.episode.backorder_replenishment
         self._track_shortfall = self._backorder_replenishment or bool(network.decision_shortfall_penalty.any())
         self.reset(seed=0)
@@ -174,19 +166,31 @@ class Simulator:
         self.layers = CostLayers(n_loc, n_sku, n.scenario.finance.cost_method == "weighted_average")
         self.on_hand = n.opening_stock.copy()
         opening_expiry = np.where(n.shelf_life > 0, n.shelf_life, NEVER)
-        for d in range(n_loc):
-            self.layers.receive(d, n.opening_stock[d], n.standard_cost, opening_expiry)
+        self.layers.receive(
+            n.opening_stock,
+            np.broadcast_to(n.standard_cost, n.opening_stock.shape),
+            np.broadcast_to(opening_expiry, n.opening_stock.shape),
+        )
         opening_value = self.layers.value()
         self.ledger.post(Account.INVENTORY, Account.EQUITY, opening_value)
         self.ledger.post(Account.CASH, Account.EQUITY, n.scenario.finance.opening_cash)
         self.backlog = np.zeros((n_tier, n_sku))
-        self.in_transit: dict[int, list[Shipment]] = defaultdict(list)
+        # Goods in transit, by arrival period modulo the ring length (R, D, S): one layer of
+        # the ring collects everything that arrives at a DC in the same period.
+        ring = self._ring
+        self.transit_units = np.zeros((ring, n_loc, n_sku))
+        self.transit_value = np.zeros((ring, n_loc, n_sku))
+        self.transit_expires = np.full((ring, n_loc, n_sku), NEVER, dtype=np.int64)
         self.inbound = np.zeros((n_loc, n_sku))  # units in transit to each DC
+        # Goods on the way to customers, by delivery period: units and cost per source DC,
+        # revenue per sales lane (A,).
+        self.delivery_units = np.zeros((ring, n_loc, n_sku))
+        self.delivery_cost = np.zeros((ring, n_loc, n_sku))
+        self.delivery_revenue = np.zeros((ring, len(n.sales_location)))
         self.pending_approval: dict[int, np.ndarray] = {}  # release period → (P, S) orders
         self.payables: dict[int, float] = defaultdict(float)  # due period → money
         self.receivables: dict[int, float] = defaultdict(float)
         self.flows = _Flows(into=n.opening_stock.copy(), out_of=np.zeros((n_loc, n_sku)))
-        self.customer_units_in_transit = np.zeros((n_loc, n_sku))
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = float(self.ledger.balance[Account.CASH])
         self._requests: np.ndarray | None = None
@@ -231,20 +235,14 @@ class Simulator:
         )
 
     def arriving(self, period: int) -> np.ndarray:
-        """Units arriving at each DC in ``period`` (D, S)."""
-        arriving = np.zeros_like(self.on_hand)
-        for shipment in self.in_transit.get(period, ()):
-            if shipment.kind != "sale":
-                arriving[shipment.location] += shipment.quantity
-        return arriving
+        """Units arriving at each DC in ``period`` (D, S), for ``period`` within the longest lead time."""
+        return self.transit_units[period % self._ring].copy()
 
     def pipeline(self, horizon: int) -> np.ndarray:
         """Units in transit to each DC by arrival period t … t+horizon−1, shape (horizon, D, S)."""
-        out = np.zeros((horizon, *self.on_hand.shape))
-        for k in range(horizon):
-            for shipment in self.in_transit.get(self.period + k, ()):
-                if shipment.kind != "sale":
-                    out[k, shipment.location] += shipment.quantity
+        slots = (self.period + np.arange(horizon)) % self._ring
+        out = self.transit_units[slots]
+        out[np.arange(horizon) >= self._ring] = 0.0
         return out
 
     @property
@@ -313,29 +311,42 @@ class Simulator:
             yield self.env.timeout(1)
 
     def _dispatch_transfers(self, transfers: np.ndarray) -> None:
+        """Transfers leave their source DC at FIFO cost and travel to the destination DC."""
         n = self.network
-        for x in np.flatnonzero(transfers.sum(axis=1) > 0):
-            source, destination = n.transfer_source[x], n.transfer_destination[x]
-            quantity = transfers[x]
-            cost, expires = self.layers.issue(source, quantity)
-            self.on_hand[source] -= quantity
-            self.flows.out_of[source] += quantity
-            freight = quantity * n.transfer_shipping_cost[x]
-            # IAS 2.10: transport to bring stock to its present location is part of its cost.
-            self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
-            self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
-            self._period_freight += float(freight.sum())
-            lead = n.transfer_lead_time[x].draw(self.supply_rng)
-            self._ship(Shipment("transfer", destination, quantity.copy(), cost + freight, expires), lead)
-            if self.audit_log is not None:
-                self.audit_log.movements(self.period, "transfer", n.locations[source], n.locations[destination],
-                                         n.skus, quantity, cost + freight)
+        moving = transfers.sum(axis=1) > 0
+        if not moving.any():
+            return
+        outbound = np.zeros_like(self.on_hand)
+        np.add.at(outbound, n.transfer_source, transfers)
+        cost, expires = self.layers.issue(outbound)
+        self.on_hand -= outbound
+        self.flows.out_of += outbound
+        # Lanes leaving one DC in the same period share the FIFO cost of the units it issued.
+        share = np.divide(transfers, outbound[n.transfer_source], out=np.zeros_like(transfers),
+                          where=transfers > 0)
+        freight = transfers * n.transfer_shipping_cost[:, None]
+        # IAS 2.10: transport to bring stock to its present location is part of its cost.
+        value = share * cost[n.transfer_source] + freight
+        lane_expires = np.where(transfers > 0, expires[n.transfer_source], NEVER)
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
+        self._period_freight += float(freight.sum())
+        leads = np.array([sampler.draw(self.supply_rng) for sampler in n.transfer_lead_time])
+        self._put_in_transit(leads, n.transfer_destination, transfers, value, lane_expires)
+        if self.audit_log is not None:
+            for x in np.flatnonzero(moving):
+                self.audit_log.movements(self.period, "transfer", n.locations[n.transfer_source[x]],
+                                         n.locations[n.transfer_destination[x]], n.skus, transfers[x], value[x])
 
-    def _ship(self, shipment: Shipment, lead_time: int) -> None:
-        self.in_transit[self.period + lead_time].append(shipment)
-        if shipment.kind != "sale":
-            self.inbound[shipment.location] += shipment.quantity
-            self.flows.into[shipment.location] += shipment.quantity
+    def _put_in_transit(self, leads: np.ndarray, destinations: np.ndarray, units: np.ndarray,
+                        value: np.ndarray, expires: np.ndarray) -> None:
+        """Lanes' shipments (lanes, S) go into the ring slot of their arrival period."""
+        slots = (self.period + leads) % self._ring
+        np.add.at(self.transit_units, (slots, destinations), units)
+        np.add.at(self.transit_value, (slots, destinations), value)
+        np.minimum.at(self.transit_expires, (slots, destinations), expires)
+        np.add.at(self.inbound, destinations, units)
+        np.add.at(self.flows.into, destinations, units)
 
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
@@ -350,51 +361,57 @@ class Simulator:
             yield self.env.timeout(1)
 
     def _fulfil_orders(self, orders: np.ndarray) -> None:
+        """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
-        for p in np.flatnonzero(orders.sum(axis=1) > 0):
-            ordered = orders[p]
-            reliability = n.purchase_reliability[p]
-            if reliability < 1.0:
-                whole = self.supply_rng.binomial(ordered.astype(np.int64), reliability).astype(float)
-                shipped = np.where(n.integer_units, whole, ordered * reliability)
-            else:
-                shipped = ordered
-            value = shipped * n.purchase_unit_cost[p]
-            freight = shipped * n.purchase_shipping_cost[p]
-            invoice = float(value.sum()) + n.purchase_fixed_cost[p]
-            due = self.period + int(n.purchase_payment_periods[p])
-            self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.PAYABLES, float(value.sum()))
-            self.ledger.post(Account.ORDERING, Account.PAYABLES, float(n.purchase_fixed_cost[p]))
-            self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
-            self.payables[due] += invoice
-            self._period_purchases += invoice
-            self._period_freight += float(freight.sum())
-            lead = n.purchase_lead_time[p].draw(self.supply_rng)
-            expires = np.where(n.shelf_life > 0, self.period + lead + n.shelf_life, NEVER)
-            self._ship(Shipment("purchase", int(n.purchase_location[p]), shipped, value + freight, expires), lead)
-            if self.audit_log is not None:
+        shipped = orders
+        if self._unreliable:
+            ratio = n.purchase_reliability[:, None]
+            whole = self.supply_rng.binomial(orders.astype(np.int64), np.broadcast_to(ratio, orders.shape))
+            shipped = np.where(n.integer_units, whole, orders * ratio)
+        value = shipped * n.purchase_unit_cost
+        freight = shipped * n.purchase_shipping_cost[:, None]
+        ordering = np.where(orders.sum(axis=1) > 0, n.purchase_fixed_cost, 0.0)
+        invoices = value.sum(axis=1) + ordering
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.PAYABLES, float(value.sum()))
+        self.ledger.post(Account.ORDERING, Account.PAYABLES, float(ordering.sum()))
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
+        for p in np.flatnonzero(invoices):
+            self.payables[self.period + int(n.purchase_payment_periods[p])] += float(invoices[p])
+        self._period_purchases += float(invoices.sum())
+        self._period_freight += float(freight.sum())
+        leads = np.array([sampler.draw(self.supply_rng) for sampler in n.purchase_lead_time])
+        expires = np.where(n.shelf_life > 0, self.period + leads[:, None] + n.shelf_life, NEVER)
+        self._put_in_transit(leads, n.purchase_location, shipped, value + freight, expires)
+        if self.audit_log is not None:
+            for p in np.flatnonzero(orders.sum(axis=1) > 0):
                 supplier = n.suppliers[n.purchase_supplier[p]]
                 location = n.locations[n.purchase_location[p]]
-                self.audit_log.movements(self.period, "order", supplier, location, n.skus, ordered, ordered * n.purchase_unit_cost[p])
-                self.audit_log.movements(self.period, "supplier_shipment", supplier, location, n.skus, shipped, value + freight)
+                self.audit_log.movements(self.period, "order", supplier, location, n.skus, orders[p],
+                                         orders[p] * n.purchase_unit_cost[p])
+                self.audit_log.movements(self.period, "supplier_shipment", supplier, location, n.skus,
+                                         shipped[p], value[p] + freight[p])
 
     def _receiving(self):
-        """DCs put away the shipments that arrive this period into cost layers."""
+        """DCs put away everything that arrives this period, one cost layer per DC × SKU."""
         n = self.network
         yield self.env.timeout(PHASE_RECEIVING)
         while True:
-            arrivals = [s for s in self.in_transit.get(self.period, ()) if s.kind != "sale"]
-            for shipment in arrivals:
-                d = shipment.location
-                quantity = shipment.quantity
-                unit_cost = np.divide(shipment.value, quantity, out=np.zeros_like(quantity), where=quantity > 0)
-                self.layers.receive(d, quantity, unit_cost, shipment.expires)
-                self.on_hand[d] += quantity
-                self.inbound[d] -= quantity
-                self.ledger.post(Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, float(shipment.value.sum()))
+            slot = self.period % self._ring
+            units = self.transit_units[slot]
+            if units.any():
+                value = self.transit_value[slot]
+                unit_cost = np.divide(value, units, out=np.zeros_like(units), where=units > 0)
+                self.layers.receive(units, unit_cost, self.transit_expires[slot])
+                self.on_hand += units
+                self.inbound -= units
+                self.ledger.post(Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, float(value.sum()))
                 if self.audit_log is not None:
-                    self.audit_log.movements(self.period, "receipt", shipment.kind, n.locations[d], n.skus,
-                                             quantity, shipment.value)
+                    for d in np.flatnonzero(units.sum(axis=1)):
+                        self.audit_log.movements(self.period, "receipt", "in_transit", n.locations[d], n.skus,
+                                                 units[d], value[d])
+                units[:] = 0.0
+                value[:] = 0.0
+                self.transit_expires[slot] = NEVER
             yield self.env.timeout(1)
 
     def _customers(self):
@@ -411,7 +428,7 @@ class Simulator:
             self._served, self._short, self._new_demand = served, short, new_demand
             self.backlog = np.zeros_like(short) if self._lost_sales else short
             self._penalty = float((n.tier_penalty[:, None] * short).sum()) + self._shortfall_penalty
-            self._dispatch_sales(shipped, served)
+            self._dispatch_sales(shipped)
             yield self.env.timeout(1)
 
     def _serve(self, wanted: np.ndarray, allocations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -453,47 +470,56 @@ class Simulator:
                         break
         return served, shipped
 
-    def _dispatch_sales(self, shipped: np.ndarray, served: np.ndarray) -> None:
-        """Issue sold units from cost layers; deliver now or send them on the sales lane."""
+    def _dispatch_sales(self, shipped: np.ndarray) -> None:
+        """Issue the units shipped per sales lane and tier (A, T, S) from cost layers, FIFO."""
         n = self.network
-        for a in range(len(n.sales_location)):
-            units_by_tier = shipped[a]
-            units = units_by_tier.sum(axis=0)
-            if not units.any():
-                continue
-            d = n.sales_location[a]
-            cost, expires = self.layers.issue(d, units)
-            self.on_hand[d] -= units
-            self.flows.out_of[d] += units
-            freight = float(units.sum() * n.sales_shipping_cost[a])
-            self.ledger.post(Account.SHIPPING, Account.CASH, freight)
-            self._period_freight += freight
-            revenue_by_tier = (units_by_tier * self._tier_price).sum(axis=1)
-            shipment = Shipment("sale", d, units, cost, expires, revenue_by_tier, lane=a)
-            lead = n.sales_lead_time[a].draw(self.supply_rng)
-            self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
-            self.customer_units_in_transit[d] += units
-            self._ship(shipment, lead)
-            if self.audit_log is not None:
-                self.audit_log.movements(self.period, "sale", n.locations[d], n.channels[n.sales_channel[a]],
-                                         n.skus, units, revenue_by_tier.sum() * units / max(units.sum(), 1e-12))
+        lane_units = shipped.sum(axis=1)  # (A, S)
+        if not lane_units.any():
+            return
+        outbound = np.zeros_like(self.on_hand)
+        np.add.at(outbound, n.sales_location, lane_units)
+        cost, _ = self.layers.issue(outbound)
+        self.on_hand -= outbound
+        self.flows.out_of += outbound
+        freight = float((lane_units.sum(axis=1) * n.sales_shipping_cost).sum())
+        self.ledger.post(Account.SHIPPING, Account.CASH, freight)
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
+        self._period_freight += freight
+        revenue = (shipped * self._tier_price[None]).sum(axis=(1, 2))  # (A,)
+        if self._sales_lead_fixed:
+            slots = self._sales_slots_offset
+        else:
+            slots = np.array([sampler.draw(self.supply_rng) for sampler in n.sales_lead_time])
+        slots = (self.period + slots) % self._ring
+        share = np.divide(lane_units, outbound[n.sales_location], out=np.zeros_like(lane_units),
+                          where=lane_units > 0)
+        np.add.at(self.delivery_units, (slots, n.sales_location), lane_units)
+        np.add.at(self.delivery_cost, (slots, n.sales_location), share * cost[n.sales_location])
+        np.add.at(self.delivery_revenue, (slots, np.arange(len(slots))), revenue)
+        if self.audit_log is not None:
+            for a in np.flatnonzero(lane_units.sum(axis=1)):
+                price = np.divide((shipped[a] * self._tier_price).sum(axis=0), lane_units[a],
+                                  out=np.zeros(n.n_skus), where=lane_units[a] > 0)
+                self.audit_log.movements(self.period, "sale", n.locations[n.sales_location[a]],
+                                         n.channels[n.sales_channel[a]], n.skus, lane_units[a], price * lane_units[a])
 
     def _customer_deliveries(self):
-        """Shipments to customers that arrive this period are delivered and invoiced."""
+        """Goods reaching customers this period are delivered and invoiced (revenue, COGS)."""
         n = self.network
         yield self.env.timeout(PHASE_DELIVERIES)
         while True:
-            due = self.in_transit.get(self.period, ())
-            for shipment in due:
-                if shipment.kind != "sale":
-                    continue
-                revenue = float(shipment.revenue_by_tier.sum())
-                channel = n.sales_channel[shipment.lane]
-                self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
-                self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, float(shipment.value.sum()))
-                self.receivables[self.period + int(n.channel_payment_periods[channel])] += revenue
-                self.customer_units_in_transit[shipment.location] -= shipment.quantity
-            self.in_transit.pop(self.period, None)
+            slot = self.period % self._ring
+            revenue = self.delivery_revenue[slot]
+            if revenue.any() or self.delivery_units[slot].any():
+                self.ledger.post(Account.RECEIVABLES, Account.REVENUE, float(revenue.sum()))
+                cost = float(self.delivery_cost[slot].sum())
+                self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
+                for a in np.flatnonzero(revenue):
+                    due = self.period + int(n.channel_payment_periods[n.sales_channel[a]])
+                    self.receivables[due] += float(revenue[a])
+                revenue[:] = 0.0
+                self.delivery_units[slot] = 0.0
+                self.delivery_cost[slot] = 0.0
             yield self.env.timeout(1)
 
     def _treasury(self):
@@ -599,7 +625,7 @@ class Simulator:
             problems.append(
                 f"inventory account {ledger.balance[Account.INVENTORY]:.6f} ≠ cost layers {inventory_value:.6f}"
             )
-        transit_value = sum(float(s.value.sum()) for group in self.in_transit.values() for s in group)
+        transit_value = float(self.transit_value.sum() + self.delivery_cost.sum())
         if abs(transit_value - ledger.balance[Account.INVENTORY_IN_TRANSIT]) > MONEY_TOLERANCE * scale:
             problems.append("in-transit inventory account differs from the shipments in transit")
         payables = sum(self.payables.values())
