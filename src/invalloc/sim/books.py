@@ -18,8 +18,8 @@ from enum import IntEnum
 
 import numpy as np
 
-#: Expiry period of layers that never expire.
-NEVER = np.iinfo(np.int64).max // 2
+from invalloc.sim import kernels
+from invalloc.sim.kernels import NEVER
 
 
 class Account(IntEnum):
@@ -93,7 +93,9 @@ class CostLayers:
     """Cost layers per DC × SKU, in receipt order.
 
     Arrays have shape (D, S, K): ``quantity`` (units), ``unit_cost`` (money per unit) and
-    ``expires`` (first period in which the units are expired). ``K`` grows when needed.
+    ``expires`` (first period in which the units are expired); ``used`` (D, S) counts the
+    slots in use. Empty layers are dropped when a DC × SKU runs out of slots, and ``K``
+    doubles when that is not enough. The loops are compiled (:mod:`invalloc.sim.kernels`).
     """
 
     def __init__(self, n_locations: int, n_skus: int, weighted_average: bool, slots: int = 8) -> None:
@@ -101,8 +103,8 @@ class CostLayers:
         self.quantity = np.zeros((n_locations, n_skus, slots))
         self.unit_cost = np.zeros((n_locations, n_skus, slots))
         self.expires = np.full((n_locations, n_skus, slots), NEVER, dtype=np.int64)
-        self.used = np.zeros((n_locations, n_skus), dtype=np.int64)  # slots in use per DC × SKU
-        self._sku_range = np.arange(n_skus)
+        self.used = np.zeros((n_locations, n_skus), dtype=np.int64)
+        self._scratch = np.zeros((n_locations, n_skus))
 
     # -- queries -------------------------------------------------------------------------
     def on_hand(self) -> np.ndarray:
@@ -116,25 +118,20 @@ class CostLayers:
     # -- movements -----------------------------------------------------------------------
     def receive(self, quantity: np.ndarray, unit_cost: np.ndarray, expires: np.ndarray) -> None:
         """Add one layer per DC × SKU with ``quantity > 0`` (arrays of shape (D, S))."""
-        locations, skus = np.nonzero(quantity > 0)
-        if locations.size == 0:
-            return
-        used = self.used[locations, skus]
-        if used.max() >= self.quantity.shape[2]:
-            self._compact()
-            used = self.used[locations, skus]
-            if used.max() >= self.quantity.shape[2]:
-                self._grow()
-        self.quantity[locations, skus, used] = quantity[locations, skus]
-        self.unit_cost[locations, skus, used] = unit_cost[locations, skus]
-        self.expires[locations, skus, used] = expires[locations, skus]
-        self.used[locations, skus] = used + 1
-        if self.weighted_average:
-            layers_qty = self.quantity[locations, skus]
-            total_qty = layers_qty.sum(axis=1)
-            total_value = (layers_qty * self.unit_cost[locations, skus]).sum(axis=1)
-            average = np.divide(total_value, total_qty, out=np.zeros_like(total_value), where=total_qty > 0)
-            self.unit_cost[locations, skus] = average[:, None]
+        while not kernels.receive_layers(self.quantity, self.unit_cost, self.expires, self.used,
+                                         quantity, unit_cost, expires, self.weighted_average):
+            self.grow()
+
+    def receive_arrivals(self, slot: int, units: np.ndarray, value: np.ndarray, expires: np.ndarray,
+                         on_hand: np.ndarray, inbound: np.ndarray) -> float:
+        """Put away ring slot ``slot`` of goods in transit (R, D, S); returns the value received."""
+        while True:
+            received = kernels.receive_arrivals(slot, units, value, expires, self.quantity, self.unit_cost,
+                                                self.expires, self.used, on_hand, inbound,
+                                                self.weighted_average, self._scratch)
+            if received >= 0.0:
+                return received
+            self.grow()
 
     def issue(self, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Take ``quantity`` (D, S) units first-in first-out from every DC × SKU at once.
@@ -142,12 +139,9 @@ class CostLayers:
         Returns the cost of the units taken (D, S) and their earliest expiry period (D, S).
         The caller guarantees ``quantity`` ≤ on hand.
         """
-        layers = self.quantity
-        before = np.cumsum(layers, axis=2) - layers  # units in older layers
-        taken = np.clip(quantity[:, :, None] - before, 0.0, layers)
-        cost = (taken * self.unit_cost).sum(axis=2)
-        expires = np.where(taken > 0, self.expires, NEVER).min(axis=2)
-        layers -= taken
+        cost = np.zeros(quantity.shape)
+        expires = np.empty(quantity.shape, dtype=np.int64)
+        kernels.fifo_issue(self.quantity, self.unit_cost, self.expires, self.used, quantity, cost, expires)
         return cost, expires
 
     def write_down_to(self, net_realisable_value: np.ndarray) -> float:
@@ -162,24 +156,12 @@ class CostLayers:
 
     def expire(self, period: int) -> tuple[np.ndarray, float]:
         """Remove layers expired at ``period``; returns units (D, S) and cost written off."""
-        mask = (self.expires <= period) & (self.quantity > 0)
-        if not mask.any():
-            return np.zeros(self.used.shape), 0.0
-        units = np.where(mask, self.quantity, 0.0)
-        cost = float(np.sum(units * self.unit_cost))
-        self.quantity[mask] = 0.0
-        return units.sum(axis=2), cost
+        units = np.zeros(self.used.shape)
+        cost = kernels.expire_layers(self.quantity, self.unit_cost, self.expires, self.used, period, units)
+        return units, cost
 
-    # -- storage ---------------------------------------------------------------------------
-    def _compact(self) -> None:
-        """Drop empty layers, keeping receipt order (stable sort of non-empty first)."""
-        order = np.argsort(self.quantity <= 0, axis=2, kind="stable")
-        self.quantity = np.take_along_axis(self.quantity, order, axis=2)
-        self.unit_cost = np.take_along_axis(self.unit_cost, order, axis=2)
-        self.expires = np.take_along_axis(self.expires, order, axis=2)
-        self.used = (self.quantity > 0).sum(axis=2)
-
-    def _grow(self) -> None:
+    def grow(self) -> None:
+        """Double the layer slots of every DC × SKU."""
         slots = self.quantity.shape[2]
         pad = ((0, 0), (0, 0), (0, slots))
         self.quantity = np.pad(self.quantity, pad)

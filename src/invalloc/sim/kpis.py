@@ -39,12 +39,8 @@ def episode_kpis(reports: Sequence[PeriodReport], network: Network) -> dict:
     cogs = sum(r.costs["cost_of_goods_sold"] for r in kept)
     inventory_value = float(np.mean([r.inventory_value for r in kept]))
     years = periods * episode.period_days / 365.0
-    interventions = sum(
-        item.count for r in kept for item in r.decision.interventions.values()
-    )
-    intervention_volume = sum(
-        item.volume for r in kept for item in r.decision.interventions.values()
-    )
+    interventions = sum(r.decision.intervention_count for r in kept)
+    intervention_volume = sum(r.decision.intervention_volume for r in kept)
     unfilled = float(tier_demand.sum() - tier_served.sum())
     return {
         "total_reward": float(sum(r.reward for r in reports)),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from invalloc.sim import kernels
 from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
 from invalloc.sim.demand import expected_demand, generate_channel_demand, load_demand_trace, split_over_tiers
@@ -50,7 +51,7 @@ class InvariantError(AssertionError):
     """The books or the unit flows broke an invariant: always a simulator bug."""
 
 
-@dataclass
+@dataclass(slots=True)
 class PeriodReport:
     """What happened in one period (money in currency units, quantities in units)."""
 
@@ -128,16 +129,20 @@ class Simulator:
         self._contract_first = scenario.rules.serve_contract_minimums_first and bool(
             (network.tier_min_fill_rate > 0).any()
         )
-        self._lanes_of_channel = [np.flatnonzero(network.sales_channel == c) for c in range(len(network.channels))]
         self._nrv_active = finance.lower_of_cost_and_nrv and bool(np.isfinite(network.net_realisable_value).any())
         self._perishable = bool((network.shelf_life > 0).any())
         self._payment_window = max((int(s.maximum) for s in network.purchase_lead_time), default=0)
         self._has_reserve = bool((network.reserve_quantity > 0).any())
         self._ring = network.max_lead_time + 1
-        self._simple_sales = len(network.tiers) == 1 and len(network.sales_location) == 1
         self._unreliable = bool((network.purchase_reliability < 1).any())
-        self._sales_lead_fixed = all(s.is_fixed for s in network.sales_lead_time)
-        self._sales_slots_offset = np.array([int(s.values[0]) for s in network.sales_lead_time])
+        self._sales_leads = self._fixed_leads(network.sales_lead_time)
+        self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
+        self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
+        self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
+        self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
+        order = np.argsort(network.sales_channel, kind="stable")
+        self._lane_index = order.astype(np.int64)  # sales lanes grouped by channel, in lane order
+        self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
         self._backorder_replenishment = scenario.episode.backorder_replenishment
         self._track_shortfall = self._backorder_replenishment or bool(network.decision_shortfall_penalty.any())
         self.reset(seed=0)
@@ -194,6 +199,7 @@ class Simulator:
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = float(self.ledger.balance[Account.CASH])
         self._requests: np.ndarray | None = None
+        self._no_release = np.zeros((len(n.purchase_location), n_sku))
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
         self._report: PeriodReport | None = None
@@ -232,6 +238,7 @@ class Simulator:
             inbound=self.inbound,
             purchase_headroom=self.purchase_headroom() if self._cash_rule else np.inf,
             purchase_budget=np.inf if self._budget is None else self._budget,
+            released_orders=self.pending_approval.get(self.period, self._no_release),
         )
 
     def arriving(self, period: int) -> np.ndarray:
@@ -254,9 +261,7 @@ class Simulator:
 
     def purchase_headroom(self) -> float:
         """Money a purchase may commit now under the cash rule (may be negative)."""
-        committed = sum(
-            float(self.feasibility._order_value(orders).sum()) for orders in self.pending_approval.values()
-        )
+        committed = sum(self.feasibility.order_value(orders) for orders in self.pending_approval.values())
         return (
             self.cash
             + self._credit_line
@@ -313,40 +318,32 @@ class Simulator:
     def _dispatch_transfers(self, transfers: np.ndarray) -> None:
         """Transfers leave their source DC at FIFO cost and travel to the destination DC."""
         n = self.network
-        moving = transfers.sum(axis=1) > 0
-        if not moving.any():
-            return
-        outbound = np.zeros_like(self.on_hand)
-        np.add.at(outbound, n.transfer_source, transfers)
-        cost, expires = self.layers.issue(outbound)
-        self.on_hand -= outbound
-        self.flows.out_of += outbound
-        # Lanes leaving one DC in the same period share the FIFO cost of the units it issued.
-        share = np.divide(transfers, outbound[n.transfer_source], out=np.zeros_like(transfers),
-                          where=transfers > 0)
-        freight = transfers * n.transfer_shipping_cost[:, None]
-        # IAS 2.10: transport to bring stock to its present location is part of its cost.
-        value = share * cost[n.transfer_source] + freight
-        lane_expires = np.where(transfers > 0, expires[n.transfer_source], NEVER)
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
-        self._period_freight += float(freight.sum())
-        leads = np.array([sampler.draw(self.supply_rng) for sampler in n.transfer_lead_time])
-        self._put_in_transit(leads, n.transfer_destination, transfers, value, lane_expires)
+        layers = self.layers
+        leads = self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
+        value = np.empty_like(transfers)
+        goods, freight = kernels.dispatch_transfers(
+            transfers, n.transfer_source, n.transfer_destination, n.transfer_shipping_cost, leads, self.period,
+            layers.quantity, layers.unit_cost, layers.expires, layers.used, self.on_hand, self.flows.out_of,
+            self.transit_units, self.transit_value, self.transit_expires, self.inbound, self.flows.into, value,
+        )
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, goods)
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, freight)
+        self._period_freight += freight
         if self.audit_log is not None:
-            for x in np.flatnonzero(moving):
+            for x in np.flatnonzero(transfers.sum(axis=1)):
                 self.audit_log.movements(self.period, "transfer", n.locations[n.transfer_source[x]],
                                          n.locations[n.transfer_destination[x]], n.skus, transfers[x], value[x])
 
-    def _put_in_transit(self, leads: np.ndarray, destinations: np.ndarray, units: np.ndarray,
-                        value: np.ndarray, expires: np.ndarray) -> None:
-        """Lanes' shipments (lanes, S) go into the ring slot of their arrival period."""
-        slots = (self.period + leads) % self._ring
-        np.add.at(self.transit_units, (slots, destinations), units)
-        np.add.at(self.transit_value, (slots, destinations), value)
-        np.minimum.at(self.transit_expires, (slots, destinations), expires)
-        np.add.at(self.inbound, destinations, units)
-        np.add.at(self.flows.into, destinations, units)
+    @staticmethod
+    def _fixed_leads(samplers) -> np.ndarray | None:
+        """Lead times per lane (lanes,) when all are fixed, else None (drawn per shipment)."""
+        if all(sampler.is_fixed for sampler in samplers):
+            return np.array([int(sampler.values[0]) for sampler in samplers], dtype=np.int64)
+        return None
+
+    def _draw_leads(self, samplers) -> np.ndarray:
+        """Lead time per lane (lanes,) in periods; random ones drawn from the supply stream."""
+        return np.array([sampler.draw(self.supply_rng) for sampler in samplers], dtype=np.int64)
 
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
@@ -365,23 +362,28 @@ class Simulator:
         n = self.network
         shipped = orders
         if self._unreliable:
-            ratio = n.purchase_reliability[:, None]
-            whole = self.supply_rng.binomial(orders.astype(np.int64), np.broadcast_to(ratio, orders.shape))
+            ratio = np.broadcast_to(n.purchase_reliability[:, None], orders.shape)
+            # Each unit arrives with probability ``reliability``; beyond 2**53 units (no exact
+            # integer draw exists) the expected share is shipped.
+            exact = orders < 2.0**53
+            whole = self.supply_rng.binomial(np.where(exact, orders, 0).astype(np.int64), ratio)
+            whole = np.where(exact, whole, np.floor(orders * ratio))
             shipped = np.where(n.integer_units, whole, orders * ratio)
-        value = shipped * n.purchase_unit_cost
-        freight = shipped * n.purchase_shipping_cost[:, None]
-        ordering = np.where(orders.sum(axis=1) > 0, n.purchase_fixed_cost, 0.0)
-        invoices = value.sum(axis=1) + ordering
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.PAYABLES, float(value.sum()))
-        self.ledger.post(Account.ORDERING, Account.PAYABLES, float(ordering.sum()))
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, float(freight.sum()))
-        for p in np.flatnonzero(invoices):
-            self.payables[self.period + int(n.purchase_payment_periods[p])] += float(invoices[p])
-        self._period_purchases += float(invoices.sum())
-        self._period_freight += float(freight.sum())
-        leads = np.array([sampler.draw(self.supply_rng) for sampler in n.purchase_lead_time])
-        expires = np.where(n.shelf_life > 0, self.period + leads[:, None] + n.shelf_life, NEVER)
-        self._put_in_transit(leads, n.purchase_location, shipped, value + freight, expires)
+        leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
+        invoices = np.empty(len(n.purchase_location))
+        goods, ordering, freight = kernels.ship_purchases(
+            orders, shipped, n.purchase_unit_cost, n.purchase_shipping_cost, n.purchase_fixed_cost, leads,
+            self.period, n.shelf_life, n.purchase_location, self.transit_units, self.transit_value,
+            self.transit_expires, self.inbound, self.flows.into, invoices,
+        )
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.PAYABLES, goods)
+        self.ledger.post(Account.ORDERING, Account.PAYABLES, ordering)
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, freight)
+        for p, amount in enumerate(invoices.tolist()):
+            if amount:
+                self.payables[self.period + self._purchase_payment_periods[p]] += amount
+        self._period_purchases += goods + ordering
+        self._period_freight += freight
         if self.audit_log is not None:
             for p in np.flatnonzero(orders.sum(axis=1) > 0):
                 supplier = n.suppliers[n.purchase_supplier[p]]
@@ -389,7 +391,7 @@ class Simulator:
                 self.audit_log.movements(self.period, "order", supplier, location, n.skus, orders[p],
                                          orders[p] * n.purchase_unit_cost[p])
                 self.audit_log.movements(self.period, "supplier_shipment", supplier, location, n.skus,
-                                         shipped[p], value[p] + freight[p])
+                                         shipped[p], shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]))
 
     def _receiving(self):
         """DCs put away everything that arrives this period, one cost layer per DC × SKU."""
@@ -398,128 +400,76 @@ class Simulator:
         while True:
             slot = self.period % self._ring
             units = self.transit_units[slot]
-            if units.any():
-                value = self.transit_value[slot]
-                unit_cost = np.divide(value, units, out=np.zeros_like(units), where=units > 0)
-                self.layers.receive(units, unit_cost, self.transit_expires[slot])
-                self.on_hand += units
-                self.inbound -= units
-                self.ledger.post(Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, float(value.sum()))
-                if self.audit_log is not None:
-                    for d in np.flatnonzero(units.sum(axis=1)):
-                        self.audit_log.movements(self.period, "receipt", "in_transit", n.locations[d], n.skus,
-                                                 units[d], value[d])
-                units[:] = 0.0
-                value[:] = 0.0
-                self.transit_expires[slot] = NEVER
+            if self.audit_log is not None and units.any():
+                for d in np.flatnonzero(units.sum(axis=1)):
+                    self.audit_log.movements(self.period, "receipt", "in_transit", n.locations[d], n.skus,
+                                             units[d], self.transit_value[slot, d])
+            received = self.layers.receive_arrivals(slot, self.transit_units, self.transit_value,
+                                                    self.transit_expires, self.on_hand, self.inbound)
+            self.ledger.post(Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, received)
             yield self.env.timeout(1)
 
     def _customers(self):
-        """Customers' demand arrives; tiers are served in priority order, contract minimums first."""
+        """Customers' demand arrives; tiers are served in priority order, contract minimums first.
+
+        Unserved units are backlogged or lost, and each unit short costs its tier's penalty.
+        """
         n = self.network
+        shape = (len(n.tiers), n.n_skus)
         yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
             new_demand = self.tier_demand[self.period]
-            wanted = new_demand + self.backlog
             allocations = self.feasibility.limit_allocations(self._decision, self.on_hand)
-            served, shipped = self._serve(wanted, allocations)
-            short = wanted - served
-            self._served_new = np.maximum(served - self.backlog, 0.0)
-            self._served, self._short, self._new_demand = served, short, new_demand
-            self.backlog = np.zeros_like(short) if self._lost_sales else short
-            self._penalty = float((n.tier_penalty[:, None] * short).sum()) + self._shortfall_penalty
-            self._dispatch_sales(shipped)
+            served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
+            shipped = np.zeros((len(n.sales_location), *shape))
+            penalty = kernels.serve_customers(
+                new_demand, self.backlog, self._lost_sales, self._contract_first, n.tier_min_fill_rate,
+                n.tier_penalty, n.integer_units, allocations, self.on_hand, n.reserve_quantity, n.reserve_tiers,
+                n.tier_order, n.tier_channel, self._lane_start, self._lane_index, n.sales_location,
+                served, served_new, short, shipped,
+            )
+            self._served, self._served_new, self._short, self._new_demand = served, served_new, short, new_demand
+            self._penalty = penalty + self._shortfall_penalty
+            self._sales_value = self._dispatch_sales(shipped)
             yield self.env.timeout(1)
 
-    def _serve(self, wanted: np.ndarray, allocations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Serve ``wanted`` (T, S) from the DCs' stock within the sales lanes' allocations.
+    def _dispatch_sales(self, shipped: np.ndarray) -> float:
+        """Issue the units shipped per sales lane and tier (A, T, S) at FIFO cost; send them to customers.
 
-        Returns units served per tier (T, S) and units shipped per sales lane and tier (A, T, S).
-        Reserve stock at a DC is only available to the tiers named for it.
+        Returns their sales value (money).
         """
         n = self.network
-        reserve_left = np.minimum(n.reserve_quantity, self.on_hand) if self._has_reserve else None
-        free = self.on_hand - reserve_left if reserve_left is not None else self.on_hand.copy()
-        allocation_left = allocations.copy()
-        served = np.zeros_like(wanted)
-        shipped = np.zeros((len(n.sales_location), *wanted.shape))
-        targets = []
-        if self._contract_first:
-            minimum = n.tier_min_fill_rate[:, None] * wanted
-            targets.append(np.where(n.integer_units, np.ceil(minimum - 1e-9), minimum))
-        targets.append(wanted)
-        for target in targets:
-            for t in n.tier_order:
-                need = target[t] - served[t]
-                if not need.any():
-                    continue
-                for a in self._lanes_of_channel[n.tier_channel[t]]:
-                    d = n.sales_location[a]
-                    from_free = np.minimum(np.minimum(need, allocation_left[a]), free[d])
-                    take = from_free
-                    free[d] -= from_free
-                    if reserve_left is not None and n.reserve_tiers[d, t]:
-                        from_reserve = np.minimum(np.minimum(need - from_free, allocation_left[a] - from_free), reserve_left[d])
-                        reserve_left[d] -= from_reserve
-                        take = from_free + from_reserve
-                    allocation_left[a] -= take
-                    served[t] += take
-                    shipped[a, t] += take
-                    need = need - take
-                    if not need.any():
-                        break
-        return served, shipped
-
-    def _dispatch_sales(self, shipped: np.ndarray) -> None:
-        """Issue the units shipped per sales lane and tier (A, T, S) from cost layers, FIFO."""
-        n = self.network
-        lane_units = shipped.sum(axis=1)  # (A, S)
-        if not lane_units.any():
-            return
-        outbound = np.zeros_like(self.on_hand)
-        np.add.at(outbound, n.sales_location, lane_units)
-        cost, _ = self.layers.issue(outbound)
-        self.on_hand -= outbound
-        self.flows.out_of += outbound
-        freight = float((lane_units.sum(axis=1) * n.sales_shipping_cost).sum())
+        layers = self.layers
+        leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
+        cost, freight, sales_value = kernels.dispatch_sales(
+            shipped, self._tier_price, n.sales_location, n.sales_shipping_cost, (self.period + leads) % self._ring,
+            layers.quantity, layers.unit_cost, layers.expires, layers.used, self.on_hand, self.flows.out_of,
+            self.delivery_units, self.delivery_cost, self.delivery_revenue,
+        )
         self.ledger.post(Account.SHIPPING, Account.CASH, freight)
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, float(cost.sum()))
+        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, cost)
         self._period_freight += freight
-        revenue = (shipped * self._tier_price[None]).sum(axis=(1, 2))  # (A,)
-        if self._sales_lead_fixed:
-            slots = self._sales_slots_offset
-        else:
-            slots = np.array([sampler.draw(self.supply_rng) for sampler in n.sales_lead_time])
-        slots = (self.period + slots) % self._ring
-        share = np.divide(lane_units, outbound[n.sales_location], out=np.zeros_like(lane_units),
-                          where=lane_units > 0)
-        np.add.at(self.delivery_units, (slots, n.sales_location), lane_units)
-        np.add.at(self.delivery_cost, (slots, n.sales_location), share * cost[n.sales_location])
-        np.add.at(self.delivery_revenue, (slots, np.arange(len(slots))), revenue)
         if self.audit_log is not None:
+            lane_units = shipped.sum(axis=1)
             for a in np.flatnonzero(lane_units.sum(axis=1)):
-                price = np.divide((shipped[a] * self._tier_price).sum(axis=0), lane_units[a],
-                                  out=np.zeros(n.n_skus), where=lane_units[a] > 0)
+                value = (shipped[a] * self._tier_price).sum(axis=0)
                 self.audit_log.movements(self.period, "sale", n.locations[n.sales_location[a]],
-                                         n.channels[n.sales_channel[a]], n.skus, lane_units[a], price * lane_units[a])
+                                         n.channels[n.sales_channel[a]], n.skus, lane_units[a], value)
+        return sales_value
 
     def _customer_deliveries(self):
         """Goods reaching customers this period are delivered and invoiced (revenue, COGS)."""
         n = self.network
+        revenue_by_lane = np.zeros(len(n.sales_location))
         yield self.env.timeout(PHASE_DELIVERIES)
         while True:
-            slot = self.period % self._ring
-            revenue = self.delivery_revenue[slot]
-            if revenue.any() or self.delivery_units[slot].any():
-                self.ledger.post(Account.RECEIVABLES, Account.REVENUE, float(revenue.sum()))
-                cost = float(self.delivery_cost[slot].sum())
-                self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
-                for a in np.flatnonzero(revenue):
-                    due = self.period + int(n.channel_payment_periods[n.sales_channel[a]])
-                    self.receivables[due] += float(revenue[a])
-                revenue[:] = 0.0
-                self.delivery_units[slot] = 0.0
-                self.delivery_cost[slot] = 0.0
+            revenue, cost = kernels.take_deliveries(self.period % self._ring, self.delivery_units,
+                                                    self.delivery_cost, self.delivery_revenue, revenue_by_lane)
+            self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
+            self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
+            for a in np.flatnonzero(revenue_by_lane):
+                due = self.period + self._lane_payment_periods[a]
+                self.receivables[due] += float(revenue_by_lane[a])
             yield self.env.timeout(1)
 
     def _treasury(self):
@@ -572,8 +522,7 @@ class Simulator:
                 "write_downs": written,
             }
             if self._economic:
-                sales_value = float(self._served_value())
-                undiscounted = sales_value - self._period_purchases - self._period_freight - holding - self._penalty - interest
+                undiscounted = self._sales_value - self._period_purchases - self._period_freight - holding - self._penalty - interest
             else:
                 undiscounted = profit
             ok = self._check() if self.check_invariants else True
@@ -597,10 +546,6 @@ class Simulator:
                 invariants_ok=ok,
             )
             yield self.env.timeout(1)
-
-    def _served_value(self) -> float:
-        """Sales value of the units served this period (economic basis: earned when shipped)."""
-        return float((self._served * self._tier_price).sum())
 
     # ------------------------------------------------------------------ invariants
     def _check(self) -> bool:

@@ -1,0 +1,234 @@
+"""Simulator throughput: simulated periods per second, books on, invariant checks and audit off.
+
+Usage (from the repository root)::
+
+    .venv/bin/python scripts/bench_sim.py              # a table
+    .venv/bin/python scripts/bench_sim.py --json       # the numbers as JSON
+    .venv/bin/python scripts/bench_sim.py --seconds 5  # longer measurements
+
+Rows:
+
+- ``orgym_invmanagement_v1`` with a fixed policy ordering 20 units on every lane;
+- ``retail`` with the base-stock policy (skipped, with a note, if the scenario is missing);
+- a generated 200-SKU × 3-DC × 3-channel scenario with the base-stock policy.
+
+Each simulator rate counts whole episodes (reset, policy and steps). Beside it, a
+*yardstick*: a minimal pure-numpy step of the same network (on hand (D, S), a ring buffer of
+goods in transit, a Poisson demand draw, ``min()`` sales, holding cost; no SimPy, no books,
+no rules) timed in the same run. ``sim/yard`` is the simulator's time per period divided by
+the yardstick's: how many times slower the full simulator is than the bare arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+from invalloc.baselines import make_policy  # noqa: E402
+from invalloc.config.generate import generated_network  # noqa: E402
+from invalloc.config.loader import SCENARIO_DIR, load_scenario  # noqa: E402
+from invalloc.sim.network import Network, compile_network  # noqa: E402
+from invalloc.sim.simulator import Simulator  # noqa: E402
+
+#: Targets in simulated periods per second (row key → target).
+TARGETS = {"orgym_invmanagement_v1": 20_000.0, "generated_200x3x3": 2_500.0}
+WARMUP_SECONDS = 0.5
+
+
+def timed(episode: Callable[[int], int], seconds: float) -> float:
+    """Periods per second of ``episode(seed) -> periods run``, after a warm-up, over ≈ ``seconds``."""
+    seed = 0
+    end = time.perf_counter() + min(WARMUP_SECONDS, seconds)
+    while time.perf_counter() < end or seed < 2:  # at least two warm-up episodes (JIT, caches)
+        episode(seed)
+        seed += 1
+    periods = 0
+    start = time.perf_counter()
+    end = start + seconds
+    while True:
+        periods += episode(seed)
+        seed += 1
+        now = time.perf_counter()
+        if now >= end:
+            return periods / (now - start)
+
+
+def simulator_episode(network: Network, policy_name: str, params: dict[str, str] | None) -> Callable[[int], int]:
+    """One episode of the full simulator (books on, invariants and audit off) under a baseline."""
+    sim = Simulator(network, check_invariants=False, audit=False)
+    policy = make_policy(policy_name, params)
+
+    def run(seed: int) -> int:
+        sim.reset(seed=seed)
+        policy.reset(network, seed=seed)
+        periods = 0
+        while not sim.done:
+            sim.step(policy.act(sim))
+            periods += 1
+        return periods
+
+    return run
+
+
+class Yardstick:
+    """A bare numpy inventory step on the network's shapes: the arithmetic floor of one period.
+
+    Demand per channel × SKU is drawn for the whole episode at reset (as the simulator does)
+    and served from the first DC serving each channel; every DC orders up to a base-stock
+    level through a ring buffer with its first inbound lane's lead time.
+    """
+
+    def __init__(self, network: Network) -> None:
+        n = network
+        self.horizon = n.scenario.episode.horizon
+        d, s, c = len(n.locations), n.n_skus, len(n.channels)
+        self.opening = n.opening_stock.astype(float)
+        self.holding = n.holding_cost.astype(float)
+        self.ring_size = n.max_lead_time + 1
+        # Lead time per DC: its first purchase or transfer lane.
+        lead = np.ones(d, dtype=np.int64)
+        seen = np.zeros(d, dtype=bool)
+        for dest, sampler in [*zip(n.purchase_location, n.purchase_lead_time, strict=True),
+                              *zip(n.transfer_destination, n.transfer_lead_time, strict=True)]:
+            if not seen[dest]:
+                lead[dest], seen[dest] = max(int(round(sampler.mean)), 1), True
+        self.lead = np.minimum(lead, self.ring_size - 1) if self.ring_size > 1 else np.zeros(d, dtype=np.int64)
+        self.rows = np.arange(d)
+        # Channel → serving DC (first sales lane of the channel), as a (D, C) routing matrix.
+        self.route = np.zeros((d, c))
+        for a in range(len(n.sales_location))[::-1]:
+            self.route[:, n.sales_channel[a]] = 0.0
+            self.route[n.sales_location[a], n.sales_channel[a]] = 1.0
+        from invalloc.sim.demand import expected_demand
+
+        self.mean = expected_demand(n, self.horizon)  # (H, C, S)
+        self.price = n.price.max(axis=0)  # (S,)
+        self.level = np.einsum("dc,cs->ds", self.route, self.mean.mean(axis=0)) * (self.lead[:, None] + 2.0)
+        self.shape = (d, s)
+
+    def episode(self, seed: int) -> int:
+        rng = np.random.default_rng(seed)
+        demand = rng.poisson(self.mean).astype(float)  # (H, C, S)
+        on_hand = self.opening.copy()
+        ring = np.zeros((self.ring_size, *self.shape))
+        in_transit = np.zeros(self.shape)
+        route, holding, price, level, lead, rows = self.route, self.holding, self.price, self.level, self.lead, self.rows
+        size = self.ring_size
+        reward = 0.0
+        for t in range(self.horizon):
+            slot = t % size
+            arrivals = ring[slot]
+            on_hand += arrivals
+            in_transit -= arrivals
+            arrivals[:] = 0.0
+            order = np.maximum(level - on_hand - in_transit, 0.0)
+            ring[(t + lead) % size, rows] += order
+            in_transit += order
+            wanted = route @ demand[t]
+            sales = np.minimum(on_hand, wanted)
+            on_hand -= sales
+            reward += float(sales.sum(axis=0) @ price) - float((holding * on_hand).sum())
+        self.reward = reward
+        return self.horizon
+
+
+def rows(seconds: float) -> list[dict]:
+    cases: list[tuple[str, Callable[[], Network], str, dict[str, str] | None]] = [
+        ("orgym_invmanagement_v1", lambda: compile_network(load_scenario("orgym_invmanagement_v1")),
+         "fixed", {"quantities": "20"}),
+        ("retail", lambda: compile_network(load_scenario("retail")), "base_stock", None),
+        ("generated_200x3x3", lambda: generated_network(200, 3, 3, seed=0), "base_stock", None),
+    ]
+    results = []
+    for key, build, policy, params in cases:
+        row: dict = {"scenario": key, "policy": policy + (f" ({params['quantities']} units)" if params else "")}
+        if key == "retail" and not (SCENARIO_DIR / "retail.yaml").is_file():
+            row["note"] = f"skipped: {SCENARIO_DIR / 'retail.yaml'} is missing"
+            results.append(row)
+            continue
+        network = build()
+        row["shape"] = {
+            "skus": network.n_skus, "dcs": len(network.locations), "channels": len(network.channels),
+            "decisions": network.n_decisions, "horizon": network.scenario.episode.horizon,
+        }
+        row["simulator_periods_per_s"] = timed(simulator_episode(network, policy, params), seconds)
+        row["yardstick_periods_per_s"] = timed(Yardstick(network).episode, seconds)
+        row["sim_over_yardstick"] = row["yardstick_periods_per_s"] / row["simulator_periods_per_s"]
+        if key in TARGETS:
+            row["target_periods_per_s"] = TARGETS[key]
+            row["target_met"] = row["simulator_periods_per_s"] >= TARGETS[key]
+        results.append(row)
+    return results
+
+
+def print_table(results: list[dict], seconds: float) -> None:
+    headers = ["scenario", "S×D×C", "policy", "sim periods/s", "yardstick periods/s", "sim/yard", "target"]
+    table: list[list[str]] = []
+    notes = []
+    for row in results:
+        if "note" in row:
+            notes.append(f"{row['scenario']}: {row['note']}")
+            table.append([row["scenario"], "-", row["policy"], "skipped", "-", "-", "-"])
+            continue
+        shape = row["shape"]
+        target = "-"
+        if "target_periods_per_s" in row:
+            target = f"≥ {row['target_periods_per_s']:,.0f}: " + ("met" if row["target_met"] else "NOT met")
+        table.append([
+            row["scenario"],
+            f"{shape['skus']}×{shape['dcs']}×{shape['channels']}",
+            row["policy"],
+            f"{row['simulator_periods_per_s']:,.0f}",
+            f"{row['yardstick_periods_per_s']:,.0f}",
+            f"{row['sim_over_yardstick']:.1f}×",
+            target,
+        ])
+    title = f"Simulated periods per second (books on, invariant checks off, audit off; ≈{seconds:g} s each)"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain aligned text
+        widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+        print(title)
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+        for r in table:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    else:
+        grid = Table(title=title)
+        for i, header in enumerate(headers):
+            grid.add_column(header, justify="right" if 3 <= i <= 5 else "left")
+        for r in table:
+            grid.add_row(*r)
+        Console().print(grid)
+    print("sim/yard: the simulator's time per period ÷ a bare numpy step of the same shapes.")
+    for note in notes:
+        print(note)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.5, help="measuring time per rate (default 2.5)")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        parser.error("--seconds must be positive")
+    results = rows(args.seconds)
+    if args.json:
+        print(json.dumps({"seconds": args.seconds, "rows": results}, indent=2))
+    else:
+        print_table(results, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,663 @@
+"""Compiled inner loops of the simulator (numba), one per business step.
+
+The simulator sits inside the RL training loop, where numpy's per-call overhead on small
+arrays would dominate: each step below is one compiled call that walks a whole DC × SKU
+array in place. Shapes follow :mod:`invalloc.sim.network` (``D`` DCs, ``S`` SKUs, ``K``
+cost-layer slots, ``T`` tiers, ``A`` sales lanes, ``L`` lanes of one kind, ``R`` ring slots
+of goods in transit, indexed by arrival period modulo ``R``). Quantities are units, money
+is currency; ``NEVER`` marks units that do not expire.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NEVER = np.iinfo(np.int64).max // 2
+
+
+@njit(cache=True)
+def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, out_expires):
+    """Take ``quantity`` (D, S) units first-in first-out from the cost layers (D, S, K).
+
+    Writes the cost (D, S) and earliest expiry period (D, S) of the units taken; the caller
+    guarantees ``quantity`` ≤ on hand.
+    """
+    n_loc, n_sku, _ = layer_qty.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            need = quantity[d, s]
+            cost = 0.0
+            expires = NEVER
+            if need > 0:
+                for k in range(used[d, s]):
+                    held = layer_qty[d, s, k]
+                    if held <= 0.0:
+                        continue
+                    take = held if held < need else need
+                    layer_qty[d, s, k] = held - take
+                    cost += take * layer_cost[d, s, k]
+                    if layer_expires[d, s, k] < expires:
+                        expires = layer_expires[d, s, k]
+                    need -= take
+                    if need <= 0.0:
+                        break
+            out_cost[d, s] = cost
+            out_expires[d, s] = expires
+
+
+@njit(cache=True)
+def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
+    """Drop the empty layers of one DC × SKU, keeping receipt order."""
+    kept = 0
+    for k in range(used[d, s]):
+        if layer_qty[d, s, k] > 0.0:
+            if kept != k:
+                layer_qty[d, s, kept] = layer_qty[d, s, k]
+                layer_cost[d, s, kept] = layer_cost[d, s, k]
+                layer_expires[d, s, kept] = layer_expires[d, s, k]
+            kept += 1
+    for k in range(kept, used[d, s]):
+        layer_qty[d, s, k] = 0.0
+        layer_cost[d, s, k] = 0.0
+        layer_expires[d, s, k] = NEVER
+    used[d, s] = kept
+
+
+@njit(cache=True)
+def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
+    """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
+
+    Under the weighted-average method every layer of a DC × SKU then carries the moving
+    average unit cost.
+    """
+    n_loc, n_sku, slots = layer_qty.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            if quantity[d, s] > 0.0 and used[d, s] >= slots:
+                _compact_row(layer_qty, layer_cost, layer_expires, used, d, s)
+                if used[d, s] >= slots:
+                    return False
+    for d in range(n_loc):
+        for s in range(n_sku):
+            if quantity[d, s] <= 0.0:
+                continue
+            k = used[d, s]
+            layer_qty[d, s, k] = quantity[d, s]
+            layer_cost[d, s, k] = unit_cost[d, s]
+            layer_expires[d, s, k] = expires[d, s]
+            used[d, s] = k + 1
+            if weighted_average:
+                units = 0.0
+                value = 0.0
+                for j in range(k + 1):
+                    units += layer_qty[d, s, j]
+                    value += layer_qty[d, s, j] * layer_cost[d, s, j]
+                average = value / units if units > 0.0 else 0.0
+                for j in range(k + 1):
+                    layer_cost[d, s, j] = average
+    return True
+
+
+@njit(cache=True)
+def put_in_transit(slots, destinations, units, value, expires, transit_units, transit_value, transit_expires,
+                   inbound, flows_into):
+    """Shipments of L lanes (L, S) join the ring slot of their arrival period at their destination DC."""
+    n_lanes, n_sku = units.shape
+    for lane in range(n_lanes):
+        r = slots[lane]
+        d = destinations[lane]
+        for s in range(n_sku):
+            q = units[lane, s]
+            if q <= 0.0:
+                continue
+            transit_units[r, d, s] += q
+            transit_value[r, d, s] += value[lane, s]
+            if expires[lane, s] < transit_expires[r, d, s]:
+                transit_expires[r, d, s] = expires[lane, s]
+            inbound[d, s] += q
+            flows_into[d, s] += q
+
+
+@njit(cache=True)
+def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_qty, layer_cost, layer_expires,
+                     used, on_hand, inbound, weighted_average, unit_cost):
+    """Put away everything in ring slot ``slot``; returns its value, or −1.0 if layers need more slots."""
+    n_loc, n_sku = on_hand.shape
+    units = transit_units[slot]
+    value = transit_value[slot]
+    total = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            q = units[d, s]
+            unit_cost[d, s] = value[d, s] / q if q > 0.0 else 0.0
+            total += value[d, s]
+    if not receive_layers(layer_qty, layer_cost, layer_expires, used, units, unit_cost, transit_expires[slot],
+                          weighted_average):
+        return -1.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            q = units[d, s]
+            if q > 0.0:
+                on_hand[d, s] += q
+                inbound[d, s] -= q
+            units[d, s] = 0.0
+            value[d, s] = 0.0
+            transit_expires[slot, d, s] = NEVER
+    return total
+
+
+@njit(cache=True)
+def serve_customers(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty, sku_integer,
+                    allocations, on_hand, reserve, reserve_tiers, tier_order, tier_channel, lane_start, lane_index,
+                    sales_location, served, served_new, short, shipped):
+    """Serve this period's demand plus backlog, tier by tier, from the DCs' stock.
+
+    Tiers are served in ``tier_order``, each from its channel's sales lanes in lane order
+    (``lane_index[lane_start[c]:lane_start[c+1]]``) within the lanes' allocations (A, S).
+    With ``contract_first`` every tier first gets its contractual minimum (min fill rate ×
+    wanted, whole units rounded up), then the rest by priority. Reserve stock (D, S) is
+    only for the tiers marked in ``reserve_tiers`` (D, T).
+
+    Writes ``served``, ``served_new`` (served out of this period's demand, after backlog),
+    ``short`` (T, S) and ``shipped`` (A, T, S); updates ``backlog`` (T, S) in place (zero
+    under lost sales). Returns the penalty for units short (money).
+    """
+    n_tier, n_sku = new_demand.shape
+    reserve_left = np.minimum(reserve, on_hand)
+    free = on_hand - reserve_left
+    allocation_left = allocations.copy()
+    wanted = new_demand + backlog
+    for t in range(n_tier):
+        for s in range(n_sku):
+            served[t, s] = 0.0
+    for p in range(2):
+        if p == 0 and not contract_first:
+            continue
+        for t in tier_order:
+            c = tier_channel[t]
+            for s in range(n_sku):
+                target = wanted[t, s]
+                if p == 0:
+                    target = min_fill_rate[t] * target
+                    if sku_integer[s]:
+                        target = np.ceil(target - 1e-9)
+                need = target - served[t, s]
+                if need <= 0.0:
+                    continue
+                for j in range(lane_start[c], lane_start[c + 1]):
+                    a = lane_index[j]
+                    d = sales_location[a]
+                    room = allocation_left[a, s]
+                    take = min(need, room, free[d, s])
+                    free[d, s] -= take
+                    if reserve_tiers[d, t]:
+                        extra = min(need - take, room - take, reserve_left[d, s])
+                        reserve_left[d, s] -= extra
+                        take += extra
+                    allocation_left[a, s] -= take
+                    served[t, s] += take
+                    shipped[a, t, s] += take
+                    need -= take
+                    if need <= 0.0:
+                        break
+    penalty = 0.0
+    for t in range(n_tier):
+        for s in range(n_sku):
+            short[t, s] = wanted[t, s] - served[t, s]
+            served_new[t, s] = max(served[t, s] - backlog[t, s], 0.0)
+            penalty += tier_penalty[t] * short[t, s]
+            backlog[t, s] = 0.0 if lost_sales else short[t, s]
+    return penalty
+
+
+@njit(cache=True)
+def issue_outbound(lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
+                   lane_cost, lane_expires):
+    """Issue the units leaving each DC on L lanes (L, S) at FIFO cost.
+
+    Lanes leaving one DC in the same period share the cost of the units it issued in
+    proportion to their units. Writes each lane's cost (L, S) and earliest expiry (L, S).
+    """
+    n_loc, n_sku = on_hand.shape
+    outbound = np.zeros((n_loc, n_sku))
+    for lane in range(lane_units.shape[0]):
+        for s in range(n_sku):
+            outbound[lane_source[lane], s] += lane_units[lane, s]
+    cost = np.zeros((n_loc, n_sku))
+    expires = np.empty((n_loc, n_sku), dtype=np.int64)
+    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
+    for d in range(n_loc):
+        for s in range(n_sku):
+            on_hand[d, s] -= outbound[d, s]
+            flows_out[d, s] += outbound[d, s]
+    for lane in range(lane_units.shape[0]):
+        d = lane_source[lane]
+        for s in range(n_sku):
+            q = lane_units[lane, s]
+            if q > 0.0:
+                lane_cost[lane, s] = cost[d, s] * q / outbound[d, s]
+                lane_expires[lane, s] = expires[d, s]
+            else:
+                lane_cost[lane, s] = 0.0
+                lane_expires[lane, s] = NEVER
+
+
+@njit(cache=True)
+def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_units):
+    """Remove layers whose expiry period is ≤ ``period``; writes units (D, S), returns their cost."""
+    n_loc, n_sku, _ = layer_qty.shape
+    cost = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            units = 0.0
+            for k in range(used[d, s]):
+                q = layer_qty[d, s, k]
+                if q > 0.0 and layer_expires[d, s, k] <= period:
+                    units += q
+                    cost += q * layer_cost[d, s, k]
+                    layer_qty[d, s, k] = 0.0
+            expired_units[d, s] = units
+    return cost
+
+
+# --------------------------------------------------------------------------- feasibility
+# Rule rows of the intervention log (count of decisions changed, units removed); the order
+# matches ``invalloc.sim.feasibility.RULES``.
+INVALID, NON_NEGATIVE, SOURCE_STOCK, LANE_CAPACITY, SUPPLIER_CAPACITY, LOCATION_CAPACITY = 0, 1, 2, 3, 4, 5
+PURCHASE_APPROVAL, PURCHASE_BUDGET, CASH_RULE, CHANNEL_SHARE, AVAILABLE_STOCK, MINIMUM_ORDER = 6, 7, 8, 9, 10, 11
+
+ORDER, TRANSFER, ALLOCATE = 0, 1, 2
+
+
+@njit(cache=True)
+def _whole(value, integer):
+    return np.floor(value + 1e-9) if integer else value
+
+
+@njit(cache=True)
+def _lower(block, i, s, new, log, rule):
+    """Set block[i, s] to ``new`` (never above the old value) and log the change under ``rule``."""
+    old = block[i, s]
+    if new != old:
+        log[rule, 0] += 1.0
+        log[rule, 1] += abs(old - new)
+        block[i, s] = new
+
+
+@njit(cache=True)
+def _order_value(orders, unit_cost, fixed_cost):
+    """Value of all purchase orders (P, S): units × cost plus each ordering lane's fixed cost."""
+    total = 0.0
+    for p in range(orders.shape[0]):
+        lane = 0.0
+        units = 0.0
+        for s in range(orders.shape[1]):
+            lane += orders[p, s] * unit_cost[p, s]
+            units += orders[p, s]
+        if units > 0.0:
+            lane += fixed_cost[p]
+        total += lane
+    return total
+
+
+@njit(cache=True)
+def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
+    for p in range(orders.shape[0]):
+        for s in range(orders.shape[1]):
+            _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, rule)
+            _lower(delayed, p, s, _whole(delayed[p, s] * factor, sku_integer[s]), log, rule)
+
+
+@njit(cache=True)
+def project(flat, open_requests, kind, row, column, decision_integer, sku_integer,
+            on_hand, inbound, reserve,
+            transfer_source, transfer_destination, transfer_capacity, released,
+            purchase_location, purchase_supplier, purchase_capacity, supplier_capacity, location_capacity,
+            unit_cost, fixed_cost, minimum_order, approval_limit, approval_delays, budget, headroom,
+            requested, orders, delayed, transfers, allocations, executed, log):
+    """The feasibility layer's projection (see :mod:`invalloc.sim.feasibility`), in place.
+
+    Fills ``requested`` and ``executed`` (n_decisions,), ``orders``/``delayed`` (P, S),
+    ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and the
+    intervention ``log``; returns the value of the purchase orders (money).
+    """
+    n_sku = sku_integer.shape[0]
+    n_loc = on_hand.shape[0]
+    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added.
+    for i in range(flat.shape[0]):
+        value = flat[i]
+        if not np.isfinite(value):
+            log[INVALID, 0] += 1.0
+            value = 0.0
+        if value < 0.0:
+            log[NON_NEGATIVE, 0] += 1.0
+            log[NON_NEGATIVE, 1] -= value
+            value = 0.0
+        value = _whole(value, decision_integer[i]) + open_requests[i]
+        requested[i] = value
+        if kind[i] == ORDER:
+            orders[row[i], column[i]] = value
+        elif kind[i] == TRANSFER:
+            transfers[row[i], column[i]] = value
+        else:
+            allocations[row[i], column[i]] = value
+
+    # Transfers: lane capacity, then the source DC's unreserved stock at the start of the period.
+    n_transfer = transfers.shape[0]
+    if n_transfer:
+        for x in range(n_transfer):
+            total = 0.0
+            for s in range(n_sku):
+                total += transfers[x, s]
+            if total > transfer_capacity[x]:
+                factor = transfer_capacity[x] / total
+                for s in range(n_sku):
+                    _lower(transfers, x, s, _whole(transfers[x, s] * factor, sku_integer[s]), log, LANE_CAPACITY)
+        outbound = np.zeros((n_loc, n_sku))
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                outbound[transfer_source[x], s] += transfers[x, s]
+        for x in range(n_transfer):
+            d = transfer_source[x]
+            for s in range(n_sku):
+                unreserved = max(on_hand[d, s] - reserve[d, s], 0.0)
+                if outbound[d, s] > unreserved:
+                    factor = unreserved / outbound[d, s]
+                    _lower(transfers, x, s, _whole(transfers[x, s] * factor, sku_integer[s]), log, SOURCE_STOCK)
+
+    # Purchase orders: lane capacity, supplier capacity, after the orders released from approval
+    # this period, which take their share of both first.
+    n_purchase = orders.shape[0]
+    for p in range(n_purchase):
+        total = 0.0
+        taken = 0.0
+        for s in range(n_sku):
+            total += orders[p, s]
+            taken += released[p, s]
+        if total > 0.0 and total + taken > purchase_capacity[p]:
+            factor = max(purchase_capacity[p] - taken, 0.0) / total
+            for s in range(n_sku):
+                _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, LANE_CAPACITY)
+    if np.isfinite(supplier_capacity).any():
+        per_supplier = np.zeros(supplier_capacity.shape)
+        taken_supplier = np.zeros(supplier_capacity.shape)
+        for p in range(n_purchase):
+            for s in range(n_sku):
+                per_supplier[purchase_supplier[p], s] += orders[p, s]
+                taken_supplier[purchase_supplier[p], s] += released[p, s]
+        for p in range(n_purchase):
+            k = purchase_supplier[p]
+            for s in range(n_sku):
+                if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
+                    factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
+                    _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, SUPPLIER_CAPACITY)
+
+    # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
+    # their destination's room first; orders then get what room is left once the final
+    # transfers in and out are known, so no later step can push a DC over its capacity.
+    if np.isfinite(location_capacity).any():
+        room = np.empty(n_loc)
+        for d in range(n_loc):
+            position = 0.0
+            for s in range(n_sku):
+                position += on_hand[d, s] + inbound[d, s]
+            room[d] = max(location_capacity[d] - position, 0.0)
+        transfers_in = np.zeros(n_loc)
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                transfers_in[transfer_destination[x]] += transfers[x, s]
+        for x in range(n_transfer):
+            d = transfer_destination[x]
+            if transfers_in[d] > room[d]:
+                f = room[d] / transfers_in[d]
+                for s in range(n_sku):
+                    _lower(transfers, x, s, _whole(transfers[x, s] * f, sku_integer[s]), log, LOCATION_CAPACITY)
+        net_transfers = np.zeros(n_loc)
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                net_transfers[transfer_destination[x]] += transfers[x, s]
+                net_transfers[transfer_source[x]] -= transfers[x, s]
+        ordered = np.zeros(n_loc)
+        for p in range(n_purchase):
+            for s in range(n_sku):
+                ordered[purchase_location[p]] += orders[p, s] + released[p, s]
+        for p in range(n_purchase):
+            d = purchase_location[p]
+            if ordered[d] > 0.0 and ordered[d] + net_transfers[d] > room[d]:
+                f = max(room[d] - net_transfers[d], 0.0) / ordered[d]
+                for s in range(n_sku):
+                    _lower(orders, p, s, _whole(orders[p, s] * f, sku_integer[s]), log, LOCATION_CAPACITY)
+
+    # Purchase approval: an order above the value limit is capped, or held for approval.
+    if np.isfinite(approval_limit):
+        for p in range(n_purchase):
+            variable = 0.0
+            units = 0.0
+            for s in range(n_sku):
+                variable += orders[p, s] * unit_cost[p, s]
+                units += orders[p, s]
+            if units <= 0.0 or variable + fixed_cost[p] <= approval_limit:
+                continue
+            if approval_delays:
+                for s in range(n_sku):
+                    delayed[p, s] = orders[p, s]
+                    _lower(orders, p, s, 0.0, log, PURCHASE_APPROVAL)
+            else:
+                factor = max(approval_limit - fixed_cost[p], 0.0) / variable
+                for s in range(n_sku):
+                    _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, PURCHASE_APPROVAL)
+
+    # Purchase budget, then the cash rule: one common scale factor over all orders.
+    for rule in (PURCHASE_BUDGET, CASH_RULE):
+        limit = budget if rule == PURCHASE_BUDGET else headroom
+        if not np.isfinite(limit):
+            continue
+        total = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+        if total <= limit:
+            continue
+        fixed = 0.0
+        for p in range(n_purchase):
+            units = 0.0
+            for s in range(n_sku):
+                units += orders[p, s] + delayed[p, s]
+            if units > 0.0:
+                fixed += fixed_cost[p]
+        factor = max(limit - fixed, 0.0) / max(total - fixed, 1e-12) if limit > fixed else 0.0
+        _scale_purchases(orders, delayed, factor, sku_integer, log, rule)
+
+    # Minimum order quantity: a smaller order is dropped (the nearest feasible quantity below).
+    for p in range(n_purchase):
+        for s in range(n_sku):
+            if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
+                _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
+            if 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
+                _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
+
+    for i in range(flat.shape[0]):
+        if kind[i] == ORDER:
+            executed[i] = orders[row[i], column[i]] + delayed[row[i], column[i]]
+        elif kind[i] == TRANSFER:
+            executed[i] = transfers[row[i], column[i]]
+        else:
+            executed[i] = allocations[row[i], column[i]]
+    return _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+
+
+@njit(cache=True)
+def limit_allocations(allocations, has_decision, available, sales_location, sales_share, sales_capacity,
+                      sku_integer, log):
+    """Cap allocations (A, S) by channel share, lane capacity and the stock ``available`` (D, S), in place.
+
+    Lanes without a decision may take all available stock, within the channel share and
+    the lane's capacity (no intervention is logged for those structural limits).
+    """
+    n_lanes, n_sku = allocations.shape
+    for a in range(n_lanes):
+        d = sales_location[a]
+        for s in range(n_sku):
+            stock = available[d, s]
+            cap = _whole(sales_share[a] * stock, sku_integer[s]) if sales_share[a] < 1.0 else stock
+            if not has_decision[a]:
+                allocations[a, s] = cap
+            elif allocations[a, s] > cap:
+                _lower(allocations, a, s, cap, log, CHANNEL_SHARE if cap < stock else AVAILABLE_STOCK)
+        if np.isfinite(sales_capacity[a]):
+            lane_total = 0.0
+            for s in range(n_sku):
+                lane_total += allocations[a, s]
+            if lane_total > sales_capacity[a]:
+                factor = sales_capacity[a] / lane_total
+                for s in range(n_sku):
+                    new = _whole(allocations[a, s] * factor, sku_integer[s])
+                    if has_decision[a]:
+                        _lower(allocations, a, s, new, log, LANE_CAPACITY)
+                    else:
+                        allocations[a, s] = new
+    total = np.zeros(available.shape)
+    for a in range(n_lanes):
+        if has_decision[a]:
+            for s in range(n_sku):
+                total[sales_location[a], s] += allocations[a, s]
+    for a in range(n_lanes):
+        if not has_decision[a]:
+            continue
+        d = sales_location[a]
+        for s in range(n_sku):
+            if total[d, s] > available[d, s]:
+                factor = available[d, s] / total[d, s]
+                _lower(allocations, a, s, _whole(allocations[a, s] * factor, sku_integer[s]), log, AVAILABLE_STOCK)
+
+
+# --------------------------------------------------------------------------- shipments
+@njit(cache=True)
+def ship_purchases(ordered, shipped, unit_cost, shipping_cost, fixed_cost, leads, period, shelf_life,
+                   destinations, transit_units, transit_value, transit_expires, inbound, flows_into, invoices):
+    """Suppliers' shipments (P, S) go in transit; writes each lane's invoice (P,) (goods + fixed cost).
+
+    Freight is capitalised into the goods' value in transit. Returns (goods value, fixed
+    ordering cost, freight), money.
+    """
+    n_lanes, n_sku = shipped.shape
+    ring = transit_units.shape[0]
+    goods_total = 0.0
+    ordering_total = 0.0
+    freight_total = 0.0
+    for p in range(n_lanes):
+        r = (period + leads[p]) % ring
+        d = destinations[p]
+        goods = 0.0
+        units_ordered = 0.0
+        for s in range(n_sku):
+            units_ordered += ordered[p, s]
+            q = shipped[p, s]
+            if q <= 0.0:
+                continue
+            value = q * unit_cost[p, s]
+            freight = q * shipping_cost[p]
+            goods += value
+            freight_total += freight
+            transit_units[r, d, s] += q
+            transit_value[r, d, s] += value + freight
+            expires = period + leads[p] + shelf_life[s] if shelf_life[s] > 0 else NEVER
+            if expires < transit_expires[r, d, s]:
+                transit_expires[r, d, s] = expires
+            inbound[d, s] += q
+            flows_into[d, s] += q
+        ordering = fixed_cost[p] if units_ordered > 0.0 else 0.0
+        invoices[p] = goods + ordering
+        goods_total += goods
+        ordering_total += ordering
+    return goods_total, ordering_total, freight_total
+
+
+@njit(cache=True)
+def dispatch_sales(shipped, tier_price, sales_location, shipping_cost, slots, layer_qty, layer_cost,
+                   layer_expires, used, on_hand, flows_out, delivery_units, delivery_cost, delivery_revenue):
+    """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
+
+    Returns (cost of the goods, freight, sales value), money.
+    """
+    n_lanes, n_tiers, n_sku = shipped.shape
+    lane_units = np.zeros((n_lanes, n_sku))
+    freight = 0.0
+    sales_value = 0.0
+    for a in range(n_lanes):
+        revenue = 0.0
+        for t in range(n_tiers):
+            for s in range(n_sku):
+                q = shipped[a, t, s]
+                if q > 0.0:
+                    lane_units[a, s] += q
+                    revenue += q * tier_price[t, s]
+        units = 0.0
+        for s in range(n_sku):
+            units += lane_units[a, s]
+        freight += units * shipping_cost[a]
+        delivery_revenue[slots[a], a] += revenue
+        sales_value += revenue
+    lane_cost = np.empty((n_lanes, n_sku))
+    lane_expires = np.empty((n_lanes, n_sku), dtype=np.int64)
+    issue_outbound(lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
+                   lane_cost, lane_expires)
+    goods_cost = 0.0
+    for a in range(n_lanes):
+        d = sales_location[a]
+        r = slots[a]
+        for s in range(n_sku):
+            delivery_units[r, d, s] += lane_units[a, s]
+            delivery_cost[r, d, s] += lane_cost[a, s]
+            goods_cost += lane_cost[a, s]
+    return goods_cost, freight, sales_value
+
+
+@njit(cache=True)
+def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane):
+    """Empty ring slot ``slot`` of goods reaching customers; writes revenue per lane (A,).
+
+    Returns (revenue, cost of the goods), money.
+    """
+    revenue = 0.0
+    for a in range(delivery_revenue.shape[1]):
+        revenue_by_lane[a] = delivery_revenue[slot, a]
+        revenue += delivery_revenue[slot, a]
+        delivery_revenue[slot, a] = 0.0
+    cost = 0.0
+    units = delivery_units[slot]
+    goods = delivery_cost[slot]
+    for d in range(units.shape[0]):
+        for s in range(units.shape[1]):
+            cost += goods[d, s]
+            units[d, s] = 0.0
+            goods[d, s] = 0.0
+    return revenue, cost
+
+
+@njit(cache=True)
+def dispatch_transfers(transfers, transfer_source, transfer_destination, shipping_cost, leads, period,
+                       layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
+                       transit_units, transit_value, transit_expires, inbound, flows_into, lane_value):
+    """Transfers (X, S) leave their source DCs at FIFO cost and go in transit to their destinations.
+
+    Freight is capitalised into the goods' value (IAS 2.10); writes each lane's value (X, S).
+    Returns (cost of the goods moved, freight), money.
+    """
+    n_lanes, n_sku = transfers.shape
+    cost = np.empty((n_lanes, n_sku))
+    expires = np.empty((n_lanes, n_sku), dtype=np.int64)
+    issue_outbound(transfers, transfer_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
+                   cost, expires)
+    ring = transit_units.shape[0]
+    slots = np.empty(n_lanes, dtype=np.int64)
+    goods = 0.0
+    freight = 0.0
+    for x in range(n_lanes):
+        slots[x] = (period + leads[x]) % ring
+        for s in range(n_sku):
+            lane_freight = transfers[x, s] * shipping_cost[x]
+            lane_value[x, s] = cost[x, s] + lane_freight
+            goods += cost[x, s]
+            freight += lane_freight
+    put_in_transit(slots, transfer_destination, transfers, lane_value, expires, transit_units, transit_value,
+                   transit_expires, inbound, flows_into)
+    return goods, freight
