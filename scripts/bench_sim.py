@@ -45,13 +45,21 @@ TARGETS = {"orgym_invmanagement_v1": 20_000.0, "generated_200x3x3": 2_500.0}
 WARMUP_SECONDS = 0.5
 
 
-def timed(episode: Callable[[int], int], seconds: float) -> float:
-    """Periods per second of ``episode(seed) -> periods run``, after a warm-up, over ≈ ``seconds``."""
+def timed(
+    episode: Callable[[int], int], seconds: float, on_warm: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Periods per second of ``episode(seed) -> periods run`` over ≈ ``seconds`` after a warm-up.
+
+    Returns the rate and the measured wall time; ``on_warm`` is called between warm-up and
+    measurement.
+    """
     seed = 0
     end = time.perf_counter() + min(WARMUP_SECONDS, seconds)
     while time.perf_counter() < end or seed < 2:  # at least two warm-up episodes (JIT, caches)
         episode(seed)
         seed += 1
+    if on_warm is not None:
+        on_warm()
     periods = 0
     start = time.perf_counter()
     end = start + seconds
@@ -60,24 +68,36 @@ def timed(episode: Callable[[int], int], seconds: float) -> float:
         seed += 1
         now = time.perf_counter()
         if now >= end:
-            return periods / (now - start)
+            return periods / (now - start), now - start
 
 
-def simulator_episode(network: Network, policy_name: str, params: dict[str, str] | None) -> Callable[[int], int]:
-    """One episode of the full simulator (books on, invariants and audit off) under a baseline."""
-    sim = Simulator(network, check_invariants=False, audit=False)
-    policy = make_policy(policy_name, params)
+class SimulatorEpisode:
+    """One episode of the full simulator (books on, invariants and audit off) under a baseline.
 
-    def run(seed: int) -> int:
+    Also accumulates the time spent in the policy's ``act`` and in ``reset`` (seconds).
+    """
+
+    def __init__(self, network: Network, policy_name: str, params: dict[str, str] | None) -> None:
+        self.network = network
+        self.sim = Simulator(network, check_invariants=False, audit=False)
+        self.policy = make_policy(policy_name, params)
+        self.policy_seconds = 0.0
+        self.reset_seconds = 0.0
+
+    def __call__(self, seed: int) -> int:
+        sim, policy, clock = self.sim, self.policy, time.perf_counter
+        started = clock()
         sim.reset(seed=seed)
-        policy.reset(network, seed=seed)
+        policy.reset(self.network, seed=seed)
+        self.reset_seconds += clock() - started
         periods = 0
         while not sim.done:
-            sim.step(policy.act(sim))
+            started = clock()
+            requests = policy.act(sim)
+            self.policy_seconds += clock() - started
+            sim.step(requests)
             periods += 1
         return periods
-
-    return run
 
 
 class Yardstick:
@@ -98,11 +118,15 @@ class Yardstick:
         # Lead time per DC: its first purchase or transfer lane.
         lead = np.ones(d, dtype=np.int64)
         seen = np.zeros(d, dtype=bool)
-        for dest, sampler in [*zip(n.purchase_location, n.purchase_lead_time, strict=True),
-                              *zip(n.transfer_destination, n.transfer_lead_time, strict=True)]:
+        for dest, sampler in [
+            *zip(n.purchase_location, n.purchase_lead_time, strict=True),
+            *zip(n.transfer_destination, n.transfer_lead_time, strict=True),
+        ]:
             if not seen[dest]:
                 lead[dest], seen[dest] = max(int(round(sampler.mean)), 1), True
-        self.lead = np.minimum(lead, self.ring_size - 1) if self.ring_size > 1 else np.zeros(d, dtype=np.int64)
+        self.lead = (
+            np.minimum(lead, self.ring_size - 1) if self.ring_size > 1 else np.zeros(d, dtype=np.int64)
+        )
         self.rows = np.arange(d)
         # Channel → serving DC (first sales lane of the channel), as a (D, C) routing matrix.
         self.route = np.zeros((d, c))
@@ -122,7 +146,14 @@ class Yardstick:
         on_hand = self.opening.copy()
         ring = np.zeros((self.ring_size, *self.shape))
         in_transit = np.zeros(self.shape)
-        route, holding, price, level, lead, rows = self.route, self.holding, self.price, self.level, self.lead, self.rows
+        route, holding, price, level, lead, rows = (
+            self.route,
+            self.holding,
+            self.price,
+            self.level,
+            self.lead,
+            self.rows,
+        )
         size = self.ring_size
         reward = 0.0
         for t in range(self.horizon):
@@ -144,25 +175,43 @@ class Yardstick:
 
 def rows(seconds: float) -> list[dict]:
     cases: list[tuple[str, Callable[[], Network], str, dict[str, str] | None]] = [
-        ("orgym_invmanagement_v1", lambda: compile_network(load_scenario("orgym_invmanagement_v1")),
-         "fixed", {"quantities": "20"}),
+        (
+            "orgym_invmanagement_v1",
+            lambda: compile_network(load_scenario("orgym_invmanagement_v1")),
+            "fixed",
+            {"quantities": "20"},
+        ),
         ("retail", lambda: compile_network(load_scenario("retail")), "base_stock", None),
         ("generated_200x3x3", lambda: generated_network(200, 3, 3, seed=0), "base_stock", None),
     ]
     results = []
     for key, build, policy, params in cases:
-        row: dict = {"scenario": key, "policy": policy + (f" ({params['quantities']} units)" if params else "")}
+        row: dict = {
+            "scenario": key,
+            "policy": policy + (f" ({params['quantities']} units)" if params else ""),
+        }
         if key == "retail" and not (SCENARIO_DIR / "retail.yaml").is_file():
             row["note"] = f"skipped: {SCENARIO_DIR / 'retail.yaml'} is missing"
             results.append(row)
             continue
         network = build()
         row["shape"] = {
-            "skus": network.n_skus, "dcs": len(network.locations), "channels": len(network.channels),
-            "decisions": network.n_decisions, "horizon": network.scenario.episode.horizon,
+            "skus": network.n_skus,
+            "dcs": len(network.locations),
+            "channels": len(network.channels),
+            "decisions": network.n_decisions,
+            "horizon": network.scenario.episode.horizon,
         }
-        row["simulator_periods_per_s"] = timed(simulator_episode(network, policy, params), seconds)
-        row["yardstick_periods_per_s"] = timed(Yardstick(network).episode, seconds)
+        episode = SimulatorEpisode(network, policy, params)
+
+        def restart_clocks(episode: SimulatorEpisode = episode) -> None:
+            episode.policy_seconds = episode.reset_seconds = 0.0
+
+        row["simulator_periods_per_s"], elapsed = timed(episode, seconds, restart_clocks)
+        # Shares of the simulator's wall time spent in the policy's act() and in reset().
+        row["policy_share"] = episode.policy_seconds / elapsed
+        row["reset_share"] = episode.reset_seconds / elapsed
+        row["yardstick_periods_per_s"], _ = timed(Yardstick(network).episode, seconds)
         row["sim_over_yardstick"] = row["yardstick_periods_per_s"] / row["simulator_periods_per_s"]
         if key in TARGETS:
             row["target_periods_per_s"] = TARGETS[key]
@@ -172,27 +221,39 @@ def rows(seconds: float) -> list[dict]:
 
 
 def print_table(results: list[dict], seconds: float) -> None:
-    headers = ["scenario", "S×D×C", "policy", "sim periods/s", "yardstick periods/s", "sim/yard", "target"]
+    headers = [
+        "scenario",
+        "S×D×C",
+        "policy",
+        "sim periods/s",
+        "policy / reset",
+        "yardstick periods/s",
+        "sim/yard",
+        "target",
+    ]
     table: list[list[str]] = []
     notes = []
     for row in results:
         if "note" in row:
             notes.append(f"{row['scenario']}: {row['note']}")
-            table.append([row["scenario"], "-", row["policy"], "skipped", "-", "-", "-"])
+            table.append([row["scenario"], "-", row["policy"], "skipped", "-", "-", "-", "-"])
             continue
         shape = row["shape"]
         target = "-"
         if "target_periods_per_s" in row:
             target = f"≥ {row['target_periods_per_s']:,.0f}: " + ("met" if row["target_met"] else "NOT met")
-        table.append([
-            row["scenario"],
-            f"{shape['skus']}×{shape['dcs']}×{shape['channels']}",
-            row["policy"],
-            f"{row['simulator_periods_per_s']:,.0f}",
-            f"{row['yardstick_periods_per_s']:,.0f}",
-            f"{row['sim_over_yardstick']:.1f}×",
-            target,
-        ])
+        table.append(
+            [
+                row["scenario"],
+                f"{shape['skus']}×{shape['dcs']}×{shape['channels']}",
+                row["policy"],
+                f"{row['simulator_periods_per_s']:,.0f}",
+                f"{row['policy_share']:.0%} / {row['reset_share']:.0%}",
+                f"{row['yardstick_periods_per_s']:,.0f}",
+                f"{row['sim_over_yardstick']:.1f}×",
+                target,
+            ]
+        )
     title = f"Simulated periods per second (books on, invariant checks off, audit off; ≈{seconds:g} s each)"
     try:
         from rich.console import Console
@@ -206,10 +267,14 @@ def print_table(results: list[dict], seconds: float) -> None:
     else:
         grid = Table(title=title)
         for i, header in enumerate(headers):
-            grid.add_column(header, justify="right" if 3 <= i <= 5 else "left")
+            grid.add_column(header, justify="right" if 3 <= i <= 6 else "left", no_wrap=True)
         for r in table:
             grid.add_row(*r)
-        Console().print(grid)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
+        console.print(grid)
+    print("policy / reset: share of the simulator's time spent in the policy's act() and in reset().")
     print("sim/yard: the simulator's time per period ÷ a bare numpy step of the same shapes.")
     for note in notes:
         print(note)

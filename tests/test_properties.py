@@ -23,7 +23,7 @@ from invalloc.baselines import make_policy
 from invalloc.config.generate import generate_scenario
 from invalloc.config.loader import parse_scenario
 from invalloc.sim.network import Network, compile_network
-from invalloc.sim.simulator import InvariantError, PeriodReport, Simulator, run_episode
+from invalloc.sim.simulator import PeriodReport, Simulator, run_episode
 
 UNITS = 1e-6  # unit tolerance
 REL = 1e-9  # relative tolerance on money and large quantities
@@ -66,6 +66,7 @@ def scenario_data(draw: st.DrawFn) -> dict[str, Any]:
         "moq",
         "reliability",
         "serve_contract_minimums_first",
+        "sales_lane_capacity",
     ):
         options[switch] = draw(st.booleans())
     data = generate_scenario(
@@ -144,13 +145,10 @@ def _movements(rows: list[tuple], event: str) -> list[tuple[str, str, str, float
     return [(row[2], row[3], row[4], row[5]) for row in rows if row[1] == event]
 
 
-def rule_violations(
-    network: Network, before: Before, report: PeriodReport, rows: list[tuple], check_storage: bool = False
-) -> list[str]:
+def rule_violations(network: Network, before: Before, report: PeriodReport, rows: list[tuple]) -> list[str]:
     """Every way the step's executed decision breaks a rule (empty: all rules hold).
 
-    ``rows`` are the audit-log rows of the step. ``check_storage`` adds the location-capacity
-    rule (off by default while its reproducer below is marked xfail).
+    ``rows`` are the audit-log rows of the step (what was actually ordered, received, sold).
     """
     n = network
     sc = n.scenario
@@ -161,7 +159,12 @@ def rule_violations(
     both = orders + delayed
 
     # Finite, non-negative, whole units, nothing ordered that the supplier does not offer.
-    for name, block in (("orders", orders), ("delayed", delayed), ("transfers", transfers), ("allocations", allocations)):
+    for name, block in (
+        ("orders", orders),
+        ("delayed", delayed),
+        ("transfers", transfers),
+        ("allocations", allocations),
+    ):
         if not np.isfinite(block).all():
             problems.append(f"{name} not finite: {block}")
             continue
@@ -192,14 +195,13 @@ def rule_violations(
     if not _leq(outbound, unreserved).all():
         problems.append(f"transfers {outbound} exceed unreserved on-hand {unreserved}")
 
-    # Storage capacity: what is newly sent to a DC fits in its free room. Off in the property
-    # until test_storage_capacity_holds_when_transfers_shrink passes (known bug).
+    # Storage capacity: what is newly sent to a DC fits in its free room.
     incoming = np.zeros(len(n.locations))
     np.add.at(incoming, n.purchase_location, both.sum(axis=1))
     np.add.at(incoming, n.transfer_destination, transfers.sum(axis=1))
     np.subtract.at(incoming, n.transfer_source, transfers.sum(axis=1))
     room = np.maximum(n.location_capacity - before.on_hand.sum(axis=1) - before.inbound.sum(axis=1), 0.0)
-    if check_storage and not (_leq(incoming, room) | (incoming <= UNITS)).all():
+    if not (_leq(incoming, room) | (incoming <= UNITS)).all():
         problems.append(f"location capacity: {incoming} new units for room {room}")
 
     # Minimum order quantities: nothing or at least the minimum.
@@ -214,11 +216,30 @@ def rule_violations(
         problems.append(f"purchase value reported {d.purchase_value}, recomputed {value}")
     approval = rules.purchase_approval
     if approval is not None and not _leq(_lane_values(n, orders), approval.value_limit).all():
-        problems.append(f"purchase order above the approval limit {approval.value_limit}: {_lane_values(n, orders)}")
+        problems.append(
+            f"purchase order above the approval limit {approval.value_limit}: {_lane_values(n, orders)}"
+        )
     if rules.purchase_budget_per_period is not None and not _leq(value, rules.purchase_budget_per_period):
         problems.append(f"purchase value {value} above the budget {rules.purchase_budget_per_period}")
     if before.headroom is not None and not _leq(value, max(before.headroom, 0.0)):
         problems.append(f"purchase value {value} above the cash-rule headroom {before.headroom}")
+
+    # What suppliers were actually asked to ship this period (incl. released delayed orders).
+    ordered = np.zeros_like(orders)
+    purchase_lane = {
+        (n.purchase_supplier[p], n.purchase_location[p]): p for p in range(len(n.purchase_location))
+    }
+    for supplier, location, sku, quantity in _movements(rows, "order"):
+        p = purchase_lane[(n.suppliers.index(supplier), n.locations.index(location))]
+        ordered[p, n.skus.index(sku)] += quantity
+    if not _leq(ordered.sum(axis=1), n.purchase_lane_capacity).all():
+        problems.append(
+            f"ordered per lane {ordered.sum(axis=1)} above the capacity {n.purchase_lane_capacity}"
+        )
+    per_supplier = np.zeros_like(n.supplier_capacity)
+    np.add.at(per_supplier, n.purchase_supplier, ordered)
+    if not _leq(per_supplier, n.supplier_capacity).all():
+        problems.append(f"ordered per supplier {per_supplier} above the capacity {n.supplier_capacity}")
 
     # Customer phase, from the audit log: stock available = on hand − transfers out + receipts.
     receipts = np.zeros_like(before.on_hand)
@@ -234,8 +255,12 @@ def rule_violations(
     share = n.channel_max_share[n.sales_channel][:, None]
     if not _leq(shipped, allocations).all():
         problems.append(f"shipped {shipped} above the allocations {allocations}")
+    if not _leq(shipped.sum(axis=1), n.sales_capacity).all():
+        problems.append(f"shipped per sales lane {shipped.sum(axis=1)} above the capacity {n.sales_capacity}")
     if not _leq(allocations, share * per_lane).all():
-        problems.append(f"channel share: allocations {allocations} above {share.ravel()} × available {per_lane}")
+        problems.append(
+            f"channel share: allocations {allocations} above {share.ravel()} × available {per_lane}"
+        )
     sold = np.zeros_like(available)
     np.add.at(sold, n.sales_location, shipped)
     if not _leq(sold, available).all():
@@ -247,7 +272,8 @@ def rule_violations(
         barred = [
             a
             for a in range(len(n.sales_location))
-            if n.sales_location[a] == loc and not n.reserve_tiers[loc, n.tier_channel == n.sales_channel[a]].any()
+            if n.sales_location[a] == loc
+            and not n.reserve_tiers[loc, n.tier_channel == n.sales_channel[a]].any()
         ]
         if barred:
             taken = shipped[barred].sum(axis=0)
@@ -266,7 +292,9 @@ def rule_violations(
         problems.append(f"negative shortfall {report.short}")
     vanished = float((available - sold - report.on_hand).sum())
     if not math.isclose(vanished, report.expired_units, rel_tol=1e-9, abs_tol=1e-4):
-        problems.append(f"on-hand stock changed by {vanished} units beyond sales; expired {report.expired_units}")
+        problems.append(
+            f"on-hand stock changed by {vanished} units beyond sales; expired {report.expired_units}"
+        )
     return problems
 
 
@@ -327,8 +355,10 @@ def test_same_seed_same_episode(data: dict[str, Any], run: st.DataObject) -> Non
     first = _episode(sim, seed, requests)
     _same(first, _episode(sim, seed, requests))  # reset of a used simulator
     _same(first, _episode(Simulator(network, check_invariants=False), seed, requests))  # a fresh one
-    policy_run = [run_episode(Simulator(network, check_invariants=False), make_policy("base_stock"), seed)
-                  for _ in range(2)]
+    policy_run = [
+        run_episode(Simulator(network, check_invariants=False), make_policy("base_stock"), seed)
+        for _ in range(2)
+    ]
     _same(*policy_run)
 
 
@@ -359,17 +389,33 @@ def test_demand_does_not_depend_on_the_policy(data: dict[str, Any], seed: int) -
 def test_generated_scenarios_always_validate(sizes, seed, integer_units, approval_action, horizon) -> None:
     n_skus, n_locations, n_channels, tiers = sizes
     data = generate_scenario(
-        n_skus, n_locations, n_channels, seed, tiers_per_channel=tiers,
-        integer_units=integer_units, approval_action=approval_action, horizon=horizon,
+        n_skus,
+        n_locations,
+        n_channels,
+        seed,
+        tiers_per_channel=tiers,
+        integer_units=integer_units,
+        approval_action=approval_action,
+        horizon=horizon,
     )
     assert data == generate_scenario(
-        n_skus, n_locations, n_channels, seed, tiers_per_channel=tiers,
-        integer_units=integer_units, approval_action=approval_action, horizon=horizon,
+        n_skus,
+        n_locations,
+        n_channels,
+        seed,
+        tiers_per_channel=tiers,
+        integer_units=integer_units,
+        approval_action=approval_action,
+        horizon=horizon,
     )
     for channel in data["channels"]:
         assert sum(t["demand_share"] for t in channel["tiers"]) == pytest.approx(1.0, abs=1e-12)
     network = build(data)
-    assert (network.n_skus, len(network.locations), len(network.channels)) == (n_skus, n_locations, n_channels)
+    assert (network.n_skus, len(network.locations), len(network.channels)) == (
+        n_skus,
+        n_locations,
+        n_channels,
+    )
 
 
 def test_generator_rejects_unknown_options() -> None:
@@ -380,7 +426,7 @@ def test_generator_rejects_unknown_options() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reproducers of simulator bugs found by the properties above (strict xfail: fix, then unmark)
+# Regressions: simulator bugs the properties above found (fixed)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -410,8 +456,12 @@ def test_cash_invariant_allows_periods_without_purchases() -> None:
     # 50 units of demand a period, nothing in stock, a 10/unit shortage penalty: period 0 costs
     # ≈ 500 of penalties in cash, taking cash (100) below the buffer (50) with no purchase at all.
     data = _one_sku(
-        channels=[{"id": "shop", "tiers": [{"id": "all", "priority": 0, "demand_share": 1.0,
-                                           "penalty_per_unit_short": 10.0}]}],
+        channels=[
+            {
+                "id": "shop",
+                "tiers": [{"id": "all", "priority": 0, "demand_share": 1.0, "penalty_per_unit_short": 10.0}],
+            }
+        ],
         finance={"opening_cash": 100.0, "treasury_buffer": 50.0},
         rules={"cash_rule": True},
     )
@@ -425,18 +475,19 @@ def test_cash_invariant_allows_periods_without_purchases() -> None:
     assert headroom < 0  # the situation the regression is about was reached
 
 
-@pytest.mark.xfail(
-    reason="simulator bug: orders delayed by purchase approval are released on top of the period's new "
-    "orders, so a purchase lane (and supplier) ships more than its capacity per period",
-    strict=True,
-)
 def test_released_delayed_orders_respect_lane_capacity() -> None:
+    """Regression: orders delayed for approval were released on top of new ones, over capacity."""
     # Lane capacity 10, approval above 50: period 0 asks 10 (value 100 → delayed one period);
     # period 1 asks 4 (value 40, released at once) and the delayed 10 come due: 14 ordered.
     data = _one_sku(
-        lanes=[{"from": "supplier", "to": "dc", "lead_time": 2, "capacity_per_period": 10},
-               {"from": "dc", "to": "shop"}],
-        rules={"cash_rule": False, "purchase_approval": {"value_limit": 50, "action": "delay", "delay_periods": 1}},
+        lanes=[
+            {"from": "supplier", "to": "dc", "lead_time": 2, "capacity_per_period": 10},
+            {"from": "dc", "to": "shop"},
+        ],
+        rules={
+            "cash_rule": False,
+            "purchase_approval": {"value_limit": 50, "action": "delay", "delay_periods": 1},
+        },
     )
     sim = Simulator(build(data), check_invariants=True, audit=True)
     sim.reset(seed=0)
@@ -447,15 +498,14 @@ def test_released_delayed_orders_respect_lane_capacity() -> None:
         assert ordered <= 10, f"period {period}: {ordered} units ordered on a lane of capacity 10"
 
 
-@pytest.mark.xfail(
-    reason="simulator bug: capacity_per_period of a DC → channel lane is compiled (network.sales_capacity) "
-    "but never enforced",
-    strict=True,
-)
 def test_sales_lane_capacity_is_enforced() -> None:
+    """Regression: a DC → channel lane's capacity_per_period was compiled but never enforced."""
     data = _one_sku(
         locations=[{"id": "dc", "opening_stock": 100}],
-        lanes=[{"from": "supplier", "to": "dc", "lead_time": 2}, {"from": "dc", "to": "shop", "capacity_per_period": 5}],
+        lanes=[
+            {"from": "supplier", "to": "dc", "lead_time": 2},
+            {"from": "dc", "to": "shop", "capacity_per_period": 5},
+        ],
     )
     sim = Simulator(build(data), check_invariants=True)
     sim.reset(seed=0)
@@ -463,39 +513,39 @@ def test_sales_lane_capacity_is_enforced() -> None:
     assert report.served.sum() <= 5
 
 
-@pytest.mark.xfail(
-    reason="simulator bug: an order above 2**63 units from a supplier with reliability < 1 overflows "
-    "int64 in the binomial draw (ValueError: n < 0); the feasibility layer passes any finite request",
-    raises=ValueError,
-    strict=True,
-)
 def test_huge_finite_requests_do_not_crash() -> None:
-    data = _one_sku(suppliers=[{"id": "supplier", "reliability": 0.9, "items": {"item": {"unit_cost": 10.0}}}])
+    """Regression: 1e19 units from an unreliable supplier overflowed int64 in the binomial draw."""
+    data = _one_sku(
+        suppliers=[{"id": "supplier", "reliability": 0.9, "items": {"item": {"unit_cost": 10.0}}}]
+    )
     sim = Simulator(build(data), check_invariants=True)
     sim.reset(seed=0)
-    sim.step(np.array([1e19]))
+    for request in (1e19, 1e300, 1e12):
+        report = sim.step(np.array([request]))
+        assert report.invariants_ok and math.isfinite(report.cash)
 
 
-@pytest.mark.xfail(
-    reason="simulator bug: the storage-capacity limit scales a DC's orders against its net inbound "
-    "(orders − transfers out), then the destination's own storage limit shrinks those transfers, so "
-    "the source DC ends above its capacity",
-    strict=True,
-)
 def test_storage_capacity_holds_when_transfers_shrink() -> None:
+    """Regression: a DC's orders were sized against transfers out that the destination then cut."""
     # dc_central is full (100/100) and plans to push 100 units to dc_1 while ordering 100 more;
     # dc_1 has room for 10 only, so the transfer is cut to ~1 unit, but the 100 ordered stay.
     data = _one_sku(
-        locations=[{"id": "dc_central", "capacity": 100, "opening_stock": 100},
-                   {"id": "dc_1", "capacity": 100, "opening_stock": 90}],
-        lanes=[{"from": "supplier", "to": "dc_central", "lead_time": 2},
-               {"from": "supplier", "to": "dc_1", "lead_time": 2},
-               {"from": "dc_central", "to": "dc_1", "lead_time": 1},
-               {"from": "dc_1", "to": "shop"}],
+        locations=[
+            {"id": "dc_central", "capacity": 100, "opening_stock": 100},
+            {"id": "dc_1", "capacity": 100, "opening_stock": 90},
+        ],
+        lanes=[
+            {"from": "supplier", "to": "dc_central", "lead_time": 2},
+            {"from": "supplier", "to": "dc_1", "lead_time": 2},
+            {"from": "dc_central", "to": "dc_1", "lead_time": 1},
+            {"from": "dc_1", "to": "shop"},
+        ],
     )
     network = build(data)
     assert network.decision_names == [
-        "order/supplier/dc_central/item", "order/supplier/dc_1/item", "transfer/dc_central/dc_1/item",
+        "order/supplier/dc_central/item",
+        "order/supplier/dc_1/item",
+        "transfer/dc_central/dc_1/item",
     ]
     sim = Simulator(network, check_invariants=True, audit=True)
     sim.reset(seed=0)
@@ -503,4 +553,4 @@ def test_storage_capacity_holds_when_transfers_shrink() -> None:
     report = sim.step(np.array([100.0, 1000.0, 100.0]))
     position = sim.on_hand.sum(axis=1) + sim.inbound.sum(axis=1)
     assert position[0] <= 100, f"dc_central holds/awaits {position[0]} units, capacity 100"
-    assert not rule_violations(network, before, report, sim.audit_log.rows[before.audit_rows :], check_storage=True)
+    assert not rule_violations(network, before, report, sim.audit_log.rows[before.audit_rows :])
