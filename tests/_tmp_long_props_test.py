@@ -77,7 +77,7 @@ def scenario_data(draw: st.DrawFn) -> dict[str, Any]:
         tiers_per_channel=draw(st.integers(1, 3)),
         **options,
     )
-    data["episode"]["horizon"] = draw(st.integers(6, 10))
+    data["episode"]["horizon"] = draw(st.integers(15, 40))
     return data
 
 
@@ -303,7 +303,7 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
 # ---------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=3000, **SETTINGS)
+@settings(max_examples=1000, **SETTINGS)
 @given(data=scenario_data(), run=st.data())
 def test_executed_decisions_satisfy_every_rule(data: dict[str, Any], run: st.DataObject) -> None:
     network = build(data)
@@ -340,7 +340,7 @@ def _same(a: list[PeriodReport], b: list[PeriodReport]) -> None:
         assert x.costs == y.costs
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(data=scenario_data(), run=st.data())
 def test_same_seed_same_episode(data: dict[str, Any], run: st.DataObject) -> None:
     network = build(data)
@@ -362,7 +362,7 @@ def test_same_seed_same_episode(data: dict[str, Any], run: st.DataObject) -> Non
     _same(*policy_run)
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(data=scenario_data(), seed=st.integers(0, 2**32 - 1))
 def test_demand_does_not_depend_on_the_policy(data: dict[str, Any], seed: int) -> None:
     network = build(data)

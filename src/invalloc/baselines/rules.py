@@ -67,24 +67,29 @@ class _Replenishment:
         return cls(index, lead)
 
 
-def demand_through_locations(network: Network, simulator: Simulator) -> np.ndarray:
-    """Expected demand per period flowing through each DC (D, S), units.
+def _through_matrix(network: Network) -> np.ndarray:
+    """(D, C) share of each channel's demand that flows through each DC.
 
     A channel's demand is shared equally by the DCs serving it; a DC supplying others by
     transfer carries their demand too (shared equally among their sources).
     """
-    per_channel = np.zeros((len(network.channels), network.n_skus))
-    np.add.at(per_channel, network.tier_channel, simulator.demand_forecast())
-    through = np.zeros((len(network.locations), network.n_skus))
-    servers = np.bincount(network.sales_channel, minlength=len(network.channels))
-    for a, (d, c) in enumerate(zip(network.sales_location, network.sales_channel, strict=True)):
-        del a
-        through[d] += per_channel[c] / servers[c]
+    n_loc, n_channels = len(network.locations), len(network.channels)
+    through = np.zeros((n_loc, n_channels))
+    servers = np.bincount(network.sales_channel, minlength=n_channels)
+    for d, c in zip(network.sales_location, network.sales_channel, strict=True):
+        through[d, c] += 1.0 / servers[c]
     for d in _downstream_order(network):
         sources = network.transfer_source[network.transfer_destination == d]
         for source in sources:
             through[source] += through[d] / len(sources)
     return through
+
+
+def demand_through_locations(network: Network, simulator: Simulator, through: np.ndarray | None = None) -> np.ndarray:
+    """Expected demand per period flowing through each DC (D, S), units (see :func:`_through_matrix`)."""
+    per_channel = np.zeros((len(network.channels), network.n_skus))
+    np.add.at(per_channel, network.tier_channel, simulator.demand_forecast())
+    return (through if through is not None else _through_matrix(network)) @ per_channel
 
 
 class RuleBasedPolicy:
@@ -127,6 +132,13 @@ class RuleBasedPolicy:
         self.route = _Replenishment.build(network)
         self.echelon = _echelons(network)
         self.downstream = _downstream_order(network)
+        self.through = _through_matrix(network)
+        # Allocation decisions grouped by DC: (DC, [(sales lane, decision slice)], channels).
+        blocks = [(lane, span) for kind, lane, _, span in network.decision_blocks if kind == "allocate"]
+        self.allocation_groups = []
+        for d in sorted({int(network.sales_location[lane]) for lane, _ in blocks}):
+            lanes = [(lane, span) for lane, span in blocks if network.sales_location[lane] == d]
+            self.allocation_groups.append((d, lanes, [int(network.sales_channel[lane]) for lane, _ in lanes]))
         if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
             raise PolicyError(
                 f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "
@@ -157,7 +169,7 @@ class RuleBasedPolicy:
             return np.full((len(n.locations), n.n_skus), float(self.order_up_to))
         if self.level is not None:
             return np.full((len(n.locations), n.n_skus), float(self.level))
-        return demand_through_locations(n, simulator) * (self.route.lead_time + self.cover)
+        return demand_through_locations(n, simulator, self.through) * (self.route.lead_time + self.cover)
 
     def _positions(self, simulator: Simulator) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog."""
@@ -184,15 +196,12 @@ class RuleBasedPolicy:
     # -- allocation -------------------------------------------------------------------
     def _allocate(self, simulator: Simulator, requests: np.ndarray) -> None:
         n = self.network
-        blocks = [b for b in n.decision_blocks if b[0] == "allocate"]
-        if not blocks:
+        if not self.allocation_groups:
             return
         per_channel = np.zeros((len(n.channels), n.n_skus))
         np.add.at(per_channel, n.tier_channel, simulator.demand_forecast() + simulator.backlog)
         available = simulator.on_hand + simulator.arriving(simulator.period)
-        for d in np.unique([n.sales_location[lane] for _, lane, _, _ in blocks]):
-            lanes = [(lane, span) for _, lane, _, span in blocks if n.sales_location[lane] == d]
-            channels = [n.sales_channel[lane] for lane, _ in lanes]
+        for d, lanes, channels in self.allocation_groups:
             if self.allocation == "fixed_split":
                 weights = np.array([[self.split[c]] * n.n_skus for c in channels], dtype=float)
             elif self.allocation == "priority":

@@ -146,13 +146,7 @@ class CostLayers:
 
     def write_down_to(self, net_realisable_value: np.ndarray) -> float:
         """Lower of cost and NRV (NRV per SKU, shape (S,)); returns the write-down (money)."""
-        excess = self.unit_cost - net_realisable_value[None, :, None]
-        mask = (excess > 0) & (self.quantity > 0)
-        if not mask.any():
-            return 0.0
-        amount = float(np.sum(self.quantity[mask] * excess[mask]))
-        self.unit_cost[mask] = np.broadcast_to(net_realisable_value[None, :, None], self.unit_cost.shape)[mask]
-        return amount
+        return float(kernels.write_down_layers(self.quantity, self.unit_cost, self.used, net_realisable_value))
 
     def expire(self, period: int) -> tuple[np.ndarray, float]:
         """Remove layers expired at ``period``; returns units (D, S) and cost written off."""

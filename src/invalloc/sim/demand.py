@@ -127,7 +127,18 @@ def split_over_tiers(network: Network, channel_demand: np.ndarray, rng: np.rando
         if len(members) == 1:
             tiers[:, members[0], :] = total
             continue
-        proportional = total[..., None] * shares
-        whole = rng.multinomial(total.astype(np.int64), shares).astype(float)
-        tiers[:, members, :] = np.where(network.integer_units[None, :, None], whole, proportional).transpose(0, 2, 1)
+        if network.integer_units.any():
+            # Multinomial split of every (period, SKU) count as a chain of binomials, vectorised.
+            remaining = total.astype(np.int64)
+            left = 1.0
+            for k, member in enumerate(members):
+                if k == len(members) - 1:
+                    whole = remaining
+                else:
+                    whole = rng.binomial(remaining, min(shares[k] / left, 1.0) if left > 0 else 0.0)
+                    remaining = remaining - whole
+                    left -= shares[k]
+                tiers[:, member, :] = np.where(network.integer_units, whole, total * shares[k])
+        else:
+            tiers[:, members, :] = (total[..., None] * shares).transpose(0, 2, 1)
     return tiers

@@ -87,7 +87,8 @@ class FeasibleDecision:
     requested: np.ndarray  # (n_decisions,) sanitised request (+ open backorders)
     executed: np.ndarray  # (n_decisions,)
     log: np.ndarray  # (len(RULES), 2): decisions changed and units removed per rule
-    replenishment_mask: np.ndarray  # (n_decisions,) True for orders and transfers
+    shortfall: np.ndarray  # (n_decisions,) units of each replenishment request not executed (0 for allocations)
+    shortfall_penalty: float  # money: shortfall × the lanes' shortfall penalty
 
     @property
     def interventions(self) -> dict[str, Intervention]:
@@ -105,11 +106,6 @@ class FeasibleDecision:
     @property
     def intervention_volume(self) -> float:
         return float(self.log[:, 1].sum())
-
-    @property
-    def shortfall(self) -> np.ndarray:
-        """Units of each replenishment request (n_decisions,) not executed this period."""
-        return np.where(self.replenishment_mask, self.requested - self.executed, 0.0)
 
     @property
     def projection_distance(self) -> float:
@@ -171,8 +167,9 @@ class FeasibilityLayer:
         allocations = np.full(allocations_shape, np.inf)
         sanitised = np.empty(n.n_decisions)
         executed = np.empty(n.n_decisions)
+        shortfall = np.empty(n.n_decisions)
         log = np.zeros((len(RULES), 2))
-        value = kernels.project(
+        value, penalty = kernels.project(
             flat, self._no_open if open_requests is None else open_requests,
             self._kind, self._row, self._column, n.decision_integer, n.integer_units,
             context.on_hand, context.inbound, n.reserve_quantity,
@@ -180,7 +177,7 @@ class FeasibilityLayer:
             n.purchase_location, n.purchase_supplier, n.purchase_lane_capacity, n.supplier_capacity,
             n.location_capacity, self._unit_cost, n.purchase_fixed_cost, n.purchase_moq,
             self._approval_limit, self._approval_delays, context.purchase_budget, context.purchase_headroom,
-            sanitised, orders, delayed, transfers, allocations, executed, log,
+            n.decision_shortfall_penalty, sanitised, orders, delayed, transfers, allocations, executed, shortfall, log,
         )
         return FeasibleDecision(
             orders=orders,
@@ -191,7 +188,8 @@ class FeasibilityLayer:
             requested=sanitised,
             executed=executed,
             log=log,
-            replenishment_mask=n.decision_replenishment,
+            shortfall=shortfall,
+            shortfall_penalty=penalty,
         )
 
     def limit_allocations(self, decision: FeasibleDecision, available: np.ndarray) -> np.ndarray:

@@ -315,12 +315,13 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             transfer_source, transfer_destination, transfer_capacity, released,
             purchase_location, purchase_supplier, purchase_capacity, supplier_capacity, location_capacity,
             unit_cost, fixed_cost, minimum_order, approval_limit, approval_delays, budget, headroom,
-            requested, orders, delayed, transfers, allocations, executed, log):
+            shortfall_penalty, requested, orders, delayed, transfers, allocations, executed, shortfall, log):
     """The feasibility layer's projection (see :mod:`invalloc.sim.feasibility`), in place.
 
-    Fills ``requested`` and ``executed`` (n_decisions,), ``orders``/``delayed`` (P, S),
-    ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and the
-    intervention ``log``; returns the value of the purchase orders (money).
+    Fills ``requested``, ``executed`` and ``shortfall`` (n_decisions,; the unexecuted part of
+    each replenishment request), ``orders``/``delayed`` (P, S), ``transfers`` (X, S),
+    ``allocations`` (A, S; +inf where a lane has no decision) and the intervention ``log``.
+    Returns (value of the purchase orders, penalty for the shortfalls), money.
     """
     n_sku = sku_integer.shape[0]
     n_loc = on_hand.shape[0]
@@ -474,6 +475,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             if 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
                 _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
 
+    penalty = 0.0
     for i in range(flat.shape[0]):
         if kind[i] == ORDER:
             executed[i] = orders[row[i], column[i]] + delayed[row[i], column[i]]
@@ -481,7 +483,12 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             executed[i] = transfers[row[i], column[i]]
         else:
             executed[i] = allocations[row[i], column[i]]
-    return _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+            shortfall[i] = 0.0
+            continue
+        shortfall[i] = requested[i] - executed[i]
+        penalty += shortfall[i] * shortfall_penalty[i]
+    value = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+    return value, penalty
 
 
 @njit(cache=True)
@@ -661,3 +668,21 @@ def dispatch_transfers(transfers, transfer_source, transfer_destination, shippin
     put_in_transit(slots, transfer_destination, transfers, lane_value, expires, transit_units, transit_value,
                    transit_expires, inbound, flows_into)
     return goods, freight
+
+
+@njit(cache=True)
+def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
+    """Lower of cost and NRV: layers costing more than the SKU's NRV (S,) are written down to it.
+
+    Returns the write-down (money).
+    """
+    n_loc, n_sku, _ = layer_qty.shape
+    amount = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            nrv = net_realisable_value[s]
+            for k in range(used[d, s]):
+                if layer_qty[d, s, k] > 0.0 and layer_cost[d, s, k] > nrv:
+                    amount += layer_qty[d, s, k] * (layer_cost[d, s, k] - nrv)
+                    layer_cost[d, s, k] = nrv
+    return amount

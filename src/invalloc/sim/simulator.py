@@ -144,7 +144,6 @@ class Simulator:
         self._lane_index = order.astype(np.int64)  # sales lanes grouped by channel, in lane order
         self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
         self._backorder_replenishment = scenario.episode.backorder_replenishment
-        self._track_shortfall = self._backorder_replenishment or bool(network.decision_shortfall_penalty.any())
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
@@ -293,11 +292,9 @@ class Simulator:
                 self._requests, self.context(), self.open_requests if self._backorder_replenishment else None
             )
             self._decision = decision
-            if self._track_shortfall:
-                shortfall = decision.shortfall
-                self._shortfall_penalty = float(shortfall @ n.decision_shortfall_penalty)
-                if self._backorder_replenishment:
-                    self.open_requests = shortfall
+            self._shortfall_penalty = decision.shortfall_penalty
+            if self._backorder_replenishment:
+                self.open_requests = decision.shortfall
             self._period_purchases = 0.0
             self._period_freight = 0.0
             if self._cash_rule and decision.purchase_value > 0:
@@ -365,10 +362,11 @@ class Simulator:
             ratio = np.broadcast_to(n.purchase_reliability[:, None], orders.shape)
             # Each unit arrives with probability ``reliability``; beyond 2**53 units (no exact
             # integer draw exists) the expected share is shipped.
-            exact = orders < 2.0**53
-            whole = self.supply_rng.binomial(np.where(exact, orders, 0).astype(np.int64), ratio)
-            whole = np.where(exact, whole, np.floor(orders * ratio))
-            shipped = np.where(n.integer_units, whole, orders * ratio)
+            shipped = orders * ratio
+            draw = (orders > 0) & (orders < 2.0**53) & n.integer_units & (ratio < 1.0)
+            shipped[draw] = self.supply_rng.binomial(orders[draw].astype(np.int64), ratio[draw])
+            beyond = (orders >= 2.0**53) & n.integer_units
+            shipped[beyond] = np.floor(shipped[beyond])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
         invoices = np.empty(len(n.purchase_location))
         goods, ordering, freight = kernels.ship_purchases(
@@ -467,9 +465,10 @@ class Simulator:
                                                     self.delivery_cost, self.delivery_revenue, revenue_by_lane)
             self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
             self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
-            for a in np.flatnonzero(revenue_by_lane):
-                due = self.period + self._lane_payment_periods[a]
-                self.receivables[due] += float(revenue_by_lane[a])
+            if revenue:
+                for a, amount in enumerate(revenue_by_lane.tolist()):
+                    if amount:
+                        self.receivables[self.period + self._lane_payment_periods[a]] += amount
             yield self.env.timeout(1)
 
     def _treasury(self):
