@@ -286,6 +286,13 @@ def _lower(block, i, s, new, log, rule):
 
 
 @njit(cache=True)
+def _scale_row(block, i, factor, sku_integer, log, rule):
+    """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
+    for s in range(block.shape[1]):
+        _lower(block, i, s, _whole(block[i, s] * factor, sku_integer[s]), log, rule)
+
+
+@njit(cache=True)
 def _order_value(orders, unit_cost, fixed_cost):
     """Value of all purchase orders (P, S): units × cost plus each ordering lane's fixed cost."""
     total = 0.0
@@ -353,8 +360,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
                 total += transfers[x, s]
             if total > transfer_capacity[x]:
                 factor = transfer_capacity[x] / total
-                for s in range(n_sku):
-                    _lower(transfers, x, s, _whole(transfers[x, s] * factor, sku_integer[s]), log, LANE_CAPACITY)
+                _scale_row(transfers, x, factor, sku_integer, log, LANE_CAPACITY)
         outbound = np.zeros((n_loc, n_sku))
         for x in range(n_transfer):
             for s in range(n_sku):
@@ -378,8 +384,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             taken += released[p, s]
         if total > 0.0 and total + taken > purchase_capacity[p]:
             factor = max(purchase_capacity[p] - taken, 0.0) / total
-            for s in range(n_sku):
-                _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, LANE_CAPACITY)
+            _scale_row(orders, p, factor, sku_integer, log, LANE_CAPACITY)
     if np.isfinite(supplier_capacity).any():
         per_supplier = np.zeros(supplier_capacity.shape)
         taken_supplier = np.zeros(supplier_capacity.shape)
@@ -412,8 +417,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             d = transfer_destination[x]
             if transfers_in[d] > room[d]:
                 f = room[d] / transfers_in[d]
-                for s in range(n_sku):
-                    _lower(transfers, x, s, _whole(transfers[x, s] * f, sku_integer[s]), log, LOCATION_CAPACITY)
+                _scale_row(transfers, x, f, sku_integer, log, LOCATION_CAPACITY)
         net_transfers = np.zeros(n_loc)
         for x in range(n_transfer):
             for s in range(n_sku):
@@ -427,8 +431,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
             d = purchase_location[p]
             if ordered[d] > 0.0 and ordered[d] + net_transfers[d] > room[d]:
                 f = max(room[d] - net_transfers[d], 0.0) / ordered[d]
-                for s in range(n_sku):
-                    _lower(orders, p, s, _whole(orders[p, s] * f, sku_integer[s]), log, LOCATION_CAPACITY)
+                _scale_row(orders, p, f, sku_integer, log, LOCATION_CAPACITY)
 
     # Purchase approval: an order above the value limit is capped, or held for approval.
     if np.isfinite(approval_limit):
@@ -446,8 +449,7 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
                     _lower(orders, p, s, 0.0, log, PURCHASE_APPROVAL)
             else:
                 factor = max(approval_limit - fixed_cost[p], 0.0) / variable
-                for s in range(n_sku):
-                    _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, PURCHASE_APPROVAL)
+                _scale_row(orders, p, factor, sku_integer, log, PURCHASE_APPROVAL)
 
     # Purchase budget, then the cash rule: one common scale factor over all orders.
     for rule in (PURCHASE_BUDGET, CASH_RULE):
