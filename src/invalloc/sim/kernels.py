@@ -137,13 +137,19 @@ def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_
         return -1.0
     for d in range(n_loc):
         for s in range(n_sku):
-            q = units[d, s]
-            if q > 0.0:
-                on_hand[d, s] += q
-                inbound[d, s] -= q
+            if units[d, s] > 0.0:
+                on_hand[d, s] += units[d, s]
             units[d, s] = 0.0
             value[d, s] = 0.0
             transit_expires[slot, d, s] = NEVER
+    # Recount what is still in transit rather than subtracting: a huge shipment would
+    # otherwise leave a floating-point residue behind once it has arrived.
+    for d in range(n_loc):
+        for s in range(n_sku):
+            remaining = 0.0
+            for r in range(transit_units.shape[0]):
+                remaining += transit_units[r, d, s]
+            inbound[d, s] = remaining
     return total
 
 
