@@ -6,10 +6,11 @@ one SimPy process per actor, at fixed phases inside the period::
     t + 0.0  decision point   the policy's requests pass the feasibility layer; transfers leave
     t + 0.1  suppliers         released purchase orders are shipped (partial deliveries, lead times)
     t + 0.2  receiving         shipments due this period are put away into cost layers
-    t + 0.3  customers         demand arrives and is served tier by tier; shortfalls backlogged or lost
-    t + 0.6  customer arrival  shipments to customers due this period are delivered and invoiced
-    t + 0.7  treasury          payables and receivables that fall due are settled
-    t + 0.9  period close      holding cost, interest, expiry, lower of cost and NRV, KPIs, invariants
+    t + 0.3  customers         demand arrives and is served tier by tier; shortfalls backlogged or lost;
+                               goods reaching customers this period are delivered and invoiced
+    t + 0.9  finance           payables and receivables that fall due are settled; the period is
+                               closed: holding cost, interest, expiry, lower of cost and NRV, KPIs,
+                               invariants
 
 Quantities are numpy arrays over SKUs owned by the simulator (one event moves a whole
 vector); SimPy sequences the events. Shapes follow :mod:`invalloc.sim.network`.
@@ -37,8 +38,6 @@ from invalloc.sim.network import Network
 PHASE_SUPPLIERS = 0.1
 PHASE_RECEIVING = 0.2
 PHASE_CUSTOMERS = 0.3
-PHASE_DELIVERIES = 0.6
-PHASE_TREASURY = 0.7
 PHASE_CLOSE = 0.9
 
 #: Money tolerance of the trial balance and of the cash rule check (currency units).
@@ -208,9 +207,7 @@ class Simulator:
             self._suppliers,
             self._receiving,
             self._customers,
-            self._customer_deliveries,
-            self._treasury,
-            self._period_close,
+            self._finance,
         ):
             self.env.process(process())
 
@@ -224,7 +221,10 @@ class Simulator:
         if self.done:
             raise RuntimeError("the episode is over; call reset()")
         self._requests = requests
-        self.env.run(until=self.period + 1)
+        # Process every event of this period (stepping directly is cheaper than run(until=…)).
+        env, end = self.env, self.period + 1
+        while env.peek() < end:
+            env.step()
         report = self._report
         self.period += 1
         assert report is not None
@@ -412,9 +412,12 @@ class Simulator:
         """Customers' demand arrives; tiers are served in priority order, contract minimums first.
 
         Unserved units are backlogged or lost, and each unit short costs its tier's penalty.
+        Then the goods that reach customers this period (shipped now or earlier) are
+        delivered and invoiced.
         """
         n = self.network
         shape = (len(n.tiers), n.n_skus)
+        revenue_by_lane = np.zeros(len(n.sales_location))
         yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
             new_demand = self.tier_demand[self.period]
@@ -430,6 +433,7 @@ class Simulator:
             self._served, self._served_new, self._short, self._new_demand = served, served_new, short, new_demand
             self._penalty = penalty + self._shortfall_penalty
             self._sales_value = self._dispatch_sales(shipped)
+            self._deliver(revenue_by_lane)
             yield self.env.timeout(1)
 
     def _dispatch_sales(self, shipped: np.ndarray) -> float:
@@ -456,39 +460,36 @@ class Simulator:
                                          n.channels[n.sales_channel[a]], n.skus, lane_units[a], value)
         return sales_value
 
-    def _customer_deliveries(self):
-        """Goods reaching customers this period are delivered and invoiced (revenue, COGS)."""
-        n = self.network
-        revenue_by_lane = np.zeros(len(n.sales_location))
-        yield self.env.timeout(PHASE_DELIVERIES)
-        while True:
-            revenue, cost = kernels.take_deliveries(self.period % self._ring, self.delivery_units,
-                                                    self.delivery_cost, self.delivery_revenue, revenue_by_lane)
-            self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
-            self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
-            if revenue:
-                for a, amount in enumerate(revenue_by_lane.tolist()):
-                    if amount:
-                        self.receivables[self.period + self._lane_payment_periods[a]] += amount
-            yield self.env.timeout(1)
+    def _deliver(self, revenue_by_lane: np.ndarray) -> None:
+        """Goods reaching customers this period are delivered and invoiced (revenue, COGS, receivables)."""
+        revenue, cost = kernels.take_deliveries(self.period % self._ring, self.delivery_units,
+                                                self.delivery_cost, self.delivery_revenue, revenue_by_lane)
+        self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
+        self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
+        if revenue:
+            for a, amount in enumerate(revenue_by_lane.tolist()):
+                if amount:
+                    self.receivables[self.period + self._lane_payment_periods[a]] += amount
 
-    def _treasury(self):
+    def _settle_payments(self) -> None:
         """Bills and customer payments that fall due this period are settled in cash."""
-        yield self.env.timeout(PHASE_TREASURY)
-        while True:
-            paid = self.payables.pop(self.period, 0.0)
-            collected = self.receivables.pop(self.period, 0.0)
-            self.ledger.post(Account.PAYABLES, Account.CASH, paid)
-            self.ledger.post(Account.CASH, Account.RECEIVABLES, collected)
-            if self.audit_log is not None:
-                self.audit_log.payment(self.period, paid, collected)
-            yield self.env.timeout(1)
+        paid = self.payables.pop(self.period, 0.0)
+        collected = self.receivables.pop(self.period, 0.0)
+        self.ledger.post(Account.PAYABLES, Account.CASH, paid)
+        self.ledger.post(Account.CASH, Account.RECEIVABLES, collected)
+        if self.audit_log is not None:
+            self.audit_log.payment(self.period, paid, collected)
 
-    def _period_close(self):
-        """Close the period: holding cost, penalties, interest, expiry, NRV; report and check."""
+    def _finance(self):
+        """The finance team: settles what falls due, then closes the period.
+
+        The close books holding cost, penalties, interest on credit used, expiry write-offs
+        and lower of cost and NRV, reports the period and checks the invariants.
+        """
         n = self.network
         yield self.env.timeout(PHASE_CLOSE)
         while True:
+            self._settle_payments()
             ledger = self.ledger
             holding = float((n.holding_cost * self.on_hand).sum())
             ledger.post(Account.HOLDING, Account.CASH, holding)
