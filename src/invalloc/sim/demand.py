@@ -48,33 +48,58 @@ def _draw(stream: DemandStream, means: np.ndarray, stds: np.ndarray, rng: np.ran
     return np.where(means > 0, draws, 0.0)
 
 
+class DemandModel:
+    """The scenario's demand streams, prepared once per episode length.
+
+    ``expected`` holds the mean demand per period, channel and SKU, shape (H + 1, C, S);
+    :meth:`sample` draws tier demand (H, T, S) for one episode.
+
+    Poisson streams are drawn per tier with mean × the tier's demand share: independent
+    Poisson tiers are exactly a multinomial split of Poisson channel demand, and far cheaper
+    to draw. Other streams are drawn per channel and then split over tiers
+    (:func:`split_over_tiers`).
+    """
+
+    def __init__(self, network: Network, periods: int) -> None:
+        self.network = network
+        self.periods = periods
+        t = np.arange(periods + 1, dtype=float)[:, None]
+        sku_index = {sku: i for i, sku in enumerate(network.skus)}
+        self.expected = np.zeros((periods + 1, len(network.channels), network.n_skus))
+        #: Per stream: (stream, channel, SKU columns (k,), mean (H, k), standard deviation (H, k)).
+        self.streams = []
+        for stream in network.scenario.demand.streams:
+            c = network.channels.index(stream.channel)
+            skus = network.skus if stream.skus == "*" else stream.skus
+            columns = np.array([sku_index[s] for s in skus], dtype=np.int64)
+            level = stream_mean(stream, 1.0, t)  # (H + 1, 1)
+            mean = level * np.array([_per_sku_value(stream.mean, s) for s in skus])[None, :]
+            std = level * np.array([_per_sku_value(stream.std, s) for s in skus])[None, :]
+            self.expected[:, c, columns] += mean
+            self.streams.append((stream, c, columns, mean[:periods], std[:periods]))
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
+        n = self.network
+        tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
+        channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
+        split_needed = False
+        for stream, c, columns, mean, std in self.streams:
+            if stream.distribution == "poisson":
+                for member in np.flatnonzero(n.tier_channel == c):
+                    tiers[:, member, columns] += rng.poisson(mean * n.tier_share[member])
+            else:
+                draws = _draw(stream, mean, std, rng)
+                channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)
+                split_needed = True
+        if split_needed:
+            tiers += split_over_tiers(n, channel_demand, rng)
+        return tiers
+
+
 def expected_demand(network: Network, periods: int) -> np.ndarray:
     """Mean demand per period, channel and SKU, shape (H, C, S) (zero where only a trace is given)."""
-    mean = np.zeros((periods, len(network.channels), network.n_skus))
-    t = np.arange(periods, dtype=float)[:, None]
-    for stream in network.scenario.demand.streams:
-        c = network.channels.index(stream.channel)
-        skus = network.skus if stream.skus == "*" else stream.skus
-        columns = [network.skus.index(s) for s in skus]
-        base = np.array([_per_sku_value(stream.mean, s) for s in skus])
-        mean[:, c, columns] += stream_mean(stream, 1.0, t) * base[None, :]
-    return mean
-
-
-def generate_channel_demand(network: Network, periods: int, rng: np.random.Generator) -> np.ndarray:
-    """Random demand per period, channel and SKU, shape (H, C, S), in units."""
-    demand = np.zeros((periods, len(network.channels), network.n_skus))
-    t = np.arange(periods, dtype=float)[:, None]
-    for stream in network.scenario.demand.streams:
-        c = network.channels.index(stream.channel)
-        skus = network.skus if stream.skus == "*" else stream.skus
-        columns = [network.skus.index(s) for s in skus]
-        base = np.array([_per_sku_value(stream.mean, s) for s in skus])
-        means = stream_mean(stream, 1.0, t) * base[None, :]
-        stds = np.array([_per_sku_value(stream.std, s) for s in skus])[None, :] * stream_mean(stream, 1.0, t)
-        demand[:, c, columns] += _draw(stream, means, stds, rng)
-    integer = network.integer_units[None, None, :]
-    return np.where(integer, np.round(demand), demand)
+    return DemandModel(network, periods).expected[:periods]
 
 
 def load_demand_trace(network: Network, path: str | Path, periods: int) -> np.ndarray:

@@ -31,7 +31,7 @@ import simpy
 from invalloc.sim import kernels
 from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
-from invalloc.sim.demand import expected_demand, generate_channel_demand, load_demand_trace, split_over_tiers
+from invalloc.sim.demand import DemandModel, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
 from invalloc.sim.network import Network
 
@@ -115,7 +115,8 @@ class Simulator:
         if trace is None and scenario.demand.trace is not None:
             trace = network.loaded.base_dir / scenario.demand.trace
         self._trace = load_demand_trace(network, trace, self.periods) if trace is not None else None
-        self._expected = expected_demand(network, self.periods + 1)
+        self.demand_model = DemandModel(network, self.periods)
+        self._expected = self.demand_model.expected
         self._tier_price = network.tier_price()
         self._lost_sales = scenario.episode.unmet_demand == "lost_sales"
         self._economic = scenario.episode.reward_basis == "economic"
@@ -158,10 +159,9 @@ class Simulator:
         demand_seed, supply_seed, split_seed = np.random.SeedSequence(seed).spawn(3)
         self.supply_rng = np.random.default_rng(supply_seed)
         if self._trace is not None:
-            channel_demand = self._trace
+            self.tier_demand = split_over_tiers(n, self._trace, np.random.default_rng(split_seed))
         else:
-            channel_demand = generate_channel_demand(n, self.periods, np.random.default_rng(demand_seed))
-        self.tier_demand = split_over_tiers(n, channel_demand, np.random.default_rng(split_seed))  # (H, T, S)
+            self.tier_demand = self.demand_model.sample(np.random.default_rng(demand_seed))  # (H, T, S)
 
         n_loc, n_sku, n_tier = len(n.locations), n.n_skus, len(n.tiers)
         self.period = 0
