@@ -14,79 +14,51 @@ the debit account and subtracts it from the credit account, so the trial balance
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import numpy as np
 
 from invalloc.sim import kernels
+from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS, Account
 from invalloc.sim.kernels import NEVER
 
+__all__ = ["Account", "CostLayers", "Ledger", "NEVER"]
 
-class Account(IntEnum):
-    CASH = 0  # negative = credit line drawn
-    RECEIVABLES = 1
-    INVENTORY = 2  # on hand in DCs
-    INVENTORY_IN_TRANSIT = 3  # owned, on the way to a DC or a customer
-    PAYABLES = 4
-    EQUITY = 5
-    REVENUE = 6
-    COST_OF_GOODS_SOLD = 7
-    HOLDING = 8
-    SHIPPING = 9
-    ORDERING = 10  # fixed cost per purchase order
-    PENALTIES = 11  # contractual penalties for units short
-    WRITE_DOWNS = 12  # lower of cost and NRV, expiry
-    INTEREST = 13  # on credit used
-
-
-#: Profit-and-loss accounts and their sign in profit (revenue +, expenses −).
-INCOME_ACCOUNTS = (Account.REVENUE,)
-EXPENSE_ACCOUNTS = (
-    Account.COST_OF_GOODS_SOLD,
-    Account.HOLDING,
-    Account.SHIPPING,
-    Account.ORDERING,
-    Account.PENALTIES,
-    Account.WRITE_DOWNS,
-    Account.INTEREST,
-)
+#: 1 for profit-and-loss accounts: profit = −(their net debits).
+PROFIT_AND_LOSS = np.zeros(len(Account))
+PROFIT_AND_LOSS[list(INCOME_ACCOUNTS + EXPENSE_ACCOUNTS)] = 1.0
 
 
 class Ledger:
-    """Account balances (debit positive) with per-period movements.
+    """Account balances (debit positive, shape (len(Account),)) and this period's movements.
 
-    Balances live in a plain Python list: postings are scalar and a list beats numpy
-    for scalar updates on the simulator's hot path.
+    The compiled simulator steps post straight into :attr:`balance`
+    (:func:`invalloc.sim.kernels.post`); Python code uses :meth:`post`.
     """
 
     def __init__(self) -> None:
-        self.balance = [0.0] * len(Account)
-        self.period_movement = [0.0] * len(Account)
+        self.balance = np.zeros(len(Account))
+        self.period_start = np.zeros(len(Account))
 
     def post(self, debit: Account, credit: Account, amount: float) -> None:
-        """Record ``amount`` (money, ≥ 0 or any sign) debited to one account, credited to another."""
-        if amount == 0.0:
-            return
-        self.balance[debit] += amount
-        self.balance[credit] -= amount
-        self.period_movement[debit] += amount
-        self.period_movement[credit] -= amount
+        """Record ``amount`` (money) debited to one account and credited to another."""
+        if amount:
+            balance = self.balance
+            balance[debit] += amount
+            balance[credit] -= amount
 
     def start_period(self) -> None:
-        self.period_movement = [0.0] * len(Account)
+        self.period_start[:] = self.balance
 
     def trial_balance(self) -> float:
         """Sum of all balances; zero (to rounding) when every posting balanced."""
-        return float(sum(self.balance))
+        return float(self.balance.sum())
 
     def movement(self, account: Account) -> float:
         """This period's net debit to ``account`` (expenses positive, revenue negative)."""
-        return self.period_movement[account]
+        return float(self.balance[account] - self.period_start[account])
 
     def period_profit(self) -> float:
         """Accrual profit of the current period: revenue − expenses."""
-        movement = self.period_movement
-        return -sum(movement[a] for a in INCOME_ACCOUNTS) - sum(movement[a] for a in EXPENSE_ACCOUNTS)
+        return -float((self.balance - self.period_start) @ PROFIT_AND_LOSS)
 
 
 class CostLayers:
@@ -123,12 +95,15 @@ class CostLayers:
             self.grow()
 
     def receive_arrivals(self, slot: int, units: np.ndarray, value: np.ndarray, expires: np.ndarray,
-                         on_hand: np.ndarray, inbound: np.ndarray) -> float:
-        """Put away ring slot ``slot`` of goods in transit (R, D, S); returns the value received."""
+                         on_hand: np.ndarray, inbound: np.ndarray, balance: np.ndarray) -> float:
+        """Put away ring slot ``slot`` of goods in transit (R, D, S), booked on the ledger ``balance``.
+
+        Returns the value received (money).
+        """
         while True:
             received = kernels.receive_arrivals(slot, units, value, expires, self.quantity, self.unit_cost,
                                                 self.expires, self.used, on_hand, inbound,
-                                                self.weighted_average, self._scratch)
+                                                self.weighted_average, self._scratch, balance)
             if received >= 0.0:
                 return received
             self.grow()

@@ -192,17 +192,12 @@ class FeasibilityLayer:
             shortfall_penalty=penalty,
         )
 
-    def limit_allocations(self, decision: FeasibleDecision, available: np.ndarray) -> np.ndarray:
-        """Cap the decision's allocations (A, S) by the stock ``available`` (D, S) when customers are served.
+    def record_allocations(self, decision: FeasibleDecision) -> None:
+        """Copy the allocations as capped at the customer phase into the decision's executed vector.
 
-        Called at the customer phase, when this period's receipts are on hand: channel share
-        and available stock are rules on the stock a channel may receive *now*. Updates the
-        decision (allocations, executed quantities, interventions) and returns the allocations.
+        Channel share, sales-lane capacity and available stock cap allocations when
+        customers are served (:func:`invalloc.sim.kernels.limit_allocations`), because that
+        is when this period's receipts are on hand.
         """
-        n = self.network
-        allocations = decision.allocations
-        kernels.limit_allocations(allocations, n.sales_has_decision, available, n.sales_location,
-                                  self._sales_share, n.sales_capacity, n.integer_units, decision.log)
         for lane, skus, span in self._allocate_blocks:
-            decision.executed[span] = allocations[lane, skus]
-        return allocations
+            decision.executed[span] = decision.allocations[lane, skus]

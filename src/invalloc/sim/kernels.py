@@ -13,7 +13,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from invalloc.sim.accounts import Account
+
 NEVER = np.iinfo(np.int64).max // 2
+
+# Account rows of the ledger's balance vector, as compile-time constants.
+CASH = int(Account.CASH)
+RECEIVABLES = int(Account.RECEIVABLES)
+INVENTORY = int(Account.INVENTORY)
+IN_TRANSIT = int(Account.INVENTORY_IN_TRANSIT)
+PAYABLES = int(Account.PAYABLES)
+REVENUE = int(Account.REVENUE)
+COST_OF_GOODS_SOLD = int(Account.COST_OF_GOODS_SOLD)
+HOLDING = int(Account.HOLDING)
+SHIPPING = int(Account.SHIPPING)
+ORDERING = int(Account.ORDERING)
+PENALTIES = int(Account.PENALTIES)
+WRITE_DOWNS = int(Account.WRITE_DOWNS)
+INTEREST = int(Account.INTEREST)
+
+
+@njit(cache=True)
+def post(balance, debit, credit, amount):
+    """Double entry on the ledger's balance vector (debit positive)."""
+    balance[debit] += amount
+    balance[credit] -= amount
 
 
 @njit(cache=True)
@@ -121,8 +145,11 @@ def put_in_transit(slots, destinations, units, value, expires, transit_units, tr
 
 @njit(cache=True)
 def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_qty, layer_cost, layer_expires,
-                     used, on_hand, inbound, weighted_average, unit_cost):
-    """Put away everything in ring slot ``slot``; returns its value, or −1.0 if layers need more slots."""
+                     used, on_hand, inbound, weighted_average, unit_cost, balance):
+    """Put away everything in ring slot ``slot`` and book it into inventory.
+
+    Returns its value, or −1.0 (nothing changed) if the layers need more slots.
+    """
     n_loc, n_sku = on_hand.shape
     units = transit_units[slot]
     value = transit_value[slot]
@@ -150,6 +177,7 @@ def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_
             for r in range(transit_units.shape[0]):
                 remaining += transit_units[r, d, s]
             inbound[d, s] = remaining
+    post(balance, INVENTORY, IN_TRANSIT, total)
     return total
 
 
@@ -547,7 +575,8 @@ def limit_allocations(allocations, has_decision, available, sales_location, sale
 # --------------------------------------------------------------------------- shipments
 @njit(cache=True)
 def ship_purchases(ordered, shipped, unit_cost, shipping_cost, fixed_cost, leads, period, shelf_life,
-                   destinations, transit_units, transit_value, transit_expires, inbound, flows_into, invoices):
+                   destinations, transit_units, transit_value, transit_expires, inbound, flows_into, invoices,
+                   balance):
     """Suppliers' shipments (P, S) go in transit; writes each lane's invoice (P,) (goods + fixed cost).
 
     Freight is capitalised into the goods' value in transit. Returns (goods value, fixed
@@ -583,6 +612,9 @@ def ship_purchases(ordered, shipped, unit_cost, shipping_cost, fixed_cost, leads
         invoices[p] = goods + ordering
         goods_total += goods
         ordering_total += ordering
+    post(balance, IN_TRANSIT, PAYABLES, goods_total)
+    post(balance, ORDERING, PAYABLES, ordering_total)
+    post(balance, IN_TRANSIT, CASH, freight_total)
     return goods_total, ordering_total, freight_total
 
 
@@ -651,7 +683,7 @@ def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, reven
 @njit(cache=True)
 def dispatch_transfers(transfers, transfer_source, transfer_destination, shipping_cost, leads, period,
                        layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                       transit_units, transit_value, transit_expires, inbound, flows_into, lane_value):
+                       transit_units, transit_value, transit_expires, inbound, flows_into, lane_value, balance):
     """Transfers (X, S) leave their source DCs at FIFO cost and go in transit to their destinations.
 
     Freight is capitalised into the goods' value (IAS 2.10); writes each lane's value (X, S).
@@ -675,6 +707,8 @@ def dispatch_transfers(transfers, transfer_source, transfer_destination, shippin
             freight += lane_freight
     put_in_transit(slots, transfer_destination, transfers, lane_value, expires, transit_units, transit_value,
                    transit_expires, inbound, flows_into)
+    post(balance, IN_TRANSIT, INVENTORY, goods)
+    post(balance, IN_TRANSIT, CASH, freight)
     return goods, freight
 
 
@@ -694,3 +728,67 @@ def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
                     amount += layer_qty[d, s, k] * (layer_cost[d, s, k] - nrv)
                     layer_cost[d, s, k] = nrv
     return amount
+
+
+@njit(cache=True)
+def customer_phase(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty, sku_integer,
+                   allocations, has_decision, sales_share, sales_capacity, on_hand, reserve, reserve_tiers,
+                   tier_order, tier_channel, lane_start, lane_index, sales_location, tier_price, shipping_cost,
+                   slots, slot, layer_qty, layer_cost, layer_expires, used, flows_out, delivery_units,
+                   delivery_cost, delivery_revenue, balance, log, served, served_new, short, shipped,
+                   revenue_by_lane):
+    """The customers' part of a period, booked: allocations capped by what is on hand now,
+    demand served (:func:`serve_customers`), goods issued and shipped (:func:`dispatch_sales`),
+    and what reaches customers this period delivered and invoiced.
+
+    Returns (penalty for units short, sales value shipped, freight, revenue invoiced), money;
+    writes ``served``, ``served_new``, ``short`` (T, S), ``shipped`` (A, T, S; zeros on entry)
+    and ``revenue_by_lane`` (A,), the revenue invoiced per sales lane.
+    """
+    limit_allocations(allocations, has_decision, on_hand, sales_location, sales_share, sales_capacity,
+                      sku_integer, log)
+    penalty = serve_customers(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty,
+                              sku_integer, allocations, on_hand, reserve, reserve_tiers, tier_order, tier_channel,
+                              lane_start, lane_index, sales_location, served, served_new, short, shipped)
+    goods, freight, sales_value = dispatch_sales(shipped, tier_price, sales_location, shipping_cost, slots,
+                                                 layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
+                                                 delivery_units, delivery_cost, delivery_revenue)
+    post(balance, SHIPPING, CASH, freight)
+    post(balance, IN_TRANSIT, INVENTORY, goods)
+    revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane)
+    post(balance, RECEIVABLES, REVENUE, revenue)
+    post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
+    return penalty, sales_value, freight, revenue
+
+
+@njit(cache=True)
+def close_period(holding_cost, on_hand, penalty, interest_rate, perishable, period, nrv_active,
+                 net_realisable_value, layer_qty, layer_cost, layer_expires, used, flows_out, balance):
+    """Period close, booked: holding cost on on-hand stock, penalties, interest on credit used,
+    expiry write-offs and lower of cost and NRV.
+
+    Returns (holding, interest, write-downs incl. expiry, expired units), money and units.
+    """
+    n_loc, n_sku = on_hand.shape
+    holding = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            holding += holding_cost[d, s] * on_hand[d, s]
+    post(balance, HOLDING, CASH, holding)
+    post(balance, PENALTIES, CASH, penalty)
+    interest = interest_rate * max(0.0, -balance[CASH])
+    post(balance, INTEREST, CASH, interest)
+    written = 0.0
+    expired_total = 0.0
+    if perishable:
+        expired = np.zeros((n_loc, n_sku))
+        written = expire_layers(layer_qty, layer_cost, layer_expires, used, period + 1, expired)
+        for d in range(n_loc):
+            for s in range(n_sku):
+                on_hand[d, s] -= expired[d, s]
+                flows_out[d, s] += expired[d, s]
+                expired_total += expired[d, s]
+    if nrv_active:
+        written += write_down_layers(layer_qty, layer_cost, used, net_realisable_value)
+    post(balance, WRITE_DOWNS, INVENTORY, written)
+    return holding, interest, written, expired_total

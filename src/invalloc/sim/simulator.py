@@ -137,6 +137,7 @@ class Simulator:
         self._ring = network.max_lead_time + 1
         self._unreliable = bool((network.purchase_reliability < 1).any())
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
+        self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
         self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
         self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
@@ -323,9 +324,8 @@ class Simulator:
             transfers, n.transfer_source, n.transfer_destination, n.transfer_shipping_cost, leads, self.period,
             layers.quantity, layers.unit_cost, layers.expires, layers.used, self.on_hand, self.flows.out_of,
             self.transit_units, self.transit_value, self.transit_expires, self.inbound, self.flows.into, value,
+            self.ledger.balance,
         )
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, goods)
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, freight)
         self._period_freight += freight
         if self.audit_log is not None:
             for x in np.flatnonzero(transfers.sum(axis=1)):
@@ -373,11 +373,8 @@ class Simulator:
         goods, ordering, freight = kernels.ship_purchases(
             orders, shipped, n.purchase_unit_cost, n.purchase_shipping_cost, n.purchase_fixed_cost, leads,
             self.period, n.shelf_life, n.purchase_location, self.transit_units, self.transit_value,
-            self.transit_expires, self.inbound, self.flows.into, invoices,
+            self.transit_expires, self.inbound, self.flows.into, invoices, self.ledger.balance,
         )
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.PAYABLES, goods)
-        self.ledger.post(Account.ORDERING, Account.PAYABLES, ordering)
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.CASH, freight)
         for p, amount in enumerate(invoices.tolist()):
             if amount:
                 self.payables[self.period + self._purchase_payment_periods[p]] += amount
@@ -403,73 +400,58 @@ class Simulator:
                 for d in np.flatnonzero(units.sum(axis=1)):
                     self.audit_log.movements(self.period, "receipt", "in_transit", n.locations[d], n.skus,
                                              units[d], self.transit_value[slot, d])
-            received = self.layers.receive_arrivals(slot, self.transit_units, self.transit_value,
-                                                    self.transit_expires, self.on_hand, self.inbound)
-            self.ledger.post(Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, received)
+            self.layers.receive_arrivals(slot, self.transit_units, self.transit_value, self.transit_expires,
+                                         self.on_hand, self.inbound, self.ledger.balance)
             yield self.env.timeout(1)
 
     def _customers(self):
         """Customers' demand arrives; tiers are served in priority order, contract minimums first.
 
         Unserved units are backlogged or lost, and each unit short costs its tier's penalty.
-        Then the goods that reach customers this period (shipped now or earlier) are
-        delivered and invoiced.
+        Shipped goods are issued at FIFO cost; those that reach customers this period are
+        delivered and invoiced (receivables fall due after the channel's payment terms).
         """
         n = self.network
         shape = (len(n.tiers), n.n_skus)
         revenue_by_lane = np.zeros(len(n.sales_location))
+        layers = self.layers
         yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
-            new_demand = self.tier_demand[self.period]
-            allocations = self.feasibility.limit_allocations(self._decision, self.on_hand)
+            decision = self._decision
             served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
             shipped = np.zeros((len(n.sales_location), *shape))
-            penalty = kernels.serve_customers(
-                new_demand, self.backlog, self._lost_sales, self._contract_first, n.tier_min_fill_rate,
-                n.tier_penalty, n.integer_units, allocations, self.on_hand, n.reserve_quantity, n.reserve_tiers,
-                n.tier_order, n.tier_channel, self._lane_start, self._lane_index, n.sales_location,
-                served, served_new, short, shipped,
+            leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
+            penalty, sales_value, freight, revenue = kernels.customer_phase(
+                self.tier_demand[self.period], self.backlog, self._lost_sales, self._contract_first,
+                n.tier_min_fill_rate, n.tier_penalty, n.integer_units, decision.allocations, n.sales_has_decision,
+                self._sales_share, n.sales_capacity, self.on_hand, n.reserve_quantity, n.reserve_tiers, n.tier_order,
+                n.tier_channel, self._lane_start, self._lane_index, n.sales_location, self._tier_price,
+                n.sales_shipping_cost, (self.period + leads) % self._ring, self.period % self._ring,
+                layers.quantity, layers.unit_cost, layers.expires, layers.used, self.flows.out_of,
+                self.delivery_units, self.delivery_cost, self.delivery_revenue, self.ledger.balance, decision.log,
+                served, served_new, short, shipped, revenue_by_lane,
             )
-            self._served, self._served_new, self._short, self._new_demand = served, served_new, short, new_demand
+            self.feasibility.record_allocations(decision)
+            self._served, self._served_new, self._short = served, served_new, short
+            self._new_demand = self.tier_demand[self.period]
             self._penalty = penalty + self._shortfall_penalty
-            self._sales_value = self._dispatch_sales(shipped)
-            self._deliver(revenue_by_lane)
+            self._sales_value = sales_value
+            self._period_freight += freight
+            if revenue:
+                for a, amount in enumerate(revenue_by_lane.tolist()):
+                    if amount:
+                        self.receivables[self.period + self._lane_payment_periods[a]] += amount
+            if self.audit_log is not None:
+                self._audit_sales(shipped)
             yield self.env.timeout(1)
 
-    def _dispatch_sales(self, shipped: np.ndarray) -> float:
-        """Issue the units shipped per sales lane and tier (A, T, S) at FIFO cost; send them to customers.
-
-        Returns their sales value (money).
-        """
+    def _audit_sales(self, shipped: np.ndarray) -> None:
         n = self.network
-        layers = self.layers
-        leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
-        cost, freight, sales_value = kernels.dispatch_sales(
-            shipped, self._tier_price, n.sales_location, n.sales_shipping_cost, (self.period + leads) % self._ring,
-            layers.quantity, layers.unit_cost, layers.expires, layers.used, self.on_hand, self.flows.out_of,
-            self.delivery_units, self.delivery_cost, self.delivery_revenue,
-        )
-        self.ledger.post(Account.SHIPPING, Account.CASH, freight)
-        self.ledger.post(Account.INVENTORY_IN_TRANSIT, Account.INVENTORY, cost)
-        self._period_freight += freight
-        if self.audit_log is not None:
-            lane_units = shipped.sum(axis=1)
-            for a in np.flatnonzero(lane_units.sum(axis=1)):
-                value = (shipped[a] * self._tier_price).sum(axis=0)
-                self.audit_log.movements(self.period, "sale", n.locations[n.sales_location[a]],
-                                         n.channels[n.sales_channel[a]], n.skus, lane_units[a], value)
-        return sales_value
-
-    def _deliver(self, revenue_by_lane: np.ndarray) -> None:
-        """Goods reaching customers this period are delivered and invoiced (revenue, COGS, receivables)."""
-        revenue, cost = kernels.take_deliveries(self.period % self._ring, self.delivery_units,
-                                                self.delivery_cost, self.delivery_revenue, revenue_by_lane)
-        self.ledger.post(Account.RECEIVABLES, Account.REVENUE, revenue)
-        self.ledger.post(Account.COST_OF_GOODS_SOLD, Account.INVENTORY_IN_TRANSIT, cost)
-        if revenue:
-            for a, amount in enumerate(revenue_by_lane.tolist()):
-                if amount:
-                    self.receivables[self.period + self._lane_payment_periods[a]] += amount
+        lane_units = shipped.sum(axis=1)
+        for a in np.flatnonzero(lane_units.sum(axis=1)):
+            value = (shipped[a] * self._tier_price).sum(axis=0)
+            self.audit_log.movements(self.period, "sale", n.locations[n.sales_location[a]],
+                                     n.channels[n.sales_channel[a]], n.skus, lane_units[a], value)
 
     def _settle_payments(self) -> None:
         """Bills and customer payments that fall due this period are settled in cash."""
@@ -491,23 +473,12 @@ class Simulator:
         while True:
             self._settle_payments()
             ledger = self.ledger
-            holding = float((n.holding_cost * self.on_hand).sum())
-            ledger.post(Account.HOLDING, Account.CASH, holding)
-            ledger.post(Account.PENALTIES, Account.CASH, self._penalty)
-            interest = self._interest_per_period * max(0.0, -self.cash)
-            ledger.post(Account.INTEREST, Account.CASH, interest)
-            expired_units, written = 0.0, 0.0
-            if self._perishable:
-                expired, expired_cost = self.layers.expire(self.period + 1)
-                if expired_cost or expired.any():
-                    self.on_hand -= expired
-                    self.flows.out_of += expired
-                    ledger.post(Account.WRITE_DOWNS, Account.INVENTORY, expired_cost)
-                    expired_units, written = float(expired.sum()), expired_cost
-            if self._nrv_active:
-                write_down = self.layers.write_down_to(n.net_realisable_value)
-                ledger.post(Account.WRITE_DOWNS, Account.INVENTORY, write_down)
-                written += write_down
+            layers = self.layers
+            holding, interest, written, expired_units = kernels.close_period(
+                n.holding_cost, self.on_hand, self._penalty, self._interest_per_period, self._perishable,
+                self.period, self._nrv_active, n.net_realisable_value, layers.quantity, layers.unit_cost,
+                layers.expires, layers.used, self.flows.out_of, ledger.balance,
+            )
             if self.audit_log is not None and (written or holding or self._penalty):
                 self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
             self.min_cash = min(self.min_cash, self.cash)
