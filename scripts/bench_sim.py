@@ -124,9 +124,7 @@ class Yardstick:
         ]:
             if not seen[dest]:
                 lead[dest], seen[dest] = max(int(round(sampler.mean)), 1), True
-        self.lead = (
-            np.minimum(lead, self.ring_size - 1) if self.ring_size > 1 else np.zeros(d, dtype=np.int64)
-        )
+        self.lead = np.minimum(lead, self.ring_size - 1) if self.ring_size > 1 else np.zeros(d, dtype=np.int64)
         self.rows = np.arange(d)
         # Channel → serving DC (first sales lane of the channel), as a (D, C) routing matrix.
         self.route = np.zeros((d, c))

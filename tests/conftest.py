@@ -29,8 +29,12 @@ def orgym_vector() -> dict:
 def orgym_trace(tmp_path, orgym_vector) -> Path:
     path = tmp_path / "trace.csv"
     pd.DataFrame(
-        {"period": range(len(orgym_vector["demand"])), "channel": "customers", "sku": "item",
-         "quantity": orgym_vector["demand"]}
+        {
+            "period": range(len(orgym_vector["demand"])),
+            "channel": "customers",
+            "sku": "item",
+            "quantity": orgym_vector["demand"],
+        }
     ).to_csv(path, index=False)
     return path
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import network_of
 from invalloc.baselines import make_policy
 from invalloc.sim.simulator import Simulator, run_episode
-
-from conftest import network_of
 
 CASES = [
     # scenario, base-stock level, reference cost per period, periods per seed

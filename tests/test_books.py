@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import network_of
 from invalloc.baselines import make_policy
 from invalloc.config.loader import parse_scenario
 from invalloc.sim.books import Account, CostLayers, Ledger
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import InvariantError, Simulator, run_episode
-
-from conftest import network_of
 
 
 def one_dc_layers(weighted_average: bool) -> CostLayers:
@@ -67,12 +66,25 @@ def test_ledger_postings_balance():
 def perishable_scenario(cost_method: str) -> dict:
     return {
         "name": "perishable",
-        "products": [{"id": "milk", "unit_cost": 2.0, "price": 5.0, "holding_cost": 0.1, "shelf_life": 2,
-                      "net_realisable_value": 1.5}],
+        "products": [
+            {
+                "id": "milk",
+                "unit_cost": 2.0,
+                "price": 5.0,
+                "holding_cost": 0.1,
+                "shelf_life": 2,
+                "net_realisable_value": 1.5,
+            }
+        ],
         "suppliers": [{"id": "dairy", "items": {"milk": {"unit_cost": 2.0}}, "payment_terms_days": 14}],
         "locations": [{"id": "dc", "opening_stock": 30}],
-        "channels": [{"id": "shop", "payment_terms_days": 7,
-                      "tiers": [{"id": "all", "priority": 0, "demand_share": 1.0, "penalty_per_unit_short": 1.0}]}],
+        "channels": [
+            {
+                "id": "shop",
+                "payment_terms_days": 7,
+                "tiers": [{"id": "all", "priority": 0, "demand_share": 1.0, "penalty_per_unit_short": 1.0}],
+            }
+        ],
         "lanes": [{"from": "dairy", "to": "dc", "lead_time": 1, "cost_per_unit": 0.2}, {"from": "dc", "to": "shop"}],
         "demand": {"streams": [{"channel": "shop", "distribution": "poisson", "mean": 8}]},
         "finance": {"opening_cash": 500.0, "cost_method": cost_method, "supplier_payment_terms_days": 14},
@@ -94,8 +106,10 @@ def test_perishables_expire_and_books_reconcile(cost_method, tmp_path):
     # Profit over the episode = change in equity: the ledger closes.
     equity_change = sum(r.profit for r in reports)
     ledger = simulator.ledger
-    net_assets = sum(ledger.balance[a] for a in (Account.CASH, Account.RECEIVABLES, Account.INVENTORY,
-                                                 Account.INVENTORY_IN_TRANSIT, Account.PAYABLES))
+    net_assets = sum(
+        ledger.balance[a]
+        for a in (Account.CASH, Account.RECEIVABLES, Account.INVENTORY, Account.INVENTORY_IN_TRANSIT, Account.PAYABLES)
+    )
     assert net_assets == pytest.approx(500.0 + 30 * 2.0 + equity_change)
 
 

@@ -46,20 +46,34 @@ def test_show_json_lists_decisions_in_stable_order():
     first = json.loads(invalloc("scenario", "show", "orgym_invmanagement_v0", "--json").stdout)
     assert set(first) >= {"skus", "channels", "locations", "decisions"}
     assert first["locations"] == ["stage0", "stage1", "stage2"]
-    assert first["decisions"] == json.loads(invalloc("scenario", "show", "orgym_invmanagement_v0", "--json").stdout)["decisions"]
+    assert (
+        first["decisions"]
+        == json.loads(invalloc("scenario", "show", "orgym_invmanagement_v0", "--json").stdout)["decisions"]
+    )
     retail = json.loads(invalloc("scenario", "show", "retail", "--json").stdout)
     assert len(retail["skus"]) >= 20 and len(retail["channels"]) == 3 and len(retail["locations"]) == 3
     assert any(d.startswith("allocate/") for d in retail["decisions"])
 
 
 def test_simulate_json_contract_and_seeds():
-    result = invalloc("simulate", "--scenario", "tiny", "--policy", "base_stock", "--episodes", "3", "--seed", "5", "--json")
+    result = invalloc(
+        "simulate", "--scenario", "tiny", "--policy", "base_stock", "--episodes", "3", "--seed", "5", "--json"
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["episodes"]) == 3
     for episode in data["episodes"]:
-        for key in ("total_reward", "per_period_reward", "profit", "cost_per_period", "fill_rate",
-                    "fill_rate_by_tier", "minimum_cash", "rule_interventions", "invariants_ok"):
+        for key in (
+            "total_reward",
+            "per_period_reward",
+            "profit",
+            "cost_per_period",
+            "fill_rate",
+            "fill_rate_by_tier",
+            "minimum_cash",
+            "rule_interventions",
+            "invariants_ok",
+        ):
             assert key in episode
         assert episode["invariants_ok"] is True
         assert episode["total_reward"] == pytest.approx(sum(episode["per_period_reward"]))
@@ -75,10 +89,16 @@ def test_replay_reproduces_fixed_policy(tmp_path):
     actions = pd.DataFrame({"period": range(30), **{name: 20 for name in show["decisions"]}})
     path = tmp_path / "actions.csv"
     actions.to_csv(path, index=False)
-    replay = json.loads(invalloc("simulate", "--scenario", "orgym_invmanagement_v1", "--policy", "replay",
-                                 "--actions", str(path), "--json").stdout)
-    fixed = json.loads(invalloc("simulate", "--scenario", "orgym_invmanagement_v1", "--policy", "fixed",
-                                "--param", "quantity=20", "--json").stdout)
+    replay = json.loads(
+        invalloc(
+            "simulate", "--scenario", "orgym_invmanagement_v1", "--policy", "replay", "--actions", str(path), "--json"
+        ).stdout
+    )
+    fixed = json.loads(
+        invalloc(
+            "simulate", "--scenario", "orgym_invmanagement_v1", "--policy", "fixed", "--param", "quantity=20", "--json"
+        ).stdout
+    )
     assert replay["episodes"][0]["per_period_reward"] == fixed["episodes"][0]["per_period_reward"]
 
 

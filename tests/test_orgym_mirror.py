@@ -8,19 +8,33 @@ import sys
 
 import numpy as np
 import pytest
-from orgym_reference import orgym_rewards
-
-from invalloc.baselines import make_policy
-from invalloc.sim.simulator import Simulator, run_episode
 
 from conftest import network_of
+from invalloc.baselines import make_policy
+from invalloc.sim.simulator import Simulator, run_episode
+from orgym_reference import orgym_rewards
 
 
 def test_v0_reproduces_published_vector_through_the_cli(orgym_vector, orgym_trace):
     result = subprocess.run(
-        [sys.executable, "-m", "invalloc.cli", "simulate", "--scenario", "orgym_invmanagement_v0",
-         "--policy", "fixed", "--param", "quantities=20,20,20", "--demand-trace", str(orgym_trace), "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "invalloc.cli",
+            "simulate",
+            "--scenario",
+            "orgym_invmanagement_v0",
+            "--policy",
+            "fixed",
+            "--param",
+            "quantities=20,20,20",
+            "--demand-trace",
+            str(orgym_trace),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     episode = json.loads(result.stdout)["episodes"][0]
     assert episode["invariants_ok"]
@@ -31,7 +45,9 @@ def test_v0_reproduces_published_vector_through_the_cli(orgym_vector, orgym_trac
 def test_decisions_are_listed_in_stage_order():
     network = network_of("orgym_invmanagement_v1")
     assert network.decision_names == [
-        "transfer/stage1/stage0/item", "transfer/stage2/stage1/item", "order/stage3/stage2/item"
+        "transfer/stage1/stage0/item",
+        "transfer/stage2/stage1/item",
+        "order/stage3/stage2/item",
     ]
     assert network.locations == ["stage0", "stage1", "stage2"]
 

@@ -216,9 +216,7 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
         problems.append(f"purchase value reported {d.purchase_value}, recomputed {value}")
     approval = rules.purchase_approval
     if approval is not None and not _leq(_lane_values(n, orders), approval.value_limit).all():
-        problems.append(
-            f"purchase order above the approval limit {approval.value_limit}: {_lane_values(n, orders)}"
-        )
+        problems.append(f"purchase order above the approval limit {approval.value_limit}: {_lane_values(n, orders)}")
     if rules.purchase_budget_per_period is not None and not _leq(value, rules.purchase_budget_per_period):
         problems.append(f"purchase value {value} above the budget {rules.purchase_budget_per_period}")
     if before.headroom is not None and not _leq(value, max(before.headroom, 0.0)):
@@ -226,16 +224,12 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
 
     # What suppliers were actually asked to ship this period (incl. released delayed orders).
     ordered = np.zeros_like(orders)
-    purchase_lane = {
-        (n.purchase_supplier[p], n.purchase_location[p]): p for p in range(len(n.purchase_location))
-    }
+    purchase_lane = {(n.purchase_supplier[p], n.purchase_location[p]): p for p in range(len(n.purchase_location))}
     for supplier, location, sku, quantity in _movements(rows, "order"):
         p = purchase_lane[(n.suppliers.index(supplier), n.locations.index(location))]
         ordered[p, n.skus.index(sku)] += quantity
     if not _leq(ordered.sum(axis=1), n.purchase_lane_capacity).all():
-        problems.append(
-            f"ordered per lane {ordered.sum(axis=1)} above the capacity {n.purchase_lane_capacity}"
-        )
+        problems.append(f"ordered per lane {ordered.sum(axis=1)} above the capacity {n.purchase_lane_capacity}")
     per_supplier = np.zeros_like(n.supplier_capacity)
     np.add.at(per_supplier, n.purchase_supplier, ordered)
     if not _leq(per_supplier, n.supplier_capacity).all():
@@ -258,9 +252,7 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
     if not _leq(shipped.sum(axis=1), n.sales_capacity).all():
         problems.append(f"shipped per sales lane {shipped.sum(axis=1)} above the capacity {n.sales_capacity}")
     if not _leq(allocations, share * per_lane).all():
-        problems.append(
-            f"channel share: allocations {allocations} above {share.ravel()} × available {per_lane}"
-        )
+        problems.append(f"channel share: allocations {allocations} above {share.ravel()} × available {per_lane}")
     sold = np.zeros_like(available)
     np.add.at(sold, n.sales_location, shipped)
     if not _leq(sold, available).all():
@@ -272,8 +264,7 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
         barred = [
             a
             for a in range(len(n.sales_location))
-            if n.sales_location[a] == loc
-            and not n.reserve_tiers[loc, n.tier_channel == n.sales_channel[a]].any()
+            if n.sales_location[a] == loc and not n.reserve_tiers[loc, n.tier_channel == n.sales_channel[a]].any()
         ]
         if barred:
             taken = shipped[barred].sum(axis=0)
@@ -292,9 +283,7 @@ def rule_violations(network: Network, before: Before, report: PeriodReport, rows
         problems.append(f"negative shortfall {report.short}")
     vanished = float((available - sold - report.on_hand).sum())
     if not math.isclose(vanished, report.expired_units, rel_tol=1e-9, abs_tol=1e-4):
-        problems.append(
-            f"on-hand stock changed by {vanished} units beyond sales; expired {report.expired_units}"
-        )
+        problems.append(f"on-hand stock changed by {vanished} units beyond sales; expired {report.expired_units}")
     return problems
 
 
@@ -356,8 +345,7 @@ def test_same_seed_same_episode(data: dict[str, Any], run: st.DataObject) -> Non
     _same(first, _episode(sim, seed, requests))  # reset of a used simulator
     _same(first, _episode(Simulator(network, check_invariants=False), seed, requests))  # a fresh one
     policy_run = [
-        run_episode(Simulator(network, check_invariants=False), make_policy("base_stock"), seed)
-        for _ in range(2)
+        run_episode(Simulator(network, check_invariants=False), make_policy("base_stock"), seed) for _ in range(2)
     ]
     _same(*policy_run)
 
@@ -515,9 +503,7 @@ def test_sales_lane_capacity_is_enforced() -> None:
 
 def test_huge_finite_requests_do_not_crash() -> None:
     """Regression: 1e19 units from an unreliable supplier overflowed int64 in the binomial draw."""
-    data = _one_sku(
-        suppliers=[{"id": "supplier", "reliability": 0.9, "items": {"item": {"unit_cost": 10.0}}}]
-    )
+    data = _one_sku(suppliers=[{"id": "supplier", "reliability": 0.9, "items": {"item": {"unit_cost": 10.0}}}])
     sim = Simulator(build(data), check_invariants=True)
     sim.reset(seed=0)
     for request in (1e19, 1e300, 1e12):

@@ -225,9 +225,7 @@ CASES = [
         setting("products[0].unit_cost", float("nan")),
         "products[0].unit_cost: must be a finite number",
     ),
-    Case(
-        "numeric id", setting("channels[0].id", 7), 'channels[0].id: must be a string (got 7); quote it: "7"'
-    ),
+    Case("numeric id", setting("channels[0].id", 7), 'channels[0].id: must be a string (got 7); quote it: "7"'),
     # missing keys
     Case("missing horizon", deleting("episode.horizon"), "episode.horizon: required key is missing"),
     Case("missing section", deleting("products"), "products: required key is missing"),
@@ -467,9 +465,7 @@ CASES = [
         "demand.streams[0].trend: -1.5 would take the mean to zero or below",
     ),
     Case("no demand at all", setting("demand", {}), "demand: give streams or a trace"),
-    Case(
-        "trace file missing", setting("demand.trace", "nope.csv"), "demand.trace: file 'nope.csv' not found"
-    ),
+    Case("trace file missing", setting("demand.trace", "nope.csv"), "demand.trace: file 'nope.csv' not found"),
     Case(
         "trace without a column",
         with_trace("period,channel,quantity\n0,stores,3\n"),
@@ -732,9 +728,7 @@ def test_retail_shape() -> None:
     assert len(s.products) >= 20
     assert {st.distribution for st in s.demand.streams} == {"poisson", "normal", "negative_binomial"}
     assert any(p.shelf_life for p in s.products)
-    assert any(
-        p.net_realisable_value is not None and p.net_realisable_value < p.unit_cost for p in s.products
-    )
+    assert any(p.net_realisable_value is not None and p.net_realisable_value < p.unit_cost for p in s.products)
     for channel in s.channels:
         assert 2 <= len(channel.tiers) <= 3
     assert (s.episode.period_days, s.episode.horizon) == (7, 52)

@@ -61,7 +61,9 @@ def scenario_validate(path: Annotated[str, typer.Argument(help="Scenario YAML pa
 @scenario_app.command("show")
 def scenario_show(
     path: Annotated[str, typer.Argument(help="Scenario YAML path or shipped name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print SKUs, channels, locations and decisions as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print SKUs, channels, locations and decisions as JSON.")
+    ] = False,
 ) -> None:
     """Print the network: nodes, lanes, tiers and decision variables."""
     from invalloc.sim.network import compile_network
@@ -70,33 +72,52 @@ def scenario_show(
     network = compile_network(loaded)
     sc = loaded.scenario
     if as_json:
-        print(json.dumps({
-            "skus": network.skus,
-            "channels": network.channels,
-            "locations": network.locations,
-            "suppliers": network.suppliers,
-            "tiers": network.tiers,
-            "decisions": network.decision_names,
-        }))
+        print(
+            json.dumps(
+                {
+                    "skus": network.skus,
+                    "channels": network.channels,
+                    "locations": network.locations,
+                    "suppliers": network.suppliers,
+                    "tiers": network.tiers,
+                    "decisions": network.decision_names,
+                }
+            )
+        )
         return
     console.print(f"[bold]{sc.name}[/bold] — {sc.description}")
     lanes = Table(title="Lanes")
     for column in ("from", "to", "kind", "lead time", "cost/unit", "capacity/period"):
         lanes.add_column(column)
     for lane in sc.lanes:
-        kind = "purchase" if lane.source in network.suppliers else (
-            "transfer" if lane.destination in network.locations else "sales")
+        kind = (
+            "purchase"
+            if lane.source in network.suppliers
+            else ("transfer" if lane.destination in network.locations else "sales")
+        )
         lead = lane.lead_time if isinstance(lane.lead_time, int) else lane.lead_time.model_dump()
-        lanes.add_row(lane.source, lane.destination, kind, str(lead), f"{lane.cost_per_unit:g}",
-                      "∞" if lane.capacity_per_period is None else f"{lane.capacity_per_period:g}")
+        lanes.add_row(
+            lane.source,
+            lane.destination,
+            kind,
+            str(lead),
+            f"{lane.cost_per_unit:g}",
+            "∞" if lane.capacity_per_period is None else f"{lane.capacity_per_period:g}",
+        )
     console.print(lanes)
     tiers = Table(title="Channels and tiers")
     for column in ("channel", "tier", "priority", "demand share", "min fill rate", "penalty/unit"):
         tiers.add_column(column)
     for channel in sc.channels:
         for tier in channel.tiers:
-            tiers.add_row(channel.id, tier.id, str(tier.priority), f"{tier.demand_share:g}",
-                          f"{tier.min_fill_rate:g}", f"{tier.penalty_per_unit_short:g}")
+            tiers.add_row(
+                channel.id,
+                tier.id,
+                str(tier.priority),
+                f"{tier.demand_share:g}",
+                f"{tier.min_fill_rate:g}",
+                f"{tier.penalty_per_unit_short:g}",
+            )
     console.print(tiers)
     console.print(f"{len(network.skus)} SKUs: {', '.join(network.skus[:12])}{' …' if len(network.skus) > 12 else ''}")
     console.print(f"{network.n_decisions} decisions, e.g. {', '.join(network.decision_names[:3])}")
@@ -115,15 +136,25 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
-    policy: Annotated[str, typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay.")] = "base_stock",
+    policy: Annotated[
+        str, typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay.")
+    ] = "base_stock",
     param: Annotated[list[str] | None, typer.Option("--param", help="Policy parameter KEY=VALUE (repeatable).")] = None,
     actions: Annotated[Path | None, typer.Option("--actions", help="Actions CSV for --policy replay.")] = None,
-    demand_trace: Annotated[Path | None, typer.Option("--demand-trace", help="CSV period,channel,sku,quantity to replay.")] = None,
+    demand_trace: Annotated[
+        Path | None, typer.Option("--demand-trace", help="CSV period,channel,sku,quantity to replay.")
+    ] = None,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes (seeds seed … seed+N−1).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode.")] = 0,
-    periods: Annotated[int | None, typer.Option("--periods", min=1, help="Episode length (default: the scenario's horizon).")] = None,
-    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")] = None,
-    check_invariants: Annotated[bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")] = True,
+    periods: Annotated[
+        int | None, typer.Option("--periods", min=1, help="Episode length (default: the scenario's horizon).")
+    ] = None,
+    audit_log: Annotated[
+        Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")
+    ] = None,
+    check_invariants: Annotated[
+        bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print episodes and summary as one JSON object.")] = False,
 ) -> None:
     """Simulate a scenario with a rule-based policy and report KPIs per episode and their mean ± 95% CI."""
@@ -138,8 +169,13 @@ def simulate(
     network = compile_network(loaded)
     try:
         chosen = make_policy(policy, _parse_params(param or []), str(actions) if actions else None)
-        simulator = Simulator(network, check_invariants=check_invariants, audit=audit_log is not None,
-                              demand_trace=demand_trace, periods=periods)
+        simulator = Simulator(
+            network,
+            check_invariants=check_invariants,
+            audit=audit_log is not None,
+            demand_trace=demand_trace,
+            periods=periods,
+        )
         results, audit_tables = [], []
         from rich.progress import Progress
 
@@ -162,8 +198,7 @@ def simulate(
         write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
     summary = summarise(results)
     if as_json:
-        print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results,
-                          "summary": summary}))
+        print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
         return
     table = Table(title=f"{loaded.scenario.name} · {policy} · {episodes} episode(s) from seed {seed}")
     table.add_column("KPI")

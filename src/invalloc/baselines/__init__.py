@@ -47,7 +47,9 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         raise PolicyError(f"--policy {name}: unknown policy (choose from {', '.join(POLICY_NAMES)})")
     unknown = sorted(set(params) - allowed[name])
     if unknown:
-        raise PolicyError(f"--param {unknown[0]}: not a parameter of '{name}' (accepts {', '.join(sorted(allowed[name])) or 'none'})")
+        raise PolicyError(
+            f"--param {unknown[0]}: not a parameter of '{name}' (accepts {', '.join(sorted(allowed[name])) or 'none'})"
+        )
     if name == "fixed":
         text = params.get("quantities", params.get("quantity"))
         if text is None:
@@ -78,7 +80,9 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     if name == "fixed_split":
         if "split" not in params:
             raise PolicyError("--policy fixed_split needs --param split=a,b,… (one share per channel)")
-        return RuleBasedPolicy("fixed_split", "base_stock", "fixed_split", split=_numbers("split", params["split"]), **common)
+        return RuleBasedPolicy(
+            "fixed_split", "base_stock", "fixed_split", split=_numbers("split", params["split"]), **common
+        )
     return RuleBasedPolicy(name, "base_stock", name, **common)
 
 

@@ -85,11 +85,11 @@ def _through_matrix(network: Network) -> np.ndarray:
     return through
 
 
-def demand_through_locations(network: Network, simulator: Simulator, through: np.ndarray | None = None) -> np.ndarray:
-    """Expected demand per period flowing through each DC (D, S), units (see :func:`_through_matrix`)."""
-    per_channel = np.zeros((len(network.channels), network.n_skus))
-    np.add.at(per_channel, network.tier_channel, simulator.demand_forecast())
-    return (through if through is not None else _through_matrix(network)) @ per_channel
+def _through_tiers(network: Network) -> np.ndarray:
+    """(D, T): share of each tier's demand flowing through each DC."""
+    tier_to_channel = np.zeros((len(network.channels), len(network.tiers)))
+    tier_to_channel[network.tier_channel, np.arange(len(network.tiers))] = 1.0
+    return _through_matrix(network) @ tier_to_channel
 
 
 class RuleBasedPolicy:
@@ -130,15 +130,19 @@ class RuleBasedPolicy:
     def reset(self, network: Network, seed: int | None = None) -> None:
         self.network = network
         self.route = _Replenishment.build(network)
-        self.echelon = _echelons(network)
+        self.echelon = _echelons(network).astype(float)
         self.downstream = _downstream_order(network)
-        self.through = _through_matrix(network)
-        # Allocation decisions grouped by DC: (DC, [(sales lane, decision slice)], channels).
+        self.through = _through_tiers(network)  # (D, T)
+        # Sales lanes with an allocation decision (L,), their DC and channel, and the decision
+        # index of each SKU (L, S).
         blocks = [(lane, span) for kind, lane, _, span in network.decision_blocks if kind == "allocate"]
-        self.allocation_groups = []
-        for d in sorted({int(network.sales_location[lane]) for lane, _ in blocks}):
-            lanes = [(lane, span) for lane, span in blocks if network.sales_location[lane] == d]
-            self.allocation_groups.append((d, lanes, [int(network.sales_channel[lane]) for lane, _ in lanes]))
+        self.allocation_lanes = np.array([lane for lane, _ in blocks], dtype=int)
+        self.allocation_positions = np.array([np.arange(span.start, span.stop) for _, span in blocks], dtype=int)
+        self.allocation_locations = network.sales_location[self.allocation_lanes]
+        self.allocation_channels = network.sales_channel[self.allocation_lanes]
+        self.allocation_incidence = np.zeros((len(network.locations), len(blocks)))  # (D, L)
+        self.allocation_incidence[self.allocation_locations, np.arange(len(blocks))] = 1.0
+        self.allocation_lanes_per_location = self.allocation_incidence.sum(axis=1)
         if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
             raise PolicyError(
                 f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "
@@ -150,10 +154,15 @@ class RuleBasedPolicy:
         first_server = np.full(len(network.channels), -1)
         for d, c in zip(network.sales_location[::-1], network.sales_channel[::-1], strict=True):
             first_server[c] = d
-        self.backlog_location = first_server[network.tier_channel]  # (T,)
+        # (D, T): 1 where a tier's backlog counts against a DC's position.
+        self.backlog_to_location = np.zeros((len(network.locations), len(network.tiers)))
+        self.backlog_to_location[first_server[network.tier_channel], np.arange(len(network.tiers))] = 1.0
+        # (C, T): 1 where a tier belongs to a channel.
+        self.tier_to_channel = np.zeros((len(network.channels), len(network.tiers)))
+        self.tier_to_channel[network.tier_channel, np.arange(len(network.tiers))] = 1.0
         tier_priority = np.full(len(network.channels), np.inf)
         np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
-        self.channel_priority = tier_priority
+        self.allocation_priority_order = np.argsort(tier_priority[self.allocation_channels], kind="stable")
 
     # -- replenishment ----------------------------------------------------------------
     def _targets(self, simulator: Simulator) -> np.ndarray:
@@ -169,17 +178,13 @@ class RuleBasedPolicy:
             return np.full((len(n.locations), n.n_skus), float(self.order_up_to))
         if self.level is not None:
             return np.full((len(n.locations), n.n_skus), float(self.level))
-        return demand_through_locations(n, simulator, self.through) * (self.route.lead_time + self.cover)
+        return (self.through @ simulator.demand_forecast()) * (self.route.lead_time + self.cover)
 
     def _positions(self, simulator: Simulator) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog."""
-        n = self.network
-        position = simulator.on_hand + simulator.inbound
-        backlog = np.zeros_like(position)
-        np.add.at(backlog, self.backlog_location, simulator.backlog)
-        position = position - backlog
+        position = simulator.on_hand + simulator.inbound - self.backlog_to_location @ simulator.backlog
         if self.levels is not None:
-            position = self.echelon.astype(float) @ position
+            position = self.echelon @ position
         return position
 
     def _replenish(self, simulator: Simulator, requests: np.ndarray) -> None:
@@ -195,32 +200,31 @@ class RuleBasedPolicy:
 
     # -- allocation -------------------------------------------------------------------
     def _allocate(self, simulator: Simulator, requests: np.ndarray) -> None:
-        n = self.network
-        if not self.allocation_groups:
+        """Split each DC's available stock (on hand + arriving now) over the channels it serves."""
+        if not len(self.allocation_lanes):
             return
-        per_channel = np.zeros((len(n.channels), n.n_skus))
-        np.add.at(per_channel, n.tier_channel, simulator.demand_forecast() + simulator.backlog)
-        available = simulator.on_hand + simulator.arriving(simulator.period)
-        for d, lanes, channels in self.allocation_groups:
+        n = self.network
+        locations, channels = self.allocation_locations, self.allocation_channels
+        need = (self.tier_to_channel @ (simulator.demand_forecast() + simulator.backlog))[channels]  # (L, S)
+        available = (simulator.on_hand + simulator.arriving(simulator.period))[locations]  # (L, S)
+        if self.allocation == "priority":
+            # Channels in order of their best tier; what no channel needs now stays unallocated.
+            given = np.zeros_like(need)
+            left = simulator.on_hand + simulator.arriving(simulator.period)
+            for lane in self.allocation_priority_order:
+                give = np.minimum(need[lane], left[locations[lane]])
+                left[locations[lane]] -= give
+                given[lane] = give
+        else:
             if self.allocation == "fixed_split":
-                weights = np.array([[self.split[c]] * n.n_skus for c in channels], dtype=float)
-            elif self.allocation == "priority":
-                weights = None
+                weights = np.repeat(np.asarray(self.split, dtype=float)[channels][:, None], n.n_skus, axis=1)
             else:
-                weights = per_channel[channels]
-            if weights is None:
-                left = available[d].copy()
-                for rank in np.argsort([self.channel_priority[c] for c in channels], kind="stable"):
-                    lane, span = lanes[rank]
-                    give = np.minimum(per_channel[channels[rank]], left)
-                    left -= give
-                    requests[span] = give
-                # What no channel needs now stays unallocated for the next period.
-                continue
-            total = weights.sum(axis=0)
-            shares = np.divide(weights, total, out=np.full_like(weights, 1.0 / len(lanes)), where=total > 0)
-            for (lane, span), share in zip(lanes, shares, strict=True):
-                requests[span] = np.floor(share * available[d])
+                weights = need
+            total = (self.allocation_incidence @ weights)[locations]  # (L, S) per DC
+            per_lane = 1.0 / self.allocation_lanes_per_location[locations][:, None]
+            shares = np.divide(weights, total, out=np.broadcast_to(per_lane, weights.shape).copy(), where=total > 0)
+            given = np.floor(shares * available)
+        requests[self.allocation_positions] = given
 
     def act(self, simulator: Simulator) -> np.ndarray:
         requests = np.zeros(self.network.n_decisions)

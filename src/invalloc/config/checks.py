@@ -87,9 +87,7 @@ def _check_ids(scenario: Scenario) -> list[str]:
                 first_tier[tier.id] = tier_index
         total_share = sum(t.demand_share for t in channel.tiers)
         if not math.isclose(total_share, 1.0, abs_tol=1e-9):
-            problems.append(
-                f"channels[{index}].tiers: demand_share sums to {total_share:g}, not 1; adjust the shares"
-            )
+            problems.append(f"channels[{index}].tiers: demand_share sums to {total_share:g}, not 1; adjust the shares")
     return problems
 
 
@@ -101,9 +99,7 @@ def _check_products(scenario: Scenario, index: _Index) -> list[str]:
         if isinstance(product.price, dict):
             for channel in product.price:
                 if channel not in index.channels:
-                    problems.append(
-                        f"{path}.price.{channel}: no such channel (channels: {', '.join(index.channels)})"
-                    )
+                    problems.append(f"{path}.price.{channel}: no such channel (channels: {', '.join(index.channels)})")
             for channel in index.channels:
                 if channel not in product.price:
                     problems.append(f"{path}.price: no price for channel '{channel}'")
@@ -115,9 +111,7 @@ def _check_products(scenario: Scenario, index: _Index) -> list[str]:
         if product.net_realisable_value is not None:
             highest = 0.0
             for channel in scenario.channels:
-                price = (
-                    product.price.get(channel.id, 0.0) if isinstance(product.price, dict) else product.price
-                )
+                price = product.price.get(channel.id, 0.0) if isinstance(product.price, dict) else product.price
                 highest = max(highest, price * max(t.price_multiplier for t in channel.tiers))
             if product.net_realisable_value > highest + 1e-9:
                 problems.append(
@@ -147,9 +141,7 @@ def _check_locations(scenario: Scenario, index: _Index) -> list[str]:
                     if isinstance(location.opening_stock, dict)
                     else (f"{path}.opening_stock")
                 )
-                problems.append(
-                    f"{where}: {_fmt(quantity)} is not a whole number but '{sku}' has integer_units"
-                )
+                problems.append(f"{where}: {_fmt(quantity)} is not a whole number but '{sku}' has integer_units")
         for sku in location.holding_cost or {}:
             if sku not in index.products:
                 problems.append(f"{path}.holding_cost.{sku}: no such product")
@@ -157,8 +149,7 @@ def _check_locations(scenario: Scenario, index: _Index) -> list[str]:
             total = sum(q for sku, q in opening.items() if sku in index.products)
             if total > location.capacity + 1e-9:
                 problems.append(
-                    f"{path}.opening_stock: {_fmt(total)} units exceed the capacity "
-                    f"of {_fmt(location.capacity)}"
+                    f"{path}.opening_stock: {_fmt(total)} units exceed the capacity of {_fmt(location.capacity)}"
                 )
     return problems
 
@@ -175,10 +166,7 @@ def _check_suppliers(scenario: Scenario, index: _Index) -> list[str]:
         for sku, item in supplier.items.items():
             if sku not in index.products:
                 problems.append(f"{path}.items.{sku}: no such product")
-            if (
-                item.capacity_per_period is not None
-                and item.capacity_per_period < item.minimum_order_quantity
-            ):
+            if item.capacity_per_period is not None and item.capacity_per_period < item.minimum_order_quantity:
                 problems.append(
                     f"{path}.items.{sku}.capacity_per_period: {_fmt(item.capacity_per_period)} is below the "
                     f"minimum_order_quantity {_fmt(item.minimum_order_quantity)}; no order could be placed"
@@ -215,9 +203,7 @@ def _check_lanes(scenario: Scenario, index: _Index) -> list[str]:
         if lane.source not in nodes:
             problems.append(f"{path}.from: no supplier or location '{lane.source}'")
         elif lane.source in index.channels:
-            problems.append(
-                f"{path}.from: a lane cannot start at channel '{lane.source}'; channels only receive stock"
-            )
+            problems.append(f"{path}.from: a lane cannot start at channel '{lane.source}'; channels only receive stock")
         if lane.destination not in nodes:
             problems.append(f"{path}.to: no location or channel '{lane.destination}'")
         elif lane.destination in index.suppliers:
@@ -247,29 +233,21 @@ def _check_lanes(scenario: Scenario, index: _Index) -> list[str]:
             problems.append(f"channels[{i}]: no lane from a location serves channel '{channel.id}'")
     # Locations must be reachable from a supplier through lanes between stocking nodes.
     inbound = {
-        lane.destination
-        for lane in scenario.lanes
-        if lane.source in set(index.suppliers) | set(index.locations)
+        lane.destination for lane in scenario.lanes if lane.source in set(index.suppliers) | set(index.locations)
     }
     reached = set(index.suppliers)
     frontier = list(reached)
     while frontier:
         node = frontier.pop()
         for lane in scenario.lanes:
-            if (
-                lane.source == node
-                and lane.destination in index.locations
-                and lane.destination not in reached
-            ):
+            if lane.source == node and lane.destination in index.locations and lane.destination not in reached:
                 reached.add(lane.destination)
                 frontier.append(lane.destination)
     for i, location in enumerate(scenario.locations):
         if location.id not in inbound:
             problems.append(f"locations[{i}]: no lane supplies location '{location.id}'")
         elif location.id not in reached:
-            problems.append(
-                f"locations[{i}]: no chain of lanes from a supplier reaches location '{location.id}'"
-            )
+            problems.append(f"locations[{i}]: no chain of lanes from a supplier reaches location '{location.id}'")
     return problems
 
 
@@ -353,9 +331,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
         if stream.distribution in {"normal", "negative_binomial"} and stream.std is None:
             problems.append(f"{path}.std: required for the {stream.distribution} distribution")
         if stream.distribution == "poisson" and stream.std is not None:
-            problems.append(
-                f"{path}.std: a poisson stream has std = √mean; remove std or use negative_binomial"
-            )
+            problems.append(f"{path}.std: a poisson stream has std = √mean; remove std or use negative_binomial")
         if stream.distribution == "negative_binomial" and stream.std is not None:
             means = _per_sku(stream.mean, known_skus)
             stds = _per_sku(stream.std, known_skus)
@@ -368,9 +344,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
                     )
                     break
         if stream.trend <= -1:
-            problems.append(
-                f"{path}.trend: {stream.trend:g} would take the mean to zero or below in one period"
-            )
+            problems.append(f"{path}.trend: {stream.trend:g} would take the mean to zero or below in one period")
     return problems
 
 
@@ -438,9 +412,7 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
         share = share.get(channel.id) if isinstance(share, dict) else share
         needs = max(t.min_fill_rate for t in channel.tiers)
         if share == 0 and needs > 0:
-            where = "rules.max_channel_share" + (
-                f".{channel.id}" if isinstance(rules.max_channel_share, dict) else ""
-            )
+            where = "rules.max_channel_share" + (f".{channel.id}" if isinstance(rules.max_channel_share, dict) else "")
             problems.append(
                 f"{where}: channel '{channel.id}' may receive no stock, "
                 f"yet a tier has a contractual minimum fill rate of {needs:g}"

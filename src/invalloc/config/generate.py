@@ -139,9 +139,7 @@ def generate_scenario(
     lead_time_kind = pick("lead_time_kind", ("fixed", "uniform", "discrete"))
     distributions = tuple(opt["distributions"])
     if not distributions or set(distributions) - {"poisson", "normal", "negative_binomial"}:
-        raise ValueError(
-            "option distributions: give a non-empty subset of poisson, normal, negative_binomial"
-        )
+        raise ValueError("option distributions: give a non-empty subset of poisson, normal, negative_binomial")
 
     width = max(3, len(str(n_skus)))
     skus = [f"sku{i + 1:0{width}d}" for i in range(n_skus)]
@@ -197,9 +195,7 @@ def generate_scenario(
                 "mean": {skus[s]: float(mean[c, s]) for s in members},
             }
             if distribution == "normal":
-                stream["std"] = {
-                    skus[s]: round(float(mean[c, s] * rng.uniform(0.1, 0.4)), 2) for s in members
-                }
+                stream["std"] = {skus[s]: round(float(mean[c, s] * rng.uniform(0.1, 0.4)), 2) for s in members}
             elif distribution == "negative_binomial":
                 stds = {}
                 for s in members:
@@ -317,9 +313,7 @@ def generate_scenario(
 
     lanes = [
         lane("sup_a", "dc_central", int(rng.integers(1, 4)), rng.uniform(0.02, 0.2), None),
-        lane(
-            "sup_b", "dc_central", lead_b, rng.uniform(0.02, 0.15), max(demand_units * 3.0, largest_moq * 2)
-        ),
+        lane("sup_b", "dc_central", lead_b, rng.uniform(0.02, 0.15), max(demand_units * 3.0, largest_moq * 2)),
     ]
     for d in range(1, n_locations):
         cap = float(through[d].sum() * rng.uniform(1.5, 3.0)) if rng.random() < 0.7 else None
@@ -343,14 +337,10 @@ def generate_scenario(
         opening = {sku: units(need[s], s) for s, sku in enumerate(skus)}
         entry: dict[str, Any] = {"id": location, "opening_stock": opening}
         if opt["location_capacity"]:
-            entry["capacity"] = round(
-                max(sum(opening.values()), float(need.sum())) * rng.uniform(1.5, 2.5) + 10, 0
-            )
+            entry["capacity"] = round(max(sum(opening.values()), float(need.sum())) * rng.uniform(1.5, 2.5) + 10, 0)
         if d > 0 and rng.random() < 0.5:
             entry["holding_cost"] = {
-                sku: round(products[s]["holding_cost"] * 1.25, 4)
-                for s, sku in enumerate(skus)
-                if rng.random() < 0.5
+                sku: round(products[s]["holding_cost"] * 1.25, 4) for s, sku in enumerate(skus) if rng.random() < 0.5
             }
             if not entry["holding_cost"]:
                 del entry["holding_cost"]
@@ -466,7 +456,5 @@ def generated_network(
     from invalloc.config.loader import parse_scenario
     from invalloc.sim.network import compile_network
 
-    data = generate_scenario(
-        n_skus, n_locations, n_channels, seed, tiers_per_channel=tiers_per_channel, **options
-    )
+    data = generate_scenario(n_skus, n_locations, n_channels, seed, tiers_per_channel=tiers_per_channel, **options)
     return compile_network(parse_scenario(data, "generated", Path.cwd()))

@@ -190,9 +190,7 @@ def _message(located: _Located) -> tuple[list[Any], str]:
         return path, f"a mapping here needs a '{discriminator}' key saying which variant it is"
     if kind == "string_pattern_mismatch":
         what = "key" if located.key_error else "id"
-        return path, (
-            f"{_describe_input(value)} is not a valid {what}: use only letters, digits, '_', '.' and '-'"
-        )
+        return path, (f"{_describe_input(value)} is not a valid {what}: use only letters, digits, '_', '.' and '-'")
     if kind in {"too_short", "too_long"}:
         message = item["msg"].replace("List should", "must").replace("Dictionary should", "must")
         return path, message.split(" after validation")[0]
@@ -370,9 +368,7 @@ def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
     ``finance.treasury_buffer: -.inf`` (no buffer, the default) is the one exception.
     """
     if isinstance(data, Mapping):
-        return [
-            line for key, value in data.items() for line in _non_finite_problems(value, path + (str(key),))
-        ]
+        return [line for key, value in data.items() for line in _non_finite_problems(value, path + (str(key),))]
     if isinstance(data, list):
         return [line for i, value in enumerate(data) for line in _non_finite_problems(value, path + (i,))]
     if isinstance(data, float) and not math.isfinite(data):

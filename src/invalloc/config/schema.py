@@ -37,9 +37,7 @@ class Product(_Model):
     price: NonNegative | dict[Identifier, NonNegative] = Field(
         description="Sale price per unit, one for all channels or per channel id."
     )
-    holding_cost: NonNegative = Field(
-        0.0, description="Cost per unit of end-of-period on-hand stock per period."
-    )
+    holding_cost: NonNegative = Field(0.0, description="Cost per unit of end-of-period on-hand stock per period.")
     shelf_life: Annotated[int, Field(ge=1)] | None = Field(
         None, description="Periods from receipt from a supplier until units expire and are written off."
     )

@@ -21,8 +21,16 @@ class AuditLog:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def movements(self, period: int, event: str, source: str, destination: str, skus: list[str],
-                  quantity: np.ndarray, amount: np.ndarray) -> None:
+    def movements(
+        self,
+        period: int,
+        event: str,
+        source: str,
+        destination: str,
+        skus: list[str],
+        quantity: np.ndarray,
+        amount: np.ndarray,
+    ) -> None:
         """One row per SKU with a non-zero quantity."""
         for s in np.flatnonzero(quantity):
             self.rows.append((period, event, source, destination, skus[s], float(quantity[s]), float(amount[s]), ""))
@@ -30,8 +38,18 @@ class AuditLog:
     def interventions(self, period: int, decision) -> None:
         for rule, item in decision.interventions.items():
             if item.count:
-                self.rows.append((period, "rule_intervention", "", "", "", item.volume, 0.0,
-                                  f"{rule}: {item.count} decision(s) changed"))
+                self.rows.append(
+                    (
+                        period,
+                        "rule_intervention",
+                        "",
+                        "",
+                        "",
+                        item.volume,
+                        0.0,
+                        f"{rule}: {item.count} decision(s) changed",
+                    )
+                )
 
     def payment(self, period: int, paid: float, collected: float) -> None:
         if paid:
@@ -39,10 +57,15 @@ class AuditLog:
         if collected:
             self.rows.append((period, "customer_payment", "customers", "company", "", 0.0, collected, ""))
 
-    def close(self, period: int, holding: float, penalties: float, interest: float, written: float,
-              expired_units: float) -> None:
-        for event, amount, quantity in (("holding_cost", holding, 0.0), ("penalty", penalties, 0.0),
-                                        ("interest", interest, 0.0), ("write_down", written, expired_units)):
+    def close(
+        self, period: int, holding: float, penalties: float, interest: float, written: float, expired_units: float
+    ) -> None:
+        for event, amount, quantity in (
+            ("holding_cost", holding, 0.0),
+            ("penalty", penalties, 0.0),
+            ("interest", interest, 0.0),
+            ("write_down", written, expired_units),
+        ):
             if amount:
                 self.rows.append((period, event, "", "", "", quantity, amount, ""))
 

@@ -90,20 +90,41 @@ class CostLayers:
     # -- movements -----------------------------------------------------------------------
     def receive(self, quantity: np.ndarray, unit_cost: np.ndarray, expires: np.ndarray) -> None:
         """Add one layer per DC × SKU with ``quantity > 0`` (arrays of shape (D, S))."""
-        while not kernels.receive_layers(self.quantity, self.unit_cost, self.expires, self.used,
-                                         quantity, unit_cost, expires, self.weighted_average):
+        while not kernels.receive_layers(
+            self.quantity, self.unit_cost, self.expires, self.used, quantity, unit_cost, expires, self.weighted_average
+        ):
             self.grow()
 
-    def receive_arrivals(self, slot: int, units: np.ndarray, value: np.ndarray, expires: np.ndarray,
-                         on_hand: np.ndarray, inbound: np.ndarray, balance: np.ndarray) -> float:
+    def receive_arrivals(
+        self,
+        slot: int,
+        units: np.ndarray,
+        value: np.ndarray,
+        expires: np.ndarray,
+        on_hand: np.ndarray,
+        inbound: np.ndarray,
+        balance: np.ndarray,
+    ) -> float:
         """Put away ring slot ``slot`` of goods in transit (R, D, S), booked on the ledger ``balance``.
 
         Returns the value received (money).
         """
         while True:
-            received = kernels.receive_arrivals(slot, units, value, expires, self.quantity, self.unit_cost,
-                                                self.expires, self.used, on_hand, inbound,
-                                                self.weighted_average, self._scratch, balance)
+            received = kernels.receive_arrivals(
+                slot,
+                units,
+                value,
+                expires,
+                self.quantity,
+                self.unit_cost,
+                self.expires,
+                self.used,
+                on_hand,
+                inbound,
+                self.weighted_average,
+                self._scratch,
+                balance,
+            )
             if received >= 0.0:
                 return received
             self.grow()

@@ -56,8 +56,9 @@ class DemandModel:
 
     Poisson streams are drawn per tier with mean × the tier's demand share: independent
     Poisson tiers are exactly a multinomial split of Poisson channel demand, and far cheaper
-    to draw. Other streams are drawn per channel and then split over tiers
-    (:func:`split_over_tiers`).
+    to draw. Negative binomial streams are drawn the same way from a gamma-distributed rate
+    (a negative binomial is a gamma–Poisson mixture). Normal streams are drawn per channel
+    and then split over tiers (:func:`split_over_tiers`).
     """
 
     def __init__(self, network: Network, periods: int) -> None:
@@ -85,9 +86,17 @@ class DemandModel:
         channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
         split_needed = False
         for stream, c, columns, mean, std in self.streams:
-            if stream.distribution == "poisson":
+            if stream.distribution == "negative_binomial":
+                # A negative binomial is a Poisson whose rate is gamma distributed: draw the
+                # rate per period and SKU, then the tiers as Poisson thinnings of it.
+                variance = np.maximum(std**2, mean + 1e-12)
+                shape = mean**2 / np.maximum(variance - mean, 1e-12)
+                rate = np.where(mean > 0, rng.gamma(np.maximum(shape, 1e-12), mean / np.maximum(shape, 1e-12)), 0.0)
+            else:
+                rate = mean
+            if stream.distribution in ("poisson", "negative_binomial"):
                 for member in np.flatnonzero(n.tier_channel == c):
-                    tiers[:, member, columns] += rng.poisson(mean * n.tier_share[member])
+                    tiers[:, member, columns] += rng.poisson(rate * n.tier_share[member])
             else:
                 draws = _draw(stream, mean, std, rng)
                 channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)

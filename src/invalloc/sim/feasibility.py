@@ -136,7 +136,10 @@ class FeasibilityLayer:
             self._row[span] = lane
             self._column[span] = skus
         self._no_open = np.zeros(n.n_decisions)
-        self._allocate_blocks = [(lane, skus, span) for kind, lane, skus, span in n.decision_blocks if kind == "allocate"]
+        allocate = self._kind == kernels.ALLOCATE
+        self._allocate_positions = np.flatnonzero(allocate)
+        self._allocate_rows = self._row[allocate]
+        self._allocate_columns = self._column[allocate]
         self._sales_share = n.channel_max_share[n.sales_channel]
         self._shapes = (
             (len(n.purchase_location), n.n_skus),
@@ -170,14 +173,41 @@ class FeasibilityLayer:
         shortfall = np.empty(n.n_decisions)
         log = np.zeros((len(RULES), 2))
         value, penalty = kernels.project(
-            flat, self._no_open if open_requests is None else open_requests,
-            self._kind, self._row, self._column, n.decision_integer, n.integer_units,
-            context.on_hand, context.inbound, n.reserve_quantity,
-            n.transfer_source, n.transfer_destination, n.transfer_capacity, context.released_orders,
-            n.purchase_location, n.purchase_supplier, n.purchase_lane_capacity, n.supplier_capacity,
-            n.location_capacity, self._unit_cost, n.purchase_fixed_cost, n.purchase_moq,
-            self._approval_limit, self._approval_delays, context.purchase_budget, context.purchase_headroom,
-            n.decision_shortfall_penalty, sanitised, orders, delayed, transfers, allocations, executed, shortfall, log,
+            flat,
+            self._no_open if open_requests is None else open_requests,
+            self._kind,
+            self._row,
+            self._column,
+            n.decision_integer,
+            n.integer_units,
+            context.on_hand,
+            context.inbound,
+            n.reserve_quantity,
+            n.transfer_source,
+            n.transfer_destination,
+            n.transfer_capacity,
+            context.released_orders,
+            n.purchase_location,
+            n.purchase_supplier,
+            n.purchase_lane_capacity,
+            n.supplier_capacity,
+            n.location_capacity,
+            self._unit_cost,
+            n.purchase_fixed_cost,
+            n.purchase_moq,
+            self._approval_limit,
+            self._approval_delays,
+            context.purchase_budget,
+            context.purchase_headroom,
+            n.decision_shortfall_penalty,
+            sanitised,
+            orders,
+            delayed,
+            transfers,
+            allocations,
+            executed,
+            shortfall,
+            log,
         )
         return FeasibleDecision(
             orders=orders,
@@ -199,5 +229,7 @@ class FeasibilityLayer:
         customers are served (:func:`invalloc.sim.kernels.limit_allocations`), because that
         is when this period's receipts are on hand.
         """
-        for lane, skus, span in self._allocate_blocks:
-            decision.executed[span] = decision.allocations[lane, skus]
+        if self._allocate_positions.size:
+            decision.executed[self._allocate_positions] = decision.allocations[
+                self._allocate_rows, self._allocate_columns
+            ]

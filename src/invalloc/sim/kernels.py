@@ -124,8 +124,9 @@ def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_co
 
 
 @njit(cache=True)
-def put_in_transit(slots, destinations, units, value, expires, transit_units, transit_value, transit_expires,
-                   inbound, flows_into):
+def put_in_transit(
+    slots, destinations, units, value, expires, transit_units, transit_value, transit_expires, inbound, flows_into
+):
     """Shipments of L lanes (L, S) join the ring slot of their arrival period at their destination DC."""
     n_lanes, n_sku = units.shape
     for lane in range(n_lanes):
@@ -144,8 +145,21 @@ def put_in_transit(slots, destinations, units, value, expires, transit_units, tr
 
 
 @njit(cache=True)
-def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_qty, layer_cost, layer_expires,
-                     used, on_hand, inbound, weighted_average, unit_cost, balance):
+def receive_arrivals(
+    slot,
+    transit_units,
+    transit_value,
+    transit_expires,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    on_hand,
+    inbound,
+    weighted_average,
+    unit_cost,
+    balance,
+):
     """Put away everything in ring slot ``slot`` and book it into inventory.
 
     Returns its value, or −1.0 (nothing changed) if the layers need more slots.
@@ -159,8 +173,9 @@ def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_
             q = units[d, s]
             unit_cost[d, s] = value[d, s] / q if q > 0.0 else 0.0
             total += value[d, s]
-    if not receive_layers(layer_qty, layer_cost, layer_expires, used, units, unit_cost, transit_expires[slot],
-                          weighted_average):
+    if not receive_layers(
+        layer_qty, layer_cost, layer_expires, used, units, unit_cost, transit_expires[slot], weighted_average
+    ):
         return -1.0
     for d in range(n_loc):
         for s in range(n_sku):
@@ -182,9 +197,28 @@ def receive_arrivals(slot, transit_units, transit_value, transit_expires, layer_
 
 
 @njit(cache=True)
-def serve_customers(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty, sku_integer,
-                    allocations, on_hand, reserve, reserve_tiers, tier_order, tier_channel, lane_start, lane_index,
-                    sales_location, served, served_new, short, shipped):
+def serve_customers(
+    new_demand,
+    backlog,
+    lost_sales,
+    contract_first,
+    min_fill_rate,
+    tier_penalty,
+    sku_integer,
+    allocations,
+    on_hand,
+    reserve,
+    reserve_tiers,
+    tier_order,
+    tier_channel,
+    lane_start,
+    lane_index,
+    sales_location,
+    served,
+    served_new,
+    short,
+    shipped,
+):
     """Serve this period's demand plus backlog, tier by tier, from the DCs' stock.
 
     Tiers are served in ``tier_order``, each from its channel's sales lanes in lane order
@@ -246,8 +280,9 @@ def serve_customers(new_demand, backlog, lost_sales, contract_first, min_fill_ra
 
 
 @njit(cache=True)
-def issue_outbound(lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                   lane_cost, lane_expires):
+def issue_outbound(
+    lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, lane_cost, lane_expires
+):
     """Issue the units leaving each DC on L lanes (L, S) at FIFO cost.
 
     Lanes leaving one DC in the same period share the cost of the units it issued in
@@ -351,12 +386,43 @@ def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
 
 
 @njit(cache=True)
-def project(flat, open_requests, kind, row, column, decision_integer, sku_integer,
-            on_hand, inbound, reserve,
-            transfer_source, transfer_destination, transfer_capacity, released,
-            purchase_location, purchase_supplier, purchase_capacity, supplier_capacity, location_capacity,
-            unit_cost, fixed_cost, minimum_order, approval_limit, approval_delays, budget, headroom,
-            shortfall_penalty, requested, orders, delayed, transfers, allocations, executed, shortfall, log):
+def project(
+    flat,
+    open_requests,
+    kind,
+    row,
+    column,
+    decision_integer,
+    sku_integer,
+    on_hand,
+    inbound,
+    reserve,
+    transfer_source,
+    transfer_destination,
+    transfer_capacity,
+    released,
+    purchase_location,
+    purchase_supplier,
+    purchase_capacity,
+    supplier_capacity,
+    location_capacity,
+    unit_cost,
+    fixed_cost,
+    minimum_order,
+    approval_limit,
+    approval_delays,
+    budget,
+    headroom,
+    shortfall_penalty,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
     """The feasibility layer's projection (see :mod:`invalloc.sim.feasibility`), in place.
 
     Fills ``requested``, ``executed`` and ``shortfall`` (n_decisions,; the unexecuted part of
@@ -528,8 +594,9 @@ def project(flat, open_requests, kind, row, column, decision_integer, sku_intege
 
 
 @njit(cache=True)
-def limit_allocations(allocations, has_decision, available, sales_location, sales_share, sales_capacity,
-                      sku_integer, log):
+def limit_allocations(
+    allocations, has_decision, available, sales_location, sales_share, sales_capacity, sku_integer, log
+):
     """Cap allocations (A, S) by channel share, lane capacity and the stock ``available`` (D, S), in place.
 
     Lanes without a decision may take all available stock, within the channel share and
@@ -574,9 +641,24 @@ def limit_allocations(allocations, has_decision, available, sales_location, sale
 
 # --------------------------------------------------------------------------- shipments
 @njit(cache=True)
-def ship_purchases(ordered, shipped, unit_cost, shipping_cost, fixed_cost, leads, period, shelf_life,
-                   destinations, transit_units, transit_value, transit_expires, inbound, flows_into, invoices,
-                   balance):
+def ship_purchases(
+    ordered,
+    shipped,
+    unit_cost,
+    shipping_cost,
+    fixed_cost,
+    leads,
+    period,
+    shelf_life,
+    destinations,
+    transit_units,
+    transit_value,
+    transit_expires,
+    inbound,
+    flows_into,
+    invoices,
+    balance,
+):
     """Suppliers' shipments (P, S) go in transit; writes each lane's invoice (P,) (goods + fixed cost).
 
     Freight is capitalised into the goods' value in transit. Returns (goods value, fixed
@@ -619,8 +701,22 @@ def ship_purchases(ordered, shipped, unit_cost, shipping_cost, fixed_cost, leads
 
 
 @njit(cache=True)
-def dispatch_sales(shipped, tier_price, sales_location, shipping_cost, slots, layer_qty, layer_cost,
-                   layer_expires, used, on_hand, flows_out, delivery_units, delivery_cost, delivery_revenue):
+def dispatch_sales(
+    shipped,
+    tier_price,
+    sales_location,
+    shipping_cost,
+    slots,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    on_hand,
+    flows_out,
+    delivery_units,
+    delivery_cost,
+    delivery_revenue,
+):
     """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
 
     Returns (cost of the goods, freight, sales value), money.
@@ -645,8 +741,18 @@ def dispatch_sales(shipped, tier_price, sales_location, shipping_cost, slots, la
         sales_value += revenue
     lane_cost = np.empty((n_lanes, n_sku))
     lane_expires = np.empty((n_lanes, n_sku), dtype=np.int64)
-    issue_outbound(lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                   lane_cost, lane_expires)
+    issue_outbound(
+        lane_units,
+        sales_location,
+        layer_qty,
+        layer_cost,
+        layer_expires,
+        used,
+        on_hand,
+        flows_out,
+        lane_cost,
+        lane_expires,
+    )
     goods_cost = 0.0
     for a in range(n_lanes):
         d = sales_location[a]
@@ -681,9 +787,27 @@ def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, reven
 
 
 @njit(cache=True)
-def dispatch_transfers(transfers, transfer_source, transfer_destination, shipping_cost, leads, period,
-                       layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                       transit_units, transit_value, transit_expires, inbound, flows_into, lane_value, balance):
+def dispatch_transfers(
+    transfers,
+    transfer_source,
+    transfer_destination,
+    shipping_cost,
+    leads,
+    period,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    on_hand,
+    flows_out,
+    transit_units,
+    transit_value,
+    transit_expires,
+    inbound,
+    flows_into,
+    lane_value,
+    balance,
+):
     """Transfers (X, S) leave their source DCs at FIFO cost and go in transit to their destinations.
 
     Freight is capitalised into the goods' value (IAS 2.10); writes each lane's value (X, S).
@@ -692,8 +816,9 @@ def dispatch_transfers(transfers, transfer_source, transfer_destination, shippin
     n_lanes, n_sku = transfers.shape
     cost = np.empty((n_lanes, n_sku))
     expires = np.empty((n_lanes, n_sku), dtype=np.int64)
-    issue_outbound(transfers, transfer_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                   cost, expires)
+    issue_outbound(
+        transfers, transfer_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
+    )
     ring = transit_units.shape[0]
     slots = np.empty(n_lanes, dtype=np.int64)
     goods = 0.0
@@ -705,8 +830,18 @@ def dispatch_transfers(transfers, transfer_source, transfer_destination, shippin
             lane_value[x, s] = cost[x, s] + lane_freight
             goods += cost[x, s]
             freight += lane_freight
-    put_in_transit(slots, transfer_destination, transfers, lane_value, expires, transit_units, transit_value,
-                   transit_expires, inbound, flows_into)
+    put_in_transit(
+        slots,
+        transfer_destination,
+        transfers,
+        lane_value,
+        expires,
+        transit_units,
+        transit_value,
+        transit_expires,
+        inbound,
+        flows_into,
+    )
     post(balance, IN_TRANSIT, INVENTORY, goods)
     post(balance, IN_TRANSIT, CASH, freight)
     return goods, freight
@@ -731,12 +866,46 @@ def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
 
 
 @njit(cache=True)
-def customer_phase(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty, sku_integer,
-                   allocations, has_decision, sales_share, sales_capacity, on_hand, reserve, reserve_tiers,
-                   tier_order, tier_channel, lane_start, lane_index, sales_location, tier_price, shipping_cost,
-                   slots, slot, layer_qty, layer_cost, layer_expires, used, flows_out, delivery_units,
-                   delivery_cost, delivery_revenue, balance, log, served, served_new, short, shipped,
-                   revenue_by_lane):
+def customer_phase(
+    new_demand,
+    backlog,
+    lost_sales,
+    contract_first,
+    min_fill_rate,
+    tier_penalty,
+    sku_integer,
+    allocations,
+    has_decision,
+    sales_share,
+    sales_capacity,
+    on_hand,
+    reserve,
+    reserve_tiers,
+    tier_order,
+    tier_channel,
+    lane_start,
+    lane_index,
+    sales_location,
+    tier_price,
+    shipping_cost,
+    slots,
+    slot,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    flows_out,
+    delivery_units,
+    delivery_cost,
+    delivery_revenue,
+    balance,
+    log,
+    served,
+    served_new,
+    short,
+    shipped,
+    revenue_by_lane,
+):
     """The customers' part of a period, booked: allocations capped by what is on hand now,
     demand served (:func:`serve_customers`), goods issued and shipped (:func:`dispatch_sales`),
     and what reaches customers this period delivered and invoiced.
@@ -745,14 +914,45 @@ def customer_phase(new_demand, backlog, lost_sales, contract_first, min_fill_rat
     writes ``served``, ``served_new``, ``short`` (T, S), ``shipped`` (A, T, S; zeros on entry)
     and ``revenue_by_lane`` (A,), the revenue invoiced per sales lane.
     """
-    limit_allocations(allocations, has_decision, on_hand, sales_location, sales_share, sales_capacity,
-                      sku_integer, log)
-    penalty = serve_customers(new_demand, backlog, lost_sales, contract_first, min_fill_rate, tier_penalty,
-                              sku_integer, allocations, on_hand, reserve, reserve_tiers, tier_order, tier_channel,
-                              lane_start, lane_index, sales_location, served, served_new, short, shipped)
-    goods, freight, sales_value = dispatch_sales(shipped, tier_price, sales_location, shipping_cost, slots,
-                                                 layer_qty, layer_cost, layer_expires, used, on_hand, flows_out,
-                                                 delivery_units, delivery_cost, delivery_revenue)
+    limit_allocations(allocations, has_decision, on_hand, sales_location, sales_share, sales_capacity, sku_integer, log)
+    penalty = serve_customers(
+        new_demand,
+        backlog,
+        lost_sales,
+        contract_first,
+        min_fill_rate,
+        tier_penalty,
+        sku_integer,
+        allocations,
+        on_hand,
+        reserve,
+        reserve_tiers,
+        tier_order,
+        tier_channel,
+        lane_start,
+        lane_index,
+        sales_location,
+        served,
+        served_new,
+        short,
+        shipped,
+    )
+    goods, freight, sales_value = dispatch_sales(
+        shipped,
+        tier_price,
+        sales_location,
+        shipping_cost,
+        slots,
+        layer_qty,
+        layer_cost,
+        layer_expires,
+        used,
+        on_hand,
+        flows_out,
+        delivery_units,
+        delivery_cost,
+        delivery_revenue,
+    )
     post(balance, SHIPPING, CASH, freight)
     post(balance, IN_TRANSIT, INVENTORY, goods)
     revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane)
@@ -762,8 +962,22 @@ def customer_phase(new_demand, backlog, lost_sales, contract_first, min_fill_rat
 
 
 @njit(cache=True)
-def close_period(holding_cost, on_hand, penalty, interest_rate, perishable, period, nrv_active,
-                 net_realisable_value, layer_qty, layer_cost, layer_expires, used, flows_out, balance):
+def close_period(
+    holding_cost,
+    on_hand,
+    penalty,
+    interest_rate,
+    perishable,
+    period,
+    nrv_active,
+    net_realisable_value,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    flows_out,
+    balance,
+):
     """Period close, booked: holding cost on on-hand stock, penalties, interest on credit used,
     expiry write-offs and lower of cost and NRV.
 

@@ -238,9 +238,9 @@ def compile_network(loaded: LoadedScenario) -> Network:
     purchase, transfer, sales = [], [], []
     supplier_ids, location_ids = set(suppliers), set(locations)
     for lane_index, lane in enumerate(sc.lanes):
-        {"purchase": purchase, "transfer": transfer, "sales": sales}[_lane_kind(lane, supplier_ids, location_ids)].append(
-            (lane_index, lane)
-        )
+        {"purchase": purchase, "transfer": transfer, "sales": sales}[
+            _lane_kind(lane, supplier_ids, location_ids)
+        ].append((lane_index, lane))
 
     def capacity(value: float | None) -> float:
         return np.inf if value is None else float(value)
@@ -336,7 +336,9 @@ def compile_network(loaded: LoadedScenario) -> Network:
         sales_lead_time=[LeadTimeSampler.from_config(lane.lead_time) for _, lane in sales],
         sales_shipping_cost=np.array([lane.cost_per_unit for _, lane in sales]),
         sales_capacity=np.array([capacity(lane.capacity_per_period) for _, lane in sales]),
-        sales_has_decision=np.array([sales_per_location[location_index[lane.source]] > 1 for _, lane in sales], dtype=bool),
+        sales_has_decision=np.array(
+            [sales_per_location[location_index[lane.source]] > 1 for _, lane in sales], dtype=bool
+        ),
         channel_payment_periods=np.array(
             [
                 periods_for_days(

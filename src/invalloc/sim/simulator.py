@@ -135,7 +135,7 @@ class Simulator:
         self._payment_window = max((int(s.maximum) for s in network.purchase_lead_time), default=0)
         self._has_reserve = bool((network.reserve_quantity > 0).any())
         self._ring = network.max_lead_time + 1
-        self._unreliable = bool((network.purchase_reliability < 1).any())
+        self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1).tolist()
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
@@ -321,16 +321,38 @@ class Simulator:
         leads = self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
         value = np.empty_like(transfers)
         goods, freight = kernels.dispatch_transfers(
-            transfers, n.transfer_source, n.transfer_destination, n.transfer_shipping_cost, leads, self.period,
-            layers.quantity, layers.unit_cost, layers.expires, layers.used, self.on_hand, self.flows.out_of,
-            self.transit_units, self.transit_value, self.transit_expires, self.inbound, self.flows.into, value,
+            transfers,
+            n.transfer_source,
+            n.transfer_destination,
+            n.transfer_shipping_cost,
+            leads,
+            self.period,
+            layers.quantity,
+            layers.unit_cost,
+            layers.expires,
+            layers.used,
+            self.on_hand,
+            self.flows.out_of,
+            self.transit_units,
+            self.transit_value,
+            self.transit_expires,
+            self.inbound,
+            self.flows.into,
+            value,
             self.ledger.balance,
         )
         self._period_freight += freight
         if self.audit_log is not None:
             for x in np.flatnonzero(transfers.sum(axis=1)):
-                self.audit_log.movements(self.period, "transfer", n.locations[n.transfer_source[x]],
-                                         n.locations[n.transfer_destination[x]], n.skus, transfers[x], value[x])
+                self.audit_log.movements(
+                    self.period,
+                    "transfer",
+                    n.locations[n.transfer_source[x]],
+                    n.locations[n.transfer_destination[x]],
+                    n.skus,
+                    transfers[x],
+                    value[x],
+                )
 
     @staticmethod
     def _fixed_leads(samplers) -> np.ndarray | None:
@@ -359,21 +381,29 @@ class Simulator:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
         shipped = orders
-        if self._unreliable:
-            ratio = np.broadcast_to(n.purchase_reliability[:, None], orders.shape)
-            # Each unit arrives with probability ``reliability``; beyond 2**53 units (no exact
-            # integer draw exists) the expected share is shipped.
-            shipped = orders * ratio
-            draw = (orders > 0) & (orders < 2.0**53) & n.integer_units & (ratio < 1.0)
-            shipped[draw] = self.supply_rng.binomial(orders[draw].astype(np.int64), ratio[draw])
-            beyond = (orders >= 2.0**53) & n.integer_units
-            shipped[beyond] = np.floor(shipped[beyond])
+        if self._unreliable_lanes:
+            shipped = orders.copy()
+            for p in self._unreliable_lanes:
+                shipped[p] = self._partial_delivery(orders[p], n.purchase_reliability[p])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
         invoices = np.empty(len(n.purchase_location))
         goods, ordering, freight = kernels.ship_purchases(
-            orders, shipped, n.purchase_unit_cost, n.purchase_shipping_cost, n.purchase_fixed_cost, leads,
-            self.period, n.shelf_life, n.purchase_location, self.transit_units, self.transit_value,
-            self.transit_expires, self.inbound, self.flows.into, invoices, self.ledger.balance,
+            orders,
+            shipped,
+            n.purchase_unit_cost,
+            n.purchase_shipping_cost,
+            n.purchase_fixed_cost,
+            leads,
+            self.period,
+            n.shelf_life,
+            n.purchase_location,
+            self.transit_units,
+            self.transit_value,
+            self.transit_expires,
+            self.inbound,
+            self.flows.into,
+            invoices,
+            self.ledger.balance,
         )
         for p, amount in enumerate(invoices.tolist()):
             if amount:
@@ -384,10 +414,32 @@ class Simulator:
             for p in np.flatnonzero(orders.sum(axis=1) > 0):
                 supplier = n.suppliers[n.purchase_supplier[p]]
                 location = n.locations[n.purchase_location[p]]
-                self.audit_log.movements(self.period, "order", supplier, location, n.skus, orders[p],
-                                         orders[p] * n.purchase_unit_cost[p])
-                self.audit_log.movements(self.period, "supplier_shipment", supplier, location, n.skus,
-                                         shipped[p], shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]))
+                self.audit_log.movements(
+                    self.period, "order", supplier, location, n.skus, orders[p], orders[p] * n.purchase_unit_cost[p]
+                )
+                self.audit_log.movements(
+                    self.period,
+                    "supplier_shipment",
+                    supplier,
+                    location,
+                    n.skus,
+                    shipped[p],
+                    shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]),
+                )
+
+    def _partial_delivery(self, ordered: np.ndarray, reliability: float) -> np.ndarray:
+        """Units shipped of one order (S,): each whole unit arrives with probability ``reliability``.
+
+        Fractional SKUs, and orders beyond 2**53 units (no exact integer draw exists), get
+        the expected share.
+        """
+        shipped = ordered * reliability
+        draw = (ordered > 0) & (ordered < 2.0**53) & self.network.integer_units
+        if draw.any():
+            shipped[draw] = self.supply_rng.binomial(ordered[draw].astype(np.int64), reliability)
+        beyond = (ordered >= 2.0**53) & self.network.integer_units
+        shipped[beyond] = np.floor(shipped[beyond])
+        return shipped
 
     def _receiving(self):
         """DCs put away everything that arrives this period, one cost layer per DC × SKU."""
@@ -398,10 +450,24 @@ class Simulator:
             units = self.transit_units[slot]
             if self.audit_log is not None and units.any():
                 for d in np.flatnonzero(units.sum(axis=1)):
-                    self.audit_log.movements(self.period, "receipt", "in_transit", n.locations[d], n.skus,
-                                             units[d], self.transit_value[slot, d])
-            self.layers.receive_arrivals(slot, self.transit_units, self.transit_value, self.transit_expires,
-                                         self.on_hand, self.inbound, self.ledger.balance)
+                    self.audit_log.movements(
+                        self.period,
+                        "receipt",
+                        "in_transit",
+                        n.locations[d],
+                        n.skus,
+                        units[d],
+                        self.transit_value[slot, d],
+                    )
+            self.layers.receive_arrivals(
+                slot,
+                self.transit_units,
+                self.transit_value,
+                self.transit_expires,
+                self.on_hand,
+                self.inbound,
+                self.ledger.balance,
+            )
             yield self.env.timeout(1)
 
     def _customers(self):
@@ -422,14 +488,44 @@ class Simulator:
             shipped = np.zeros((len(n.sales_location), *shape))
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
             penalty, sales_value, freight, revenue = kernels.customer_phase(
-                self.tier_demand[self.period], self.backlog, self._lost_sales, self._contract_first,
-                n.tier_min_fill_rate, n.tier_penalty, n.integer_units, decision.allocations, n.sales_has_decision,
-                self._sales_share, n.sales_capacity, self.on_hand, n.reserve_quantity, n.reserve_tiers, n.tier_order,
-                n.tier_channel, self._lane_start, self._lane_index, n.sales_location, self._tier_price,
-                n.sales_shipping_cost, (self.period + leads) % self._ring, self.period % self._ring,
-                layers.quantity, layers.unit_cost, layers.expires, layers.used, self.flows.out_of,
-                self.delivery_units, self.delivery_cost, self.delivery_revenue, self.ledger.balance, decision.log,
-                served, served_new, short, shipped, revenue_by_lane,
+                self.tier_demand[self.period],
+                self.backlog,
+                self._lost_sales,
+                self._contract_first,
+                n.tier_min_fill_rate,
+                n.tier_penalty,
+                n.integer_units,
+                decision.allocations,
+                n.sales_has_decision,
+                self._sales_share,
+                n.sales_capacity,
+                self.on_hand,
+                n.reserve_quantity,
+                n.reserve_tiers,
+                n.tier_order,
+                n.tier_channel,
+                self._lane_start,
+                self._lane_index,
+                n.sales_location,
+                self._tier_price,
+                n.sales_shipping_cost,
+                (self.period + leads) % self._ring,
+                self.period % self._ring,
+                layers.quantity,
+                layers.unit_cost,
+                layers.expires,
+                layers.used,
+                self.flows.out_of,
+                self.delivery_units,
+                self.delivery_cost,
+                self.delivery_revenue,
+                self.ledger.balance,
+                decision.log,
+                served,
+                served_new,
+                short,
+                shipped,
+                revenue_by_lane,
             )
             self.feasibility.record_allocations(decision)
             self._served, self._served_new, self._short = served, served_new, short
@@ -450,8 +546,15 @@ class Simulator:
         lane_units = shipped.sum(axis=1)
         for a in np.flatnonzero(lane_units.sum(axis=1)):
             value = (shipped[a] * self._tier_price).sum(axis=0)
-            self.audit_log.movements(self.period, "sale", n.locations[n.sales_location[a]],
-                                     n.channels[n.sales_channel[a]], n.skus, lane_units[a], value)
+            self.audit_log.movements(
+                self.period,
+                "sale",
+                n.locations[n.sales_location[a]],
+                n.channels[n.sales_channel[a]],
+                n.skus,
+                lane_units[a],
+                value,
+            )
 
     def _settle_payments(self) -> None:
         """Bills and customer payments that fall due this period are settled in cash."""
@@ -475,9 +578,20 @@ class Simulator:
             ledger = self.ledger
             layers = self.layers
             holding, interest, written, expired_units = kernels.close_period(
-                n.holding_cost, self.on_hand, self._penalty, self._interest_per_period, self._perishable,
-                self.period, self._nrv_active, n.net_realisable_value, layers.quantity, layers.unit_cost,
-                layers.expires, layers.used, self.flows.out_of, ledger.balance,
+                n.holding_cost,
+                self.on_hand,
+                self._penalty,
+                self._interest_per_period,
+                self._perishable,
+                self.period,
+                self._nrv_active,
+                n.net_realisable_value,
+                layers.quantity,
+                layers.unit_cost,
+                layers.expires,
+                layers.used,
+                self.flows.out_of,
+                ledger.balance,
             )
             if self.audit_log is not None and (written or holding or self._penalty):
                 self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
@@ -494,7 +608,14 @@ class Simulator:
                 "write_downs": written,
             }
             if self._economic:
-                undiscounted = self._sales_value - self._period_purchases - self._period_freight - holding - self._penalty - interest
+                undiscounted = (
+                    self._sales_value
+                    - self._period_purchases
+                    - self._period_freight
+                    - holding
+                    - self._penalty
+                    - interest
+                )
             else:
                 undiscounted = profit
             ok = self._check() if self.check_invariants else True
@@ -552,9 +673,7 @@ class Simulator:
         if abs(payables + ledger.balance[Account.PAYABLES]) > MONEY_TOLERANCE * scale:
             problems.append("payables account differs from the open supplier invoices")
         if self._cash_rule and self._headroom_after_purchases < -MONEY_TOLERANCE * scale:
-            problems.append(
-                f"a purchase took cash {-self._headroom_after_purchases:.2f} below the treasury buffer"
-            )
+            problems.append(f"a purchase took cash {-self._headroom_after_purchases:.2f} below the treasury buffer")
         if problems:
             raise InvariantError(f"period {self.period}: " + "; ".join(problems))
         return True
