@@ -888,8 +888,8 @@ def customer_phase(
     sales_location,
     tier_price,
     shipping_cost,
-    slots,
-    slot,
+    leads,
+    period,
     layer_qty,
     layer_cost,
     layer_expires,
@@ -911,10 +911,14 @@ def customer_phase(
     and what reaches customers this period delivered and invoiced.
 
     Returns (penalty for units short, sales value shipped, freight, revenue invoiced), money;
-    writes ``served``, ``served_new``, ``short`` (T, S), ``shipped`` (A, T, S; zeros on entry)
+    writes ``served``, ``served_new``, ``short`` (T, S), ``shipped`` (A, T, S)
     and ``revenue_by_lane`` (A,), the revenue invoiced per sales lane.
     """
     limit_allocations(allocations, has_decision, on_hand, sales_location, sales_share, sales_capacity, sku_integer, log)
+    shipped[:] = 0.0
+    ring = delivery_units.shape[0]
+    slot = period % ring
+    slots = (period + leads) % ring
     penalty = serve_customers(
         new_demand,
         backlog,

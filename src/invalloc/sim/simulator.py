@@ -30,10 +30,17 @@ import simpy
 
 from invalloc.sim import kernels
 from invalloc.sim.audit import AuditLog
+from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
 from invalloc.sim.demand import DemandModel, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
 from invalloc.sim.network import Network
+
+CASH, INVENTORY = int(Account.CASH), int(Account.INVENTORY)
+REVENUE, COST_OF_GOODS_SOLD = int(Account.REVENUE), int(Account.COST_OF_GOODS_SOLD)
+INTEREST = int(Account.INTEREST)
+# The profit-and-loss accounts are the contiguous block REVENUE … INTEREST of the chart.
+assert sorted(int(a) for a in INCOME_ACCOUNTS + EXPENSE_ACCOUNTS) == list(range(REVENUE, INTEREST + 1))
 
 PHASE_SUPPLIERS = 0.1
 PHASE_RECEIVING = 0.2
@@ -135,6 +142,8 @@ class Simulator:
         self._payment_window = max((int(s.maximum) for s in network.purchase_lead_time), default=0)
         self._has_reserve = bool((network.reserve_quantity > 0).any())
         self._ring = network.max_lead_time + 1
+        approval = scenario.rules.purchase_approval
+        self._approval_delays = approval is not None and approval.action == "delay"
         self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1).tolist()
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
@@ -146,6 +155,7 @@ class Simulator:
         self._lane_index = order.astype(np.int64)  # sales lanes grouped by channel, in lane order
         self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
         self._backorder_replenishment = scenario.episode.backorder_replenishment
+        self._discount_factor = (self._discount ** np.arange(self.periods + 1)).tolist()
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
@@ -200,6 +210,9 @@ class Simulator:
         self.min_cash = float(self.ledger.balance[Account.CASH])
         self._requests: np.ndarray | None = None
         self._no_release = np.zeros((len(n.purchase_location), n_sku))
+        self._transfer_value = np.zeros((len(n.transfer_source), n_sku))
+        self._invoices = np.zeros(len(n.purchase_location))
+        self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
         self._report: PeriodReport | None = None
@@ -255,7 +268,7 @@ class Simulator:
 
     @property
     def cash(self) -> float:
-        return float(self.ledger.balance[Account.CASH])
+        return self.ledger.balance.item(CASH)
 
     def payables_due_within(self, periods: int) -> float:
         return float(sum(v for due, v in self.payables.items() if due < self.period + periods))
@@ -305,7 +318,7 @@ class Simulator:
                 self._headroom_after_purchases = self.purchase_headroom() - decision.purchase_value
             else:
                 self._headroom_after_purchases = 0.0
-            if decision.delayed_orders.any():
+            if self._approval_delays and decision.delayed_orders.any():
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
                 self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
             if len(n.transfer_source):
@@ -319,7 +332,7 @@ class Simulator:
         n = self.network
         layers = self.layers
         leads = self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
-        value = np.empty_like(transfers)
+        value = self._transfer_value  # scratch: read only by the audit log below
         goods, freight = kernels.dispatch_transfers(
             transfers,
             n.transfer_source,
@@ -373,8 +386,7 @@ class Simulator:
             released = self.pending_approval.pop(self.period, None)
             if released is not None:
                 orders = orders + released
-            if orders.any():
-                self._fulfil_orders(orders)
+            self._fulfil_orders(orders)
             yield self.env.timeout(1)
 
     def _fulfil_orders(self, orders: np.ndarray) -> None:
@@ -386,7 +398,7 @@ class Simulator:
             for p in self._unreliable_lanes:
                 shipped[p] = self._partial_delivery(orders[p], n.purchase_reliability[p])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
-        invoices = np.empty(len(n.purchase_location))
+        invoices = self._invoices  # scratch, per purchase lane
         goods, ordering, freight = kernels.ship_purchases(
             orders,
             shipped,
@@ -485,7 +497,7 @@ class Simulator:
         while True:
             decision = self._decision
             served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
-            shipped = np.zeros((len(n.sales_location), *shape))
+            shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
             penalty, sales_value, freight, revenue = kernels.customer_phase(
                 self.tier_demand[self.period],
@@ -509,8 +521,8 @@ class Simulator:
                 n.sales_location,
                 self._tier_price,
                 n.sales_shipping_cost,
-                (self.period + leads) % self._ring,
-                self.period % self._ring,
+                leads,
+                self.period,
                 layers.quantity,
                 layers.unit_cost,
                 layers.expires,
@@ -595,11 +607,13 @@ class Simulator:
             )
             if self.audit_log is not None and (written or holding or self._penalty):
                 self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
-            self.min_cash = min(self.min_cash, self.cash)
-            revenue = -ledger.movement(Account.REVENUE)
-            profit = ledger.period_profit()
+            movement = (ledger.balance - ledger.period_start).tolist()
+            cash = ledger.balance.item(CASH)
+            self.min_cash = min(self.min_cash, cash)
+            revenue = -movement[REVENUE]
+            profit = -sum(movement[REVENUE : INTEREST + 1])  # the P&L accounts
             costs = {
-                "cost_of_goods_sold": ledger.movement(Account.COST_OF_GOODS_SOLD),
+                "cost_of_goods_sold": movement[COST_OF_GOODS_SOLD],
                 "purchases": self._period_purchases,
                 "holding": holding,
                 "shipping": self._period_freight,
@@ -621,7 +635,7 @@ class Simulator:
             ok = self._check() if self.check_invariants else True
             self._report = PeriodReport(
                 period=self.period,
-                reward=undiscounted * self._discount**self.period,
+                reward=undiscounted * self._discount_factor[self.period],
                 undiscounted_reward=undiscounted,
                 profit=profit,
                 revenue=revenue,
@@ -631,8 +645,8 @@ class Simulator:
                 served=self._served,
                 short=self._short,
                 decision=self._decision,
-                cash=self.cash,
-                inventory_value=ledger.balance[Account.INVENTORY],
+                cash=cash,
+                inventory_value=ledger.balance.item(INVENTORY),
                 on_hand=self.on_hand.copy(),
                 written_down=written,
                 expired_units=expired_units,
