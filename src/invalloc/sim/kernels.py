@@ -33,14 +33,14 @@ WRITE_DOWNS = int(Account.WRITE_DOWNS)
 INTEREST = int(Account.INTEREST)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def post(balance, debit, credit, amount):
     """Double entry on the ledger's balance vector (debit positive)."""
     balance[debit] += amount
     balance[credit] -= amount
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, out_expires):
     """Take ``quantity`` (D, S) units first-in first-out from the cost layers (D, S, K).
 
@@ -66,11 +66,14 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
                     need -= take
                     if need <= 0.0:
                         break
+                if layer_qty[d, s, 0] <= 0.0:
+                    # Drop the emptied oldest layers so that every loop over layers stays short.
+                    _compact_row(layer_qty, layer_cost, layer_expires, used, d, s)
             out_cost[d, s] = cost
             out_expires[d, s] = expires
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
     """Drop the empty layers of one DC × SKU, keeping receipt order."""
     kept = 0
@@ -88,7 +91,7 @@ def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
     used[d, s] = kept
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
     """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
 
@@ -123,7 +126,7 @@ def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_co
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def put_in_transit(
     slots, destinations, units, value, expires, transit_units, transit_value, transit_expires, inbound, flows_into
 ):
@@ -144,7 +147,7 @@ def put_in_transit(
             flows_into[d, s] += q
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def receive_arrivals(
     slot,
     transit_units,
@@ -196,7 +199,7 @@ def receive_arrivals(
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def serve_customers(
     new_demand,
     backlog,
@@ -243,6 +246,8 @@ def serve_customers(
         if p == 0 and not contract_first:
             continue
         for t in tier_order:
+            if p == 0 and min_fill_rate[t] <= 0.0:
+                continue  # no contract minimum for this tier
             c = tier_channel[t]
             for s in range(n_sku):
                 target = wanted[t, s]
@@ -279,7 +284,7 @@ def serve_customers(
     return penalty
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def issue_outbound(
     lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, lane_cost, lane_expires
 ):
@@ -312,7 +317,7 @@ def issue_outbound(
                 lane_expires[lane, s] = NEVER
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_units):
     """Remove layers whose expiry period is ≤ ``period``; writes units (D, S), returns their cost."""
     n_loc, n_sku, _ = layer_qty.shape
@@ -339,12 +344,12 @@ PURCHASE_APPROVAL, PURCHASE_BUDGET, CASH_RULE, CHANNEL_SHARE, AVAILABLE_STOCK, M
 ORDER, TRANSFER, ALLOCATE = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _whole(value, integer):
     return np.floor(value + 1e-9) if integer else value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lower(block, i, s, new, log, rule):
     """Set block[i, s] to ``new`` (never above the old value) and log the change under ``rule``."""
     old = block[i, s]
@@ -354,14 +359,14 @@ def _lower(block, i, s, new, log, rule):
         block[i, s] = new
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
     for s in range(block.shape[1]):
         _lower(block, i, s, _whole(block[i, s] * factor, sku_integer[s]), log, rule)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _order_value(orders, unit_cost, fixed_cost):
     """Value of all purchase orders (P, S): units × cost plus each ordering lane's fixed cost."""
     total = 0.0
@@ -377,7 +382,7 @@ def _order_value(orders, unit_cost, fixed_cost):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
     for p in range(orders.shape[0]):
         for s in range(orders.shape[1]):
@@ -385,7 +390,7 @@ def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
             _lower(delayed, p, s, _whole(delayed[p, s] * factor, sku_integer[s]), log, rule)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def project(
     flat,
     open_requests,
@@ -593,7 +598,7 @@ def project(
     return value, penalty
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def limit_allocations(
     allocations, has_decision, available, sales_location, sales_share, sales_capacity, sku_integer, log
 ):
@@ -640,7 +645,7 @@ def limit_allocations(
 
 
 # --------------------------------------------------------------------------- shipments
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ship_purchases(
     ordered,
     shipped,
@@ -700,7 +705,7 @@ def ship_purchases(
     return goods_total, ordering_total, freight_total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dispatch_sales(
     shipped,
     tier_price,
@@ -764,7 +769,7 @@ def dispatch_sales(
     return goods_cost, freight, sales_value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane):
     """Empty ring slot ``slot`` of goods reaching customers; writes revenue per lane (A,).
 
@@ -786,7 +791,7 @@ def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, reven
     return revenue, cost
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dispatch_transfers(
     transfers,
     transfer_source,
@@ -847,7 +852,7 @@ def dispatch_transfers(
     return goods, freight
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
     """Lower of cost and NRV: layers costing more than the SKU's NRV (S,) are written down to it.
 
@@ -865,7 +870,7 @@ def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
     return amount
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def customer_phase(
     new_demand,
     backlog,
@@ -965,7 +970,7 @@ def customer_phase(
     return penalty, sales_value, freight, revenue
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def close_period(
     holding_cost,
     on_hand,

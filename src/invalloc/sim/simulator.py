@@ -123,7 +123,12 @@ class Simulator:
             trace = network.loaded.base_dir / scenario.demand.trace
         self._trace = load_demand_trace(network, trace, self.periods) if trace is not None else None
         self.demand_model = DemandModel(network, self.periods)
-        self._expected = self.demand_model.expected
+        channel_mean = self.demand_model.expected  # (H + 1, C, S)
+        if self._trace is not None and not scenario.demand.streams:
+            # A trace without a model: planners forecast its average.
+            channel_mean = np.broadcast_to(self._trace.mean(axis=0), channel_mean.shape)
+        self._tier_forecast = channel_mean[:, network.tier_channel] * network.tier_share[None, :, None]
+        self._tier_forecast.flags.writeable = False  # handed to policies as views
         self._tier_price = network.tier_price()
         self._lost_sales = scenario.episode.unmet_demand == "lost_sales"
         self._economic = scenario.episode.reward_basis == "economic"
@@ -144,7 +149,8 @@ class Simulator:
         self._ring = network.max_lead_time + 1
         approval = scenario.rules.purchase_approval
         self._approval_delays = approval is not None and approval.action == "delay"
-        self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1).tolist()
+        self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1)
+        self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
@@ -290,12 +296,7 @@ class Simulator:
         From the scenario's demand model (its means, trend and seasonality), which a
         planner knows; never from the realised demand.
         """
-        t = min(self.period + periods_ahead, self.periods)
-        n = self.network
-        channel_mean = self._expected[t]  # (C, S)
-        if self._trace is not None and not n.scenario.demand.streams:
-            channel_mean = self._trace.mean(axis=0)
-        return channel_mean[n.tier_channel] * n.tier_share[:, None]
+        return self._tier_forecast[min(self.period + periods_ahead, self.periods)]
 
     # ------------------------------------------------------------------ processes
     def _decision_point(self):
@@ -393,10 +394,9 @@ class Simulator:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
         shipped = orders
-        if self._unreliable_lanes:
+        if self._unreliable_lanes.size:
             shipped = orders.copy()
-            for p in self._unreliable_lanes:
-                shipped[p] = self._partial_delivery(orders[p], n.purchase_reliability[p])
+            shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
         invoices = self._invoices  # scratch, per purchase lane
         goods, ordering, freight = kernels.ship_purchases(
@@ -439,18 +439,19 @@ class Simulator:
                     shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]),
                 )
 
-    def _partial_delivery(self, ordered: np.ndarray, reliability: float) -> np.ndarray:
-        """Units shipped of one order (S,): each whole unit arrives with probability ``reliability``.
+    def _partial_delivery(self, ordered: np.ndarray) -> np.ndarray:
+        """Units shipped of the unreliable lanes' orders (lanes, S).
 
-        Fractional SKUs, and orders beyond 2**53 units (no exact integer draw exists), get
-        the expected share.
+        Each whole unit arrives with probability ``reliability``; fractional SKUs, and orders
+        beyond 2**53 units (no exact integer draw exists), get the expected share.
         """
-        shipped = ordered * reliability
-        draw = (ordered > 0) & (ordered < 2.0**53) & self.network.integer_units
-        if draw.any():
-            shipped[draw] = self.supply_rng.binomial(ordered[draw].astype(np.int64), reliability)
-        beyond = (ordered >= 2.0**53) & self.network.integer_units
-        shipped[beyond] = np.floor(shipped[beyond])
+        integer = self.network.integer_units
+        shipped = ordered * self._unreliable_ratio
+        shipped[:, integer] = np.floor(shipped[:, integer])
+        for row, reliability in enumerate(self._unreliable_ratio[:, 0].tolist()):
+            draw = np.flatnonzero(integer & (ordered[row] > 0) & (ordered[row] < 2.0**53))
+            if draw.size:
+                shipped[row, draw] = self.supply_rng.binomial(ordered[row, draw].astype(np.int64), reliability)
         return shipped
 
     def _receiving(self):
