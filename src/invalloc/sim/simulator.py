@@ -29,8 +29,8 @@ import numpy as np
 import simpy
 
 from invalloc.sim import kernels
-from invalloc.sim.audit import AuditLog
 from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
+from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
 from invalloc.sim.demand import DemandModel, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
