@@ -69,6 +69,10 @@ class DemandModel:
         self.expected = np.zeros((periods + 1, len(network.channels), network.n_skus))
         #: Per stream: (stream, channel, SKU columns (k,), mean (H, k), standard deviation (H, k)).
         self.streams = []
+        #: How each stream is drawn: (kind, channel, columns (k,), tier indices (M,), tier shares
+        #: (1, M, 1), mean (H, 1, k), standard deviation (H, k), gamma shape (H, 1, k) of
+        #: negative binomials, stream).
+        self._plans = []
         for stream in network.scenario.demand.streams:
             c = network.channels.index(stream.channel)
             skus = network.skus if stream.skus == "*" else stream.skus
@@ -77,31 +81,35 @@ class DemandModel:
             mean = level * np.array([_per_sku_value(stream.mean, s) for s in skus])[None, :]
             std = level * np.array([_per_sku_value(stream.std, s) for s in skus])[None, :]
             self.expected[:, c, columns] += mean
-            self.streams.append((stream, c, columns, mean[:periods], std[:periods]))
+            mean, std = mean[:periods], std[:periods]
+            self.streams.append((stream, c, columns, mean, std))
+            members = np.flatnonzero(network.tier_channel == c)
+            shares = network.tier_share[members][None, :, None]
+            shape = None
+            if stream.distribution == "negative_binomial":
+                variance = np.maximum(std**2, mean + 1e-12)
+                shape = (mean**2 / np.maximum(variance - mean, 1e-12))[:, None, :]
+            self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape, stream))
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
         n = self.network
         tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
-        channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
-        split_needed = False
-        for stream, c, columns, mean, std in self.streams:
-            if stream.distribution == "negative_binomial":
+        channel_demand = None
+        for kind, c, columns, members, shares, mean, std, shape, stream in self._plans:
+            if kind == "normal":
+                if channel_demand is None:
+                    channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
+                draws = _draw(stream, mean[:, 0, :], std, rng)
+                channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)
+                continue
+            rate = mean
+            if kind == "negative_binomial":
                 # A negative binomial is a Poisson whose rate is gamma distributed: draw the
                 # rate per period and SKU, then the tiers as Poisson thinnings of it.
-                variance = np.maximum(std**2, mean + 1e-12)
-                shape = mean**2 / np.maximum(variance - mean, 1e-12)
                 rate = np.where(mean > 0, rng.gamma(np.maximum(shape, 1e-12), mean / np.maximum(shape, 1e-12)), 0.0)
-            else:
-                rate = mean
-            if stream.distribution in ("poisson", "negative_binomial"):
-                for member in np.flatnonzero(n.tier_channel == c):
-                    tiers[:, member, columns] += rng.poisson(rate * n.tier_share[member])
-            else:
-                draws = _draw(stream, mean, std, rng)
-                channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)
-                split_needed = True
-        if split_needed:
+            tiers[:, members[:, None], columns[None, :]] += rng.poisson(rate * shares)  # (H, M, k)
+        if channel_demand is not None:
             tiers += split_over_tiers(n, channel_demand, rng)
         return tiers
 

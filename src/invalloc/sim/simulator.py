@@ -161,6 +161,12 @@ class Simulator:
         self._lane_index = order.astype(np.int64)  # sales lanes grouped by channel, in lane order
         self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
         self._backorder_replenishment = scenario.episode.backorder_replenishment
+        shape = network.opening_stock.shape
+        self._opening_unit_cost = np.ascontiguousarray(np.broadcast_to(network.standard_cost, shape))
+        self._opening_expiry = np.ascontiguousarray(
+            np.broadcast_to(np.where(network.shelf_life > 0, network.shelf_life, NEVER), shape)
+        )
+        self._opening_value = float((network.opening_stock * network.standard_cost).sum())
         self._discount_factor = (self._discount ** np.arange(self.periods + 1)).tolist()
         self.reset(seed=0)
 
@@ -173,12 +179,16 @@ class Simulator:
         partial deliveries use a second stream.
         """
         n = self.network
-        demand_seed, supply_seed, split_seed = np.random.SeedSequence(seed).spawn(3)
-        self.supply_rng = np.random.default_rng(supply_seed)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**63)
+        # Two independent streams derived from the seed: demand (and its split over tiers), and
+        # supply (lead times, partial deliveries).
+        demand_rng = np.random.default_rng([seed, 0])
+        self.supply_rng = np.random.default_rng([seed, 1])
         if self._trace is not None:
-            self.tier_demand = split_over_tiers(n, self._trace, np.random.default_rng(split_seed))
+            self.tier_demand = split_over_tiers(n, self._trace, demand_rng)
         else:
-            self.tier_demand = self.demand_model.sample(np.random.default_rng(demand_seed))  # (H, T, S)
+            self.tier_demand = self.demand_model.sample(demand_rng)  # (H, T, S)
 
         n_loc, n_sku, n_tier = len(n.locations), n.n_skus, len(n.tiers)
         self.period = 0
@@ -186,14 +196,8 @@ class Simulator:
         self.ledger = Ledger()
         self.layers = CostLayers(n_loc, n_sku, n.scenario.finance.cost_method == "weighted_average")
         self.on_hand = n.opening_stock.copy()
-        opening_expiry = np.where(n.shelf_life > 0, n.shelf_life, NEVER)
-        self.layers.receive(
-            n.opening_stock,
-            np.broadcast_to(n.standard_cost, n.opening_stock.shape),
-            np.broadcast_to(opening_expiry, n.opening_stock.shape),
-        )
-        opening_value = self.layers.value()
-        self.ledger.post(Account.INVENTORY, Account.EQUITY, opening_value)
+        self.layers.receive(n.opening_stock, self._opening_unit_cost, self._opening_expiry)
+        self.ledger.post(Account.INVENTORY, Account.EQUITY, self._opening_value)
         self.ledger.post(Account.CASH, Account.EQUITY, n.scenario.finance.opening_cash)
         self.backlog = np.zeros((n_tier, n_sku))
         # Goods in transit, by arrival period modulo the ring length (R, D, S): one layer of
