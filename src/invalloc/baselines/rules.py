@@ -132,7 +132,19 @@ class RuleBasedPolicy:
         self.route = _Replenishment.build(network)
         self.echelon = _echelons(network).astype(float)
         self.downstream = _downstream_order(network)
+        if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
+            raise PolicyError(
+                f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "
+                f"({', '.join(network.locations[d] for d in self.downstream)}, downstream first)"
+            )
+        if self.split is not None and len(self.split) != len(network.channels):
+            raise PolicyError(f"split: {len(self.split)} shares given for {len(network.channels)} channels")
         self.through = _through_tiers(network)  # (D, T)
+        self.fixed_targets = self._fixed_targets()
+        self.cover_periods = self.route.lead_time + self.cover  # (D, S)
+        routed = self.route.decision_index >= 0
+        self.routed_cells = np.flatnonzero(routed.ravel())  # DC × SKU cells with an inbound lane
+        self.routed_decisions = self.route.decision_index.ravel()[self.routed_cells]
         # Sales lanes with an allocation decision (L,), their DC and channel, and the decision
         # index of each SKU (L, S).
         blocks = [(lane, span) for kind, lane, _, span in network.decision_blocks if kind == "allocate"]
@@ -143,13 +155,6 @@ class RuleBasedPolicy:
         self.allocation_incidence = np.zeros((len(network.locations), len(blocks)))  # (D, L)
         self.allocation_incidence[self.allocation_locations, np.arange(len(blocks))] = 1.0
         self.allocation_lanes_per_location = self.allocation_incidence.sum(axis=1)
-        if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
-            raise PolicyError(
-                f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "
-                f"({', '.join(network.locations[d] for d in self.downstream)}, downstream first)"
-            )
-        if self.split is not None and len(self.split) != len(network.channels):
-            raise PolicyError(f"split: {len(self.split)} shares given for {len(network.channels)} channels")
         # Customer backlog counts against the first DC serving the channel.
         first_server = np.full(len(network.channels), -1)
         for d, c in zip(network.sales_location[::-1], network.sales_channel[::-1], strict=True):
@@ -165,8 +170,8 @@ class RuleBasedPolicy:
         self.allocation_priority_order = np.argsort(tier_priority[self.allocation_channels], kind="stable")
 
     # -- replenishment ----------------------------------------------------------------
-    def _targets(self, simulator: Simulator) -> np.ndarray:
-        """Order-up-to level per DC × SKU (D, S), units."""
+    def _fixed_targets(self) -> np.ndarray | None:
+        """Order-up-to levels per DC × SKU (D, S) when they are parameters, else None."""
         n = self.network
         if self.levels is not None:
             by_order = np.broadcast_to(np.asarray(self.levels, dtype=float), (len(n.locations),))
@@ -178,7 +183,13 @@ class RuleBasedPolicy:
             return np.full((len(n.locations), n.n_skus), float(self.order_up_to))
         if self.level is not None:
             return np.full((len(n.locations), n.n_skus), float(self.level))
-        return (self.through @ simulator.demand_forecast()) * (self.route.lead_time + self.cover)
+        return None
+
+    def _targets(self, simulator: Simulator) -> np.ndarray:
+        """Order-up-to level per DC × SKU (D, S), units: the parameters, or demand × cover."""
+        if self.fixed_targets is not None:
+            return self.fixed_targets
+        return (self.through @ simulator.demand_forecast()) * self.cover_periods
 
     def _positions(self, simulator: Simulator) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog."""
@@ -195,8 +206,7 @@ class RuleBasedPolicy:
         order = np.maximum(target - position, 0.0)
         if self.replenishment == "s_S":
             order = np.where(position <= self.reorder_point, order, 0.0)
-        routed = self.route.decision_index >= 0
-        requests[self.route.decision_index[routed]] += order[routed]
+        requests[self.routed_decisions] += order.ravel()[self.routed_cells]
 
     # -- allocation -------------------------------------------------------------------
     def _allocate(self, simulator: Simulator, requests: np.ndarray) -> None:
