@@ -141,10 +141,8 @@ class Network:
     decision_names: list[str] = field(default_factory=list)
     #: For each decision block: (kind, lane index, SKU indices, slice into the flat vector).
     decision_blocks: list[tuple[str, int, np.ndarray, slice]] = field(default_factory=list)
-    #: Per decision (n_decisions,): whole units? a replenishment request (order/transfer)?
-    #: penalty per unit of it left unshipped (money).
+    #: Per decision (n_decisions,): whole units? penalty per unit of it left unshipped (money).
     decision_integer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    decision_replenishment: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     decision_shortfall_penalty: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
@@ -167,28 +165,6 @@ class Network:
     def tier_price(self) -> np.ndarray:
         """Price per unit per tier and SKU, shape (T, S)."""
         return self.price[self.tier_channel] * self.tier_price_multiplier[:, None]
-
-    def split_decisions(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flat decision vector (n_decisions,) → orders (P, S), transfers (X, S), allocations (A, S).
-
-        Entries without a decision are 0 for orders and transfers and +inf for allocations
-        (no allocation limit where a DC serves a single channel).
-        """
-        orders = np.zeros((len(self.purchase_location), self.n_skus))
-        transfers = np.zeros((len(self.transfer_source), self.n_skus))
-        allocations = np.full((len(self.sales_location), self.n_skus), np.inf)
-        target = {"order": orders, "transfer": transfers, "allocate": allocations}
-        for kind, lane, sku_index, span in self.decision_blocks:
-            target[kind][lane, sku_index] = flat[span]
-        return orders, transfers, allocations
-
-    def join_decisions(self, orders: np.ndarray, transfers: np.ndarray, allocations: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`split_decisions`: structured arrays → flat vector (n_decisions,)."""
-        flat = np.zeros(self.n_decisions)
-        source = {"order": orders, "transfer": transfers, "allocate": allocations}
-        for kind, lane, sku_index, span in self.decision_blocks:
-            flat[span] = source[kind][lane, sku_index]
-        return flat
 
 
 def _lane_kind(lane: Lane, suppliers: set[str], locations: set[str]) -> str:
@@ -358,7 +334,6 @@ def compile_network(loaded: LoadedScenario) -> Network:
     names: list[str] = []
     blocks: list[tuple[str, int, np.ndarray, slice]] = []
     integer: list[bool] = []
-    replenishment: list[bool] = []
     penalty: list[float] = []
     rows = {"purchase": 0, "transfer": 0, "sales": 0}
     for lane in sc.lanes:
@@ -380,11 +355,9 @@ def compile_network(loaded: LoadedScenario) -> Network:
         names += [f"{prefix}/{lane.source}/{lane.destination}/{skus[c]}" for c in columns]
         blocks.append((block_kind, row, columns, slice(start, len(names))))
         integer += [bool(network.integer_units[c]) for c in columns]
-        replenishment += [block_kind != "allocate"] * len(columns)
         penalty += [lane.shortfall_penalty_per_unit if block_kind != "allocate" else 0.0] * len(columns)
     network.decision_names = names
     network.decision_blocks = blocks
     network.decision_integer = np.array(integer, dtype=bool)
-    network.decision_replenishment = np.array(replenishment, dtype=bool)
     network.decision_shortfall_penalty = np.array(penalty, dtype=float)
     return network

@@ -22,7 +22,7 @@ environment does), or :func:`run_episode` with a policy.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +85,8 @@ class PeriodReport:
 class _Flows:
     """Cumulative unit flows per DC × SKU, for the conservation invariant."""
 
-    into: np.ndarray
-    out_of: np.ndarray
-    to_customers: np.ndarray = field(default=None)  # type: ignore[assignment]
+    into: np.ndarray  # opening stock + everything sent to the DC
+    out_of: np.ndarray  # everything that left the DC (transfers, sales, expiry)
 
 
 class Simulator:
