@@ -759,3 +759,23 @@ def test_analytic_cases_match_validation_md(name: str, lead_time: int, opening: 
     episode = s.episode
     assert (episode.unmet_demand, episode.discount, episode.reward_basis) == ("backlog", 1.0, "economic")
     assert not s.rules.cash_rule and episode.horizon >= 1000 and 0 < episode.warmup < 50
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_cli_reports_bad_scenario_in_lines_and_exits_2(case: Case, tmp_path: Path) -> None:
+    """`invalloc scenario validate` prints one `error:` line per problem, no traceback, exit 2."""
+    from typer.testing import CliRunner
+
+    from invalloc.cli import app
+
+    data = tiny()
+    case.mutate(data, tmp_path)
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = CliRunner().invoke(app, ["scenario", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("error: ") for line in lines)
+    assert any(case.expected in line for line in lines), lines
+    assert "Traceback" not in result.output
