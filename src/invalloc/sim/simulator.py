@@ -279,6 +279,19 @@ class Simulator:
     def cash(self) -> float:
         return self.ledger.balance.item(CASH)
 
+    @property
+    def payment_window(self) -> int:
+        """Periods ahead whose bills the cash rule holds back: the longest purchase lead time."""
+        return self._payment_window
+
+    @property
+    def cash_rule_active(self) -> bool:
+        return bool(self._cash_rule)
+
+    def receivables_due_within(self, periods: int) -> float:
+        """Customer payments (money) falling due in the next ``periods`` periods."""
+        return float(sum(v for due, v in self.receivables.items() if due < self.period + periods))
+
     def payables_due_within(self, periods: int) -> float:
         return float(sum(v for due, v in self.payables.items() if due < self.period + periods))
 
