@@ -1,0 +1,199 @@
+"""Gymnasium environment: allocate and replenish stock under hard rules and a cash limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from invalloc.config.loader import load_scenario
+from invalloc.env.actions import ActionMapper
+from invalloc.env.observations import CLIP, ObservationBuilder
+from invalloc.sim.feasibility import RULES
+from invalloc.sim.network import compile_network
+from invalloc.sim.simulator import PeriodReport, Simulator
+
+
+class AllocationEnv(gym.Env):
+    """One supply-chain scenario as a Gymnasium environment; one step is one period.
+
+    ## Action Space
+    ``Box(-1, 1, (n,), float32)``. ``action_mode="compact"`` (default): one number per SKU
+    and per DC scaling order-up-to targets, and one per channel weighting the allocation of
+    DCs that serve several channels; ``"raw"``: one number per decision variable. The
+    mapping is documented in :mod:`invalloc.env.actions`; ``action_names`` lists the
+    dimensions. Whatever the action, the requested quantities pass the simulator's
+    feasibility layer, so the executed decision never breaks a governance rule, a capacity
+    or the cash rule. A wrong-shaped, NaN or infinite action raises ``ValueError`` and
+    leaves the state untouched.
+
+    ## Observation Space
+    ``Box(-10, 10, (m,), float32)`` with named features (``feature_names``):
+
+    | features | unit before scaling | scaled by |
+    |---|---|---|
+    | ``on_hand/<dc>/<sku>`` | units | 4 × the SKU's expected demand per period |
+    | ``in_transit/t+k/<dc>/<sku>`` (arriving k periods from now) | units | same |
+    | ``backlog/<channel>/<tier>/<sku>`` | units | same |
+    | ``recent_demand/<channel>/<sku>`` (last period) | units | same |
+    | ``forecast/<channel>/<sku>`` (this period's expected demand) | units | same |
+    | ``cash_headroom_over_buffer``, ``credit_headroom``, ``payables_due_soon``, ``receivables_due_soon``, ``purchase_budget_left`` | money | expected sales value per period |
+    | ``season_sin``, ``season_cos`` | – | – |
+    | ``episode_progress`` | – | period / horizon |
+    | ``fill_rate_to_date/<channel>/<tier>`` | share | – |
+
+    ## Rewards
+    The period's reward on the scenario's reward basis (economic: sales − purchases −
+    freight − holding − penalties − interest; accounting: accrual profit), undiscounted
+    (the agent's algorithm discounts), divided by ``reward_scale`` (default: the expected
+    sales value of one period), minus ``projection_penalty`` × the projection distance
+    (units the feasibility layer removed, scaled like on-hand).
+
+    ## Starting State
+    The scenario's opening stock, cash and empty pipelines at period 0; demand for the
+    episode drawn from the seed (the same for every policy: common random numbers).
+
+    ## Episode End
+    - Termination: never (no terminal state in the business).
+    - Truncation: after the scenario's horizon (or ``periods``) of periods.
+
+    ## Info
+    ``projection_distance`` (units), ``bound_rules`` (list), ``constraint_cost`` (units
+    removed per rule), ``profit`` and ``reward_unscaled`` (money, the period's), ``kpis``
+    (revenue, costs, cash, fill rate per tier, units short), ``period``.
+
+    ## Arguments
+    ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
+    over the YAML), ``action_mode``, ``reward_scale``, ``projection_penalty``, ``periods``,
+    ``check_invariants`` (books checked every period; slower), ``render_mode`` ("ansi").
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: str | Path = "retail",
+        config_overrides: Mapping[str, Any] | None = None,
+        action_mode: str = "compact",
+        reward_scale: float | None = None,
+        projection_penalty: float = 0.0,
+        periods: int | None = None,
+        check_invariants: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}: only 'ansi' is supported")
+        self.render_mode = render_mode
+        self.network = compile_network(load_scenario(scenario, config_overrides))
+        self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
+        self.actions = ActionMapper(self.simulator, action_mode)
+        self.observations = ObservationBuilder(self.simulator)
+        self.reward_scale = float(reward_scale) if reward_scale else self.observations.money_scale
+        if projection_penalty < 0:
+            raise ValueError(f"projection_penalty={projection_penalty}: must be ≥ 0")
+        self.projection_penalty = projection_penalty
+        self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
+        self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
+        self.feature_names = self.observations.feature_names
+        self.action_names = self.actions.names
+        self._last_report: PeriodReport | None = None
+        self._reset_trackers()
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        # The simulator's own seed comes from the env's generator: reset(seed=s) fixes it.
+        self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
+        self._reset_trackers()
+        self._last_report = None
+        return self._observation(), {"period": 0}
+
+    def step(self, action: np.ndarray):
+        if self.simulator.done:
+            raise RuntimeError("the episode is over (truncated); call reset()")
+        action = self._checked(action)
+        report = self.simulator.step(self.actions.requests(action))
+        self._last_report = report
+        self._track(report)
+        decision = report.decision
+        distance = decision.projection_distance
+        scaled_distance = distance / float(self.observations.unit_scale.mean())
+        reward = report.undiscounted_reward / self.reward_scale - self.projection_penalty * scaled_distance
+        info = {
+            "period": report.period,
+            "projection_distance": distance,
+            "bound_rules": decision.bound_rules(),
+            "constraint_cost": {rule: float(decision.log[i, 1]) for i, rule in enumerate(RULES)},
+            "profit": report.profit,
+            "reward_unscaled": report.undiscounted_reward,
+            "kpis": self._period_kpis(report),
+        }
+        truncated = self.simulator.done
+        return self._observation(), float(reward), False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        report = self._last_report
+        if report is None:
+            return (
+                f"{self.network.scenario.name}: period 0 of {self.simulator.periods}, cash {self.simulator.cash:,.0f}\n"
+            )
+        fill = report.served_new.sum() / max(report.demand.sum(), 1e-12)
+        bound = ", ".join(report.decision.bound_rules()) or "none"
+        return (
+            f"{self.network.scenario.name} period {report.period + 1}/{self.simulator.periods}: "
+            f"profit {report.profit:,.0f}, reward {report.undiscounted_reward:,.0f}, fill {fill:.1%}, "
+            f"on hand {report.on_hand.sum():,.0f} units, cash {report.cash:,.0f}, rules bound: {bound}\n"
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _checked(self, action: np.ndarray) -> np.ndarray:
+        """The action as float64 (n,), or ValueError naming what is wrong with it."""
+        array = np.asarray(action, dtype=np.float64)
+        if array.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {array.shape}, expected {self.action_space.shape}")
+        if not np.isfinite(array).all():
+            bad = [self.action_names[i] for i in np.flatnonzero(~np.isfinite(array))[:3]]
+            raise ValueError(f"action has NaN or infinite entries ({', '.join(bad)})")
+        return np.clip(array, -1.0, 1.0)
+
+    def _reset_trackers(self) -> None:
+        n = self.network
+        self._recent_demand = np.zeros((len(n.channels), n.n_skus))
+        self._demand_to_date = np.zeros(len(n.tiers))
+        self._served_to_date = np.zeros(len(n.tiers))
+
+    def _track(self, report: PeriodReport) -> None:
+        self._recent_demand = self.observations.tier_to_channel @ report.demand
+        self._demand_to_date += report.demand.sum(axis=1)
+        self._served_to_date += report.served_new.sum(axis=1)
+
+    def _fill_rate(self) -> np.ndarray:
+        return np.divide(
+            self._served_to_date,
+            self._demand_to_date,
+            out=np.ones_like(self._demand_to_date),
+            where=self._demand_to_date > 0,
+        )
+
+    def _observation(self) -> np.ndarray:
+        return self.observations.build(self._recent_demand, self._fill_rate())
+
+    def _period_kpis(self, report: PeriodReport) -> dict[str, Any]:
+        demand = report.demand.sum(axis=1)
+        served = report.served_new.sum(axis=1)
+        fill = np.divide(served, demand, out=np.ones_like(demand), where=demand > 0)
+        return {
+            "revenue": report.revenue,
+            "costs": dict(report.costs),
+            "cash": report.cash,
+            "inventory_value": report.inventory_value,
+            "fill_rate_by_tier": dict(zip(self.network.tiers, fill.tolist(), strict=True)),
+            "units_short": float(report.short.sum()),
+            "rule_interventions": report.decision.intervention_count,
+        }

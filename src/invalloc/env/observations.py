@@ -1,0 +1,114 @@
+"""Observation features of the allocation environment: named, scaled by scenario constants.
+
+Every feature is divided by a constant of the scenario (never by running statistics), so the
+same state always gives the same observation and typical values lie in about [-1, 1]:
+
+- quantities (units) by ``4 ×`` the SKU's expected demand per period over all channels
+  (at least 1 unit), i.e. "periods of demand / 4";
+- money by the expected sales value of one period (or, where nothing is sold for money,
+  the cost of buying, holding or missing a period's demand; at least 1 currency unit);
+- fill rates are shares in [0, 1]; the season is sin/cos of the demand cycle.
+
+Values are clipped to ``[-CLIP, CLIP]`` so that the observation always lies in its Box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from invalloc.sim.simulator import Simulator
+
+#: Bound of every scaled feature (the observation Box is [-CLIP, CLIP]).
+CLIP = 10.0
+
+
+class ObservationBuilder:
+    """Builds the flat float32 observation of a simulator state (see :attr:`feature_names`)."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        n = simulator.network
+        self.simulator = simulator
+        self.transit_horizon = max(n.max_lead_time, 1)
+        expected = simulator.demand_model.expected  # (H + 1, C, S)
+        per_sku = expected.mean(axis=0).sum(axis=0)  # (S,)
+        self.unit_scale = np.maximum(4.0 * per_sku, 1.0)
+        # Money per period: expected sales value, or — where nothing is sold for money, as in
+        # the analytic cost-only cases — what a period's demand costs to buy, hold or miss.
+        mean_demand = expected.mean(axis=0)  # (C, S)
+        sales_value = float((mean_demand * n.price).sum())
+        unit_costs = n.standard_cost + n.holding_cost.max(axis=0) + n.tier_penalty.max(initial=0.0)
+        cost_value = float((mean_demand.sum(axis=0) * unit_costs).sum())
+        self.money_scale = max(sales_value, cost_value, 1.0)
+        seasons = [s.seasonality for s in n.scenario.demand.streams if s.seasonality is not None]
+        self.season_period = seasons[0].period if seasons else 0
+        self.season_phase = seasons[0].phase if seasons else 0.0
+        names: list[str] = []
+        for d in n.locations:
+            names += [f"on_hand/{d}/{s}" for s in n.skus]
+        for k in range(self.transit_horizon):
+            for d in n.locations:
+                names += [f"in_transit/t+{k}/{d}/{s}" for s in n.skus]
+        for tier in n.tiers:
+            names += [f"backlog/{tier}/{s}" for s in n.skus]
+        for c in n.channels:
+            names += [f"recent_demand/{c}/{s}" for s in n.skus]
+        for c in n.channels:
+            names += [f"forecast/{c}/{s}" for s in n.skus]
+        names += [
+            "cash_headroom_over_buffer",
+            "credit_headroom",
+            "payables_due_soon",
+            "receivables_due_soon",
+            "purchase_budget_left",
+            "season_sin",
+            "season_cos",
+            "episode_progress",
+        ]
+        names += [f"fill_rate_to_date/{tier}" for tier in n.tiers]
+        self.feature_names = names
+        self._size = len(names)
+        self.tier_to_channel = np.zeros((len(n.channels), len(n.tiers)))
+        self.tier_to_channel[n.tier_channel, np.arange(len(n.tiers))] = 1.0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def build(self, recent_demand: np.ndarray, fill_rate: np.ndarray) -> np.ndarray:
+        """Observation (size,) float32 for the simulator's current decision point.
+
+        :param recent_demand: last period's new demand per channel and SKU (C, S), units.
+        :param fill_rate: fill rate to date per tier (T,), share.
+        """
+        sim = self.simulator
+        n = sim.network
+        unit = self.unit_scale
+        money = self.money_scale
+        finance = n.scenario.finance
+        credit_used = max(0.0, -sim.cash)
+        window = sim.payment_window + 1
+        budget = n.scenario.rules.purchase_budget_per_period
+        headroom = sim.purchase_headroom() if sim.cash_rule_active else sim.cash + finance.credit_line
+        t = sim.period
+        season = 2 * np.pi * (t + self.season_phase) / self.season_period if self.season_period else 0.0
+        parts = [
+            (sim.on_hand / unit).ravel(),
+            (sim.pipeline(self.transit_horizon) / unit).ravel(),
+            (sim.backlog / unit).ravel(),
+            (recent_demand / unit).ravel(),
+            (self.tier_to_channel @ sim.demand_forecast() / unit).ravel(),
+            np.array(
+                [
+                    headroom / money,
+                    (finance.credit_line - credit_used) / money,
+                    sim.payables_due_within(window) / money,
+                    sim.receivables_due_within(window) / money,
+                    (budget if budget is not None else CLIP * money) / money,
+                    np.sin(season),
+                    np.cos(season),
+                    t / sim.periods,
+                ]
+            ),
+            fill_rate,
+        ]
+        return np.clip(np.concatenate(parts), -CLIP, CLIP).astype(np.float32)
