@@ -41,7 +41,8 @@ class AllocationEnv(gym.Env):
     | ``backlog/<channel>/<tier>/<sku>`` | units | same |
     | ``recent_demand/<channel>/<sku>`` (last period) | units | same |
     | ``forecast/<channel>/<sku>`` (this period's expected demand) | units | same |
-    | ``cash_headroom_over_buffer``, ``credit_headroom``, ``payables_due_soon``, ``receivables_due_soon``, ``purchase_budget_left`` | money | expected sales value per period |
+    | ``cash_headroom_over_buffer``, ``credit_headroom``, ``payables_due_soon``, | money | expected |
+    | ``receivables_due_soon``, ``purchase_budget_left`` | | sales value per period |
     | ``season_sin``, ``season_cos`` | – | – |
     | ``episode_progress`` | – | period / horizon |
     | ``fill_rate_to_date/<channel>/<tier>`` | share | – |
