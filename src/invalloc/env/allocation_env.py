@@ -191,7 +191,7 @@ class AllocationEnv(gym.Env):
         fill = np.divide(served, demand, out=np.ones_like(demand), where=demand > 0)
         return {
             "revenue": report.revenue,
-            "costs": dict(report.costs),
+            "costs": report.costs,
             "cash": report.cash,
             "inventory_value": report.inventory_value,
             "fill_rate_by_tier": dict(zip(self.network.tiers, fill.tolist(), strict=True)),
