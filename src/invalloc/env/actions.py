@@ -80,6 +80,14 @@ class ActionMapper:
             + [f"allocation_weight/{n.channels[c]}" for c in self.channels_decided]
         )
         self._cover = view.route.lead_time + BASE_COVER  # (D, S)
+        # Index of the action dimension acting on each DC × SKU cell (D, S); the action's
+        # length (one past its end) where none does.
+        size = len(self.names)
+        self._sku_dimension = np.full((len(n.locations), n.n_skus), size)
+        self._sku_dimension[:, self.sku_columns] = np.arange(len(self.sku_columns))
+        self._location_dimension = np.full((len(n.locations), n.n_skus), size)
+        location_index = len(self.sku_columns) + np.arange(len(self.location_rows))
+        self._location_dimension[self.location_rows, :] = location_index[:, None]
 
     @property
     def size(self) -> int:
@@ -94,9 +102,8 @@ class ActionMapper:
         if self.mode == "raw":
             return self._raw(action, demand, requests)
         k_sku, k_loc = len(self.sku_columns), len(self.location_rows)
-        exponent = np.zeros(demand.shape)
-        exponent[:, self.sku_columns] += action[:k_sku] / 2
-        exponent[self.location_rows, :] += action[k_sku : k_sku + k_loc, None] / 2
+        padded = np.append(action, 0.0)  # the last entry stands for "no such dimension"
+        exponent = (padded[self._sku_dimension] + padded[self._location_dimension]) / 2
         target = demand * self._cover * RANGE**exponent
         view.order_up_to(sim, requests, target)
         if len(self.channels_decided):

@@ -67,6 +67,17 @@ class ObservationBuilder:
         names += [f"fill_rate_to_date/{tier}" for tier in n.tiers]
         self.feature_names = names
         self._size = len(names)
+        blocks = [
+            len(n.locations) * n.n_skus,
+            self.transit_horizon * len(n.locations) * n.n_skus,
+            len(n.tiers) * n.n_skus,
+            len(n.channels) * n.n_skus,
+            len(n.channels) * n.n_skus,
+            8,
+            len(n.tiers),
+        ]
+        edges = np.cumsum([0, *blocks]).tolist()
+        self._slices = list(zip(edges[:-1], edges[1:], strict=True))
         self.tier_to_channel = np.zeros((len(n.channels), len(n.tiers)))
         self.tier_to_channel[n.tier_channel, np.arange(len(n.tiers))] = 1.0
 
@@ -91,24 +102,25 @@ class ObservationBuilder:
         headroom = sim.purchase_headroom() if sim.cash_rule_active else sim.cash + finance.credit_line
         t = sim.period
         season = 2 * np.pi * (t + self.season_phase) / self.season_period if self.season_period else 0.0
-        parts = [
-            (sim.on_hand / unit).ravel(),
-            (sim.pipeline(self.transit_horizon) / unit).ravel(),
-            (sim.backlog / unit).ravel(),
-            (recent_demand / unit).ravel(),
-            (self.tier_to_channel @ sim.demand_forecast() / unit).ravel(),
-            np.array(
-                [
-                    headroom / money,
-                    (finance.credit_line - credit_used) / money,
-                    sim.payables_due_within(window) / money,
-                    sim.receivables_due_within(window) / money,
-                    (budget if budget is not None else CLIP * money) / money,
-                    np.sin(season),
-                    np.cos(season),
-                    t / sim.periods,
-                ]
+        parts = (
+            sim.on_hand / unit,
+            sim.pipeline(self.transit_horizon) / unit,
+            sim.backlog / unit,
+            recent_demand / unit,
+            self.tier_to_channel @ sim.demand_forecast() / unit,
+            (
+                headroom / money,
+                (finance.credit_line - credit_used) / money,
+                sim.payables_due_within(window) / money,
+                sim.receivables_due_within(window) / money,
+                (budget if budget is not None else CLIP * money) / money,
+                np.sin(season),
+                np.cos(season),
+                t / sim.periods,
             ),
             fill_rate,
-        ]
-        return np.clip(np.concatenate(parts), -CLIP, CLIP).astype(np.float32)
+        )
+        observation = np.empty(self._size, dtype=np.float32)
+        for (start, stop), part in zip(self._slices, parts, strict=True):
+            observation[start:stop] = np.ravel(part)
+        return np.clip(observation, -CLIP, CLIP, out=observation)

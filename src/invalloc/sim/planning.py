@@ -131,6 +131,7 @@ class PlanningView:
         self.allocation_incidence = np.zeros((n_loc, len(blocks)))
         self.allocation_incidence[self.allocation_locations, np.arange(len(blocks))] = 1.0
         self.allocation_lanes_per_location = self.allocation_incidence.sum(axis=1)
+        self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
 
     def positions(self, simulator: Simulator, echelon: bool = False) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog (units).
@@ -160,6 +161,6 @@ class PlanningView:
         """Split each DC's available stock over its allocation lanes in proportion to ``weights`` (L, S)."""
         available = (simulator.on_hand + simulator.arriving(simulator.period))[self.allocation_locations]
         total = (self.allocation_incidence @ weights)[self.allocation_locations]
-        even = 1.0 / self.allocation_lanes_per_location[self.allocation_locations][:, None]
-        shares = np.divide(weights, total, out=np.broadcast_to(even, weights.shape).copy(), where=total > 0)
+        # Where no lane of a DC has any weight, its lanes share evenly.
+        shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self._even_share)
         requests[self.allocation_positions] = np.floor(shares * available)

@@ -272,7 +272,8 @@ class Simulator:
         """Units in transit to each DC by arrival period t … t+horizon−1, shape (horizon, D, S)."""
         slots = (self.period + np.arange(horizon)) % self._ring
         out = self.transit_units[slots]
-        out[np.arange(horizon) >= self._ring] = 0.0
+        if horizon > self._ring:
+            out[self._ring :] = 0.0  # nothing is in transit for longer than the longest lead time
         return out
 
     @property
