@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,3 +132,58 @@ def test_audit_log_written_atomically(tmp_path):
     assert {"order", "receipt", "sale", "holding_cost"} <= set(table["event"])
     assert sorted(table["episode"].unique()) == [0, 1]
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_tune_writes_params_that_simulate_reads(tmp_path):
+    out = tmp_path / "tuned.yaml"
+    result = invalloc(
+        "tune",
+        "--scenario",
+        "tiny",
+        "--policy",
+        "base_stock",
+        "--seeds",
+        "0-2",
+        "--budget",
+        "6",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    tuned = json.loads(result.stdout)
+    assert out.is_file() and set(tuned["params"]) == {"cover"}
+    simulated = invalloc(
+        "simulate", "--scenario", "tiny", "--policy", "base_stock", "--params", str(out), "--episodes", "3", "--json"
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    direct = invalloc(
+        "simulate",
+        "--scenario",
+        "tiny",
+        "--policy",
+        "base_stock",
+        "--param",
+        f"cover={tuned['params']['cover']}",
+        "--episodes",
+        "3",
+        "--json",
+    )
+    assert json.loads(simulated.stdout)["episodes"] == json.loads(direct.stdout)["episodes"]
+    wrong = invalloc("simulate", "--scenario", "tiny", "--policy", "s_S", "--params", str(out))
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr and str(out) in wrong.stderr
+    missing = invalloc("simulate", "--scenario", "tiny", "--params", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+
+
+def test_stop_auto_orders_nothing_that_cannot_be_sold():
+    from invalloc.baselines import make_policy
+    from invalloc.config.loader import load_scenario
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator, run_episode
+
+    network = compile_network(load_scenario("orgym_invmanagement_v1"))
+    reports = run_episode(Simulator(network), make_policy("base_stock", {"levels": "89,209,420", "stop": "auto"}), 0)
+    executed = np.array([r.decision.executed for r in reports])  # (periods, stage 0, 1, 2)
+    assert executed[27:, 0].sum() == 0 and executed[22:, 1].sum() == 0 and executed[12:, 2].sum() == 0
+    assert executed[:12, 2].sum() > 0

@@ -140,6 +140,9 @@ def simulate(
         str, typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay.")
     ] = "base_stock",
     param: Annotated[list[str] | None, typer.Option("--param", help="Policy parameter KEY=VALUE (repeatable).")] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params", help="Parameters YAML written by `invalloc tune` (--param overrides).")
+    ] = None,
     actions: Annotated[Path | None, typer.Option("--actions", help="Actions CSV for --policy replay.")] = None,
     demand_trace: Annotated[
         Path | None, typer.Option("--demand-trace", help="CSV period,channel,sku,quantity to replay.")
@@ -168,7 +171,13 @@ def simulate(
     loaded = _load(scenario)
     network = compile_network(loaded)
     try:
-        chosen = make_policy(policy, _parse_params(param or []), str(actions) if actions else None)
+        params: dict[str, str] = {}
+        if params_file is not None:
+            from invalloc.baselines.tuning import load_params
+
+            _, params = load_params(params_file, policy=policy)
+        params.update(_parse_params(param or []))
+        chosen = make_policy(policy, params, str(actions) if actions else None)
         simulator = Simulator(
             network,
             check_invariants=check_invariants,
@@ -184,6 +193,10 @@ def simulate(
             for episode in range(episodes):
                 reports = run_episode(simulator, chosen, seed=seed + episode)
                 kpis = episode_kpis(reports, network)
+                bound = getattr(chosen, "bound_of_last_episode", None)
+                if bound is not None:
+                    # The hindsight-optimal LP value: no causal policy can beat it on this demand.
+                    kpis["oracle_bound"] = float(bound)
                 results.append({"episode": episode, "seed": seed + episode, **kpis})
                 if simulator.audit_log is not None:
                     audit_tables.append(simulator.audit_log.frame(episode))
@@ -209,6 +222,55 @@ def simulate(
     console.print(table)
     if audit_log is not None:
         console.print(f"audit log written to {audit_log}", markup=False)
+
+
+@app.command()
+def tune(
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
+    policy: Annotated[str, typer.Option("--policy", help="base_stock, s_S, proportional, priority, fixed_split.")] = (
+        "base_stock"
+    ),
+    seeds: Annotated[str, typer.Option("--seeds", help="Training seeds, e.g. 0-49 or 0-9,20.")] = "0-49",
+    budget: Annotated[int | None, typer.Option("--budget", min=1, help="Most candidates to evaluate.")] = None,
+    search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the search itself.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the parameters YAML.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Find a rule-based policy's best parameters on training seeds (common random numbers).
+
+    Writes them to a YAML file that `invalloc simulate --policy NAME --params FILE` reads.
+    """
+    from invalloc.baselines import PolicyError
+    from invalloc.baselines.tuning import DEFAULT_BUDGET, parse_seeds, save_params
+    from invalloc.baselines.tuning import tune as run_tune
+
+    loaded = _load(scenario)
+    try:
+        training = parse_seeds(seeds)
+        result = run_tune(scenario, policy, training, budget=budget or DEFAULT_BUDGET, seed=search_seed)
+    except (PolicyError, ValueError) as error:
+        _fail([str(error)])
+    path = out or Path(f"{loaded.scenario.name}_{policy}_tuned.yaml")
+    save_params(result, path)
+    summary = {
+        "scenario": loaded.scenario.name,
+        "policy": policy,
+        "params": result.params,
+        "training_mean_reward": result.mean_reward,
+        "training_seeds": seeds,
+        "evaluations": len(result.history),
+        "file": str(path),
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    params_text = " ".join(f"--param {k}={v}" for k, v in result.params.items())
+    console.print(
+        f"best {policy} on {loaded.scenario.name}: {params_text} — mean reward {result.mean_reward:,.2f} "
+        f"on {len(training)} training seeds ({len(result.history)} candidates)",
+        markup=False,
+    )
+    console.print(f"written to {path}; use: invalloc simulate --scenario {scenario} --policy {policy} --params {path}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from invalloc.baselines.rules import FixedPolicy, ReplayPolicy, RuleBasedPolicy
 from invalloc.sim.policy import Policy, PolicyError
 
-POLICY_NAMES = ("fixed", "base_stock", "s_S", "proportional", "priority", "fixed_split", "replay")
+POLICY_NAMES = ("fixed", "base_stock", "s_S", "proportional", "priority", "fixed_split", "replay", "oracle")
 
 
 def _numbers(key: str, text: str) -> list[float]:
@@ -36,12 +36,13 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     params = dict(params or {})
     allowed = {
         "fixed": {"quantities", "quantity"},
-        "base_stock": {"level", "levels", "cover", "allocation"},
-        "s_S": {"s", "S", "allocation"},
-        "proportional": {"level", "levels", "cover"},
-        "priority": {"level", "levels", "cover"},
-        "fixed_split": {"split", "level", "levels", "cover"},
+        "base_stock": {"level", "levels", "cover", "allocation", "stop"},
+        "s_S": {"s", "S", "allocation", "stop"},
+        "proportional": {"level", "levels", "cover", "stop"},
+        "priority": {"level", "levels", "cover", "stop"},
+        "fixed_split": {"split", "level", "levels", "cover", "stop"},
         "replay": set(),
+        "oracle": set(),
     }
     if name not in allowed:
         raise PolicyError(f"--policy {name}: unknown policy (choose from {', '.join(POLICY_NAMES)})")
@@ -55,6 +56,10 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         if text is None:
             raise PolicyError("--policy fixed needs --param quantities=a,b,c (one per decision) or quantity=x")
         return FixedPolicy(_numbers("quantities", text))
+    if name == "oracle":
+        from invalloc.baselines.oracle import OraclePolicy
+
+        return OraclePolicy()
     if name == "replay":
         if actions is None:
             raise PolicyError("--policy replay needs --actions CSV")
@@ -65,6 +70,8 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     }
     if "cover" in params:
         common["cover"] = _number("cover", params["cover"])
+    if "stop" in params:
+        common["stop"] = "auto" if params["stop"] == "auto" else _numbers("stop", params["stop"])
     allocation = params.get("allocation", "proportional")
     if allocation not in ("proportional", "priority"):
         raise PolicyError(f"--param allocation={allocation}: choose proportional or priority")
@@ -76,7 +83,7 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         s, big_s = _number("s", params["s"]), _number("S", params["S"])
         if big_s < s:
             raise PolicyError(f"--param S={big_s:g} is below s={s:g}")
-        return RuleBasedPolicy("s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s)
+        return RuleBasedPolicy("s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s, stop=common.get("stop"))
     if name == "fixed_split":
         if "split" not in params:
             raise PolicyError("--policy fixed_split needs --param split=a,b,… (one share per channel)")

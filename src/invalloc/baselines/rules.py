@@ -28,6 +28,10 @@ class RuleBasedPolicy:
     :param reorder_point: ``s`` of (s, S), units.
     :param order_up_to: ``S`` of (s, S), units.
     :param split: channel shares for ``fixed_split`` (one per channel, in scenario order).
+    :param stop: last period in which each DC orders, downstream first (one value for all),
+        or ``"auto"``: the last period whose order can still reach a customer before the
+        horizon ends. None orders to the end. A finite episode rewards not buying stock that
+        can no longer be sold.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class RuleBasedPolicy:
         reorder_point: float | None = None,
         order_up_to: float | None = None,
         split: list[float] | None = None,
+        stop: list[float] | str | None = None,
     ) -> None:
         self.name = name
         self.replenishment = replenishment
@@ -51,6 +56,7 @@ class RuleBasedPolicy:
         self.reorder_point = reorder_point
         self.order_up_to = order_up_to
         self.split = split
+        self.stop = stop
 
     def reset(self, network: Network, seed: int | None = None) -> None:
         self.network = network
@@ -62,7 +68,10 @@ class RuleBasedPolicy:
             )
         if self.split is not None and len(self.split) != len(network.channels):
             raise PolicyError(f"split: {len(self.split)} shares given for {len(network.channels)} channels")
+        if isinstance(self.stop, list) and len(self.stop) not in (1, len(network.locations)):
+            raise PolicyError(f"stop: {len(self.stop)} periods given, the scenario has {len(network.locations)} DCs")
         self.fixed_targets = self._fixed_targets()
+        self.last_order = self._last_order()
         self.cover_periods = view.route.lead_time + self.cover  # (D, S)
         tier_priority = np.full(len(network.channels), np.inf)
         np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
@@ -84,6 +93,19 @@ class RuleBasedPolicy:
             return np.full((len(n.locations), n.n_skus), float(self.level))
         return None
 
+    def _last_order(self) -> np.ndarray | None:
+        """(D, 1) last ordering period per DC, or None (order to the end)."""
+        if self.stop is None:
+            return None
+        n = self.network
+        if self.stop == "auto":
+            return self.view.last_useful_order(n.scenario.episode.horizon)[:, None]
+        by_order = np.broadcast_to(np.asarray(self.stop, dtype=float), (len(n.locations),))
+        last = np.zeros(len(n.locations))
+        for rank, d in enumerate(self.view.downstream):
+            last[d] = by_order[rank]
+        return last[:, None]
+
     def _replenish(self, simulator: Simulator, requests: np.ndarray) -> None:
         if self.replenishment == "none":
             return
@@ -91,6 +113,8 @@ class RuleBasedPolicy:
         target = self.fixed_targets
         if target is None:
             target = view.demand_through(simulator) * self.cover_periods
+        if self.last_order is not None:
+            target = np.where(simulator.period > self.last_order, -np.inf, target)
         echelon = self.levels is not None
         if self.replenishment == "s_S":
             # Order up to S only where the position has fallen to s or below.

@@ -131,7 +131,28 @@ class PlanningView:
         self.allocation_incidence = np.zeros((n_loc, len(blocks)))
         self.allocation_incidence[self.allocation_locations, np.arange(len(blocks))] = 1.0
         self.allocation_lanes_per_location = self.allocation_incidence.sum(axis=1)
+        self.order_to_customer = self._order_to_customer()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
+
+    def _order_to_customer(self) -> np.ndarray:
+        """(D,) periods from a DC's replenishment order to the earliest customer delivery of it.
+
+        The DC's longest inbound lead time (over SKUs) plus the shortest path of transfer and
+        sales lead times from the DC down to a customer.
+        """
+        n = self.network
+        to_customer = np.full(len(n.locations), np.inf)
+        for a, d in enumerate(n.sales_location):
+            to_customer[d] = min(to_customer[d], n.sales_lead_time[a].values.min())
+        for d in self.downstream:
+            for x in np.flatnonzero(n.transfer_source == d):
+                below = n.transfer_destination[x]
+                to_customer[d] = min(to_customer[d], n.transfer_lead_time[x].values.min() + to_customer[below])
+        return self.route.lead_time.max(axis=1) + np.where(np.isfinite(to_customer), to_customer, 0.0)
+
+    def last_useful_order(self, horizon: int) -> np.ndarray:
+        """(D,) last period in which a DC's order can still reach a customer within ``horizon``."""
+        return horizon - 1 - self.order_to_customer
 
     def positions(self, simulator: Simulator, echelon: bool = False) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog (units).
