@@ -41,7 +41,7 @@ def episode_digest(env: AllocationEnv, seed: int, actions: np.random.Generator) 
         obs, reward, terminated, truncated, info = env.step(actions.uniform(-1, 1, env.action_space.shape))
         digest.update(obs.tobytes())
         digest.update(np.float64(reward).tobytes())
-        digest.update(json.dumps(info, sort_keys=True, default=float).encode())
+        digest.update(json.dumps(info, sort_keys=True, default=lambda v: np.asarray(v).tolist()).encode())
         done = terminated or truncated
     return digest.hexdigest()
 

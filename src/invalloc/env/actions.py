@@ -83,6 +83,7 @@ class ActionMapper:
         # Index of the action dimension acting on each DC × SKU cell (D, S); the action's
         # length (one past its end) where none does.
         size = len(self.names)
+        self._padded = np.zeros(size + 1)
         self._sku_dimension = np.full((len(n.locations), n.n_skus), size)
         self._sku_dimension[:, self.sku_columns] = np.arange(len(self.sku_columns))
         self._location_dimension = np.full((len(n.locations), n.n_skus), size)
@@ -102,7 +103,8 @@ class ActionMapper:
         if self.mode == "raw":
             return self._raw(action, demand, requests)
         k_sku, k_loc = len(self.sku_columns), len(self.location_rows)
-        padded = np.append(action, 0.0)  # the last entry stands for "no such dimension"
+        padded = self._padded  # the last entry stands for "no such dimension" and stays 0
+        padded[:-1] = action
         exponent = (padded[self._sku_dimension] + padded[self._location_dimension]) / 2
         target = demand * self._cover * RANGE**exponent
         view.order_up_to(sim, requests, target)

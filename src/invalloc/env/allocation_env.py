@@ -64,8 +64,9 @@ class AllocationEnv(gym.Env):
 
     ## Info
     ``projection_distance`` (units), ``bound_rules`` (list), ``constraint_cost`` (units
-    removed per rule), ``profit`` and ``reward_unscaled`` (money, the period's), ``kpis``
-    (revenue, costs, cash, fill rate per tier, units short), ``period``.
+    removed per rule, an array in ``rule_names`` order), ``profit`` and ``reward_unscaled``
+    (money, the period's), ``kpis`` (revenue, cash, inventory value, units short, rule
+    interventions, each cost, and ``fill_rate_by_tier`` in ``tier_names`` order), ``period``.
 
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
@@ -97,10 +98,14 @@ class AllocationEnv(gym.Env):
         if projection_penalty < 0:
             raise ValueError(f"projection_penalty={projection_penalty}: must be ≥ 0")
         self.projection_penalty = projection_penalty
+        self._distance_scale = float(self.observations.unit_scale.mean())  # units, like on-hand features
         self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
         self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
         self.feature_names = self.observations.feature_names
         self.action_names = self.actions.names
+        #: Names of the entries of ``info["constraint_cost"]`` and ``info["kpis"]["fill_rate_by_tier"]``.
+        self.rule_names = list(RULES)
+        self.tier_names = list(self.network.tiers)
         self._last_report: PeriodReport | None = None
         self._reset_trackers()
 
@@ -122,13 +127,14 @@ class AllocationEnv(gym.Env):
         self._track(report)
         decision = report.decision
         distance = decision.projection_distance
-        scaled_distance = distance / float(self.observations.unit_scale.mean())
+        scaled_distance = distance / self._distance_scale
         reward = report.undiscounted_reward / self.reward_scale - self.projection_penalty * scaled_distance
+        # Arrays rather than nested dicts: vector envs deep-copy every info each step.
         info = {
             "period": report.period,
             "projection_distance": distance,
             "bound_rules": decision.bound_rules(),
-            "constraint_cost": {rule: float(decision.log[i, 1]) for i, rule in enumerate(RULES)},
+            "constraint_cost": decision.log[:, 1].copy(),
             "profit": report.profit,
             "reward_unscaled": report.undiscounted_reward,
             "kpis": self._period_kpis(report),
@@ -158,10 +164,11 @@ class AllocationEnv(gym.Env):
         array = np.asarray(action, dtype=np.float64)
         if array.shape != self.action_space.shape:
             raise ValueError(f"action has shape {array.shape}, expected {self.action_space.shape}")
-        if not np.isfinite(array).all():
+        low, high = array.min(), array.max()
+        if not (np.isfinite(low) and np.isfinite(high)):
             bad = [self.action_names[i] for i in np.flatnonzero(~np.isfinite(array))[:3]]
             raise ValueError(f"action has NaN or infinite entries ({', '.join(bad)})")
-        return np.clip(array, -1.0, 1.0)
+        return array if -1.0 <= low and high <= 1.0 else np.clip(array, -1.0, 1.0)
 
     def _reset_trackers(self) -> None:
         n = self.network
@@ -186,15 +193,15 @@ class AllocationEnv(gym.Env):
         return self.observations.build(self._recent_demand, self._fill_rate())
 
     def _period_kpis(self, report: PeriodReport) -> dict[str, Any]:
+        """The period's KPIs: money, units and, per tier (``tier_names`` order), the fill rate."""
         demand = report.demand.sum(axis=1)
         served = report.served_new.sum(axis=1)
-        fill = np.divide(served, demand, out=np.ones_like(demand), where=demand > 0)
         return {
             "revenue": report.revenue,
-            "costs": report.costs,
             "cash": report.cash,
             "inventory_value": report.inventory_value,
-            "fill_rate_by_tier": dict(zip(self.network.tiers, fill.tolist(), strict=True)),
             "units_short": float(report.short.sum()),
             "rule_interventions": report.decision.intervention_count,
+            "fill_rate_by_tier": np.divide(served, demand, out=np.ones_like(demand), where=demand > 0),
+            **report.costs,
         }

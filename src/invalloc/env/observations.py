@@ -123,4 +123,5 @@ class ObservationBuilder:
         observation = np.empty(self._size, dtype=np.float32)
         for (start, stop), part in zip(self._slices, parts, strict=True):
             observation[start:stop] = np.ravel(part)
-        return np.clip(observation, -CLIP, CLIP, out=observation)
+        np.minimum(observation, CLIP, out=observation)
+        return np.maximum(observation, -CLIP, out=observation)

@@ -32,6 +32,7 @@ because that is when this period's receipts are on hand. The loops are compiled
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,11 +111,12 @@ class FeasibleDecision:
     @property
     def projection_distance(self) -> float:
         """Euclidean distance (units) between the sanitised request and the executed decision."""
-        finite = np.isfinite(self.requested) & np.isfinite(self.executed)
-        return float(np.linalg.norm((self.requested - self.executed)[finite]))
+        difference = self.requested - self.executed  # both finite: requests are sanitised first
+        return math.sqrt(float(difference @ difference))
 
     def bound_rules(self) -> list[str]:
-        return list(self.interventions)
+        """Names of the rules that changed something this period."""
+        return [RULES[i] for i in np.flatnonzero(self.log[:, 0])]
 
 
 class FeasibilityLayer:
