@@ -144,7 +144,6 @@ class Simulator:
         self._nrv_active = finance.lower_of_cost_and_nrv and bool(np.isfinite(network.net_realisable_value).any())
         self._perishable = bool((network.shelf_life > 0).any())
         self._payment_window = max((int(s.maximum) for s in network.purchase_lead_time), default=0)
-        self._has_reserve = bool((network.reserve_quantity > 0).any())
         self._ring = network.max_lead_time + 1
         approval = scenario.rules.purchase_approval
         self._approval_delays = approval is not None and approval.action == "delay"
