@@ -410,7 +410,7 @@ class Simulator:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
         shipped = orders
-        if self._unreliable_lanes.size:
+        if self._unreliable_lanes.size and orders[self._unreliable_lanes].any():
             shipped = orders.copy()
             shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
