@@ -555,3 +555,17 @@ def test_huge_order_then_expiry_keeps_units_conserved() -> None:
         report = sim.step(np.array([request]))
         assert report.invariants_ok
     assert abs(float(sim.inbound.sum())) < 1e-6  # no phantom units in transit
+
+
+def test_storage_capacity_counts_orders_released_from_approval() -> None:
+    """Regression: released approvals take their share of a DC's room before new orders."""
+    data = _one_sku(
+        locations=[{"id": "dc", "capacity": 30, "opening_stock": 0}],
+        rules={"cash_rule": False, "purchase_approval": {"value_limit": 150, "action": "delay", "delay_periods": 1}},
+    )
+    sim = Simulator(build(data), check_invariants=True)
+    sim.reset(seed=0)
+    sim.step(np.array([20.0]))  # value 200 > 150: held one period, released in period 1
+    report = sim.step(np.array([14.0]))  # 20 released + 14 new would exceed the room of 30
+    assert report.decision.orders.sum() <= 10
+    assert sim.on_hand.sum() + sim.inbound.sum() <= 30

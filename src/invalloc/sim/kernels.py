@@ -528,14 +528,16 @@ def project(
             for s in range(n_sku):
                 net_transfers[transfer_destination[x]] += transfers[x, s]
                 net_transfers[transfer_source[x]] -= transfers[x, s]
-        ordered = np.zeros(n_loc)
+        ordered = np.zeros(n_loc)  # new orders (scalable)
+        arriving_released = np.zeros(n_loc)  # orders released from approval (already committed)
         for p in range(n_purchase):
             for s in range(n_sku):
-                ordered[purchase_location[p]] += orders[p, s] + released[p, s]
+                ordered[purchase_location[p]] += orders[p, s]
+                arriving_released[purchase_location[p]] += released[p, s]
         for p in range(n_purchase):
             d = purchase_location[p]
-            if ordered[d] > 0.0 and ordered[d] + net_transfers[d] > room[d]:
-                f = max(room[d] - net_transfers[d], 0.0) / ordered[d]
+            if ordered[d] > 0.0 and ordered[d] + arriving_released[d] + net_transfers[d] > room[d]:
+                f = max(room[d] - net_transfers[d] - arriving_released[d], 0.0) / ordered[d]
                 _scale_row(orders, p, f, sku_integer, log, LOCATION_CAPACITY)
 
     # Purchase approval: an order above the value limit is capped, or held for approval.
