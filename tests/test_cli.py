@@ -187,3 +187,14 @@ def test_stop_auto_orders_nothing_that_cannot_be_sold():
     executed = np.array([r.decision.executed for r in reports])  # (periods, stage 0, 1, 2)
     assert executed[27:, 0].sum() == 0 and executed[22:, 1].sum() == 0 and executed[12:, 2].sum() == 0
     assert executed[:12, 2].sum() > 0
+
+
+def test_oracle_reports_its_bound_in_clean_json():
+    result = invalloc(
+        "simulate", "--scenario", "orgym_invmanagement_v1", "--policy", "oracle", "--episodes", "2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    episodes = json.loads(result.stdout)["episodes"]  # nothing but JSON on standard output
+    for episode in episodes:
+        assert episode["oracle_bound"] >= episode["total_reward"] - 1e-6
+        assert episode["invariants_ok"]

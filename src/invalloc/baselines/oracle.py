@@ -95,6 +95,9 @@ simulator serves tiers by priority and a channel's lanes in lane order.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -111,6 +114,24 @@ MOQ_ROUNDS = 8
 SALES_ROUNDS = 3
 #: Whole units: a planned quantity within this of the next unit counts as that unit.
 UNIT_TOLERANCE = 1e-6
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence writes to file descriptor 1 (C libraries' own prints) inside the block.
+
+    The CLI's ``--json`` output must stay the only thing on standard output.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class _Rows:
@@ -239,7 +260,8 @@ class _Program:
             model.a_matrix_.start_ = matrix.indptr
             model.a_matrix_.index_ = matrix.indices
             model.a_matrix_.value_ = matrix.data
-            self._highs = highspy.Highs()
+            with _quiet_stdout():  # HiGHS prints a banner on construction, before any option
+                self._highs = highspy.Highs()
             self._highs.setOptionValue("output_flag", False)
             self._highs.setOptionValue("solver", "simplex")
             self._highs.passModel(model)
