@@ -137,7 +137,8 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 def simulate(
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
     policy: Annotated[
-        str, typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay, oracle.")
+        str,
+        typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay, oracle."),
     ] = "base_stock",
     param: Annotated[list[str] | None, typer.Option("--param", help="Policy parameter KEY=VALUE (repeatable).")] = None,
     params_file: Annotated[

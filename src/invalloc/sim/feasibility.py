@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,8 +57,7 @@ RULES = (
 )
 
 
-@dataclass(slots=True)
-class FeasibilityContext:
+class FeasibilityContext(NamedTuple):
     """What the layer needs to know about the state at the decision point.
 
     Quantities are in units with shape (D, S); money in the scenario currency.

@@ -974,6 +974,8 @@ def customer_phase(
 
 @njit(cache=True, error_model="numpy")
 def close_period(
+    paid,
+    collected,
     holding_cost,
     on_hand,
     penalty,
@@ -989,11 +991,14 @@ def close_period(
     flows_out,
     balance,
 ):
-    """Period close, booked: holding cost on on-hand stock, penalties, interest on credit used,
+    """Period close, booked: supplier bills ``paid`` and customer payments ``collected`` that
+    fell due (money), holding cost on on-hand stock, penalties, interest on credit used,
     expiry write-offs and lower of cost and NRV.
 
     Returns (holding, interest, write-downs incl. expiry, expired units), money and units.
     """
+    post(balance, PAYABLES, CASH, paid)
+    post(balance, CASH, RECEIVABLES, collected)
     n_loc, n_sku = on_hand.shape
     holding = 0.0
     for d in range(n_loc):

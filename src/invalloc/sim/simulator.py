@@ -585,15 +585,6 @@ class Simulator:
                 value,
             )
 
-    def _settle_payments(self) -> None:
-        """Bills and customer payments that fall due this period are settled in cash."""
-        paid = self.payables.pop(self.period, 0.0)
-        collected = self.receivables.pop(self.period, 0.0)
-        self.ledger.post(Account.PAYABLES, Account.CASH, paid)
-        self.ledger.post(Account.CASH, Account.RECEIVABLES, collected)
-        if self.audit_log is not None:
-            self.audit_log.payment(self.period, paid, collected)
-
     def _finance(self):
         """The finance team: settles what falls due, then closes the period.
 
@@ -603,10 +594,16 @@ class Simulator:
         n = self.network
         yield self.env.timeout(PHASE_CLOSE)
         while True:
-            self._settle_payments()
+            # Bills and customer payments that fall due this period are settled in cash.
+            paid = self.payables.pop(self.period, 0.0)
+            collected = self.receivables.pop(self.period, 0.0)
+            if self.audit_log is not None:
+                self.audit_log.payment(self.period, paid, collected)
             ledger = self.ledger
             layers = self.layers
             holding, interest, written, expired_units = kernels.close_period(
+                paid,
+                collected,
                 n.holding_cost,
                 self.on_hand,
                 self._penalty,
