@@ -25,27 +25,18 @@ def _per_sku_value(value: float | dict[str, float] | None, sku: str) -> float:
     return float(value[sku]) if isinstance(value, dict) else float(value)
 
 
-def stream_mean(stream: DemandStream, mean: float, periods: np.ndarray) -> np.ndarray:
-    """Mean demand per period (shape of ``periods``) with linear trend and sine seasonality."""
-    level = mean * np.maximum(1.0 + stream.trend * periods, 0.0)
+def stream_level(stream: DemandStream, periods: np.ndarray) -> np.ndarray:
+    """Relative level of the mean per period (shape of ``periods``): linear trend, sine seasonality."""
+    level = np.maximum(1.0 + stream.trend * periods, 0.0)
     if stream.seasonality is not None:
         season = stream.seasonality
         level = level * (1.0 + season.amplitude * np.sin(2 * np.pi * (periods + season.phase) / season.period))
     return level
 
 
-def _draw(stream: DemandStream, means: np.ndarray, stds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per entry of ``means`` (H, k); ``stds`` broadcast to it."""
-    if stream.distribution == "poisson":
-        return rng.poisson(means).astype(float)
-    if stream.distribution == "normal":
-        # Truncated at zero: a negative draw is no demand.
-        return np.maximum(rng.normal(means, stds), 0.0)
-    variance = np.maximum(stds**2, means + 1e-12)
-    successes = means**2 / np.maximum(variance - means, 1e-12)
-    probability = np.clip(means / variance, 1e-12, 1.0)
-    draws = rng.negative_binomial(np.maximum(successes, 1e-12), probability).astype(float)
-    return np.where(means > 0, draws, 0.0)
+def _draw_normal(means: np.ndarray, stds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Normal demand (H, k), truncated at zero: a negative draw is no demand."""
+    return np.maximum(rng.normal(means, stds), 0.0)
 
 
 class DemandModel:
@@ -71,13 +62,13 @@ class DemandModel:
         self.streams = []
         #: How each stream is drawn: (kind, channel, columns (k,), tier indices (M,), tier shares
         #: (1, M, 1), mean (H, 1, k), standard deviation (H, k), gamma shape (H, 1, k) of
-        #: negative binomials, stream).
+        #: negative binomials).
         self._plans = []
         for stream in network.scenario.demand.streams:
             c = network.channels.index(stream.channel)
             skus = network.skus if stream.skus == "*" else stream.skus
             columns = np.array([sku_index[s] for s in skus], dtype=np.int64)
-            level = stream_mean(stream, 1.0, t)  # (H + 1, 1)
+            level = stream_level(stream, t)  # (H + 1, 1)
             mean = level * np.array([_per_sku_value(stream.mean, s) for s in skus])[None, :]
             std = level * np.array([_per_sku_value(stream.std, s) for s in skus])[None, :]
             self.expected[:, c, columns] += mean
@@ -89,18 +80,18 @@ class DemandModel:
             if stream.distribution == "negative_binomial":
                 variance = np.maximum(std**2, mean + 1e-12)
                 shape = (mean**2 / np.maximum(variance - mean, 1e-12))[:, None, :]
-            self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape, stream))
+            self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape))
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
         n = self.network
         tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
         channel_demand = None
-        for kind, c, columns, members, shares, mean, std, shape, stream in self._plans:
+        for kind, c, columns, members, shares, mean, std, shape in self._plans:
             if kind == "normal":
                 if channel_demand is None:
                     channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
-                draws = _draw(stream, mean[:, 0, :], std, rng)
+                draws = _draw_normal(mean[:, 0, :], std, rng)
                 channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)
                 continue
             rate = mean

@@ -513,11 +513,12 @@ class Simulator:
         yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
             decision = self._decision
+            new_demand = self.tier_demand[self.period]
             served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
             shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
             penalty, sales_value, freight, revenue = kernels.customer_phase(
-                self.tier_demand[self.period],
+                new_demand,
                 self.backlog,
                 self._lost_sales,
                 self._contract_first,
@@ -558,7 +559,7 @@ class Simulator:
             )
             self.feasibility.record_allocations(decision)
             self._served, self._served_new, self._short = served, served_new, short
-            self._new_demand = self.tier_demand[self.period]
+            self._new_demand = new_demand
             self._penalty = penalty + self._shortfall_penalty
             self._sales_value = sales_value
             self._period_freight += freight
