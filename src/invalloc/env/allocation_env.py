@@ -107,16 +107,15 @@ class AllocationEnv(gym.Env):
         self.rule_names = list(RULES)
         self.tier_names = list(self.network.tiers)
         self._last_report: PeriodReport | None = None
-        self._reset_trackers()
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         # The simulator's own seed comes from the env's generator: reset(seed=s) fixes it.
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
-        self._reset_trackers()
+        self.observations.reset()
         self._last_report = None
-        return self._observation(), {"period": 0}
+        return self.observations.observe(), {"period": 0}
 
     def step(self, action: np.ndarray):
         if self.simulator.done:
@@ -124,7 +123,7 @@ class AllocationEnv(gym.Env):
         action = self._checked(action)
         report = self.simulator.step(self.actions.requests(action))
         self._last_report = report
-        self._track(report)
+        self.observations.record(report)
         decision = report.decision
         distance = decision.projection_distance
         scaled_distance = distance / self._distance_scale
@@ -140,7 +139,7 @@ class AllocationEnv(gym.Env):
             "kpis": self._period_kpis(report),
         }
         truncated = self.simulator.done
-        return self._observation(), float(reward), False, truncated, info
+        return self.observations.observe(), float(reward), False, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -169,28 +168,6 @@ class AllocationEnv(gym.Env):
             bad = [self.action_names[i] for i in np.flatnonzero(~np.isfinite(array))[:3]]
             raise ValueError(f"action has NaN or infinite entries ({', '.join(bad)})")
         return array if -1.0 <= low and high <= 1.0 else np.clip(array, -1.0, 1.0)
-
-    def _reset_trackers(self) -> None:
-        n = self.network
-        self._recent_demand = np.zeros((len(n.channels), n.n_skus))
-        self._demand_to_date = np.zeros(len(n.tiers))
-        self._served_to_date = np.zeros(len(n.tiers))
-
-    def _track(self, report: PeriodReport) -> None:
-        self._recent_demand = self.observations.tier_to_channel @ report.demand
-        self._demand_to_date += report.demand.sum(axis=1)
-        self._served_to_date += report.served_new.sum(axis=1)
-
-    def _fill_rate(self) -> np.ndarray:
-        return np.divide(
-            self._served_to_date,
-            self._demand_to_date,
-            out=np.ones_like(self._demand_to_date),
-            where=self._demand_to_date > 0,
-        )
-
-    def _observation(self) -> np.ndarray:
-        return self.observations.build(self._recent_demand, self._fill_rate())
 
     def _period_kpis(self, report: PeriodReport) -> dict[str, Any]:
         """The period's KPIs: money, units and, per tier (``tier_names`` order), the fill rate."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from invalloc.sim.simulator import Simulator
+from invalloc.sim.simulator import PeriodReport, Simulator
 
 #: Bound of every scaled feature (the observation Box is [-CLIP, CLIP]).
 CLIP = 10.0
@@ -80,6 +80,46 @@ class ObservationBuilder:
         self._slices = list(zip(edges[:-1], edges[1:], strict=True))
         self.tier_to_channel = np.zeros((len(n.channels), len(n.tiers)))
         self.tier_to_channel[n.tier_channel, np.arange(len(n.tiers))] = 1.0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the episode's history (call after the simulator's reset)."""
+        n = self.simulator.network
+        self.recent_demand = np.zeros((len(n.channels), n.n_skus))
+        self._demand_to_date = np.zeros(len(n.tiers))
+        self._served_to_date = np.zeros(len(n.tiers))
+        self._seen_period = 0
+
+    def record(self, report: PeriodReport) -> None:
+        """Take in a finished period: its demand becomes ``recent_demand``; fill rates accrue."""
+        self.recent_demand = self.tier_to_channel @ report.demand
+        self._demand_to_date += report.demand.sum(axis=1)
+        self._served_to_date += report.served_new.sum(axis=1)
+        self._seen_period = report.period + 1
+
+    def catch_up(self) -> None:
+        """Record the simulator's last period if it has not been recorded yet.
+
+        Lets a policy that only sees the simulator at decision points (``Policy.act``)
+        build the same observation as the environment, which records every step.
+        """
+        report = self.simulator.last_report
+        if report is not None and report.period + 1 > self._seen_period:
+            self.record(report)
+
+    @property
+    def fill_rate_to_date(self) -> np.ndarray:
+        """Fill rate to date per tier (T,), share; 1 before any demand."""
+        return np.divide(
+            self._served_to_date,
+            self._demand_to_date,
+            out=np.ones_like(self._demand_to_date),
+            where=self._demand_to_date > 0,
+        )
+
+    def observe(self) -> np.ndarray:
+        """Observation (size,) float32 at the current decision point from the recorded history."""
+        return self.build(self.recent_demand, self.fill_rate_to_date)
 
     @property
     def size(self) -> int:

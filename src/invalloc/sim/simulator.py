@@ -252,6 +252,11 @@ class Simulator:
         assert report is not None
         return report
 
+    @property
+    def last_report(self) -> PeriodReport | None:
+        """The report of the last finished period (None right after reset)."""
+        return self._report if self.period > 0 else None
+
     # ------------------------------------------------------------------ state for policies
     def context(self) -> FeasibilityContext:
         """The state the feasibility layer sees at this period's decision point."""
