@@ -41,3 +41,26 @@ def orgym_trace(tmp_path, orgym_vector) -> Path:
 
 def network_of(name: str, **overrides):
     return compile_network(load_scenario(name, overrides or None))
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory) -> Path:
+    """One migrated MLflow sqlite store per test session (migrations take seconds); copied per test."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()  # runs the migrations
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, mlflow_template_db, monkeypatch) -> str:
+    """A fresh, already migrated sqlite tracking store in this test's temp dir."""
+    import shutil
+
+    store = tmp_path / "tracking"
+    store.mkdir()
+    shutil.copyfile(mlflow_template_db, store / "mlflow.db")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
