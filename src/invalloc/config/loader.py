@@ -440,3 +440,8 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     if yaml_problems:
         raise ScenarioError(source, yaml_problems)
     return loaded
+
+
+def validation_problems(error: ValidationError, data: Any) -> list[str]:
+    """One ``yaml.path: message`` line per problem of a pydantic error on YAML ``data``."""
+    return _pydantic_problems(error, data)

@@ -1,0 +1,1 @@
+"""Learned agents: training experiments, SB3 training tracked in MLflow, trained policies."""
