@@ -1,0 +1,215 @@
+"""Policy specs: the strings planners type after ``--policy``, parsed and resolved into policies.
+
+=====================================  ==========================================================
+spec                                   policy
+=====================================  ==========================================================
+``base_stock``                         a baseline by name with its default parameters
+``base_stock:cover=2.5:stop=auto``     a baseline with parameters (``:``-separated ``KEY=VALUE``;
+                                       values may hold commas: ``levels=60,150,300``)
+``base_stock@tuned.yaml``              a baseline with parameters from a file written by
+                                       ``invalloc tune`` (``:KEY=VALUE`` after it overrides)
+``@tuned.yaml``                        the policy and parameters the file names
+``replay:actions=actions.csv``         the replay baseline
+``oracle``                             the hindsight-optimal LP (:mod:`invalloc.baselines.oracle`)
+``run:RUN_ID``                         a trained agent: the ``best`` model of an MLflow run
+``models:/NAME@ALIAS``, ``runs:/…``    a trained agent from the MLflow model registry / a run URI
+``rules:DIR``                          an exported rule table (:mod:`invalloc.rules`)
+=====================================  ==========================================================
+
+A spec is resolved once in the calling process — files are read, models are loaded and
+checked against the scenario — so every problem is reported before an episode runs, as
+one line naming the spec. Worker processes rebuild each policy from the resolved
+:class:`PolicySpec` (picklable; a params file is not read again).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from invalloc.sim.policy import Policy, PolicyError
+
+if TYPE_CHECKING:
+    from invalloc.config.loader import LoadedScenario
+
+#: What a spec points at: a rule-based baseline, a trained agent in MLflow, an exported rule table.
+SpecKind = Literal["baseline", "learned", "rules"]
+
+_LEARNED_PREFIXES = ("run:", "runs:/", "models:/")
+_RULES_PREFIX = "rules:"
+# NAME[@FILE][:KEY=VALUE[:KEY=VALUE…]] — a file name may not contain ':'.
+_BASELINE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)?(?:@(?P<file>[^:]+))?(?::(?P<params>.*))?$")
+_SPEC_FORMS = "a baseline NAME[@FILE][:KEY=VALUE…], run:RUN_ID, models:/NAME@ALIAS or rules:DIR"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A parsed and resolved ``--policy`` spec.
+
+    :param text: the spec as typed; it labels the policy in every table and plot.
+    :param kind: ``baseline``, ``learned`` or ``rules``.
+    :param name: baseline name (``base_stock`` …); for learned and rule policies the name the
+        loaded policy reports (filled in by :func:`resolve_specs`).
+    :param params: baseline parameters as ``(key, value)`` pairs, file values first then overrides.
+    :param source: the params file, run/model URI or rules folder the spec names, or None.
+    """
+
+    text: str
+    kind: SpecKind
+    name: str
+    params: tuple[tuple[str, str], ...] = ()
+    source: str | None = None
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.kind == "baseline" and self.name == "oracle"
+
+    def describe(self) -> str:
+        """One line for reports, e.g. ``baseline base_stock (cover=2.55, stop=auto) from tuned.yaml``."""
+        params = f" ({', '.join(f'{k}={v}' for k, v in self.params)})" if self.params else ""
+        source = f" from {self.source}" if self.source else ""
+        return f"{self.kind} {self.name}{params}{source}"
+
+
+def _fail(text: str, message: str) -> PolicyError:
+    return PolicyError(" ".join(f"--policy {text}: {message}".split()))
+
+
+def _pairs(text: str, params: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in params.split(":"):
+        if "=" not in part or not part.split("=", 1)[0].strip():
+            raise _fail(text, f"parameter '{part}' is not KEY=VALUE (parameters are separated by ':')")
+        key, value = part.split("=", 1)
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def parse_spec(text: str, scenario_name: str | None = None) -> PolicySpec:
+    """Parse ``text`` (see the module docstring); a params file named with ``@`` is read here.
+
+    :param scenario_name: if given, a params file must have been tuned on the scenario of this name.
+    :raises PolicyError: one line naming the spec.
+    """
+    from invalloc.baselines import POLICY_NAMES
+
+    text = str(text).strip()
+    if not text:
+        raise PolicyError("--policy: empty spec (expected " + _SPEC_FORMS + ")")
+    if text.startswith(_LEARNED_PREFIXES):
+        if not text.split(":", 1)[1].strip("/"):
+            raise _fail(text, "no run id or model name after the prefix")
+        return PolicySpec(text, "learned", text, source=text)
+    if text.startswith(_RULES_PREFIX):
+        folder = text.removeprefix(_RULES_PREFIX)
+        if not folder:
+            raise _fail(text, "no rules folder after 'rules:'")
+        return PolicySpec(text, "rules", text, source=folder)
+    match = _BASELINE.match(text)
+    if match is None or not (match["name"] or match["file"]):
+        raise _fail(text, f"not a policy spec (expected {_SPEC_FORMS})")
+    name, file = match["name"], match["file"]
+    if name is not None and name not in POLICY_NAMES:
+        raise _fail(text, f"unknown policy '{name}' (choose from {', '.join(POLICY_NAMES)}, or {_SPEC_FORMS})")
+    params: dict[str, str] = {}
+    if file is not None:
+        from invalloc.baselines.tuning import load_params
+
+        try:
+            found, params = load_params(file, policy=name, scenario=scenario_name)
+        except PolicyError as error:
+            raise _fail(text, str(error)) from None
+        name = found
+    overrides = _pairs(text, match["params"]) if match["params"] is not None else []
+    params.update(overrides)
+    return PolicySpec(text, "baseline", name, tuple(params.items()), source=file)
+
+
+def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
+    """A fresh policy for ``spec`` (called once per process that runs episodes).
+
+    :param tracking_uri: the MLflow store learned policies are loaded from (None: the default).
+    :raises PolicyError: one line naming the spec — bad parameters, a run or model that cannot be
+        loaded, a rules folder that cannot be read, or a module this installation lacks.
+    """
+    if spec.kind == "baseline":
+        from invalloc.baselines import make_policy
+
+        params = dict(spec.params)
+        actions = params.pop("actions", None) if spec.name == "replay" else None
+        try:
+            return make_policy(spec.name, params, actions)
+        except PolicyError as error:
+            raise _fail(spec.text, str(error).replace("--param ", "parameter ")) from None
+    if spec.kind == "learned":
+        try:
+            from invalloc.agents.learned import load_learned_policy
+        except ImportError as error:
+            raise _fail(spec.text, f"learned policies cannot be loaded here ({_missing(error)})") from None
+        try:
+            return load_learned_policy(spec.text, tracking_uri)
+        except (ValueError, OSError) as error:  # PolicyError is a ValueError
+            raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
+    try:
+        from invalloc.rules import load_rule_policy
+    except ImportError as error:
+        raise _fail(spec.text, f"rule tables cannot be loaded here ({_missing(error)})") from None
+    try:
+        return load_rule_policy(Path(spec.source or ""))
+    except (ValueError, OSError) as error:
+        raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
+
+
+def _missing(error: ImportError) -> str:
+    name = getattr(error, "name", None)
+    return f"module {name} is not installed" if name else " ".join(str(error).split())
+
+
+def _strip_spec(message: str, text: str) -> str:
+    """Loader messages often start with the spec already; do not repeat it."""
+    message = " ".join(message.split())
+    return message.removeprefix(f"{text}: ") or message
+
+
+def check_scenario(spec: PolicySpec, policy: Policy, loaded: LoadedScenario) -> None:
+    """A trained agent or rule table must have been made for the scenario it is compared on.
+
+    Policies without a ``scenario_digest`` (baselines) fit any scenario.
+
+    :raises PolicyError: naming both digests (first 12 hex digits).
+    """
+    digest = getattr(policy, "scenario_digest", None)
+    if digest is not None and digest != loaded.digest:
+        raise _fail(
+            spec.text,
+            f"made for a different scenario (digest {str(digest)[:12]}) than --scenario "
+            f"{loaded.scenario.name} (digest {loaded.digest[:12]}); compare it on the scenario it was trained on",
+        )
+
+
+def resolve_specs(
+    texts: Sequence[str], loaded: LoadedScenario, tracking_uri: str | None = None
+) -> list[tuple[PolicySpec, Policy]]:
+    """Parse every spec, build its policy and check it fits ``loaded`` — before any episode runs.
+
+    :raises PolicyError: the first bad spec, one line; also for a spec given twice.
+    """
+    seen: set[str] = set()
+    resolved = []
+    for text in texts:
+        spec = parse_spec(text, scenario_name=loaded.scenario.name)
+        if spec.text in seen:
+            raise _fail(spec.text, "given twice; every policy is compared once")
+        seen.add(spec.text)
+        policy = build_policy(spec, tracking_uri)
+        check_scenario(spec, policy, loaded)
+        if spec.kind != "baseline":
+            spec = PolicySpec(spec.text, spec.kind, str(getattr(policy, "name", spec.text)), source=spec.source)
+        resolved.append((spec, policy))
+    return resolved
+
+
+__all__ = ["PolicySpec", "SpecKind", "build_policy", "check_scenario", "parse_spec", "resolve_specs"]
