@@ -274,6 +274,11 @@ def tune(
     console.print(f"written to {path}; use: invalloc simulate --scenario {scenario} --policy {policy} --params {path}")
 
 
+from invalloc.agents.command import train  # noqa: E402 - commands of later layers, registered last
+
+app.command("train")(train)
+
+
 from invalloc.evaluation.command import compare  # noqa: E402 - registered after the commands it builds on
 
 app.command("compare")(compare)

@@ -211,9 +211,14 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
             folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="best", tracking_uri=uri)
             return LearnedPolicy.load(Path(folder), name=name, run_id=run_id)
         if spec.startswith(("models:/", "runs:/")):
-            folder = mlflow.artifacts.download_artifacts(artifact_uri=spec, tracking_uri=uri)
-            policy_folder = Path(folder) / "artifacts" / "policy"
-            return LearnedPolicy.load(policy_folder, name=spec.split("/", 1)[1], model_uri=spec)
+            from invalloc.agents.pyfunc import POLICY_ARTIFACT
+
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, tracking_uri=uri))
+            flavor = mlflow.models.Model.load(folder).flavors.get("python_function", {})
+            relative = flavor.get("artifacts", {}).get(POLICY_ARTIFACT, {}).get("path")
+            if relative is None:
+                raise PolicyError(f"{spec}: not an invalloc policy model (no '{POLICY_ARTIFACT}' artifact)")
+            return LearnedPolicy.load(folder / relative, name=spec.split("/", 1)[1], model_uri=spec)
     except MlflowException as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PolicyError(f"{spec}: cannot be loaded from {uri} ({first})") from None

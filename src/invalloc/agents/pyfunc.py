@@ -1,0 +1,50 @@
+"""The trained policy as an MLflow pyfunc model: observations in, actions out.
+
+``mlflow.pyfunc.load_model("models:/NAME@ALIAS").predict(frame)`` takes a DataFrame whose
+columns are the environment's ``feature_names`` (raw, unnormalised observations, one row per
+state) and returns the deterministic actions (rows × action dimensions, in [-1, 1]); the
+VecNormalize statistics frozen at training time are applied inside.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+#: Name of the pyfunc artifact holding the saved policy folder.
+POLICY_ARTIFACT = "policy"
+
+
+class PolicyModel(mlflow.pyfunc.PythonModel):
+    """Loads a saved :class:`~invalloc.agents.learned.LearnedPolicy` folder and predicts actions."""
+
+    def load_context(self, context: Any) -> None:
+        from invalloc.agents.learned import LearnedPolicy
+
+        self.policy = LearnedPolicy.load(Path(context.artifacts[POLICY_ARTIFACT]))
+
+    # No type hints here: MLflow would try to derive a schema from them (the signature is given).
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        observations = np.asarray(getattr(model_input, "values", model_input), dtype=np.float32)
+        if observations.ndim == 1:
+            observations = observations[None, :]
+        return self.policy.actions(observations)
+
+
+#: The models-from-code file MLflow logs instead of a pickled Python object.
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the model (given explicitly: MLflow's inference would load the model)."""
+    pins = []
+    for package in ("invalloc", "stable-baselines3", "torch", "numpy", "gymnasium", "mlflow"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # pragma: no cover
+            pins.append(package)
+    return pins

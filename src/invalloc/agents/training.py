@@ -1,0 +1,543 @@
+"""Train an SB3 agent on an experiment, tracked in one MLflow run that can be resumed.
+
+The run records:
+
+- params: the flattened experiment and scenario;
+- metrics (batched, see :class:`~invalloc.agents.tracking_io.MetricBuffer`): SB3's training
+  metrics, per-rule constraint interventions in the training envs, and the deterministic
+  evaluation on held-out seeds (reward, profit, fill rate overall and per tier, breaches);
+- artifacts: ``config/`` (experiment and scenario YAML), ``checkpoint/`` (model, VecNormalize,
+  trainer state: the resume point), ``best/`` (the best evaluated policy), ``evaluation.csv``,
+  ``evaluation_episodes.csv`` (the best policy per held-out episode), ``learning_curve.png``;
+  and the MLflow model ``policy`` (pyfunc: observations in, actions out);
+- tags: git commit, package version, scenario hash.
+
+Ctrl-C / SIGTERM stop at the next environment step: a checkpoint is written there and the
+run is marked KILLED; ``resume`` continues it from that step. An exception marks it FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from invalloc.agents.algorithms import algorithm_class
+from invalloc.agents.experiment import LoadedExperiment, load_experiment
+from invalloc.agents.learned import VEC_NORMALIZE_FILE, LearnedPolicy, ObservationStats
+from invalloc.agents.tracking_io import MetricBuffer, MLflowOutputFormat, log_params
+from invalloc.sim.kpis import episode_kpis, mean_confidence_interval
+from invalloc.sim.network import Network, compile_network
+from invalloc.sim.simulator import Simulator, run_episode
+from invalloc.tracking import configure_tracking, experiment_id, standard_tags
+
+#: The MLflow experiment every training run goes to (one per invalloc experiment name).
+EXPERIMENT_PREFIX = "invalloc-train"
+_STATE_FILE = "trainer_state.json"
+
+
+class TrainingStopped(Exception):
+    """Training was interrupted by Ctrl-C or SIGTERM; a checkpoint was written."""
+
+    def __init__(self, run_id: str, timesteps: int):
+        self.run_id = run_id
+        self.timesteps = timesteps
+        super().__init__(f"run {run_id} stopped at {timesteps} timesteps (KILLED); resume with --resume {run_id}")
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed; the message is one line."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    timesteps: int
+    best_reward: float
+    best_at: int
+    model_uri: str
+    registered_version: str | None
+    evaluations: list[dict[str, float]]
+    artifact_uri: str
+
+
+@dataclass
+class _State:
+    """What the trainer needs besides the model to continue where it stopped."""
+
+    next_evaluation: int
+    next_checkpoint: int
+    best_reward: float = -np.inf
+    best_at: int = -1
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        data = self.__dict__.copy()
+        data["best_reward"] = None if not np.isfinite(self.best_reward) else self.best_reward
+        return json.dumps(data, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> _State:
+        data = json.loads(text)
+        data["best_reward"] = -np.inf if data["best_reward"] is None else data["best_reward"]
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments and model
+# ---------------------------------------------------------------------------------------------
+
+
+def _make_env(loaded: LoadedExperiment):
+    from invalloc.env import AllocationEnv
+
+    env = loaded.experiment.env
+    return AllocationEnv(
+        scenario=loaded.scenario_location,
+        config_overrides=loaded.experiment.scenario_overrides or None,
+        action_mode=env.action_mode,
+        projection_penalty=env.projection_penalty,
+        reward_scale=env.reward_scale,
+    )
+
+
+def make_vec_env(loaded: LoadedExperiment, seed: int, normalisation_path: Path | None = None):
+    """The training VecEnv: n envs (Dummy or Subproc), VecMonitor, VecNormalize if enabled."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+
+    settings = loaded.experiment.env
+    factories = [partial(_make_env, loaded) for _ in range(settings.n_envs)]
+    vec = SubprocVecEnv(factories) if settings.vec_env == "subproc" else DummyVecEnv(factories)
+    vec = VecMonitor(vec)
+    vec.seed(seed)
+    normalisation = loaded.experiment.vec_normalize
+    if normalisation_path is not None:
+        vec = VecNormalize.load(str(normalisation_path), vec)
+        vec.training = True
+    elif normalisation.enabled:
+        gamma = float(loaded.experiment.hyperparameters.get("gamma", 0.99))
+        vec = VecNormalize(
+            vec, norm_obs=True, norm_reward=normalisation.norm_reward, clip_obs=normalisation.clip_obs, gamma=gamma
+        )
+    return vec
+
+
+def build_model(loaded: LoadedExperiment, vec_env: Any):
+    import torch
+
+    experiment = loaded.experiment
+    cls = algorithm_class(experiment.algorithm)
+    policy_kwargs: dict[str, Any] = {
+        "net_arch": list(experiment.policy.net_arch),
+        "activation_fn": torch.nn.Tanh if experiment.policy.activation == "tanh" else torch.nn.ReLU,
+    }
+    if experiment.policy.log_std_init is not None and experiment.algorithm != "TD3":
+        policy_kwargs["log_std_init"] = experiment.policy.log_std_init
+    return cls(
+        "MlpPolicy",
+        vec_env,
+        seed=experiment.seed,
+        device="cpu",
+        verbose=0,
+        policy_kwargs=policy_kwargs,
+        **experiment.hyperparameters,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation on held-out seeds
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate(policy: Any, network: Network, seeds: list[int]) -> list[dict]:
+    """KPIs (``episode_kpis``) of ``policy`` on each seed; deterministic, common random numbers."""
+    simulator = Simulator(network)
+    return [{"seed": seed, **episode_kpis(run_episode(simulator, policy, seed=seed), network)} for seed in seeds]
+
+
+def evaluation_metrics(episodes: list[dict]) -> dict[str, float]:
+    """Means over episodes of the KPIs a learning curve shows (``eval/…`` metric names)."""
+    rewards = [e["total_reward"] for e in episodes]
+    mean, low, high = mean_confidence_interval(rewards)
+    metrics = {"eval/total_reward": mean, "eval/total_reward_ci_low": low, "eval/total_reward_ci_high": high}
+    for key in ("profit", "fill_rate", "contract_breaches", "rule_interventions", "intervention_volume",
+                "average_inventory_value", "minimum_cash", "write_downs"):  # fmt: skip
+        metrics[f"eval/{key}"] = float(np.mean([e[key] for e in episodes]))
+    for tier in episodes[0]["fill_rate_by_tier"]:
+        metrics[f"eval/fill_rate/{tier}"] = float(np.mean([e["fill_rate_by_tier"][tier] for e in episodes]))
+    return metrics
+
+
+def episodes_frame(episodes: list[dict]):
+    import pandas as pd
+
+    rows = []
+    for episode in episodes:
+        row = {k: v for k, v in episode.items() if not isinstance(v, dict | list)}
+        row.update({f"fill_rate/{tier}": rate for tier, rate in episode["fill_rate_by_tier"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set ``flag["stop"]``; the training callback stops at the next step."""
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        flag["stop"] = True
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Trainer:
+    def __init__(self, loaded: LoadedExperiment, client: Any, run_id: str, work_dir: Path, progress: bool):
+        self.loaded = loaded
+        self.experiment = loaded.experiment
+        self.client = client
+        self.run_id = run_id
+        self.work_dir = work_dir
+        self.progress = progress
+        self.metrics = MetricBuffer()
+        self.network = compile_network(loaded.scenario)
+        evaluation = self.experiment.evaluation
+        self.eval_seeds = list(range(evaluation.first_seed, evaluation.first_seed + evaluation.episodes))
+        self.stop_flag = {"stop": False}
+
+    # -- policy snapshots -------------------------------------------------------------------
+    def snapshot(self, model: Any, vec_env: Any) -> LearnedPolicy:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        stats = ObservationStats.from_vec_normalize(vec_env) if isinstance(vec_env, VecNormalize) else None
+        return LearnedPolicy(
+            model, self.loaded.scenario.digest, stats, self.experiment.env.action_mode, name=self.experiment.name
+        )
+
+    def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        if folder.exists():
+            shutil.rmtree(folder)
+        self.snapshot(model, vec_env).save(folder, self.experiment.algorithm)
+        if isinstance(vec_env, VecNormalize):
+            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
+
+    # -- schedule ---------------------------------------------------------------------------
+    def evaluate(self, model: Any, vec_env: Any, state: _State, timesteps: int) -> None:
+        episodes = evaluate(self.snapshot(model, vec_env), self.network, self.eval_seeds)
+        metrics = evaluation_metrics(episodes)
+        self.metrics.add_many(metrics, timesteps)
+        state.evaluations.append({"timesteps": timesteps, **metrics})
+        if metrics["eval/total_reward"] > state.best_reward:
+            state.best_reward = metrics["eval/total_reward"]
+            state.best_at = timesteps
+            best = self.work_dir / "best"
+            self.save_policy(model, vec_env, best)
+            episodes_frame(episodes).to_csv(best.parent / "evaluation_episodes.csv", index=False)
+
+    def checkpoint(self, model: Any, vec_env: Any, state: _State) -> None:
+        """Write model, VecNormalize and trainer state to the run, then the metrics up to here."""
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        folder = self.work_dir / "checkpoint"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        model.save(folder / "model.zip")
+        if isinstance(vec_env, VecNormalize):
+            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
+        (folder / _STATE_FILE).write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
+        (folder / "schedule.json").write_text(state.to_json())
+        # The best policy first, so a checkpoint never points at a best model the store lacks.
+        best = self.work_dir / "best"
+        if best.exists():
+            self.client.log_artifacts(self.run_id, str(best), "best")
+            self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation_episodes.csv"))
+        self.client.log_artifacts(self.run_id, str(folder), "checkpoint")
+        self.metrics.flush(self.client, self.run_id)
+
+    def callback(self, vec_env: Any, state: _State, bar: Callable[[int], None]):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        trainer = self
+        rule_names = None
+
+        class _Schedule(BaseCallback):
+            """Progress, evaluation, checkpoints, per-rule interventions, and stopping on signals."""
+
+            def _on_training_start(self) -> None:
+                self._constraint_cost = None
+                self._steps = 0
+
+            def _on_step(self) -> bool:
+                nonlocal rule_names
+                infos = self.locals.get("infos") or []
+                for info in infos:
+                    cost = info.get("constraint_cost")
+                    if cost is not None:
+                        self._constraint_cost = cost if self._constraint_cost is None else self._constraint_cost + cost
+                        self._steps += 1
+                timesteps = int(self.num_timesteps)
+                bar(timesteps)
+                if timesteps >= state.next_evaluation:
+                    trainer.evaluate(self.model, vec_env, state, timesteps)
+                    every = trainer.experiment.evaluation.every_timesteps
+                    state.next_evaluation = (timesteps // every + 1) * every
+                if timesteps >= state.next_checkpoint:
+                    every = trainer.experiment.checkpoint_every_timesteps
+                    state.next_checkpoint = (timesteps // every + 1) * every
+                    trainer.checkpoint(self.model, vec_env, state)
+                return not trainer.stop_flag["stop"]
+
+            def _on_rollout_end(self) -> None:
+                nonlocal rule_names
+                if self._constraint_cost is None or not self._steps:
+                    return
+                if rule_names is None:
+                    rule_names = vec_env.get_attr("rule_names", [0])[0]
+                for name, units in zip(rule_names, self._constraint_cost / self._steps, strict=True):
+                    self.logger.record(f"constraints/{name}_units_per_step", float(units))
+                self._constraint_cost = None
+                self._steps = 0
+
+        return _Schedule()
+
+    # -- artifacts at the end ---------------------------------------------------------------
+    def finish(self, model: Any, vec_env: Any, state: _State, register: str | None) -> tuple[str, str | None]:
+        import pandas as pd
+
+        self.checkpoint(model, vec_env, state)
+        table = pd.DataFrame(state.evaluations)
+        table.to_csv(self.work_dir / "evaluation.csv", index=False)
+        self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation.csv"))
+        figure = learning_curve(table, self.experiment.name)
+        self.client.log_figure(self.run_id, figure, "learning_curve.png")
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        return log_policy_model(self.work_dir / "best", self.network, register)
+
+
+def learning_curve(table: Any, title: str):
+    """Evaluation reward (mean and 95% CI over held-out seeds) and fill rate against timesteps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (reward_axis, fill_axis) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    steps = table["timesteps"]
+    reward_axis.plot(steps, table["eval/total_reward"], marker="o", label="mean over held-out seeds")
+    reward_axis.fill_between(
+        steps, table["eval/total_reward_ci_low"], table["eval/total_reward_ci_high"], alpha=0.25, label="95% CI"
+    )
+    reward_axis.set(xlabel="environment steps", ylabel="episode reward (discounted)", title=f"{title}: reward")
+    reward_axis.legend(loc="lower right")
+    for column in [c for c in table.columns if c.startswith("eval/fill_rate/")]:
+        fill_axis.plot(steps, table[column], label=column.removeprefix("eval/fill_rate/"))
+    fill_axis.plot(steps, table["eval/fill_rate"], color="black", linewidth=2, label="overall")
+    fill_axis.set(xlabel="environment steps", ylabel="fill rate", title="fill rate per tier", ylim=(0, 1.02))
+    fill_axis.legend(fontsize="x-small", ncol=2, loc="lower right")
+    return figure
+
+
+def log_policy_model(best: Path, network: Network, register: str | None) -> tuple[str, str | None]:
+    """Log the best policy as the MLflow pyfunc model ``policy``; register it as ``register``."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from invalloc.agents.pyfunc import MODEL_CODE, POLICY_ARTIFACT, pip_requirements
+    from invalloc.env.observations import ObservationBuilder
+
+    policy = LearnedPolicy.load(best)
+    simulator = Simulator(network)
+    simulator.reset(seed=0)
+    observations = ObservationBuilder(simulator)
+    example = observations.observe()[None, :]
+    frame = pd.DataFrame(example, columns=observations.feature_names)
+    signature = infer_signature(frame, policy.actions(example))
+    info = mlflow.pyfunc.log_model(
+        name="policy",
+        python_model=str(MODEL_CODE),
+        artifacts={POLICY_ARTIFACT: str(best)},
+        signature=signature,
+        pip_requirements=pip_requirements(),
+        registered_model_name=register,
+    )
+    version = str(info.registered_model_version) if register and info.registered_model_version else None
+    return info.model_uri, version
+
+
+def _write_config(loaded: LoadedExperiment, folder: Path) -> None:
+    """The resolved experiment (with its scenario file beside it) as logged for resuming."""
+    folder.mkdir(parents=True, exist_ok=True)
+    experiment = loaded.experiment.model_dump(mode="json")
+    experiment["scenario"] = "scenario.yaml"
+    experiment["scenario_overrides"] = {}
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
+    scenario = loaded.scenario.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    (folder / "experiment_as_given.yaml").write_text(loaded.text)
+
+
+def train(
+    experiment: str | Path | LoadedExperiment | None = None,
+    *,
+    timesteps: int | None = None,
+    seed: int | None = None,
+    tracking_uri: str | None = None,
+    run_name: str | None = None,
+    register: str | None = None,
+    resume: str | None = None,
+    progress: bool = True,
+    on_run_started: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train (or, with ``resume=RUN_ID``, continue) an experiment; returns the run's summary.
+
+    :raises TrackingError: the tracking store is unreachable (before anything starts).
+    :raises ExperimentError: the experiment or its scenario is invalid.
+    :raises ResumeError: the run to resume does not exist or has no checkpoint.
+    :raises TrainingStopped: Ctrl-C / SIGTERM (the run is KILLED, a checkpoint written).
+    """
+    import mlflow
+    import torch
+    from mlflow.exceptions import MlflowException
+
+    uri = configure_tracking(tracking_uri)
+    client = mlflow.MlflowClient(uri)
+    work_dir = Path(tempfile.mkdtemp(prefix="invalloc-train-"))
+    try:
+        if resume is not None:
+            try:
+                run = client.get_run(resume)
+            except MlflowException:
+                raise ResumeError(f"run {resume} not found in {uri}") from None
+            if run.info.status == "FINISHED":
+                raise ResumeError(f"run {resume} already finished; nothing to resume")
+            try:
+                config = Path(client.download_artifacts(resume, "config", str(work_dir)))
+                saved = Path(client.download_artifacts(resume, "checkpoint", str(work_dir)))
+            except (MlflowException, OSError):
+                raise ResumeError(f"run {resume} has no checkpoint to resume from") from None
+            loaded = load_experiment(config / "experiment.yaml", timesteps=timesteps)
+            if loaded.scenario.digest != run.data.tags.get("invalloc.scenario_hash"):
+                raise ResumeError(f"run {resume}: logged scenario does not match its scenario hash")
+            state = _State.from_json((saved / "schedule.json").read_text())
+            try:  # a run stopped before its first evaluation has no best policy yet
+                client.download_artifacts(resume, "best", str(work_dir))
+                client.download_artifacts(resume, "evaluation_episodes.csv", str(work_dir))
+            except (MlflowException, OSError):
+                shutil.rmtree(work_dir / "best", ignore_errors=True)
+            run_id = resume
+        else:
+            loaded = (
+                experiment
+                if isinstance(experiment, LoadedExperiment)
+                else load_experiment(experiment, timesteps=timesteps, seed=seed)
+            )
+            evaluation = loaded.experiment.evaluation
+            state = _State(next_evaluation=evaluation.every_timesteps,
+                           next_checkpoint=loaded.experiment.checkpoint_every_timesteps)  # fmt: skip
+            exp_id = experiment_id(f"{EXPERIMENT_PREFIX}/{loaded.experiment.name}", uri)
+            run = client.create_run(exp_id, run_name=run_name, tags=standard_tags(loaded.scenario.digest))
+            run_id = run.info.run_id
+            log_params(client, run_id, loaded.flat_params())
+            _write_config(loaded, work_dir / "config")
+            client.log_artifacts(run_id, str(work_dir / "config"), "config")
+        if on_run_started is not None:
+            on_run_started(run_id)
+        torch.set_num_threads(loaded.experiment.torch_threads)
+        return _run(loaded, client, run_id, work_dir, state, resume is not None, register, progress)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _run(
+    loaded: LoadedExperiment,
+    client: Any,
+    run_id: str,
+    work_dir: Path,
+    state: _State,
+    resuming: bool,
+    register: str | None,
+    progress: bool,
+) -> TrainResult:
+    import mlflow
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from stable_baselines3.common.logger import Logger
+
+    trainer = _Trainer(loaded, client, run_id, work_dir, progress)
+    experiment = loaded.experiment
+    total = experiment.timesteps
+    with mlflow.start_run(run_id=run_id), _stop_on_signals(trainer.stop_flag):
+        try:
+            if resuming:
+                saved = work_dir / "checkpoint"
+                done = json.loads((saved / _STATE_FILE).read_text())["timesteps"]
+                normalisation = saved / VEC_NORMALIZE_FILE
+                # Fresh episodes after a resume: seed the envs from where training stopped.
+                statistics = normalisation if normalisation.exists() else None
+                vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
+                model = algorithm_class(experiment.algorithm).load(saved / "model.zip", env=vec_env, device="cpu")
+            else:
+                done = 0
+                vec_env = make_vec_env(loaded, experiment.seed)
+                model = build_model(loaded, vec_env)
+            model.set_logger(Logger(folder=None, output_formats=[MLflowOutputFormat(trainer.metrics)]))
+            columns = (TextColumn("training {task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn())  # fmt: skip
+            with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
+                task = bar.add_task(experiment.name, total=total, completed=done)
+                callback = trainer.callback(vec_env, state, lambda steps: bar.update(task, completed=min(steps, total)))
+                if total > done:
+                    model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=not resuming)
+            if trainer.stop_flag["stop"]:
+                trainer.checkpoint(model, vec_env, state)
+                mlflow.end_run(status="KILLED")
+                raise TrainingStopped(run_id, int(model.num_timesteps))
+            if not state.evaluations or state.evaluations[-1]["timesteps"] != model.num_timesteps:
+                trainer.evaluate(model, vec_env, state, int(model.num_timesteps))
+            model_uri, version = trainer.finish(model, vec_env, state, register)
+            vec_env.close()
+        except TrainingStopped:
+            raise
+        except KeyboardInterrupt:
+            mlflow.end_run(status="KILLED")
+            raise
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+    run = client.get_run(run_id)
+    return TrainResult(
+        run_id=run_id,
+        timesteps=int(model.num_timesteps),
+        best_reward=float(state.best_reward),
+        best_at=state.best_at,
+        model_uri=model_uri,
+        registered_version=version,
+        evaluations=state.evaluations,
+        artifact_uri=run.info.artifact_uri,
+    )
