@@ -1,0 +1,166 @@
+"""The rule table's inputs: a small, named set of interpretable features of the simulator state.
+
+Feature set version :data:`FEATURE_SET_VERSION`. Every feature is computed from the state at
+the decision point alone (no history), in business units, so a reviewer can read a
+condition such as ``days_of_cover_dc_north_regular < 12`` without knowing the simulator:
+
+========================================  ========  =================================================
+name                                      unit      meaning
+========================================  ========  =================================================
+``days_of_cover_<dc>_<group>``            days      inventory position (on hand + inbound − owed
+                                                    backorders) of the DC's SKUs in the group, over
+                                                    their expected demand through the DC per day
+``cash_headroom_over_buffer``             currency  money a purchase may commit now under the cash
+                                                    rule (cash + unused credit − bills due − orders
+                                                    awaiting approval − treasury buffer)
+``backlog_days_<channel>_<tier>``         days      units the tier is owed (backorders) or was
+                                                    refused last period (lost sales), over its
+                                                    expected demand per day
+``season_demand_index``                   ratio     this period's expected demand over the
+                                                    episode's average (1 = an average period)
+``days_remaining``                        days      days left in the episode
+========================================  ========  =================================================
+
+SKU groups (empty ones are left out): ``perishable`` (a shelf life), ``clearance`` (net
+realisable value below standard cost: marked down) and ``regular`` (all others).
+
+Names are FEEL and Python identifiers (lower case, digits, ``_``), so the same names work
+as CSV headers, JSON keys and DMN input expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from invalloc.sim.network import Network
+from invalloc.sim.planning import PlanningView
+from invalloc.sim.simulator import Simulator
+
+#: Version of the feature definitions; a rule table records it and is refused by a different one.
+FEATURE_SET_VERSION = "1"
+#: Days of cover reported where a group has no expected demand through a DC (days).
+NO_DEMAND_COVER_DAYS = 999.0
+
+
+def identifier(text: str) -> str:
+    """``text`` as a FEEL/Python identifier: lower case, runs of other characters become ``_``."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"x_{name}"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input of a rule table: a name, its unit and what it measures."""
+
+    name: str
+    unit: str
+    description: str
+
+
+def sku_groups(network: Network) -> dict[str, np.ndarray]:
+    """SKU indices per group name (``perishable``, ``clearance``, ``regular``), empty groups left out."""
+    perishable = network.shelf_life > 0
+    clearance = ~perishable & (network.net_realisable_value < network.standard_cost)
+    regular = ~perishable & ~clearance
+    groups = {"perishable": perishable, "clearance": clearance, "regular": regular}
+    return {name: np.flatnonzero(mask) for name, mask in groups.items() if mask.any()}
+
+
+class FeatureSet:
+    """Computes the features (see the module docstring) of a simulator's state.
+
+    :ivar features: the :class:`Feature` definitions in column order.
+    :ivar names: their names.
+    """
+
+    version = FEATURE_SET_VERSION
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.view = PlanningView(network)
+        self.period_days = float(network.scenario.episode.period_days)
+        groups = sku_groups(network)
+        self._group_masks = np.zeros((len(groups), network.n_skus))  # (G, S) 1 where the SKU is in the group
+        for g, skus in enumerate(groups.values()):
+            self._group_masks[g, skus] = 1.0
+        features: list[Feature] = []
+        for dc in network.locations:
+            for group in groups:
+                features.append(
+                    Feature(
+                        f"days_of_cover_{identifier(dc)}_{group}",
+                        "days",
+                        f"inventory position of {group} SKUs at {dc} over their expected demand through it per day",
+                    )
+                )
+        features.append(
+            Feature(
+                "cash_headroom_over_buffer",
+                network.scenario.currency,
+                "money a purchase may commit now: cash + unused credit − bills due − pending orders − treasury buffer",
+            )
+        )
+        owed = "owed (backorders)" if network.scenario.episode.unmet_demand != "lost_sales" else "refused last period"
+        for tier in network.tiers:
+            features.append(
+                Feature(
+                    f"backlog_days_{identifier(tier)}",
+                    "days",
+                    f"units tier {tier} is {owed}, over its expected demand per day",
+                )
+            )
+        features.append(
+            Feature("season_demand_index", "ratio", "this period's expected demand over the episode's average")
+        )
+        features.append(Feature("days_remaining", "days", "days left in the episode"))
+        self.features = features
+        self._average_of: Simulator | None = None
+        self._average = 0.0
+        self.names = [f.name for f in features]
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"feature names collide after conversion to identifiers: {self.names}")
+
+    @property
+    def size(self) -> int:
+        return len(self.features)
+
+    def compute(self, simulator: Simulator) -> np.ndarray:
+        """Feature values (size,) float64 at the simulator's current decision point."""
+        n = self.network
+        view = self.view
+        per_day = 1.0 / self.period_days
+        position = view.positions(simulator)  # (D, S) units
+        demand = view.demand_through(simulator)  # (D, S) units per period
+        group_position = position @ self._group_masks.T  # (D, G)
+        group_demand = demand @ self._group_masks.T * per_day  # (D, G) units per day
+        cover = np.divide(
+            group_position,
+            group_demand,
+            out=np.full_like(group_position, NO_DEMAND_COVER_DAYS),
+            where=group_demand > 1e-12,
+        )
+        cover = np.minimum(cover, NO_DEMAND_COVER_DAYS)
+        headroom = (
+            simulator.purchase_headroom()
+            if simulator.cash_rule_active
+            else simulator.cash + n.scenario.finance.credit_line
+        )
+        if n.scenario.episode.unmet_demand == "lost_sales":
+            report = simulator.last_report
+            owed = report.short.sum(axis=1) if report is not None else np.zeros(len(n.tiers))
+        else:
+            owed = simulator.backlog.sum(axis=1)
+        tier_demand = simulator.demand_forecast().sum(axis=1) * per_day  # (T,) units per day
+        backlog_days = np.divide(owed, tier_demand, out=np.zeros_like(owed), where=tier_demand > 1e-12)
+        if self._average_of is not simulator:
+            # The episode's average expected demand per period (units), once per simulator.
+            expected = simulator.demand_model.expected[: simulator.periods]  # (H, C, S)
+            self._average_of, self._average = simulator, float(expected.sum(axis=(1, 2)).mean())
+        average = self._average
+        now = float(simulator.demand_forecast().sum())
+        season = now / average if average > 0 else 1.0
+        remaining = (simulator.periods - simulator.period) * self.period_days
+        return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining]))

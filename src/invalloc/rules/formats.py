@@ -1,0 +1,461 @@
+"""Rule table files: CSV, JSON (with a JSON Schema) and DMN 1.3 XML, all from one :class:`RuleTable`.
+
+Every reader is plain parsing — ``csv``, ``json``, ``xml.etree`` and a small parser of FEEL
+*simple unary tests* — so loading a table never executes anything from the file.
+
+CSV (``rules.csv``)
+    One row per rule: ``rule_id``, one column per feature holding a FEEL unary test
+    (``-``, ``< 10``, ``>= 20``, ``[0..10)``), one column per output (a number), ``support``.
+    The header names the columns; ``in.``/``out.`` prefixes tell features from outputs.
+
+JSON (``rules.json``, schema ``rules.schema.json``)
+    ``features`` and ``outputs`` with units and descriptions, and ``rules`` with ``id``,
+    ``support``, ``when`` (per feature ``min`` inclusive / ``max`` exclusive, null = none)
+    and ``then`` (per output a number).
+
+DMN 1.3 (``rules.dmn``, namespace :data:`DMN_NAMESPACE`)
+    One ``decision`` holding one ``decisionTable`` with ``hitPolicy="UNIQUE"``: an input
+    per feature (FEEL unary tests), the output ``rule_id`` (string) and one number output per
+    table output. Loads in standard DMN engines. The reader accepts hand-written tables with
+    any of ``-``, ``< a``, ``<= a``, ``> a``, ``>= a``, ``= a``, ``a``, and ranges with open
+    or closed ends (``[a..b]``, ``(a..b)``, ``]a..b[`` …).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from invalloc.rules.features import Feature
+from invalloc.rules.table import Output, RuleTable, RuleTableError, condition_text, number_text
+
+DMN_NAMESPACE = "https://www.omg.org/spec/DMN/20191111/MODEL/"
+#: Namespaces of DMN 1.1–1.5 that the reader accepts (hand-written tables may use any).
+DMN_NAMESPACES = (
+    "http://www.omg.org/spec/DMN/20151101/dmn.xsd",
+    "http://www.omg.org/spec/DMN/20180521/MODEL/",
+    DMN_NAMESPACE,
+    "https://www.omg.org/spec/DMN/20211108/MODEL/",
+    "https://www.omg.org/spec/DMN/20230324/MODEL/",
+)
+FORMAT = "invalloc-rule-table"
+FORMAT_VERSION = 1
+FILE_NAMES = {"csv": "rules.csv", "json": "rules.json", "dmn": "rules.dmn"}
+SCHEMA_FILE = "rules.schema.json"
+#: Table metadata carried by the JSON document.
+METADATA_KEYS = ("name", "scenario", "scenario_digest", "feature_set_version")
+
+_NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)"
+_RANGE = re.compile(rf"^([\[\](])\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*([\])\[])$")
+_COMPARISON = re.compile(rf"^(<=|>=|<|>|=)?\s*({_NUMBER})$")
+
+
+def parse_unary_test(text: str, where: str) -> tuple[float, float]:
+    """Half-open bounds ``[lower, upper)`` of a FEEL simple unary test on a number.
+
+    Closed upper ends and open lower ends are moved to the next float, which is exact for
+    float64 inputs. Raises :class:`RuleTableError` naming ``where`` for anything else
+    (disjunctions, ``not(...)``, strings, expressions).
+    """
+    test = text.strip()
+    if test in ("-", ""):
+        return -np.inf, np.inf
+    match = _RANGE.match(test)
+    if match:
+        opening, a, b, closing = match.groups()
+        lower = float(a) if opening == "[" else np.nextafter(float(a), np.inf)
+        upper = float(b) if closing in (")", "[") else np.nextafter(float(b), np.inf)
+        return float(lower), float(upper)
+    match = _COMPARISON.match(test)
+    if match:
+        operator, number = match.groups()
+        value = float(number)
+        if operator == "<":
+            return -np.inf, value
+        if operator == "<=":
+            return -np.inf, float(np.nextafter(value, np.inf))
+        if operator == ">":
+            return float(np.nextafter(value, np.inf)), np.inf
+        if operator == ">=":
+            return value, np.inf
+        return value, float(np.nextafter(value, np.inf))
+    raise RuleTableError(f"{where}: unsupported FEEL unary test {text!r} (use -, <, <=, >, >=, or [a..b) ranges)")
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text.strip().strip('"'))
+    except ValueError:
+        raise RuleTableError(f"{where}: {text!r} is not a number") from None
+    return value
+
+
+# ---------------------------------------------------------------------------------- CSV
+def write_csv(table: RuleTable, path: Path) -> None:
+    """Write ``table`` as CSV (see the module docstring)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["rule_id", *(f"in.{n}" for n in table.feature_names), *(f"out.{n}" for n in table.output_names), "support"]
+    )
+    for r, rid in enumerate(table.rule_ids):
+        writer.writerow(
+            [
+                rid,
+                *(condition_text(table.lower[r, f], table.upper[r, f]) for f in range(len(table.features))),
+                *(number_text(v) for v in table.values[r]),
+                number_text(table.support[r]),
+            ]
+        )
+    Path(path).write_text(buffer.getvalue())
+
+
+def read_csv(path: Path, features: list[Feature] | None = None, outputs: list[Output] | None = None) -> RuleTable:
+    """Read a CSV rule table; ``features``/``outputs`` (e.g. from the manifest) add units and actions."""
+    path = Path(path)
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text())))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise RuleTableError(f"{path}: cannot be read ({error})") from None
+    if not rows or not rows[0] or rows[0][0] != "rule_id" or rows[0][-1] != "support":
+        raise RuleTableError(f"{path}: expected a header rule_id, in.<feature>…, out.<output>…, support")
+    header = rows[0]
+    inputs = [h.removeprefix("in.") for h in header[1:-1] if h.startswith("in.")]
+    outs = [h.removeprefix("out.") for h in header[1:-1] if h.startswith("out.")]
+    if len(inputs) + len(outs) != len(header) - 2 or header[1 : 1 + len(inputs)] != [f"in.{n}" for n in inputs]:
+        raise RuleTableError(f"{path}: header columns must be rule_id, in.<feature>…, out.<output>…, support")
+    n_in = len(inputs)
+    lower, upper, values, support, ids = [], [], [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise RuleTableError(f"{path}:{line}: {len(row)} fields, expected {len(header)}")
+        bounds = [parse_unary_test(cell, f"{path}:{line}") for cell in row[1 : 1 + n_in]]
+        lower.append([b[0] for b in bounds])
+        upper.append([b[1] for b in bounds])
+        values.append([_number(cell, f"{path}:{line}") for cell in row[1 + n_in : -1]])
+        support.append(_number(row[-1], f"{path}:{line}"))
+        ids.append(row[0].strip())
+    return _assemble(path, inputs, outs, lower, upper, values, support, ids, features, outputs, {})
+
+
+def _assemble(
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    lower: list,
+    upper: list,
+    values: list,
+    support: list,
+    ids: list[str],
+    features: list[Feature] | None,
+    outputs: list[Output] | None,
+    metadata: dict,
+) -> RuleTable:
+    """A checked :class:`RuleTable`; definitions given by the caller must match the file's names."""
+    if features is not None and [f.name for f in features] != input_names:
+        expected = [f.name for f in features]
+        raise RuleTableError(f"{path}: inputs {input_names} differ from the expected features {expected}")
+    if outputs is not None and [o.name for o in outputs] != output_names:
+        raise RuleTableError(f"{path}: outputs {output_names} differ from the expected {[o.name for o in outputs]}")
+    n_in, n_out = len(input_names), len(output_names)
+    table = RuleTable(
+        features=features or [Feature(n, "", "") for n in input_names],
+        outputs=outputs or [Output(n, "", "", "", "log2") for n in output_names],
+        lower=np.array(lower, dtype=float).reshape(len(ids), n_in),
+        upper=np.array(upper, dtype=float).reshape(len(ids), n_in),
+        values=np.array(values, dtype=float).reshape(len(ids), n_out),
+        support=np.array(support, dtype=float).reshape(len(ids)),
+        rule_ids=ids,
+        metadata=metadata,
+    )
+    table.check(str(path))
+    return table
+
+
+# ---------------------------------------------------------------------------------- JSON
+def _json_number(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def table_document(table: RuleTable) -> dict:
+    """The JSON document of ``table`` (see :func:`json_schema`)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "hit_policy": "UNIQUE",
+        **{k: table.metadata[k] for k in METADATA_KEYS if k in table.metadata},
+        "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
+        "outputs": [
+            {
+                "name": o.name,
+                "unit": o.unit,
+                "description": o.description,
+                "action": o.action,
+                "transform": o.transform,
+                "step": o.step,
+            }
+            for o in table.outputs
+        ],
+        "rules": [
+            {
+                "id": rid,
+                "support": float(table.support[r]),
+                "when": {
+                    f.name: {"min": _json_number(table.lower[r, j]), "max": _json_number(table.upper[r, j])}
+                    for j, f in enumerate(table.features)
+                },
+                "then": {o.name: float(table.values[r, j]) for j, o in enumerate(table.outputs)},
+            }
+            for r, rid in enumerate(table.rule_ids)
+        ],
+    }
+
+
+def write_json(table: RuleTable, path: Path) -> None:
+    Path(path).write_text(json.dumps(table_document(table), indent=2) + "\n")
+
+
+def read_json(path: Path) -> RuleTable:
+    """Read a JSON rule table (structure checked against the schema's rules by hand)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RuleTableError(f"{path}: not valid JSON ({error})") from None
+    where = str(path)
+    try:
+        if document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
+            raise RuleTableError(f"{where}: not an {FORMAT} document of version {FORMAT_VERSION}")
+        if document.get("hit_policy", "UNIQUE") != "UNIQUE":
+            raise RuleTableError(f"{where}: hit_policy must be UNIQUE")
+        features = [Feature(str(f["name"]), str(f["unit"]), str(f["description"])) for f in document["features"]]
+        outputs = []
+        for o in document["outputs"]:
+            if o["transform"] not in ("log2", "half_ln"):
+                raise RuleTableError(f"{where}: output {o['name']} has unknown transform {o['transform']!r}")
+            output = Output(str(o["name"]), str(o["unit"]), str(o["description"]), str(o["action"]), o["transform"])
+            outputs.append(replace(output, step=float(o["step"])))
+        lower, upper, values, support, ids = [], [], [], [], []
+        for rule in document["rules"]:
+            rid = str(rule["id"])
+            when, then = rule["when"], rule["then"]
+            if set(when) != {f.name for f in features} or set(then) != {o.name for o in outputs}:
+                raise RuleTableError(f"{where}: rule {rid} must give every feature and every output")
+            lo = [when[f.name]["min"] for f in features]
+            hi = [when[f.name]["max"] for f in features]
+            lower.append([-np.inf if v is None else float(v) for v in lo])
+            upper.append([np.inf if v is None else float(v) for v in hi])
+            values.append([float(then[o.name]) for o in outputs])
+            support.append(float(rule["support"]))
+            ids.append(rid)
+        metadata = {k: document[k] for k in METADATA_KEYS if k in document}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, RuleTableError):
+            raise
+        raise RuleTableError(f"{where}: malformed rule table ({type(error).__name__}: {error})") from None
+    return _assemble(
+        path,
+        [f.name for f in features],
+        [o.name for o in outputs],
+        lower,
+        upper,
+        values,
+        support,
+        ids,
+        features,
+        outputs,
+        metadata,
+    )
+
+
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of ``rules.json``."""
+    bound = {"type": ["number", "null"]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://invalloc.example/schemas/rule-table-1.json",
+        "title": "invalloc rule table",
+        "description": (
+            "Rules over named features; a rule matches when min <= value < max for every feature "
+            "(null = unbounded). Exactly one rule matches any input (hit policy UNIQUE)."
+        ),
+        "type": "object",
+        "required": ["format", "format_version", "hit_policy", "features", "outputs", "rules"],
+        "properties": {
+            "format": {"const": FORMAT},
+            "format_version": {"const": FORMAT_VERSION},
+            "hit_policy": {"const": "UNIQUE"},
+            "name": {"type": "string"},
+            "scenario": {"type": "string"},
+            "scenario_digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "feature_set_version": {"type": "string"},
+            "features": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "unit", "description"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$"},
+                        "unit": {"type": "string"},
+                        "description": {"type": "string"},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "unit", "description", "action", "transform", "step"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$"},
+                        "unit": {"type": "string"},
+                        "description": {"type": "string"},
+                        "action": {"type": "string"},
+                        "transform": {"enum": ["log2", "half_ln"]},
+                        "step": {"type": "number", "minimum": 0},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "rules": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "support", "when", "then"],
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1},
+                        "support": {"type": "number", "minimum": 0, "maximum": 1},
+                        "when": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["min", "max"],
+                                "properties": {"min": bound, "max": bound},
+                                "additionalProperties": False,
+                            },
+                        },
+                        "then": {"type": "object", "additionalProperties": {"type": "number"}},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    }
+
+
+def write_schema(path: Path) -> None:
+    Path(path).write_text(json.dumps(json_schema(), indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------- DMN
+def write_dmn(table: RuleTable, path: Path) -> None:
+    """Write ``table`` as a DMN 1.3 decision table (hit policy UNIQUE)."""
+    ET.register_namespace("", DMN_NAMESPACE)
+    q = f"{{{DMN_NAMESPACE}}}"
+    name = str(table.metadata.get("name", "rule_table"))
+    root = ET.Element(
+        f"{q}definitions",
+        {"id": "definitions", "name": name, "namespace": "https://invalloc.example/rules"},
+    )
+    for j, feature in enumerate(table.features):
+        data = ET.SubElement(root, f"{q}inputData", {"id": f"input_data_{j}", "name": feature.name})
+        ET.SubElement(data, f"{q}description").text = f"{feature.description} ({feature.unit})"
+        ET.SubElement(data, f"{q}variable", {"id": f"variable_{j}", "name": feature.name, "typeRef": "number"})
+    decision = ET.SubElement(root, f"{q}decision", {"id": "allocation_policy", "name": "allocation_policy"})
+    scenario, version = table.metadata.get("scenario", ""), table.metadata.get("feature_set_version", "")
+    ET.SubElement(decision, f"{q}description").text = (
+        f"Allocation policy rule table for scenario {scenario}; feature set {version}. "
+        "A rule matches when every input lies in its range."
+    )
+    for j in range(len(table.features)):
+        requirement = ET.SubElement(decision, f"{q}informationRequirement", {"id": f"requirement_{j}"})
+        ET.SubElement(requirement, f"{q}requiredInput", {"href": f"#input_data_{j}"})
+    decision_table = ET.SubElement(decision, f"{q}decisionTable", {"id": "rule_table", "hitPolicy": "UNIQUE"})
+    for j, feature in enumerate(table.features):
+        column = ET.SubElement(decision_table, f"{q}input", {"id": f"input_{j}", "label": feature.name})
+        expression = ET.SubElement(column, f"{q}inputExpression", {"id": f"input_expression_{j}", "typeRef": "number"})
+        ET.SubElement(expression, f"{q}text").text = feature.name
+    ET.SubElement(decision_table, f"{q}output", {"id": "output_rule_id", "name": "rule_id", "typeRef": "string"})
+    for j, output in enumerate(table.outputs):
+        ET.SubElement(decision_table, f"{q}output", {"id": f"output_{j}", "name": output.name, "typeRef": "number"})
+    for r, rid in enumerate(table.rule_ids):
+        rule = ET.SubElement(decision_table, f"{q}rule", {"id": f"rule_{rid}"})
+        ET.SubElement(rule, f"{q}description").text = f"support={number_text(table.support[r])}"
+        for j in range(len(table.features)):
+            entry = ET.SubElement(rule, f"{q}inputEntry", {"id": f"rule_{rid}_in_{j}"})
+            ET.SubElement(entry, f"{q}text").text = condition_text(table.lower[r, j], table.upper[r, j])
+        entry = ET.SubElement(rule, f"{q}outputEntry", {"id": f"rule_{rid}_out_id"})
+        ET.SubElement(entry, f"{q}text").text = f'"{rid}"'
+        for j in range(len(table.outputs)):
+            entry = ET.SubElement(rule, f"{q}outputEntry", {"id": f"rule_{rid}_out_{j}"})
+            ET.SubElement(entry, f"{q}text").text = number_text(table.values[r, j])
+    ET.indent(root)
+    Path(path).write_bytes(ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n")
+
+
+def read_dmn(path: Path, features: list[Feature] | None = None, outputs: list[Output] | None = None) -> RuleTable:
+    """Read the first decision table of a DMN file (hit policy UNIQUE, number inputs).
+
+    The ``rule_id`` output (a string) names the rules; without one they are numbered
+    ``rule_1`` …; a rule's ``description`` ``support=x`` gives its support (else 0).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+        if b"<!ENTITY" in text or b"<!DOCTYPE" in text:
+            # No document type or entities: nothing in a decision table needs them.
+            raise RuleTableError(f"{path}: DOCTYPE/ENTITY declarations are not accepted")
+        root = ET.fromstring(text)
+    except (OSError, ET.ParseError) as error:
+        raise RuleTableError(f"{path}: not valid XML ({error})") from None
+    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    if namespace not in DMN_NAMESPACES or root.tag != f"{{{namespace}}}definitions":
+        raise RuleTableError(f"{path}: not a DMN definitions document (namespace {namespace or 'none'})")
+    q = f"{{{namespace}}}"
+    table_element = root.find(f".//{q}decisionTable")
+    if table_element is None:
+        raise RuleTableError(f"{path}: no decisionTable")
+    if table_element.get("hitPolicy", "UNIQUE") != "UNIQUE":
+        raise RuleTableError(f"{path}: hitPolicy {table_element.get('hitPolicy')} (only UNIQUE is accepted)")
+    input_names = []
+    for column in table_element.findall(f"{q}input"):
+        expression = column.find(f"{q}inputExpression/{q}text")
+        name = (expression.text or "").strip() if expression is not None else ""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise RuleTableError(f"{path}: input expression {name!r} is not a plain variable name")
+        input_names.append(name)
+    output_columns = [o.get("name", "") for o in table_element.findall(f"{q}output")]
+    id_column = output_columns.index("rule_id") if "rule_id" in output_columns else None
+    output_names = [n for k, n in enumerate(output_columns) if k != id_column]
+    lower, upper, values, support, ids = [], [], [], [], []
+    for number, rule in enumerate(table_element.findall(f"{q}rule"), start=1):
+        where = f"{path}: rule {number}"
+        inputs = [(e.findtext(f"{q}text") or "") for e in rule.findall(f"{q}inputEntry")]
+        outs = [(e.findtext(f"{q}text") or "").strip() for e in rule.findall(f"{q}outputEntry")]
+        if len(inputs) != len(input_names) or len(outs) != len(output_columns):
+            raise RuleTableError(
+                f"{where}: {len(inputs)} input and {len(outs)} output entries, expected "
+                f"{len(input_names)} and {len(output_columns)}"
+            )
+        bounds = [parse_unary_test(t, where) for t in inputs]
+        lower.append([b[0] for b in bounds])
+        upper.append([b[1] for b in bounds])
+        values.append([_number(t, where) for k, t in enumerate(outs) if k != id_column])
+        ids.append(outs[id_column].strip('"') if id_column is not None else f"rule_{number}")
+        match = re.search(rf"support\s*=\s*({_NUMBER})", rule.findtext(f"{q}description") or "")
+        support.append(float(match.group(1)) if match else 0.0)
+    return _assemble(path, input_names, output_names, lower, upper, values, support, ids, features, outputs, {})

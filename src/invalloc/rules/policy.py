@@ -1,0 +1,113 @@
+"""A rule table as a :class:`~invalloc.sim.policy.Policy`.
+
+Each period the policy computes the features (:class:`~invalloc.rules.features.FeatureSet`),
+finds the one matching rule, turns its outputs into the compact action and that action into
+requested quantities with the environment's :class:`~invalloc.env.actions.ActionMapper` — the
+same mapping a learned policy uses — so the feasibility layer sees the table exactly as it
+would see the network it was extracted from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from invalloc.env.actions import ActionMapper
+from invalloc.rules.features import FEATURE_SET_VERSION, FeatureSet
+from invalloc.rules.manifest import load_rule_table
+from invalloc.rules.table import RuleTable, RuleTableError
+
+if TYPE_CHECKING:
+    from invalloc.sim.network import Network
+    from invalloc.sim.simulator import Simulator
+
+
+class RuleTablePolicy:
+    """Decides with a rule table; deterministic.
+
+    :param table: a checked rule table whose outputs set the compact action.
+    :param scenario_digest: sha256 of the scenario the table was extracted on; ``reset``
+        refuses any other scenario (as SB3 refuses a model on a different space).
+    :param name: the policy's name in reports.
+    :ivar last_rule_id: the id of the rule that decided the last period (None before).
+    """
+
+    def __init__(self, table: RuleTable, scenario_digest: str, name: str = "rules") -> None:
+        self.table = table
+        self.scenario_digest = scenario_digest
+        self.name = name
+        self.last_rule_id: str | None = None
+        self._simulator: Simulator | None = None
+        self._features: FeatureSet | None = None
+        self._mapper: ActionMapper | None = None
+        self._actions: np.ndarray | None = None  # (R, n_actions) each rule's action, mapper order
+
+    def reset(self, network: Network, seed: int | None = None) -> None:
+        """Check the table fits ``network`` (scenario, features, outputs); nothing else to reset."""
+        digest = network.loaded.digest
+        if self.scenario_digest and digest != self.scenario_digest:
+            raise RuleTableError(
+                f"policy {self.name}: extracted on scenario {self.scenario_digest[:12]}…, "
+                f"not on {network.scenario.name} ({digest[:12]}…)"
+            )
+        version = self.table.metadata.get("feature_set_version", FEATURE_SET_VERSION)
+        if version != FEATURE_SET_VERSION:
+            raise RuleTableError(
+                f"policy {self.name}: feature set version {version}, this evaluator computes {FEATURE_SET_VERSION}"
+            )
+        self.last_rule_id = None
+
+    def _bind(self, simulator: Simulator) -> None:
+        """Features, action mapper and per-rule actions for ``simulator`` (once per simulator)."""
+        if simulator is self._simulator:
+            return
+        features = FeatureSet(simulator.network)
+        if features.names != self.table.feature_names:
+            missing = sorted(set(self.table.feature_names) ^ set(features.names))[:3]
+            raise RuleTableError(f"policy {self.name}: features differ from the scenario's ({', '.join(missing)} …)")
+        mapper = ActionMapper(simulator, "compact")
+        position = {name: k for k, name in enumerate(mapper.names)}
+        actions_of_outputs = [o.action for o in self.table.outputs]
+        if sorted(actions_of_outputs) != sorted(mapper.names):
+            raise RuleTableError(
+                f"policy {self.name}: outputs set {len(actions_of_outputs)} action dimensions, the scenario has "
+                f"{mapper.size} ({', '.join(sorted(set(actions_of_outputs) ^ set(mapper.names))[:3])})"
+            )
+        actions = np.zeros((len(self.table), mapper.size))
+        actions[:, [position[a] for a in actions_of_outputs]] = self.table.actions()
+        self._simulator, self._features, self._mapper, self._actions = simulator, features, mapper, actions
+
+    def features(self, simulator: Simulator) -> np.ndarray:
+        """The table's input features (F,) at this decision point."""
+        self._bind(simulator)
+        assert self._features is not None
+        return self._features.compute(simulator)
+
+    def action(self, simulator: Simulator) -> np.ndarray:
+        """The compact action (n_actions,) in [-1, 1] the matching rule gives."""
+        x = self.features(simulator)
+        rule = int(self.table.decide(x[None, :])[0])
+        self.last_rule_id = self.table.rule_ids[rule]
+        assert self._actions is not None
+        return self._actions[rule]
+
+    def act(self, simulator: Simulator) -> np.ndarray:
+        """Requested quantities (n_decisions,) in units."""
+        action = self.action(simulator)
+        assert self._mapper is not None
+        return self._mapper.requests(action)
+
+
+def load_rule_policy(directory: str | Path, fmt: str = "json") -> RuleTablePolicy:
+    """The rule table in ``directory`` as a policy, after verifying every file's hash.
+
+    :param fmt: which file to read: ``json`` (default), ``csv`` or ``dmn`` — all decide alike.
+    :raises RuleTableError: (a ``ValueError``) one line naming the file that is missing,
+        tampered, malformed, overlapping or incomplete.
+    """
+    directory = Path(directory)
+    table, manifest = load_rule_table(directory, fmt)
+    digest = manifest.get("scenario", {}).get("digest", "")
+    return RuleTablePolicy(table, digest, name=f"rules:{directory.name}")

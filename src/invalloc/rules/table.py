@@ -1,0 +1,381 @@
+"""The in-memory rule table: conditions as ranges on named features, outputs, support.
+
+A rule matches a feature vector ``x`` when ``lower[r, f] <= x[f] < upper[r, f]`` for every
+feature ``f`` (``-inf``/``+inf`` where a feature is unconstrained). A valid table is a
+*partition*: exactly one rule matches any input. :meth:`RuleTable.check` proves it (or
+names an overlap or a gap with a point in it) by compiling the rules into a binary decision
+tree over their own cut points; the same tree decides millions of states per second,
+vectorised with numpy (:meth:`RuleTable.decide`).
+
+Outputs are business values: cover multipliers (× the base cover of a SKU or a DC, in
+[0.5, 2]) and channel allocation weights (relative, in [e⁻², e²]). :class:`Output` says how
+each one becomes a dimension of the environment's compact action
+(:mod:`invalloc.env.actions`): ``a = log2(multiplier)`` or ``a = ln(weight) / 2``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from invalloc.rules.features import Feature, identifier
+from invalloc.sim.policy import PolicyError
+
+#: Most rules a table may have when no other limit is given (the export default).
+DEFAULT_MAX_RULES = 64
+#: Transforms from an output's business value to its action dimension in [-1, 1].
+TRANSFORMS = ("log2", "half_ln")
+
+
+class RuleTableError(PolicyError):
+    """A rule table that cannot be used (malformed, tampered, overlapping, incomplete, for
+    another scenario); the message is one line naming the file or the rule."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a rule table and the compact-action dimension it sets.
+
+    :param name: identifier, e.g. ``sku_cover_multiplier_sku01``.
+    :param unit: ``× base cover`` or ``relative weight``.
+    :param action: the :class:`~invalloc.env.actions.ActionMapper` name it sets.
+    :param transform: ``log2`` (a = log2(value)) or ``half_ln`` (a = ln(value) / 2).
+    :param step: business rounding of the value (a multiple of ``step``), or 0 for two
+        significant figures.
+    """
+
+    name: str
+    unit: str
+    description: str
+    action: str
+    transform: str
+    step: float = 0.0
+
+    def to_action(self, values: np.ndarray) -> np.ndarray:
+        """Action values in [-1, 1] for business values (any shape)."""
+        values = np.maximum(np.asarray(values, dtype=float), 1e-12)
+        raw = np.log2(values) if self.transform == "log2" else np.log(values) / 2.0
+        return np.clip(raw, -1.0, 1.0)
+
+    def from_action(self, actions: np.ndarray) -> np.ndarray:
+        """Business values for action values in [-1, 1], rounded (see ``step``)."""
+        actions = np.clip(np.asarray(actions, dtype=float), -1.0, 1.0)
+        values = 2.0**actions if self.transform == "log2" else np.exp(2.0 * actions)
+        if self.step > 0:
+            return np.round(values / self.step) * self.step
+        return np.vectorize(significant, otypes=[float])(values) if values.ndim else significant(float(values))
+
+
+def significant(value: float, digits: int = 2) -> float:
+    """``value`` rounded to ``digits`` significant figures (0 stays 0)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def compact_outputs(action_names: list[str]) -> list[Output]:
+    """The outputs that set the compact action ``action_names`` (``ActionMapper.names``)."""
+    outputs = []
+    for action in action_names:
+        kind, *rest = action.split("/")
+        if kind == "cover" and rest[0] == "sku":
+            outputs.append(
+                Output(
+                    f"sku_cover_multiplier_{identifier(rest[1])}",
+                    "× base cover",
+                    f"order-up-to cover of SKU {rest[1]} as a multiple of its base cover (0.5–2)",
+                    action,
+                    "log2",
+                    0.05,
+                )
+            )
+        elif kind == "cover" and rest[0] == "location":
+            outputs.append(
+                Output(
+                    f"dc_cover_multiplier_{identifier(rest[1])}",
+                    "× base cover",
+                    f"order-up-to cover at {rest[1]} as a multiple of its base cover (0.5–2)",
+                    action,
+                    "log2",
+                    0.05,
+                )
+            )
+        elif kind == "allocation_weight":
+            outputs.append(
+                Output(
+                    f"channel_allocation_weight_{identifier(rest[0])}",
+                    "relative weight",
+                    f"weight of channel {rest[0]} when a DC splits its stock by need (1 = in proportion to need)",
+                    action,
+                    "half_ln",
+                    0.0,
+                )
+            )
+        else:
+            raise RuleTableError(f"action {action!r}: rule tables support the compact action only")
+    return outputs
+
+
+def number_text(value: float) -> str:
+    """A float as a plain decimal (no exponent: FEEL has none) that reads back to the same float."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def condition_text(lower: float, upper: float) -> str:
+    """A FEEL unary test for ``lower <= x < upper``: ``-``, ``< b``, ``>= a`` or ``[a..b)``."""
+    if lower == -np.inf and upper == np.inf:
+        return "-"
+    if lower == -np.inf:
+        return f"< {number_text(upper)}"
+    if upper == np.inf:
+        return f">= {number_text(lower)}"
+    return f"[{number_text(lower)}..{number_text(upper)})"
+
+
+def rule_id(lower: np.ndarray, upper: np.ndarray) -> str:
+    """A stable id from a rule's conditions: the same conditions always get the same id."""
+    text = ";".join(condition_text(lo, hi) for lo, hi in zip(lower, upper, strict=True))
+    return "R" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@dataclass
+class _Tree:
+    """Compiled decision tree: node arrays; a leaf's ``feature`` is -1 and ``rule`` its rule."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    rule: np.ndarray
+    depth: int
+
+
+@dataclass
+class RuleTable:
+    """Rules over ``features`` with ``outputs`` (see the module docstring).
+
+    :param lower: (R, F) inclusive lower bounds (``-inf`` = none).
+    :param upper: (R, F) exclusive upper bounds (``+inf`` = none).
+    :param values: (R, O) output values in business units.
+    :param support: (R,) share of the visited states each rule matched (sums to 1 on export).
+    :param rule_ids: (R,) stable ids.
+    :param metadata: scenario name and digest, feature set version, table name.
+    """
+
+    features: list[Feature]
+    outputs: list[Output]
+    lower: np.ndarray
+    upper: np.ndarray
+    values: np.ndarray
+    support: np.ndarray
+    rule_ids: list[str]
+    metadata: dict = field(default_factory=dict)
+    _tree: _Tree | None = field(default=None, repr=False, compare=False)
+    _masks: list | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def __len__(self) -> int:
+        return len(self.rule_ids)
+
+    # ------------------------------------------------------------------ validation
+    def check(self, source: str = "rule table") -> None:
+        """Raise :class:`RuleTableError` unless exactly one rule matches any input.
+
+        Also checks shapes, finite outputs, non-empty ranges and unique ids. The message
+        names ``source`` and the rules involved, with a point where they overlap or a point
+        no rule covers.
+        """
+        n_rules, n_features = len(self.rule_ids), len(self.features)
+        if n_rules == 0:
+            raise RuleTableError(f"{source}: no rules")
+        for name, array, width in (
+            ("conditions", self.lower, n_features),
+            ("conditions", self.upper, n_features),
+            ("outputs", self.values, len(self.outputs)),
+        ):
+            if array.shape != (n_rules, width):
+                raise RuleTableError(f"{source}: {name} have shape {array.shape}, expected ({n_rules}, {width})")
+        if len(set(self.rule_ids)) != n_rules:
+            duplicate = next(i for i in self.rule_ids if self.rule_ids.count(i) > 1)
+            raise RuleTableError(f"{source}: rule id {duplicate} appears more than once")
+        if np.isnan(self.lower).any() or np.isnan(self.upper).any():
+            raise RuleTableError(f"{source}: a condition has a NaN bound")
+        if not np.isfinite(self.values).all():
+            r = int(np.flatnonzero(~np.isfinite(self.values).all(axis=1))[0])
+            raise RuleTableError(f"{source}: rule {self.rule_ids[r]} has a missing or non-finite output")
+        empty = ~(self.lower < self.upper)
+        if empty.any():
+            r, f = (int(i) for i in np.argwhere(empty)[0])
+            raise RuleTableError(
+                f"{source}: rule {self.rule_ids[r]} can never match: its range on {self.features[f].name} is empty"
+            )
+        self._tree = self._compile(source)
+        self._masks = self._bitsets()
+
+    def _bitsets(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Per constrained feature: its cut points (K,) and, per elementary interval (K + 1,),
+        the bitset (K + 1, W) uint64 of the rules whose range covers it."""
+        n_rules = len(self.rule_ids)
+        words = (n_rules + 63) // 64
+        bit = np.zeros((n_rules, words), dtype=np.uint64)
+        bit[np.arange(n_rules), np.arange(n_rules) // 64] = np.left_shift(
+            np.uint64(1), (np.arange(n_rules) % 64).astype(np.uint64)
+        )
+        masks = []
+        for f in range(len(self.features)):
+            bounds = np.concatenate((self.lower[:, f], self.upper[:, f]))
+            cuts = np.unique(bounds[np.isfinite(bounds)])
+            if len(cuts) == 0:
+                continue  # no rule constrains this feature
+            # Interval k is [cuts[k-1], cuts[k]); its left end (−inf for k = 0) represents it exactly.
+            left_ends = np.concatenate(([-np.inf], cuts))
+            lower, upper = self.lower[:, f][None, :], self.upper[:, f][None, :]
+            covers = (lower <= left_ends[:, None]) & (left_ends[:, None] < upper)  # (K + 1, R)
+            table = np.zeros((len(left_ends), words), dtype=np.uint64)
+            for w in range(words):
+                chunk = slice(64 * w, min(64 * (w + 1), n_rules))
+                table[:, w] = np.bitwise_or.reduce(np.where(covers[:, chunk], bit[chunk, w][None, :], 0), axis=1)
+            masks.append((f, cuts, table))
+        return masks
+
+    def _compile(self, source: str) -> _Tree:
+        """The decision tree over the rules' cut points; raises on an overlap or a gap."""
+        lower, upper = self.lower, self.upper
+        n_features = lower.shape[1]
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        rule: list[int] = []
+        depth = 0
+        # Work list: (node index, region lower (F,), region upper (F,), candidate rules, depth).
+        root_lo, root_hi = np.full(n_features, -np.inf), np.full(n_features, np.inf)
+        stack = [(0, root_lo, root_hi, np.arange(len(self.rule_ids)), 0)]
+        feature.append(-1), threshold.append(0.0), left.append(0), right.append(0), rule.append(-1)
+        while stack:
+            node, lo, hi, candidates, level = stack.pop()
+            depth = max(depth, level)
+            inside = (lower[candidates] < hi).all(axis=1) & (upper[candidates] > lo).all(axis=1)
+            rules = candidates[inside]
+            if len(rules) == 0:
+                point = ", ".join(f"{self.features[f].name}={_point_in(lo[f], hi[f]):g}" for f in range(n_features))
+                raise RuleTableError(f"{source}: incomplete — no rule matches {point}")
+            # Cut points strictly inside the region, per feature, from the rules' bounds.
+            best: tuple[int, int, float] | None = None  # (worse side's rule count, feature, cut)
+            for f in range(n_features):
+                cuts = np.concatenate((lower[rules, f], upper[rules, f]))
+                cuts = np.unique(cuts[(cuts > lo[f]) & (cuts < hi[f])])
+                if len(cuts) == 0:
+                    continue
+                below = (lower[rules, f][None, :] < cuts[:, None]).sum(axis=1)
+                above = (upper[rules, f][None, :] > cuts[:, None]).sum(axis=1)
+                worst = np.maximum(below, above)
+                k = int(np.argmin(worst))
+                if best is None or worst[k] < best[0]:
+                    best = (int(worst[k]), f, float(cuts[k]))
+            if best is None:
+                if len(rules) > 1:
+                    point = ", ".join(f"{self.features[f].name}={_point_in(lo[f], hi[f]):g}" for f in range(n_features))
+                    ids = " and ".join(self.rule_ids[r] for r in rules[:2])
+                    raise RuleTableError(f"{source}: overlapping rules — {ids} both match {point}")
+                rule[node] = int(rules[0])
+                continue
+            _, f, cut = best
+            feature[node], threshold[node] = f, cut
+            for side in (0, 1):
+                child = len(feature)
+                feature.append(-1), threshold.append(0.0), left.append(0), right.append(0), rule.append(-1)
+                child_lo, child_hi = lo.copy(), hi.copy()
+                if side == 0:
+                    left[node] = child
+                    child_hi[f] = cut
+                else:
+                    right[node] = child
+                    child_lo[f] = cut
+                stack.append((child, child_lo, child_hi, rules, level + 1))
+        feature_array = np.array(feature, dtype=np.int64)
+        leaves = feature_array < 0
+        index = np.arange(len(feature))
+        # Leaves point to themselves so that every state can take the same number of steps.
+        left_array = np.where(leaves, index, np.array(left, dtype=np.int64))
+        right_array = np.where(leaves, index, np.array(right, dtype=np.int64))
+        return _Tree(
+            np.where(leaves, 0, feature_array),
+            np.where(leaves, np.inf, np.array(threshold)),
+            left_array,
+            right_array,
+            np.array(rule, dtype=np.int64),
+            depth,
+        )
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, features: np.ndarray) -> np.ndarray:
+        """Index of the matching rule for each row of ``features`` (N, F) → (N,) int64.
+
+        Vectorised: per constrained feature, one ``searchsorted`` into its cut points gives
+        the bitset of rules covering the value; the bitsets are AND-ed and the one bit left
+        is the rule (the table was checked to be a partition). Raises
+        :class:`RuleTableError` on a NaN feature (no rule can match it).
+        """
+        if self._masks is None:
+            self.check()
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.features):
+            raise RuleTableError(f"features have shape {x.shape}, expected (N, {len(self.features)})")
+        # A sum is cheaper than isnan over the whole array; only a non-finite sum needs the exact check.
+        if not np.isfinite(x.sum()) and np.isnan(x).any():
+            row, col = (int(i) for i in np.argwhere(np.isnan(x))[0])
+            raise RuleTableError(f"row {row}: feature {self.features[col].name} is missing (NaN)")
+        masks = self._masks
+        assert masks is not None
+        match = None  # (N, W) uint64: bit r of word w set while rule 64·w + r still matches
+        for f, cuts, table in masks:
+            # Elementary interval of each value between the feature's cut points, then the
+            # rules that cover that interval, as a bitset.
+            hits = table[np.searchsorted(cuts, x[:, f], side="right")]
+            if match is None:
+                match = hits
+            else:
+                match &= hits
+        n_rows = x.shape[0]
+        if match is None:  # no rule constrains any feature: a single rule
+            return np.zeros(n_rows, dtype=np.int64)
+        words = match.shape[1]
+        word = np.argmax(match != 0, axis=1) if words > 1 else np.zeros(n_rows, dtype=np.int64)
+        bits = match[np.arange(n_rows), word] if words > 1 else match[:, 0]
+        # The one set bit's position: log2 of a power of two is exact in float64.
+        return word * 64 + np.log2(bits.astype(np.float64)).astype(np.int64)
+
+    def decide_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Matching rule index (N,) and its outputs (N, O) for features (N, F)."""
+        rules = self.decide(features)
+        return rules, self.values[rules]
+
+    def actions(self) -> np.ndarray:
+        """Each rule's outputs as compact-action values (R, O) in [-1, 1] (output order)."""
+        return np.column_stack([o.to_action(self.values[:, j]) for j, o in enumerate(self.outputs)])
+
+    def conditions(self, r: int) -> dict[str, str]:
+        """Rule ``r``'s FEEL condition per feature (``-`` where unconstrained)."""
+        return {f.name: condition_text(self.lower[r, j], self.upper[r, j]) for j, f in enumerate(self.features)}
+
+
+def _point_in(lower: float, upper: float) -> float:
+    """A point of [lower, upper) to show in an error message."""
+    if math.isfinite(lower):
+        return lower
+    if math.isfinite(upper):
+        return upper - 1.0
+    return 0.0
