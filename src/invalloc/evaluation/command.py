@@ -22,7 +22,7 @@ DEFAULT_SEED = 10_000
 def _fail(lines: list[str]) -> NoReturn:
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # 'run:abc:' is no emoji
     for line in lines:
         console.print(f"error: {' '.join(str(line).split())}", markup=False)
     raise typer.Exit(code=2)
@@ -113,7 +113,7 @@ def compare(
         return
     from rich.console import Console
 
-    console = Console()
+    console = Console(emoji=False)
     print_tables(comparison, console)
     console.print(f"report: {report}", markup=False)
     if comparison.mlflow_run_id:

@@ -395,16 +395,16 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
     from rich.table import Table
     from rich.text import Text  # cells as Text: "[1.2, 3.4]" and spec texts are not markup
 
-    console = console or Console()
+    console = console or Console(emoji=False)
     title = f"{comparison.scenario} · {comparison.episodes} episodes from seed {comparison.seed} · mean [95% CI]"
-    table = Table(title=title)
+    table = Table(title=Text(title))
     wide = kpi_wide(comparison, short=True)
     for column in wide.columns:
         table.add_column(column, justify="left" if column == "KPI" else "right", overflow="fold")
     for row in wide.itertuples(index=False):
         table.add_row(*(Text(str(cell)) for cell in row))
     console.print(table)
-    paired = Table(title=f"paired difference against {comparison.reference} (policy − reference)")
+    paired = Table(title=Text(f"paired difference against {comparison.reference} (policy − reference)"))
     for column in ("policy", "KPI", "difference [95% CI]", "p", "verdict"):
         paired.add_column(column, justify="right" if column in ("difference [95% CI]", "p") else "left")
     for row in comparison.paired.itertuples(index=False):

@@ -25,6 +25,7 @@ one line naming the spec. Worker processes rebuild each policy from the resolved
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,14 +144,20 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
         try:
             return make_policy(spec.name, params, actions)
         except PolicyError as error:
-            raise _fail(spec.text, str(error).replace("--param ", "parameter ")) from None
+            message = str(error).replace("--param ", "parameter ")
+            own = f"--policy {spec.name}"  # make_policy names the policy itself; say it once
+            message = message.removeprefix(own).lstrip(": ") if message.startswith(own + " ") else message
+            raise _fail(spec.text, message) from None
     if spec.kind == "learned":
         try:
             from invalloc.agents.learned import load_learned_policy
         except ImportError as error:
             raise _fail(spec.text, f"learned policies cannot be loaded here ({_missing(error)})") from None
         try:
-            return load_learned_policy(spec.text, tracking_uri)
+            with warnings.catch_warnings():
+                # MLflow warns about model signatures on import; the error line must stay alone.
+                warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+                return load_learned_policy(spec.text, tracking_uri)
         except (ValueError, OSError) as error:  # PolicyError is a ValueError
             raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
     try:
