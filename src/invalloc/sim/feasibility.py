@@ -148,10 +148,35 @@ class FeasibilityLayer:
             (len(n.transfer_source), n.n_skus),
             (len(n.sales_location), n.n_skus),
         )
+        rule_arrays = dict(
+            kind=self._kind,
+            row=self._row,
+            column=self._column,
+            decision_integer=n.decision_integer,
+            sku_integer=n.integer_units,
+            reserve=n.reserve_quantity,
+            transfer_source=n.transfer_source,
+            transfer_destination=n.transfer_destination,
+            transfer_capacity=n.transfer_capacity,
+            purchase_location=n.purchase_location,
+            purchase_supplier=n.purchase_supplier,
+            purchase_capacity=n.purchase_lane_capacity,
+            supplier_capacity=n.supplier_capacity,
+            location_capacity=n.location_capacity,
+            unit_cost=self._unit_cost,
+            fixed_cost=n.purchase_fixed_cost,
+            minimum_order=n.purchase_moq,
+            approval_limit=self._approval_limit,
+            approval_delays=self._approval_delays,
+            shortfall_penalty=n.decision_shortfall_penalty,
+        )
+        self._rules = kernels.RuleArrays(*kernels.packable(kernels.RULE_FIELDS, rule_arrays))
+        self._n_decisions = n.n_decisions
+        self._n_rules = len(RULES)
 
     def order_value(self, orders: np.ndarray) -> float:
         """Value of purchase orders (P, S) in money, with each ordering lane's fixed cost."""
-        return float(kernels._order_value(orders, self._unit_cost, self.network.purchase_fixed_cost))
+        return float(kernels.order_value_packed(self._rules, orders))
 
     def project(
         self, requested: np.ndarray, context: FeasibilityContext, open_requests: np.ndarray | None = None
@@ -161,48 +186,28 @@ class FeasibilityLayer:
         ``open_requests`` (n_decisions,) are earlier requests still open (backordered
         replenishment), added to this period's request after it is sanitised.
         """
-        n = self.network
         flat = np.asarray(requested, dtype=float).reshape(-1)
-        if flat.shape != (n.n_decisions,):
-            raise ValueError(f"expected {n.n_decisions} requested quantities, got shape {np.shape(requested)}")
+        n_decisions = self._n_decisions
+        if flat.shape[0] != n_decisions:
+            raise ValueError(f"expected {n_decisions} requested quantities, got shape {np.shape(requested)}")
         orders_shape, transfers_shape, allocations_shape = self._shapes
         orders = np.zeros(orders_shape)
         delayed = np.zeros(orders_shape)
         transfers = np.zeros(transfers_shape)
-        allocations = np.empty(allocations_shape)
-        allocations.fill(np.inf)
-        sanitised = np.empty(n.n_decisions)
-        executed = np.empty(n.n_decisions)
-        shortfall = np.empty(n.n_decisions)
-        log = np.zeros((len(RULES), 2))
-        value, penalty = kernels.project(
+        allocations = np.full(allocations_shape, np.inf)
+        sanitised = np.empty(n_decisions)
+        executed = np.empty(n_decisions)
+        shortfall = np.empty(n_decisions)
+        log = np.zeros((self._n_rules, 2))
+        value, penalty = kernels.project_packed(
+            self._rules,
             flat,
             self._no_open if open_requests is None else open_requests,
-            self._kind,
-            self._row,
-            self._column,
-            n.decision_integer,
-            n.integer_units,
             context.on_hand,
             context.inbound,
-            n.reserve_quantity,
-            n.transfer_source,
-            n.transfer_destination,
-            n.transfer_capacity,
             context.released_orders,
-            n.purchase_location,
-            n.purchase_supplier,
-            n.purchase_lane_capacity,
-            n.supplier_capacity,
-            n.location_capacity,
-            self._unit_cost,
-            n.purchase_fixed_cost,
-            n.purchase_moq,
-            self._approval_limit,
-            self._approval_delays,
             context.purchase_budget,
             context.purchase_headroom,
-            n.decision_shortfall_penalty,
             sanitised,
             orders,
             delayed,

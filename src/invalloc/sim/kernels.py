@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.core import types
+from numba.experimental import structref
 
 from invalloc.sim.accounts import Account
 
@@ -31,6 +33,146 @@ ORDERING = int(Account.ORDERING)
 PENALTIES = int(Account.PENALTIES)
 WRITE_DOWNS = int(Account.WRITE_DOWNS)
 INTEREST = int(Account.INTEREST)
+
+
+# --------------------------------------------------------------------------- packed arguments
+# Every array passed to a compiled function from Python costs about 0.06 µs to type-check and
+# unbox, and the simulator's six calls per period used to pass ~130 of them. The arrays are
+# therefore packed into structrefs, the arrays shared with their Python owners, not copied:
+# the feasibility rules' constants once per layer, the episode's state together with the
+# network's constants once per reset. A structref argument itself costs ~0.6 µs (numba
+# types it in Python), so each call takes at most one.
+
+
+class _PackedArraysType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+@structref.register
+class _RuleArraysType(_PackedArraysType):
+    pass
+
+
+@structref.register
+class _EpisodeArraysType(_PackedArraysType):
+    pass
+
+
+class RuleArrays(structref.StructRefProxy):
+    """The network's constants the feasibility layer reads (see :data:`RULE_FIELDS`)."""
+
+
+class EpisodeArrays(structref.StructRefProxy):
+    """One episode's state arrays (shared with the simulator) and the network's constants the
+    period steps read (see :data:`EPISODE_FIELDS`)."""
+
+
+NETWORK_FIELDS = (
+    # suppliers (P lanes)
+    "purchase_unit_cost",  # (P, S) money per unit
+    "purchase_shipping_cost",  # (P,) money per unit
+    "purchase_fixed_cost",  # (P,) money per order
+    "purchase_location",  # (P,) destination DC
+    "shelf_life",  # (S,) periods, 0 = never expires
+    # transfers (X lanes)
+    "transfer_source",  # (X,)
+    "transfer_destination",  # (X,)
+    "transfer_shipping_cost",  # (X,) money per unit
+    # customers (T tiers, A sales lanes)
+    "lost_sales",  # bool: unserved demand is lost (else backlogged)
+    "contract_first",  # bool: contract minimums are served before priorities
+    "tier_min_fill_rate",  # (T,) share
+    "tier_penalty",  # (T,) money per unit short
+    "sku_integer",  # (S,) bool: whole units
+    "sales_has_decision",  # (A,) bool
+    "sales_share",  # (A,) the lane channel's max share of the DC's stock
+    "sales_capacity",  # (A,) units per period
+    "reserve_quantity",  # (D, S) units
+    "reserve_tiers",  # (D, T) bool
+    "tier_order",  # (T,) service order
+    "tier_channel",  # (T,)
+    "lane_start",  # (C + 1,) start of each channel's lanes in lane_index
+    "lane_index",  # (A,) sales lanes grouped by channel
+    "sales_location",  # (A,) source DC
+    "tier_price",  # (T, S) money per unit
+    "sales_shipping_cost",  # (A,) money per unit
+    # period close
+    "holding_cost",  # (D, S) money per unit and period
+    "interest_per_period",  # rate on credit used
+    "perishable",  # bool
+    "nrv_active",  # bool: lower of cost and NRV
+    "net_realisable_value",  # (S,) money per unit
+    "weighted_average",  # bool: cost method
+)
+
+RULE_FIELDS = (
+    "kind",  # (n_decisions,) ORDER, TRANSFER or ALLOCATE
+    "row",  # (n_decisions,) lane of the decision
+    "column",  # (n_decisions,) SKU of the decision
+    "decision_integer",  # (n_decisions,) bool: whole units
+    "sku_integer",  # (S,) bool
+    "reserve",  # (D, S) units
+    "transfer_source",  # (X,)
+    "transfer_destination",  # (X,)
+    "transfer_capacity",  # (X,) units per period
+    "purchase_location",  # (P,)
+    "purchase_supplier",  # (P,)
+    "purchase_capacity",  # (P,) units per period
+    "supplier_capacity",  # (suppliers, S) units per period
+    "location_capacity",  # (D,) units
+    "unit_cost",  # (P, S) money per unit offered
+    "fixed_cost",  # (P,) money per order
+    "minimum_order",  # (P, S) units
+    "approval_limit",  # money per order, inf = no approval rule
+    "approval_delays",  # bool: orders above the limit wait rather than being capped
+    "shortfall_penalty",  # (n_decisions,) money per unit not executed
+)
+
+EPISODE_FIELDS = NETWORK_FIELDS + (
+    "on_hand",  # (D, S)
+    "inbound",  # (D, S) units in transit to each DC
+    "backlog",  # (T, S)
+    "transit_units",  # (R, D, S)
+    "transit_value",  # (R, D, S)
+    "transit_expires",  # (R, D, S)
+    "delivery_units",  # (R, D, S) on the way to customers
+    "delivery_cost",  # (R, D, S)
+    "delivery_revenue",  # (R, A)
+    "flows_into",  # (D, S) cumulative units in, for the conservation invariant
+    "flows_out",  # (D, S) cumulative units out
+    "balance",  # ledger balances
+    "period_start",  # ledger balances at the start of the period
+    "layer_qty",  # (D, S, K) cost layers
+    "layer_cost",  # (D, S, K)
+    "layer_expires",  # (D, S, K)
+    "layer_used",  # (D, S)
+    "receipt_unit_cost",  # (D, S) scratch
+    "invoices",  # (P,) scratch: supplier invoice per lane this period
+    "transfer_value",  # (X, S) scratch: value per transfer lane this period
+    "shipped",  # (A, T, S) scratch: units shipped per sales lane and tier
+    "revenue_by_lane",  # (A,) scratch: revenue invoiced per sales lane
+)
+
+structref.define_proxy(RuleArrays, _RuleArraysType, list(RULE_FIELDS))
+structref.define_proxy(EpisodeArrays, _EpisodeArraysType, list(EPISODE_FIELDS))
+
+
+def _packable(value):
+    """Arrays C-contiguous (one compiled signature for every scenario), flags as bool, money as float."""
+    if isinstance(value, np.ndarray):
+        return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return float(value)
+
+
+def packable(fields, values: dict) -> tuple:
+    """``values`` for exactly ``fields``, in field order, ready to pack (see :func:`_packable`)."""
+    if set(values) != set(fields):
+        missing, extra = set(fields) - set(values), set(values) - set(fields)
+        raise TypeError(f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+    return tuple(_packable(values[name]) for name in fields)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1022,3 +1164,222 @@ def close_period(
         written += write_down_layers(layer_qty, layer_cost, used, net_realisable_value)
     post(balance, WRITE_DOWNS, INVENTORY, written)
     return holding, interest, written, expired_total
+
+
+# --------------------------------------------------------------------------- packed entry points
+# One compiled call per business step with the packed arrays (``ep``: EpisodeArrays, which
+# also holds the network's constants; ``rules``: RuleArrays); each unpacks them for the step above.
+
+
+@njit(cache=True, error_model="numpy")
+def project_packed(
+    rules,
+    flat,
+    open_requests,
+    on_hand,
+    inbound,
+    released,
+    budget,
+    headroom,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """:func:`project` with the rule constants packed."""
+    return project(
+        flat,
+        open_requests,
+        rules.kind,
+        rules.row,
+        rules.column,
+        rules.decision_integer,
+        rules.sku_integer,
+        on_hand,
+        inbound,
+        rules.reserve,
+        rules.transfer_source,
+        rules.transfer_destination,
+        rules.transfer_capacity,
+        released,
+        rules.purchase_location,
+        rules.purchase_supplier,
+        rules.purchase_capacity,
+        rules.supplier_capacity,
+        rules.location_capacity,
+        rules.unit_cost,
+        rules.fixed_cost,
+        rules.minimum_order,
+        rules.approval_limit,
+        rules.approval_delays,
+        budget,
+        headroom,
+        rules.shortfall_penalty,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def order_value_packed(rules, orders):
+    """:func:`_order_value` of purchase orders (P, S) at the offered unit costs."""
+    return _order_value(orders, rules.unit_cost, rules.fixed_cost)
+
+
+@njit(cache=True, error_model="numpy")
+def send_transfers(ep, transfers, leads, period):
+    """:func:`dispatch_transfers` on the episode's state; writes ``ep.transfer_value``."""
+    return dispatch_transfers(
+        transfers,
+        ep.transfer_source,
+        ep.transfer_destination,
+        ep.transfer_shipping_cost,
+        leads,
+        period,
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        ep.on_hand,
+        ep.flows_out,
+        ep.transit_units,
+        ep.transit_value,
+        ep.transit_expires,
+        ep.inbound,
+        ep.flows_into,
+        ep.transfer_value,
+        ep.balance,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def ship_orders(ep, ordered, shipped, leads, period):
+    """:func:`ship_purchases` on the episode's state; writes ``ep.invoices``."""
+    return ship_purchases(
+        ordered,
+        shipped,
+        ep.purchase_unit_cost,
+        ep.purchase_shipping_cost,
+        ep.purchase_fixed_cost,
+        leads,
+        period,
+        ep.shelf_life,
+        ep.purchase_location,
+        ep.transit_units,
+        ep.transit_value,
+        ep.transit_expires,
+        ep.inbound,
+        ep.flows_into,
+        ep.invoices,
+        ep.balance,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def put_away(ep, slot):
+    """:func:`receive_arrivals` of ring slot ``slot``; −1.0 (nothing changed) if the layers need more slots."""
+    return receive_arrivals(
+        slot,
+        ep.transit_units,
+        ep.transit_value,
+        ep.transit_expires,
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        ep.on_hand,
+        ep.inbound,
+        ep.weighted_average,
+        ep.receipt_unit_cost,
+        ep.balance,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short):
+    """:func:`customer_phase` on the episode's state; writes ``ep.shipped`` and ``ep.revenue_by_lane``."""
+    return customer_phase(
+        new_demand,
+        ep.backlog,
+        ep.lost_sales,
+        ep.contract_first,
+        ep.tier_min_fill_rate,
+        ep.tier_penalty,
+        ep.sku_integer,
+        allocations,
+        ep.sales_has_decision,
+        ep.sales_share,
+        ep.sales_capacity,
+        ep.on_hand,
+        ep.reserve_quantity,
+        ep.reserve_tiers,
+        ep.tier_order,
+        ep.tier_channel,
+        ep.lane_start,
+        ep.lane_index,
+        ep.sales_location,
+        ep.tier_price,
+        ep.sales_shipping_cost,
+        leads,
+        period,
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        ep.flows_out,
+        ep.delivery_units,
+        ep.delivery_cost,
+        ep.delivery_revenue,
+        ep.balance,
+        log,
+        served,
+        served_new,
+        short,
+        ep.shipped,
+        ep.revenue_by_lane,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def close_books(ep, paid, collected, penalty, period):
+    """:func:`close_period` on the episode's state, and the period's figures from the ledger.
+
+    Returns (holding, interest, write-downs, expired units, revenue, profit, cost of goods
+    sold, cash, inventory value): money except the units. Profit sums the P&L accounts'
+    movements in chart order, as ``sum()`` over them would.
+    """
+    holding, interest, written, expired = close_period(
+        paid,
+        collected,
+        ep.holding_cost,
+        ep.on_hand,
+        penalty,
+        ep.interest_per_period,
+        ep.perishable,
+        period,
+        ep.nrv_active,
+        ep.net_realisable_value,
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        ep.flows_out,
+        ep.balance,
+    )
+    balance, start = ep.balance, ep.period_start
+    pnl = 0.0
+    for account in range(REVENUE, INTEREST + 1):
+        pnl += balance[account] - start[account]
+    revenue = -(balance[REVENUE] - start[REVENUE])
+    cost_of_goods_sold = balance[COST_OF_GOODS_SOLD] - start[COST_OF_GOODS_SOLD]
+    return holding, interest, written, expired, revenue, -pnl, cost_of_goods_sold, balance[CASH], balance[INVENTORY]

@@ -166,6 +166,42 @@ class Simulator:
         )
         self._opening_value = float((network.opening_stock * network.standard_cost).sum())
         self._discount_factor = (self._discount ** np.arange(self.periods + 1)).tolist()
+        # The network's constants for the episode arrays (:meth:`_pack_episode`), in field order.
+        network_arrays = dict(
+            purchase_unit_cost=network.purchase_unit_cost,
+            purchase_shipping_cost=network.purchase_shipping_cost,
+            purchase_fixed_cost=network.purchase_fixed_cost,
+            purchase_location=network.purchase_location,
+            shelf_life=network.shelf_life,
+            transfer_source=network.transfer_source,
+            transfer_destination=network.transfer_destination,
+            transfer_shipping_cost=network.transfer_shipping_cost,
+            lost_sales=self._lost_sales,
+            contract_first=self._contract_first,
+            tier_min_fill_rate=network.tier_min_fill_rate,
+            tier_penalty=network.tier_penalty,
+            sku_integer=network.integer_units,
+            sales_has_decision=network.sales_has_decision,
+            sales_share=self._sales_share,
+            sales_capacity=network.sales_capacity,
+            reserve_quantity=network.reserve_quantity,
+            reserve_tiers=network.reserve_tiers,
+            tier_order=network.tier_order,
+            tier_channel=network.tier_channel,
+            lane_start=self._lane_start,
+            lane_index=self._lane_index,
+            sales_location=network.sales_location,
+            tier_price=self._tier_price,
+            sales_shipping_cost=network.sales_shipping_cost,
+            holding_cost=network.holding_cost,
+            interest_per_period=self._interest_per_period,
+            perishable=self._perishable,
+            nrv_active=self._nrv_active,
+            net_realisable_value=network.net_realisable_value,
+            weighted_average=scenario.finance.cost_method == "weighted_average",
+        )
+        self._network_arrays = kernels.packable(kernels.NETWORK_FIELDS, network_arrays)
+        self._has_transfers = len(network.transfer_source) > 0
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
@@ -221,9 +257,11 @@ class Simulator:
         self._transfer_value = np.zeros((len(n.transfer_source), n_sku))
         self._invoices = np.zeros(len(n.purchase_location))
         self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
+        self._revenue_by_lane = np.zeros(len(n.sales_location))
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
         self._report: PeriodReport | None = None
+        self._pack_episode()
         for process in (
             self._decision_point,
             self._suppliers,
@@ -232,6 +270,36 @@ class Simulator:
             self._finance,
         ):
             self.env.process(process())
+
+    def _pack_episode(self) -> None:
+        """Pack the episode's state arrays for the kernels (after reset, and when the layers grow)."""
+        layers, ledger = self.layers, self.ledger
+        # In EPISODE_FIELDS order; every state array is allocated C-contiguous, so shared as is.
+        self._episode_arrays = kernels.EpisodeArrays(
+            *self._network_arrays,
+            self.on_hand,
+            self.inbound,
+            self.backlog,
+            self.transit_units,
+            self.transit_value,
+            self.transit_expires,
+            self.delivery_units,
+            self.delivery_cost,
+            self.delivery_revenue,
+            self.flows.into,
+            self.flows.out_of,
+            ledger.balance,
+            ledger.period_start,
+            layers.quantity,
+            layers.unit_cost,
+            layers.expires,
+            layers.used,
+            layers._scratch,
+            self._invoices,
+            self._transfer_value,
+            self._shipped,
+            self._revenue_by_lane,
+        )
 
     # ------------------------------------------------------------------ public stepping
     @property
@@ -323,10 +391,12 @@ class Simulator:
     def _decision_point(self):
         """Once a period: the policy's requests become an executable decision."""
         n = self.network
+        ledger, feasibility = self.ledger, self.feasibility
         while True:
-            self.ledger.start_period()
-            decision = self.feasibility.project(
-                self._requests, self.context(), self.open_requests if self._backorder_replenishment else None
+            ledger.start_period()
+            context = self.context()
+            decision = feasibility.project(
+                self._requests, context, self.open_requests if self._backorder_replenishment else None
             )
             self._decision = decision
             self._shortfall_penalty = decision.shortfall_penalty
@@ -337,13 +407,14 @@ class Simulator:
             if self._cash_rule and decision.purchase_value > 0:
                 # The invariant: what the rule allowed, recorded before any money moves. Headroom
                 # may already be negative (bills falling due); then no purchase may be made.
-                self._headroom_after_purchases = self.purchase_headroom() - decision.purchase_value
+                # Nothing has moved since the context was taken, so its headroom is still current.
+                self._headroom_after_purchases = context.purchase_headroom - decision.purchase_value
             else:
                 self._headroom_after_purchases = 0.0
             if self._approval_delays and decision.delayed_orders.any():
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
                 self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
-            if len(n.transfer_source):
+            if self._has_transfers:
                 self._dispatch_transfers(decision.transfers)
             if self.audit_log is not None:
                 self.audit_log.interventions(self.period, decision)
@@ -352,30 +423,9 @@ class Simulator:
     def _dispatch_transfers(self, transfers: np.ndarray) -> None:
         """Transfers leave their source DC at FIFO cost and travel to the destination DC."""
         n = self.network
-        layers = self.layers
         leads = self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
         value = self._transfer_value  # scratch: read only by the audit log below
-        goods, freight = kernels.dispatch_transfers(
-            transfers,
-            n.transfer_source,
-            n.transfer_destination,
-            n.transfer_shipping_cost,
-            leads,
-            self.period,
-            layers.quantity,
-            layers.unit_cost,
-            layers.expires,
-            layers.used,
-            self.on_hand,
-            self.flows.out_of,
-            self.transit_units,
-            self.transit_value,
-            self.transit_expires,
-            self.inbound,
-            self.flows.into,
-            value,
-            self.ledger.balance,
-        )
+        goods, freight = kernels.send_transfers(self._episode_arrays, transfers, leads, self.period)
         self._period_freight += freight
         if self.audit_log is not None:
             for x in np.flatnonzero(transfers.sum(axis=1)):
@@ -419,28 +469,11 @@ class Simulator:
             shipped = orders.copy()
             shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
-        invoices = self._invoices  # scratch, per purchase lane
-        goods, ordering, freight = kernels.ship_purchases(
-            orders,
-            shipped,
-            n.purchase_unit_cost,
-            n.purchase_shipping_cost,
-            n.purchase_fixed_cost,
-            leads,
-            self.period,
-            n.shelf_life,
-            n.purchase_location,
-            self.transit_units,
-            self.transit_value,
-            self.transit_expires,
-            self.inbound,
-            self.flows.into,
-            invoices,
-            self.ledger.balance,
-        )
-        for p, amount in enumerate(invoices.tolist()):
+        goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
+        payables, period = self.payables, self.period
+        for amount, payment_periods in zip(self._invoices.tolist(), self._purchase_payment_periods, strict=True):
             if amount:
-                self.payables[self.period + self._purchase_payment_periods[p]] += amount
+                payables[period + payment_periods] += amount
         self._period_purchases += goods + ordering
         self._period_freight += freight
         if self.audit_log is not None:
@@ -493,15 +526,9 @@ class Simulator:
                         units[d],
                         self.transit_value[slot, d],
                     )
-            self.layers.receive_arrivals(
-                slot,
-                self.transit_units,
-                self.transit_value,
-                self.transit_expires,
-                self.on_hand,
-                self.inbound,
-                self.ledger.balance,
-            )
+            while kernels.put_away(self._episode_arrays, slot) < 0.0:
+                self.layers.grow()  # nothing was put away: retry with twice the layer slots
+                self._pack_episode()
             yield self.env.timeout(1)
 
     def _customers(self):
@@ -513,8 +540,8 @@ class Simulator:
         """
         n = self.network
         shape = (len(n.tiers), n.n_skus)
-        revenue_by_lane = np.zeros(len(n.sales_location))
-        layers = self.layers
+        revenue_by_lane = self._revenue_by_lane  # scratch, per sales lane
+        lane_payment_periods = self._lane_payment_periods
         yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
             decision = self._decision
@@ -522,45 +549,16 @@ class Simulator:
             served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
             shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
-            penalty, sales_value, freight, revenue = kernels.customer_phase(
+            penalty, sales_value, freight, revenue = kernels.serve_period(
+                self._episode_arrays,
                 new_demand,
-                self.backlog,
-                self._lost_sales,
-                self._contract_first,
-                n.tier_min_fill_rate,
-                n.tier_penalty,
-                n.integer_units,
                 decision.allocations,
-                n.sales_has_decision,
-                self._sales_share,
-                n.sales_capacity,
-                self.on_hand,
-                n.reserve_quantity,
-                n.reserve_tiers,
-                n.tier_order,
-                n.tier_channel,
-                self._lane_start,
-                self._lane_index,
-                n.sales_location,
-                self._tier_price,
-                n.sales_shipping_cost,
                 leads,
                 self.period,
-                layers.quantity,
-                layers.unit_cost,
-                layers.expires,
-                layers.used,
-                self.flows.out_of,
-                self.delivery_units,
-                self.delivery_cost,
-                self.delivery_revenue,
-                self.ledger.balance,
                 decision.log,
                 served,
                 served_new,
                 short,
-                shipped,
-                revenue_by_lane,
             )
             self.feasibility.record_allocations(decision)
             self._served, self._served_new, self._short = served, served_new, short
@@ -569,9 +567,10 @@ class Simulator:
             self._sales_value = sales_value
             self._period_freight += freight
             if revenue:
-                for a, amount in enumerate(revenue_by_lane.tolist()):
+                receivables, period = self.receivables, self.period
+                for amount, payment_periods in zip(revenue_by_lane.tolist(), lane_payment_periods, strict=True):
                     if amount:
-                        self.receivables[self.period + self._lane_payment_periods[a]] += amount
+                        receivables[period + payment_periods] += amount
             if self.audit_log is not None:
                 self._audit_sales(shipped)
             yield self.env.timeout(1)
@@ -597,7 +596,6 @@ class Simulator:
         The close books holding cost, penalties, interest on credit used, expiry write-offs
         and lower of cost and NRV, reports the period and checks the invariants.
         """
-        n = self.network
         yield self.env.timeout(PHASE_CLOSE)
         while True:
             # Bills and customer payments that fall due this period are settled in cash.
@@ -605,35 +603,23 @@ class Simulator:
             collected = self.receivables.pop(self.period, 0.0)
             if self.audit_log is not None:
                 self.audit_log.payment(self.period, paid, collected)
-            ledger = self.ledger
-            layers = self.layers
-            holding, interest, written, expired_units = kernels.close_period(
-                paid,
-                collected,
-                n.holding_cost,
-                self.on_hand,
-                self._penalty,
-                self._interest_per_period,
-                self._perishable,
-                self.period,
-                self._nrv_active,
-                n.net_realisable_value,
-                layers.quantity,
-                layers.unit_cost,
-                layers.expires,
-                layers.used,
-                self.flows.out_of,
-                ledger.balance,
-            )
+            (
+                holding,
+                interest,
+                written,
+                expired_units,
+                revenue,
+                profit,
+                cost_of_goods_sold,
+                cash,
+                inventory_value,
+            ) = kernels.close_books(self._episode_arrays, paid, collected, self._penalty, self.period)
             if self.audit_log is not None and (written or holding or self._penalty):
                 self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
-            movement = (ledger.balance - ledger.period_start).tolist()
-            cash = ledger.balance.item(CASH)
-            self.min_cash = min(self.min_cash, cash)
-            revenue = -movement[REVENUE]
-            profit = -sum(movement[REVENUE : INTEREST + 1])  # the P&L accounts
+            if cash < self.min_cash:
+                self.min_cash = cash
             costs = {
-                "cost_of_goods_sold": movement[COST_OF_GOODS_SOLD],
+                "cost_of_goods_sold": cost_of_goods_sold,
                 "purchases": self._period_purchases,
                 "holding": holding,
                 "shipping": self._period_freight,
@@ -666,7 +652,7 @@ class Simulator:
                 short=self._short,
                 decision=self._decision,
                 cash=cash,
-                inventory_value=ledger.balance.item(INVENTORY),
+                inventory_value=inventory_value,
                 on_hand=self.on_hand.copy(),
                 written_down=written,
                 expired_units=expired_units,
