@@ -1,0 +1,154 @@
+"""``invalloc export`` and ``invalloc rules approve``: the commands that need the tracking store.
+
+Errors print one ``error:`` line on standard error and exit with code 2; nothing is left
+half-written (the table is written into a temporary directory and moved into place).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from invalloc.rules.command import console, fail
+from invalloc.rules.table import DEFAULT_MAX_RULES
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
+]
+
+
+def _scenario_of_run(run_id: str, tracking_uri: str):
+    """The scenario a run trained on, from its logged ``config/scenario.yaml``."""
+    import tempfile
+
+    import mlflow
+
+    from invalloc.config.loader import load_scenario
+
+    client = mlflow.MlflowClient(tracking_uri)
+    folder = Path(tempfile.mkdtemp(prefix="invalloc-export-"))
+    path = Path(client.download_artifacts(run_id, "config/scenario.yaml", str(folder)))
+    return load_scenario(path)
+
+
+def _model_version(run_id: str, tracking_uri: str) -> str | None:
+    """The registered model version (``NAME/VERSION``) created from ``run_id``, if any."""
+    import mlflow
+
+    versions = mlflow.MlflowClient(tracking_uri).search_model_versions(f"run_id='{run_id}'")
+    return f"{versions[0].name}/{versions[0].version}" if versions else None
+
+
+def export(
+    run: Annotated[str, typer.Option("--run", help="MLflow run id of a trained policy (`invalloc train` prints it).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the rule table into.")],
+    max_rules: Annotated[int, typer.Option("--max-rules", min=1, help="Most rules in the table.")] = DEFAULT_MAX_RULES,
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", help="Scenario file or name (default: the one logged with the run).")
+    ] = None,
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="DAgger iterations.")] = 4,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes per DAgger iteration.")] = 6,
+    evaluation_episodes: Annotated[
+        int, typer.Option("--evaluation-episodes", min=1, help="Held-out episodes for fidelity and KPI retention.")
+    ] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first extraction episode.")] = 0,
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Registered model name (default: invalloc-rules-<scenario>)."),
+    ] = None,
+    no_register: Annotated[bool, typer.Option("--no-register", help="Do not register the table in MLflow.")] = False,
+    tracking_uri: TrackingUri = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Turn a trained policy into a verified rule table (CSV, JSON, DMN 1.3) with a manifest."""
+    from invalloc.agents.learned import load_learned_policy
+    from invalloc.config.loader import ScenarioError, load_scenario
+    from invalloc.export.exporter import ExportError, export_rule_table
+    from invalloc.export.extraction import ExtractionSettings
+    from invalloc.rules.table import RuleTableError
+    from invalloc.sim.policy import PolicyError
+    from invalloc.tracking import TrackingError, configure_tracking
+
+    try:
+        uri = configure_tracking(tracking_uri)
+        teacher = load_learned_policy(f"run:{run}", uri)
+        loaded = load_scenario(scenario) if scenario else _scenario_of_run(run, uri)
+        settings = ExtractionSettings(
+            max_rules=max_rules,
+            iterations=iterations,
+            episodes_per_iteration=episodes,
+            evaluation_episodes=evaluation_episodes,
+            seed=seed,
+        )
+        source = {
+            "run_id": run,
+            "model_uri": f"runs:/{run}/best",
+            "model_version": _model_version(run, uri),
+            "teacher": teacher.name,
+        }
+        model_name = None if no_register else (register or f"invalloc-rules-{loaded.scenario.name}")
+        manifest = export_rule_table(teacher, loaded, out, settings, source, uri, model_name)
+    except ScenarioError as error:
+        fail("; ".join(error.lines()))
+    except (ExportError, RuleTableError, PolicyError, TrackingError, ValueError, OSError) as error:
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except Exception as error:  # MLflow's own errors (no common base without importing it first)
+        if type(error).__module__.startswith("mlflow"):
+            fail(f"tracking: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+        raise
+    if as_json:
+        print(json.dumps(manifest))
+        return
+    fidelity, retention = manifest["fidelity"], manifest["kpi_retention"]
+    profit = retention["profit_retention"]
+    registry = manifest.get("registry")
+    console.print(
+        f"{out}: {manifest['rules']} rules; fidelity {fidelity['on_table_states']:.1%} on the table's states, "
+        f"{fidelity['on_teacher_states']:.1%} on the teacher's; profit retention "
+        f"{'n/a' if profit is None else f'{profit:.1%}'}; intervention rate {manifest['intervention_rate']:.1%}"
+        + (f"; registered as {registry['model_name']} v{registry['version']} @candidate" if registry else ""),
+        markup=False,
+    )
+
+
+def approve(
+    directory: Annotated[Path, typer.Argument(help="Rule table directory.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Who reviewed the table.")],
+    comment: Annotated[str, typer.Option("--comment", help="The review's conclusion.")],
+    status: Annotated[
+        str, typer.Option("--status", help="New status: approved (default), active or retired.")
+    ] = "approved",
+    register: Annotated[
+        str | None, typer.Option("--register", help="Model name if the export did not register the table.")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Record a review: status change, audit log entry, re-hash; on approval the registered
+    version moves to the ``champion`` alias."""
+    from invalloc.export.exporter import ExportError, review
+    from invalloc.rules.manifest import read_manifest
+    from invalloc.rules.table import RuleTableError
+    from invalloc.tracking import TrackingError, resolve_tracking_uri
+
+    try:
+        manifest = read_manifest(directory)
+        name = register or f"invalloc-rules-{(manifest.get('scenario') or {}).get('name', 'table')}"
+        manifest = review(directory, reviewer, comment, status, resolve_tracking_uri(tracking_uri), name)
+    except (ExportError, RuleTableError, TrackingError, OSError) as error:
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except Exception as error:
+        if type(error).__module__.startswith("mlflow"):
+            fail(f"tracking: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+        raise
+    registry = manifest.get("registry")
+    console.print(
+        f"{directory}: {manifest['review']['status']} by {reviewer}"
+        + (f"; {registry['model_name']} v{registry['version']} @{registry['alias']}" if registry else ""),
+        markup=False,
+    )
