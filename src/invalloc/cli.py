@@ -284,6 +284,14 @@ from invalloc.evaluation.command import compare  # noqa: E402 - registered after
 app.command("compare")(compare)
 
 
+from invalloc.export.command import approve, export  # noqa: E402 - rule export and review (lazy heavy imports)
+from invalloc.rules.command import rules_app  # noqa: E402
+
+rules_app.command("approve")(approve)
+app.add_typer(rules_app, name="rules")
+app.command("export")(export)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
