@@ -218,3 +218,16 @@ def test_out_folder_with_other_files_is_refused_untouched(tmp_path, mlflow_uri):
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     result = compare("--scenario", "tiny", "--policy", "base_stock", "--episodes", "2", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "at least two policies" in result.stderr
+
+
+def test_write_report_replaces_an_earlier_report_and_leaves_no_temporary_folder(tmp_path):
+    from invalloc.evaluation import write_report
+
+    comparison = run_comparison("tiny", ["base_stock", NOTHING], 2, 0, progress=False, log_to_mlflow=False)
+    out = tmp_path / "report"
+    write_report(comparison, out)
+    (out / "stale.png").write_text("from an older report")
+    path = write_report(comparison, out)
+    assert path == out / "report.html" and path.is_file()
+    assert not (out / "stale.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

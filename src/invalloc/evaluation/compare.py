@@ -94,10 +94,10 @@ class ComparisonError(ValueError):
     """A comparison that cannot run as asked (too few policies, a bad option); one line."""
 
 
-def kpi_label(key: str) -> str:
-    """``fill_rate_by_tier/stores/key`` → ``fill rate — stores/key``."""
+def kpi_label(key: str, currency: str = "currency") -> str:
+    """``fill_rate_by_tier/stores/key`` → ``fill rate — stores/key``; money in ``currency`` (e.g. USD)."""
     prefix, _, detail = key.partition("/")
-    label = KPI_LABELS.get(prefix, key)
+    label = KPI_LABELS.get(prefix, key).replace("currency", currency)
     return f"{label} — {detail}" if detail else label
 
 

@@ -72,8 +72,8 @@ def kpi_wide(comparison: Comparison, short: bool = False) -> pd.DataFrame:
     """
     table = comparison.kpis
     order = list(dict.fromkeys(table["kpi"]))
-    name = kpi_short_label if short else kpi_label
-    wide = pd.DataFrame({"KPI": [name(k) for k in order]})
+    currency = _currency(comparison)
+    wide = pd.DataFrame({"KPI": [kpi_short_label(k) if short else kpi_label(k, currency) for k in order]})
     for label in comparison.labels:
         rows = table[table["policy"] == label].set_index("kpi")
         wide[label] = [
@@ -88,7 +88,7 @@ def paired_wide(comparison: Comparison, label: str) -> pd.DataFrame:
     rows = comparison.paired[comparison.paired["policy"] == label]
     return pd.DataFrame(
         {
-            "KPI": [kpi_label(k) for k in rows["kpi"]],
+            "KPI": [kpi_label(k, _currency(comparison)) for k in rows["kpi"]],
             "difference [95% CI]": [
                 _interval(m, lo, hi)
                 for m, lo, hi in zip(rows["mean_difference"], rows["ci_low"], rows["ci_high"], strict=True)
