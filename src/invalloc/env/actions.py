@@ -48,6 +48,11 @@ class ActionMapper:
         self.network = n
         self.view = PlanningView(n)
         view = self.view
+        # Expected demand through each DC per period t = 0 … horizon (H + 1, D, S), by the
+        # expression PlanningView.demand_through evaluates at t (so the same bits), once.
+        self._demand_through = np.stack(
+            [view.through @ simulator._tier_forecast[t] for t in range(simulator.periods + 1)]
+        )
         if mode == "raw":
             self.names = list(n.decision_names)
             # Per replenishment decision: destination DC, SKU, mean lead time, lane capacity.
@@ -99,7 +104,7 @@ class ActionMapper:
         sim = self.simulator
         view = self.view
         requests = np.zeros(self.network.n_decisions)
-        demand = view.demand_through(sim)  # (D, S)
+        demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
         if self.mode == "raw":
             return self._raw(action, demand, requests)
         k_sku, k_loc = len(self.sku_columns), len(self.location_rows)

@@ -15,6 +15,7 @@ Values are clipped to ``[-CLIP, CLIP]`` so that the observation always lies in i
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from invalloc.sim.simulator import PeriodReport, Simulator
 
@@ -80,6 +81,19 @@ class ObservationBuilder:
         self._slices = list(zip(edges[:-1], edges[1:], strict=True))
         self.tier_to_channel = np.zeros((len(n.channels), len(n.tiers)))
         self.tier_to_channel[n.tier_channel, np.arange(len(n.tiers))] = 1.0
+        # What depends only on the period, computed once per period t = 0 … horizon by the
+        # same expressions a step would evaluate (so the same bits): the scaled channel
+        # forecast (H + 1, C × S) and season and progress features (H + 1, 3).
+        periods = simulator.periods
+        self._scaled_forecast = np.stack(
+            [np.ravel(self.tier_to_channel @ simulator._tier_forecast[t] / self.unit_scale) for t in range(periods + 1)]
+        )
+        calendar = []
+        for t in range(periods + 1):
+            season = 2 * np.pi * (t + self.season_phase) / self.season_period if self.season_period else 0.0
+            calendar.append((np.sin(season), np.cos(season), t / periods))
+        self._calendar = np.array(calendar, dtype=float)
+        self._money = np.empty(5)  # scratch: the money features of one observation
         self.reset()
 
     def reset(self) -> None:
@@ -133,35 +147,98 @@ class ObservationBuilder:
         """
         sim = self.simulator
         n = sim.network
-        unit = self.unit_scale
         money = self.money_scale
         finance = n.scenario.finance
         credit_used = max(0.0, -sim.cash)
         window = sim.payment_window + 1
         budget = n.scenario.rules.purchase_budget_per_period
         headroom = sim.purchase_headroom() if sim.cash_rule_active else sim.cash + finance.credit_line
+        features = self._money
+        features[0] = headroom / money
+        features[1] = (finance.credit_line - credit_used) / money
+        features[2] = sim.payables_due_within(window) / money
+        features[3] = sim.receivables_due_within(window) / money
+        features[4] = (budget if budget is not None else CLIP * money) / money
         t = sim.period
-        season = 2 * np.pi * (t + self.season_phase) / self.season_period if self.season_period else 0.0
-        parts = (
-            sim.on_hand / unit,
-            sim.pipeline(self.transit_horizon) / unit,
-            sim.backlog / unit,
-            recent_demand / unit,
-            self.tier_to_channel @ sim.demand_forecast() / unit,
-            (
-                headroom / money,
-                (finance.credit_line - credit_used) / money,
-                sim.payables_due_within(window) / money,
-                sim.receivables_due_within(window) / money,
-                (budget if budget is not None else CLIP * money) / money,
-                np.sin(season),
-                np.cos(season),
-                t / sim.periods,
-            ),
-            fill_rate,
-        )
         observation = np.empty(self._size, dtype=np.float32)
-        for (start, stop), part in zip(self._slices, parts, strict=True):
-            observation[start:stop] = np.ravel(part)
-        np.minimum(observation, CLIP, out=observation)
-        return np.maximum(observation, -CLIP, out=observation)
+        _fill_observation(
+            observation,
+            self.unit_scale,
+            sim.on_hand,
+            sim.transit_units,
+            t,
+            self.transit_horizon,
+            sim.backlog,
+            recent_demand,
+            self._scaled_forecast[min(t, sim.periods)],
+            features,
+            self._calendar[min(t, sim.periods)],
+            fill_rate,
+            CLIP,
+        )
+        return observation
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_observation(
+    observation,
+    unit,
+    on_hand,
+    transit_units,
+    period,
+    horizon,
+    backlog,
+    recent_demand,
+    scaled_forecast,
+    money_features,
+    calendar,
+    fill_rate,
+    clip,
+):
+    """Write the features in :attr:`ObservationBuilder.feature_names` order, scaled and clipped.
+
+    Each value is scaled in float64 and rounded once to float32, as numpy's assignment of a
+    float64 block into the float32 vector does; the pipeline holds arrivals in periods
+    t … t + horizon − 1 (horizon ≤ ring length, so none is beyond the longest lead time).
+    """
+    i = 0
+    n_loc, n_sku = on_hand.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            observation[i] = on_hand[d, s] / unit[s]
+            i += 1
+    ring = transit_units.shape[0]
+    for k in range(horizon):
+        slot = (period + k) % ring
+        for d in range(n_loc):
+            for s in range(n_sku):
+                observation[i] = transit_units[slot, d, s] / unit[s]
+                i += 1
+    for t in range(backlog.shape[0]):
+        for s in range(n_sku):
+            observation[i] = backlog[t, s] / unit[s]
+            i += 1
+    for c in range(recent_demand.shape[0]):
+        for s in range(n_sku):
+            observation[i] = recent_demand[c, s] / unit[s]
+            i += 1
+    for j in range(scaled_forecast.shape[0]):
+        observation[i] = scaled_forecast[j]
+        i += 1
+    for j in range(money_features.shape[0]):
+        observation[i] = money_features[j]
+        i += 1
+    for j in range(calendar.shape[0]):
+        observation[i] = calendar[j]
+        i += 1
+    for j in range(fill_rate.shape[0]):
+        observation[i] = fill_rate[j]
+        i += 1
+    low = np.float32(-clip)
+    high = np.float32(clip)
+    for j in range(observation.shape[0]):
+        value = observation[j]
+        if value > high:
+            observation[j] = high
+        elif value < low:
+            observation[j] = low
