@@ -191,7 +191,6 @@ def test_learned_policy_by_run_id(tmp_path, mlflow_uri):
         ("@{retail_params}", "tuned on scenario 'retail'"),
         ("run:0123456789abcdef0123456789abcdef", "run:0123456789abcdef0123456789abcdef"),
         ("run:abc", "--policy run:abc: "),  # not rendered as rich's :abc: emoji
-        ("models:/nobody@champion", "models:/nobody@champion"),
         ("rules:{tmp}/no-such-rules", "rules:"),
         ("base_stock", "given twice"),
     ],
@@ -207,6 +206,21 @@ def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path, mlflow_uri, sp
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_missing_model_from_a_real_process_prints_exactly_one_line(tmp_path, mlflow_uri):
+    """Outside pytest's warning capture: MLflow's import-time warnings must not precede the error."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "invalloc.cli", "compare", "--scenario", "tiny", "--policy", "base_stock",
+               "--policy", "models:/nobody@champion", "--out", str(out), "--tracking-uri", mlflow_uri]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: --policy models:/nobody@champion: ")
+    assert "nobody" in result.stderr and not out.exists()
 
 
 def test_out_folder_with_other_files_is_refused_untouched(tmp_path, mlflow_uri):

@@ -24,9 +24,11 @@ one line naming the spec. Worker processes rebuild each policy from the resolved
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -154,9 +156,7 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
         except ImportError as error:
             raise _fail(spec.text, f"learned policies cannot be loaded here ({_missing(error)})") from None
         try:
-            with warnings.catch_warnings():
-                # MLflow warns about model signatures on import; the error line must stay alone.
-                warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+            with _quiet_mlflow_warnings():
                 return load_learned_policy(spec.text, tracking_uri)
         except (ValueError, OSError) as error:  # PolicyError is a ValueError
             raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
@@ -168,6 +168,27 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
         return load_rule_policy(Path(spec.source or ""))
     except (ValueError, OSError) as error:
         raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
+
+
+@contextlib.contextmanager
+def _quiet_mlflow_warnings() -> Iterator[None]:
+    """Drop MLflow's UserWarnings (model type hints) shown while a model loads.
+
+    MLflow re-enables them itself (``simplefilter("once")`` inside its decorators), so a
+    warnings filter cannot; they would otherwise print before a one-line error.
+    """
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        if issubclass(category, UserWarning) and f"{os.sep}mlflow{os.sep}" in str(filename):
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _missing(error: ImportError) -> str:
