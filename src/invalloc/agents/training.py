@@ -12,8 +12,8 @@ The run records:
   and the MLflow model ``policy`` (pyfunc: observations in, actions out);
 - tags: git commit, package version, scenario hash.
 
-Ctrl-C / SIGTERM stop at the next environment step: a checkpoint is written there and the
-run is marked KILLED; ``resume`` continues it from that step. An exception marks it FAILED.
+Ctrl-C / SIGTERM stop training at the end of the current rollout: a checkpoint is written
+there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it FAILED.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class TrainingStopped(Exception):
         self.run_id = run_id
         self.timesteps = timesteps
         super().__init__(f"run {run_id} stopped at {timesteps} timesteps (KILLED); resume with --resume {run_id}")
+
+
+class _StopRequested(Exception):
+    """Raised by the training callback at a rollout boundary after Ctrl-C / SIGTERM."""
 
 
 class ResumeError(ValueError):
@@ -308,7 +312,13 @@ class _Trainer:
                     every = trainer.experiment.checkpoint_every_timesteps
                     state.next_checkpoint = (timesteps // every + 1) * every
                     trainer.checkpoint(self.model, vec_env, state)
-                return not trainer.stop_flag["stop"]
+                return True
+
+            def _on_rollout_start(self) -> None:
+                # Stop between rollouts, never inside one: the model has trained on every step it
+                # counts, so a resumed run continues at exactly this step count.
+                if trainer.stop_flag["stop"]:
+                    raise _StopRequested
 
             def _on_rollout_end(self) -> None:
                 nonlocal rule_names
@@ -513,7 +523,10 @@ def _run(
                 task = bar.add_task(experiment.name, total=total, completed=done)
                 callback = trainer.callback(vec_env, state, lambda steps: bar.update(task, completed=min(steps, total)))
                 if total > done:
-                    model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=not resuming)
+                    try:
+                        model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=not resuming)
+                    except _StopRequested:
+                        pass
             if trainer.stop_flag["stop"]:
                 trainer.checkpoint(model, vec_env, state)
                 mlflow.end_run(status="KILLED")
