@@ -318,6 +318,8 @@ def kpi_table(results: dict[str, list[EpisodeResult]], level: float = CONFIDENCE
         for key in episodes[0].kpis:
             values = np.array([r.kpis[key] for r in episodes])
             mean, low, high = mean_confidence_interval(values, level)
+            if len(values) < 2:  # no interval from one episode (not a zero-width one)
+                low = high = math.nan
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             n = len(values)
             rows.append({"policy": label, "kpi": key, "mean": mean, "ci_low": low, "ci_high": high, "std": std, "n": n})
@@ -325,6 +327,8 @@ def kpi_table(results: dict[str, list[EpisodeResult]], level: float = CONFIDENCE
 
 
 def _verdict(key: str, low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "too few episodes"
     if low <= 0.0 <= high:
         return "no significant difference"
     direction = kpi_direction(key)
@@ -340,7 +344,8 @@ def paired_table(results: dict[str, list[EpisodeResult]], reference: str, level:
     ``t_statistic`` and ``p_value`` are the paired t-test's; with identical differences on every
     episode the test is undefined and p is 1 (all zero) or 0 (a constant non-zero difference).
     ``verdict``: ``better``/``worse`` when the CI excludes 0 (by the KPI's direction),
-    ``higher``/``lower`` for KPIs that are neither, else ``no significant difference``.
+    ``higher``/``lower`` for KPIs that are neither, else ``no significant difference``; with one
+    episode the CI, test and verdict are undefined (NaN, ``too few episodes``).
     """
     from scipy import stats
 
@@ -362,7 +367,7 @@ def paired_table(results: dict[str, list[EpisodeResult]], reference: str, level:
             differences = ours - theirs
             mean, low, high = mean_confidence_interval(differences, level)
             if len(differences) < 2:
-                t_stat, p_value = math.nan, math.nan
+                low = high = t_stat = p_value = math.nan
             elif np.ptp(differences) == 0.0:
                 t_stat = 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
                 p_value = 1.0 if mean == 0.0 else 0.0
@@ -404,7 +409,7 @@ def gap_table(
         reward = np.array([r.kpis["total_reward"] for r in episodes])
         gap = float(bound.mean() - base.mean())
         closed = float((reward.mean() - base.mean()) / gap) if gap > 0 else math.nan
-        low = high = closed
+        low = high = closed if n > 1 else math.nan
         if samples is not None and gap > 0:
             gaps = bound[samples].mean(axis=1) - base[samples].mean(axis=1)
             gains = reward[samples].mean(axis=1) - base[samples].mean(axis=1)
