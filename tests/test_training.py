@@ -274,3 +274,10 @@ def test_training_against_a_real_mlflow_server(tmp_path, mlflow_template_db):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
+def test_shipped_experiments_validate(name):
+    loaded = load_experiment(name)
+    assert loaded.experiment.name == name
+    assert loaded.experiment.timesteps >= loaded.experiment.evaluation.every_timesteps

@@ -278,6 +278,10 @@ from invalloc.agents.command import train  # noqa: E402 - commands of later laye
 
 app.command("train")(train)
 
+from invalloc.quickstart import quickstart  # noqa: E402
+
+app.command("quickstart")(quickstart)
+
 
 from invalloc.evaluation.command import compare  # noqa: E402 - registered after the commands it builds on
 
