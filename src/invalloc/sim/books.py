@@ -22,8 +22,10 @@ from invalloc.sim.kernels import NEVER
 
 __all__ = ["Account", "CostLayers", "Ledger", "NEVER"]
 
+#: Accounts in the chart (rows of the balance vector).
+N_ACCOUNTS = len(Account)
 #: 1 for profit-and-loss accounts: profit = −(their net debits).
-PROFIT_AND_LOSS = np.zeros(len(Account))
+PROFIT_AND_LOSS = np.zeros(N_ACCOUNTS)
 PROFIT_AND_LOSS[list(INCOME_ACCOUNTS + EXPENSE_ACCOUNTS)] = 1.0
 
 
@@ -35,8 +37,8 @@ class Ledger:
     """
 
     def __init__(self) -> None:
-        self.balance = np.zeros(len(Account))
-        self.period_start = np.zeros(len(Account))
+        self.balance = np.zeros(N_ACCOUNTS)
+        self.period_start = np.zeros(N_ACCOUNTS)
 
     def post(self, debit: Account, credit: Account, amount: float) -> None:
         """Record ``amount`` (money) debited to one account and credited to another."""

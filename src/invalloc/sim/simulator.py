@@ -198,10 +198,12 @@ class Simulator:
             perishable=self._perishable,
             nrv_active=self._nrv_active,
             net_realisable_value=network.net_realisable_value,
-            weighted_average=scenario.finance.cost_method == "weighted_average",
+            weighted_average=finance.cost_method == "weighted_average",
         )
         self._network_arrays = kernels.packable(kernels.NETWORK_FIELDS, network_arrays)
         self._has_transfers = len(network.transfer_source) > 0
+        self._weighted_average = finance.cost_method == "weighted_average"
+        self._opening_cash = finance.opening_cash
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
@@ -228,11 +230,11 @@ class Simulator:
         self.period = 0
         self.env = simpy.Environment()
         self.ledger = Ledger()
-        self.layers = CostLayers(n_loc, n_sku, n.scenario.finance.cost_method == "weighted_average")
+        self.layers = CostLayers(n_loc, n_sku, self._weighted_average)
         self.on_hand = n.opening_stock.copy()
         self.layers.receive(n.opening_stock, self._opening_unit_cost, self._opening_expiry)
         self.ledger.post(Account.INVENTORY, Account.EQUITY, self._opening_value)
-        self.ledger.post(Account.CASH, Account.EQUITY, n.scenario.finance.opening_cash)
+        self.ledger.post(Account.CASH, Account.EQUITY, self._opening_cash)
         self.backlog = np.zeros((n_tier, n_sku))
         # Goods in transit, by arrival period modulo the ring length (R, D, S): one layer of
         # the ring collects everything that arrives at a DC in the same period.
