@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from invalloc.export.extraction import ExtractionSettings, Rollouts, Teacher, agreement
+from invalloc.export.extraction import STRICT_TOLERANCE, ExtractionSettings, Rollouts, Teacher, agreement
 from invalloc.rules.policy import RuleTablePolicy
 from invalloc.rules.table import RuleTable
 from invalloc.sim.kpis import episode_kpis
@@ -73,6 +73,9 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
             "tolerance": tolerance,
             "on_table_states": fidelity_table["agreement"],
             "on_teacher_states": fidelity_teacher["agreement"],
+            "strict_tolerance": STRICT_TOLERANCE,
+            "on_table_states_strict": fidelity_table["agreement_strict"],
+            "on_teacher_states_strict": fidelity_teacher["agreement_strict"],
             "all_outputs_agree_on_table_states": fidelity_table["all_outputs_agree"],
             "all_outputs_agree_on_teacher_states": fidelity_teacher["all_outputs_agree"],
             "mean_abs_error_on_table_states": fidelity_table["mean_abs_error"],

@@ -1,0 +1,215 @@
+"""Rule export: extraction from a real SB3 teacher, verification, refusal, review and registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from invalloc.cli import app
+from invalloc.config.loader import load_scenario
+from invalloc.export.exporter import ExportError, export_rule_table, review
+from invalloc.export.extraction import ExtractionSettings, extract
+from invalloc.rules import RuleTableError, load_rule_policy, load_rule_table
+from invalloc.sim.network import compile_network
+from invalloc.sim.simulator import Simulator
+
+runner = CliRunner()
+#: Small but complete settings: every stage runs, in seconds.
+QUICK = ExtractionSettings(
+    max_rules=8, iterations=2, episodes_per_iteration=2, evaluation_episodes=2, min_gain=0.0, seed=3
+)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    """An SB3 PPO policy on `retail` after a few hundred steps: state-dependent, deterministic."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from invalloc.agents.learned import LearnedPolicy
+    from invalloc.env import AllocationEnv
+
+    torch.set_num_threads(1)
+    model = PPO("MlpPolicy", AllocationEnv("retail"), device="cpu", seed=0, n_steps=128, batch_size=64, n_epochs=1)
+    model.learn(128)
+    with torch.no_grad():
+        # A freshly trained policy barely depends on the state; sharpen it so that imitation has work to do.
+        model.policy.action_net.weight.mul_(40.0)
+    return LearnedPolicy.from_model(model, "retail")
+
+
+@pytest.fixture(scope="module")
+def exported(teacher, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export") / "retail_table"
+    manifest = export_rule_table(teacher, load_scenario("retail"), out, QUICK, source={"teacher": "ppo"})
+    return out, manifest
+
+
+def test_export_writes_a_verified_table_with_its_manifest(exported):
+    out, manifest = exported
+    assert sorted(p.name for p in out.iterdir()) == [
+        "audit_log.jsonl",
+        "manifest.json",
+        "rules.csv",
+        "rules.dmn",
+        "rules.json",
+        "rules.schema.json",
+    ]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+    table, on_disk = load_rule_table(out)
+    assert on_disk == manifest
+    assert 1 <= len(table) <= QUICK.max_rules == manifest["extraction"]["max_rules"]
+    assert manifest["scenario"]["digest"] == load_scenario("retail").digest
+    assert manifest["feature_set"]["version"] == "1" and manifest["review"]["status"] == "draft"
+    assert table.support.sum() == pytest.approx(1.0) and (table.support >= 0).all()
+    fidelity = manifest["fidelity"]
+    for key in ("on_table_states", "on_teacher_states", "on_table_states_strict"):
+        assert 0.0 <= fidelity[key] <= 1.0
+    retention = manifest["kpi_retention"]
+    assert set(retention["rules"]["fill_rate_by_tier"]) == set(compile_network(load_scenario("retail")).tiers)
+    assert retention["best_baseline"]["name"] in ("base_stock", "proportional", "priority")
+    assert retention["profit_retention"] == pytest.approx(retention["rules"]["profit"] / retention["teacher"]["profit"])
+    assert 0.0 <= manifest["intervention_rate"] <= 1.0
+    # Business rounding: cover multipliers are multiples of 0.05.
+    covers = table.values[:, [o.transform == "log2" for o in table.outputs]]
+    assert np.allclose(covers * 20, np.round(covers * 20))
+    # Every format decides alike on every boundary, through the CLI as a reviewer would check.
+    result = runner.invoke(app, ["rules", "verify", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "complete and non-overlapping" in result.stdout
+
+
+def test_table_imitates_the_teacher_on_its_training_states(teacher):
+    """The table's actions are closer to the teacher's than the best constant action is."""
+    simulator = Simulator(compile_network(load_scenario("retail")), check_invariants=False)
+    extraction = extract(simulator, teacher, QUICK)
+    data, table = extraction.data, extraction.table
+    table_error = np.abs(table.actions()[table.decide(data.features)] - data.teacher_actions).mean()
+    constant_error = np.abs(np.median(data.teacher_actions, axis=0) - data.teacher_actions).mean()
+    assert table_error < constant_error
+    # Same settings, same table.
+    again = extract(simulator, teacher, QUICK).table
+    assert again.rule_ids == table.rule_ids and np.array_equal(again.values, table.values)
+
+
+def test_rule_table_policy_reproduces_the_exported_kpis(exported):
+    """Loaded from disk, the table earns exactly the profit the manifest reports (same seeds)."""
+    from invalloc.export.evaluation import _kpi_summary
+    from invalloc.sim.simulator import run_episode
+
+    out, manifest = exported
+    policy = load_rule_policy(out, "csv")
+    simulator = Simulator(compile_network(load_scenario("retail")), check_invariants=True)
+    first, last = manifest["evaluation_seeds"]
+    episodes = [run_episode(simulator, policy, seed=s) for s in range(first, last + 1)]
+    assert _kpi_summary(episodes, simulator)["profit"] == pytest.approx(manifest["kpi_retention"]["rules"]["profit"])
+
+
+@pytest.mark.parametrize("defect", ["overlap", "gap"])
+def test_export_refuses_a_table_that_is_not_a_partition(teacher, tmp_path, monkeypatch, defect):
+    import invalloc.export.exporter as exporter
+
+    real_extract = exporter.extract
+
+    def broken_extract(*args, **kwargs):
+        extraction = real_extract(*args, **kwargs)
+        table = extraction.table
+        if defect == "overlap":
+            table.lower[0] = -np.inf
+            table.upper[0] = np.inf
+        else:
+            keep = slice(1, None)
+            table.lower, table.upper, table.values = table.lower[keep], table.upper[keep], table.values[keep]
+            table.support, table.rule_ids = table.support[keep], table.rule_ids[keep]
+        table._masks = None  # forget the checked evaluator
+        return extraction
+
+    monkeypatch.setattr(exporter, "extract", broken_extract)
+    settings = ExtractionSettings(
+        max_rules=4, iterations=1, episodes_per_iteration=1, evaluation_episodes=1, min_gain=0
+    )
+    out = tmp_path / "table"
+    with pytest.raises(RuleTableError, match="overlapping rules" if defect == "overlap" else "incomplete"):
+        export_rule_table(teacher, load_scenario("retail"), out, settings)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_a_teacher_of_another_scenario(teacher, tmp_path):
+    with pytest.raises(ExportError, match="was trained on scenario"):
+        export_rule_table(teacher, load_scenario("tiny"), tmp_path / "t", QUICK)
+    assert not (tmp_path / "t").exists()
+
+
+def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
+    import shutil
+
+    import mlflow
+
+    out = tmp_path / "table"
+    shutil.copytree(exported[0], out)
+    # Approving an unregistered table registers it (candidate) and moves champion to it.
+    result = runner.invoke(
+        app,
+        ["rules", "approve", str(out), "--reviewer", "Ada", "--comment", "ok for pilot", "--register", "retail-rules"],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["review"]["status"] == "approved" and manifest["review"]["reviewer"] == "Ada"
+    assert manifest["registry"]["alias"] == "champion"
+    client = mlflow.MlflowClient(mlflow_uri)
+    champion = client.get_model_version_by_alias("retail-rules", "champion")
+    assert str(champion.version) == manifest["registry"]["version"]
+    assert client.get_model_version_by_alias("retail-rules", "candidate").version == champion.version
+    assert champion.tags["review_status"] == "approved"
+    events = [json.loads(line) for line in (out / "audit_log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["exported", "review"] and events[1]["from"] == "draft"
+    assert runner.invoke(app, ["rules", "verify", str(out)]).exit_code == 0  # re-hashed
+    # The registered artifacts are the approved files.
+    folder = Path(mlflow.artifacts.download_artifacts("models:/retail-rules@champion", dst_path=str(tmp_path / "dl")))
+    assert json.loads((folder / "manifest.json").read_text())["review"]["status"] == "approved"
+    # Approved cannot be approved again; it can become active, then retired.
+    result = runner.invoke(app, ["rules", "approve", str(out), "--reviewer", "Ada", "--comment", "again"])
+    assert result.exit_code == 2 and "cannot move to approved" in result.stderr
+    review(out, "Bob", "go live", "active", mlflow_uri)
+    review(out, "Bob", "superseded", "retired", mlflow_uri)
+    assert json.loads((out / "manifest.json").read_text())["review"]["status"] == "retired"
+    assert client.get_model_version("retail-rules", champion.version).tags["review_status"] == "retired"
+    # A tampered table cannot be approved.
+    (out / "rules.csv").write_text((out / "rules.csv").read_text() + "\n")
+    with pytest.raises(RuleTableError, match="sha256"):
+        review(out, "Eve", "sneak", "retired", mlflow_uri)
+
+
+def test_cli_export_from_a_training_run(tmp_path, mlflow_uri, monkeypatch):
+    """`invalloc train` → `invalloc export --run` → verified, registered @candidate; errors in one line."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "tiny_smoke", "--timesteps", "256", "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 0, result.output
+    run_id = next(line.split()[-1] for line in result.stdout.splitlines() if line.startswith("MLflow run:"))
+    command = ["export", "--run", run_id, "--max-rules", "6", "--iterations", "1", "--episodes", "2"]
+    result = runner.invoke(app, [*command, "--evaluation-episodes", "2", "--out", "tiny_rules", "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest["source"]["run_id"] == run_id and manifest["rules"] <= 6
+    assert manifest["scenario"]["name"] == "tiny"
+    client = mlflow.MlflowClient(mlflow_uri)
+    candidate = client.get_model_version_by_alias("invalloc-rules-tiny", "candidate")
+    assert str(candidate.version) == manifest["registry"]["version"]
+    assert runner.invoke(app, ["rules", "verify", "tiny_rules"]).exit_code == 0
+    result = runner.invoke(app, ["simulate", "--scenario", "tiny", "--policy", "rules:tiny_rules", "--json"])
+    assert result.exit_code == 0, result.output
+    # Errors: one line, exit 2, nothing written.
+    result = runner.invoke(app, ["export", "--run", "no-such-run", "--out", "nothing"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert not Path("nothing").exists()
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "notes.txt").write_text("mine")
+    result = runner.invoke(app, [*command, "--out", "occupied"])
+    assert result.exit_code == 2 and "not a rule table directory" in result.stderr
+    assert (tmp_path / "occupied" / "notes.txt").read_text() == "mine"

@@ -1,0 +1,458 @@
+"""The torch-free rule table evaluator: partition checks, formats, DMN, hashes, policy, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from invalloc.cli import app
+from invalloc.config.loader import load_scenario
+from invalloc.env.actions import ActionMapper
+from invalloc.rules import (
+    Feature,
+    FeatureSet,
+    Output,
+    RuleTable,
+    RuleTableError,
+    load_rule_policy,
+    load_rule_table,
+    read_csv,
+    read_dmn,
+    read_json,
+    write_csv,
+    write_dmn,
+    write_json,
+)
+from invalloc.rules.command import boundary_grid
+from invalloc.rules.manifest import MANIFEST_FILE, write_manifest
+from invalloc.rules.table import compact_outputs, rule_id
+from invalloc.sim.network import compile_network
+from invalloc.sim.simulator import Simulator, run_episode
+
+runner = CliRunner()
+
+
+def _partition(n_features: int, n_rules: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random axis-aligned partition of R^F into ``n_rules`` boxes (a random tree), bounds rounded."""
+    rng = np.random.default_rng(seed)
+    boxes = [(np.full(n_features, -np.inf), np.full(n_features, np.inf))]
+    while len(boxes) < n_rules:
+        lower, upper = boxes.pop(int(rng.integers(len(boxes))))
+        f = int(rng.integers(n_features))
+        cut = round(float(rng.uniform(max(lower[f], -50.0), min(upper[f], 50.0))), 1)
+        if not lower[f] < cut < upper[f]:
+            boxes.append((lower, upper))
+            continue
+        left_upper, right_lower = upper.copy(), lower.copy()
+        left_upper[f], right_lower[f] = cut, cut
+        boxes += [(lower, left_upper), (right_lower, upper)]
+    return np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes])
+
+
+def _table(n_features: int = 4, n_rules: int = 12, seed: int = 0) -> RuleTable:
+    lower, upper = _partition(n_features, n_rules, seed)
+    rng = np.random.default_rng(seed + 1)
+    outputs = [
+        Output("sku_cover_multiplier_a", "× base cover", "cover of a", "cover/sku/a", "log2", 0.05),
+        Output("channel_allocation_weight_b", "relative weight", "weight of b", "allocation_weight/b", "half_ln"),
+    ]
+    values = np.column_stack([rng.integers(10, 40, n_rules) * 0.05, rng.uniform(0.2, 5, n_rules).round(2)])
+    return RuleTable(
+        features=[Feature(f"feature_{j}", "days", f"feature {j}") for j in range(n_features)],
+        outputs=outputs,
+        lower=lower,
+        upper=upper,
+        values=values,
+        support=np.full(n_rules, 1 / n_rules),
+        rule_ids=[rule_id(lo, hi) for lo, hi in zip(lower, upper, strict=True)],
+        metadata={"name": "test", "scenario": "none", "feature_set_version": "1"},
+    )
+
+
+def _brute_force(table: RuleTable, states: np.ndarray) -> np.ndarray:
+    """Index of the matching rule by testing every rule (asserting exactly one matches)."""
+    match = ((table.lower[None] <= states[:, None]) & (states[:, None] < table.upper[None])).all(axis=2)
+    assert (match.sum(axis=1) == 1).all()
+    return match.argmax(axis=1)
+
+
+# ---------------------------------------------------------------------------------- the model
+def test_decide_matches_brute_force_on_boundaries_and_random_states():
+    table = _table(5, 40, seed=3)
+    table.check()
+    grid = boundary_grid(table)
+    states = np.concatenate([grid, np.random.default_rng(0).uniform(-60, 60, (5000, 5))])
+    assert np.array_equal(table.decide(states), _brute_force(table, states))
+
+
+def test_more_than_64_rules_use_several_bitset_words():
+    table = _table(3, 150, seed=4)
+    table.check()
+    states = np.concatenate([boundary_grid(table), np.random.default_rng(1).uniform(-60, 60, (3000, 3))])
+    assert np.array_equal(table.decide(states), _brute_force(table, states))
+
+
+def test_overlapping_table_is_refused_naming_both_rules():
+    table = _table()
+    table.lower[0] = -np.inf
+    table.upper[0] = np.inf  # rule 0 now covers everything, overlapping all others
+    with pytest.raises(RuleTableError, match="overlapping rules — .* both match"):
+        table.check("t.json")
+
+
+def test_incomplete_table_is_refused_with_an_uncovered_point():
+    table = _table()
+    keep = np.arange(1, len(table))
+    gap = RuleTable(
+        table.features,
+        table.outputs,
+        table.lower[keep],
+        table.upper[keep],
+        table.values[keep],
+        table.support[keep],
+        [table.rule_ids[k] for k in keep],
+    )
+    with pytest.raises(RuleTableError, match="incomplete — no rule matches") as caught:
+        gap.check("t.json")
+    point = dict(part.split("=") for part in str(caught.value).split("matches ")[1].split(", "))
+    state = np.array([[float(point[f"feature_{j}"]) for j in range(4)]])
+    # The reported point is in the removed rule and in no other.
+    assert _brute_force(table, state)[0] == 0
+
+
+def test_nan_feature_is_refused():
+    table = _table()
+    states = np.zeros((3, 4))
+    states[1, 2] = np.nan
+    with pytest.raises(RuleTableError, match="row 1: feature feature_2 is missing"):
+        table.decide(states)
+
+
+def test_outputs_round_to_business_values_and_map_to_actions():
+    cover, weight = compact_outputs(["cover/sku/sku01", "allocation_weight/stores"])
+    assert cover.name == "sku_cover_multiplier_sku01" and weight.name == "channel_allocation_weight_stores"
+    assert cover.from_action(np.array([0.0, 1.0, -1.0, 0.5])).tolist() == pytest.approx([1.0, 2.0, 0.5, 1.4])
+    assert cover.to_action(np.array([2.0, 1.0, 0.5])).tolist() == pytest.approx([1.0, 0.0, -1.0])
+    assert weight.from_action(np.array([0.3])).tolist() == [1.8]  # e^0.6 = 1.822 → 2 significant figures
+    assert weight.to_action(np.array([np.exp(2.0) * 1.01])).tolist() == [1.0]  # clipped into [-1, 1]
+
+
+# ---------------------------------------------------------------------------------- formats
+def test_csv_json_dmn_decide_identically_on_every_boundary(tmp_path):
+    table = _table(4, 30, seed=7)
+    table.check()
+    write_csv(table, tmp_path / "rules.csv")
+    write_json(table, tmp_path / "rules.json")
+    write_dmn(table, tmp_path / "rules.dmn")
+    grid = boundary_grid(table)
+    expected = _brute_force(table, grid)
+    readers = ((read_csv, "rules.csv"), (read_json, "rules.json"), (read_dmn, "rules.dmn"))
+    for loaded in (read(tmp_path / name) for read, name in readers):
+        assert loaded.rule_ids == table.rule_ids
+        assert np.array_equal(loaded.lower, table.lower) and np.array_equal(loaded.upper, table.upper)
+        assert np.array_equal(loaded.values, table.values)
+        assert np.array_equal(loaded.decide(grid), expected)
+
+
+def test_json_matches_its_schema(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from invalloc.rules.formats import json_schema
+
+    table = _table()
+    write_json(table, tmp_path / "rules.json")
+    document = json.loads((tmp_path / "rules.json").read_text())
+    jsonschema.validate(document, json_schema())
+    document["rules"][0]["when"]["feature_0"]["min"] = "ten"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, json_schema())
+
+
+HAND_WRITTEN_DMN = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="hand" namespace="https://example.com/hand">
+  <decision id="reorder" name="reorder">
+    <decisionTable id="t" hitPolicy="UNIQUE">
+      <input id="i1" label="Days of cover">
+        <inputExpression typeRef="number"><text>days_of_cover</text></inputExpression></input>
+      <input id="i2" label="Cash">
+        <inputExpression typeRef="number"><text>cash_headroom</text></inputExpression></input>
+      <output id="o0" name="rule_id" typeRef="string"/>
+      <output id="o1" name="cover" typeRef="number"/>
+      <rule id="a"><inputEntry><text>&lt;= 7</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"LOW"</text></outputEntry><outputEntry><text>1.5</text></outputEntry></rule>
+      <rule id="b"><inputEntry><text>]7..14]</text></inputEntry><inputEntry><text>&lt; 0</text></inputEntry>
+        <outputEntry><text>"MID_SHORT_CASH"</text></outputEntry><outputEntry><text>0.8</text></outputEntry></rule>
+      <rule id="c"><inputEntry><text>(7..14]</text></inputEntry><inputEntry><text>&gt;= 0</text></inputEntry>
+        <outputEntry><text>"MID"</text></outputEntry><outputEntry><text>1.1</text></outputEntry></rule>
+      <rule id="d"><inputEntry><text>&gt; 14</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"HIGH"</text></outputEntry><outputEntry><text>0.5</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+
+def test_hand_written_dmn_evaluates_as_expected(tmp_path):
+    path = tmp_path / "hand.dmn"
+    path.write_text(HAND_WRITTEN_DMN)
+    table = read_dmn(path)
+    assert table.feature_names == ["days_of_cover", "cash_headroom"] and table.output_names == ["cover"]
+    states = np.array([[7.0, 5.0], [7.0000001, -1.0], [14.0, -0.0], [14.0, 1e9], [14.0000001, -5.0], [-3.0, 0.0]])
+    rules, values = table.decide_values(states)
+    assert [table.rule_ids[r] for r in rules] == ["LOW", "MID_SHORT_CASH", "MID", "MID", "HIGH", "LOW"]
+    assert values[:, 0].tolist() == [1.5, 0.8, 1.1, 1.1, 0.5, 1.5]
+
+
+def test_hand_written_dmn_with_a_gap_or_overlap_is_refused(tmp_path):
+    gap = HAND_WRITTEN_DMN.replace("<text>&gt; 14</text>", "<text>&gt; 15</text>")
+    (tmp_path / "gap.dmn").write_text(gap)
+    with pytest.raises(RuleTableError, match=r"gap\.dmn: incomplete"):
+        read_dmn(tmp_path / "gap.dmn")
+    overlap = HAND_WRITTEN_DMN.replace("<text>]7..14]</text>", "<text>[7..14]</text>")
+    (tmp_path / "overlap.dmn").write_text(overlap)
+    with pytest.raises(RuleTableError, match=r"overlap\.dmn: overlapping rules"):
+        read_dmn(tmp_path / "overlap.dmn")
+    unsupported = HAND_WRITTEN_DMN.replace("<text>&gt; 14</text>", "<text>not(&lt;= 14)</text>")
+    (tmp_path / "feel.dmn").write_text(unsupported)
+    with pytest.raises(RuleTableError, match=r"feel\.dmn: rule 4: unsupported FEEL unary test"):
+        read_dmn(tmp_path / "feel.dmn")
+
+
+def test_dmn_with_entities_is_refused(tmp_path):
+    path = tmp_path / "bomb.dmn"
+    path.write_text('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><definitions>&a;</definitions>')
+    with pytest.raises(RuleTableError, match="DOCTYPE/ENTITY"):
+        read_dmn(path)
+
+
+def test_independent_dmn_engine_agrees_on_the_boundary_grid(tmp_path):
+    """pyDMNrules (FEEL via pySFeel) evaluates the exported DMN to the same rule on every probe."""
+    pydmnrules = pytest.importorskip("pyDMNrules")
+    table = _table(3, 10, seed=11)
+    table.check()
+    write_dmn(table, tmp_path / "rules.dmn")
+    engine = pydmnrules.DMN()
+    status = engine.useXML((tmp_path / "rules.dmn").read_text())
+    assert "errors" not in status, status
+    grid = boundary_grid(table)
+    expected = table.decide(grid)
+    for state, rule in zip(grid, expected, strict=True):
+        status, result = engine.decide({name: float(v) for name, v in zip(table.feature_names, state, strict=True)})
+        assert "errors" not in status, (state, status)
+        decided = result["Result"] if isinstance(result, dict) else result[-1]["Result"]
+        assert decided["rule_id"] == table.rule_ids[rule], state
+        assert decided["sku_cover_multiplier_a"] == pytest.approx(table.values[rule, 0])
+        assert decided["channel_allocation_weight_b"] == pytest.approx(table.values[rule, 1])
+
+
+# ---------------------------------------------------------------------------------- directories
+def _retail_table() -> tuple[RuleTable, object]:
+    """A small valid table for `retail`: split on the central DC's regular cover and the season."""
+    loaded = load_scenario("retail")
+    network = compile_network(loaded)
+    features = FeatureSet(network)
+    outputs = compact_outputs(ActionMapper(Simulator(network, check_invariants=False), "compact").names)
+    cover = features.names.index("days_of_cover_dc_central_regular")
+    season = features.names.index("season_demand_index")
+    n_features = features.size
+    lower = np.full((3, n_features), -np.inf)
+    upper = np.full((3, n_features), np.inf)
+    upper[0, cover] = 10.0
+    lower[1, cover], upper[1, season] = 10.0, 1.0
+    lower[2, cover], lower[2, season] = 10.0, 1.0
+    values = np.ones((3, len(outputs)))
+    values[0, : len(outputs) - 2] = 1.5  # short of cover: aim higher
+    values[2, : len(outputs) - 2] = 0.75
+    table = RuleTable(
+        list(features.features),
+        outputs,
+        lower,
+        upper,
+        values,
+        np.array([0.3, 0.3, 0.4]),
+        [rule_id(lo, hi) for lo, hi in zip(lower, upper, strict=True)],
+        {"name": "retail_rules", "scenario": "retail", "scenario_digest": loaded.digest, "feature_set_version": "1"},
+    )
+    table.check()
+    return table, loaded
+
+
+def write_directory(table: RuleTable, loaded, directory: Path) -> Path:
+    """A rule table directory written the way the exporter writes it (without extraction)."""
+    from invalloc.export.exporter import write_table_files
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_table_files(table, directory)
+    (directory / "audit_log.jsonl").write_text('{"event": "exported"}\n')
+    manifest = {
+        "format": "invalloc-rule-table-manifest",
+        "name": directory.name,
+        "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
+        "feature_set": {
+            "version": "1",
+            "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
+        },
+        "outputs": [
+            {
+                "name": o.name,
+                "unit": o.unit,
+                "description": o.description,
+                "action": o.action,
+                "transform": o.transform,
+                "step": o.step,
+            }
+            for o in table.outputs
+        ],
+        "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
+        "fidelity": {"on_table_states": 0.97, "on_teacher_states": 0.96},
+        "kpi_retention": {"profit_retention": 0.99, "rules": {"profit": 100.0}},
+        "intervention_rate": 0.1,
+    }
+    write_manifest(directory, manifest)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def retail_directory(tmp_path_factory) -> Path:
+    table, loaded = _retail_table()
+    return write_directory(table, loaded, tmp_path_factory.mktemp("tables") / "retail_rules")
+
+
+def test_policy_decides_like_the_table_and_runs_through_the_simulator(retail_directory):
+    policy = load_rule_policy(retail_directory)
+    network = compile_network(load_scenario("retail"))
+    simulator = Simulator(network, check_invariants=True)
+    reports = run_episode(simulator, policy, seed=3)
+    assert len(reports) == network.scenario.episode.horizon and all(r.invariants_ok for r in reports)
+    # Same seed, same decisions: a rule table is deterministic.
+    again = run_episode(simulator, load_rule_policy(retail_directory, "dmn"), seed=3)
+    assert [r.profit for r in again] == [r.profit for r in reports]
+    # The rule that decided is the one the features select.
+    simulator.reset(seed=5)
+    policy.reset(network, seed=5)
+    features = policy.features(simulator)
+    policy.act(simulator)
+    assert policy.last_rule_id == policy.table.rule_ids[int(policy.table.decide(features[None])[0])]
+
+
+def test_policy_refuses_another_scenario(retail_directory):
+    policy = load_rule_policy(retail_directory)
+    other = compile_network(load_scenario("retail", {"finance": {"treasury_buffer": 1.0}}))
+    with pytest.raises(RuleTableError, match="extracted on scenario"):
+        policy.reset(other)
+
+
+@pytest.mark.parametrize("name", ["rules.csv", "rules.json", "rules.dmn", "rules.schema.json"])
+def test_tampered_file_is_refused(retail_directory, tmp_path, name):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(retail_directory, copy)
+    path = copy / name
+    path.write_text(path.read_text().replace("1.5", "1.6", 1) + " ")
+    with pytest.raises(RuleTableError, match=f"{name}: sha256 does not match the manifest"):
+        load_rule_policy(copy)
+    result = runner.invoke(app, ["rules", "verify", str(copy)])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "sha256" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_rehashed_overlapping_table_is_refused_at_load(retail_directory, tmp_path):
+    """Even with matching hashes, a table that is not a partition does not load."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(retail_directory, copy)
+    document = json.loads((copy / "rules.json").read_text())
+    document["rules"][1]["when"]["days_of_cover_dc_central_regular"]["min"] = 9.0  # overlaps rule 0 on [9, 10)
+    (copy / "rules.json").write_text(json.dumps(document))
+    write_manifest(copy, json.loads((copy / MANIFEST_FILE).read_text()))
+    with pytest.raises(RuleTableError, match="rules.json: overlapping rules"):
+        load_rule_table(copy)
+
+
+def test_evaluator_imports_no_torch_or_sb3(retail_directory):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from invalloc.rules import load_rule_policy
+        policy = load_rule_policy({str(retail_directory)!r}, "dmn")
+        print(policy.table.decide(np.zeros((4, len(policy.table.features)))).tolist())
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "stable_baselines3", "mlflow", "sklearn"))
+        assert not heavy, heavy
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 0, 0, 0]"
+
+
+def test_evaluator_decides_a_million_states_per_second(retail_directory):
+    import time
+
+    table, _ = load_rule_table(retail_directory)
+    states = np.random.default_rng(0).uniform(0, 20, (1_000_000, len(table.features)))
+    table.decide(states[:1000])
+    start = time.perf_counter()
+    table.decide(states)
+    elapsed = time.perf_counter() - start
+    assert 1_000_000 / elapsed > 1_000_000, f"{1_000_000 / elapsed:,.0f} decisions/s"
+
+
+# ---------------------------------------------------------------------------------- CLI
+def test_cli_verify_show_decide_diff(retail_directory, tmp_path):
+    result = runner.invoke(app, ["rules", "verify", str(retail_directory)])
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.stdout and "3 rules" in result.stdout
+
+    result = runner.invoke(app, ["rules", "show", str(retail_directory)])
+    assert result.exit_code == 0 and "< 10" in result.stdout and "status draft" in result.stdout
+
+    table, _ = load_rule_table(retail_directory)
+    states = np.full((3, len(table.features)), 5.0)
+    cover = table.feature_names.index("days_of_cover_dc_central_regular")
+    season = table.feature_names.index("season_demand_index")
+    states[:, cover] = [9.99, 10.0, 10.0]
+    states[:, season] = [1.5, 0.99, 1.0]
+    import pandas as pd
+
+    pd.DataFrame(states, columns=table.feature_names).to_csv(tmp_path / "in.csv", index=False)
+    command = ["rules", "decide", str(retail_directory), "--input", str(tmp_path / "in.csv")]
+    result = runner.invoke(app, [*command, "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    decided = pd.read_csv(tmp_path / "out.csv")
+    assert decided["rule_id"].tolist() == [table.rule_ids[r] for r in (0, 1, 2)]
+    assert decided["sku_cover_multiplier_sku01"].tolist() == [1.5, 1.0, 0.75]
+
+    pd.DataFrame({"days_remaining": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(app, ["rules", "decide", str(retail_directory), "--input", str(tmp_path / "bad.csv")])
+    assert result.exit_code == 2 and "missing feature column" in result.stderr
+
+    # B: one rule's outputs changed, another split in two.
+    changed, loaded = _retail_table()
+    changed.values[0, 0] = 1.25
+    b = write_directory(changed, loaded, tmp_path / "b")
+    result = runner.invoke(app, ["rules", "diff", str(retail_directory), str(b), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == [] and report["removed"] == []
+    assert report["changed"] == {table.rule_ids[0]: {"sku_cover_multiplier_sku01": [1.5, 1.25]}}
+
+
+def test_simulate_with_a_rule_table(retail_directory):
+    result = runner.invoke(
+        app, ["simulate", "--policy", f"rules:{retail_directory}", "--episodes", "2", "--no-check-invariants", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["episodes"]) == 2
+    result = runner.invoke(app, ["simulate", "--policy", "rules:/nonexistent/table"])
+    assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
+    result = runner.invoke(app, ["simulate", "--scenario", "tiny", "--policy", f"rules:{retail_directory}"])
+    assert result.exit_code == 2 and "extracted on scenario" in result.stderr
