@@ -27,6 +27,8 @@ from invalloc.sim.policy import PolicyError
 
 #: Most rules a table may have when no other limit is given (the export default).
 DEFAULT_MAX_RULES = 64
+#: Rows decided per block: the block's feature columns stay in the CPU cache.
+DECIDE_BLOCK_ROWS = 8_192
 #: Transforms from an output's business value to its action dimension in [-1, 1].
 TRANSFORMS = ("log2", "half_ln")
 
@@ -340,23 +342,32 @@ class RuleTable:
             raise RuleTableError(f"row {row}: feature {self.features[col].name} is missing (NaN)")
         masks = self._masks
         assert masks is not None
-        match = None  # (N, W) uint64: bit r of word w set while rule 64·w + r still matches
-        for f, cuts, table in masks:
-            # Elementary interval of each value between the feature's cut points, then the
-            # rules that cover that interval, as a bitset.
-            hits = table[np.searchsorted(cuts, x[:, f], side="right")]
-            if match is None:
-                match = hits
-            else:
-                match &= hits
         n_rows = x.shape[0]
-        if match is None:  # no rule constrains any feature: a single rule
+        if not masks:  # no rule constrains any feature: a single rule
             return np.zeros(n_rows, dtype=np.int64)
-        words = match.shape[1]
-        word = np.argmax(match != 0, axis=1) if words > 1 else np.zeros(n_rows, dtype=np.int64)
-        bits = match[np.arange(n_rows), word] if words > 1 else match[:, 0]
-        # The one set bit's position: log2 of a power of two is exact in float64.
-        return word * 64 + np.log2(bits.astype(np.float64)).astype(np.int64)
+        words = masks[0][2].shape[1]
+        rules = np.empty(n_rows, dtype=np.int64)
+        # Blocks of rows small enough to stay in cache while every feature column is read.
+        for start in range(0, n_rows, DECIDE_BLOCK_ROWS):
+            block = x[start : start + DECIDE_BLOCK_ROWS]
+            match = None  # (n, W) uint64: bit r of word w set while rule 64·w + r still matches
+            for f, cuts, table in masks:
+                # Elementary interval of each value between the feature's cut points, then the
+                # rules that cover that interval, as a bitset.
+                hits = table[np.searchsorted(cuts, block[:, f], side="right")]
+                if match is None:
+                    match = hits
+                else:
+                    match &= hits
+            assert match is not None
+            if words == 1:
+                word, bits = 0, match[:, 0]
+            else:
+                word = np.argmax(match != 0, axis=1)
+                bits = match[np.arange(len(block)), word]
+            # The one set bit's position: log2 of a power of two is exact in float64.
+            rules[start : start + len(block)] = word * 64 + np.log2(bits.astype(np.float64)).astype(np.int64)
+        return rules
 
     def decide_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Matching rule index (N,) and its outputs (N, O) for features (N, F)."""
