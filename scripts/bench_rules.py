@@ -27,11 +27,11 @@ def _teacher(args: argparse.Namespace):
 
     if args.run:
         from invalloc.agents.learned import load_learned_policy
-        from invalloc.export.command import _scenario_of_run
+        from invalloc.export import scenario_of_run
         from invalloc.tracking import configure_tracking
 
         uri = configure_tracking(args.tracking_uri)
-        return load_learned_policy(f"run:{args.run}", uri), _scenario_of_run(args.run, uri)
+        return load_learned_policy(f"run:{args.run}", uri), scenario_of_run(args.run, uri)
     import torch
     from stable_baselines3 import PPO
 

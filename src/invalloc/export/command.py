@@ -23,28 +23,6 @@ TrackingUri = Annotated[
 ]
 
 
-def _scenario_of_run(run_id: str, tracking_uri: str):
-    """The scenario a run trained on, from its logged ``config/scenario.yaml``."""
-    import tempfile
-
-    import mlflow
-
-    from invalloc.config.loader import load_scenario
-
-    client = mlflow.MlflowClient(tracking_uri)
-    folder = Path(tempfile.mkdtemp(prefix="invalloc-export-"))
-    path = Path(client.download_artifacts(run_id, "config/scenario.yaml", str(folder)))
-    return load_scenario(path)
-
-
-def _model_version(run_id: str, tracking_uri: str) -> str | None:
-    """The registered model version (``NAME/VERSION``) created from ``run_id``, if any."""
-    import mlflow
-
-    versions = mlflow.MlflowClient(tracking_uri).search_model_versions(f"run_id='{run_id}'")
-    return f"{versions[0].name}/{versions[0].version}" if versions else None
-
-
 def export(
     run: Annotated[str, typer.Option("--run", help="MLflow run id of a trained policy (`invalloc train` prints it).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the rule table into.")],
@@ -67,18 +45,15 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Turn a trained policy into a verified rule table (CSV, JSON, DMN 1.3) with a manifest."""
-    from invalloc.agents.learned import load_learned_policy
-    from invalloc.config.loader import ScenarioError, load_scenario
-    from invalloc.export.exporter import ExportError, export_rule_table
+    from invalloc.config.loader import ScenarioError
+    from invalloc.export import export_rule_table, summary_line
+    from invalloc.export.exporter import ExportError
     from invalloc.export.extraction import ExtractionSettings
     from invalloc.rules.table import RuleTableError
     from invalloc.sim.policy import PolicyError
-    from invalloc.tracking import TrackingError, configure_tracking
+    from invalloc.tracking import TrackingError
 
     try:
-        uri = configure_tracking(tracking_uri)
-        teacher = load_learned_policy(f"run:{run}", uri)
-        loaded = load_scenario(scenario) if scenario else _scenario_of_run(run, uri)
         settings = ExtractionSettings(
             max_rules=max_rules,
             iterations=iterations,
@@ -86,14 +61,14 @@ def export(
             evaluation_episodes=evaluation_episodes,
             seed=seed,
         )
-        source = {
-            "run_id": run,
-            "model_uri": f"runs:/{run}/best",
-            "model_version": _model_version(run, uri),
-            "teacher": teacher.name,
-        }
-        model_name = None if no_register else (register or f"invalloc-rules-{loaded.scenario.name}")
-        manifest = export_rule_table(teacher, loaded, out, settings, source, uri, model_name)
+        manifest = export_rule_table(
+            run,
+            out,
+            tracking_uri,
+            settings=settings,
+            scenario=scenario,
+            register=None if no_register else register or "",
+        )
     except ScenarioError as error:
         fail("; ".join(error.lines()))
     except (ExportError, RuleTableError, PolicyError, TrackingError, ValueError, OSError) as error:
@@ -105,16 +80,7 @@ def export(
     if as_json:
         print(json.dumps(manifest))
         return
-    fidelity, retention = manifest["fidelity"], manifest["kpi_retention"]
-    profit = retention["profit_retention"]
-    registry = manifest.get("registry")
-    console.print(
-        f"{out}: {manifest['rules']} rules; fidelity {fidelity['on_table_states']:.1%} on the table's states, "
-        f"{fidelity['on_teacher_states']:.1%} on the teacher's; profit retention "
-        f"{'n/a' if profit is None else f'{profit:.1%}'}; intervention rate {manifest['intervention_rate']:.1%}"
-        + (f"; registered as {registry['model_name']} v{registry['version']} @candidate" if registry else ""),
-        markup=False,
-    )
+    console.print(summary_line(out, manifest), markup=False)
 
 
 def approve(

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from invalloc.rules.table import boundary_grid  # noqa: F401 - part of this module's interface
+
 rules_app = typer.Typer(
     help="Verify, inspect, compare and apply exported rule tables (no ML dependencies).", no_args_is_help=True
 )
@@ -44,53 +46,19 @@ def _load(directory: Path, fmt: str = "json"):
 @rules_app.command("verify")
 def verify(directory: Directory) -> None:
     """Check every file's sha256 and that each format is a complete, non-overlapping table deciding alike."""
-    import numpy as np
+    from invalloc.rules.manifest import verify_rule_table
+    from invalloc.rules.table import RuleTableError
 
-    loaded = {fmt: _load(directory, fmt) for fmt in ("json", "csv", "dmn")}
-    tables = {fmt: table for fmt, (table, _) in loaded.items()}
-    manifest = loaded["json"][1]
-    reference = tables["json"]
-    grid = boundary_grid(reference)
-    expected = reference.decide(grid)
-    for fmt, table in tables.items():
-        if table.rule_ids != reference.rule_ids or not np.array_equal(table.decide(grid), expected):
-            fail(f"{directory}: {fmt} decides differently from json")
-        if not np.array_equal(table.values, reference.values):
-            fail(f"{directory}: {fmt} has different outputs from json")
+    try:
+        result = verify_rule_table(directory)
+    except RuleTableError as error:
+        fail(str(error))
+    manifest, reference, grid = result["manifest"], result["table"], result["states"]
     status = manifest.get("review", {}).get("status", "draft")
     print(
         f"{directory}: verified — {len(manifest['files'])} files match their sha256; {len(reference)} rules, "
         f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states; status {status}"
     )
-
-
-def boundary_grid(table, per_rule: int = 1, seed: int = 0):
-    """States (N, F) on, just below and just above every rule boundary, plus each rule's centre.
-
-    For each finite bound of each rule: three states on that feature (the bound, the float
-    below it, the float above) with the other features at the rule's centre — so every
-    boundary is probed from both sides. ``seed`` fixes nothing random today (kept for
-    extensions); the grid is deterministic.
-    """
-    import numpy as np
-
-    lower, upper = table.lower, table.upper
-    finite_lower, finite_upper = np.isfinite(lower), np.isfinite(upper)
-    low, high = np.where(finite_lower, lower, 0.0), np.where(finite_upper, upper, 0.0)
-    centre = np.where(
-        finite_lower & finite_upper,
-        (low + high) / 2,
-        np.where(finite_lower, low + 1.0, np.where(finite_upper, high - 1.0, 0.0)),
-    )
-    rows = [centre]
-    for f in range(lower.shape[1]):
-        for bounds in (lower[:, f], upper[:, f]):
-            finite = np.isfinite(bounds)
-            for value in (bounds, np.nextafter(bounds, -np.inf), np.nextafter(bounds, np.inf)):
-                block = centre[finite].copy()
-                block[:, f] = value[finite]
-                rows.append(block)
-    return np.unique(np.concatenate(rows), axis=0)
 
 
 @rules_app.command("decide")

@@ -122,6 +122,33 @@ def load_rule_table(directory: Path, fmt: str = "json") -> tuple[RuleTable, dict
     return table, manifest
 
 
+def verify_rule_table(directory: Path) -> dict:
+    """Verify a directory completely: hashes, each format a partition, all formats deciding alike.
+
+    The formats are compared on :func:`~invalloc.rules.table.boundary_grid` of the JSON table
+    (every rule boundary, from both sides).
+
+    :returns: ``{"manifest", "table" (the JSON one), "states" (the grid)}``.
+    :raises RuleTableError: the first problem, in one line naming the file.
+    """
+    import numpy as np
+
+    from invalloc.rules.table import boundary_grid
+
+    directory = Path(directory)
+    tables = {fmt: load_rule_table(directory, fmt) for fmt in ("json", "csv", "dmn")}
+    reference, manifest = tables["json"]
+    states = boundary_grid(reference)
+    expected = reference.decide(states)
+    for fmt, (table, _) in tables.items():
+        path = directory / FILE_NAMES[fmt]
+        if table.rule_ids != reference.rule_ids or not np.array_equal(table.decide(states), expected):
+            raise RuleTableError(f"{path}: decides differently from {FILE_NAMES['json']}")
+        if not np.array_equal(table.values, reference.values):
+            raise RuleTableError(f"{path}: outputs differ from {FILE_NAMES['json']}")
+    return {"manifest": manifest, "table": reference, "states": states}
+
+
 def write_manifest(directory: Path, manifest: dict) -> dict:
     """Hash every file of ``directory`` except the manifest into ``manifest['files']`` and write it."""
     directory = Path(directory)

@@ -383,6 +383,33 @@ class RuleTable:
         return {f.name: condition_text(self.lower[r, j], self.upper[r, j]) for j, f in enumerate(self.features)}
 
 
+def boundary_grid(table: RuleTable) -> np.ndarray:
+    """States (N, F) on, just below and just above every rule boundary, plus each rule's centre.
+
+    For each finite bound of each rule: three states on that feature (the bound, the float
+    below it, the float above) with the other features at the rule's centre — so every
+    boundary is probed from both sides. Deterministic.
+    """
+
+    lower, upper = table.lower, table.upper
+    finite_lower, finite_upper = np.isfinite(lower), np.isfinite(upper)
+    low, high = np.where(finite_lower, lower, 0.0), np.where(finite_upper, upper, 0.0)
+    centre = np.where(
+        finite_lower & finite_upper,
+        (low + high) / 2,
+        np.where(finite_lower, low + 1.0, np.where(finite_upper, high - 1.0, 0.0)),
+    )
+    rows = [centre]
+    for f in range(lower.shape[1]):
+        for bounds in (lower[:, f], upper[:, f]):
+            finite = np.isfinite(bounds)
+            for value in (bounds, np.nextafter(bounds, -np.inf), np.nextafter(bounds, np.inf)):
+                block = centre[finite].copy()
+                block[:, f] = value[finite]
+                rows.append(block)
+    return np.unique(np.concatenate(rows), axis=0)
+
+
 def _point_in(lower: float, upper: float) -> float:
     """A point of [lower, upper) to show in an error message."""
     if math.isfinite(lower):
