@@ -108,7 +108,7 @@ def test_replay_reproduces_fixed_policy(tmp_path):
     [
         (["--scenario", "no_such_scenario"], "no_such_scenario"),
         (["--scenario", "tiny", "--policy", "magic"], "unknown policy"),
-        (["--scenario", "tiny", "--policy", "s_S", "--param", "s=5"], "s_S needs"),
+        (["--scenario", "tiny", "--policy", "s_S", "--param", "s=5"], "s_S takes both"),
         (["--scenario", "tiny", "--policy", "base_stock", "--param", "level=abc"], "level=abc"),
         (["--scenario", "tiny", "--policy", "base_stock", "--param", "colour=1"], "colour"),
         (["--scenario", "tiny", "--policy", "replay", "--actions", "missing.csv"], "missing.csv"),

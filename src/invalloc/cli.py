@@ -27,7 +27,7 @@ scenario_app = typer.Typer(help="Validate and inspect scenario files.", no_args_
 app.add_typer(scenario_app, name="scenario")
 
 console = Console()
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _fail(lines: list[str]) -> None:

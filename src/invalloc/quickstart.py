@@ -23,8 +23,9 @@ from rich.console import Console
 
 #: The experiment the quickstart trains.
 EXPERIMENT = "retail_ppo"
-#: Baselines every learned policy is compared with (each runs with its defaults).
-BASELINES = ("base_stock", "proportional", "priority")
+#: Every rule-based baseline, each with its defaults (``base_stock`` allocates proportionally,
+#: like ``proportional``; they differ only when given different parameters).
+BASELINES = ("base_stock", "s_S", "proportional", "priority", "fixed_split")
 #: Seed of the first comparison episode.
 COMPARISON_SEED = 2_000_000
 
@@ -56,13 +57,18 @@ def run_quickstart(
     """Train, compare, export; returns where the results are. Output folders are made fresh."""
     from invalloc.agents.training import train
     from invalloc.evaluation.compare import run_comparison
-    from invalloc.evaluation.report import print_tables, write_report
+    from invalloc.evaluation.report import check_out_dir, print_tables, write_report
     from invalloc.tracking import configure_tracking
 
     console = console or Console(stderr=True)
     began = time.perf_counter()
     uri = configure_tracking(tracking_uri)
     out_dir = Path(out_dir)
+    # Fail on an unusable output folder now, not after minutes of training.
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir}: is a file, not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir / "report")
 
     console.rule(f"1/4 · training PPO on retail ({EXPERIMENT})")
     trained = train(EXPERIMENT, timesteps=timesteps, tracking_uri=uri, run_name="quickstart")
@@ -137,17 +143,20 @@ def quickstart(
     """Train PPO on retail, compare it with the baselines, export it as a rule table (about 5 minutes)."""
     from invalloc.agents.experiment import ExperimentError
     from invalloc.agents.training import TrainingStopped
+    from invalloc.evaluation.compare import ComparisonError
+    from invalloc.export.exporter import ExportError
+    from invalloc.rules import RuleTableError
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
 
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     try:
         run_quickstart(out, timesteps=timesteps, episodes=episodes, tracking_uri=tracking_uri, export=export)
     except ExperimentError as error:
         for line in error.lines():
             errors.print(f"error: {line}", markup=False)
         raise typer.Exit(code=2) from None
-    except (TrackingError, PolicyError, FileExistsError) as error:
+    except (TrackingError, PolicyError, FileExistsError, ComparisonError, ExportError, RuleTableError) as error:
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(code=2) from None
     except TrainingStopped as error:

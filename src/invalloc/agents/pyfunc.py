@@ -6,14 +6,13 @@ state) and returns the deterministic actions (rows × action dimensions, in [-1,
 VecNormalize statistics frozen at training time are applied inside.
 """
 
-from __future__ import annotations
-
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 
 #: Name of the pyfunc artifact holding the saved policy folder.
 POLICY_ARTIFACT = "policy"
@@ -27,12 +26,10 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
 
         self.policy = LearnedPolicy.load(Path(context.artifacts[POLICY_ARTIFACT]))
 
-    # No type hints here: MLflow would try to derive a schema from them (the signature is given).
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
-        observations = np.asarray(getattr(model_input, "values", model_input), dtype=np.float32)
-        if observations.ndim == 1:
-            observations = observations[None, :]
-        return self.policy.actions(observations)
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        """Actions (rows, n_actions) for observations (rows, n_features) named like ``feature_names``."""
+        observations = np.asarray(model_input.values, dtype=np.float32)
+        return self.policy.actions(np.atleast_2d(observations))
 
 
 #: The models-from-code file MLflow logs instead of a pickled Python object.

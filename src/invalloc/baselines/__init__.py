@@ -44,10 +44,10 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     allowed = {
         "fixed": {"quantities", "quantity"},
         "base_stock": {"level", "levels", "cover", "allocation", "stop"},
-        "s_S": {"s", "S", "allocation", "stop"},
+        "s_S": {"s", "S", "s_cover", "S_cover", "allocation", "stop"},
         "proportional": {"level", "levels", "cover", "stop"},
         "priority": {"level", "levels", "cover", "stop"},
-        "fixed_split": {"split", "level", "levels", "cover", "stop"},
+        "fixed_split": {"split", "level", "levels", "cover", "stop"},  # split default: equal shares
         "replay": set(),
         "oracle": set(),
     }
@@ -85,18 +85,27 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     if name == "base_stock":
         return RuleBasedPolicy("base_stock", "base_stock", allocation, **common)
     if name == "s_S":
-        if "s" not in params or "S" not in params:
-            raise PolicyError("--policy s_S needs --param s=… and --param S=…")
-        s, big_s = _number("s", params["s"]), _number("S", params["S"])
-        if big_s < s:
-            raise PolicyError(f"--param S={big_s:g} is below s={s:g}")
-        return RuleBasedPolicy("s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s, stop=common.get("stop"))
-    if name == "fixed_split":
-        if "split" not in params:
-            raise PolicyError("--policy fixed_split needs --param split=a,b,… (one share per channel)")
+        if ("s" in params) != ("S" in params):
+            raise PolicyError("--policy s_S takes both --param s=… and --param S=… (units), or neither")
+        if "s" in params:
+            s, big_s = _number("s", params["s"]), _number("S", params["S"])
+            if big_s < s:
+                raise PolicyError(f"--param S={big_s:g} is below s={s:g}")
+            return RuleBasedPolicy(
+                "s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s, stop=common.get("stop")
+            )
+        # Levels in periods of demand beyond each DC's lead time, so one pair suits every SKU.
+        s_cover = _number("s_cover", params.get("s_cover", "0.5"))
+        big_s_cover = _number("S_cover", params.get("S_cover", "2.5"))
+        if big_s_cover < s_cover:
+            raise PolicyError(f"--param S_cover={big_s_cover:g} is below s_cover={s_cover:g}")
         return RuleBasedPolicy(
-            "fixed_split", "base_stock", "fixed_split", split=_numbers("split", params["split"]), **common
+            "s_S", "s_S", allocation, cover=big_s_cover, reorder_cover=s_cover, stop=common.get("stop")
         )
+    if name == "fixed_split":
+        # Without shares: split evenly over the channels a DC serves (a common naive rule).
+        split = _numbers("split", params["split"]) if "split" in params else None
+        return RuleBasedPolicy("fixed_split", "base_stock", "fixed_split", split=split, **common)
     return RuleBasedPolicy(name, "base_stock", name, **common)
 
 

@@ -25,9 +25,10 @@ class RuleBasedPolicy:
     :param level: order-up-to level per DC × SKU (units; scalar for all).
     :param levels: echelon order-up-to levels, one per DC, listed downstream first.
     :param cover: when no level is given, level = expected demand × (lead time + cover) (periods).
-    :param reorder_point: ``s`` of (s, S), units.
-    :param order_up_to: ``S`` of (s, S), units.
-    :param split: channel shares for ``fixed_split`` (one per channel, in scenario order).
+    :param reorder_point: ``s`` of (s, S), units; None: demand × (lead time + ``reorder_cover``).
+    :param order_up_to: ``S`` of (s, S), units; None: demand × (lead time + ``cover``).
+    :param reorder_cover: periods of demand beyond the lead time at which (s, S) reorders.
+    :param split: channel shares for ``fixed_split`` (one per channel, in scenario order; None: equal).
     :param stop: last period in which each DC orders, downstream first (one value for all),
         or ``"auto"``: the last period whose order can still reach a customer before the
         horizon ends. None orders to the end. A finite episode rewards not buying stock that
@@ -46,6 +47,7 @@ class RuleBasedPolicy:
         order_up_to: float | None = None,
         split: list[float] | None = None,
         stop: list[float] | str | None = None,
+        reorder_cover: float = 0.5,
     ) -> None:
         self.name = name
         self.replenishment = replenishment
@@ -57,6 +59,7 @@ class RuleBasedPolicy:
         self.order_up_to = order_up_to
         self.split = split
         self.stop = stop
+        self.reorder_cover = reorder_cover
 
     def reset(self, network: Network, seed: int | None = None) -> None:
         self.network = network
@@ -87,7 +90,7 @@ class RuleBasedPolicy:
             for rank, d in enumerate(self.view.downstream):
                 targets[d] = by_order[rank]
             return targets
-        if self.replenishment == "s_S":
+        if self.replenishment == "s_S" and self.order_up_to is not None:
             return np.full((len(n.locations), n.n_skus), float(self.order_up_to))
         if self.level is not None:
             return np.full((len(n.locations), n.n_skus), float(self.level))
@@ -119,7 +122,10 @@ class RuleBasedPolicy:
         if self.replenishment == "s_S":
             # Order up to S only where the position has fallen to s or below.
             position = view.positions(simulator, echelon)
-            target = np.where(position <= self.reorder_point, target, -np.inf)
+            reorder_point = self.reorder_point
+            if reorder_point is None:
+                reorder_point = view.demand_through(simulator) * (view.route.lead_time + self.reorder_cover)
+            target = np.where(position <= reorder_point, target, -np.inf)
         view.order_up_to(simulator, requests, target, echelon)
 
     # -- allocation -------------------------------------------------------------------
@@ -140,7 +146,8 @@ class RuleBasedPolicy:
             requests[view.allocation_positions] = given
             return
         if self.allocation == "fixed_split":
-            shares = np.asarray(self.split, dtype=float)[view.allocation_channels]
+            split = self.split if self.split is not None else [1.0] * len(self.network.channels)
+            shares = np.asarray(split, dtype=float)[view.allocation_channels]
             weights = np.repeat(shares[:, None], self.network.n_skus, axis=1)
         else:
             weights = need
