@@ -138,7 +138,11 @@ def simulate(
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
     policy: Annotated[
         str,
-        typer.Option("--policy", help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay, oracle."),
+        typer.Option(
+            "--policy",
+            help="fixed, base_stock, s_S, proportional, priority, fixed_split, replay, oracle; "
+            "run:RUN_ID or models:/NAME@ALIAS (a trained agent); rules:DIR (an exported rule table).",
+        ),
     ] = "base_stock",
     param: Annotated[list[str] | None, typer.Option("--param", help="Policy parameter KEY=VALUE (repeatable).")] = None,
     params_file: Annotated[
@@ -160,8 +164,11 @@ def simulate(
         bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print episodes and summary as one JSON object.")] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow store of run:/models:/ policies (default: local).")
+    ] = None,
 ) -> None:
-    """Simulate a scenario with a rule-based policy and report KPIs per episode and their mean ± 95% CI."""
+    """Simulate a scenario with a policy (baseline, run:RUN_ID, models:/NAME@ALIAS, rules:DIR); KPIs ± 95% CI."""
     from invalloc.baselines import PolicyError, make_policy
     from invalloc.sim.audit import write_table
     from invalloc.sim.demand import DemandTraceError
@@ -178,7 +185,17 @@ def simulate(
 
             _, params = load_params(params_file, policy=policy)
         params.update(_parse_params(param or []))
-        chosen = make_policy(policy, params, str(actions) if actions else None)
+        if policy.startswith(("run:", "runs:/", "models:/", "rules:")):
+            # Trained agents and rule tables resolve like in `compare`: loaded, then checked against the scenario.
+            from invalloc.evaluation.specs import build_policy, check_scenario, parse_spec
+
+            if params or actions is not None:
+                _fail([f"--policy {policy}: takes no --param, --params or --actions"])
+            spec = parse_spec(policy, scenario_name=loaded.scenario.name)
+            chosen = build_policy(spec, tracking_uri)
+            check_scenario(spec, chosen, loaded)
+        else:
+            chosen = make_policy(policy, params, str(actions) if actions else None)
         simulator = Simulator(
             network,
             check_invariants=check_invariants,

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 #: The experiment the quickstart trains.
 EXPERIMENT = "retail_ppo"
@@ -57,7 +58,7 @@ def run_quickstart(
     """Train, compare, export; returns where the results are. Output folders are made fresh."""
     from invalloc.agents.training import train
     from invalloc.evaluation.compare import run_comparison
-    from invalloc.evaluation.report import check_out_dir, print_tables, write_report
+    from invalloc.evaluation.report import check_out_dir, write_report
     from invalloc.tracking import configure_tracking
 
     console = console or Console(stderr=True)
@@ -79,7 +80,7 @@ def run_quickstart(
     comparison = run_comparison(
         "retail", [learned, *BASELINES], episodes=episodes, seed=COMPARISON_SEED, tracking_uri=uri
     )
-    print_tables(comparison, console)
+    console.print(summary_table(comparison))
     report = write_report(comparison, out_dir / "report")
     means = comparison.kpis
     rewards = {
@@ -124,6 +125,41 @@ def run_quickstart(
         console.print(f"open the MLflow UI: mlflow ui --backend-store-uri {uri}", markup=False)
     console.print(f"quickstart took {result.seconds / 60:.1f} minutes", markup=False)
     return result
+
+
+def summary_table(comparison) -> Table:
+    """One row per policy: headline KPIs (mean [95% CI]) and the paired reward difference."""
+    kpis, paired = comparison.kpis, comparison.paired
+    columns = [("total_reward", "reward"), ("profit", "profit"), ("fill_rate", "fill rate"),
+               ("contract_breaches", "contract breaches"), ("minimum_cash", "minimum cash")]  # fmt: skip
+    table = Table(
+        title=f"{comparison.scenario} · {comparison.episodes} episodes from seed {comparison.seed} · mean [95% CI]",
+        caption="every table, per-tier fill rates and plots: the HTML report",
+    )
+    table.add_column("policy")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+    table.add_column(f"reward − {comparison.reference}", justify="right")
+    for label in comparison.labels:
+        row = [label if len(label) < 24 else label[:21] + "…"]
+        for key, _ in columns:
+            match = kpis[(kpis["policy"] == label) & (kpis["kpi"] == key)]
+            if match.empty:
+                row.append("–")
+                continue
+            item = match.iloc[0]
+            digits = ".3f" if key == "fill_rate" else ",.0f"
+            row.append(f"{item['mean']:{digits}}\n[{item['ci_low']:{digits}}, {item['ci_high']:{digits}}]")
+        difference = paired[(paired["policy"] == label) & (paired["kpi"] == "total_reward")]
+        if label == comparison.reference or difference.empty:
+            row.append("reference")
+        else:
+            d = difference.iloc[0]
+            row.append(
+                f"{d['mean_difference']:+,.0f}\n[{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}] p={d['p_value']:.2g}"
+            )
+        table.add_row(*row)
+    return table
 
 
 def quickstart(
