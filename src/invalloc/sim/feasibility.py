@@ -186,19 +186,8 @@ class FeasibilityLayer:
         ``open_requests`` (n_decisions,) are earlier requests still open (backordered
         replenishment), added to this period's request after it is sanitised.
         """
-        flat = np.asarray(requested, dtype=float).reshape(-1)
-        n_decisions = self._n_decisions
-        if flat.shape[0] != n_decisions:
-            raise ValueError(f"expected {n_decisions} requested quantities, got shape {np.shape(requested)}")
-        orders_shape, transfers_shape, allocations_shape = self._shapes
-        orders = np.zeros(orders_shape)
-        delayed = np.zeros(orders_shape)
-        transfers = np.zeros(transfers_shape)
-        allocations = np.full(allocations_shape, np.inf)
-        sanitised = np.empty(n_decisions)
-        executed = np.empty(n_decisions)
-        shortfall = np.empty(n_decisions)
-        log = np.zeros((self._n_rules, 2))
+        flat = self.checked_request(requested)
+        outputs = self.new_outputs()
         value, penalty = kernels.project_packed(
             self._rules,
             flat,
@@ -208,26 +197,44 @@ class FeasibilityLayer:
             context.released_orders,
             context.purchase_budget,
             context.purchase_headroom,
-            sanitised,
-            orders,
-            delayed,
-            transfers,
-            allocations,
-            executed,
-            shortfall,
-            log,
+            *outputs,
         )
+        return self.decision(outputs, value, penalty)
+
+    # The simulator projects and dispatches in one compiled call
+    # (:func:`invalloc.sim.kernels.decision_point`) with these three steps around it.
+    def checked_request(self, requested: np.ndarray) -> np.ndarray:
+        """``requested`` as a flat float64 vector (n_decisions,), or ValueError if it has the wrong size."""
+        if requested.__class__ is np.ndarray and requested.dtype == np.float64 and requested.ndim == 1:
+            flat = requested
+        else:
+            flat = np.asarray(requested, dtype=float).reshape(-1)
+        if flat.shape[0] != self._n_decisions:
+            raise ValueError(f"expected {self._n_decisions} requested quantities, got shape {np.shape(requested)}")
+        return flat
+
+    def new_outputs(self) -> tuple[np.ndarray, ...]:
+        """Uninitialised arrays the projection fills: requested, orders, delayed, transfers,
+        allocations, executed, shortfall and log (the :class:`FeasibleDecision` fields)."""
+        orders_shape, transfers_shape, allocations_shape = self._shapes
+        n_decisions, empty = self._n_decisions, np.empty
+        return (
+            empty(n_decisions),
+            empty(orders_shape),
+            empty(orders_shape),
+            empty(transfers_shape),
+            empty(allocations_shape),
+            empty(n_decisions),
+            empty(n_decisions),
+            empty((self._n_rules, 2)),
+        )
+
+    @staticmethod
+    def decision(outputs: tuple[np.ndarray, ...], value: float, penalty: float) -> FeasibleDecision:
+        """The :class:`FeasibleDecision` of filled ``outputs`` (:meth:`new_outputs`)."""
+        requested, orders, delayed, transfers, allocations, executed, shortfall, log = outputs
         return FeasibleDecision(
-            orders=orders,
-            delayed_orders=delayed,
-            transfers=transfers,
-            allocations=allocations,
-            purchase_value=value,
-            requested=sanitised,
-            executed=executed,
-            log=log,
-            shortfall=shortfall,
-            shortfall_penalty=penalty,
+            orders, delayed, transfers, allocations, value, requested, executed, log, shortfall, penalty
         )
 
     def record_allocations(self, decision: FeasibleDecision) -> None:

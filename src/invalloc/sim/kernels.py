@@ -33,6 +33,7 @@ ORDERING = int(Account.ORDERING)
 PENALTIES = int(Account.PENALTIES)
 WRITE_DOWNS = int(Account.WRITE_DOWNS)
 INTEREST = int(Account.INTEREST)
+EQUITY = int(Account.EQUITY)
 
 
 # --------------------------------------------------------------------------- packed arguments
@@ -152,6 +153,7 @@ EPISODE_FIELDS = NETWORK_FIELDS + (
     "transfer_value",  # (X, S) scratch: value per transfer lane this period
     "shipped",  # (A, T, S) scratch: units shipped per sales lane and tier
     "revenue_by_lane",  # (A,) scratch: revenue invoiced per sales lane
+    "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
 )
 
 structref.define_proxy(RuleArrays, _RuleArraysType, list(RULE_FIELDS))
@@ -159,7 +161,10 @@ structref.define_proxy(EpisodeArrays, _EpisodeArraysType, list(EPISODE_FIELDS))
 
 
 def _packable(value):
-    """Arrays C-contiguous (one compiled signature for every scenario), flags as bool, money as float."""
+    """Arrays C-contiguous (one compiled signature for every scenario), flags as bool, money as
+    float; packed rule constants as they are."""
+    if isinstance(value, RuleArrays):
+        return value
     if isinstance(value, np.ndarray):
         return value if value.flags.c_contiguous else np.ascontiguousarray(value)
     if isinstance(value, (bool, np.bool_)):
@@ -1190,7 +1195,13 @@ def project_packed(
     shortfall,
     log,
 ):
-    """:func:`project` with the rule constants packed."""
+    """:func:`project` with the rule constants packed; the outputs may come uninitialised
+    (``orders``, ``delayed``, ``transfers`` and ``log`` are zeroed, ``allocations`` set to +inf)."""
+    orders[:] = 0.0
+    delayed[:] = 0.0
+    transfers[:] = 0.0
+    allocations[:] = np.inf
+    log[:] = 0.0
     return project(
         flat,
         open_requests,
@@ -1234,6 +1245,106 @@ def project_packed(
 def order_value_packed(rules, orders):
     """:func:`_order_value` of purchase orders (P, S) at the offered unit costs."""
     return _order_value(orders, rules.unit_cost, rules.fixed_cost)
+
+
+@njit(cache=True, error_model="numpy")
+def decision_point(
+    ep,
+    flat,
+    open_requests,
+    released,
+    budget,
+    headroom,
+    leads,
+    period,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """The decision point in one call: the period's books opened, the request projected
+    (:func:`project`, on the episode's stock) and the transfers sent (:func:`send_transfers`).
+
+    The outputs may come uninitialised (as for :func:`project_packed`). Returns (value of the
+    purchase orders, penalty for the shortfalls, cost of the goods transferred, transfer
+    freight), money.
+    """
+    ep.period_start[:] = ep.balance
+    value, penalty = project_packed(
+        ep.rules,
+        flat,
+        open_requests,
+        ep.on_hand,
+        ep.inbound,
+        released,
+        budget,
+        headroom,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+    goods = 0.0
+    freight = 0.0
+    if transfers.shape[0] > 0:
+        goods, freight = send_transfers(ep, transfers, leads, period)
+    return value, penalty, goods, freight
+
+
+@njit(cache=True, error_model="numpy")
+def reset_episode(ep, opening_stock, opening_unit_cost, opening_expiry, opening_value, opening_cash):
+    """Empty the episode's state arrays in place, then book the opening stock and cash.
+
+    Returns False (the layers hold nothing) if the layers have too few slots for the opening
+    stock, as :func:`receive_layers` does.
+    """
+    ep.on_hand[:] = opening_stock
+    ep.inbound[:] = 0.0
+    ep.backlog[:] = 0.0
+    ep.transit_units[:] = 0.0
+    ep.transit_value[:] = 0.0
+    ep.transit_expires[:] = NEVER
+    ep.delivery_units[:] = 0.0
+    ep.delivery_cost[:] = 0.0
+    ep.delivery_revenue[:] = 0.0
+    ep.flows_into[:] = opening_stock
+    ep.flows_out[:] = 0.0
+    ep.balance[:] = 0.0
+    ep.period_start[:] = 0.0
+    ep.layer_qty[:] = 0.0
+    ep.layer_cost[:] = 0.0
+    ep.layer_expires[:] = NEVER
+    ep.layer_used[:] = 0
+    ep.receipt_unit_cost[:] = 0.0
+    ep.invoices[:] = 0.0
+    ep.transfer_value[:] = 0.0
+    ep.shipped[:] = 0.0
+    ep.revenue_by_lane[:] = 0.0
+    if not receive_layers(
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        opening_stock,
+        opening_unit_cost,
+        opening_expiry,
+        ep.weighted_average,
+    ):
+        return False
+    # As Ledger.post: the inventory first, then the cash, each only if not zero.
+    if opening_value != 0.0:
+        post(ep.balance, INVENTORY, EQUITY, opening_value)
+    if opening_cash != 0.0:
+        post(ep.balance, CASH, EQUITY, opening_cash)
+    return True
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,7 +1,7 @@
 """The SimPy discrete-event simulator of a supply chain with accounting-grade books.
 
 Time is measured in periods. Each period runs through the same business processes,
-one SimPy process per actor, at fixed phases inside the period::
+one generator per actor, in a fixed order of phases inside the period::
 
     t + 0.0  decision point   the policy's requests pass the feasibility layer; transfers leave
     t + 0.1  suppliers         released purchase orders are shipped (partial deliveries, lead times)
@@ -13,7 +13,9 @@ one SimPy process per actor, at fixed phases inside the period::
                                invariants
 
 Quantities are numpy arrays over SKUs owned by the simulator (one event moves a whole
-vector); SimPy sequences the events. Shapes follow :mod:`invalloc.sim.network`.
+vector). SimPy sequences the periods: one process, the calendar, lets the actors take their
+turns in phase order and then waits one period, so each period costs one SimPy event
+rather than one per actor. Shapes follow :mod:`invalloc.sim.network`.
 
 Use :meth:`Simulator.reset` then :meth:`Simulator.step` per period (the Gymnasium
 environment does), or :func:`run_episode` with a policy.
@@ -42,15 +44,12 @@ INTEREST = int(Account.INTEREST)
 # The profit-and-loss accounts are the contiguous block REVENUE … INTEREST of the chart.
 assert sorted(int(a) for a in INCOME_ACCOUNTS + EXPENSE_ACCOUNTS) == list(range(REVENUE, INTEREST + 1))
 
-PHASE_SUPPLIERS = 0.1
-PHASE_RECEIVING = 0.2
-PHASE_CUSTOMERS = 0.3
-PHASE_CLOSE = 0.9
-
 #: Money tolerance of the trial balance and of the cash rule check (currency units).
 MONEY_TOLERANCE = 1e-6
 #: Unit tolerance of the conservation checks: absolute (units) plus relative to the flows.
 UNIT_TOLERANCE = 1e-6
+#: Cost-layer slots per DC × SKU at the start of an episode (doubled when an episode needs more).
+LAYER_SLOTS = 8
 RELATIVE_TOLERANCE = 1e-9
 
 
@@ -204,9 +203,44 @@ class Simulator:
         self._has_transfers = len(network.transfer_source) > 0
         self._weighted_average = finance.cost_method == "weighted_average"
         self._opening_cash = finance.opening_cash
+        self._no_open = np.zeros(network.n_decisions)
+        self._no_leads = np.zeros(0, dtype=np.int64)
+        self._allocate_state()
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
+    def _allocate_state(self) -> None:
+        """Allocate the episode's state arrays and pack them for the kernels, once per simulator.
+
+        :meth:`reset` empties them in place (a compiled call) rather than reallocating them:
+        the arrays keep their identity across episodes, only the cost layers are replaced when
+        an episode made them grow.
+        """
+        n = self.network
+        n_loc, n_sku, n_tier, ring = len(n.locations), n.n_skus, len(n.tiers), self._ring
+        self.ledger = Ledger()
+        self.layers = CostLayers(n_loc, n_sku, self._weighted_average, slots=LAYER_SLOTS)
+        self.on_hand = np.zeros((n_loc, n_sku))
+        self.backlog = np.zeros((n_tier, n_sku))
+        # Goods in transit, by arrival period modulo the ring length (R, D, S): one layer of
+        # the ring collects everything that arrives at a DC in the same period.
+        self.transit_units = np.zeros((ring, n_loc, n_sku))
+        self.transit_value = np.zeros((ring, n_loc, n_sku))
+        self.transit_expires = np.full((ring, n_loc, n_sku), NEVER, dtype=np.int64)
+        self.inbound = np.zeros((n_loc, n_sku))  # units in transit to each DC
+        # Goods on the way to customers, by delivery period: units and cost per source DC,
+        # revenue per sales lane (A,).
+        self.delivery_units = np.zeros((ring, n_loc, n_sku))
+        self.delivery_cost = np.zeros((ring, n_loc, n_sku))
+        self.delivery_revenue = np.zeros((ring, len(n.sales_location)))
+        self.flows = _Flows(into=np.zeros((n_loc, n_sku)), out_of=np.zeros((n_loc, n_sku)))
+        self._no_release = np.zeros((len(n.purchase_location), n_sku))
+        self._transfer_value = np.zeros((len(n.transfer_source), n_sku))
+        self._invoices = np.zeros(len(n.purchase_location))
+        self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
+        self._revenue_by_lane = np.zeros(len(n.sales_location))
+        self._pack_episode()
+
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode; the same seed gives the same episode bit for bit.
 
@@ -218,63 +252,53 @@ class Simulator:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
         # Two independent streams derived from the seed: demand (and its split over tiers), and
-        # supply (lead times, partial deliveries).
+        # supply (lead times, partial deliveries; created when first drawn from).
         demand_rng = np.random.default_rng([seed, 0])
-        self.supply_rng = np.random.default_rng([seed, 1])
+        self._seed = seed
+        self._supply_rng: np.random.Generator | None = None
         if self._trace is not None:
             self.tier_demand = split_over_tiers(n, self._trace, demand_rng)
         else:
             self.tier_demand = self.demand_model.sample(demand_rng)  # (H, T, S)
 
-        n_loc, n_sku, n_tier = len(n.locations), n.n_skus, len(n.tiers)
         self.period = 0
-        self.env = simpy.Environment()
-        self.ledger = Ledger()
-        self.layers = CostLayers(n_loc, n_sku, self._weighted_average)
-        self.on_hand = n.opening_stock.copy()
-        self.layers.receive(n.opening_stock, self._opening_unit_cost, self._opening_expiry)
-        self.ledger.post(Account.INVENTORY, Account.EQUITY, self._opening_value)
-        self.ledger.post(Account.CASH, Account.EQUITY, self._opening_cash)
-        self.backlog = np.zeros((n_tier, n_sku))
-        # Goods in transit, by arrival period modulo the ring length (R, D, S): one layer of
-        # the ring collects everything that arrives at a DC in the same period.
-        ring = self._ring
-        self.transit_units = np.zeros((ring, n_loc, n_sku))
-        self.transit_value = np.zeros((ring, n_loc, n_sku))
-        self.transit_expires = np.full((ring, n_loc, n_sku), NEVER, dtype=np.int64)
-        self.inbound = np.zeros((n_loc, n_sku))  # units in transit to each DC
-        # Goods on the way to customers, by delivery period: units and cost per source DC,
-        # revenue per sales lane (A,).
-        self.delivery_units = np.zeros((ring, n_loc, n_sku))
-        self.delivery_cost = np.zeros((ring, n_loc, n_sku))
-        self.delivery_revenue = np.zeros((ring, len(n.sales_location)))
+        if self.layers.quantity.shape[2] != LAYER_SLOTS:  # the last episode made the layers grow
+            self.layers = CostLayers(len(n.locations), n.n_skus, self._weighted_average, slots=LAYER_SLOTS)
+            self._pack_episode()
+        # Empty every state array in place, then book the opening stock and cash (as
+        # Ledger.post and CostLayers.receive would).
+        while not kernels.reset_episode(
+            self._episode_arrays,
+            n.opening_stock,
+            self._opening_unit_cost,
+            self._opening_expiry,
+            self._opening_value,
+            self._opening_cash,
+        ):
+            self.layers.grow()
+            self._pack_episode()
         self.pending_approval: dict[int, np.ndarray] = {}  # release period → (P, S) orders
         self.payables: dict[int, float] = defaultdict(float)  # due period → money
         self.receivables: dict[int, float] = defaultdict(float)
-        self.flows = _Flows(into=n.opening_stock.copy(), out_of=np.zeros((n_loc, n_sku)))
         self.audit_log = AuditLog() if self.audit_enabled else None
-        self.min_cash = float(self.ledger.balance[Account.CASH])
+        self.min_cash = self.ledger.balance.item(CASH)
         self._requests: np.ndarray | None = None
-        self._no_release = np.zeros((len(n.purchase_location), n_sku))
-        self._transfer_value = np.zeros((len(n.transfer_source), n_sku))
-        self._invoices = np.zeros(len(n.purchase_location))
-        self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
-        self._revenue_by_lane = np.zeros(len(n.sales_location))
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
         self._report: PeriodReport | None = None
-        self._pack_episode()
-        for process in (
-            self._decision_point,
-            self._suppliers,
-            self._receiving,
-            self._customers,
-            self._finance,
-        ):
-            self.env.process(process())
+        # SimPy sequences the periods: one process, one event per period (see _calendar).
+        self.env = simpy.Environment()
+        self.env.process(self._calendar())
+
+    @property
+    def supply_rng(self) -> np.random.Generator:
+        """The supply stream (lead times, partial deliveries), derived from the episode's seed."""
+        if self._supply_rng is None:
+            self._supply_rng = np.random.default_rng([self._seed, 1])
+        return self._supply_rng
 
     def _pack_episode(self) -> None:
-        """Pack the episode's state arrays for the kernels (after reset, and when the layers grow)."""
+        """Pack the episode's state arrays for the kernels (once, and when the layers are replaced)."""
         layers, ledger = self.layers, self.ledger
         # In EPISODE_FIELDS order; every state array is allocated C-contiguous, so shared as is.
         self._episode_arrays = kernels.EpisodeArrays(
@@ -301,6 +325,7 @@ class Simulator:
             self._transfer_value,
             self._shipped,
             self._revenue_by_lane,
+            self.feasibility._rules,
         )
 
     # ------------------------------------------------------------------ public stepping
@@ -313,7 +338,7 @@ class Simulator:
         if self.done:
             raise RuntimeError("the episode is over; call reset()")
         self._requests = requests
-        # Process every event of this period (stepping directly is cheaper than run(until=…)).
+        # Process this period's event (stepping directly is cheaper than run(until=…)).
         env, end = self.env, self.period + 1
         while env.peek() < end:
             env.step()
@@ -390,56 +415,90 @@ class Simulator:
         return self._tier_forecast[min(self.period + periods_ahead, self.periods)]
 
     # ------------------------------------------------------------------ processes
-    def _decision_point(self):
-        """Once a period: the policy's requests become an executable decision."""
-        n = self.network
-        ledger, feasibility = self.ledger, self.feasibility
+    def _calendar(self):
+        """The period calendar, the one SimPy process: every period the business actors take
+        their turn in phase order, then the clock moves on to the next period.
+
+        Each actor is a generator that does one period's work and yields; the phases are an
+        order within the period, so one SimPy event per period sequences them all.
+        """
+        actors = (
+            self._decision_point(),  # t + 0.0
+            self._suppliers(),  # t + 0.1
+            self._receiving(),  # t + 0.2
+            self._customers(),  # t + 0.3
+            self._finance(),  # t + 0.9
+        )
+        turns = [actor.__next__ for actor in actors]
         while True:
-            ledger.start_period()
-            context = self.context()
-            decision = feasibility.project(
-                self._requests, context, self.open_requests if self._backorder_replenishment else None
+            for take_turn in turns:
+                take_turn()
+            yield self.env.timeout(1)
+
+    def _decision_point(self):
+        """Once a period: the policy's requests become an executable decision; transfers leave."""
+        n = self.network
+        feasibility = self.feasibility
+        backorders = self._backorder_replenishment
+        while True:
+            flat = feasibility.checked_request(self._requests)
+            headroom = self.purchase_headroom() if self._cash_rule else np.inf
+            budget = np.inf if self._budget is None else self._budget
+            released = self.pending_approval.get(self.period, self._no_release)
+            leads = self._no_leads
+            if self._has_transfers:
+                leads = (
+                    self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
+                )
+            outputs = feasibility.new_outputs()
+            # Opens the period's books, projects the request on the stock now, sends the transfers.
+            value, penalty, _, freight = kernels.decision_point(
+                self._episode_arrays,
+                flat,
+                self.open_requests if backorders else self._no_open,
+                released,
+                budget,
+                headroom,
+                leads,
+                self.period,
+                *outputs,
             )
+            decision = feasibility.decision(outputs, value, penalty)
             self._decision = decision
-            self._shortfall_penalty = decision.shortfall_penalty
-            if self._backorder_replenishment:
+            self._shortfall_penalty = penalty
+            if backorders:
                 self.open_requests = decision.shortfall
             self._period_purchases = 0.0
-            self._period_freight = 0.0
-            if self._cash_rule and decision.purchase_value > 0:
+            self._period_freight = freight
+            if self._cash_rule and value > 0:
                 # The invariant: what the rule allowed, recorded before any money moves. Headroom
                 # may already be negative (bills falling due); then no purchase may be made.
-                # Nothing has moved since the context was taken, so its headroom is still current.
-                self._headroom_after_purchases = context.purchase_headroom - decision.purchase_value
+                self._headroom_after_purchases = headroom - value
             else:
                 self._headroom_after_purchases = 0.0
             if self._approval_delays and decision.delayed_orders.any():
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
                 self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
-            if self._has_transfers:
-                self._dispatch_transfers(decision.transfers)
             if self.audit_log is not None:
+                if self._has_transfers:
+                    self._audit_transfers(decision.transfers)
                 self.audit_log.interventions(self.period, decision)
-            yield self.env.timeout(1)
+            yield
 
-    def _dispatch_transfers(self, transfers: np.ndarray) -> None:
-        """Transfers leave their source DC at FIFO cost and travel to the destination DC."""
+    def _audit_transfers(self, transfers: np.ndarray) -> None:
+        """Transfers left their source DC at FIFO cost (value in ``_transfer_value``) for the destination DC."""
         n = self.network
-        leads = self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
-        value = self._transfer_value  # scratch: read only by the audit log below
-        goods, freight = kernels.send_transfers(self._episode_arrays, transfers, leads, self.period)
-        self._period_freight += freight
-        if self.audit_log is not None:
-            for x in np.flatnonzero(transfers.sum(axis=1)):
-                self.audit_log.movements(
-                    self.period,
-                    "transfer",
-                    n.locations[n.transfer_source[x]],
-                    n.locations[n.transfer_destination[x]],
-                    n.skus,
-                    transfers[x],
-                    value[x],
-                )
+        value = self._transfer_value  # written by the decision-point kernel
+        for x in np.flatnonzero(transfers.sum(axis=1)):
+            self.audit_log.movements(
+                self.period,
+                "transfer",
+                n.locations[n.transfer_source[x]],
+                n.locations[n.transfer_destination[x]],
+                n.skus,
+                transfers[x],
+                value[x],
+            )
 
     @staticmethod
     def _fixed_leads(samplers) -> np.ndarray | None:
@@ -454,14 +513,13 @@ class Simulator:
 
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
-        yield self.env.timeout(PHASE_SUPPLIERS)
         while True:
             orders = self._decision.orders
             released = self.pending_approval.pop(self.period, None)
             if released is not None:
                 orders = orders + released
             self._fulfil_orders(orders)
-            yield self.env.timeout(1)
+            yield
 
     def _fulfil_orders(self, orders: np.ndarray) -> None:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
@@ -513,7 +571,6 @@ class Simulator:
     def _receiving(self):
         """DCs put away everything that arrives this period, one cost layer per DC × SKU."""
         n = self.network
-        yield self.env.timeout(PHASE_RECEIVING)
         while True:
             slot = self.period % self._ring
             units = self.transit_units[slot]
@@ -531,7 +588,7 @@ class Simulator:
             while kernels.put_away(self._episode_arrays, slot) < 0.0:
                 self.layers.grow()  # nothing was put away: retry with twice the layer slots
                 self._pack_episode()
-            yield self.env.timeout(1)
+            yield
 
     def _customers(self):
         """Customers' demand arrives; tiers are served in priority order, contract minimums first.
@@ -544,7 +601,6 @@ class Simulator:
         shape = (len(n.tiers), n.n_skus)
         revenue_by_lane = self._revenue_by_lane  # scratch, per sales lane
         lane_payment_periods = self._lane_payment_periods
-        yield self.env.timeout(PHASE_CUSTOMERS)
         while True:
             decision = self._decision
             new_demand = self.tier_demand[self.period]
@@ -575,7 +631,7 @@ class Simulator:
                         receivables[period + payment_periods] += amount
             if self.audit_log is not None:
                 self._audit_sales(shipped)
-            yield self.env.timeout(1)
+            yield
 
     def _audit_sales(self, shipped: np.ndarray) -> None:
         n = self.network
@@ -598,7 +654,6 @@ class Simulator:
         The close books holding cost, penalties, interest on credit used, expiry write-offs
         and lower of cost and NRV, reports the period and checks the invariants.
         """
-        yield self.env.timeout(PHASE_CLOSE)
         while True:
             # Bills and customer payments that fall due this period are settled in cash.
             paid = self.payables.pop(self.period, 0.0)
@@ -641,26 +696,29 @@ class Simulator:
             else:
                 undiscounted = profit
             ok = self._check() if self.check_invariants else True
+            # Positional, in field order (cheaper than keywords): period, reward,
+            # undiscounted_reward, profit, revenue, costs, demand, served_new, served, short,
+            # decision, cash, inventory_value, on_hand, written_down, expired_units, invariants_ok.
             self._report = PeriodReport(
-                period=self.period,
-                reward=undiscounted * self._discount_factor[self.period],
-                undiscounted_reward=undiscounted,
-                profit=profit,
-                revenue=revenue,
-                costs=costs,
-                demand=self._new_demand,
-                served_new=self._served_new,
-                served=self._served,
-                short=self._short,
-                decision=self._decision,
-                cash=cash,
-                inventory_value=inventory_value,
-                on_hand=self.on_hand.copy(),
-                written_down=written,
-                expired_units=expired_units,
-                invariants_ok=ok,
+                self.period,
+                undiscounted * self._discount_factor[self.period],
+                undiscounted,
+                profit,
+                revenue,
+                costs,
+                self._new_demand,
+                self._served_new,
+                self._served,
+                self._short,
+                self._decision,
+                cash,
+                inventory_value,
+                self.on_hand.copy(),
+                written,
+                expired_units,
+                ok,
             )
-            yield self.env.timeout(1)
+            yield
 
     # ------------------------------------------------------------------ invariants
     def _check(self) -> bool:
