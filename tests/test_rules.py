@@ -377,6 +377,27 @@ def test_rehashed_overlapping_table_is_refused_at_load(retail_directory, tmp_pat
         load_rule_table(copy)
 
 
+def test_review_edited_outside_the_audit_log_is_refused(retail_directory, tmp_path):
+    """A manifest whose review disagrees with the audit log is refused even when re-hashed."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(retail_directory, copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["review"] = {"status": "approved", "reviewer": "Mallory", "date": "2026-01-01", "comment": "trust me"}
+    write_manifest(copy, manifest)  # every sha256 matches again
+    with pytest.raises(RuleTableError, match="review status 'approved' disagrees with audit_log.jsonl"):
+        load_rule_table(copy)
+    result = runner.invoke(app, ["rules", "verify", str(copy)])
+    assert result.exit_code == 2 and "disagrees with audit_log.jsonl" in result.stderr
+    # Forging a review entry does not help unless it is an allowed step from the status the log reached.
+    with open(copy / "audit_log.jsonl", "a") as handle:
+        handle.write(json.dumps({"event": "review", "from": "draft", "status": "active", "reviewer": "Mallory"}) + "\n")
+    write_manifest(copy, manifest)
+    with pytest.raises(RuleTableError, match="line 2 moves the review from 'draft' to 'active'"):
+        load_rule_table(copy)
+
+
 def test_evaluator_imports_no_torch_or_sb3(retail_directory):
     code = textwrap.dedent(
         f"""
@@ -455,4 +476,4 @@ def test_simulate_with_a_rule_table(retail_directory):
     result = runner.invoke(app, ["simulate", "--policy", "rules:/nonexistent/table"])
     assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
     result = runner.invoke(app, ["simulate", "--scenario", "tiny", "--policy", f"rules:{retail_directory}"])
-    assert result.exit_code == 2 and "extracted on scenario" in result.stderr
+    assert result.exit_code == 2 and "different scenario" in result.stderr

@@ -34,13 +34,6 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     'base_stock'
     """
     params = dict(params or {})
-    if name.startswith("rules:"):
-        # A rule table exported by `invalloc export`; the torch-free evaluator is imported only when asked for.
-        if params:
-            raise PolicyError(f"--policy {name}: a rule table takes no --param")
-        from invalloc.rules import load_rule_policy
-
-        return load_rule_policy(name.removeprefix("rules:"))
     allowed = {
         "fixed": {"quantities", "quantity"},
         "base_stock": {"level", "levels", "cover", "allocation", "stop"},
