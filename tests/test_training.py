@@ -281,3 +281,39 @@ def test_shipped_experiments_validate(name):
     loaded = load_experiment(name)
     assert loaded.experiment.name == name
     assert loaded.experiment.timesteps >= loaded.experiment.evaluation.every_timesteps
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "extra"),
+    [
+        ("A2C", {"hyperparameters": {"n_steps": 8}}),
+        ("SAC", {"hyperparameters": {"learning_starts": 64, "batch_size": 32, "buffer_size": 1000}}),
+        ("TD3", {"hyperparameters": {"learning_starts": 64, "batch_size": 32, "buffer_size": 1000}}),
+        ("PPO", {"hyperparameters": {"n_steps": 64, "batch_size": 64}, "env": {"n_envs": 2, "vec_env": "subproc"}}),
+    ],
+)
+def test_every_algorithm_and_subprocess_envs_train(tmp_path, mlflow_uri, algorithm, extra):
+    experiment = {
+        "name": f"tiny_{algorithm.lower()}",
+        "scenario": "tiny",
+        "algorithm": algorithm,
+        "policy": {"net_arch": [16, 16]},
+        "env": {"n_envs": 1},
+        "timesteps": 256,
+        "evaluation": {"every_timesteps": 128, "episodes": 2},
+        "checkpoint_every_timesteps": 128,
+    }
+    for key, value in extra.items():
+        experiment[key] = {**experiment.get(key, {}), **value}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = train(path, tracking_uri=mlflow_uri, progress=False)
+    run = mlflow.MlflowClient(mlflow_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["experiment.algorithm"] == algorithm
+    assert [e["timesteps"] for e in result.evaluations][-1] == result.timesteps >= 256
+    policy = load_learned_policy(f"run:{result.run_id}", mlflow_uri)
+    network = compile_network(load_scenario("tiny"))
+    simulator = Simulator(network)
+    simulator.reset(seed=1)
+    assert np.isfinite(policy.act(simulator)).all()
