@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from invalloc.config.loader import ScenarioError, load_scenario
+from invalloc.console import error_console, fail
 
 app = typer.Typer(
     help="Learn, compare and govern inventory allocation policies.",
@@ -27,13 +28,10 @@ scenario_app = typer.Typer(help="Validate and inspect scenario files.", no_args_
 app.add_typer(scenario_app, name="scenario")
 
 console = Console()
-error_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
-def _fail(lines: list[str]) -> None:
-    for line in lines:
-        error_console.print(f"error: {line}", markup=False)
-    raise typer.Exit(code=2)
+def _fail(lines: list[str]) -> NoReturn:
+    fail(lines)
 
 
 def _load(path: str, overrides: dict | None = None):

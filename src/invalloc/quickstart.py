@@ -179,22 +179,19 @@ def quickstart(
     """Train PPO on retail, compare it with the baselines, export it as a rule table (about 5 minutes)."""
     from invalloc.agents.experiment import ExperimentError
     from invalloc.agents.training import TrainingStopped
+    from invalloc.console import error_console, fail
     from invalloc.evaluation.compare import ComparisonError
     from invalloc.export.exporter import ExportError
     from invalloc.rules import RuleTableError
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
 
-    errors = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     try:
         run_quickstart(out, timesteps=timesteps, episodes=episodes, tracking_uri=tracking_uri, export=export)
     except ExperimentError as error:
-        for line in error.lines():
-            errors.print(f"error: {line}", markup=False)
-        raise typer.Exit(code=2) from None
+        fail(error.lines())
     except (TrackingError, PolicyError, FileExistsError, ComparisonError, ExportError, RuleTableError) as error:
-        errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(code=2) from None
+        fail([error])
     except TrainingStopped as error:
-        errors.print(str(error), markup=False)
+        error_console.print(str(error), markup=False)
         raise typer.Exit(code=130) from None

@@ -6,16 +6,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(lines: list[str], code: int = 2) -> None:
-    for line in lines:
-        error_console.print(f"error: {line}", markup=False)
-    raise typer.Exit(code=code)
+from invalloc.console import console, error_console, fail
 
 
 def train(

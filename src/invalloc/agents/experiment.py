@@ -19,7 +19,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from invalloc.agents.algorithms import ALGORITHMS, accepted_hyperparameters
-from invalloc.config.loader import LoadedScenario, ScenarioError, load_scenario, read_yaml, validation_problems
+from invalloc.config.loader import (
+    ConfigFileError,
+    LoadedScenario,
+    ScenarioError,
+    load_scenario,
+    read_yaml,
+    validation_problems,
+)
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
 
@@ -78,16 +85,8 @@ class Experiment(_Strict):
     torch_threads: int = Field(default=1, ge=1, description="CPU threads for torch (1 is fastest for small nets).")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ConfigFileError):
     """An experiment that cannot be used; ``problems`` holds one ``path: message`` line each."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-    def lines(self) -> list[str]:
-        return [f"{self.source}: {problem}" for problem in self.problems]
 
 
 @dataclass(frozen=True)

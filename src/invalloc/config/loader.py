@@ -33,8 +33,8 @@ SCENARIO_DIR = Path(__file__).resolve().parents[3] / "configs" / "scenarios"
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``problems`` holds one ``path: message`` line each."""
+class ConfigFileError(ValueError):
+    """A YAML file that cannot be used; ``problems`` holds one ``path: message`` line each."""
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
@@ -43,6 +43,10 @@ class ScenarioError(ValueError):
 
     def lines(self) -> list[str]:
         return [f"{self.source}: {problem}" for problem in self.problems]
+
+
+class ScenarioError(ConfigFileError):
+    """A scenario that cannot be used; ``problems`` holds one ``path: message`` line each."""
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from invalloc.console import fail
+
 DEFAULT_EPISODES = 20
 #: Held out from ``invalloc tune``'s default training seeds (0–49), as the README's evaluations are.
 DEFAULT_SEED = 10_000
 
 
 def _fail(lines: list[str]) -> NoReturn:
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # 'run:abc:' is no emoji
-    for line in lines:
-        console.print(f"error: {' '.join(str(line).split())}", markup=False)
-    raise typer.Exit(code=2)
+    fail(lines)
 
 
 def compare(
