@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numba import njit
 
 from invalloc.config.loader import load_scenario
 from invalloc.env.actions import ActionMapper
@@ -123,7 +124,7 @@ class AllocationEnv(gym.Env):
         action = self._checked(action)
         report = self.simulator.step(self.actions.requests(action))
         self._last_report = report
-        self.observations.record(report)
+        fill_rate, units_short = self.observations.record_period(report)
         decision = report.decision
         distance = decision.projection_distance
         scaled_distance = distance / self._distance_scale
@@ -136,7 +137,7 @@ class AllocationEnv(gym.Env):
             "constraint_cost": decision.log[:, 1].copy(),
             "profit": report.profit,
             "reward_unscaled": report.undiscounted_reward,
-            "kpis": self._period_kpis(report),
+            "kpis": self._period_kpis(report, fill_rate, units_short),
         }
         truncated = self.simulator.done
         return self.observations.observe(), float(reward), False, truncated, info
@@ -163,22 +164,39 @@ class AllocationEnv(gym.Env):
         array = np.asarray(action, dtype=np.float64)
         if array.shape != self.action_space.shape:
             raise ValueError(f"action has shape {array.shape}, expected {self.action_space.shape}")
-        low, high = array.min(), array.max()
-        if not (np.isfinite(low) and np.isfinite(high)):
+        finite, low, high = _range_of(array)
+        if not finite:
             bad = [self.action_names[i] for i in np.flatnonzero(~np.isfinite(array))[:3]]
             raise ValueError(f"action has NaN or infinite entries ({', '.join(bad)})")
         return array if -1.0 <= low and high <= 1.0 else np.clip(array, -1.0, 1.0)
 
-    def _period_kpis(self, report: PeriodReport) -> dict[str, Any]:
-        """The period's KPIs: money, units and, per tier (``tier_names`` order), the fill rate."""
-        demand = report.demand.sum(axis=1)
-        served = report.served_new.sum(axis=1)
+    def _period_kpis(self, report: PeriodReport, fill_rate: np.ndarray, units_short: float) -> dict[str, Any]:
+        """The period's KPIs: money, units and, per tier (``tier_names`` order), the fill rate.
+
+        ``fill_rate`` (T,) and ``units_short`` come from the observation builder's record of the
+        period (:meth:`ObservationBuilder.record_period`).
+        """
         return {
             "revenue": report.revenue,
             "cash": report.cash,
             "inventory_value": report.inventory_value,
-            "units_short": float(report.short.sum()),
+            "units_short": units_short,
             "rule_interventions": report.decision.intervention_count,
-            "fill_rate_by_tier": np.divide(served, demand, out=np.ones_like(demand), where=demand > 0),
+            "fill_rate_by_tier": fill_rate,
             **report.costs,
         }
+
+
+@njit(cache=True)
+def _range_of(array):
+    """(all finite, minimum, maximum) of a non-empty 1-D float array, in one pass."""
+    low = high = array[0]
+    finite = True
+    for value in array:
+        if not np.isfinite(value):
+            finite = False
+        if value < low:
+            low = value
+        if value > high:
+            high = value
+    return finite, low, high

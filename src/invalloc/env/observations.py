@@ -81,6 +81,9 @@ class ObservationBuilder:
         self._slices = list(zip(edges[:-1], edges[1:], strict=True))
         self.tier_to_channel = np.zeros((len(n.channels), len(n.tiers)))
         self.tier_to_channel[n.tier_channel, np.arange(len(n.tiers))] = 1.0
+        self._tier_channel = np.ascontiguousarray(n.tier_channel, dtype=np.int64)
+        self._recent_shape = (len(n.channels), n.n_skus)
+        self._n_tiers = len(n.tiers)
         # What depends only on the period, computed once per period t = 0 … horizon by the
         # same expressions a step would evaluate (so the same bits): the scaled channel
         # forecast (H + 1, C × S) and season and progress features (H + 1, 3).
@@ -106,10 +109,25 @@ class ObservationBuilder:
 
     def record(self, report: PeriodReport) -> None:
         """Take in a finished period: its demand becomes ``recent_demand``; fill rates accrue."""
-        self.recent_demand = self.tier_to_channel @ report.demand
-        self._demand_to_date += report.demand.sum(axis=1)
-        self._served_to_date += report.served_new.sum(axis=1)
+        self.record_period(report)
+
+    def record_period(self, report: PeriodReport) -> tuple[np.ndarray, float]:
+        """:meth:`record`, returning the period's fill rate per tier (T,; 1 without demand) and
+        units short (the environment's KPIs), all from one compiled pass over the report."""
+        self.recent_demand = np.empty(self._recent_shape)
+        fill_rate = np.empty(self._n_tiers)
+        short = _record_period(
+            report.demand,
+            report.served_new,
+            report.short,
+            self._tier_channel,
+            self.recent_demand,
+            self._demand_to_date,
+            self._served_to_date,
+            fill_rate,
+        )
         self._seen_period = report.period + 1
+        return fill_rate, short
 
     def catch_up(self) -> None:
         """Record the simulator's last period if it has not been recorded yet.
@@ -177,6 +195,29 @@ class ObservationBuilder:
             CLIP,
         )
         return observation
+
+
+@njit(cache=True, error_model="numpy")
+def _record_period(demand, served_new, short, tier_channel, recent_demand, demand_to_date, served_to_date, fill_rate):
+    """One period's record: demand per channel and SKU (C, S) into ``recent_demand``; demand and
+    units served per tier added to the totals to date; the period's fill rate per tier (T,;
+    1 where a tier had no demand) into ``fill_rate``. Returns the units short, summed."""
+    recent_demand[:] = 0.0
+    n_tier, n_sku = demand.shape
+    units_short = 0.0
+    for t in range(n_tier):
+        c = tier_channel[t]
+        wanted = 0.0
+        got = 0.0
+        for s in range(n_sku):
+            recent_demand[c, s] += demand[t, s]
+            wanted += demand[t, s]
+            got += served_new[t, s]
+            units_short += short[t, s]
+        demand_to_date[t] += wanted
+        served_to_date[t] += got
+        fill_rate[t] = got / wanted if wanted > 0 else 1.0
+    return units_short
 
 
 @njit(cache=True, error_model="numpy")

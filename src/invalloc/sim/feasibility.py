@@ -102,7 +102,7 @@ class FeasibleDecision:
 
     @property
     def intervention_count(self) -> int:
-        return int(self.log[:, 0].sum())
+        return int(sum(self.log[:, 0].tolist()))
 
     @property
     def intervention_volume(self) -> float:
@@ -116,7 +116,7 @@ class FeasibleDecision:
 
     def bound_rules(self) -> list[str]:
         """Names of the rules that changed something this period."""
-        return [RULES[i] for i in np.flatnonzero(self.log[:, 0])]
+        return [rule for rule, count in zip(RULES, self.log[:, 0].tolist(), strict=True) if count]
 
 
 class FeasibilityLayer:

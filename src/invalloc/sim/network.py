@@ -66,7 +66,11 @@ class LeadTimeSampler:
         if self.is_fixed:
             return int(self.values[0])
         # Inverse CDF on one uniform draw: a tenth of the cost of rng.choice(p=...).
-        u = rng.random() * self._total
+        return self.value_at(rng.random())
+
+    def value_at(self, uniform: float) -> int:
+        """The lead time at ``uniform`` in [0, 1) on the inverse CDF (a random lane's draw)."""
+        u = uniform * self._total
         for value, edge in zip(self._values, self._cumulative, strict=True):
             if u < edge:
                 return value

@@ -154,6 +154,11 @@ class Simulator:
         self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
         self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
         self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
+        # Lanes with a random lead time, per list of lead-time samplers (keyed by the list's id).
+        self._random_lane_counts = {
+            id(samplers): sum(not sampler.is_fixed for sampler in samplers)
+            for samplers in (network.purchase_lead_time, network.sales_lead_time, network.transfer_lead_time)
+        }
         order = np.argsort(network.sales_channel, kind="stable")
         self._lane_index = order.astype(np.int64)  # sales lanes grouped by channel, in lane order
         self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
@@ -278,6 +283,7 @@ class Simulator:
             self.layers.grow()
             self._pack_episode()
         self.pending_approval: dict[int, np.ndarray] = {}  # release period → (P, S) orders
+        self._pending_value: dict[int, float] = {}  # release period → their value (order_value)
         self.payables: dict[int, float] = defaultdict(float)  # due period → money
         self.receivables: dict[int, float] = defaultdict(float)
         self.audit_log = AuditLog() if self.audit_enabled else None
@@ -390,14 +396,18 @@ class Simulator:
 
     def receivables_due_within(self, periods: int) -> float:
         """Customer payments (money) falling due in the next ``periods`` periods."""
-        return float(sum(v for due, v in self.receivables.items() if due < self.period + periods))
+        return _due_before(self.receivables, self.period + periods)
 
     def payables_due_within(self, periods: int) -> float:
-        return float(sum(v for due, v in self.payables.items() if due < self.period + periods))
+        """Supplier bills (money) falling due in the next ``periods`` periods."""
+        return _due_before(self.payables, self.period + periods)
 
     def purchase_headroom(self) -> float:
         """Money a purchase may commit now under the cash rule (may be negative)."""
-        committed = sum(self.feasibility.order_value(orders) for orders in self.pending_approval.values())
+        # The value of the orders awaiting approval, summed in release order as they were held.
+        committed = 0
+        for value in self._pending_value.values():
+            committed += value
         return (
             self.cash
             + self._credit_line
@@ -478,7 +488,8 @@ class Simulator:
                 self._headroom_after_purchases = 0.0
             if self._approval_delays and decision.delayed_orders.any():
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
-                self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
+                held = self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
+                self._pending_value[release] = feasibility.order_value(held)
             if self.audit_log is not None:
                 if self._has_transfers:
                     self._audit_transfers(decision.transfers)
@@ -508,14 +519,25 @@ class Simulator:
         return None
 
     def _draw_leads(self, samplers) -> np.ndarray:
-        """Lead time per lane (lanes,) in periods; random ones drawn from the supply stream."""
-        return np.array([sampler.draw(self.supply_rng) for sampler in samplers], dtype=np.int64)
+        """Lead time per lane (lanes,) in periods; random ones drawn from the supply stream.
+
+        One uniform per random lane, in lane order (as ``sampler.draw`` takes them), drawn at once.
+        """
+        uniforms = iter(self.supply_rng.random(self._random_lane_counts[id(samplers)]).tolist())
+        return np.array(
+            [
+                sampler.value_at(next(uniforms)) if not sampler.is_fixed else sampler.values.item(0)
+                for sampler in samplers
+            ],
+            dtype=np.int64,
+        )
 
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
         while True:
             orders = self._decision.orders
             released = self.pending_approval.pop(self.period, None)
+            self._pending_value.pop(self.period, None)
             if released is not None:
                 orders = orders + released
             self._fulfil_orders(orders)
@@ -757,6 +779,15 @@ class Simulator:
         if problems:
             raise InvariantError(f"period {self.period}: " + "; ".join(problems))
         return True
+
+
+def _due_before(amounts: dict[int, float], period: int) -> float:
+    """Money in ``amounts`` (due period → money) due before ``period``, summed in the dict's order."""
+    total = 0
+    for due, amount in amounts.items():
+        if due < period:
+            total += amount
+    return float(total)
 
 
 def run_episode(simulator: Simulator, policy, seed: int | None = None) -> list[PeriodReport]:
