@@ -26,6 +26,7 @@ the nearest quantities that satisfy every rule.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.simulator import Simulator
@@ -94,6 +95,21 @@ class ActionMapper:
         self._location_dimension = np.full((len(n.locations), n.n_skus), size)
         location_index = len(self.sku_columns) + np.arange(len(self.location_rows))
         self._location_dimension[self.location_rows, :] = location_index[:, None]
+        # For the compiled mapping: each tier's backlog DC (-1: none), tier → channel, and the
+        # allocation lanes' DC, channel, decision positions (L, S) and even share (L,).
+        self._backlog_location = np.full(len(n.tiers), -1, dtype=np.int64)
+        rows, tiers = np.nonzero(view.backlog_to_location)
+        self._backlog_location[tiers] = rows
+        self._tier_channel = np.ascontiguousarray(n.tier_channel, dtype=np.int64)
+        self._channel_weight = np.ones(len(n.channels))
+        self._allocation_locations = np.ascontiguousarray(view.allocation_locations, dtype=np.int64)
+        self._allocation_channels = np.ascontiguousarray(view.allocation_channels, dtype=np.int64)
+        self._allocation_positions = np.ascontiguousarray(
+            view.allocation_positions.reshape(len(view.allocation_locations), n.n_skus), dtype=np.int64
+        )
+        self._even_share = np.ascontiguousarray(
+            view._even_share[:, 0] if len(view.allocation_locations) else np.ones(0)
+        )
 
     @property
     def size(self) -> int:
@@ -111,13 +127,31 @@ class ActionMapper:
         padded = self._padded  # the last entry stands for "no such dimension" and stays 0
         padded[:-1] = action
         exponent = (padded[self._sku_dimension] + padded[self._location_dimension]) / 2
-        target = demand * self._cover * RANGE**exponent
-        view.order_up_to(sim, requests, target)
-        if len(self.channels_decided):
-            weight = np.ones(len(self.network.channels))
-            weight[self.channels_decided] = np.exp(2.0 * action[k_sku + k_loc :])
-            need = view.channel_need(sim)
-            view.allocate_by_weight(sim, requests, need * weight[view.allocation_channels][:, None])
+        weight = self._channel_weight  # 1 for channels without an action dimension
+        weight[self.channels_decided] = np.exp(2.0 * action[k_sku + k_loc :])
+        # The compiled equivalent of view.order_up_to(sim, requests, target) with
+        # target = demand × cover × RANGE**exponent, then view.allocate_by_weight(sim, requests,
+        # view.channel_need(sim) × the lanes' channel weights).
+        _compact_requests(
+            requests,
+            demand,
+            self._cover,
+            RANGE**exponent,
+            sim.on_hand,
+            sim.inbound,
+            sim.backlog,
+            self._backlog_location,
+            view.routed_cells,
+            view.routed_decisions,
+            weight,
+            sim.demand_forecast(),
+            self._tier_channel,
+            sim.transit_units[sim.period % sim.transit_units.shape[0]],
+            self._allocation_locations,
+            self._allocation_channels,
+            self._allocation_positions,
+            self._even_share,
+        )
         return requests
 
     def _raw(self, action: np.ndarray, demand: np.ndarray, requests: np.ndarray) -> np.ndarray:
@@ -131,3 +165,72 @@ class ActionMapper:
             positions = view.allocation_positions
             requests[positions] = np.floor(share[positions] * available)
         return requests
+
+
+@njit(cache=True, error_model="numpy")
+def _compact_requests(
+    requests,
+    demand,
+    cover,
+    scale,
+    on_hand,
+    inbound,
+    backlog,
+    backlog_location,
+    routed_cells,
+    routed_decisions,
+    channel_weight,
+    forecast,
+    tier_channel,
+    arriving,
+    allocation_locations,
+    allocation_channels,
+    allocation_positions,
+    even_share,
+):
+    """Order-up-to and allocation requests of the compact mapping, added into ``requests``.
+
+    Each routed DC × SKU orders ``max(demand × cover × scale − position, 0)`` where the
+    position is on hand + inbound − the backlog counted against the DC
+    (:meth:`PlanningView.order_up_to`); each DC's available stock (on hand + arriving now)
+    is split over its allocation lanes in proportion to the channel's need (forecast +
+    backlog) × the channel's weight, evenly where no lane has any weight, in whole units
+    rounded down (:meth:`PlanningView.allocate_by_weight`).
+    """
+    n_loc, n_sku = on_hand.shape
+    n_tier = backlog.shape[0]
+    held = np.zeros((n_loc, n_sku))
+    for t in range(n_tier):
+        d = backlog_location[t]
+        if d >= 0:
+            for s in range(n_sku):
+                held[d, s] += backlog[t, s]
+    for j in range(routed_cells.shape[0]):
+        d = routed_cells[j] // n_sku
+        s = routed_cells[j] % n_sku
+        position = on_hand[d, s] + inbound[d, s] - held[d, s]
+        target = demand[d, s] * cover[d, s] * scale[d, s]
+        requests[routed_decisions[j]] += max(target - position, 0.0)
+    n_lanes = allocation_locations.shape[0]
+    if n_lanes == 0:
+        return
+    n_channels = channel_weight.shape[0]
+    need = np.zeros((n_channels, n_sku))
+    for t in range(n_tier):
+        c = tier_channel[t]
+        for s in range(n_sku):
+            need[c, s] += forecast[t, s] + backlog[t, s]
+    weights = np.empty((n_lanes, n_sku))
+    total = np.zeros((n_loc, n_sku))
+    for lane in range(n_lanes):
+        c = allocation_channels[lane]
+        d = allocation_locations[lane]
+        for s in range(n_sku):
+            weights[lane, s] = need[c, s] * channel_weight[c]
+            total[d, s] += weights[lane, s]
+    for lane in range(n_lanes):
+        d = allocation_locations[lane]
+        for s in range(n_sku):
+            lane_total = total[d, s]
+            share = weights[lane, s] / max(lane_total, 1e-300) if lane_total > 0 else even_share[lane]
+            requests[allocation_positions[lane, s]] = np.floor(share * (on_hand[d, s] + arriving[d, s]))
