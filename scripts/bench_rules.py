@@ -98,7 +98,10 @@ def main() -> None:
         "profit_best_baseline": manifest["kpi_retention"]["best_baseline"]["profit"],
         "rules": len(table),
         "decisions_per_second": decisions_per_second(table),
+        "fidelity_strict_on_teacher_states": fidelity["on_teacher_states_strict"],
         "intervention_rate": manifest["intervention_rate"],
+        "decision_variables_changed_rules": manifest["decision_variables_changed"]["rules"],
+        "decision_variables_changed_teacher": manifest["decision_variables_changed"]["teacher"],
         "export_seconds": export_seconds,
         "table": str(out),
     }
@@ -118,7 +121,7 @@ def main() -> None:
         f"{figures['fidelity_on_teacher_states']:.1%} on the teacher's "
         f"(target ≥ {TARGETS['fidelity']:.0%}: {'met' if met['fidelity'] else 'NOT met'}); "
         f"at the strict tolerance {figures['fidelity_strict_tolerance']}: "
-        f"{figures['fidelity_strict_on_table_states']:.1%}"
+        f"{figures['fidelity_strict_on_table_states']:.1%} / {figures['fidelity_strict_on_teacher_states']:.1%}"
     )
     retention = figures["profit_retention"]
     print(
@@ -132,7 +135,11 @@ def main() -> None:
         f"  evaluator: {figures['decisions_per_second']:,.0f} decisions/s "
         f"(target ≥ {TARGETS['decisions_per_second']:,}: {'met' if met['decisions_per_second'] else 'NOT met'})"
     )
-    print(f"  feasibility-layer intervention rate with the table acting: {figures['intervention_rate']:.1%}")
+    print(
+        f"  feasibility layer: intervened in {figures['intervention_rate']:.1%} of periods with the table acting; "
+        f"changed {figures['decision_variables_changed_rules']:.1%} of decision variables per decision "
+        f"(teacher: {figures['decision_variables_changed_teacher']:.1%})"
+    )
 
 
 if __name__ == "__main__":

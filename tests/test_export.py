@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,14 +14,22 @@ from invalloc.cli import app
 from invalloc.config.loader import load_scenario
 from invalloc.export.exporter import ExportError, export_rule_table, review
 from invalloc.export.extraction import ExtractionSettings, extract
-from invalloc.rules import RuleTableError, load_rule_policy, load_rule_table
+from invalloc.rules import FEATURE_SET_VERSION, RuleTableError, load_rule_policy, load_rule_table
+from invalloc.rules.manifest import write_manifest
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
 
 runner = CliRunner()
 #: Small but complete settings: every stage runs, in seconds.
 QUICK = ExtractionSettings(
-    max_rules=8, iterations=2, episodes_per_iteration=2, evaluation_episodes=2, min_gain=0.0, seed=3
+    max_rules=8,
+    iterations=2,
+    episodes_per_iteration=2,
+    teacher_episodes=2,
+    validation_episodes=1,
+    evaluation_episodes=2,
+    min_gain=0.0,
+    seed=3,
 )
 
 
@@ -64,7 +73,8 @@ def test_export_writes_a_verified_table_with_its_manifest(exported):
     assert on_disk == manifest
     assert 1 <= len(table) <= QUICK.max_rules == manifest["extraction"]["max_rules"]
     assert manifest["scenario"]["digest"] == load_scenario("retail").digest
-    assert manifest["feature_set"]["version"] == "1" and manifest["review"]["status"] == "draft"
+    assert manifest["feature_set"]["version"] == FEATURE_SET_VERSION == "2" and manifest["review"]["status"] == "draft"
+    assert {f.name for f in table.features} >= {"inbound_days_dc_central_arriving_in_0", "days_remaining"}
     assert table.support.sum() == pytest.approx(1.0) and (table.support >= 0).all()
     fidelity = manifest["fidelity"]
     for key in ("on_table_states", "on_teacher_states", "on_table_states_strict"):
@@ -74,6 +84,10 @@ def test_export_writes_a_verified_table_with_its_manifest(exported):
     assert retention["best_baseline"]["name"] in ("base_stock", "proportional", "priority")
     assert retention["profit_retention"] == pytest.approx(retention["rules"]["profit"] / retention["teacher"]["profit"])
     assert 0.0 <= manifest["intervention_rate"] <= 1.0
+    changed = manifest["decision_variables_changed"]
+    assert 0.0 <= changed["rules"] <= 1.0 and 0.0 <= changed["teacher"] <= 1.0
+    assert [h["iteration"] for h in manifest["extraction"]["history"]] == [1, 2]
+    assert all(0.0 <= h["fidelity_on_teacher_validation_states"] <= 1.0 for h in manifest["extraction"]["history"])
     # Business rounding: cover multipliers are multiples of 0.05.
     covers = table.values[:, [o.transform == "log2" for o in table.outputs]]
     assert np.allclose(covers * 20, np.round(covers * 20))
@@ -165,9 +179,23 @@ def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
     assert str(champion.version) == manifest["registry"]["version"]
     assert client.get_model_version_by_alias("retail-rules", "candidate").version == champion.version
     assert champion.tags["review_status"] == "approved"
-    events = [json.loads(line) for line in (out / "audit_log.jsonl").read_text().splitlines()]
+    lines = (out / "audit_log.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
     assert [e["event"] for e in events] == ["exported", "review"] and events[1]["from"] == "draft"
     assert runner.invoke(app, ["rules", "verify", str(out)]).exit_code == 0  # re-hashed
+    # The review block is hash-chained into the audit log: editing it (or a log entry) and
+    # re-hashing the files is still detected.
+    assert events[1]["previous"] == hashlib.sha256(lines[0].encode()).hexdigest()
+    forged = tmp_path / "forged"
+    shutil.copytree(out, forged)
+    edited = {**manifest, "review": {**manifest["review"], "reviewer": "Mallory"}}
+    write_manifest(forged, edited)
+    result = runner.invoke(app, ["rules", "verify", str(forged)])
+    assert result.exit_code == 2 and "differs from the one audit_log.jsonl recorded" in result.stderr
+    (forged / "audit_log.jsonl").write_text(lines[0].replace("draft", "approved") + "\n" + lines[1] + "\n")
+    write_manifest(forged, manifest)
+    with pytest.raises(RuleTableError, match="line 2 does not chain to the line before it"):
+        load_rule_table(forged)
     # The registered artifacts are the approved files.
     folder = Path(mlflow.artifacts.download_artifacts("models:/retail-rules@champion", dst_path=str(tmp_path / "dl")))
     assert json.loads((folder / "manifest.json").read_text())["review"]["status"] == "approved"
@@ -193,6 +221,7 @@ def test_cli_export_from_a_training_run(tmp_path, mlflow_uri, monkeypatch):
     assert result.exit_code == 0, result.output
     run_id = next(line.split()[-1] for line in result.stdout.splitlines() if line.startswith("MLflow run:"))
     command = ["export", "--run", run_id, "--max-rules", "6", "--iterations", "1", "--episodes", "2"]
+    command += ["--teacher-episodes", "2", "--validation-episodes", "1"]
     result = runner.invoke(app, [*command, "--evaluation-episodes", "2", "--out", "tiny_rules", "--json"])
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)

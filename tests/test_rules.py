@@ -16,6 +16,7 @@ from invalloc.cli import app
 from invalloc.config.loader import load_scenario
 from invalloc.env.actions import ActionMapper
 from invalloc.rules import (
+    FEATURE_SET_VERSION,
     Feature,
     FeatureSet,
     Output,
@@ -252,11 +253,11 @@ def test_independent_dmn_engine_agrees_on_the_boundary_grid(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- directories
-def _retail_table() -> tuple[RuleTable, object]:
+def _retail_table(version: str = FEATURE_SET_VERSION) -> tuple[RuleTable, object]:
     """A small valid table for `retail`: split on the central DC's regular cover and the season."""
     loaded = load_scenario("retail")
     network = compile_network(loaded)
-    features = FeatureSet(network)
+    features = FeatureSet(network, version)
     outputs = compact_outputs(ActionMapper(Simulator(network, check_invariants=False), "compact").names)
     cover = features.names.index("days_of_cover_dc_central_regular")
     season = features.names.index("season_demand_index")
@@ -277,7 +278,12 @@ def _retail_table() -> tuple[RuleTable, object]:
         values,
         np.array([0.3, 0.3, 0.4]),
         [rule_id(lo, hi) for lo, hi in zip(lower, upper, strict=True)],
-        {"name": "retail_rules", "scenario": "retail", "scenario_digest": loaded.digest, "feature_set_version": "1"},
+        {
+            "name": "retail_rules",
+            "scenario": "retail",
+            "scenario_digest": loaded.digest,
+            "feature_set_version": version,
+        },
     )
     table.check()
     return table, loaded
@@ -295,7 +301,7 @@ def write_directory(table: RuleTable, loaded, directory: Path) -> Path:
         "name": directory.name,
         "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
         "feature_set": {
-            "version": "1",
+            "version": table.metadata["feature_set_version"],
             "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
         },
         "outputs": [
@@ -339,6 +345,17 @@ def test_policy_decides_like_the_table_and_runs_through_the_simulator(retail_dir
     features = policy.features(simulator)
     policy.act(simulator)
     assert policy.last_rule_id == policy.table.rule_ids[int(policy.table.decide(features[None])[0])]
+
+
+def test_version_1_table_still_decides(tmp_path):
+    """Feature set version 2 adds the inbound pipeline; a version-1 table keeps its 19 features."""
+    table, loaded = _retail_table("1")
+    assert len(table.features) == 19 and not any(f.name.startswith("inbound_days") for f in table.features)
+    policy = load_rule_policy(write_directory(table, loaded, tmp_path / "v1"))
+    assert policy.table.metadata["feature_set_version"] == "1"
+    run_episode(Simulator(compile_network(loaded), check_invariants=False), policy, seed=0)
+    v2 = FeatureSet(compile_network(loaded))
+    assert v2.version == "2" and v2.size == 19 + 3 * 3  # three DCs × arrivals in 0, 1, 2 periods
 
 
 def test_policy_refuses_another_scenario(retail_directory):

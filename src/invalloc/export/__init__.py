@@ -83,13 +83,18 @@ def model_version_of_run(run_id: str, tracking_uri: str) -> str | None:
 
 
 def summary_line(out: Path, manifest: dict) -> str:
-    """One line: rules, fidelity, profit retention, intervention rate, registry."""
+    """One line: rules, fidelity, profit retention, interventions, registry."""
     fidelity, retention = manifest["fidelity"], manifest["kpi_retention"]["profit_retention"]
     registry = manifest.get("registry")
     return (
         f"{out}: {manifest['rules']} rules; fidelity {fidelity['on_table_states']:.1%} on the table's states, "
         f"{fidelity['on_teacher_states']:.1%} on the teacher's (tolerance {fidelity['tolerance']}); profit "
-        f"retention {'n/a' if retention is None else f'{retention:.1%}'}; intervention rate "
-        f"{manifest['intervention_rate']:.1%}"
+        f"retention {'n/a' if retention is None else f'{retention:.1%}'}; feasibility layer intervened in "
+        f"{manifest['intervention_rate']:.0%} of periods"
+        + (
+            f", changing {changed['rules']:.1%} of decision variables (teacher {changed['teacher']:.1%})"
+            if (changed := manifest.get("decision_variables_changed"))
+            else ""
+        )
         + (f"; registered as {registry['model_name']} v{registry['version']} @candidate" if registry else "")
     )

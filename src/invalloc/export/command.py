@@ -23,6 +23,7 @@ TrackingUri = Annotated[
 ]
 
 
+# Option defaults are ExtractionSettings's (not imported here, so that `invalloc --help` stays fast).
 def export(
     run: Annotated[str, typer.Option("--run", help="MLflow run id of a trained policy (`invalloc train` prints it).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the rule table into.")],
@@ -30,8 +31,17 @@ def export(
     scenario: Annotated[
         str | None, typer.Option("--scenario", help="Scenario file or name (default: the one logged with the run).")
     ] = None,
-    iterations: Annotated[int, typer.Option("--iterations", min=1, help="DAgger iterations.")] = 4,
-    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes per DAgger iteration.")] = 6,
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="DAgger iterations.")] = 6,
+    episodes: Annotated[
+        int, typer.Option("--episodes", min=1, help="Episodes the table rolls out per DAgger iteration.")
+    ] = 20,
+    teacher_episodes: Annotated[
+        int,
+        typer.Option("--teacher-episodes", min=0, help="Teacher episodes before the first fit (0: --episodes)."),
+    ] = 60,
+    validation_episodes: Annotated[
+        int, typer.Option("--validation-episodes", min=0, help="Teacher episodes for choosing the iteration's table.")
+    ] = 10,
     evaluation_episodes: Annotated[
         int, typer.Option("--evaluation-episodes", min=1, help="Held-out episodes for fidelity and KPI retention.")
     ] = 10,
@@ -58,6 +68,8 @@ def export(
             max_rules=max_rules,
             iterations=iterations,
             episodes_per_iteration=episodes,
+            teacher_episodes=teacher_episodes,
+            validation_episodes=validation_episodes,
             evaluation_episodes=evaluation_episodes,
             seed=seed,
         )

@@ -9,7 +9,11 @@ each), so differences in profit and fill rate come from the decisions alone.
 - **KPI retention** — profit and per-tier fill rate of the table, the teacher and the best
   rule-based baseline (by mean profit), and the table's profit as a share of the teacher's.
 - **Intervention rate** — how often the feasibility layer had to change the table's
-  requests (share of periods with at least one intervention; interventions per period).
+  requests: the share of periods with at least one intervention (on `retail` some rule —
+  the cash rule, purchase approval, a channel's share — binds nearly every period, so this
+  is close to 100% for any policy) and, the informative figure, the share of decision
+  variables it changed per decision (executed ≠ requested after whole-unit rounding), for
+  the table and for the teacher on the same seeds.
 """
 
 from __future__ import annotations
@@ -37,14 +41,25 @@ def _kpi_summary(episodes: list[list[PeriodReport]], simulator: Simulator) -> di
         "fill_rate_by_tier": {t: float(np.mean([k["fill_rate_by_tier"][t] for k in kpis])) for t in tiers},
         "intervention_rate": float(np.mean([r.decision.intervention_count > 0 for r in periods])),
         "interventions_per_period": float(np.mean([r.decision.intervention_count for r in periods])),
+        "decision_variables_changed": float(np.mean([_changed_share(r) for r in periods])),
         "episodes": len(episodes),
     }
+
+
+def _changed_share(report: PeriodReport) -> float:
+    """Share of the period's decision variables the feasibility layer changed: executed differs
+    from the sanitised request (which is already rounded down to whole units)."""
+    decision = report.decision
+    if len(decision.requested) == 0:
+        return 0.0
+    return float(np.count_nonzero(np.abs(decision.requested - decision.executed) > 1e-9) / len(decision.requested))
 
 
 def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings: ExtractionSettings) -> dict:
     """Fidelity, KPI retention and intervention rate of ``table`` against ``teacher``.
 
     :returns: ``{"fidelity": {...}, "kpi_retention": {...}, "intervention_rate": float,
+        "decision_variables_changed": {"rules": float, "teacher": float},
         "evaluation_seeds": [first, last]}``; money in the scenario currency, rates as shares.
     """
     from invalloc.baselines import make_policy
@@ -89,5 +104,9 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
             "baselines_profit": {name: b["profit"] for name, b in baselines.items()},
         },
         "intervention_rate": summaries["rules"]["intervention_rate"],
+        "decision_variables_changed": {
+            "rules": summaries["rules"]["decision_variables_changed"],
+            "teacher": summaries["teacher"]["decision_variables_changed"],
+        },
         "evaluation_seeds": [seeds[0], seeds[-1]],
     }

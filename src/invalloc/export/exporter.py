@@ -10,7 +10,6 @@ and moves the MLflow registry alias.
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,8 @@ from invalloc.rules.manifest import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
     STATUSES,
+    allowed_transitions,
+    append_audit,
     load_rule_table,
     staged_directory,
     verify_directory,
@@ -48,11 +49,6 @@ class ExportError(RuntimeError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _append_audit(directory: Path, entry: dict) -> None:
-    with open(directory / AUDIT_LOG_FILE, "a") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
 def write_table_files(table: RuleTable, directory: Path) -> None:
@@ -110,7 +106,11 @@ def export_rule_table(
     manifest = _manifest(name, loaded, extraction, evaluation, source or {})
     with staged_directory(out) as staging:
         write_table_files(table, staging)
-        _append_audit(staging, {"time": _now(), "event": "exported", "status": "draft", "source": source or {}})
+        append_audit(
+            staging,
+            {"time": _now(), "event": "exported", "status": "draft", "source": source or {}},
+            manifest["review"],
+        )
         write_manifest(staging, manifest)
         _check_round_trip(staging, table, extraction.data.features)
         if register and tracking_uri:
@@ -155,6 +155,7 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
         "fidelity": evaluation["fidelity"],
         "kpi_retention": evaluation["kpi_retention"],
         "intervention_rate": evaluation["intervention_rate"],
+        "decision_variables_changed": evaluation["decision_variables_changed"],
         "evaluation_seeds": evaluation["evaluation_seeds"],
         "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
         "registry": None,
@@ -198,6 +199,8 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
             "export/fidelity_on_teacher_states": manifest["fidelity"]["on_teacher_states"],
             "export/rules": manifest["rules"],
             "export/intervention_rate": manifest["intervention_rate"],
+            "export/decision_variables_changed": manifest["decision_variables_changed"]["rules"],
+            "export/decision_variables_changed_teacher": manifest["decision_variables_changed"]["teacher"],
         }
         if manifest["kpi_retention"]["profit_retention"] is not None:
             metrics["export/profit_retention"] = manifest["kpi_retention"]["profit_retention"]
@@ -244,9 +247,7 @@ def review(
         raise ExportError(f"--status {status}: choose one of {', '.join(STATUSES)}")
     if current not in STATUSES:
         raise ExportError(f"{directory / MANIFEST_FILE}: unknown review status {current!r}")
-    allowed = {STATUSES[STATUSES.index(current) + 1]} if current != "retired" else set()
-    if current != "retired":
-        allowed.add("retired")
+    allowed = allowed_transitions(current)
     if status not in allowed:
         options = ", ".join(sorted(allowed)) or "none"
         raise ExportError(f"{directory}: status {current} cannot move to {status} (allowed: {options})")
@@ -258,10 +259,11 @@ def review(
             if path.is_file():
                 shutil.copy2(path, staging / path.name)
         manifest["review"] = {"status": status, "reviewer": reviewer, "date": date, "comment": comment}
-        _append_audit(
+        append_audit(
             staging,
             {"time": date, "event": "review", "from": current, "status": status, "reviewer": reviewer}
             | {"comment": comment},
+            manifest["review"],
         )
         if status == "approved" and tracking_uri is not None:
             registry = manifest.get("registry")

@@ -1,14 +1,17 @@
 """Imitation of a trained policy by a rule table (DAgger with VIPER's state weighting).
 
-1. Roll out the teacher and record, per visited state, the rule table's features, the
-   teacher's observation and the *money at stake* there.
+1. Roll out the teacher (``teacher_episodes``) and record, per visited state, the rule
+   table's features, the teacher's observation and the *money at stake* there; roll it out
+   on ``validation_episodes`` more seeds, kept apart for choosing the table.
 2. Repeat ``iterations`` times: fit one CART regression tree (scikit-learn, at most
    ``max_rules`` leaves) from the features to the teacher's actions on every state seen so
    far, weighting each state by its stake; turn the tree into a rule table (thresholds and
    outputs rounded to business values); roll the *table* out, label the states it visits
    with the teacher's action and add them to the data (DAgger: the student learns to
-   recover from its own mistakes).
-3. Keep the table that agreed best with the teacher on the states it visited itself.
+   recover from its own mistakes). The teacher's own states stay in the data throughout,
+   so the table must follow the teacher on both distributions.
+3. Keep the table whose worse agreement — on the states it visited itself (before they
+   joined the data) or on the teacher's validation states — is best.
 
 The stake of a state (VIPER weights states by how much the decision matters there) is the
 value, at standard cost, of the quantities that the action can move in that state: requests
@@ -55,7 +58,11 @@ class ExtractionSettings:
 
     :param max_rules: most rules in the table (leaves of the tree).
     :param iterations: DAgger rounds (fit, roll out the table, label its states).
-    :param episodes_per_iteration: episodes rolled out by the teacher first, then by each table.
+    :param episodes_per_iteration: episodes rolled out by each iteration's table.
+    :param teacher_episodes: episodes rolled out by the teacher before the first fit (0: as
+        many as ``episodes_per_iteration``).
+    :param validation_episodes: further teacher episodes, never fitted, on which each
+        iteration's table is judged beside its own states.
     :param seed: seed of the first extraction episode; episodes use consecutive seeds.
     :param min_leaf_fraction: smallest share of the total weight a rule may hold.
     :param min_gain: smallest weighted decrease of the mean squared action error (squared
@@ -71,8 +78,10 @@ class ExtractionSettings:
     """
 
     max_rules: int = DEFAULT_MAX_RULES
-    iterations: int = 4
-    episodes_per_iteration: int = 6
+    iterations: int = 6
+    episodes_per_iteration: int = 20
+    teacher_episodes: int = 60
+    validation_episodes: int = 10
     seed: int = 0
     min_leaf_fraction: float = 0.002
     min_gain: float = 1e-5
@@ -86,6 +95,8 @@ class ExtractionSettings:
             raise ValueError(f"max_rules={self.max_rules}: must be at least 1")
         if self.iterations < 1 or self.episodes_per_iteration < 1 or self.evaluation_episodes < 1:
             raise ValueError("iterations, episodes_per_iteration and evaluation_episodes must be at least 1")
+        if self.teacher_episodes < 0 or self.validation_episodes < 0:
+            raise ValueError("teacher_episodes and validation_episodes must be at least 0")
 
 
 @dataclass
@@ -289,8 +300,10 @@ def extract(
         **(metadata or {}),
     }
     per = settings.episodes_per_iteration
-    seeds = iter(range(settings.seed, settings.seed + per * (settings.iterations + 1)))
-    data = rollouts.run([next(seeds) for _ in range(per)], student=None)
+    first = settings.teacher_episodes or per
+    seeds = iter(range(settings.seed, settings.seed + first + settings.validation_episodes + per * settings.iterations))
+    data = rollouts.run([next(seeds) for _ in range(first)], student=None)
+    validation = rollouts.run([next(seeds) for _ in range(settings.validation_episodes)], student=None)
     history: list[dict] = []
     best: tuple[float, int, RuleTable] | None = None
     for iteration in range(1, settings.iterations + 1):
@@ -307,20 +320,25 @@ def extract(
         refit_outputs(table, data, weights)
         student = RuleTablePolicy(table, metadata["scenario_digest"], name=f"rules-iteration-{iteration}")
         visited = rollouts.run([next(seeds) for _ in range(per)], student=student)
-        fit = agreement(table, visited, settings.fidelity_tolerance)
+        fit = agreement(table, visited, settings.fidelity_tolerance)["agreement"]
+        on_teacher = (
+            agreement(table, validation, settings.fidelity_tolerance)["agreement"] if len(validation.stake) else fit
+        )
         profit = float(np.mean([sum(r.profit for r in episode) for episode in visited.episodes]))
         history.append(
             {
                 "iteration": iteration,
                 "rules": len(table),
-                "fidelity_on_own_states": fit["agreement"],
+                "fidelity_on_own_states": fit,
+                "fidelity_on_teacher_validation_states": on_teacher,
                 "mean_profit": profit,
                 "training_states": int(len(data.stake)),
             }
         )
-        # Best agreement first, then fewer rules, then the later iteration (more data).
-        if best is None or (fit["agreement"], -len(table)) >= (best[0], -len(best[2])):
-            best = (fit["agreement"], iteration, table)
+        # Best worse-of-both agreement first, then fewer rules, then the later iteration (more data).
+        score = min(fit, on_teacher)
+        if best is None or (score, -len(table)) >= (best[0], -len(best[2])):
+            best = (score, iteration, table)
         data = Visits.concat([data, visited])
     assert best is not None
     table = best[2]

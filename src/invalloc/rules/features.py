@@ -1,6 +1,7 @@
 """The rule table's inputs: a small, named set of interpretable features of the simulator state.
 
-Feature set version :data:`FEATURE_SET_VERSION`. Every feature is computed from the state at
+Feature set version :data:`FEATURE_SET_VERSION` (tables of the versions in
+:data:`FEATURE_SET_VERSIONS` still load and decide). Every feature is computed from the state at
 the decision point alone (no history), in business units, so a reviewer can read a
 condition such as ``days_of_cover_dc_north_regular < 12`` without knowing the simulator:
 
@@ -19,7 +20,16 @@ name                                      unit      meaning
 ``season_demand_index``                   ratio     this period's expected demand over the
                                                     episode's average (1 = an average period)
 ``days_remaining``                        days      days left in the episode
+``inbound_days_<dc>_arriving_in_<k>``     days      (version 2) units in transit to the DC that
+                                                    arrive k periods from now (0 = this period), over
+                                                    the DC's expected demand per day, all SKUs; k runs
+                                                    over the longest lead time
 ========================================  ========  =================================================
+
+Version 2 adds the inbound pipeline by arrival period. Version 1's cover counts on-hand and
+inbound stock alike; a trained policy also reacts to *when* the inbound stock arrives (what
+it ordered one and two periods ago), and on `retail` these nine features raise the table's
+agreement with the teacher by about 1.5 points.
 
 SKU groups (empty ones are left out): ``perishable`` (a shelf life), ``clearance`` (net
 realisable value below standard cost: marked down) and ``regular`` (all others).
@@ -39,8 +49,10 @@ from invalloc.sim.network import Network
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.simulator import Simulator
 
-#: Version of the feature definitions; a rule table records it and is refused by a different one.
-FEATURE_SET_VERSION = "1"
+#: Version of the feature definitions extracted tables use; a table records its version.
+FEATURE_SET_VERSION = "2"
+#: Versions this evaluator computes (a table of any other version is refused).
+FEATURE_SET_VERSIONS = ("1", "2")
 #: Days of cover reported where a group has no expected demand through a DC (days).
 NO_DEMAND_COVER_DAYS = 999.0
 
@@ -72,13 +84,16 @@ def sku_groups(network: Network) -> dict[str, np.ndarray]:
 class FeatureSet:
     """Computes the features (see the module docstring) of a simulator's state.
 
+    :param version: which definitions, one of :data:`FEATURE_SET_VERSIONS`.
     :ivar features: the :class:`Feature` definitions in column order.
     :ivar names: their names.
     """
 
-    version = FEATURE_SET_VERSION
-
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, version: str = FEATURE_SET_VERSION) -> None:
+        if version not in FEATURE_SET_VERSIONS:
+            known = ", ".join(FEATURE_SET_VERSIONS)
+            raise ValueError(f"feature set version {version!r}: this evaluator computes versions {known}")
+        self.version = version
         self.network = network
         self.view = PlanningView(network)
         self.period_days = float(network.scenario.episode.period_days)
@@ -116,6 +131,18 @@ class FeatureSet:
             Feature("season_demand_index", "ratio", "this period's expected demand over the episode's average")
         )
         features.append(Feature("days_remaining", "days", "days left in the episode"))
+        #: Arrival periods of the inbound pipeline (version 2): 0 … longest lead time − 1.
+        self.pipeline_periods = max(int(network.max_lead_time), 1) if version != "1" else 0
+        for dc in network.locations:
+            for k in range(self.pipeline_periods):
+                features.append(
+                    Feature(
+                        f"inbound_days_{identifier(dc)}_arriving_in_{k}",
+                        "days",
+                        f"units in transit to {dc} arriving {k} period(s) from now (0 = this period), "
+                        f"over its expected demand per day",
+                    )
+                )
         self.features = features
         self._average_of: Simulator | None = None
         self._average = 0.0
@@ -163,4 +190,15 @@ class FeatureSet:
         now = float(simulator.demand_forecast().sum())
         season = now / average if average > 0 else 1.0
         remaining = (simulator.periods - simulator.period) * self.period_days
-        return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining]))
+        if not self.pipeline_periods:
+            return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining]))
+        dc_demand = demand.sum(axis=1) * per_day  # (D,) units per day
+        arriving = simulator.pipeline(self.pipeline_periods).sum(axis=2).T  # (D, K) units
+        inbound = np.divide(
+            arriving,
+            dc_demand[:, None],
+            out=np.where(arriving > 0, NO_DEMAND_COVER_DAYS, 0.0),
+            where=dc_demand[:, None] > 1e-12,
+        )
+        inbound = np.minimum(inbound, NO_DEMAND_COVER_DAYS)
+        return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining], inbound.ravel()))

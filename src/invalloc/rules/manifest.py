@@ -5,6 +5,13 @@ run, model version, scenario hash, feature set version, extraction settings), ho
 it is (fidelity, KPI retention, intervention rate) and its review (status draft → approved →
 active → retired, reviewer, date, comment). :func:`load_rule_table` verifies every hash
 before it reads anything and refuses a directory whose files do not match.
+
+``audit_log.jsonl`` is append-only and hash-chained: every entry records the sha256 of the
+line before it (``previous``) and of the manifest's review block as that event left it
+(``review_sha256``). :func:`verify_directory` replays the log — each review must start from
+the status the log reached and be an allowed step — and refuses a manifest whose review
+(status, reviewer, date, comment) differs from what the log's last entry says, so editing
+the review fields by hand, or an entry in the middle of the log, is detected.
 """
 
 from __future__ import annotations
@@ -27,6 +34,97 @@ AUDIT_LOG_FILE = "audit_log.jsonl"
 MANIFEST_FORMAT = "invalloc-rule-table-manifest"
 #: Review statuses in lifecycle order; a table moves forward one step at a time (or is retired).
 STATUSES = ("draft", "approved", "active", "retired")
+#: ``previous`` of the first audit entry: the sha256 of nothing.
+AUDIT_CHAIN_START = hashlib.sha256(b"").hexdigest()
+
+
+def allowed_transitions(status: str) -> set[str]:
+    """Statuses a table in ``status`` may move to: the next one in :data:`STATUSES`, or retired."""
+    if status not in STATUSES or status == "retired":
+        return set()
+    return {STATUSES[STATUSES.index(status) + 1], "retired"}
+
+
+def review_digest(review: dict) -> str:
+    """sha256 of a manifest's review block (canonical JSON: sorted keys, no spaces)."""
+    text = json.dumps(review, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def append_audit(directory: Path, entry: dict, review: dict) -> dict:
+    """Append ``entry`` to the directory's audit log, chained to the last line and to ``review``
+    (the manifest's review block after this event); returns the entry written."""
+    path = Path(directory) / AUDIT_LOG_FILE
+    lines = path.read_text().splitlines() if path.is_file() else []
+    previous = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else AUDIT_CHAIN_START
+    entry = {**entry, "previous": previous, "review_sha256": review_digest(review)}
+    with open(path, "a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    return entry
+
+
+def check_review_log(directory: Path, manifest: dict) -> None:
+    """Raise :class:`RuleTableError` unless the manifest's review agrees with the audit log.
+
+    Replays ``audit_log.jsonl``: ``exported`` starts at ``draft``; each ``review`` must move
+    from the status reached so far (its ``from``) by an allowed step. Entries carrying a
+    ``previous`` hash must chain to the line before, and once the chain starts every later
+    entry must carry it. The manifest's review status must be the status reached; its review
+    block must hash to the last entry's ``review_sha256`` (or, for a log written before
+    hashing, match the last review's reviewer, date and comment). Without a log the review
+    must be ``draft``.
+    """
+    directory = Path(directory)
+    path = directory / AUDIT_LOG_FILE
+    review = manifest.get("review") or {}
+    claimed = review.get("status", "draft")
+    lines = path.read_text().splitlines() if path.is_file() else []
+    status, last, chained = "draft", None, False
+    previous_line = None
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise RuleTableError(f"{path}: line {number} is not JSON (the audit log was edited)") from None
+        if not isinstance(entry, dict):
+            raise RuleTableError(f"{path}: line {number} is not a JSON object (the audit log was edited)")
+        if "previous" in entry or chained:
+            expected = hashlib.sha256(previous_line.encode()).hexdigest() if number > 1 else AUDIT_CHAIN_START
+            if entry.get("previous") != expected:
+                raise RuleTableError(
+                    f"{path}: line {number} does not chain to the line before it (an entry was edited or removed)"
+                )
+            chained = True
+        if entry.get("event") == "exported":
+            status = entry.get("status", "draft")
+        elif entry.get("event") == "review":
+            if entry.get("from") != status or entry.get("status") not in allowed_transitions(status):
+                raise RuleTableError(
+                    f"{path}: line {number} moves the review from {entry.get('from')!r} to {entry.get('status')!r}, "
+                    f"but the log had reached {status!r}"
+                )
+            status = entry["status"]
+        last, previous_line = entry, line
+    if claimed != status:
+        raise RuleTableError(
+            f"{directory / MANIFEST_FILE}: review status {claimed!r} disagrees with {AUDIT_LOG_FILE} "
+            f"(which reaches {status!r}); change the status only with `invalloc rules approve`"
+        )
+    if last is None:
+        return
+    if "review_sha256" in last:
+        if last["review_sha256"] != review_digest(review):
+            raise RuleTableError(
+                f"{directory / MANIFEST_FILE}: review block (reviewer, date, comment) differs from the one "
+                f"{AUDIT_LOG_FILE} recorded; change it only with `invalloc rules approve`"
+            )
+    elif last.get("event") == "review":
+        recorded = {"reviewer": last.get("reviewer"), "date": last.get("time"), "comment": last.get("comment")}
+        if any(review.get(key) != value for key, value in recorded.items()):
+            raise RuleTableError(
+                f"{directory / MANIFEST_FILE}: review block (reviewer, date, comment) differs from the last review "
+                f"in {AUDIT_LOG_FILE}; change it only with `invalloc rules approve`"
+            )
 
 
 def sha256_file(path: Path) -> str:
@@ -57,10 +155,11 @@ def read_manifest(directory: Path) -> dict:
 
 
 def verify_directory(directory: Path) -> dict:
-    """Check every file listed in the manifest against its sha256; return the manifest.
+    """Check every file listed in the manifest against its sha256 and the review against the
+    audit log (:func:`check_review_log`); return the manifest.
 
-    Raises :class:`RuleTableError` naming the first missing or changed file, or a table
-    file present in the directory but not in the manifest.
+    Raises :class:`RuleTableError` naming the first missing or changed file, a table file
+    the manifest lists no hash for, or a review that disagrees with the audit log.
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -76,6 +175,9 @@ def verify_directory(directory: Path) -> dict:
             raise RuleTableError(f"{path}: missing (listed in the manifest)")
         if sha256_file(path) != expected:
             raise RuleTableError(f"{path}: sha256 does not match the manifest (the file was changed)")
+    if (directory / AUDIT_LOG_FILE).is_file() and AUDIT_LOG_FILE not in files:
+        raise RuleTableError(f"{directory / MANIFEST_FILE}: lists no hash for {AUDIT_LOG_FILE}")
+    check_review_log(directory, manifest)
     return manifest
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
-from invalloc.rules.features import FEATURE_SET_VERSION, FeatureSet
+from invalloc.rules.features import FEATURE_SET_VERSION, FEATURE_SET_VERSIONS, FeatureSet
 from invalloc.rules.manifest import load_rule_table
 from invalloc.rules.table import RuleTable, RuleTableError
 
@@ -53,9 +53,10 @@ class RuleTablePolicy:
                 f"not on {network.scenario.name} ({digest[:12]}…)"
             )
         version = self.table.metadata.get("feature_set_version", FEATURE_SET_VERSION)
-        if version != FEATURE_SET_VERSION:
+        if version not in FEATURE_SET_VERSIONS:
             raise RuleTableError(
-                f"policy {self.name}: feature set version {version}, this evaluator computes {FEATURE_SET_VERSION}"
+                f"policy {self.name}: feature set version {version}, this evaluator computes versions "
+                f"{', '.join(FEATURE_SET_VERSIONS)}"
             )
         self.last_rule_id = None
 
@@ -63,7 +64,7 @@ class RuleTablePolicy:
         """Features, action mapper and per-rule actions for ``simulator`` (once per simulator)."""
         if simulator is self._simulator:
             return
-        features = FeatureSet(simulator.network)
+        features = FeatureSet(simulator.network, self.table.metadata.get("feature_set_version", FEATURE_SET_VERSION))
         if features.names != self.table.feature_names:
             missing = sorted(set(self.table.feature_names) ^ set(features.names))[:3]
             raise RuleTableError(f"policy {self.name}: features differ from the scenario's ({', '.join(missing)} …)")
