@@ -31,14 +31,14 @@ def export(
     scenario: Annotated[
         str | None, typer.Option("--scenario", help="Scenario file or name (default: the one logged with the run).")
     ] = None,
-    iterations: Annotated[int, typer.Option("--iterations", min=1, help="DAgger iterations.")] = 6,
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="DAgger iterations.")] = 4,
     episodes: Annotated[
         int, typer.Option("--episodes", min=1, help="Episodes the table rolls out per DAgger iteration.")
     ] = 20,
     teacher_episodes: Annotated[
         int,
         typer.Option("--teacher-episodes", min=0, help="Teacher episodes before the first fit (0: --episodes)."),
-    ] = 60,
+    ] = 120,
     validation_episodes: Annotated[
         int, typer.Option("--validation-episodes", min=0, help="Teacher episodes for choosing the iteration's table.")
     ] = 10,

@@ -69,6 +69,8 @@ class ExtractionSettings:
         action units, averaged over outputs) for which a rule is split in two; stops the
         tree from spending rules on differences far below the fidelity tolerance.
     :param stake_floor: weight floor as a share of the mean stake, so no state is ignored.
+    :param stake_weighting: weight states by their stake (VIPER); False weighs every state alike,
+        as the fidelity measure does.
     :param fidelity_tolerance: an output agrees with the teacher when its action value is
         within this distance (action units; the action range [-1, 1] is 2 wide). 0.25 is an
         eighth of the range: a cover multiplier within a factor 2^0.25 (±19%), an allocation
@@ -78,14 +80,15 @@ class ExtractionSettings:
     """
 
     max_rules: int = DEFAULT_MAX_RULES
-    iterations: int = 6
+    iterations: int = 4
     episodes_per_iteration: int = 20
-    teacher_episodes: int = 60
+    teacher_episodes: int = 120
     validation_episodes: int = 10
     seed: int = 0
     min_leaf_fraction: float = 0.002
     min_gain: float = 1e-5
     stake_floor: float = 0.1
+    stake_weighting: bool = True
     fidelity_tolerance: float = 0.25
     evaluation_episodes: int = 10
     evaluation_seed: int = 100_000
@@ -307,7 +310,7 @@ def extract(
     history: list[dict] = []
     best: tuple[float, int, RuleTable] | None = None
     for iteration in range(1, settings.iterations + 1):
-        weights = _weights(data.stake, settings.stake_floor)
+        weights = _weights(data.stake, settings.stake_floor) if settings.stake_weighting else np.ones(len(data.stake))
         tree = DecisionTreeRegressor(
             max_leaf_nodes=max(settings.max_rules, 2),
             min_weight_fraction_leaf=settings.min_leaf_fraction,
