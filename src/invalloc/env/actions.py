@@ -89,7 +89,6 @@ class ActionMapper:
         # Index of the action dimension acting on each DC × SKU cell (D, S); the action's
         # length (one past its end) where none does.
         size = len(self.names)
-        self._padded = np.zeros(size + 1)
         self._sku_dimension = np.full((len(n.locations), n.n_skus), size)
         self._sku_dimension[:, self.sku_columns] = np.arange(len(self.sku_columns))
         self._location_dimension = np.full((len(n.locations), n.n_skus), size)
@@ -124,9 +123,9 @@ class ActionMapper:
         if self.mode == "raw":
             return self._raw(action, demand, requests)
         k_sku, k_loc = len(self.sku_columns), len(self.location_rows)
-        padded = self._padded  # the last entry stands for "no such dimension" and stays 0
-        padded[:-1] = action
-        exponent = (padded[self._sku_dimension] + padded[self._location_dimension]) / 2
+        # (padded[sku dimension] + padded[location dimension]) / 2 per DC × SKU, where the padded
+        # action's last entry stands for "no such dimension" and is 0.
+        exponent = _cell_exponent(np.asarray(action, dtype=np.float64), self._sku_dimension, self._location_dimension)
         weight = self._channel_weight  # 1 for channels without an action dimension
         weight[self.channels_decided] = np.exp(2.0 * action[k_sku + k_loc :])
         # The compiled equivalent of view.order_up_to(sim, requests, target) with
@@ -165,6 +164,21 @@ class ActionMapper:
             positions = view.allocation_positions
             requests[positions] = np.floor(share[positions] * available)
         return requests
+
+
+@njit(cache=True)
+def _cell_exponent(action, sku_dimension, location_dimension):
+    """Per DC × SKU (D, S): the mean of the cell's SKU and location action dimensions, an index
+    of ``len(action)`` standing for a missing dimension (value 0)."""
+    size = action.shape[0]
+    n_loc, n_sku = sku_dimension.shape
+    out = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            i = sku_dimension[d, s]
+            j = location_dimension[d, s]
+            out[d, s] = ((action[i] if i < size else 0.0) + (action[j] if j < size else 0.0)) / 2
+    return out
 
 
 @njit(cache=True, error_model="numpy")

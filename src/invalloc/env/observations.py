@@ -97,6 +97,7 @@ class ObservationBuilder:
             calendar.append((np.sin(season), np.cos(season), t / periods))
         self._calendar = np.array(calendar, dtype=float)
         self._money = np.empty(5)  # scratch: the money features of one observation
+        self._ones = np.ones(len(n.tiers))  # the denominator of a fill rate given as shares
         self.reset()
 
     def reset(self) -> None:
@@ -151,7 +152,8 @@ class ObservationBuilder:
 
     def observe(self) -> np.ndarray:
         """Observation (size,) float32 at the current decision point from the recorded history."""
-        return self.build(self.recent_demand, self.fill_rate_to_date)
+        # The fill rate to date (served ÷ demand, 1 without demand) is divided in the kernel.
+        return self._build(self.recent_demand, self._served_to_date, self._demand_to_date)
 
     @property
     def size(self) -> int:
@@ -163,6 +165,11 @@ class ObservationBuilder:
         :param recent_demand: last period's new demand per channel and SKU (C, S), units.
         :param fill_rate: fill rate to date per tier (T,), share.
         """
+        return self._build(recent_demand, np.asarray(fill_rate, dtype=float), self._ones)
+
+    def _build(self, recent_demand: np.ndarray, served: np.ndarray, demand: np.ndarray) -> np.ndarray:
+        """:meth:`build` with the fill rate per tier given as ``served`` ÷ ``demand`` (T,; 1 where
+        ``demand`` is 0), divided in the compiled pass."""
         sim = self.simulator
         n = sim.network
         money = self.money_scale
@@ -170,11 +177,13 @@ class ObservationBuilder:
         credit_used = max(0.0, -sim.cash)
         window = sim.payment_window + 1
         budget = n.scenario.rules.purchase_budget_per_period
-        headroom = sim.purchase_headroom() if sim.cash_rule_active else sim.cash + finance.credit_line
+        payables = sim.payables_due_within(window)
+        # sim.purchase_headroom(), without summing the payables again.
+        headroom = sim._headroom_given(payables) if sim.cash_rule_active else sim.cash + finance.credit_line
         features = self._money
         features[0] = headroom / money
         features[1] = (finance.credit_line - credit_used) / money
-        features[2] = sim.payables_due_within(window) / money
+        features[2] = payables / money
         features[3] = sim.receivables_due_within(window) / money
         features[4] = (budget if budget is not None else CLIP * money) / money
         t = sim.period
@@ -191,7 +200,8 @@ class ObservationBuilder:
             self._scaled_forecast[min(t, sim.periods)],
             features,
             self._calendar[min(t, sim.periods)],
-            fill_rate,
+            served,
+            demand,
             CLIP,
         )
         return observation
@@ -233,7 +243,8 @@ def _fill_observation(
     scaled_forecast,
     money_features,
     calendar,
-    fill_rate,
+    fill_served,
+    fill_demand,
     clip,
 ):
     """Write the features in :attr:`ObservationBuilder.feature_names` order, scaled and clipped.
@@ -272,8 +283,8 @@ def _fill_observation(
     for j in range(calendar.shape[0]):
         observation[i] = calendar[j]
         i += 1
-    for j in range(fill_rate.shape[0]):
-        observation[i] = fill_rate[j]
+    for j in range(fill_served.shape[0]):
+        observation[i] = fill_served[j] / fill_demand[j] if fill_demand[j] > 0 else 1.0
         i += 1
     low = np.float32(-clip)
     high = np.float32(clip)

@@ -245,6 +245,10 @@ class FeasibilityLayer:
         is when this period's receipts are on hand.
         """
         if self._allocate_positions.size:
-            decision.executed[self._allocate_positions] = decision.allocations[
-                self._allocate_rows, self._allocate_columns
-            ]
+            kernels.record_allocations(
+                decision.executed,
+                decision.allocations,
+                self._allocate_positions,
+                self._allocate_rows,
+                self._allocate_columns,
+            )

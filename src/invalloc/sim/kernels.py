@@ -1494,3 +1494,31 @@ def close_books(ep, paid, collected, penalty, period):
     revenue = -(balance[REVENUE] - start[REVENUE])
     cost_of_goods_sold = balance[COST_OF_GOODS_SOLD] - start[COST_OF_GOODS_SOLD]
     return holding, interest, written, expired, revenue, -pnl, cost_of_goods_sold, balance[CASH], balance[INVENTORY]
+
+
+@njit(cache=True)
+def any_nonzero(array):
+    """Whether any entry of a 2-D array is non-zero (``array.any()`` without numpy's reduction set-up)."""
+    for row in range(array.shape[0]):
+        for column in range(array.shape[1]):
+            if array[row, column] != 0:
+                return True
+    return False
+
+
+@njit(cache=True)
+def any_nonzero_rows(array, rows):
+    """Whether any entry in the given ``rows`` (int64 (k,)) of a 2-D array is non-zero
+    (``array[rows].any()`` without the copy)."""
+    for row in rows:
+        for column in range(array.shape[1]):
+            if array[row, column] != 0:
+                return True
+    return False
+
+
+@njit(cache=True)
+def record_allocations(executed, allocations, positions, rows, columns):
+    """``executed[positions] = allocations[rows, columns]`` (int64 index vectors of one length)."""
+    for k in range(positions.shape[0]):
+        executed[positions[k]] = allocations[rows[k], columns[k]]

@@ -154,9 +154,13 @@ class Simulator:
         self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
         self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
         self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
-        # Lanes with a random lead time, per list of lead-time samplers (keyed by the list's id).
-        self._random_lane_counts = {
-            id(samplers): sum(not sampler.is_fixed for sampler in samplers)
+        # Per list of lead-time samplers (keyed by the list's id): the fixed lanes' lead times
+        # (lanes,; 0 where random) and the lanes with a random lead time, in lane order.
+        self._lead_plans = {
+            id(samplers): (
+                np.array([sampler.values.item(0) if sampler.is_fixed else 0 for sampler in samplers], dtype=np.int64),
+                [lane for lane, sampler in enumerate(samplers) if not sampler.is_fixed],
+            )
             for samplers in (network.purchase_lead_time, network.sales_lead_time, network.transfer_lead_time)
         }
         order = np.argsort(network.sales_channel, kind="stable")
@@ -404,17 +408,15 @@ class Simulator:
 
     def purchase_headroom(self) -> float:
         """Money a purchase may commit now under the cash rule (may be negative)."""
+        return self._headroom_given(self.payables_due_within(self._payment_window + 1))
+
+    def _headroom_given(self, payables_due: float) -> float:
+        """:meth:`purchase_headroom` with the payables due in the payment window already summed."""
         # The value of the orders awaiting approval, summed in release order as they were held.
         committed = 0
         for value in self._pending_value.values():
             committed += value
-        return (
-            self.cash
-            + self._credit_line
-            - self.payables_due_within(self._payment_window + 1)
-            - committed
-            - self._buffer
-        )
+        return self.ledger.balance.item(CASH) + self._credit_line - payables_due - committed - self._buffer
 
     def demand_forecast(self, periods_ahead: int = 0) -> np.ndarray:
         """Expected new demand per tier and SKU in period t + ``periods_ahead`` (T, S).
@@ -486,7 +488,7 @@ class Simulator:
                 self._headroom_after_purchases = headroom - value
             else:
                 self._headroom_after_purchases = 0.0
-            if self._approval_delays and decision.delayed_orders.any():
+            if self._approval_delays and kernels.any_nonzero(decision.delayed_orders):
                 release = self.period + n.scenario.rules.purchase_approval.delay_periods
                 held = self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
                 self._pending_value[release] = feasibility.order_value(held)
@@ -521,16 +523,15 @@ class Simulator:
     def _draw_leads(self, samplers) -> np.ndarray:
         """Lead time per lane (lanes,) in periods; random ones drawn from the supply stream.
 
-        One uniform per random lane, in lane order (as ``sampler.draw`` takes them), drawn at once.
+        One uniform per random lane, in lane order (as ``sampler.draw`` takes them); a scalar
+        draw gives the same number as the next entry of an array draw, without the array.
         """
-        uniforms = iter(self.supply_rng.random(self._random_lane_counts[id(samplers)]).tolist())
-        return np.array(
-            [
-                sampler.value_at(next(uniforms)) if not sampler.is_fixed else sampler.values.item(0)
-                for sampler in samplers
-            ],
-            dtype=np.int64,
-        )
+        fixed, random_lanes = self._lead_plans[id(samplers)]
+        leads = fixed.copy()
+        random = self.supply_rng.random
+        for lane in random_lanes:
+            leads[lane] = samplers[lane].value_at(random())
+        return leads
 
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
@@ -547,7 +548,7 @@ class Simulator:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
         shipped = orders
-        if self._unreliable_lanes.size and orders[self._unreliable_lanes].any():
+        if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
             shipped = orders.copy()
             shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
@@ -620,13 +621,13 @@ class Simulator:
         delivered and invoiced (receivables fall due after the channel's payment terms).
         """
         n = self.network
-        shape = (len(n.tiers), n.n_skus)
+        shape = (3, len(n.tiers), n.n_skus)  # served, served new, short
         revenue_by_lane = self._revenue_by_lane  # scratch, per sales lane
         lane_payment_periods = self._lane_payment_periods
         while True:
             decision = self._decision
             new_demand = self.tier_demand[self.period]
-            served, served_new, short = np.empty(shape), np.empty(shape), np.empty(shape)
+            served, served_new, short = np.empty(shape)  # one allocation, three (T, S) views
             shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
             penalty, sales_value, freight, revenue = kernels.serve_period(
