@@ -103,7 +103,14 @@ class _State:
 
 
 def _make_env(loaded: LoadedExperiment):
+    import multiprocessing
+
     from invalloc.env import AllocationEnv
+
+    if multiprocessing.parent_process() is not None:
+        # A SubprocVecEnv worker: Ctrl-C reaches the whole process group, but only the trainer
+        # may act on it (stop at the end of the rollout); a worker killed mid-step would fail the run.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     env = loaded.experiment.env
     return AllocationEnv(
