@@ -111,8 +111,9 @@ class LearnedPolicy:
         """
         from invalloc.config.loader import load_scenario
 
-        stats = obs_rms if isinstance(obs_rms, ObservationStats) or obs_rms is None else None
-        if obs_rms is not None and stats is None:
+        if obs_rms is None or isinstance(obs_rms, ObservationStats):
+            stats = obs_rms
+        else:
             stats = ObservationStats.from_vec_normalize(obs_rms)
         digest = load_scenario(scenario, config_overrides).digest
         return cls(model, digest, stats, action_mode, name=name)
