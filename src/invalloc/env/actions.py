@@ -80,6 +80,7 @@ class ActionMapper:
         self.sku_columns = np.flatnonzero(routed.any(axis=0))
         self.location_rows = np.flatnonzero(routed.any(axis=1))
         self.channels_decided = np.unique(view.allocation_channels)
+        self._weight_start = len(self.sku_columns) + len(self.location_rows)  # first channel-weight dimension
         self.names = (
             [f"cover/sku/{n.skus[s]}" for s in self.sku_columns]
             + [f"cover/location/{n.locations[d]}" for d in self.location_rows]
@@ -122,12 +123,11 @@ class ActionMapper:
         demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
         if self.mode == "raw":
             return self._raw(action, demand, requests)
-        k_sku, k_loc = len(self.sku_columns), len(self.location_rows)
         # (padded[sku dimension] + padded[location dimension]) / 2 per DC × SKU, where the padded
         # action's last entry stands for "no such dimension" and is 0.
         exponent = _cell_exponent(np.asarray(action, dtype=np.float64), self._sku_dimension, self._location_dimension)
         weight = self._channel_weight  # 1 for channels without an action dimension
-        weight[self.channels_decided] = np.exp(2.0 * action[k_sku + k_loc :])
+        weight[self.channels_decided] = np.exp(2.0 * action[self._weight_start :])
         # The compiled equivalent of view.order_up_to(sim, requests, target) with
         # target = demand × cover × RANGE**exponent, then view.allocate_by_weight(sim, requests,
         # view.channel_need(sim) × the lanes' channel weights).

@@ -102,6 +102,7 @@ class AllocationEnv(gym.Env):
         self.projection_penalty = projection_penalty
         self._distance_scale = float(self.observations.unit_scale.mean())  # units, like on-hand features
         self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
+        self._action_shape = (self.actions.size,)
         self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
         self.feature_names = self.observations.feature_names
         self.action_names = self.actions.names
@@ -125,7 +126,7 @@ class AllocationEnv(gym.Env):
         action = self._checked(action)
         report = self.simulator.step(self.actions.requests(action))
         self._last_report = report
-        fill_rate, units_short = self.observations.record_period(report)
+        fill_rate, units_short, observation = self.observations.record_and_observe(report)
         decision = report.decision
         distance = decision.projection_distance
         scaled_distance = distance / self._distance_scale
@@ -142,7 +143,7 @@ class AllocationEnv(gym.Env):
             kpis=self._period_kpis(report, fill_rate, units_short),
         )
         truncated = self.simulator.done
-        return self.observations.observe(), float(reward), False, truncated, info
+        return observation, float(reward), False, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -164,7 +165,7 @@ class AllocationEnv(gym.Env):
     def _checked(self, action: np.ndarray) -> np.ndarray:
         """The action as float64 (n,), or ValueError naming what is wrong with it."""
         array = np.asarray(action, dtype=np.float64)
-        if array.shape != self.action_space.shape:
+        if array.shape != self._action_shape:
             raise ValueError(f"action has shape {array.shape}, expected {self.action_space.shape}")
         finite, low, high = _range_of(array)
         if not finite:

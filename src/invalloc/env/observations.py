@@ -98,6 +98,12 @@ class ObservationBuilder:
         self._calendar = np.array(calendar, dtype=float)
         self._money = np.empty(5)  # scratch: the money features of one observation
         self._ones = np.ones(len(n.tiers))  # the denominator of a fill rate given as shares
+        # Constants of the money features: credit line, cash rule, payment window + 1, budget.
+        self._credit_line = n.scenario.finance.credit_line
+        self._cash_rule = simulator.cash_rule_active
+        self._window = simulator.payment_window + 1
+        budget = n.scenario.rules.purchase_budget_per_period
+        self._budget_feature = (budget if budget is not None else CLIP * self.money_scale) / self.money_scale
         self.reset()
 
     def reset(self) -> None:
@@ -167,25 +173,62 @@ class ObservationBuilder:
         """
         return self._build(recent_demand, np.asarray(fill_rate, dtype=float), self._ones)
 
+    def record_and_observe(self, report: PeriodReport) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`record_period` then :meth:`observe`, in one compiled pass: (the period's fill
+        rate per tier (T,), units short, the observation (size,) float32)."""
+        self.recent_demand = np.empty(self._recent_shape)
+        fill_rate = np.empty(self._n_tiers)
+        observation = np.empty(self._size, dtype=np.float32)
+        sim = self.simulator
+        t = sim.period
+        short = _record_and_observe(
+            report.demand,
+            report.served_new,
+            report.short,
+            self._tier_channel,
+            self.recent_demand,
+            self._demand_to_date,
+            self._served_to_date,
+            fill_rate,
+            observation,
+            self.unit_scale,
+            sim.on_hand,
+            sim.transit_units,
+            t,
+            self.transit_horizon,
+            sim.backlog,
+            self._scaled_forecast[min(t, sim.periods)],
+            self._money_features(),
+            self._calendar[min(t, sim.periods)],
+            CLIP,
+        )
+        self._seen_period = report.period + 1
+        return fill_rate, short, observation
+
+    def _money_features(self) -> np.ndarray:
+        """The five money features (scratch (5,), reused), scaled."""
+        sim = self.simulator
+        money = self.money_scale
+        credit_line = self._credit_line
+        cash = sim.cash
+        credit_used = max(0.0, -cash)
+        window = self._window
+        payables = sim.payables_due_within(window)
+        # sim.purchase_headroom(), without summing the payables again.
+        headroom = sim._headroom_given(payables) if self._cash_rule else cash + credit_line
+        features = self._money
+        features[0] = headroom / money
+        features[1] = (credit_line - credit_used) / money
+        features[2] = payables / money
+        features[3] = sim.receivables_due_within(window) / money
+        features[4] = self._budget_feature
+        return features
+
     def _build(self, recent_demand: np.ndarray, served: np.ndarray, demand: np.ndarray) -> np.ndarray:
         """:meth:`build` with the fill rate per tier given as ``served`` ÷ ``demand`` (T,; 1 where
         ``demand`` is 0), divided in the compiled pass."""
         sim = self.simulator
-        n = sim.network
-        money = self.money_scale
-        finance = n.scenario.finance
-        credit_used = max(0.0, -sim.cash)
-        window = sim.payment_window + 1
-        budget = n.scenario.rules.purchase_budget_per_period
-        payables = sim.payables_due_within(window)
-        # sim.purchase_headroom(), without summing the payables again.
-        headroom = sim._headroom_given(payables) if sim.cash_rule_active else sim.cash + finance.credit_line
-        features = self._money
-        features[0] = headroom / money
-        features[1] = (finance.credit_line - credit_used) / money
-        features[2] = payables / money
-        features[3] = sim.receivables_due_within(window) / money
-        features[4] = (budget if budget is not None else CLIP * money) / money
+        features = self._money_features()
         t = sim.period
         observation = np.empty(self._size, dtype=np.float32)
         _fill_observation(
@@ -227,6 +270,51 @@ def _record_period(demand, served_new, short, tier_channel, recent_demand, deman
         demand_to_date[t] += wanted
         served_to_date[t] += got
         fill_rate[t] = got / wanted if wanted > 0 else 1.0
+    return units_short
+
+
+@njit(cache=True, error_model="numpy")
+def _record_and_observe(
+    demand,
+    served_new,
+    short,
+    tier_channel,
+    recent_demand,
+    demand_to_date,
+    served_to_date,
+    fill_rate,
+    observation,
+    unit,
+    on_hand,
+    transit_units,
+    period,
+    horizon,
+    backlog,
+    scaled_forecast,
+    money_features,
+    calendar,
+    clip,
+):
+    """:func:`_record_period` then :func:`_fill_observation` with the fill rates to date."""
+    units_short = _record_period(
+        demand, served_new, short, tier_channel, recent_demand, demand_to_date, served_to_date, fill_rate
+    )
+    _fill_observation(
+        observation,
+        unit,
+        on_hand,
+        transit_units,
+        period,
+        horizon,
+        backlog,
+        recent_demand,
+        scaled_forecast,
+        money_features,
+        calendar,
+        served_to_date,
+        demand_to_date,
+        clip,
+    )
     return units_short
 
 

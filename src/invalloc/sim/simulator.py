@@ -452,10 +452,12 @@ class Simulator:
         n = self.network
         feasibility = self.feasibility
         backorders = self._backorder_replenishment
+        budget = np.inf if self._budget is None else self._budget
+        approval = n.scenario.rules.purchase_approval
+        delay = approval.delay_periods if self._approval_delays else 0
         while True:
             flat = feasibility.checked_request(self._requests)
             headroom = self.purchase_headroom() if self._cash_rule else np.inf
-            budget = np.inf if self._budget is None else self._budget
             released = self.pending_approval.get(self.period, self._no_release)
             leads = self._no_leads
             if self._has_transfers:
@@ -489,7 +491,7 @@ class Simulator:
             else:
                 self._headroom_after_purchases = 0.0
             if self._approval_delays and kernels.any_nonzero(decision.delayed_orders):
-                release = self.period + n.scenario.rules.purchase_approval.delay_periods
+                release = self.period + delay
                 held = self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
                 self._pending_value[release] = feasibility.order_value(held)
             if self.audit_log is not None:
