@@ -80,7 +80,11 @@ class DemandModel:
             if stream.distribution == "negative_binomial":
                 variance = np.maximum(std**2, mean + 1e-12)
                 shape = (mean**2 / np.maximum(variance - mean, 1e-12))[:, None, :]
+                # The gamma draw's constant arguments: where the rate may be drawn, shape and scale.
+                rate_mean = mean[:, None, :]
+                shape = (rate_mean > 0, np.maximum(shape, 1e-12), rate_mean / np.maximum(shape, 1e-12))
             self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape))
+        self._split = _tier_split_plan(network)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
@@ -98,10 +102,11 @@ class DemandModel:
             if kind == "negative_binomial":
                 # A negative binomial is a Poisson whose rate is gamma distributed: draw the
                 # rate per period and SKU, then the tiers as Poisson thinnings of it.
-                rate = np.where(mean > 0, rng.gamma(np.maximum(shape, 1e-12), mean / np.maximum(shape, 1e-12)), 0.0)
+                positive, gamma_shape, gamma_scale = shape
+                rate = np.where(positive, rng.gamma(gamma_shape, gamma_scale), 0.0)
             tiers[:, members[:, None], columns[None, :]] += rng.poisson(rate * shares)  # (H, M, k)
         if channel_demand is not None:
-            tiers += split_over_tiers(n, channel_demand, rng)
+            tiers += _split_over_tiers(self._split, n, channel_demand, rng)
         return tiers
 
 
@@ -151,16 +156,30 @@ def split_over_tiers(network: Network, channel_demand: np.ndarray, rng: np.rando
     Whole-unit SKUs are split multinomially (each unit belongs to one tier); others pro rata.
     A channel with a single tier keeps its demand exactly.
     """
-    periods, _, n_skus = channel_demand.shape
-    tiers = np.zeros((periods, len(network.tiers), n_skus))
+    return _split_over_tiers(_tier_split_plan(network), network, channel_demand, rng)
+
+
+def _tier_split_plan(network: Network) -> tuple[list[tuple[np.ndarray, np.ndarray]], bool, bool]:
+    """What :func:`split_over_tiers` needs of the network: per channel its tiers and their
+    demand shares, whether any SKU and whether every SKU is counted in whole units."""
+    channels = []
     for c in range(len(network.channels)):
         members = np.flatnonzero(network.tier_channel == c)
-        shares = network.tier_share[members]
+        channels.append((members, network.tier_share[members]))
+    return channels, bool(network.integer_units.any()), bool(network.integer_units.all())
+
+
+def _split_over_tiers(plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`split_over_tiers` with the network's :func:`_tier_split_plan`."""
+    channels, any_integer, all_integer = plan
+    periods, _, n_skus = channel_demand.shape
+    tiers = np.zeros((periods, len(network.tiers), n_skus))
+    for c, (members, shares) in enumerate(channels):
         total = channel_demand[:, c, :]
         if len(members) == 1:
             tiers[:, members[0], :] = total
             continue
-        if network.integer_units.any():
+        if any_integer:
             # Multinomial split of every (period, SKU) count as a chain of binomials, vectorised.
             remaining = total.astype(np.int64)
             left = 1.0
@@ -171,7 +190,10 @@ def split_over_tiers(network: Network, channel_demand: np.ndarray, rng: np.rando
                     whole = rng.binomial(remaining, min(shares[k] / left, 1.0) if left > 0 else 0.0)
                     remaining = remaining - whole
                     left -= shares[k]
-                tiers[:, member, :] = np.where(network.integer_units, whole, total * shares[k])
+                # Every SKU whole: np.where would pick ``whole`` everywhere (as float64).
+                tiers[:, member, :] = (
+                    whole if all_integer else np.where(network.integer_units, whole, total * shares[k])
+                )
         else:
             tiers[:, members, :] = (total[..., None] * shares).transpose(0, 2, 1)
     return tiers

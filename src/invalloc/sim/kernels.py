@@ -1417,9 +1417,11 @@ def put_away(ep, slot):
 
 
 @njit(cache=True, error_model="numpy")
-def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short):
-    """:func:`customer_phase` on the episode's state; writes ``ep.shipped`` and ``ep.revenue_by_lane``."""
-    return customer_phase(
+def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short, executed):
+    """:func:`customer_phase` on the episode's state; writes ``ep.shipped`` and ``ep.revenue_by_lane``,
+    then the allocations as capped into the decision's ``executed`` vector
+    (:meth:`FeasibilityLayer.record_allocations`)."""
+    result = customer_phase(
         new_demand,
         ep.backlog,
         ep.lost_sales,
@@ -1459,6 +1461,12 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
         ep.shipped,
         ep.revenue_by_lane,
     )
+    rules = ep.rules
+    kind, row, column = rules.kind, rules.row, rules.column
+    for i in range(kind.shape[0]):
+        if kind[i] == ALLOCATE:
+            executed[i] = allocations[row[i], column[i]]
+    return result
 
 
 @njit(cache=True, error_model="numpy")

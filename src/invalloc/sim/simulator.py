@@ -642,8 +642,8 @@ class Simulator:
                 served,
                 served_new,
                 short,
+                decision.executed,  # the allocations as capped are recorded in it
             )
-            self.feasibility.record_allocations(decision)
             self._served, self._served_new, self._short = served, served_new, short
             self._new_demand = new_demand
             self._penalty = penalty + self._shortfall_penalty
