@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 8192] [--json]
+    .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 32768] [--json]
 
 Prints, measured in one run:
 
@@ -95,7 +95,8 @@ def ppo_throughput(make_env, timesteps: int, vec_env: str, seed: int = 0) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="retail")
-    parser.add_argument("--timesteps", type=int, default=8192)
+    # Long enough that start-up (first rollout, warm caches) does not weigh on either side.
+    parser.add_argument("--timesteps", type=int, default=32768)
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of the env-only measurement")
     parser.add_argument(
         "--vec-env",

@@ -35,10 +35,17 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from invalloc.baselines import make_policy  # noqa: E402
-from invalloc.config.generate import generated_network  # noqa: E402
-from invalloc.config.loader import SCENARIO_DIR, load_scenario  # noqa: E402
+from invalloc.config.generate import generate_scenario  # noqa: E402
+from invalloc.config.loader import SCENARIO_DIR, load_scenario, parse_scenario  # noqa: E402
 from invalloc.sim.network import Network, compile_network  # noqa: E402
 from invalloc.sim.simulator import Simulator  # noqa: E402
+
+
+def generated_network(n_skus: int, n_locations: int, n_channels: int) -> Network:
+    """A generated scenario (seed 0) of the given size, validated and compiled."""
+    data = generate_scenario(n_skus, n_locations, n_channels, seed=0)
+    return compile_network(parse_scenario(data, "generated", Path.cwd()))
+
 
 #: Targets in simulated periods per second (row key → target).
 TARGETS = {"orgym_invmanagement_v1": 20_000.0, "generated_200x3x3": 2_500.0}
@@ -180,7 +187,7 @@ def rows(seconds: float) -> list[dict]:
             {"quantities": "20"},
         ),
         ("retail", lambda: compile_network(load_scenario("retail")), "base_stock", None),
-        ("generated_200x3x3", lambda: generated_network(200, 3, 3, seed=0), "base_stock", None),
+        ("generated_200x3x3", lambda: generated_network(200, 3, 3), "base_stock", None),
     ]
     results = []
     for key, build, policy, params in cases:

@@ -21,13 +21,9 @@ so that rules bind now and then without blocking everything.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from invalloc.sim.network import Network
 
 #: Keyword options of :func:`generate_scenario` and their defaults. ``None`` means "drawn
 #: from the seed".
@@ -441,20 +437,3 @@ def generate_scenario(
         "rules": rules,
         "episode": episode,
     }
-
-
-def generated_network(
-    n_skus: int,
-    n_locations: int,
-    n_channels: int,
-    seed: int = 0,
-    *,
-    tiers_per_channel: int = 2,
-    **options: Any,
-) -> Network:
-    """:func:`generate_scenario`, validated and compiled into a :class:`~invalloc.sim.network.Network`."""
-    from invalloc.config.loader import parse_scenario
-    from invalloc.sim.network import compile_network
-
-    data = generate_scenario(n_skus, n_locations, n_channels, seed, tiers_per_channel=tiers_per_channel, **options)
-    return compile_network(parse_scenario(data, "generated", Path.cwd()))
