@@ -32,6 +32,7 @@ from invalloc.rules import (
     write_json,
 )
 from invalloc.rules.command import boundary_grid
+from invalloc.rules.formats import describe_features, describe_outputs
 from invalloc.rules.manifest import MANIFEST_FILE, write_manifest
 from invalloc.rules.table import compact_outputs, rule_id
 from invalloc.sim.network import compile_network
@@ -302,19 +303,9 @@ def write_directory(table: RuleTable, loaded, directory: Path) -> Path:
         "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
         "feature_set": {
             "version": table.metadata["feature_set_version"],
-            "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
+            "features": describe_features(table),
         },
-        "outputs": [
-            {
-                "name": o.name,
-                "unit": o.unit,
-                "description": o.description,
-                "action": o.action,
-                "transform": o.transform,
-                "step": o.step,
-            }
-            for o in table.outputs
-        ],
+        "outputs": describe_outputs(table),
         "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
         "fidelity": {"on_table_states": 0.97, "on_teacher_states": 0.96},
         "kpi_retention": {"profit_retention": 0.99, "rules": {"profit": 100.0}},

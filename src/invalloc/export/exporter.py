@@ -20,7 +20,16 @@ import numpy as np
 from invalloc.config.loader import LoadedScenario
 from invalloc.export.evaluation import evaluate
 from invalloc.export.extraction import Extraction, ExtractionSettings, Teacher, extract
-from invalloc.rules.formats import FILE_NAMES, SCHEMA_FILE, write_csv, write_dmn, write_json, write_schema
+from invalloc.rules.formats import (
+    FILE_NAMES,
+    SCHEMA_FILE,
+    describe_features,
+    describe_outputs,
+    write_csv,
+    write_dmn,
+    write_json,
+    write_schema,
+)
 from invalloc.rules.manifest import (
     AUDIT_LOG_FILE,
     MANIFEST_FILE,
@@ -137,19 +146,9 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
         "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
         "feature_set": {
             "version": table.metadata["feature_set_version"],
-            "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
+            "features": describe_features(table),
         },
-        "outputs": [
-            {
-                "name": o.name,
-                "unit": o.unit,
-                "description": o.description,
-                "action": o.action,
-                "transform": o.transform,
-                "step": o.step,
-            }
-            for o in table.outputs
-        ],
+        "outputs": describe_outputs(table),
         "rules": len(table),
         "extraction": extraction.record(),
         "fidelity": evaluation["fidelity"],

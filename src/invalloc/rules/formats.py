@@ -186,6 +186,26 @@ def _json_number(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
 
 
+def describe_features(table: RuleTable) -> list[dict[str, str]]:
+    """Name, unit and description of each input feature (JSON documents and manifests)."""
+    return [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features]
+
+
+def describe_outputs(table: RuleTable) -> list[dict[str, object]]:
+    """Name, unit, description and action mapping of each output (JSON documents and manifests)."""
+    return [
+        {
+            "name": o.name,
+            "unit": o.unit,
+            "description": o.description,
+            "action": o.action,
+            "transform": o.transform,
+            "step": o.step,
+        }
+        for o in table.outputs
+    ]
+
+
 def table_document(table: RuleTable) -> dict:
     """The JSON document of ``table`` (see :func:`json_schema`)."""
     return {
@@ -193,18 +213,8 @@ def table_document(table: RuleTable) -> dict:
         "format_version": FORMAT_VERSION,
         "hit_policy": "UNIQUE",
         **{k: table.metadata[k] for k in METADATA_KEYS if k in table.metadata},
-        "features": [{"name": f.name, "unit": f.unit, "description": f.description} for f in table.features],
-        "outputs": [
-            {
-                "name": o.name,
-                "unit": o.unit,
-                "description": o.description,
-                "action": o.action,
-                "transform": o.transform,
-                "step": o.step,
-            }
-            for o in table.outputs
-        ],
+        "features": describe_features(table),
+        "outputs": describe_outputs(table),
         "rules": [
             {
                 "id": rid,
