@@ -177,7 +177,7 @@ class AllocationEnv(gym.Env):
         """The period's KPIs: money, units and, per tier (``tier_names`` order), the fill rate.
 
         ``fill_rate`` (T,) and ``units_short`` come from the observation builder's record of the
-        period (:meth:`ObservationBuilder.record_period`).
+        period (:meth:`ObservationBuilder.record`).
         """
         return {
             "revenue": report.revenue,

@@ -97,7 +97,6 @@ class ObservationBuilder:
             calendar.append((np.sin(season), np.cos(season), t / periods))
         self._calendar = np.array(calendar, dtype=float)
         self._money = np.empty(5)  # scratch: the money features of one observation
-        self._ones = np.ones(len(n.tiers))  # the denominator of a fill rate given as shares
         # Constants of the money features: credit line, cash rule, payment window + 1, budget.
         self._credit_line = n.scenario.finance.credit_line
         self._cash_rule = simulator.cash_rule_active
@@ -114,13 +113,12 @@ class ObservationBuilder:
         self._served_to_date = np.zeros(len(n.tiers))
         self._seen_period = 0
 
-    def record(self, report: PeriodReport) -> None:
-        """Take in a finished period: its demand becomes ``recent_demand``; fill rates accrue."""
-        self.record_period(report)
+    def record(self, report: PeriodReport) -> tuple[np.ndarray, float]:
+        """Take in a finished period: its demand becomes ``recent_demand``; fill rates accrue.
 
-    def record_period(self, report: PeriodReport) -> tuple[np.ndarray, float]:
-        """:meth:`record`, returning the period's fill rate per tier (T,; 1 without demand) and
-        units short (the environment's KPIs), all from one compiled pass over the report."""
+        Returns the period's fill rate per tier (T,; 1 without demand) and units short (the
+        environment's KPIs), all from one compiled pass over the report.
+        """
         self.recent_demand = np.empty(self._recent_shape)
         fill_rate = np.empty(self._n_tiers)
         short = _record_period(
@@ -146,35 +144,36 @@ class ObservationBuilder:
         if report is not None and report.period + 1 > self._seen_period:
             self.record(report)
 
-    @property
-    def fill_rate_to_date(self) -> np.ndarray:
-        """Fill rate to date per tier (T,), share; 1 before any demand."""
-        return np.divide(
-            self._served_to_date,
-            self._demand_to_date,
-            out=np.ones_like(self._demand_to_date),
-            where=self._demand_to_date > 0,
-        )
-
     def observe(self) -> np.ndarray:
         """Observation (size,) float32 at the current decision point from the recorded history."""
+        sim = self.simulator
+        t = sim.period
+        observation = np.empty(self._size, dtype=np.float32)
         # The fill rate to date (served ÷ demand, 1 without demand) is divided in the kernel.
-        return self._build(self.recent_demand, self._served_to_date, self._demand_to_date)
+        _fill_observation(
+            observation,
+            self.unit_scale,
+            sim.on_hand,
+            sim.transit_units,
+            t,
+            self.transit_horizon,
+            sim.backlog,
+            self.recent_demand,
+            self._scaled_forecast[min(t, sim.periods)],
+            self._money_features(),
+            self._calendar[min(t, sim.periods)],
+            self._served_to_date,
+            self._demand_to_date,
+            CLIP,
+        )
+        return observation
 
     @property
     def size(self) -> int:
         return self._size
 
-    def build(self, recent_demand: np.ndarray, fill_rate: np.ndarray) -> np.ndarray:
-        """Observation (size,) float32 for the simulator's current decision point.
-
-        :param recent_demand: last period's new demand per channel and SKU (C, S), units.
-        :param fill_rate: fill rate to date per tier (T,), share.
-        """
-        return self._build(recent_demand, np.asarray(fill_rate, dtype=float), self._ones)
-
     def record_and_observe(self, report: PeriodReport) -> tuple[np.ndarray, float, np.ndarray]:
-        """:meth:`record_period` then :meth:`observe`, in one compiled pass: (the period's fill
+        """:meth:`record` then :meth:`observe`, in one compiled pass: (the period's fill
         rate per tier (T,), units short, the observation (size,) float32)."""
         self.recent_demand = np.empty(self._recent_shape)
         fill_rate = np.empty(self._n_tiers)
@@ -223,31 +222,6 @@ class ObservationBuilder:
         features[3] = sim.receivables_due_within(window) / money
         features[4] = self._budget_feature
         return features
-
-    def _build(self, recent_demand: np.ndarray, served: np.ndarray, demand: np.ndarray) -> np.ndarray:
-        """:meth:`build` with the fill rate per tier given as ``served`` ÷ ``demand`` (T,; 1 where
-        ``demand`` is 0), divided in the compiled pass."""
-        sim = self.simulator
-        features = self._money_features()
-        t = sim.period
-        observation = np.empty(self._size, dtype=np.float32)
-        _fill_observation(
-            observation,
-            self.unit_scale,
-            sim.on_hand,
-            sim.transit_units,
-            t,
-            self.transit_horizon,
-            sim.backlog,
-            recent_demand,
-            self._scaled_forecast[min(t, sim.periods)],
-            features,
-            self._calendar[min(t, sim.periods)],
-            served,
-            demand,
-            CLIP,
-        )
-        return observation
 
 
 @njit(cache=True, error_model="numpy")
