@@ -23,3 +23,9 @@ def fail(lines: Iterable[object], code: int = 2) -> NoReturn:
     for line in lines:
         error_console.print(f"error: {' '.join(str(line).split())}", markup=False)
     raise typer.Exit(code=code)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (libraries like MLflow add pages), or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -197,6 +197,7 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from invalloc.console import first_line
     from invalloc.tracking import TrackingError, configure_tracking
 
     try:
@@ -221,8 +222,7 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
                 raise PolicyError(f"{spec}: not an invalloc policy model (no '{POLICY_ARTIFACT}' artifact)")
             return LearnedPolicy.load(folder / relative, name=spec.split("/", 1)[1], model_uri=spec)
     except MlflowException as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PolicyError(f"{spec}: cannot be loaded from {uri} ({first})") from None
+        raise PolicyError(f"{spec}: cannot be loaded from {uri} ({first_line(error)})") from None
     except OSError as error:
         raise PolicyError(f"{spec}: cannot be loaded from {uri} ({error})") from None
     raise PolicyError(f"{spec}: expected run:RUN_ID or models:/NAME@ALIAS")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from invalloc.rules.command import console, fail
+from invalloc.console import console, fail, first_line
 from invalloc.rules.table import DEFAULT_MAX_RULES
 
 TrackingUri = Annotated[
@@ -82,12 +82,12 @@ def export(
             register=None if no_register else register or "",
         )
     except ScenarioError as error:
-        fail("; ".join(error.lines()))
+        fail(error.lines())
     except (ExportError, RuleTableError, PolicyError, TrackingError, ValueError, OSError) as error:
-        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        fail([first_line(error)])
     except Exception as error:  # MLflow's own errors (no common base without importing it first)
         if type(error).__module__.startswith("mlflow"):
-            fail(f"tracking: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+            fail([f"tracking: {first_line(error)}"])
         raise
     if as_json:
         print(json.dumps(manifest))
@@ -119,10 +119,10 @@ def approve(
         name = register or f"invalloc-rules-{(manifest.get('scenario') or {}).get('name', 'table')}"
         manifest = review(directory, reviewer, comment, status, resolve_tracking_uri(tracking_uri), name)
     except (ExportError, RuleTableError, TrackingError, OSError) as error:
-        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        fail([first_line(error)])
     except Exception as error:
         if type(error).__module__.startswith("mlflow"):
-            fail(f"tracking: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+            fail([f"tracking: {first_line(error)}"])
         raise
     registry = manifest.get("registry")
     console.print(

@@ -12,25 +12,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from invalloc.console import console, fail, first_line
 from invalloc.rules.table import boundary_grid  # noqa: F401 - part of this module's interface
 
 rules_app = typer.Typer(
     help="Verify, inspect, compare and apply exported rule tables (no ML dependencies).", no_args_is_help=True
 )
-console = Console()
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Directory = Annotated[Path, typer.Argument(help="Rule table directory (written by `invalloc export`).")]
 Format = Annotated[str, typer.Option("--format", help="Which file to read: json, csv or dmn.")]
-
-
-def fail(message: str) -> None:
-    """Print ``error: message`` on stderr and exit 2."""
-    error_console.print(f"error: {message}", markup=False)
-    raise typer.Exit(code=2)
 
 
 def _load(directory: Path, fmt: str = "json"):
@@ -40,7 +32,7 @@ def _load(directory: Path, fmt: str = "json"):
     try:
         return load_rule_table(directory, fmt)
     except RuleTableError as error:
-        fail(str(error))
+        fail([str(error)])
 
 
 @rules_app.command("verify")
@@ -52,7 +44,7 @@ def verify(directory: Directory) -> None:
     try:
         result = verify_rule_table(directory)
     except RuleTableError as error:
-        fail(str(error))
+        fail([str(error)])
     manifest, reference, grid = result["manifest"], result["table"], result["states"]
     status = manifest.get("review", {}).get("status", "draft")
     print(
@@ -77,15 +69,15 @@ def decide(
     try:
         frame = pd.read_csv(input_csv)
     except (OSError, ValueError) as error:
-        fail(f"{input_csv}: cannot be read ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+        fail([f"{input_csv}: cannot be read ({first_line(error)})"])
     missing = [name for name in table.feature_names if name not in frame.columns]
     if missing:
-        fail(f"{input_csv}: missing feature column(s) {', '.join(missing[:5])}")
+        fail([f"{input_csv}: missing feature column(s) {', '.join(missing[:5])}"])
     try:
         values = frame[table.feature_names].astype(float).to_numpy()
         rules, outputs = table.decide_values(values)
     except (ValueError, RuleTableError) as error:
-        fail(f"{input_csv}: {error}")
+        fail([f"{input_csv}: {error}"])
     result = pd.DataFrame(outputs, columns=table.output_names)
     result.insert(0, "rule_id", [table.rule_ids[r] for r in rules])
     if output is None:
@@ -94,7 +86,7 @@ def decide(
     try:
         result.to_csv(output, index=False)
     except OSError as error:
-        fail(f"{output}: cannot be written ({error})")
+        fail([f"{output}: cannot be written ({error})"])
 
 
 @rules_app.command("show")
