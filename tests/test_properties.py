@@ -376,26 +376,14 @@ def test_demand_does_not_depend_on_the_policy(data: dict[str, Any], seed: int) -
 )
 def test_generated_scenarios_always_validate(sizes, seed, integer_units, approval_action, horizon) -> None:
     n_skus, n_locations, n_channels, tiers = sizes
-    data = generate_scenario(
-        n_skus,
-        n_locations,
-        n_channels,
-        seed,
-        tiers_per_channel=tiers,
-        integer_units=integer_units,
-        approval_action=approval_action,
-        horizon=horizon,
-    )
-    assert data == generate_scenario(
-        n_skus,
-        n_locations,
-        n_channels,
-        seed,
-        tiers_per_channel=tiers,
-        integer_units=integer_units,
-        approval_action=approval_action,
-        horizon=horizon,
-    )
+    options = {
+        "tiers_per_channel": tiers,
+        "integer_units": integer_units,
+        "approval_action": approval_action,
+        "horizon": horizon,
+    }
+    data = generate_scenario(n_skus, n_locations, n_channels, seed, **options)
+    assert data == generate_scenario(n_skus, n_locations, n_channels, seed, **options)
     for channel in data["channels"]:
         assert sum(t["demand_share"] for t in channel["tiers"]) == pytest.approx(1.0, abs=1e-12)
     network = build(data)

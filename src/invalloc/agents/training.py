@@ -36,6 +36,7 @@ from invalloc.agents.algorithms import algorithm_class
 from invalloc.agents.experiment import LoadedExperiment, load_experiment
 from invalloc.agents.learned import VEC_NORMALIZE_FILE, LearnedPolicy, ObservationStats
 from invalloc.agents.tracking_io import MetricBuffer, MLflowOutputFormat, log_params
+from invalloc.sim.feasibility import RULES
 from invalloc.sim.kpis import episode_kpis, mean_confidence_interval
 from invalloc.sim.network import Network, compile_network
 from invalloc.sim.simulator import Simulator, run_episode
@@ -223,13 +224,12 @@ def _stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
 
 
 class _Trainer:
-    def __init__(self, loaded: LoadedExperiment, client: Any, run_id: str, work_dir: Path, progress: bool):
+    def __init__(self, loaded: LoadedExperiment, client: Any, run_id: str, work_dir: Path):
         self.loaded = loaded
         self.experiment = loaded.experiment
         self.client = client
         self.run_id = run_id
         self.work_dir = work_dir
-        self.progress = progress
         self.metrics = MetricBuffer()
         self.network = compile_network(loaded.scenario)
         evaluation = self.experiment.evaluation
@@ -292,7 +292,6 @@ class _Trainer:
         from stable_baselines3.common.callbacks import BaseCallback
 
         trainer = self
-        rule_names = None
 
         class _Schedule(BaseCallback):
             """Progress, evaluation, checkpoints, per-rule interventions, and stopping on signals."""
@@ -302,7 +301,6 @@ class _Trainer:
                 self._steps = 0
 
             def _on_step(self) -> bool:
-                nonlocal rule_names
                 infos = self.locals.get("infos") or []
                 for info in infos:
                     cost = info.get("constraint_cost")
@@ -328,12 +326,10 @@ class _Trainer:
                     raise _StopRequested
 
             def _on_rollout_end(self) -> None:
-                nonlocal rule_names
                 if self._constraint_cost is None or not self._steps:
                     return
-                if rule_names is None:
-                    rule_names = vec_env.get_attr("rule_names", [0])[0]
-                for name, units in zip(rule_names, self._constraint_cost / self._steps, strict=True):
+                # info["constraint_cost"] is in the feasibility layer's rule order (env.rule_names).
+                for name, units in zip(RULES, self._constraint_cost / self._steps, strict=True):
                     self.logger.record(f"constraints/{name}_units_per_step", float(units))
                 self._constraint_cost = None
                 self._steps = 0
@@ -506,7 +502,7 @@ def _run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from stable_baselines3.common.logger import Logger
 
-    trainer = _Trainer(loaded, client, run_id, work_dir, progress)
+    trainer = _Trainer(loaded, client, run_id, work_dir)
     experiment = loaded.experiment
     total = experiment.timesteps
     with mlflow.start_run(run_id=run_id), _stop_on_signals(trainer.stop_flag):
