@@ -47,6 +47,11 @@ class VectorEnv(_Strict):
     n_envs: int = Field(default=4, ge=1, le=64)
     vec_env: Literal["dummy", "subproc"] = "dummy"
     action_mode: Literal["compact", "raw"] = "compact"
+    observation: Literal["full", "features"] = Field(
+        default="full",
+        description="What the agent sees: 'full' (every SKU's stock, pipeline, demand, money; scaled) or "
+        "'features' (the rule table's named features, in business units: needs vec_normalize).",
+    )
     projection_penalty: float = Field(default=0.0, ge=0)
     reward_scale: float | None = Field(default=None, gt=0, description="Money per reward unit (default: env's).")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
-from invalloc.env.observations import ObservationBuilder
+from invalloc.env.observations import FeatureObservation, ObservationBuilder, observation_source
 from invalloc.sim.policy import PolicyError
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class LearnedPolicy:
     :param scenario_digest: sha256 of the scenario it was trained on (``LoadedScenario.digest``).
     :param observation_stats: frozen VecNormalize statistics, or None if training did not normalise.
     :param action_mode: the environment's action mode in training (``compact`` or ``raw``).
+    :param observation: the environment's observation in training (``full`` or ``features``).
     """
 
     def __init__(
@@ -81,16 +82,18 @@ class LearnedPolicy:
         name: str = "learned",
         run_id: str | None = None,
         model_uri: str | None = None,
+        observation: str = "full",
     ) -> None:
         self.model = model
         self.scenario_digest = scenario_digest
         self.observation_stats = observation_stats
         self.action_mode = action_mode
+        self.observation_kind = observation
         self.name = name
         self.run_id = run_id
         self.model_uri = model_uri
         self._simulator: Simulator | None = None
-        self._observations: ObservationBuilder | None = None
+        self._observations: ObservationBuilder | FeatureObservation | None = None
         self._mapper: ActionMapper | None = None
 
     # ------------------------------------------------------------------ construction
@@ -103,6 +106,7 @@ class LearnedPolicy:
         action_mode: str = "compact",
         config_overrides: dict | None = None,
         name: str = "learned",
+        observation: str = "full",
     ) -> LearnedPolicy:
         """Wrap an in-memory SB3 model trained on ``scenario``.
 
@@ -116,7 +120,7 @@ class LearnedPolicy:
         else:
             stats = ObservationStats.from_vec_normalize(obs_rms)
         digest = load_scenario(scenario, config_overrides).digest
-        return cls(model, digest, stats, action_mode, name=name)
+        return cls(model, digest, stats, action_mode, name=name, observation=observation)
 
     @classmethod
     def load(cls, folder: Path, name: str = "learned", run_id: str | None = None, model_uri: str | None = None):
@@ -131,14 +135,21 @@ class LearnedPolicy:
         stats_path = folder / OBSERVATION_STATS_FILE
         stats = ObservationStats.load(stats_path) if stats_path.is_file() else None
         model = algorithm_class(meta["algorithm"]).load(folder / MODEL_FILE, device="cpu")
-        return cls(model, meta["scenario_digest"], stats, meta["action_mode"], name, run_id, model_uri)
+        # Policies saved before the feature observation existed saw the full observation.
+        observation = meta.get("observation", "full")
+        return cls(model, meta["scenario_digest"], stats, meta["action_mode"], name, run_id, model_uri, observation)
 
     def save(self, folder: Path, algorithm: str) -> None:
         """Write ``model.zip``, ``policy.json`` and the observation statistics into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(folder / MODEL_FILE)
-        meta = {"algorithm": algorithm, "scenario_digest": self.scenario_digest, "action_mode": self.action_mode}
+        meta = {
+            "algorithm": algorithm,
+            "scenario_digest": self.scenario_digest,
+            "action_mode": self.action_mode,
+            "observation": self.observation_kind,
+        }
         (folder / POLICY_META_FILE).write_text(json.dumps(meta, indent=2))
         if self.observation_stats is not None:
             self.observation_stats.save(folder / OBSERVATION_STATS_FILE)
@@ -148,11 +159,11 @@ class LearnedPolicy:
         if self._observations is not None:
             self._observations.reset()
 
-    def _bind(self, simulator: Simulator) -> ObservationBuilder:
+    def _bind(self, simulator: Simulator) -> ObservationBuilder | FeatureObservation:
         """Observation builder and action mapper for ``simulator`` (built once per simulator)."""
         if simulator is not self._simulator:
             self._simulator = simulator
-            self._observations = ObservationBuilder(simulator)
+            self._observations = observation_source(simulator, self.observation_kind)
             self._mapper = ActionMapper(simulator, self.action_mode)
             expected = self.model.observation_space.shape
             if (self._observations.size,) != expected or (self._mapper.size,) != self.model.action_space.shape:

@@ -118,6 +118,7 @@ def _make_env(loaded: LoadedExperiment):
         scenario=loaded.scenario_location,
         config_overrides=loaded.experiment.scenario_overrides or None,
         action_mode=env.action_mode,
+        observation=env.observation,
         projection_penalty=env.projection_penalty,
         reward_scale=env.reward_scale,
     )
@@ -241,8 +242,14 @@ class _Trainer:
         from stable_baselines3.common.vec_env import VecNormalize
 
         stats = ObservationStats.from_vec_normalize(vec_env) if isinstance(vec_env, VecNormalize) else None
+        env = self.experiment.env
         return LearnedPolicy(
-            model, self.loaded.scenario.digest, stats, self.experiment.env.action_mode, name=self.experiment.name
+            model,
+            self.loaded.scenario.digest,
+            stats,
+            env.action_mode,
+            name=self.experiment.name,
+            observation=env.observation,
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:
@@ -382,12 +389,12 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     from mlflow.models import infer_signature
 
     from invalloc.agents.pyfunc import MODEL_CODE, POLICY_ARTIFACT, pip_requirements
-    from invalloc.env.observations import ObservationBuilder
+    from invalloc.env.observations import observation_source
 
     policy = LearnedPolicy.load(best)
     simulator = Simulator(network)
     simulator.reset(seed=0)
-    observations = ObservationBuilder(simulator)
+    observations = observation_source(simulator, policy.observation_kind)
     example = observations.observe()[None, :]
     frame = pd.DataFrame(example, columns=observations.feature_names)
     signature = infer_signature(frame, policy.actions(example))

@@ -14,7 +14,7 @@ from numba import njit
 
 from invalloc.config.loader import load_scenario
 from invalloc.env.actions import ActionMapper
-from invalloc.env.observations import CLIP, ObservationBuilder
+from invalloc.env.observations import CLIP, OBSERVATION_KINDS, FeatureObservation, ObservationBuilder
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import PeriodReport, Simulator
@@ -49,6 +49,11 @@ class AllocationEnv(gym.Env):
     | ``episode_progress`` | – | period / horizon |
     | ``fill_rate_to_date/<channel>/<tier>`` | share | – |
 
+    With ``observation="features"`` the observation is instead the rule table's named
+    features (:mod:`invalloc.env.features`: days of cover per DC × SKU group, cash headroom,
+    backlog days per tier, season, days remaining, inbound pipeline), ``Box(-inf, inf, (f,),
+    float32)`` in business units: normalise them (VecNormalize) before a network sees them.
+
     ## Rewards
     The period's reward on the scenario's reward basis (economic: sales − purchases −
     freight − holding − penalties − interest; accounting: accrual profit), undiscounted
@@ -72,8 +77,9 @@ class AllocationEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
-    over the YAML), ``action_mode``, ``reward_scale``, ``projection_penalty``, ``periods``,
-    ``check_invariants`` (books checked every period; slower), ``render_mode`` ("ansi").
+    over the YAML), ``action_mode``, ``observation`` (``full`` or ``features``), ``reward_scale``,
+    ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
+    slower), ``render_mode`` ("ansi").
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -83,6 +89,7 @@ class AllocationEnv(gym.Env):
         scenario: str | Path = "retail",
         config_overrides: Mapping[str, Any] | None = None,
         action_mode: str = "compact",
+        observation: str = "full",
         reward_scale: float | None = None,
         projection_penalty: float = 0.0,
         periods: int | None = None,
@@ -95,7 +102,12 @@ class AllocationEnv(gym.Env):
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
         self.actions = ActionMapper(self.simulator, action_mode)
+        # The full observation's builder also accrues the fill rates reported in ``info``.
         self.observations = ObservationBuilder(self.simulator)
+        if observation not in OBSERVATION_KINDS:
+            raise ValueError(f"observation={observation!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
+        self.observation_kind = observation
+        self._features = FeatureObservation(self.simulator) if observation == "features" else None
         self.reward_scale = float(reward_scale) if reward_scale else self.observations.money_scale
         if projection_penalty < 0:
             raise ValueError(f"projection_penalty={projection_penalty}: must be ≥ 0")
@@ -103,8 +115,12 @@ class AllocationEnv(gym.Env):
         self._distance_scale = float(self.observations.unit_scale.mean())  # units, like on-hand features
         self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
         self._action_shape = (self.actions.size,)
-        self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
-        self.feature_names = self.observations.feature_names
+        if self._features is None:
+            self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
+            self.feature_names = self.observations.feature_names
+        else:
+            self.observation_space = spaces.Box(-np.inf, np.inf, (self._features.size,), dtype=np.float32)
+            self.feature_names = self._features.feature_names
         self.action_names = self.actions.names
         #: Names of the entries of ``info["constraint_cost"]`` and ``info["kpis"]["fill_rate_by_tier"]``.
         self.rule_names = list(RULES)
@@ -118,7 +134,8 @@ class AllocationEnv(gym.Env):
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
         self.observations.reset()
         self._last_report = None
-        return self.observations.observe(), {"period": 0}
+        observation = self.observations.observe() if self._features is None else self._features.observe()
+        return observation, {"period": 0}
 
     def step(self, action: np.ndarray):
         if self.simulator.done:
@@ -126,7 +143,11 @@ class AllocationEnv(gym.Env):
         action = self._checked(action)
         report = self.simulator.step(self.actions.requests(action))
         self._last_report = report
-        fill_rate, units_short, observation = self.observations.record_and_observe(report)
+        if self._features is None:
+            fill_rate, units_short, observation = self.observations.record_and_observe(report)
+        else:
+            fill_rate, units_short = self.observations.record(report)
+            observation = self._features.observe()
         decision = report.decision
         distance = decision.projection_distance
         scaled_distance = distance / self._distance_scale

@@ -17,10 +17,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from invalloc.env.features import FeatureSet
 from invalloc.sim.simulator import PeriodReport, Simulator
 
 #: Bound of every scaled feature (the observation Box is [-CLIP, CLIP]).
 CLIP = 10.0
+#: What the environment can show an agent: ``full`` (:class:`ObservationBuilder`, every
+#: SKU's stock, pipeline, backlog, demand and forecast) or ``features`` (:class:`FeatureObservation`,
+#: the rule table's named features).
+OBSERVATION_KINDS = ("full", "features")
 
 
 class ObservationBuilder:
@@ -356,3 +361,40 @@ def _fill_observation(
             observation[j] = high
         elif value < low:
             observation[j] = low
+
+
+class FeatureObservation:
+    """The rule table's features (:class:`~invalloc.env.features.FeatureSet`) as the observation.
+
+    Float32 (size,) in business units (days, currency, ratios), not scaled: train with
+    VecNormalize (``invalloc train`` does by default). An agent trained on it sees the state
+    exactly as a rule table extracted from it does, so the table can follow it closely; on
+    `retail` it has 28 inputs instead of the full observation's 615. The features need no
+    history, so :meth:`reset` and :meth:`catch_up` have nothing to do.
+    """
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+        self.feature_set = FeatureSet(simulator.network)
+        self.feature_names = self.feature_set.names
+
+    @property
+    def size(self) -> int:
+        return self.feature_set.size
+
+    def reset(self) -> None:
+        pass
+
+    def catch_up(self) -> None:
+        pass
+
+    def observe(self) -> np.ndarray:
+        """Observation (size,) float32 at the current decision point."""
+        return self.feature_set.compute(self.simulator).astype(np.float32)
+
+
+def observation_source(simulator: Simulator, kind: str) -> ObservationBuilder | FeatureObservation:
+    """The observation of ``kind`` (one of :data:`OBSERVATION_KINDS`) for ``simulator``."""
+    if kind not in OBSERVATION_KINDS:
+        raise ValueError(f"observation={kind!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
+    return ObservationBuilder(simulator) if kind == "full" else FeatureObservation(simulator)

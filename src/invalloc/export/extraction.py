@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
-from invalloc.rules.features import FeatureSet
+from invalloc.env.features import FeatureSet
 from invalloc.rules.policy import RuleTablePolicy
 from invalloc.rules.table import DEFAULT_MAX_RULES, RuleTable, compact_outputs, rule_id, significant
 from invalloc.sim.network import Network

@@ -10,7 +10,7 @@ executes code from a file::
 Extraction (imitation of a trained agent) lives in :mod:`invalloc.export`.
 """
 
-from invalloc.rules.features import FEATURE_SET_VERSION, Feature, FeatureSet
+from invalloc.env.features import FEATURE_SET_VERSION, Feature, FeatureSet
 from invalloc.rules.formats import read_csv, read_dmn, read_json, write_csv, write_dmn, write_json
 from invalloc.rules.manifest import load_rule_table, verify_directory, verify_rule_table
 from invalloc.rules.policy import RuleTablePolicy, load_rule_policy

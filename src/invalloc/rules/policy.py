@@ -1,6 +1,6 @@
 """A rule table as a :class:`~invalloc.sim.policy.Policy`.
 
-Each period the policy computes the features (:class:`~invalloc.rules.features.FeatureSet`),
+Each period the policy computes the features (:class:`~invalloc.env.features.FeatureSet`),
 finds the one matching rule, turns its outputs into the compact action and that action into
 requested quantities with the environment's :class:`~invalloc.env.actions.ActionMapper` — the
 same mapping a learned policy uses — so the feasibility layer sees the table exactly as it
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
-from invalloc.rules.features import FEATURE_SET_VERSION, FEATURE_SET_VERSIONS, FeatureSet
+from invalloc.env.features import FEATURE_SET_VERSION, FEATURE_SET_VERSIONS, FeatureSet
 from invalloc.rules.manifest import load_rule_table
 from invalloc.rules.table import RuleTable, RuleTableError
 
