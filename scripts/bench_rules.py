@@ -1,11 +1,12 @@
 """Rule export targets on `retail`: fidelity, profit retention, rule count, evaluator speed.
 
 Exports a rule table from a trained policy (``--run RUN_ID`` from the tracking store, or a
-PPO teacher trained here for ``--timesteps`` steps), then measures the torch-free evaluator
-on one million states, all in one run, and prints each figure against its target::
+teacher trained here from ``--experiment``, by default the quickstart's ``retail_ppo``),
+then measures the torch-free evaluator on one million states, all in one run, and prints
+each figure against its target::
 
     .venv/bin/python scripts/bench_rules.py --run RUN_ID [--tracking-uri URI]
-    .venv/bin/python scripts/bench_rules.py --timesteps 60000      # trains its own teacher
+    .venv/bin/python scripts/bench_rules.py                        # trains retail_ppo first
 """
 
 from __future__ import annotations
@@ -22,26 +23,21 @@ TARGETS = {"fidelity": 0.95, "profit_retention": 0.98, "rules": 64, "decisions_p
 
 
 def _teacher(args: argparse.Namespace):
-    """The teacher policy and the scenario it was trained on."""
-    from invalloc.config.loader import load_scenario
+    """The teacher policy and the scenario it was trained on: ``--run`` from the tracking store,
+    or a fresh run of ``--experiment`` in a temporary store (as ``invalloc train`` would)."""
+    from invalloc.agents.learned import load_learned_policy
+    from invalloc.export import scenario_of_run
+    from invalloc.tracking import configure_tracking
 
     if args.run:
-        from invalloc.agents.learned import load_learned_policy
-        from invalloc.export import scenario_of_run
-        from invalloc.tracking import configure_tracking
-
         uri = configure_tracking(args.tracking_uri)
-        return load_learned_policy(f"run:{args.run}", uri), scenario_of_run(args.run, uri)
-    import torch
-    from stable_baselines3 import PPO
+        run_id = args.run
+    else:
+        from invalloc.agents.training import train
 
-    from invalloc.agents.learned import LearnedPolicy
-    from invalloc.env import AllocationEnv
-
-    torch.set_num_threads(1)
-    model = PPO("MlpPolicy", AllocationEnv(args.scenario), device="cpu", seed=args.seed, n_steps=512, batch_size=128)
-    model.learn(args.timesteps)
-    return LearnedPolicy.from_model(model, args.scenario), load_scenario(args.scenario)
+        uri = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-rules-store-')) / 'mlflow.db'}"
+        run_id = train(args.experiment, tracking_uri=uri, seed=args.seed).run_id
+    return load_learned_policy(f"run:{run_id}", uri), scenario_of_run(run_id, uri)
 
 
 def decisions_per_second(table, repeats: int = 3) -> float:
@@ -64,9 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="MLflow run id of a trained policy (else a teacher is trained here).")
     parser.add_argument("--tracking-uri", default=None)
-    parser.add_argument("--scenario", default="retail", help="Scenario when training a teacher here.")
-    parser.add_argument("--timesteps", type=int, default=60_000, help="PPO steps when training a teacher here.")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--experiment", default="retail_ppo", help="Experiment trained here when --run is not given.")
+    parser.add_argument("--seed", type=int, default=0, help="Training seed (with --experiment) and extraction seed.")
     parser.add_argument("--max-rules", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="Keep the exported table here.")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")

@@ -146,6 +146,37 @@ def test_observation_features_are_named_and_scaled():
     assert named["episode_progress"] == 0.0
 
 
+def test_feature_observation_is_the_rule_features_and_changes_nothing_else():
+    """observation="features" shows the agent the rule table's features; the episode — rewards,
+    KPIs, the next state — is the one the full observation's env plays with the same actions."""
+    from invalloc.env.features import FeatureSet
+
+    features_env = AllocationEnv("retail", observation="features", **SHORT)
+    full_env = AllocationEnv("retail", **SHORT)
+    feature_set = FeatureSet(full_env.network)
+    assert features_env.feature_names == feature_set.names
+    assert features_env.observation_space.shape == (feature_set.size,)
+    gymnasium_check_env(features_env)
+    sb3_check_env(AllocationEnv("retail", observation="features", periods=4), warn=False)
+    obs, _ = features_env.reset(seed=5)
+    full_env.reset(seed=5)
+    actions = np.random.default_rng(1)
+    done, seen = False, []
+    while not done:
+        # Computed independently, on the other env's simulator.
+        np.testing.assert_array_equal(obs, feature_set.compute(full_env.simulator).astype(np.float32))
+        seen.append(obs)
+        action = actions.uniform(-1, 1, features_env.action_space.shape)
+        obs, reward, _, done, info = features_env.step(action)
+        _, full_reward, _, _, full_info = full_env.step(action)
+        assert reward == full_reward
+        np.testing.assert_array_equal(info["kpis"]["fill_rate_by_tier"], full_info["kpis"]["fill_rate_by_tier"])
+    # The features move with the state (a constant observation would pass the checks above).
+    assert (np.ptp(np.stack(seen), axis=0) > 0).sum() >= 10
+    with pytest.raises(ValueError, match="observation='pixels'"):
+        AllocationEnv("tiny", observation="pixels")
+
+
 def test_config_overrides():
     env = gym.make("invalloc/Allocation-v0", scenario="tiny", config_overrides={"episode": {"horizon": 5}})
     env.reset(seed=0)

@@ -283,6 +283,38 @@ def test_shipped_experiments_validate(name):
     assert loaded.experiment.timesteps >= loaded.experiment.evaluation.every_timesteps
 
 
+def test_agent_on_the_feature_observation_trains_saves_and_acts(mlflow_uri, tmp_path):
+    """env.observation: features reaches the env, the saved policy, the pyfunc's input schema
+    and the policy acting on a bare simulator (which must rebuild the same observation)."""
+    from invalloc.env.features import FeatureSet
+
+    experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
+    experiment["env"] = {**experiment.get("env", {}), "observation": "features"}
+    path = tmp_path / "features.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = train(path, tracking_uri=mlflow_uri, timesteps=1024, register="tiny-features", progress=False)
+    run = mlflow.MlflowClient(mlflow_uri).get_run(result.run_id)
+    assert run.data.params["experiment.env.observation"] == "features"
+    policy = load_learned_policy(f"run:{result.run_id}", mlflow_uri)
+    assert policy.observation_kind == "features"
+    network = compile_network(load_scenario(experiment["scenario"]))
+    feature_set = FeatureSet(network)
+    mlflow.set_tracking_uri(mlflow_uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny-features/1")
+    assert pyfunc.metadata.get_input_schema().input_names() == feature_set.names
+    simulator = Simulator(network)
+    simulator.reset(seed=3)
+    observations = []
+    while not simulator.done:
+        observation = policy.observation(simulator)
+        np.testing.assert_array_equal(observation, feature_set.compute(simulator).astype(np.float32))
+        observations.append(observation)
+        simulator.step(policy.act(simulator))
+    batch = np.stack(observations)
+    frame = pd.DataFrame(batch, columns=feature_set.names)
+    np.testing.assert_allclose(pyfunc.predict(frame), policy.actions(batch), rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     ("algorithm", "extra"),
     [
