@@ -286,7 +286,7 @@ def test_shipped_experiments_validate(name):
 def test_agent_on_the_feature_observation_trains_saves_and_acts(mlflow_uri, tmp_path):
     """env.observation: features reaches the env, the saved policy, the pyfunc's input schema
     and the policy acting on a bare simulator (which must rebuild the same observation)."""
-    from invalloc.env.features import FeatureSet
+    from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
 
     experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
     experiment["env"] = {**experiment.get("env", {}), "observation": "features"}
@@ -297,6 +297,7 @@ def test_agent_on_the_feature_observation_trains_saves_and_acts(mlflow_uri, tmp_
     assert run.data.params["experiment.env.observation"] == "features"
     policy = load_learned_policy(f"run:{result.run_id}", mlflow_uri)
     assert policy.observation_kind == "features"
+    assert policy.feature_set_version == FEATURE_SET_VERSION
     network = compile_network(load_scenario(experiment["scenario"]))
     feature_set = FeatureSet(network)
     mlflow.set_tracking_uri(mlflow_uri)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
+from invalloc.env.features import FEATURE_SET_VERSION
 from invalloc.env.observations import FeatureObservation, ObservationBuilder, observation_source
 from invalloc.sim.policy import PolicyError
 
@@ -71,6 +72,7 @@ class LearnedPolicy:
     :param observation_stats: frozen VecNormalize statistics, or None if training did not normalise.
     :param action_mode: the environment's action mode in training (``compact`` or ``raw``).
     :param observation: the environment's observation in training (``full`` or ``features``).
+    :param feature_set_version: with ``features``, the feature set version it was trained on.
     """
 
     def __init__(
@@ -83,12 +85,14 @@ class LearnedPolicy:
         run_id: str | None = None,
         model_uri: str | None = None,
         observation: str = "full",
+        feature_set_version: str = FEATURE_SET_VERSION,
     ) -> None:
         self.model = model
         self.scenario_digest = scenario_digest
         self.observation_stats = observation_stats
         self.action_mode = action_mode
         self.observation_kind = observation
+        self.feature_set_version = feature_set_version
         self.name = name
         self.run_id = run_id
         self.model_uri = model_uri
@@ -137,7 +141,10 @@ class LearnedPolicy:
         model = algorithm_class(meta["algorithm"]).load(folder / MODEL_FILE, device="cpu")
         # Policies saved before the feature observation existed saw the full observation.
         observation = meta.get("observation", "full")
-        return cls(model, meta["scenario_digest"], stats, meta["action_mode"], name, run_id, model_uri, observation)
+        version = meta.get("feature_set_version", FEATURE_SET_VERSION)
+        return cls(
+            model, meta["scenario_digest"], stats, meta["action_mode"], name, run_id, model_uri, observation, version
+        )
 
     def save(self, folder: Path, algorithm: str) -> None:
         """Write ``model.zip``, ``policy.json`` and the observation statistics into ``folder``."""
@@ -150,6 +157,8 @@ class LearnedPolicy:
             "action_mode": self.action_mode,
             "observation": self.observation_kind,
         }
+        if self.observation_kind == "features":
+            meta["feature_set_version"] = self.feature_set_version
         (folder / POLICY_META_FILE).write_text(json.dumps(meta, indent=2))
         if self.observation_stats is not None:
             self.observation_stats.save(folder / OBSERVATION_STATS_FILE)
@@ -163,7 +172,7 @@ class LearnedPolicy:
         """Observation builder and action mapper for ``simulator`` (built once per simulator)."""
         if simulator is not self._simulator:
             self._simulator = simulator
-            self._observations = observation_source(simulator, self.observation_kind)
+            self._observations = observation_source(simulator, self.observation_kind, self.feature_set_version)
             self._mapper = ActionMapper(simulator, self.action_mode)
             expected = self.model.observation_space.shape
             if (self._observations.size,) != expected or (self._mapper.size,) != self.model.action_space.shape:

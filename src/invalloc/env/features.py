@@ -1,5 +1,9 @@
 """The rule table's inputs: a small, named set of interpretable features of the simulator state.
 
+They live in the environment layer because they are also an observation: an agent trained with
+``observation="features"`` (:class:`~invalloc.env.observations.FeatureObservation`) sees the
+state exactly as a rule table extracted from it will.
+
 Feature set version :data:`FEATURE_SET_VERSION` (tables of the versions in
 :data:`FEATURE_SET_VERSIONS` still load and decide). Every feature is computed from the state at
 the decision point alone (no history), in business units, so a reviewer can read a

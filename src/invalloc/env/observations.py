@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from invalloc.env.features import FeatureSet
+from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
 from invalloc.sim.simulator import PeriodReport, Simulator
 
 #: Bound of every scaled feature (the observation Box is [-CLIP, CLIP]).
@@ -371,11 +371,13 @@ class FeatureObservation:
     exactly as a rule table extracted from it does, so the table can follow it closely; on
     `retail` it has 28 inputs instead of the full observation's 615. The features need no
     history, so :meth:`reset` and :meth:`catch_up` have nothing to do.
+
+    :param version: the feature set version (a trained agent keeps the one it was trained on).
     """
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Simulator, version: str = FEATURE_SET_VERSION) -> None:
         self.simulator = simulator
-        self.feature_set = FeatureSet(simulator.network)
+        self.feature_set = FeatureSet(simulator.network, version)
         self.feature_names = self.feature_set.names
 
     @property
@@ -393,8 +395,10 @@ class FeatureObservation:
         return self.feature_set.compute(self.simulator).astype(np.float32)
 
 
-def observation_source(simulator: Simulator, kind: str) -> ObservationBuilder | FeatureObservation:
+def observation_source(
+    simulator: Simulator, kind: str, feature_set_version: str = FEATURE_SET_VERSION
+) -> ObservationBuilder | FeatureObservation:
     """The observation of ``kind`` (one of :data:`OBSERVATION_KINDS`) for ``simulator``."""
     if kind not in OBSERVATION_KINDS:
         raise ValueError(f"observation={kind!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
-    return ObservationBuilder(simulator) if kind == "full" else FeatureObservation(simulator)
+    return ObservationBuilder(simulator) if kind == "full" else FeatureObservation(simulator, feature_set_version)
