@@ -131,6 +131,8 @@ def summary_table(comparison) -> Table:
     """One row per policy: headline KPIs and the paired reward difference, each as mean ± the
     half-width of its 95% confidence interval (t intervals are symmetric), narrow enough for an
     80-column terminal; the report has the intervals' bounds."""
+    from invalloc.evaluation.report import format_p
+
     kpis, paired = comparison.kpis, comparison.paired
     columns = [("total_reward", "reward"), ("profit", "profit"), ("fill_rate", "fill rate"),
                ("contract_breaches", "contract breaches"), ("minimum_cash", "minimum cash")]  # fmt: skip
@@ -159,7 +161,10 @@ def summary_table(comparison) -> Table:
         else:
             d = difference.iloc[0]
             half_width = (d["ci_high"] - d["ci_low"]) / 2
-            row.append(f"{d['mean_difference']:+,.0f}\n± {half_width:,.0f}\np={d['p_value']:.2g}")
+            p_value = format_p(d["p_value"])
+            row.append(
+                f"{d['mean_difference']:+,.0f}\n± {half_width:,.0f}\np{'' if p_value[0] == '<' else '='}{p_value}"
+            )
         table.add_row(*row)
     return table
 
