@@ -14,7 +14,7 @@ from numba import njit
 
 from invalloc.config.loader import load_scenario
 from invalloc.env.actions import ActionMapper
-from invalloc.env.observations import CLIP, OBSERVATION_KINDS, FeatureObservation, ObservationBuilder
+from invalloc.env.observations import CLIP, ObservationBuilder, observation_source
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import PeriodReport, Simulator
@@ -102,12 +102,12 @@ class AllocationEnv(gym.Env):
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
         self.actions = ActionMapper(self.simulator, action_mode)
-        # The full observation's builder also accrues the fill rates reported in ``info``.
-        self.observations = ObservationBuilder(self.simulator)
-        if observation not in OBSERVATION_KINDS:
-            raise ValueError(f"observation={observation!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
+        source = observation_source(self.simulator, observation)
+        # The full observation's builder also accrues the fill rates reported in ``info``, so
+        # the env keeps one whatever the agent sees.
+        self.observations = source if isinstance(source, ObservationBuilder) else ObservationBuilder(self.simulator)
+        self._features = None if source is self.observations else source
         self.observation_kind = observation
-        self._features = FeatureObservation(self.simulator) if observation == "features" else None
         self.reward_scale = float(reward_scale) if reward_scale else self.observations.money_scale
         if projection_penalty < 0:
             raise ValueError(f"projection_penalty={projection_penalty}: must be ≥ 0")
