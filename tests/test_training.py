@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from invalloc.agents.experiment import ExperimentError, load_experiment
+from invalloc.agents.experiment import EXPERIMENTS_DIR, ExperimentError, load_experiment
 from invalloc.agents.learned import load_learned_policy
 from invalloc.agents.training import train
 from invalloc.cli import app
@@ -26,7 +26,6 @@ from invalloc.config.loader import load_scenario
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
 
-ROOT = Path(__file__).resolve().parents[1]
 INVALLOC = str(Path(sys.executable).with_name("invalloc"))
 
 
@@ -166,7 +165,7 @@ def test_unreachable_server_is_reported_before_training(tmp_path):
 
 
 def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
-    experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
+    experiment = yaml.safe_load((EXPERIMENTS_DIR / "tiny_smoke.yaml").read_text())
     experiment.update(timesteps=12_288, checkpoint_every_timesteps=1024)
     experiment["evaluation"] = {"every_timesteps": 1024, "episodes": 2}
     path = tmp_path / "long.yaml"
@@ -276,7 +275,7 @@ def test_training_against_a_real_mlflow_server(tmp_path, mlflow_template_db):
         server.wait(timeout=30)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
 def test_shipped_experiments_validate(name):
     loaded = load_experiment(name)
     assert loaded.experiment.name == name
@@ -288,7 +287,7 @@ def test_agent_on_the_feature_observation_trains_saves_and_acts(mlflow_uri, tmp_
     and the policy acting on a bare simulator (which must rebuild the same observation)."""
     from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
 
-    experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
+    experiment = yaml.safe_load((EXPERIMENTS_DIR / "tiny_smoke.yaml").read_text())
     experiment["env"] = {**experiment.get("env", {}), "observation": "features"}
     path = tmp_path / "features.yaml"
     path.write_text(yaml.safe_dump(experiment))

@@ -1,6 +1,6 @@
 """``invalloc quickstart``: the whole path a new user walks, in about five minutes on 2 cores.
 
-1. train PPO on ``retail`` (``experiments/retail_ppo.yaml``), tracked in MLflow;
+1. train PPO on ``retail`` (``invalloc/experiments/retail_ppo.yaml``), tracked in MLflow;
 2. compare it with the rule-based baselines on the same held-out demand (common random
    numbers, paired statistics), with an HTML report;
 3. export the learned policy as a deterministic rule table and verify it;

@@ -12,7 +12,7 @@ from invalloc.console import console, error_console, fail
 
 def train(
     experiment: Annotated[
-        str | None, typer.Argument(help="Experiment YAML path or shipped name (experiments/NAME.yaml).")
+        str | None, typer.Argument(help="Experiment YAML path or name (./experiments/NAME.yaml, else shipped).")
     ] = None,
     timesteps: Annotated[int | None, typer.Option("--timesteps", min=1, help="Override the experiment's.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the experiment's seed.")] = None,

@@ -1,4 +1,4 @@
-"""Training experiments (``experiments/*.yaml``), validated like scenarios.
+"""Training experiments (shipped in ``invalloc/experiments/*.yaml``), validated like scenarios.
 
 An experiment names a scenario, an algorithm and its hyper-parameters, the vectorised
 environment, VecNormalize, the training budget and seed, the evaluation schedule on held-out
@@ -27,8 +27,10 @@ from invalloc.config.loader import (
     read_yaml,
     validation_problems,
 )
+from invalloc.config.shipped import not_found, resolve, shipped_folder
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
+#: Folder of the experiments shipped with invalloc (package data: ``src/invalloc/experiments``).
+EXPERIMENTS_DIR = shipped_folder("experiments")
 
 
 class _Strict(BaseModel):
@@ -144,10 +146,12 @@ def _hyperparameter_problems(data: dict[str, Any]) -> list[str]:
 
 
 def resolve_experiment_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    """The YAML file of an experiment name (``tiny_smoke``) or path; it may not exist.
+
+    A path is used as given; a name is looked up in ``./experiments/`` and then among the shipped
+    experiments (:mod:`invalloc.config.shipped`).
+    """
+    return resolve(name_or_path, "experiments")
 
 
 def load_experiment(
@@ -160,8 +164,8 @@ def load_experiment(
     path = resolve_experiment_path(name_or_path)
     source = str(path)
     if not path.is_file():
-        shipped = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
-        raise ExperimentError(source, [f"(file): no such experiment file (shipped: {', '.join(shipped)})"])
+        given, problem = not_found(name_or_path, "experiments")
+        raise ExperimentError(given, [problem])
     text = path.read_text(encoding="utf-8")
     try:
         data, problems = read_yaml(text)

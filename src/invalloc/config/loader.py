@@ -26,9 +26,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from invalloc.config.schema import Scenario
+from invalloc.config.shipped import not_found, resolve, shipped_folder, shipped_names
 
-#: Folder of the scenarios shipped with invalloc (``configs/scenarios`` in the repository).
-SCENARIO_DIR = Path(__file__).resolve().parents[3] / "configs" / "scenarios"
+#: Folder of the scenarios shipped with invalloc (package data: ``src/invalloc/scenarios``).
+SCENARIO_DIR = shipped_folder("scenarios")
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -355,15 +356,16 @@ def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
 
 def shipped_scenarios() -> list[str]:
     """Names of the scenarios shipped in :data:`SCENARIO_DIR`."""
-    return sorted(path.stem for path in SCENARIO_DIR.glob("*.yaml"))
+    return shipped_names("scenarios")
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A shipped scenario name (``retail``) or a path to a YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.is_file() or len(candidate.parts) > 1:
-        return candidate
-    return SCENARIO_DIR / f"{name_or_path}.yaml"
+    """The YAML file of a scenario name (``retail``) or path; it may not exist.
+
+    A path is used as given; a name is looked up in ``./configs/scenarios/`` and then among the
+    shipped scenarios (:mod:`invalloc.config.shipped`).
+    """
+    return resolve(name_or_path, "scenarios")
 
 
 def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
@@ -415,7 +417,8 @@ def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
 def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedScenario:
     """Load and validate a scenario.
 
-    :param name_or_path: a shipped scenario name (``"retail"``) or a YAML path.
+    :param name_or_path: a scenario name (``"retail"``: ``./configs/scenarios/retail.yaml`` if
+        present, else the shipped one) or a YAML path.
     :param overrides: nested mapping merged over the YAML before validation,
         e.g. ``{"episode": {"horizon": 10}}``.
     :raises ScenarioError: the file is missing, is not YAML, or fails validation.
@@ -423,9 +426,8 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     path = resolve_scenario_path(name_or_path)
     source = str(path)
     if not path.is_file():
-        raise ScenarioError(
-            source, [f"(file): no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})"]
-        )
+        given, problem = not_found(name_or_path, "scenarios")
+        raise ScenarioError(given, [problem])
     try:
         data, yaml_problems = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
