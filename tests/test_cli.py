@@ -200,3 +200,12 @@ def test_oracle_reports_its_bound_in_clean_json():
     for episode in episodes:
         assert episode["oracle_bound"] >= episode["total_reward"] - 1e-6
         assert episode["invariants_ok"]
+
+
+def test_version_from_python_m_and_the_command():
+    from invalloc import __version__
+
+    result = subprocess.run([sys.executable, "-m", "invalloc", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"invalloc {__version__}"
+    assert __version__.count(".") >= 2

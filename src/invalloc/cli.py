@@ -30,6 +30,24 @@ app.add_typer(scenario_app, name="scenario")
 console = Console()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from invalloc import __version__
+
+        print(f"invalloc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Options before the command."""
+
+
 def _fail(lines: list[str]) -> NoReturn:
     fail(lines)
 
