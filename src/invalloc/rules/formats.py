@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invalloc.env.features import Feature
+from invalloc.env.feature_definitions import Feature
 from invalloc.rules.table import Output, RuleTable, RuleTableError, condition_text, number_text
 
 DMN_NAMESPACE = "https://www.omg.org/spec/DMN/20191111/MODEL/"

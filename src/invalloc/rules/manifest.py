@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invalloc.env.features import Feature
+from invalloc.env.feature_definitions import Feature
 from invalloc.rules.formats import FILE_NAMES, SCHEMA_FILE, read_csv, read_dmn, read_json
 from invalloc.rules.table import Output, RuleTable, RuleTableError
 
