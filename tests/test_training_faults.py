@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -23,7 +24,7 @@ from invalloc.agents.experiment import resolve_experiment_path
 from invalloc.cli import app
 from invalloc.config.loader import resolve_scenario_path
 from invalloc.processes import FileLock, ProcessIdentity, process_start
-from invalloc.tracking import KILLED_REASON_TAG
+from invalloc.tracking import KILLED_REASON_TAG, RunBusy, RunLease
 
 INVALLOC = str(Path(sys.executable).with_name("invalloc"))
 OWNER = "invalloc.owner."
@@ -187,6 +188,27 @@ def test_lock_file_is_exclusive_and_released(tmp_path):
     assert not (tmp_path / "run.lock").exists()
     assert second.acquire()
     second.release()
+
+
+def test_lease_renews_its_heartbeat_and_refuses_a_second_owner(mlflow_uri):
+    client = mlflow.MlflowClient(mlflow_uri)
+    run_id = client.create_run(client.create_experiment("lease")).info.run_id
+    lease = RunLease(client, mlflow_uri, heartbeat_seconds=0.05)
+    lease.acquire(run_id)
+    try:
+        first = client.get_run(run_id).data.tags[OWNER + "heartbeat"]
+        with pytest.raises(RunBusy, match=f"run {run_id} is being trained by another process"):
+            RunLease(client, mlflow_uri).acquire(run_id)  # the lock file is held
+        deadline = time.time() + 30
+        while client.get_run(run_id).data.tags[OWNER + "heartbeat"] == first and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.get_run(run_id).data.tags[OWNER + "heartbeat"] != first
+    finally:
+        lease.release()
+    again = RunLease(client, mlflow_uri)  # released: this process may take it again
+    again.acquire(run_id)
+    again.release()
+    assert client.get_run(run_id).info.status == "RUNNING"
 
 
 def _trace_scenario(root: Path) -> Path:
