@@ -149,6 +149,9 @@ def test_runs_clean_ends_only_runs_whose_owner_is_gone(tmp_path, mlflow_uri, mon
         "other host, lease valid": run(
             {"host": "elsewhere.invalid", "pid": "1", "heartbeat": f"{now - 60:.0f}", "lease_seconds": "600"}
         ),
+        "other container, lease valid": run(
+            {**local, "pid_namespace": "pid:[1]", "pid": str(gone.pid), "heartbeat": f"{now:.0f}"}
+        ),
         "no owner": run(None),
     }
     finished = run({**local, "pid": str(gone.pid), "start": gone_start})

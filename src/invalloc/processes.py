@@ -40,6 +40,17 @@ def boot_id() -> str:
         return ""
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace (Linux, e.g. ``pid:[4026531836]``); "" where there is none.
+
+    Two containers can share a host name and a store; a pid means something only in its namespace.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def process_start(pid: int) -> str | None:
     """When process ``pid`` started, as an opaque token; None if there is no such process.
 
@@ -84,15 +95,17 @@ class ProcessIdentity:
     boot: str
     pid: int
     start: str
+    namespace: str = ""  # the pid namespace ("" if unknown: taken to be this one)
 
     @classmethod
     def current(cls) -> ProcessIdentity:
         pid = os.getpid()
-        return cls(host=socket.gethostname(), boot=boot_id(), pid=pid, start=process_start(pid) or "")
+        return cls(socket.gethostname(), boot_id(), pid, process_start(pid) or "", pid_namespace())
 
     def is_local(self) -> bool:
-        """Whether this identity is of a process of this machine, so that it can be checked here."""
-        return self.host == socket.gethostname()
+        """Whether this is a process that can be checked from here: this host, this pid namespace."""
+        here = pid_namespace()
+        return self.host == socket.gethostname() and not (self.namespace and here and self.namespace != here)
 
     def is_alive(self) -> bool:
         """Whether the process still runs; only meaningful when :meth:`is_local`."""

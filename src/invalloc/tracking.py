@@ -124,13 +124,13 @@ def standard_tags(scenario_hash: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 #
 # A run that a process is writing to carries its owner (``invalloc.owner.*`` tags: host, boot,
-# pid, process start time) and a lease (``invalloc.owner.heartbeat``, renewed every
+# pid namespace, pid, process start time) and a lease (``invalloc.owner.heartbeat``, renewed every
 # HEARTBEAT_SECONDS by a background thread, valid LEASE_SECONDS). For a store of this machine
 # the owner also holds an OS lock on a lock file beside the store. A RUNNING run is *stale* when
 #
-# - its owner is a process of this host that is gone (pid dead, or reused by a process that
-#   started at another time, or the machine rebooted), or
-# - its owner is on another host and its lease expired.
+# - its owner is a process of this host (and pid namespace) that is gone (pid dead, or reused by
+#   a process that started at another time, or the machine rebooted), or
+# - its owner is on another host (or in another container) and its lease expired.
 #
 # :func:`clean_stale_runs` marks stale runs KILLED with the reason in ``invalloc.killed_reason``.
 # A RUNNING run without owner tags (logged before owners were recorded, or by another tool) is
@@ -171,6 +171,7 @@ def _owner_of(tags: dict[str, str]):
             boot=tags.get(_OWNER + "boot", ""),
             pid=int(tags[_OWNER + "pid"]),
             start=tags.get(_OWNER + "start", ""),
+            namespace=tags.get(_OWNER + "pid_namespace", ""),
         )
     except (KeyError, ValueError):
         return None
@@ -303,6 +304,7 @@ class RunLease:
                 "boot": me.boot,
                 "pid": str(me.pid),
                 "start": me.start,
+                "pid_namespace": me.namespace,
                 "heartbeat": f"{_now():.0f}",
                 "lease_seconds": f"{self.lease_seconds:g}",
             }
