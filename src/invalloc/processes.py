@@ -68,6 +68,8 @@ def process_start(pid: int) -> str | None:
             return None
         # "pid (comm) state ppid …": comm may hold spaces and parentheses; starttime is field 22.
         fields = text[text.rindex(")") + 2 :].split()
+        if fields[0] in ("Z", "X"):
+            return None  # exited, not yet reaped by its parent: gone all the same
         return fields[19]
     try:
         import psutil
