@@ -4,6 +4,10 @@ Every command that logs (``train``, ``compare``, ``export``, ``rules approve``) 
 :func:`configure_tracking` first, so an unreachable server is reported in one line before
 any work starts, and :func:`experiment_id` so that runs of a local store keep their
 artifacts in a folder beside the database rather than wherever MLflow would default to.
+
+A run being trained records its owner process and a lease (:class:`RunLease`), so that a run
+whose process died without ending it can be told from one still running
+(:func:`clean_stale_runs`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ line; the run is FAILED and holds the traceback); 130 stopped by Ctrl-C / SIGTER
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -96,22 +97,24 @@ def runs_clean(
         typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
     ] = None,
 ) -> None:
-    """Mark RUNNING runs whose training process is gone KILLED, and remove the temporary
-    folders dead invalloc processes left behind.
+    """Mark runs whose training process died KILLED; remove dead processes' temporary folders.
 
-    A run's owner is gone when it was a process of this host that no longer runs (or whose pid
-    now belongs to another process), or, for a process of another host, when its heartbeat
-    lease expired. Prints one line per run it ends.
+    A run's trainer is gone when it was a process of this host that no longer runs (or whose pid now belongs
+    to another process), or, on another host, when its heartbeat lease expired. One line per run it ends.
     """
     import mlflow
 
     from invalloc.console import first_line
     from invalloc.processes import remove_stale_temporary_folders
-    from invalloc.tracking import TrackingError, clean_stale_runs, configure_tracking
+    from invalloc.tracking import TrackingError, clean_stale_runs, configure_tracking, resolve_tracking_uri
 
     remove_stale_temporary_folders()
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).expanduser().is_file():
+        console.print(f"no tracking store at {uri}: nothing to clean", markup=False)
+        return
     try:
-        uri = configure_tracking(tracking_uri)
+        uri = configure_tracking(uri)
         cleaned = clean_stale_runs(mlflow.MlflowClient(uri))
     except TrackingError as error:
         fail([str(error)])
