@@ -208,10 +208,22 @@ def test_lease_renews_its_heartbeat_and_refuses_a_second_owner(mlflow_uri):
         assert client.get_run(run_id).data.tags[OWNER + "heartbeat"] != first
     finally:
         lease.release()
+    assert client.get_run(run_id).data.tags[OWNER + "heartbeat"] == "0"  # given up
     again = RunLease(client, mlflow_uri)  # released: this process may take it again
     again.acquire(run_id)
     again.release()
     assert client.get_run(run_id).info.status == "RUNNING"
+
+    # Owned from another host: refused while its lease holds, even when the run is not RUNNING.
+    client.set_terminated(run_id, "KILLED")
+    for key, value in {"host": "elsewhere.invalid", "pid": "1", "heartbeat": f"{time.time():.0f}"}.items():
+        client.set_tag(run_id, OWNER + key, value)
+    with pytest.raises(RunBusy, match="pid 1 on elsewhere.invalid"):
+        RunLease(client, mlflow_uri).acquire(run_id)
+    client.set_tag(run_id, OWNER + "heartbeat", "0")  # that owner gave it up
+    last = RunLease(client, mlflow_uri)
+    last.acquire(run_id)
+    last.release()
 
 
 def _trace_scenario(root: Path) -> Path:

@@ -181,35 +181,43 @@ def _owner_of(tags: dict[str, str]):
         return None
 
 
-def staleness(run, now: float | None = None) -> str | None:
-    """Why a RUNNING run is abandoned by its owner, or None if it is live (or cannot be told)."""
-    import time
-
-    if run.info.status != "RUNNING":
-        return None
-    tags = run.data.tags
-    owner = _owner_of(tags)
-    if owner is None:
-        return None
-    if owner.is_local():
-        return None if owner.is_alive() else f"owner process {owner.describe()} is gone"
+def _silence(tags: dict[str, str], now: float | None = None) -> tuple[float, float] | None:
+    """Seconds since the owner's last heartbeat and its lease; None if it records none."""
     try:
         heartbeat = float(tags[_OWNER + "heartbeat"])
         lease = float(tags.get(_OWNER + "lease_seconds", LEASE_SECONDS))
     except (KeyError, ValueError):
         return None
-    silent = (time.time() if now is None else now) - heartbeat
-    if silent > lease:
-        return f"no heartbeat from its owner {owner.describe()} for {silent:,.0f} s (lease {lease:,.0f} s)"
+    return (_now() if now is None else now) - heartbeat, lease
+
+
+def staleness(run, now: float | None = None) -> str | None:
+    """Why a RUNNING run is abandoned by its owner, or None if it is live (or cannot be told)."""
+    owner = _owner_of(run.data.tags)
+    if run.info.status != "RUNNING" or owner is None:
+        return None
+    if owner.is_local():
+        return None if owner.is_alive() else f"owner process {owner.describe()} is gone"
+    silence = _silence(run.data.tags, now)
+    if silence is not None and not silence[0] <= silence[1]:
+        return f"no heartbeat from its owner {owner.describe()} for {silence[0]:,.0f} s (lease {silence[1]:,.0f} s)"
     return None
 
 
 def live_owner(run) -> str | None:
-    """The owner (``pid N on HOST``) of a RUNNING run that is still live; None otherwise."""
+    """The owner (``pid N on HOST``) still training ``run``, or None.
+
+    A process of this host trains it while the run is RUNNING and the process runs; a process
+    elsewhere, while its lease holds (an owner that ends cleanly gives its lease up, so a run it
+    stopped can be resumed at once from anywhere).
+    """
     owner = _owner_of(run.data.tags)
-    if run.info.status != "RUNNING" or owner is None or staleness(run) is not None:
+    if owner is None:
         return None
-    return owner.describe()
+    if owner.is_local():
+        return owner.describe() if run.info.status == "RUNNING" and owner.is_alive() else None
+    silence = _silence(run.data.tags)
+    return owner.describe() if silence is not None and silence[0] <= silence[1] else None
 
 
 def mark_killed(client, run_id: str, reason: str) -> None:
@@ -337,6 +345,12 @@ class RunLease:
             self._stop.set()
             self._thread.join()
             self._thread = None
+        if self.run_id is not None:
+            try:  # give the lease up: the run may be resumed elsewhere at once
+                self.client.set_tag(self.run_id, _OWNER + "heartbeat", "0")
+            except Exception:  # noqa: BLE001 - best effort; the lease then simply expires
+                pass
+            self.run_id = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
