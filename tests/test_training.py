@@ -170,7 +170,10 @@ def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
     experiment["evaluation"] = {"every_timesteps": 1024, "episodes": 2}
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(experiment))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
+    temp = tmp_path / "tmpdir"  # to see that no temporary folder is left behind
+    temp.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "TMPDIR": str(temp),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "torch-cache")}  # fmt: skip
     process = subprocess.Popen(
         [INVALLOC, "train", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -186,6 +189,7 @@ def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "KILLED" in stderr and "Traceback" not in stderr
+    assert list(temp.iterdir()) == []
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     stopped_at = max(m.step for m in client.get_metric_history(run_id, "train/value_loss"))
@@ -205,6 +209,7 @@ def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
     assert evaluations[-1] == 12_288
     assert any(step > stopped_at for step in evaluations) and any(step <= stopped_at for step in evaluations)
     assert len(client.search_runs([run.info.experiment_id])) == 1
+    assert list(temp.iterdir()) == []
     # A finished run cannot be resumed again.
     again = subprocess.run([INVALLOC, "train", "--resume", run_id], capture_output=True, text=True, env=env)
     assert again.returncode == 2 and "already finished" in again.stderr

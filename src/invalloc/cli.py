@@ -307,9 +307,12 @@ def tune(
     console.print(f"written to {path}; use: invalloc simulate --scenario {scenario} --policy {policy} --params {path}")
 
 
-from invalloc.agents.command import train  # noqa: E402 - commands of later layers, registered last
+from invalloc.agents.command import runs_clean, train  # noqa: E402 - commands of later layers, registered last
 
 app.command("train")(train)
+runs_app = typer.Typer(help="Housekeeping of tracked runs.", no_args_is_help=True)
+runs_app.command("clean")(runs_clean)
+app.add_typer(runs_app, name="runs")
 
 from invalloc.quickstart import quickstart  # noqa: E402
 

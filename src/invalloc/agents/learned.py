@@ -11,6 +11,7 @@ baseline, and on the simulator directly (no Gymnasium wrapper in between).
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,24 +219,30 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
     from mlflow.exceptions import MlflowException
 
     from invalloc.console import first_line
+    from invalloc.processes import temporary_folder
     from invalloc.tracking import TrackingError, configure_tracking
 
     try:
         uri = configure_tracking(tracking_uri)
     except TrackingError as error:
         raise PolicyError(str(error)) from None
+    # Downloads go to a folder removed once the policy is in memory (MLflow's own would stay).
+    cleanup = ExitStack()
+    download = str(cleanup.enter_context(temporary_folder("policy")))
     try:
         if spec.startswith("run:"):
             run_id = spec.removeprefix("run:")
             client = mlflow.MlflowClient(uri)
             run = client.get_run(run_id)
             name = run.data.tags.get("mlflow.runName", run_id[:8])
-            folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="best", tracking_uri=uri)
+            folder = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="best", tracking_uri=uri, dst_path=download
+            )
             return LearnedPolicy.load(Path(folder), name=name, run_id=run_id)
         if spec.startswith(("models:/", "runs:/")):
             from invalloc.agents.pyfunc import POLICY_ARTIFACT
 
-            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, tracking_uri=uri))
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, tracking_uri=uri, dst_path=download))
             flavor = mlflow.models.Model.load(folder).flavors.get("python_function", {})
             relative = flavor.get("artifacts", {}).get(POLICY_ARTIFACT, {}).get("path")
             if relative is None:
@@ -245,4 +252,6 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
         raise PolicyError(f"{spec}: cannot be loaded from {uri} ({first_line(error)})") from None
     except OSError as error:
         raise PolicyError(f"{spec}: cannot be loaded from {uri} ({error})") from None
+    finally:
+        cleanup.close()
     raise PolicyError(f"{spec}: expected run:RUN_ID or models:/NAME@ALIAS")

@@ -13,7 +13,15 @@ The run records:
 - tags: git commit, package version, scenario hash.
 
 Ctrl-C / SIGTERM stop training at the end of the current rollout: a checkpoint is written
-there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it FAILED.
+there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it
+FAILED, logs the traceback as ``error/traceback.txt`` and raises :class:`TrainingFailed`.
+
+The process that trains a run owns it (:class:`~invalloc.tracking.RunLease`: owner tags, a
+heartbeat, a lock file beside a local store). A run whose owner died without ending it
+(``kill -9``) is marked KILLED by the next training against the store, by ``--resume`` and by
+``invalloc runs clean``; a ``--resume`` of a run that a live process still trains is refused.
+The trainer's temporary folder is removed on every exit, and one left by a killed trainer is
+removed by the next training or ``runs clean``.
 """
 
 from __future__ import annotations
@@ -21,30 +29,41 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import tempfile
+import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from invalloc.agents.algorithms import algorithm_class
 from invalloc.agents.experiment import LoadedExperiment, load_experiment
 from invalloc.agents.learned import VEC_NORMALIZE_FILE, LearnedPolicy, ObservationStats
+from invalloc.agents.run_files import RunFilesError, restore_config, write_config
 from invalloc.agents.tracking_io import MetricBuffer, MLflowOutputFormat, log_params
+from invalloc.processes import exit_on_sigterm, remove_stale_temporary_folders, temporary_folder
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.kpis import episode_kpis, mean_confidence_interval
 from invalloc.sim.network import Network, compile_network
 from invalloc.sim.simulator import Simulator, run_episode
-from invalloc.tracking import configure_tracking, experiment_id, standard_tags
+from invalloc.tracking import (
+    RunBusy,
+    RunLease,
+    clean_stale_runs,
+    configure_tracking,
+    experiment_id,
+    mark_killed,
+    standard_tags,
+)
 
 #: The MLflow experiment every training run goes to (one per invalloc experiment name).
 EXPERIMENT_PREFIX = "invalloc-train"
 _STATE_FILE = "trainer_state.json"
+#: Artifact holding the traceback of a run that failed.
+TRACEBACK_ARTIFACT = "error/traceback.txt"
 
 
 class TrainingStopped(Exception):
@@ -61,7 +80,21 @@ class _StopRequested(Exception):
 
 
 class ResumeError(ValueError):
-    """A run that cannot be resumed; the message is one line."""
+    """A run that cannot be resumed (missing, finished, no checkpoint, or being trained by
+    another live process); the message is one line."""
+
+
+class TrainingFailed(RuntimeError):
+    """Training raised; the run is FAILED and holds the traceback (``error/traceback.txt``).
+
+    The exception that ended training is ``__cause__``; the message is one line.
+    """
+
+    def __init__(self, run_id: str, error: BaseException):
+        self.run_id = run_id
+        text = str(error).strip()
+        reason = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+        super().__init__(f"{reason} (run {run_id} is FAILED; traceback in its artifact {TRACEBACK_ARTIFACT})")
 
 
 @dataclass
@@ -410,18 +443,6 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     return info.model_uri, version
 
 
-def _write_config(loaded: LoadedExperiment, folder: Path) -> None:
-    """The resolved experiment (with its scenario file beside it) as logged for resuming."""
-    folder.mkdir(parents=True, exist_ok=True)
-    experiment = loaded.experiment.model_dump(mode="json")
-    experiment["scenario"] = "scenario.yaml"
-    experiment["scenario_overrides"] = {}
-    (folder / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
-    scenario = loaded.scenario.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
-    (folder / "experiment_as_given.yaml").write_text(loaded.text)
-
-
 def train(
     experiment: str | Path | LoadedExperiment | None = None,
     *,
@@ -433,13 +454,20 @@ def train(
     resume: str | None = None,
     progress: bool = True,
     on_run_started: Callable[[str], None] | None = None,
+    on_stale_run: Callable[[str, str], None] | None = None,
 ) -> TrainResult:
     """Train (or, with ``resume=RUN_ID``, continue) an experiment; returns the run's summary.
 
+    Before anything starts, runs of the store whose owner process is gone are marked KILLED
+    (``on_stale_run(run_id, reason)`` is told of each) and temporary folders of dead invalloc
+    processes are removed.
+
     :raises TrackingError: the tracking store is unreachable (before anything starts).
     :raises ExperimentError: the experiment or its scenario is invalid.
-    :raises ResumeError: the run to resume does not exist or has no checkpoint.
+    :raises ResumeError: the run to resume does not exist, has no checkpoint, or is being
+        trained by another live process.
     :raises TrainingStopped: Ctrl-C / SIGTERM (the run is KILLED, a checkpoint written).
+    :raises TrainingFailed: training raised (the run is FAILED, the traceback logged with it).
     """
     import mlflow
     import torch
@@ -447,7 +475,14 @@ def train(
 
     uri = configure_tracking(tracking_uri)
     client = mlflow.MlflowClient(uri)
-    work_dir = Path(tempfile.mkdtemp(prefix="invalloc-train-"))
+    for run_id, reason in clean_stale(client):
+        if on_stale_run is not None:
+            on_stale_run(run_id, reason)
+    lease = RunLease(client, uri)
+    cleanup = ExitStack()  # undone in reverse: lease, folder, SIGTERM handler
+    cleanup.enter_context(exit_on_sigterm())
+    work_dir = cleanup.enter_context(temporary_folder("train"))
+    cleanup.callback(lease.release)
     try:
         if resume is not None:
             try:
@@ -457,11 +492,17 @@ def train(
             if run.info.status == "FINISHED":
                 raise ResumeError(f"run {resume} already finished; nothing to resume")
             try:
-                config = Path(client.download_artifacts(resume, "config", str(work_dir)))
+                lease.acquire(resume)  # marks the run KILLED if its owner is gone
+            except RunBusy as error:
+                raise ResumeError(str(error)) from None
+            try:
+                config = restore_config(client, resume, work_dir)
                 saved = Path(client.download_artifacts(resume, "checkpoint", str(work_dir)))
+            except RunFilesError as error:
+                raise ResumeError(str(error)) from None
             except (MlflowException, OSError):
                 raise ResumeError(f"run {resume} has no checkpoint to resume from") from None
-            loaded = load_experiment(config / "experiment.yaml", timesteps=timesteps)
+            loaded = load_experiment(config, timesteps=timesteps)
             if loaded.scenario.digest != run.data.tags.get("invalloc.scenario_hash"):
                 raise ResumeError(f"run {resume}: logged scenario does not match its scenario hash")
             state = _State.from_json((saved / "schedule.json").read_text())
@@ -483,15 +524,47 @@ def train(
             exp_id = experiment_id(f"{EXPERIMENT_PREFIX}/{loaded.experiment.name}", uri)
             run = client.create_run(exp_id, run_name=run_name, tags=standard_tags(loaded.scenario.digest))
             run_id = run.info.run_id
-            log_params(client, run_id, loaded.flat_params())
-            _write_config(loaded, work_dir / "config")
-            client.log_artifacts(run_id, str(work_dir / "config"), "config")
+            try:
+                lease.acquire(run_id)
+                log_params(client, run_id, loaded.flat_params())
+                write_config(loaded, work_dir / "config")
+                client.log_artifacts(run_id, str(work_dir / "config"), "config")
+            except (KeyboardInterrupt, SystemExit):
+                mark_killed(client, run_id, "interrupted while starting")
+                raise
+            except BaseException as error:
+                _end_failed(client, run_id)
+                raise TrainingFailed(run_id, error) from error
         if on_run_started is not None:
             on_run_started(run_id)
         torch.set_num_threads(loaded.experiment.torch_threads)
         return _run(loaded, client, run_id, work_dir, state, resume is not None, register, progress)
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        cleanup.close()
+
+
+def clean_stale(client: Any) -> list[tuple[str, str]]:
+    """Mark runs of dead owners KILLED and remove dead processes' temporary folders.
+
+    Housekeeping: a store that refuses it (read-only, say) is left for the command to report.
+    :returns: the ``(run_id, reason)`` of each run marked KILLED.
+    """
+    remove_stale_temporary_folders()
+    try:
+        return clean_stale_runs(client)
+    except Exception as error:  # noqa: BLE001 - MLflow's errors share no base without importing it
+        if type(error).__module__.startswith("mlflow"):
+            return []
+        raise
+
+
+def _end_failed(client: Any, run_id: str) -> None:
+    """Log the traceback being handled with the run and end it FAILED (each step best effort)."""
+    try:
+        client.log_text(run_id, traceback.format_exc(), TRACEBACK_ARTIFACT)
+    except Exception:  # noqa: BLE001 - the store may be what failed; the status matters more
+        pass
+    client.set_terminated(run_id, "FAILED")
 
 
 def _run(
@@ -547,12 +620,13 @@ def _run(
             vec_env.close()
         except TrainingStopped:
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             mlflow.end_run(status="KILLED")
             raise
-        except BaseException:
+        except BaseException as error:
+            _end_failed(client, run_id)
             mlflow.end_run(status="FAILED")
-            raise
+            raise TrainingFailed(run_id, error) from error
     run = client.get_run(run_id)
     return TrainResult(
         run_id=run_id,
