@@ -4,7 +4,7 @@ Load and decide with plain Python + numpy — no torch, no SB3, no pickle, nothi
 executes code from a file::
 
     from invalloc.rules import load_rule_policy
-    policy = load_rule_policy("rules/retail")        # verifies every file's sha256 first
+    policy = load_rule_policy("rules/retail")        # verifies files, manifest and audit log first
     # a Policy: invalloc simulate --policy rules:rules/retail
 
 Extraction (imitation of a trained agent) lives in :mod:`invalloc.export`.

@@ -37,7 +37,7 @@ def _load(directory: Path, fmt: str = "json"):
 
 @rules_app.command("verify")
 def verify(directory: Directory) -> None:
-    """Check every file's sha256 and that each format is a complete, non-overlapping table deciding alike."""
+    """Check files, manifest and audit log, and that each format is a complete, non-overlapping table deciding alike."""
     from invalloc.rules.manifest import verify_rule_table
     from invalloc.rules.table import RuleTableError
 
