@@ -72,7 +72,8 @@ def test_run_holds_params_metrics_artifacts_and_tags(trained):
     checkpoint = {a.path for a in client.list_artifacts(result.run_id, "checkpoint")}
     assert "checkpoint/vecnormalize.npz" in checkpoint and not any(p.endswith(".pkl") for p in checkpoint)
     # Every artifact invalloc reads back has its files' sha256 recorded as a run tag.
-    for artifact in ("config", "checkpoint", "best", "policy", "evaluation_episodes.csv"):
+    for artifact in ("config", "checkpoint", "best", "policy", "evaluation_episodes.csv", "evaluation.csv",
+                     "learning_curve.png"):  # fmt: skip
         assert len(json.loads(tags[f"invalloc.sha256.{artifact}"])) >= 1
     folder = Path(client.download_artifacts(result.run_id, "evaluation.csv"))
     table = pd.read_csv(folder)

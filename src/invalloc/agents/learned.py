@@ -169,7 +169,8 @@ def build_policy_network(algorithm: str, network: dict, weights_path: Path) -> A
             state = {key: torch.from_numpy(np.array(data[key])) for key in data.files}
         policy.load_state_dict(state, strict=True)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise PolicyError(f"{weights_path}: weights do not fit the network ({' '.join(str(error).split())[:200]})") from None
+        detail = " ".join(str(error).split())[:200]
+        raise PolicyError(f"{weights_path}: weights do not fit the network ({detail})") from None
     policy.set_training_mode(False)
     return policy
 
@@ -201,7 +202,9 @@ def load_vec_normalize(path: Path, venv: Any) -> Any:
             epsilon=float(data["epsilon"]),
         )
         if vec.obs_rms.mean.shape != data["obs_mean"].shape:
-            raise ValueError(f"{path}: statistics for observations {data['obs_mean'].shape}, the env has {vec.obs_rms.mean.shape}")
+            raise ValueError(
+                f"{path}: statistics for observations {data['obs_mean'].shape}, the env has {vec.obs_rms.mean.shape}"
+            )
         vec.obs_rms.mean, vec.obs_rms.var = np.array(data["obs_mean"]), np.array(data["obs_var"])
         vec.obs_rms.count = float(data["obs_count"])
         vec.ret_rms.mean, vec.ret_rms.var = np.array(data["ret_mean"]), np.array(data["ret_var"])

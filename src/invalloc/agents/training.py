@@ -355,9 +355,10 @@ class _Trainer:
         self.checkpoint(model, vec_env, state)
         table = pd.DataFrame(state.evaluations)
         table.to_csv(self.work_dir / "evaluation.csv", index=False)
-        self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation.csv"))
+        log_with_hashes(self.client, self.run_id, self.work_dir / "evaluation.csv")
         figure = learning_curve(table, self.experiment.name)
-        self.client.log_figure(self.run_id, figure, "learning_curve.png")
+        figure.savefig(self.work_dir / "learning_curve.png")
+        log_with_hashes(self.client, self.run_id, self.work_dir / "learning_curve.png")
         import matplotlib.pyplot as plt
 
         plt.close(figure)
@@ -576,7 +577,10 @@ def _run(
                 normalisation = saved / VEC_NORMALIZE_FILE
                 # Fresh episodes after a resume: seed the envs from where training stopped.
                 statistics = normalisation if normalisation.exists() else None
-                vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
+                try:
+                    vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
+                except (OSError, ValueError, KeyError) as error:
+                    raise ResumeError(f"{VEC_NORMALIZE_FILE}: cannot be resumed ({error})") from None
                 model = load_checkpoint_model(loaded, saved / "model.zip", vec_env)
             else:
                 done = 0
