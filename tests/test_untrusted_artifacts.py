@@ -183,6 +183,7 @@ def test_a_policy_folder_loads_from_json_and_npz_only(run, tmp_path):
         ("network", None, "no network description"),
         ("network", {**meta["network"], "activation": "os.system"}, "activation 'os.system'"),
         ("network", {**meta["network"], "policy_class": "Evil"}, "policy class 'Evil'"),
+        ("network", {**meta["network"], "kwargs": {"optimizer_class": "os.system"}}, "may not set optimizer_class"),
     ]:
         (folder / "policy.json").write_text(json.dumps({**meta, key: value}))
         with pytest.raises(PolicyError, match=match):
@@ -192,3 +193,27 @@ def test_a_policy_folder_loads_from_json_and_npz_only(run, tmp_path):
     with pytest.raises(PolicyError, match="policy_weights.npz"):
         LearnedPolicy.load(folder)
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("algorithm", ["PPO", "A2C", "SAC", "TD3"])
+def test_rebuilt_network_acts_exactly_like_the_sb3_model(algorithm, tmp_path):
+    """Saved and rebuilt from JSON and npz, every algorithm's policy predicts what SB3's model does."""
+    import numpy as np
+    import torch
+
+    from invalloc.agents.algorithms import algorithm_class
+    from invalloc.env import AllocationEnv
+
+    env = AllocationEnv("tiny")
+    kwargs = {"net_arch": [16, 8], "activation_fn": torch.nn.ReLU}
+    model = algorithm_class(algorithm)("MlpPolicy", env, device="cpu", seed=0, policy_kwargs=kwargs)
+    with torch.no_grad():
+        for parameter in model.policy.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)  # not the initial weights
+    LearnedPolicy(model, "digest", None, name="x").save(tmp_path / "policy", algorithm)
+    loaded = LearnedPolicy.load(tmp_path / "policy")
+    assert type(loaded.model).__name__ == type(model.policy).__name__
+    observations = np.random.default_rng(1).normal(size=(16, env.observation_space.shape[0])).astype(np.float32)
+    expected, _ = model.predict(observations, deterministic=True)
+    np.testing.assert_array_equal(loaded.actions(observations), np.clip(expected, -1, 1))
+    assert np.ptp(expected, axis=0).max() > 0

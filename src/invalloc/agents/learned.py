@@ -154,6 +154,9 @@ def build_policy_network(algorithm: str, network: dict, weights_path: Path) -> A
         raise PolicyError(f"{where}: activation {activation!r} (choose from {', '.join(ACTIVATIONS)})")
     if not isinstance(kwargs, dict):
         raise PolicyError(f"{where}: network kwargs must be a JSON object")
+    rebuilt = sorted(set(kwargs) & set(_REBUILT))
+    if rebuilt:
+        raise PolicyError(f"{where}: network kwargs may not set {', '.join(rebuilt)} (rebuilt from code)")
     if activation is not None:
         kwargs = {**kwargs, "activation_fn": getattr(torch.nn, activation)}
     observation_space = _build_space(network.get("observation_space"), where)
