@@ -300,6 +300,11 @@ def test_approval_refuses_tampered_or_incomplete_tables_and_moves_no_alias(teach
     forge_audit_log(edited)
     assert runner.invoke(app, ["rules", "verify", str(edited)]).exit_code == 0
     refused(edited, "registered version retail-rules v1 holds content")
+    # `rules verify --tracking-uri` checks the same anchor for a consumer.
+    result = runner.invoke(app, ["rules", "verify", str(edited), "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 2 and "registered version retail-rules v1 holds content" in result.stderr
+    result = runner.invoke(app, ["rules", "verify", str(out), "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 0 and "registered as retail-rules v1 with this content" in result.stdout
     # Incomplete: a rule removed from the CSV, re-hashed, log forged: `verify` and `approve` refuse it.
     incomplete = tmp_path / "incomplete"
     shutil.copytree(out, incomplete)

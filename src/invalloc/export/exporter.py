@@ -44,6 +44,7 @@ from invalloc.rules.manifest import (
     verify_rule_table,
     write_manifest,
 )
+from invalloc.rules.registry import CONTENT_TAG, check_registered_content
 from invalloc.rules.table import RuleTable, RuleTableError
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
@@ -218,7 +219,7 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
             model_name,
             source,
             run_id=run_id,
-            tags={"invalloc.kind": "rule_table", "review_status": "draft", "content_sha256": content_digest(manifest)},
+            tags={"invalloc.kind": "rule_table", "review_status": "draft", CONTENT_TAG: content_digest(manifest)},
         )
         client.set_registered_model_alias(model_name, "candidate", version.version)
         client.set_terminated(run_id, "FINISHED")
@@ -261,7 +262,7 @@ def review(
         raise ExportError("--reviewer must name the reviewer")
     registry = manifest.get("registry")
     if registry and tracking_uri is not None:
-        _check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
+        check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
     elif status == "approved" and tracking_uri is not None and not register:
         raise ExportError("the table is not registered; give --register MODEL_NAME")
     date = _now()
@@ -282,20 +283,6 @@ def review(
         if manifest.get("registry") and tracking_uri is not None:
             _log_files(tracking_uri, manifest["registry"]["export_run_id"], staging, [MANIFEST_FILE, AUDIT_LOG_FILE])
     return manifest
-
-
-def _check_registered_content(registry: dict, tracking_uri: str, digest: str, directory: Path) -> None:
-    """The registered model version must hold this table: its ``content_sha256`` tag equals ``digest``."""
-    try:
-        version = _client(tracking_uri).get_model_version(registry["model_name"], registry["version"])
-    except (KeyError, TypeError):
-        raise ExportError(f"{directory / MANIFEST_FILE}: registry block malformed") from None
-    recorded = version.tags.get("content_sha256")
-    if recorded != digest:
-        raise ExportError(
-            f"{directory / MANIFEST_FILE}: registered version {registry['model_name']} v{registry['version']} "
-            f"holds content {str(recorded)[:12]}…, this table is {digest[:12]}…; export the table again"
-        )
 
 
 def _client(tracking_uri: str) -> Any:
@@ -319,4 +306,11 @@ def _promote(registry: dict, tracking_uri: str, status: str, reviewer: str, comm
     return {**registry, "alias": "champion"}
 
 
-__all__ = ["ExportError", "RuleTableError", "export_rule_table", "register_table", "review", "write_table_files"]
+__all__ = [
+    "ExportError",
+    "RuleTableError",
+    "export_rule_table",
+    "register_table",
+    "review",
+    "write_table_files",
+]

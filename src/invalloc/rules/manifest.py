@@ -37,8 +37,9 @@ log line.
 
 The directory is tamper-evident, not tamper-proof: someone who rewrites the whole log as
 well as the files forges a consistent directory. The registered model version in MLflow
-carries the content digest as its ``content_sha256`` tag (set at export and at each review),
-which such a forgery cannot change without write access to the tracking store.
+carries the content digest as its ``content_sha256`` tag (set when it is registered), which
+such a forgery cannot change without write access to the tracking store; ``rules approve``
+and ``rules verify --tracking-uri`` check it (:mod:`invalloc.rules.registry`).
 """
 
 from __future__ import annotations
