@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -66,7 +67,13 @@ def test_run_holds_params_metrics_artifacts_and_tags(trained):
     listed = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config", "checkpoint", "best", "evaluation.csv", "learning_curve.png"} <= listed
     best = {a.path for a in client.list_artifacts(result.run_id, "best")}
-    assert {"best/model.zip", "best/vecnormalize.pkl", "best/observation_stats.npz", "best/policy.json"} <= best
+    assert best == {"best/model.zip", "best/policy_weights.npz", "best/observation_stats.npz", "best/policy.json"}
+    checkpoint = {a.path for a in client.list_artifacts(result.run_id, "checkpoint")}
+    assert "checkpoint/vecnormalize.npz" in checkpoint and not any(p.endswith(".pkl") for p in checkpoint)
+    # Every artifact invalloc reads back has its files' sha256 recorded as a run tag.
+    for artifact in ("config", "checkpoint", "best", "policy", "evaluation_episodes.csv", "evaluation.csv",
+                     "learning_curve.png"):  # fmt: skip
+        assert len(json.loads(tags[f"invalloc.sha256.{artifact}"])) >= 1
     folder = Path(client.download_artifacts(result.run_id, "evaluation.csv"))
     table = pd.read_csv(folder)
     assert list(table["timesteps"]) == [1024, 2048]

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from invalloc.agents.experiment import LoadedExperiment
+from invalloc.agents.integrity import ArtifactIntegrityError, verify_hashes
 from invalloc.config.loader import LoadedScenario
 
 #: Artifact folder of a run's configuration.
@@ -88,9 +89,17 @@ def restore_config(client: Any, run_id: str, work_dir: Path) -> Path:
     Referenced files are placed where the scenario's paths as written find them. A run logged
     before files were recorded comes back as it was logged.
 
-    :raises RunFilesError: a referenced file is missing from the run or differs from its hash.
+    Every downloaded file is checked against the sha256 recorded when it was logged
+    (:func:`~invalloc.agents.integrity.verify_hashes`) before anything is read.
+
+    :raises RunFilesError: the logged folder fails its hash check, or a referenced file is
+        missing from the run or differs from its hash.
     """
     downloaded = Path(client.download_artifacts(run_id, CONFIG_ARTIFACT, str(work_dir / "logged")))
+    try:
+        verify_hashes(client.get_run(run_id), CONFIG_ARTIFACT, downloaded)
+    except ArtifactIntegrityError as error:
+        raise RunFilesError(str(error)) from None
     listing = downloaded / REFERENCES_FILE
     if not listing.is_file():
         return downloaded / "experiment.yaml"

@@ -6,11 +6,14 @@ The run records:
 - metrics (batched, see :class:`~invalloc.agents.tracking_io.MetricBuffer`): SB3's training
   metrics, per-rule constraint interventions in the training envs, and the deterministic
   evaluation on held-out seeds (reward, profit, fill rate overall and per tier, breaches);
-- artifacts: ``config/`` (experiment and scenario YAML), ``checkpoint/`` (model, VecNormalize,
-  trainer state: the resume point), ``best/`` (the best evaluated policy), ``evaluation.csv``,
+- artifacts: ``config/`` (experiment and scenario YAML), ``checkpoint/`` (model, VecNormalize
+  statistics as ``.npz``, trainer state: the resume point), ``best/`` (the best evaluated policy:
+  JSON and ``.npz``, :class:`~invalloc.agents.learned.LearnedPolicy`), ``evaluation.csv``,
   ``evaluation_episodes.csv`` (the best policy per held-out episode), ``learning_curve.png``;
   and the MLflow model ``policy`` (pyfunc: observations in, actions out);
-- tags: git commit, package version, scenario hash.
+- tags: git commit, package version, scenario hash, and ``invalloc.sha256.<artifact>``: the
+  sha256 of every file of every artifact invalloc reads back (:mod:`invalloc.agents.integrity`),
+  checked before ``--resume`` or a ``run:``/``models:/`` policy reads anything.
 
 Ctrl-C / SIGTERM stop training at the end of the current rollout: a checkpoint is written
 there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it
@@ -41,7 +44,14 @@ import numpy as np
 
 from invalloc.agents.algorithms import algorithm_class
 from invalloc.agents.experiment import LoadedExperiment, load_experiment
-from invalloc.agents.learned import VEC_NORMALIZE_FILE, LearnedPolicy, ObservationStats
+from invalloc.agents.integrity import ArtifactIntegrityError, hashes, log_with_hashes, tag_key, verify_hashes
+from invalloc.agents.learned import (
+    VEC_NORMALIZE_FILE,
+    LearnedPolicy,
+    ObservationStats,
+    load_vec_normalize,
+    save_vec_normalize,
+)
 from invalloc.agents.run_files import RunFilesError, restore_config, write_config
 from invalloc.agents.tracking_io import MetricBuffer, MLflowOutputFormat, log_params
 from invalloc.processes import exit_on_sigterm, remove_stale_temporary_folders, temporary_folder
@@ -168,8 +178,7 @@ def make_vec_env(loaded: LoadedExperiment, seed: int, normalisation_path: Path |
     vec.seed(seed)
     normalisation = loaded.experiment.vec_normalize
     if normalisation_path is not None:
-        vec = VecNormalize.load(str(normalisation_path), vec)
-        vec.training = True
+        vec = load_vec_normalize(normalisation_path, vec)
     elif normalisation.enabled:
         gamma = float(loaded.experiment.hyperparameters.get("gamma", 0.99))
         vec = VecNormalize(
@@ -286,13 +295,9 @@ class _Trainer:
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:
-        from stable_baselines3.common.vec_env import VecNormalize
-
         if folder.exists():
             shutil.rmtree(folder)
         self.snapshot(model, vec_env).save(folder, self.experiment.algorithm)
-        if isinstance(vec_env, VecNormalize):
-            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
 
     # -- schedule ---------------------------------------------------------------------------
     def evaluate(self, model: Any, vec_env: Any, state: _State, timesteps: int) -> None:
@@ -317,15 +322,15 @@ class _Trainer:
         folder.mkdir(parents=True)
         model.save(folder / "model.zip")
         if isinstance(vec_env, VecNormalize):
-            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
+            save_vec_normalize(vec_env, folder / VEC_NORMALIZE_FILE)
         (folder / _STATE_FILE).write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
         (folder / "schedule.json").write_text(state.to_json())
         # The best policy first, so a checkpoint never points at a best model the store lacks.
         best = self.work_dir / "best"
         if best.exists():
-            self.client.log_artifacts(self.run_id, str(best), "best")
-            self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation_episodes.csv"))
-        self.client.log_artifacts(self.run_id, str(folder), "checkpoint")
+            log_with_hashes(self.client, self.run_id, best, "best")
+            log_with_hashes(self.client, self.run_id, self.work_dir / "evaluation_episodes.csv")
+        log_with_hashes(self.client, self.run_id, folder, "checkpoint")
         self.metrics.flush(self.client, self.run_id)
 
     def callback(self, vec_env: Any, state: _State, bar: Callable[[int], None]):
@@ -383,9 +388,10 @@ class _Trainer:
         self.checkpoint(model, vec_env, state)
         table = pd.DataFrame(state.evaluations)
         table.to_csv(self.work_dir / "evaluation.csv", index=False)
-        self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation.csv"))
+        log_with_hashes(self.client, self.run_id, self.work_dir / "evaluation.csv")
         figure = learning_curve(table, self.experiment.name)
-        self.client.log_figure(self.run_id, figure, "learning_curve.png")
+        figure.savefig(self.work_dir / "learning_curve.png")
+        log_with_hashes(self.client, self.run_id, self.work_dir / "learning_curve.png")
         import matplotlib.pyplot as plt
 
         plt.close(figure)
@@ -439,8 +445,54 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
         pip_requirements=pip_requirements(),
         registered_model_name=register,
     )
+    # The pyfunc model's copy of the policy folder: checked when loaded as models:/NAME@ALIAS.
+    mlflow.set_tag(tag_key(POLICY_ARTIFACT), json.dumps(hashes(best), sort_keys=True, separators=(",", ":")))
     version = str(info.registered_model_version) if register and info.registered_model_version else None
     return info.model_uri, version
+
+
+def _verify_resume_artifacts(run: Any, downloads: dict[str, Path]) -> None:
+    """Every downloaded resume artifact must match the sha256 recorded when it was logged."""
+    for artifact_path, local in downloads.items():
+        try:
+            verify_hashes(run, artifact_path, local)
+        except ArtifactIntegrityError as error:
+            raise ResumeError(str(error)) from None
+
+
+def load_checkpoint_model(loaded: LoadedExperiment, path: Path, vec_env: Any):
+    """The SB3 model of a checkpoint, without unpickling anything.
+
+    SB3's ``model.zip`` keeps plain settings as JSON in its ``data`` entry but cloudpickles
+    objects (spaces, schedules, policy class and kwargs, ...) into ``:serialized:`` fields, which
+    its ``load`` would unpickle. Every such field is replaced here (``custom_objects``) by the
+    value of a model built afresh from the experiment, so only JSON and the ``.pth`` state
+    dicts (read by SB3 with ``torch.load(weights_only=True)``) come from the file.
+
+    :raises ResumeError: the file is not an SB3 checkpoint of this experiment.
+    """
+    import zipfile
+
+    fresh = build_model(loaded, vec_env)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data").decode())
+    except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ResumeError(f"{path.name}: not an SB3 checkpoint ({error})") from None
+    if not isinstance(data, dict):
+        raise ResumeError(f"{path.name}: not an SB3 checkpoint (its data entry is not a JSON object)")
+    custom_objects = {}
+    for key, item in data.items():
+        if isinstance(item, dict) and ":serialized:" in item:
+            if not hasattr(fresh, key):
+                raise ResumeError(f"{path.name}: holds a serialized {key!r}, which {type(fresh).__name__} has not")
+            custom_objects[key] = getattr(fresh, key)
+    try:
+        return algorithm_class(loaded.experiment.algorithm).load(
+            path, env=vec_env, device="cpu", custom_objects=custom_objects
+        )
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise ResumeError(f"{path.name}: cannot be resumed ({' '.join(str(error).split())[:200]})") from None
 
 
 def train(
@@ -502,6 +554,7 @@ def train(
                 raise ResumeError(str(error)) from None
             except (MlflowException, OSError):
                 raise ResumeError(f"run {resume} has no checkpoint to resume from") from None
+            _verify_resume_artifacts(run, {"checkpoint": saved})
             loaded = load_experiment(config, timesteps=timesteps)
             if loaded.scenario.digest != run.data.tags.get("invalloc.scenario_hash"):
                 raise ResumeError(f"run {resume}: logged scenario does not match its scenario hash")
@@ -511,6 +564,10 @@ def train(
                 client.download_artifacts(resume, "evaluation_episodes.csv", str(work_dir))
             except (MlflowException, OSError):
                 shutil.rmtree(work_dir / "best", ignore_errors=True)
+            else:
+                _verify_resume_artifacts(
+                    run, {"best": work_dir / "best", "evaluation_episodes.csv": work_dir / "evaluation_episodes.csv"}
+                )
             run_id = resume
         else:
             loaded = (
@@ -528,7 +585,7 @@ def train(
                 lease.acquire(run_id)
                 log_params(client, run_id, loaded.flat_params())
                 write_config(loaded, work_dir / "config")
-                client.log_artifacts(run_id, str(work_dir / "config"), "config")
+                log_with_hashes(client, run_id, work_dir / "config", "config")
             except (KeyboardInterrupt, SystemExit):
                 mark_killed(client, run_id, "interrupted while starting")
                 raise
@@ -593,8 +650,11 @@ def _run(
                 normalisation = saved / VEC_NORMALIZE_FILE
                 # Fresh episodes after a resume: seed the envs from where training stopped.
                 statistics = normalisation if normalisation.exists() else None
-                vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
-                model = algorithm_class(experiment.algorithm).load(saved / "model.zip", env=vec_env, device="cpu")
+                try:
+                    vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
+                except (OSError, ValueError, KeyError) as error:
+                    raise ResumeError(f"{VEC_NORMALIZE_FILE}: cannot be resumed ({error})") from None
+                model = load_checkpoint_model(loaded, saved / "model.zip", vec_env)
             else:
                 done = 0
                 vec_env = make_vec_env(loaded, experiment.seed)

@@ -5,7 +5,7 @@ executes code from a file; ``import invalloc.rules`` imports numpy and the stand
 (the simulator loads when a table first acts on one)::
 
     from invalloc.rules import load_rule_policy
-    policy = load_rule_policy("rules/retail")        # verifies every file's sha256 first
+    policy = load_rule_policy("rules/retail")        # verifies files, manifest and audit log first
     # a Policy: invalloc simulate --policy rules:rules/retail
 
 Extraction (imitation of a trained agent) lives in :mod:`invalloc.export`.

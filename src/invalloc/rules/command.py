@@ -36,9 +36,18 @@ def _load(directory: Path, fmt: str = "json"):
 
 
 @rules_app.command("verify")
-def verify(directory: Directory) -> None:
-    """Check every file's sha256 and that each format is a complete, non-overlapping table deciding alike."""
-    from invalloc.rules.manifest import verify_rule_table
+def verify(
+    directory: Directory,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="Also check that the registered model version carries this table's content digest.",
+        ),
+    ] = None,
+) -> None:
+    """Check files, manifest and audit log, and that each format is a complete, non-overlapping table deciding alike."""
+    from invalloc.rules.manifest import content_digest, verify_rule_table
     from invalloc.rules.table import RuleTableError
 
     try:
@@ -47,10 +56,34 @@ def verify(directory: Directory) -> None:
         fail([str(error)])
     manifest, reference, grid = result["manifest"], result["table"], result["states"]
     status = manifest.get("review", {}).get("status", "draft")
+    registered = ""
+    if tracking_uri is not None:
+        registered = _check_registry(directory, manifest, content_digest(manifest), tracking_uri)
     print(
         f"{directory}: verified — {len(manifest['files'])} files match their sha256; {len(reference)} rules, "
         f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states; status {status}"
+        + registered
     )
+
+
+def _check_registry(directory: Path, manifest: dict, digest: str, tracking_uri: str) -> str:
+    """The registered version must carry ``digest`` (its ``content_sha256`` tag); returns a note for the summary."""
+    from invalloc.rules.registry import check_registered_content
+    from invalloc.rules.table import RuleTableError
+    from invalloc.tracking import TrackingError
+
+    registry = manifest.get("registry")
+    if not registry:
+        fail([f"{directory}: not registered (the manifest has no registry block); nothing to check in {tracking_uri}"])
+    try:
+        check_registered_content(registry, tracking_uri, digest, directory)
+    except (RuleTableError, TrackingError) as error:
+        fail([str(error)])
+    except Exception as error:  # MLflow's own errors (no common base without importing it first)
+        if type(error).__module__.startswith("mlflow"):
+            fail([f"tracking: {first_line(error)}"])
+        raise
+    return f"; registered as {registry['model_name']} v{registry['version']} with this content"
 
 
 @rules_app.command("decide")

@@ -107,7 +107,9 @@ class RuleTablePolicy:
 
 
 def load_rule_policy(directory: str | Path, fmt: str = "json") -> RuleTablePolicy:
-    """The rule table in ``directory`` as a policy, after verifying every file's hash.
+    """The rule table in ``directory`` as a policy, after verifying it
+    (:func:`~invalloc.rules.manifest.verify_directory`: file hashes, no unlisted file, the audit
+    log and the content digest it recorded at export and at every review).
 
     :param fmt: which file to read: ``json`` (default), ``csv`` or ``dmn`` — all decide alike.
     :raises RuleTableError: (a ``ValueError``) one line naming the file that is missing,
