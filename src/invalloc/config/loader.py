@@ -201,7 +201,9 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     if kind in _TYPE_NOUNS:
         message = f"must be {_TYPE_NOUNS[kind]}"
     else:
-        message = item["msg"].replace("Input should be", "must be").replace("String should", "must")
+        message = (
+            item["msg"].replace("Input should be", "must be").replace("String should", "must").removeprefix("Value error, ")
+        )
     if located.key_error:
         return path, f"key {_describe_input(value)} {message}"
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
@@ -306,8 +308,26 @@ def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys (PyYAML silently keeps the last one)."""
+try:  # libyaml's parser: ten times faster than PyYAML's pure-Python one on large scenarios
+    _BaseLoader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+#: Largest configuration file read (a scenario of 10,000 SKUs is about 4.5 MB).
+MAX_FILE_BYTES = 10 * 1024 * 1024
+#: Deepest nesting of lists and mappings accepted in a configuration file (a scenario needs 6).
+MAX_DEPTH = 64
+#: Values an alias may add beyond those written out (``<<: *defaults`` merges stay far below).
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """YAML that parses but that invalloc refuses to build: too deep, recursive or an alias bomb."""
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader (libyaml where available) that records duplicate mapping keys (PyYAML
+    silently keeps the last one) and refuses recursive, too deep or alias-bomb documents."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
@@ -330,17 +350,78 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_node_graph(root: yaml.Node) -> None:
+    """Walk the composed document once (iteratively) before anything is built from it.
+
+    :raises YamlLimitError: an alias that contains itself, nesting deeper than
+        :data:`MAX_DEPTH`, or aliases that multiply the document ("billion laughs").
+    """
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
+    on_path: set[int] = set()
+    distinct: set[int] = set()
+    expanded = 0
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        expanded += 1
+        distinct.add(id(node))
+        if expanded > len(distinct) + MAX_ALIAS_EXPANSION:
+            raise YamlLimitError(
+                problem=f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} repeated values (an alias bomb?)",
+                problem_mark=node.start_mark,
+            )
+        if depth > MAX_DEPTH:
+            raise YamlLimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        if id(node) in on_path:
+            raise YamlLimitError(problem="an alias refers to itself (a recursive document)", problem_mark=node.start_mark)
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        children = node.value if isinstance(node, yaml.SequenceNode) else [part for pair in node.value for part in pair]
+        stack.extend((child, depth + 1, False) for child in children)
+
+
 def read_yaml(text: str) -> tuple[Any, list[str]]:
     """Parse YAML text; returns the data and a list of duplicate-key problems.
 
-    :raises yaml.YAMLError: the text is not YAML.
+    :raises yaml.YAMLError: the text is not YAML, or is refused (:class:`YamlLimitError`).
     """
     loader = _StrictLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        _check_node_graph(node)
+        data = loader.construct_document(node)
         return data, sorted(loader.duplicate_keys, key=lambda line: int(line.split()[1].rstrip(":")))
     finally:
         loader.dispose()
+
+
+def read_config_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a configuration file, after checking it is a file of sane size.
+
+    :raises ConfigFileError: one ``(file): …`` problem (missing, a folder, too large, not UTF-8).
+    """
+    source = str(path)
+    try:
+        if path.is_dir():
+            raise ConfigFileError(source, ["(file): is a folder, not a file"])
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ConfigFileError(
+                source, [f"(file): {size / 2**20:.1f} MB is larger than the {max_bytes / 2**20:.0f} MB limit"]
+            )
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(source, ["(file): no such file"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(source, [f"(file): not UTF-8 text ({error.reason})"]) from None
+    except OSError as error:
+        raise ConfigFileError(source, [f"(file): cannot be read ({error.strerror or error})"]) from None
 
 
 def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -379,7 +460,16 @@ def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
         if path == ("finance", "treasury_buffer") and data == float("-inf"):
             return []
         return [f"{yaml_path(path)}: must be a finite number (got {data}); leave the key out for the default"]
+    if isinstance(data, bool) and path and path[-1] not in _BOOLEAN_KEYS and not isinstance(path[-1], int):
+        # YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0.
+        return [f"{yaml_path(path)}: must not be true or false here (got {str(data).lower()}); quote it or give a number"]
     return []
+
+
+#: The scenario keys whose values are true/false.
+_BOOLEAN_KEYS = frozenset(
+    {"integer_units", "lower_of_cost_and_nrv", "serve_contract_minimums_first", "cash_rule", "backorder_replenishment"}
+)
 
 
 def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
@@ -420,21 +510,29 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
         e.g. ``{"episode": {"horizon": 10}}``.
     :raises ScenarioError: the file is missing, is not YAML, or fails validation.
     """
+    if not isinstance(name_or_path, str | Path) or not str(name_or_path):
+        raise ScenarioError(
+            repr(name_or_path), ["(file): a scenario is a shipped name or a YAML path, got " + _describe_input(name_or_path)]
+        )
     path = resolve_scenario_path(name_or_path)
     source = str(path)
-    if not path.is_file():
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ScenarioError(source, [f"(overrides): must be a mapping of scenario sections, got {_describe_input(overrides)}"])
+    if not path.exists():
         raise ScenarioError(
             source, [f"(file): no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})"]
         )
     try:
-        data, yaml_problems = read_yaml(path.read_text(encoding="utf-8"))
+        text = read_config_text(path)
+    except ConfigFileError as error:
+        raise ScenarioError(source, error.problems) from None
+    try:
+        data, yaml_problems = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ScenarioError(source, [f"{where}: not valid YAML ({problem})"]) from None
-    except UnicodeDecodeError as error:
-        raise ScenarioError(source, [f"(file): not UTF-8 text ({error.reason})"]) from None
     if overrides and isinstance(data, dict):
         data = _deep_merge(data, overrides)
     try:

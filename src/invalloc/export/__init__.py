@@ -43,7 +43,7 @@ def export_rule_table(
     from invalloc.export.extraction import ExtractionSettings
     from invalloc.tracking import configure_tracking
 
-    uri = configure_tracking(tracking_uri)
+    uri = configure_tracking(tracking_uri, must_exist=True)
     teacher = load_learned_policy(f"run:{run_id}", uri)
     loaded = load_scenario(scenario) if scenario else scenario_of_run(run_id, uri)
     source = {

@@ -45,7 +45,7 @@ def export(
     evaluation_episodes: Annotated[
         int, typer.Option("--evaluation-episodes", min=1, help="Held-out episodes for fidelity and KPI retention.")
     ] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first extraction episode.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first extraction episode.")] = 0,
     register: Annotated[
         str | None,
         typer.Option("--register", help="Registered model name (default: invalloc-rules-<scenario>)."),
@@ -63,6 +63,12 @@ def export(
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
 
+    from invalloc.rules.manifest import MANIFEST_FILE
+
+    if out.exists() and not out.is_dir():
+        fail([f"--out {out}: is a file, not a folder"])
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        fail([f"--out {out}: folder is not empty and holds no rule table; choose another"])
     try:
         settings = ExtractionSettings(
             max_rules=max_rules,

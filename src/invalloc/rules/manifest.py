@@ -84,7 +84,7 @@ def check_review_log(directory: Path, manifest: dict) -> None:
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise RuleTableError(f"{path}: line {number} is not JSON (the audit log was edited)") from None
         if not isinstance(entry, dict):
             raise RuleTableError(f"{path}: line {number} is not a JSON object (the audit log was edited)")
@@ -145,13 +145,59 @@ def read_manifest(directory: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RuleTableError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise RuleTableError(f"{path}: not valid JSON (nested too deeply)") from None
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != MANIFEST_FORMAT
         or not isinstance(manifest.get("files"), dict)
     ):
         raise RuleTableError(f"{path}: not an invalloc rule table manifest")
+    problem = _manifest_shape_problem(manifest)
+    if problem:
+        raise RuleTableError(f"{path}: {problem}")
     return manifest
+
+
+#: Type of each top-level manifest field a reader uses (None allowed where the exporter writes null).
+_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "scenario": (dict,),
+    "feature_set": (dict,),
+    "outputs": (list,),
+    "review": (dict,),
+    "fidelity": (dict, type(None)),
+    "kpi_retention": (dict, type(None)),
+    "intervention_rate": (int, float, type(None)),
+    "source": (dict, type(None)),
+    "registry": (dict, type(None)),
+}
+
+
+def _manifest_shape_problem(manifest: dict) -> str | None:
+    """The first manifest field of the wrong type (``field: must be …``), or None."""
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    for key, kinds in _MANIFEST_FIELDS.items():
+        if key in manifest and (not isinstance(manifest[key], kinds) or isinstance(manifest[key], bool)):
+            expected = " or ".join(dict.fromkeys(names.get(kind, "null") for kind in kinds))
+            return f"field {key} must be {expected} (got {type(manifest[key]).__name__})"
+    for name, digest in manifest["files"].items():
+        if not isinstance(digest, str):
+            return f"field files.{name} must be a sha256 string (got {type(digest).__name__})"
+    for key in ("name", "digest"):
+        if key in manifest.get("scenario", {}) and not isinstance(manifest["scenario"][key], str):
+            return f"field scenario.{key} must be a string"
+    features = manifest.get("feature_set", {}).get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        return "field feature_set.features must be a list of objects"
+    if not all(isinstance(o, dict) for o in manifest.get("outputs", [])):
+        return "field outputs must be a list of objects"
+    for section in ("review", "fidelity", "kpi_retention"):
+        block = manifest.get(section) or {}
+        for key, value in block.items():
+            if isinstance(value, dict | list) and section != "kpi_retention":
+                return f"field {section}.{key} must be a single value"
+    return None
 
 
 def verify_directory(directory: Path) -> dict:
@@ -189,7 +235,7 @@ def definitions(manifest: dict) -> tuple[list[Feature], list[Output]]:
             Output(o["name"], o["unit"], o["description"], o["action"], o["transform"], float(o["step"]))
             for o in manifest["outputs"]
         ]
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise RuleTableError(f"{MANIFEST_FILE}: feature or output definitions malformed ({error})") from None
     return features, outputs
 
