@@ -280,6 +280,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
         if stream.channel not in index.channels:
             problems.append(f"{path}.channel: no such channel '{stream.channel}'")
         stream_skus = index.sku_list(stream.skus)
+        in_stream = set(stream_skus)
         for sku in stream_skus:
             if sku not in index.products:
                 problems.append(f"{path}.skus: no such product '{sku}'")
@@ -290,7 +291,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
                 for sku in value:
                     if sku not in index.products:
                         problems.append(f"{path}.{field}.{sku}: no such product")
-                    elif sku not in stream_skus:
+                    elif sku not in in_stream:
                         problems.append(f"{path}.{field}.{sku}: '{sku}' is not among this stream's skus")
                 for sku in known_skus:
                     if sku not in value:

@@ -319,6 +319,8 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
 #: Values an alias may add beyond those written out (``<<: *defaults`` merges stay far below).
 MAX_ALIAS_EXPANSION = 100_000
+#: Most values (lists, mappings, scalars) a document may hold once aliases are expanded.
+MAX_VALUES = 6_000_000
 
 
 class YamlLimitError(yaml.MarkedYAMLError):
@@ -334,15 +336,16 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         self.duplicate_keys: list[str] = []
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
+        seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
                 continue
-            key = self.construct_object(key_node)
+            # The key as written (tag and text): cheaper than constructing it twice.
+            key = (key_node.tag, key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
                 self.duplicate_keys.append(
-                    f"line {line}: duplicate key '{key}' (first given on line {seen[key]}); "
+                    f"line {line}: duplicate key '{key_node.value}' (first given on line {seen[key]}); "
                     "YAML would silently keep only the last value"
                 )
             else:
@@ -351,37 +354,46 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 def _check_node_graph(root: yaml.Node) -> None:
-    """Walk the composed document once (iteratively) before anything is built from it.
+    """Walk the composed document once, level by level, before anything is built from it.
 
-    :raises YamlLimitError: an alias that contains itself, nesting deeper than
-        :data:`MAX_DEPTH`, or aliases that multiply the document ("billion laughs").
+    :raises YamlLimitError: nesting deeper than :data:`MAX_DEPTH` (an alias that contains
+        itself nests without end), or aliases that multiply the document ("billion laughs").
     """
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
-    on_path: set[int] = set()
-    distinct: set[int] = set()
-    expanded = 0
-    while stack:
-        node, depth, leaving = stack.pop()
-        if leaving:
-            on_path.discard(id(node))
-            continue
-        expanded += 1
-        distinct.add(id(node))
-        if expanded > len(distinct) + MAX_ALIAS_EXPANSION:
-            raise YamlLimitError(
-                problem=f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} repeated values (an alias bomb?)",
-                problem_mark=node.start_mark,
-            )
+    level = [] if isinstance(root, yaml.ScalarNode) else [root]
+    distinct: set[int] = {id(root)}
+    expanded = 1
+    depth = 0
+    while level:
+        depth += 1
         if depth > MAX_DEPTH:
-            raise YamlLimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
-            continue
-        if id(node) in on_path:
-            raise YamlLimitError(problem="an alias refers to itself (a recursive document)", problem_mark=node.start_mark)
-        on_path.add(id(node))
-        stack.append((node, depth, True))
-        children = node.value if isinstance(node, yaml.SequenceNode) else [part for pair in node.value for part in pair]
-        stack.extend((child, depth + 1, False) for child in children)
+            recursive = len({id(node) for node in level}) < len(level) or len(distinct) < expanded
+            problem = "an alias refers to itself (a recursive document)" if recursive else (
+                f"nested more than {MAX_DEPTH} levels deep"
+            )
+            raise YamlLimitError(problem=problem, problem_mark=level[0].start_mark)
+        # Counted before the level is built, so that an alias bomb is refused before it takes memory.
+        size = sum(len(node.value) if isinstance(node, yaml.SequenceNode) else 2 * len(node.value) for node in level)
+        if expanded + size > MAX_VALUES:
+            raise _bomb(level[0])
+        children: list[yaml.Node] = []
+        for node in level:
+            if isinstance(node, yaml.SequenceNode):
+                children += node.value
+            else:
+                for pair in node.value:
+                    children += pair
+        expanded += len(children)
+        distinct.update(map(id, children))
+        if expanded > len(distinct) + MAX_ALIAS_EXPANSION:
+            raise _bomb(level[0])
+        level = [child for child in children if not isinstance(child, yaml.ScalarNode)]
+
+
+def _bomb(node: yaml.Node) -> YamlLimitError:
+    return YamlLimitError(
+        problem=f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} repeated values (an alias bomb?)",
+        problem_mark=node.start_mark,
+    )
 
 
 def read_yaml(text: str) -> tuple[Any, list[str]]:

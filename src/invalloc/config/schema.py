@@ -184,7 +184,7 @@ class DemandStream(_Model):
     distribution: Literal["poisson", "normal", "negative_binomial"]
     mean: PerSku
     std: PerSku | None = Field(None, description="Standard deviation (normal, negative_binomial).")
-    trend: Annotated[float, Field(ge=-1, le=1)] = Field(0.0, description="Relative growth of the mean per period.")
+    trend: Annotated[float, Field(ge=-10, le=10)] = Field(0.0, description="Relative growth of the mean per period.")
     seasonality: Seasonality | None = None
 
 

@@ -131,8 +131,8 @@ def read_trace(
         problems.append(f"has no rows; the episode needs periods 0–{periods - 1}")
     elif not problems and not covered.all():
         gaps = np.flatnonzero(~covered)
-        last = int(gaps[0]) - 1
-        if gaps[0] > 0 and covered[: gaps[0]].all() and not covered[gaps[0] :].any():
+        last = int(np.flatnonzero(covered)[-1]) if covered.any() else -1
+        if last < periods - 1 and covered[0]:
             problems.append(
                 f"covers periods 0–{last} but the horizon is {periods} periods (0–{periods - 1}); "
                 "extend the trace or shorten episode.horizon"
