@@ -65,10 +65,9 @@ def export(
 
     from invalloc.rules.manifest import MANIFEST_FILE
 
-    if out.exists() and not out.is_dir():
-        fail([f"--out {out}: is a file, not a folder"])
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
-        fail([f"--out {out}: folder is not empty and holds no rule table; choose another"])
+    # The exporter checks this too, but only after loading the run: refuse at once.
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).is_file())):
+        fail([f"--out {out}: exists and is not a rule table directory; choose another --out"])
     try:
         settings = ExtractionSettings(
             max_rules=max_rules,
