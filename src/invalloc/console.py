@@ -40,10 +40,10 @@ def output_file_problems(path: Path, option: str, suffixes: tuple[str, ...] = ()
     file, a parent that cannot be written or a suffix other than ``suffixes`` are not.
     """
     path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        return [f"{option} {path}: must end in {' or '.join(suffixes)}"]
     if path.is_dir():
         return [f"{option} {path}: is a folder; give a file name"]
+    if suffixes and path.suffix.lower() not in suffixes:
+        return [f"{option} {path}: must end in {' or '.join(suffixes)}"]
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

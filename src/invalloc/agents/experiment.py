@@ -309,7 +309,7 @@ def load_experiment(
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as error:
-        raise ExperimentError(source, validation_problems(error, data) + problems) from None
+        raise ExperimentError(source, validation_problems(error, data, Experiment) + problems) from None
     if problems:
         raise ExperimentError(source, problems)
     scenario_path = Path(experiment.scenario)

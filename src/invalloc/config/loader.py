@@ -173,7 +173,7 @@ def _locate(item: dict[str, Any], data: Any) -> _Located:
     return _Located(path, union_at, branch, depth_after, key_error, item)
 
 
-def _message(located: _Located) -> tuple[list[Any], str]:
+def _message(located: _Located, root: type[BaseModel] = Scenario) -> tuple[list[Any], str]:
     """The path (possibly extended) and a one-line message for one error."""
     item = located.item
     kind = item["type"]
@@ -181,7 +181,7 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     value = item.get("input")
     ctx = item.get("ctx") or {}
     if kind == "extra_forbidden":
-        return path, _unknown_key_message(path)
+        return path, _unknown_key_message(path, root)
     if kind == "missing":
         return path, "required key is missing"
     if kind == "union_tag_invalid":
@@ -211,8 +211,8 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     return path, f"{message} (got {_describe_input(value)})"
 
 
-def _unknown_key_message(path: list[Any]) -> str:
-    allowed = _allowed_keys(path[:-1])
+def _unknown_key_message(path: list[Any], root: type[BaseModel] = Scenario) -> str:
+    allowed = _allowed_keys(path[:-1], root)
     key = str(path[-1]) if path else ""
     if not allowed:
         return "unknown key"
@@ -232,9 +232,9 @@ def _expand(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _allowed_keys(parent: list[Any]) -> set[str]:
+def _allowed_keys(parent: list[Any], root: type[BaseModel] = Scenario) -> set[str]:
     """Keys the schema allows in the mapping at ``parent`` (empty if it cannot tell)."""
-    current: list[Any] = [Scenario]
+    current: list[Any] = [root]
     for part in parent:
         following: list[Any] = []
         for annotation in current:
@@ -257,7 +257,7 @@ def _allowed_keys(parent: list[Any]) -> set[str]:
     return keys
 
 
-def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
+def _pydantic_problems(error: ValidationError, data: Any, root: type[BaseModel] = Scenario) -> list[str]:
     """One ``yaml.path: message`` line per problem, without union-member noise.
 
     A value that fails a union (``price: -1`` against ``number | mapping``) makes pydantic
@@ -298,7 +298,7 @@ def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
         if id(entry) in merged:
             problems.append(merged[id(entry)])
             continue
-        path, message = _message(entry)
+        path, message = _message(entry, root)
         problems.append(f"{yaml_path(path)}: {message}")
     return list(dict.fromkeys(problems))
 
@@ -556,6 +556,7 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     return loaded
 
 
-def validation_problems(error: ValidationError, data: Any) -> list[str]:
-    """One ``yaml.path: message`` line per problem of a pydantic error on YAML ``data``."""
-    return _pydantic_problems(error, data)
+def validation_problems(error: ValidationError, data: Any, root: type[BaseModel] = Scenario) -> list[str]:
+    """One ``yaml.path: message`` line per problem of a pydantic error on YAML ``data`` validated
+    as ``root`` (whose fields the unknown-key hints list)."""
+    return _pydantic_problems(error, data, root)
