@@ -718,6 +718,17 @@ OPTIONS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
     "rules/approve_missing": (["rules", "approve", "{w}/none", "--reviewer", "me", "--comment", "ok",
                                "--tracking-uri", "sqlite:///{w}/mlflow.db"], {}, ("none",)),
     "top/unknown_command": (["simulat"], {}, ("simulat",)),
+    # quickstart (every check happens before training starts)
+    "quickstart/out_is_file": (["quickstart", "--out", "{w}/q.txt"], {"q.txt": "x"}, ("--out", "q.txt")),
+    "quickstart/out_parent_is_file": (["quickstart", "--out", "{w}/f.txt/q"], {"f.txt": "x"}, ("--out", "f.txt")),
+    "quickstart/report_is_file": (["quickstart", "--out", "{w}/q"], {"q/report": "x"}, ("report",)),
+    "quickstart/report_foreign": (["quickstart", "--out", "{w}/q"], {"q/report/notes.txt": "mine"}, ("report",)),
+    "quickstart/rules_foreign": (["quickstart", "--out", "{w}/q"], {"q/rules/notes.txt": "mine"}, ("rules",)),
+    "quickstart/bad_store": (["quickstart", "--out", "{w}/q", "--tracking-uri", "gopher://x"], {}, ("gopher://x",)),
+    "quickstart/garbage_store": (["quickstart", "--out", "{w}/q", "--tracking-uri", "sqlite:///{w}/g.db"],
+                                 {"g.db": b"garbage" * 50}, ("g.db",)),
+    "quickstart/episodes_one": (["quickstart", "--episodes", "1"], {}, ("--episodes",)),
+    "quickstart/timesteps_zero": (["quickstart", "--timesteps", "0"], {}, ("--timesteps",)),
 }
 for _name, (_argv, _files, _expect) in OPTIONS.items():
     case(f"option/{_name}", _argv, _files, _expect)
