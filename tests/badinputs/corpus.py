@@ -412,6 +412,10 @@ for _name in ("inf_quantity", "huge_quantity_1e308", "only_header", "periods_fro
          "traced.yaml": mutated(TINY, {"demand": {"trace": "trace.csv"}})},
         ("traced.yaml", "demand.trace", _fragment),
     )
+case("trace-scenario/directory", ["scenario", "validate", "{w}/traced.yaml"],
+     {"tdir/x": "1", "traced.yaml": mutated(TINY, {"demand": {"trace": "tdir"}})}, ("traced.yaml", "demand.trace"))
+case("trace-scenario/absolute_missing", ["scenario", "validate", "{w}/traced.yaml"],
+     {"traced.yaml": mutated(TINY, {"demand": {"trace": "/nonexistent/trace.csv"}})}, ("traced.yaml", "demand.trace"))
 case("trace-cli/missing_file", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/none.csv"], {},
      ("none.csv", "not found"))
 case("trace-cli/directory", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/tdir"], {"tdir/x": "a"},
@@ -580,6 +584,9 @@ case("params-file/directory", ["simulate", "--scenario", "tiny", "--params", "{w
      ("pdir",))
 case("params-file/compare_missing", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
                                      "base_stock@{w}/none.yaml", "--policy", "s_S"], {}, ("none.yaml",))
+case("params-file/compare_other_policy", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
+                                          "s_S@{w}/params.yaml", "--policy", "base_stock"],
+     {"params.yaml": _params_file()}, ("params.yaml", "base_stock"))
 case("params-file/compare_nan", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
                                  "base_stock@{w}/params.yaml", "--policy", "s_S"],
      {"params.yaml": _params_file(params={"cover": "nan"})}, ("params.yaml", "cover"))
@@ -899,6 +906,11 @@ case("tracking-train/subprocess_garbage", ["train", "{w}/exp.yaml", "--tracking-
 # ---------------------------------------------------------------------------------------------
 
 
+def _states_placeholder(path: Path) -> None:
+    """A states CSV (never read: the table is refused first)."""
+    path.write_text("a\n1\n")
+
+
 def build_rule_directory(directory: Path) -> None:
     """A valid rule table directory for `tiny` (three rules on one feature), as `export` writes it."""
     import numpy as np
@@ -1012,6 +1024,8 @@ RULE_DIRS: dict[str, tuple[Callable[[Path], None], str]] = {
     "manifest_deep_nesting": (rule_dir(_write("manifest.json", deep_json(100_000)), rehash=False), "manifest.json"),
     "manifest_a_list": (rule_dir(_write("manifest.json", "[1, 2]"), rehash=False), "manifest.json"),
     "manifest_empty": (rule_dir(_write("manifest.json", ""), rehash=False), "manifest.json"),
+    "manifest_huge": (rule_dir(_write("manifest.json", " " * (11 * 1024 * 1024) + "{}"), rehash=False),
+                      "manifest.json"),
     "manifest_missing": (rule_dir(lambda d: (d / "manifest.json").unlink(), rehash=False), "manifest.json"),
     "manifest_files_list": (rule_dir(_edit_manifest(files=["rules.json"]), rehash=False), "manifest.json"),
     "manifest_file_hash_number": (rule_dir(_edit_manifest(**{"files|rules.json": 5}), rehash=False),
@@ -1061,6 +1075,14 @@ for _name in ("manifest_deep_nesting", "rules_json_deep_nesting", "manifest_feat
     case(f"rules-simulate/{_name}", ["simulate", "--scenario", "tiny", "--policy", "rules:{w}/table"],
          {"table": _builder}, (_fragment,))
     case(f"rules-verify/{_name}", ["rules", "verify", "{w}/table"], {"table": _builder}, (_fragment,))
+case("rules-simulate/other_scenario", ["simulate", "--scenario", "retail", "--policy", "rules:{w}/table"],
+     {"table": rule_dir()}, ("rules:",))
+case("rules-compare/other_scenario", ["compare", "--scenario", "retail", "--policy", "base_stock", "--policy",
+                                      "rules:{w}/table", "--out", "{w}/out"], {"table": rule_dir()}, ("rules:",))
+case("rules-decide/csv_broken", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "csv"],
+     {"table": RULE_DIRS["rules_csv_text_number"][0], "states.csv": _states_placeholder}, ("rules.csv",))
+case("rules-decide/dmn_broken", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "dmn"],
+     {"table": RULE_DIRS["rules_dmn_garbage"][0], "states.csv": _states_placeholder}, ("rules.dmn",))
 case("rules-diff/one_bad", ["rules", "diff", "{w}/good", "{w}/table"],
      {"good": rule_dir(), "table": RULE_DIRS["manifest_review_text"][0]}, ("manifest.json",))
 case("rules-approve/deep_manifest", ["rules", "approve", "{w}/table", "--reviewer", "me", "--comment", "ok",

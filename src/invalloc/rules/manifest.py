@@ -32,6 +32,8 @@ from invalloc.rules.table import Output, RuleTable, RuleTableError
 MANIFEST_FILE = "manifest.json"
 AUDIT_LOG_FILE = "audit_log.jsonl"
 MANIFEST_FORMAT = "invalloc-rule-table-manifest"
+#: Largest manifest read (an exported one is a few kB).
+MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 #: Review statuses in lifecycle order; a table moves forward one step at a time (or is retired).
 STATUSES = ("draft", "approved", "active", "retired")
 #: ``previous`` of the first audit entry: the sha256 of nothing.
@@ -141,6 +143,8 @@ def read_manifest(directory: Path) -> dict:
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
         raise RuleTableError(f"{path}: missing (not an exported rule table directory)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise RuleTableError(f"{path}: larger than the {MAX_MANIFEST_BYTES // 2**20} MB a manifest may hold")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
