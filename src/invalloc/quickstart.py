@@ -77,7 +77,9 @@ def run_quickstart(
         check_out_dir(out_dir / "report")
     rules = out_dir / "rules"
     if rules.exists() and (not rules.is_dir() or (any(rules.iterdir()) and not (rules / "manifest.json").is_file())):
-        raise FileExistsError(f"--out {out_dir}: {rules} exists and is not a rule table directory; choose another --out")
+        raise FileExistsError(
+            f"--out {out_dir}: {rules} exists and is not a rule table directory; choose another --out"
+        )
     uri = configure_tracking(tracking_uri)
     out_dir.mkdir(parents=True, exist_ok=True)
 

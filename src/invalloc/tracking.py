@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -58,7 +59,6 @@ def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float =
 
 def check_tracking_uri(uri: str, timeout_seconds: float = 5.0, must_exist: bool = False) -> None:
     """Raise :class:`TrackingError` (one line naming ``uri``) if ``uri`` is not a usable store."""
-    import urllib.parse
 
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if is_remote(uri):
@@ -85,7 +85,9 @@ def check_tracking_uri(uri: str, timeout_seconds: float = 5.0, must_exist: bool 
         try:
             socket.create_connection((host, port or defaults[scheme.split("+")[0]]), timeout=timeout_seconds).close()
         except OSError as error:
-            raise TrackingError(f"tracking store {uri}: database host unreachable ({error.strerror or error})") from None
+            raise TrackingError(
+                f"tracking store {uri}: database host unreachable ({error.strerror or error})"
+            ) from None
     elif scheme in ("file", ""):
         path = Path(urllib.parse.urlsplit(uri).path if scheme else uri).expanduser()
         if path.exists() and not path.is_dir():

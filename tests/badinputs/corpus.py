@@ -250,8 +250,10 @@ SCENARIO_MUTATIONS: dict[str, tuple[dict[str, Any], str]] = {
     "demand_sku_unknown": ({"demand.streams[0].skus": ["widget", "nope"]}, "demand.streams[0].skus"),
     "distribution_unknown": ({"demand.streams[0].distribution": "cauchy"}, "demand.streams[0].distribution"),
     "mean_nan": ({"demand.streams[0].mean": float("nan")}, "demand.streams[0].mean"),
-    "std_inf": ({"demand.streams[0].distribution": "normal", "demand.streams[0].std": float("inf")},
-                "demand.streams[0].std"),
+    "std_inf": (
+        {"demand.streams[0].distribution": "normal", "demand.streams[0].std": float("inf")},
+        "demand.streams[0].std",
+    ),
     "seasonality_amplitude_nan": (
         {"demand.streams[0].seasonality": {"amplitude": float("nan"), "period": 4}},
         "demand.streams[0].seasonality.amplitude",
@@ -325,17 +327,36 @@ _SCENARIO_FILES: dict[str, tuple[Any, str]] = {
     "huge_file_11mb": ("# " + "x" * (11 * 1024 * 1024) + "\n" + dump(TINY), "MB"),
 }
 for _name, (_content, _fragment) in _SCENARIO_FILES.items():
-    case(f"scenario-file/{_name}", ["scenario", "validate", "{w}/bad.yaml"], {"bad.yaml": _content}, ("bad.yaml", _fragment))
-case("scenario-file/alias_bomb_via_simulate", ["simulate", "--scenario", "{w}/bad.yaml"],
-     {"bad.yaml": alias_bomb(8)}, ("bad.yaml", "alias"))
+    case(
+        f"scenario-file/{_name}",
+        ["scenario", "validate", "{w}/bad.yaml"],
+        {"bad.yaml": _content},
+        ("bad.yaml", _fragment),
+    )
+case(
+    "scenario-file/alias_bomb_via_simulate",
+    ["simulate", "--scenario", "{w}/bad.yaml"],
+    {"bad.yaml": alias_bomb(8)},
+    ("bad.yaml", "alias"),
+)
 case("scenario-file/missing", ["scenario", "validate", "{w}/missing.yaml"], {}, ("missing.yaml", "no such"))
 case("scenario-file/unknown_name", ["scenario", "validate", "retial"], {}, ("retial", "no such"))
 case("scenario-file/directory", ["scenario", "validate", "{w}/adir.yaml"], {"adir.yaml/x": "a"}, ("adir.yaml",))
 case("scenario-file/directory_show", ["scenario", "show", "{w}/adir.yaml"], {"adir.yaml/x": "a"}, ("adir.yaml",))
-case("scenario-file/subprocess_alias_bomb", ["scenario", "validate", "{w}/bad.yaml"],
-     {"bad.yaml": alias_bomb(9)}, ("bad.yaml", "alias"), subprocess=True)
-case("scenario-file/subprocess_1e308", ["simulate", "--scenario", "{w}/bad.yaml"],
-     {"bad.yaml": mutated(TINY, {"products[0].price": 1e308})}, ("bad.yaml", "products[0].price"), subprocess=True)
+case(
+    "scenario-file/subprocess_alias_bomb",
+    ["scenario", "validate", "{w}/bad.yaml"],
+    {"bad.yaml": alias_bomb(9)},
+    ("bad.yaml", "alias"),
+    subprocess=True,
+)
+case(
+    "scenario-file/subprocess_1e308",
+    ["simulate", "--scenario", "{w}/bad.yaml"],
+    {"bad.yaml": mutated(TINY, {"products[0].price": 1e308})},
+    ("bad.yaml", "products[0].price"),
+    subprocess=True,
+)
 
 
 def _big_scenario(path: Path) -> None:
@@ -348,8 +369,12 @@ def _big_scenario(path: Path) -> None:
             handle.write(line)
 
 
-case("scenario-file/huge_file_50mb", ["scenario", "validate", "{w}/big.yaml"], {"big.yaml": _big_scenario},
-     ("big.yaml", "MB"))
+case(
+    "scenario-file/huge_file_50mb",
+    ["scenario", "validate", "{w}/big.yaml"],
+    {"big.yaml": _big_scenario},
+    ("big.yaml", "MB"),
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,26 +427,53 @@ for _name, (_content, _fragment) in TRACES.items():
         {"trace.csv": _content},
         ("trace.csv", _fragment),
     )
-for _name in ("inf_quantity", "huge_quantity_1e308", "only_header", "periods_from_1", "period_half",
-              "duplicated_row", "nan_quantity", "binary", "period_huge_int", "text_quantity"):
+for _name in (
+    "inf_quantity",
+    "huge_quantity_1e308",
+    "only_header",
+    "periods_from_1",
+    "period_half",
+    "duplicated_row",
+    "nan_quantity",
+    "binary",
+    "period_huge_int",
+    "text_quantity",
+):
     _content, _fragment = TRACES[_name]
     case(
         f"trace-scenario/{_name}",
         ["scenario", "validate", "{w}/traced.yaml"],
-        {"trace.csv": _content,
-         "traced.yaml": mutated(TINY, {"demand": {"trace": "trace.csv"}})},
+        {"trace.csv": _content, "traced.yaml": mutated(TINY, {"demand": {"trace": "trace.csv"}})},
         ("traced.yaml", "demand.trace", _fragment),
     )
-case("trace-scenario/directory", ["scenario", "validate", "{w}/traced.yaml"],
-     {"tdir/x": "1", "traced.yaml": mutated(TINY, {"demand": {"trace": "tdir"}})}, ("traced.yaml", "demand.trace"))
-case("trace-scenario/absolute_missing", ["scenario", "validate", "{w}/traced.yaml"],
-     {"traced.yaml": mutated(TINY, {"demand": {"trace": "/nonexistent/trace.csv"}})}, ("traced.yaml", "demand.trace"))
-case("trace-cli/missing_file", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/none.csv"], {},
-     ("none.csv", "not found"))
-case("trace-cli/directory", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/tdir"], {"tdir/x": "a"},
-     ("tdir",))
-case("trace-cli/subprocess_inf", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/trace.csv"],
-     {"trace.csv": TRACES["inf_quantity"][0]}, ("trace.csv", "quantity"), subprocess=True)
+case(
+    "trace-scenario/directory",
+    ["scenario", "validate", "{w}/traced.yaml"],
+    {"tdir/x": "1", "traced.yaml": mutated(TINY, {"demand": {"trace": "tdir"}})},
+    ("traced.yaml", "demand.trace"),
+)
+case(
+    "trace-scenario/absolute_missing",
+    ["scenario", "validate", "{w}/traced.yaml"],
+    {"traced.yaml": mutated(TINY, {"demand": {"trace": "/nonexistent/trace.csv"}})},
+    ("traced.yaml", "demand.trace"),
+)
+case(
+    "trace-cli/missing_file",
+    ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/none.csv"],
+    {},
+    ("none.csv", "not found"),
+)
+case(
+    "trace-cli/directory", ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/tdir"], {"tdir/x": "a"}, ("tdir",)
+)
+case(
+    "trace-cli/subprocess_inf",
+    ["simulate", "--scenario", "tiny", "--demand-trace", "{w}/trace.csv"],
+    {"trace.csv": TRACES["inf_quantity"][0]},
+    ("trace.csv", "quantity"),
+    subprocess=True,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,18 +516,37 @@ for _name, (_content, _fragment) in ACTIONS.items():
         {"actions.csv": _content},
         ("actions.csv", _fragment),
     )
-case("actions/missing_file", ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions", "{w}/no.csv"],
-     {}, ("no.csv", "not found"))
-case("actions/directory", ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions", "{w}/adir"],
-     {"adir/x": "1"}, ("adir",))
-case("actions/with_base_stock", ["simulate", "--scenario", "tiny", "--policy", "base_stock", "--actions",
-                                 "{w}/actions.csv"], {"actions.csv": _actions()}, ("--actions", "replay"))
-case("actions/with_oracle", ["simulate", "--scenario", "tiny", "--policy", "oracle", "--actions",
-                             "{w}/actions.csv"], {"actions.csv": _actions()}, ("--actions", "replay"))
+case(
+    "actions/missing_file",
+    ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions", "{w}/no.csv"],
+    {},
+    ("no.csv", "not found"),
+)
+case(
+    "actions/directory",
+    ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions", "{w}/adir"],
+    {"adir/x": "1"},
+    ("adir",),
+)
+case(
+    "actions/with_base_stock",
+    ["simulate", "--scenario", "tiny", "--policy", "base_stock", "--actions", "{w}/actions.csv"],
+    {"actions.csv": _actions()},
+    ("--actions", "replay"),
+)
+case(
+    "actions/with_oracle",
+    ["simulate", "--scenario", "tiny", "--policy", "oracle", "--actions", "{w}/actions.csv"],
+    {"actions.csv": _actions()},
+    ("--actions", "replay"),
+)
 case("actions/replay_without_file", ["simulate", "--scenario", "tiny", "--policy", "replay"], {}, ("--actions",))
-case("actions/replay_with_param", ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions",
-                                   "{w}/actions.csv", "--param", "level=3"], {"actions.csv": _actions()},
-     ("--param level",))
+case(
+    "actions/replay_with_param",
+    ["simulate", "--scenario", "tiny", "--policy", "replay", "--actions", "{w}/actions.csv", "--param", "level=3"],
+    {"actions.csv": _actions()},
+    ("--param level",),
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,11 +609,33 @@ for _name in ("level_nan", "level_negative", "cover_inf", "stop_negative", "spli
     _policy, _pairs, _fragment = PARAMS[_name]
     case(
         f"param-compare/{_name}",
-        ["compare", "--scenario", "tiny", "--episodes", "2", "--out", "{w}/out",
-         "--policy", f"{_policy}:{','.join(_pairs) if len(_pairs) == 1 else _pairs[0]}", "--policy", "base_stock"]
-        if _name != "S_nan" else
-        ["compare", "--scenario", "tiny", "--episodes", "2", "--out", "{w}/out", "--policy", "s_S:s=10:S=nan",
-         "--policy", "base_stock"],
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--episodes",
+            "2",
+            "--out",
+            "{w}/out",
+            "--policy",
+            f"{_policy}:{','.join(_pairs) if len(_pairs) == 1 else _pairs[0]}",
+            "--policy",
+            "base_stock",
+        ]
+        if _name != "S_nan"
+        else [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--episodes",
+            "2",
+            "--out",
+            "{w}/out",
+            "--policy",
+            "s_S:s=10:S=nan",
+            "--policy",
+            "base_stock",
+        ],
         {},
         (_fragment,),
     )
@@ -580,16 +673,25 @@ for _name, (_content, _fragment) in PARAMS_FILES.items():
         ("params.yaml", _fragment),
     )
 case("params-file/missing", ["simulate", "--scenario", "tiny", "--params", "{w}/none.yaml"], {}, ("none.yaml",))
-case("params-file/directory", ["simulate", "--scenario", "tiny", "--params", "{w}/pdir"], {"pdir/x": "1"},
-     ("pdir",))
-case("params-file/compare_missing", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
-                                     "base_stock@{w}/none.yaml", "--policy", "s_S"], {}, ("none.yaml",))
-case("params-file/compare_other_policy", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
-                                          "s_S@{w}/params.yaml", "--policy", "base_stock"],
-     {"params.yaml": _params_file()}, ("params.yaml", "base_stock"))
-case("params-file/compare_nan", ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy",
-                                 "base_stock@{w}/params.yaml", "--policy", "s_S"],
-     {"params.yaml": _params_file(params={"cover": "nan"})}, ("params.yaml", "cover"))
+case("params-file/directory", ["simulate", "--scenario", "tiny", "--params", "{w}/pdir"], {"pdir/x": "1"}, ("pdir",))
+case(
+    "params-file/compare_missing",
+    ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy", "base_stock@{w}/none.yaml", "--policy", "s_S"],
+    {},
+    ("none.yaml",),
+)
+case(
+    "params-file/compare_other_policy",
+    ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy", "s_S@{w}/params.yaml", "--policy", "base_stock"],
+    {"params.yaml": _params_file()},
+    ("params.yaml", "base_stock"),
+)
+case(
+    "params-file/compare_nan",
+    ["compare", "--scenario", "tiny", "--out", "{w}/out", "--policy", "base_stock@{w}/params.yaml", "--policy", "s_S"],
+    {"params.yaml": _params_file(params={"cover": "nan"})},
+    ("params.yaml", "cover"),
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,114 +709,317 @@ OPTIONS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
     "simulate/periods_1e9": (["simulate", "--scenario", "tiny", "--periods", "1000000000"], {}, ("--periods",)),
     "simulate/periods_1e25": (["simulate", "--scenario", "tiny", "--periods", str(10**25)], {}, ("--periods",)),
     "simulate/periods_float": (["simulate", "--scenario", "tiny", "--periods", "2.5"], {}, ("--periods",)),
-    "simulate/audit_log_dir": (["simulate", "--scenario", "tiny", "--audit-log", "{w}/adir"], {"adir/x": "1"},
-                               ("--audit-log", "adir")),
-    "simulate/audit_log_extension": (["simulate", "--scenario", "tiny", "--audit-log", "{w}/audit.txt"], {},
-                                     ("--audit-log", "audit.txt")),
-    "simulate/audit_log_is_file_parent": (["simulate", "--scenario", "tiny", "--audit-log", "{w}/f.txt/a.csv"],
-                                          {"f.txt": "x"}, ("--audit-log",)),
-    "simulate/policy_rules_missing": (["simulate", "--scenario", "tiny", "--policy", "rules:{w}/none"], {},
-                                      ("none",)),
-    "simulate/policy_run_bad_store": (["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri",
-                                       "sqlite:///{w}/no/such/mlflow.db"], {}, ("mlflow.db",)),
-    "simulate/policy_run_missing_store": (["simulate", "--scenario", "tiny", "--policy", "run:abc",
-                                           "--tracking-uri", "sqlite:///{w}/mlflow.db"], {}, ("mlflow.db",)),
-    "simulate/policy_models_bad_scheme": (["simulate", "--scenario", "tiny", "--policy", "models:/x@champion",
-                                           "--tracking-uri", "gopher://x"], {}, ("gopher://x",)),
-    "simulate/policy_run_with_param": (["simulate", "--scenario", "tiny", "--policy", "run:abc", "--param", "a=1"],
-                                       {}, ("--policy run:abc",)),
+    "simulate/audit_log_dir": (
+        ["simulate", "--scenario", "tiny", "--audit-log", "{w}/adir"],
+        {"adir/x": "1"},
+        ("--audit-log", "adir"),
+    ),
+    "simulate/audit_log_extension": (
+        ["simulate", "--scenario", "tiny", "--audit-log", "{w}/audit.txt"],
+        {},
+        ("--audit-log", "audit.txt"),
+    ),
+    "simulate/audit_log_is_file_parent": (
+        ["simulate", "--scenario", "tiny", "--audit-log", "{w}/f.txt/a.csv"],
+        {"f.txt": "x"},
+        ("--audit-log",),
+    ),
+    "simulate/policy_rules_missing": (["simulate", "--scenario", "tiny", "--policy", "rules:{w}/none"], {}, ("none",)),
+    "simulate/policy_run_bad_store": (
+        ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri", "sqlite:///{w}/no/such/mlflow.db"],
+        {},
+        ("mlflow.db",),
+    ),
+    "simulate/policy_run_missing_store": (
+        ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("mlflow.db",),
+    ),
+    "simulate/policy_models_bad_scheme": (
+        ["simulate", "--scenario", "tiny", "--policy", "models:/x@champion", "--tracking-uri", "gopher://x"],
+        {},
+        ("gopher://x",),
+    ),
+    "simulate/policy_run_with_param": (
+        ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--param", "a=1"],
+        {},
+        ("--policy run:abc",),
+    ),
     "simulate/unknown_option": (["simulate", "--scenaro", "tiny"], {}, ("--scenaro",)),
     "simulate/scenario_missing": (["simulate", "--scenario", "{w}/none.yaml"], {}, ("none.yaml",)),
     # tune
     "tune/seeds_text": (["tune", "--scenario", "tiny", "--seeds", "a-b", "--out", "{w}/t.yaml"], {}, ("--seeds",)),
-    "tune/seeds_reversed": (["tune", "--scenario", "tiny", "--seeds", "5-1", "--out", "{w}/t.yaml"], {},
-                            ("--seeds",)),
+    "tune/seeds_reversed": (["tune", "--scenario", "tiny", "--seeds", "5-1", "--out", "{w}/t.yaml"], {}, ("--seeds",)),
     "tune/seeds_negative": (["tune", "--scenario", "tiny", "--seeds=-3", "--out", "{w}/t.yaml"], {}, ("--seeds",)),
     "tune/seeds_empty": (["tune", "--scenario", "tiny", "--seeds", "", "--out", "{w}/t.yaml"], {}, ("--seeds",)),
-    "tune/seeds_huge_range": (["tune", "--scenario", "tiny", "--seeds", "0-1000000000000", "--out", "{w}/t.yaml"],
-                              {}, ("--seeds",)),
-    "tune/seeds_huge_number": (["tune", "--scenario", "tiny", "--seeds", str(10**30), "--out", "{w}/t.yaml"], {},
-                               ("--seeds",)),
+    "tune/seeds_huge_range": (
+        ["tune", "--scenario", "tiny", "--seeds", "0-1000000000000", "--out", "{w}/t.yaml"],
+        {},
+        ("--seeds",),
+    ),
+    "tune/seeds_huge_number": (
+        ["tune", "--scenario", "tiny", "--seeds", str(10**30), "--out", "{w}/t.yaml"],
+        {},
+        ("--seeds",),
+    ),
     "tune/budget_zero": (["tune", "--scenario", "tiny", "--budget", "0", "--out", "{w}/t.yaml"], {}, ("--budget",)),
-    "tune/out_dir": (["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/odir"], {"odir/x": "1"},
-                     ("--out", "odir")),
-    "tune/out_parent_is_file": (["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/f.txt/t.yaml"],
-                                {"f.txt": "x"}, ("--out",)),
-    "tune/policy_oracle": (["tune", "--scenario", "tiny", "--policy", "oracle", "--out", "{w}/t.yaml"], {},
-                           ("oracle",)),
-    "tune/policy_replay": (["tune", "--scenario", "tiny", "--policy", "replay", "--out", "{w}/t.yaml"], {},
-                           ("replay",)),
-    "tune/policy_unknown": (["tune", "--scenario", "tiny", "--policy", "magic", "--out", "{w}/t.yaml"], {},
-                            ("magic",)),
-    "tune/search_seed_negative": (["tune", "--scenario", "tiny", "--search-seed", "-1", "--out", "{w}/t.yaml"], {},
-                                  ("--search-seed",)),
+    "tune/out_dir": (
+        ["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/odir"],
+        {"odir/x": "1"},
+        ("--out", "odir"),
+    ),
+    "tune/out_parent_is_file": (
+        ["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/f.txt/t.yaml"],
+        {"f.txt": "x"},
+        ("--out",),
+    ),
+    "tune/policy_oracle": (
+        ["tune", "--scenario", "tiny", "--policy", "oracle", "--out", "{w}/t.yaml"],
+        {},
+        ("oracle",),
+    ),
+    "tune/policy_replay": (
+        ["tune", "--scenario", "tiny", "--policy", "replay", "--out", "{w}/t.yaml"],
+        {},
+        ("replay",),
+    ),
+    "tune/policy_unknown": (["tune", "--scenario", "tiny", "--policy", "magic", "--out", "{w}/t.yaml"], {}, ("magic",)),
+    "tune/search_seed_negative": (
+        ["tune", "--scenario", "tiny", "--search-seed", "-1", "--out", "{w}/t.yaml"],
+        {},
+        ("--search-seed",),
+    ),
     "tune/scenario_missing": (["tune", "--scenario", "{w}/none.yaml", "--out", "{w}/t.yaml"], {}, ("none.yaml",)),
     # compare
-    "compare/episodes_zero": (["compare", "--scenario", "tiny", "--episodes", "0", "--policy", "base_stock",
-                               "--policy", "s_S", "--out", "{w}/out"], {}, ("--episodes",)),
-    "compare/episodes_huge": (["compare", "--scenario", "tiny", "--episodes", "1000000000", "--policy",
-                               "base_stock", "--policy", "s_S", "--out", "{w}/out"], {}, ("--episodes",)),
-    "compare/seed_negative": (["compare", "--scenario", "tiny", "--seed", "-5", "--policy", "base_stock",
-                               "--policy", "s_S", "--out", "{w}/out"], {}, ("--seed",)),
+    "compare/episodes_zero": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--episodes",
+            "0",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--episodes",),
+    ),
+    "compare/episodes_huge": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--episodes",
+            "1000000000",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--episodes",),
+    ),
+    "compare/seed_negative": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--seed",
+            "-5",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--seed",),
+    ),
     "compare/no_policy": (["compare", "--scenario", "tiny", "--out", "{w}/out"], {}, ("--policy",)),
-    "compare/one_policy": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--out", "{w}/out"], {},
-                           ("--policy",)),
-    "compare/unknown_policy": (["compare", "--scenario", "tiny", "--policy", "magic", "--policy", "s_S", "--out",
-                                "{w}/out"], {}, ("magic",)),
-    "compare/out_is_file": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S", "--out",
-                             "{w}/out.txt"], {"out.txt": "keep me"}, ("out.txt",)),
-    "compare/out_parent_is_file": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S",
-                                    "--out", "{w}/f.txt/out"], {"f.txt": "x"}, ("f.txt",)),
-    "compare/out_foreign_folder": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S",
-                                    "--out", "{w}/mine"], {"mine/thesis.docx": "precious"}, ("mine",)),
-    "compare/reference_unknown": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S",
-                                   "--reference", "magic", "--out", "{w}/out"], {}, ("--reference",)),
-    "compare/processes_zero": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S",
-                                "--processes", "0", "--out", "{w}/out"], {}, ("--processes",)),
-    "compare/processes_huge": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S",
-                                "--processes", "100000", "--out", "{w}/out"], {}, ("--processes",)),
-    "compare/rules_missing": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy",
-                               "rules:{w}/none", "--out", "{w}/out"], {}, ("none",)),
-    "compare/run_bad_store": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "run:abc",
-                               "--tracking-uri", "gopher://x", "--out", "{w}/out"], {}, ("gopher://x",)),
-    "compare/duplicate_policy": (["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy",
-                                  "base_stock", "--out", "{w}/out"], {}, ("base_stock",)),
-    "compare/scenario_missing": (["compare", "--scenario", "{w}/none.yaml", "--policy", "base_stock", "--policy",
-                                  "s_S", "--out", "{w}/out"], {}, ("none.yaml",)),
+    "compare/one_policy": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--out", "{w}/out"],
+        {},
+        ("--policy",),
+    ),
+    "compare/unknown_policy": (
+        ["compare", "--scenario", "tiny", "--policy", "magic", "--policy", "s_S", "--out", "{w}/out"],
+        {},
+        ("magic",),
+    ),
+    "compare/out_is_file": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S", "--out", "{w}/out.txt"],
+        {"out.txt": "keep me"},
+        ("out.txt",),
+    ),
+    "compare/out_parent_is_file": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S", "--out", "{w}/f.txt/out"],
+        {"f.txt": "x"},
+        ("f.txt",),
+    ),
+    "compare/out_foreign_folder": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S", "--out", "{w}/mine"],
+        {"mine/thesis.docx": "precious"},
+        ("mine",),
+    ),
+    "compare/reference_unknown": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--reference",
+            "magic",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--reference",),
+    ),
+    "compare/processes_zero": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--processes",
+            "0",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--processes",),
+    ),
+    "compare/processes_huge": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--processes",
+            "100000",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("--processes",),
+    ),
+    "compare/rules_missing": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "rules:{w}/none", "--out", "{w}/out"],
+        {},
+        ("none",),
+    ),
+    "compare/run_bad_store": (
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "run:abc",
+            "--tracking-uri",
+            "gopher://x",
+            "--out",
+            "{w}/out",
+        ],
+        {},
+        ("gopher://x",),
+    ),
+    "compare/duplicate_policy": (
+        ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "base_stock", "--out", "{w}/out"],
+        {},
+        ("base_stock",),
+    ),
+    "compare/scenario_missing": (
+        ["compare", "--scenario", "{w}/none.yaml", "--policy", "base_stock", "--policy", "s_S", "--out", "{w}/out"],
+        {},
+        ("none.yaml",),
+    ),
     # train
-    "train/missing_experiment": (["train", "{w}/none.yaml", "--tracking-uri", "sqlite:///{w}/mlflow.db"], {},
-                                 ("none.yaml",)),
-    "train/unknown_name": (["train", "no_such_experiment", "--tracking-uri", "sqlite:///{w}/mlflow.db"], {},
-                           ("no_such_experiment",)),
+    "train/missing_experiment": (
+        ["train", "{w}/none.yaml", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("none.yaml",),
+    ),
+    "train/unknown_name": (
+        ["train", "no_such_experiment", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("no_such_experiment",),
+    ),
     "train/timesteps_zero": (["train", "tiny_smoke", "--timesteps", "0"], {}, ("--timesteps",)),
-    "train/timesteps_huge": (["train", "{w}/exp.yaml", "--timesteps", str(10**25), "--tracking-uri",
-                              "sqlite:///{w}/mlflow.db"], {"exp.yaml": EXPERIMENT}, ("timesteps",)),
+    "train/timesteps_huge": (
+        ["train", "{w}/exp.yaml", "--timesteps", str(10**25), "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {"exp.yaml": EXPERIMENT},
+        ("timesteps",),
+    ),
     "train/seed_negative": (["train", "tiny_smoke", "--seed", "-1"], {}, ("--seed",)),
-    "train/seed_huge": (["train", "{w}/exp.yaml", "--seed", str(2**70), "--tracking-uri",
-                         "sqlite:///{w}/mlflow.db"], {"exp.yaml": EXPERIMENT}, ("seed",)),
+    "train/seed_huge": (
+        ["train", "{w}/exp.yaml", "--seed", str(2**70), "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {"exp.yaml": EXPERIMENT},
+        ("seed",),
+    ),
     "train/both_resume_and_experiment": (["train", "tiny_smoke", "--resume", "abc"], {}, ("--resume",)),
     "train/neither": (["train"], {}, ("EXPERIMENT",)),
     "train/resume_with_seed": (["train", "--resume", "abc", "--seed", "3"], {}, ("--seed",)),
-    "train/resume_missing_store": (["train", "--resume", "abc", "--tracking-uri", "sqlite:///{w}/mlflow.db"], {},
-                                   ("mlflow.db",)),
-    "train/directory": (["train", "{w}/edir", "--tracking-uri", "sqlite:///{w}/mlflow.db"], {"edir/x": "1"},
-                        ("edir",)),
+    "train/resume_missing_store": (
+        ["train", "--resume", "abc", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("mlflow.db",),
+    ),
+    "train/directory": (["train", "{w}/edir", "--tracking-uri", "sqlite:///{w}/mlflow.db"], {"edir/x": "1"}, ("edir",)),
     # export
-    "export/missing_store": (["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri",
-                              "sqlite:///{w}/mlflow.db"], {}, ("mlflow.db",)),
-    "export/bad_scheme": (["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri", "gopher://x"], {},
-                          ("gopher://x",)),
-    "export/out_is_file": (["export", "--run", "abc", "--out", "{w}/t.txt", "--tracking-uri",
-                            "sqlite:///{w}/mlflow.db"], {"t.txt": "x"}, ("t.txt",)),
-    "export/max_rules_zero": (["export", "--run", "abc", "--out", "{w}/table", "--max-rules", "0"], {},
-                              ("--max-rules",)),
-    "export/seed_negative": (["export", "--run", "abc", "--out", "{w}/table", "--seed", "-1", "--tracking-uri",
-                              "sqlite:///{w}/mlflow.db"], {}, ("--seed",)),
-    "export/iterations_zero": (["export", "--run", "abc", "--out", "{w}/table", "--iterations", "0"], {},
-                               ("--iterations",)),
+    "export/missing_store": (
+        ["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("mlflow.db",),
+    ),
+    "export/bad_scheme": (
+        ["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri", "gopher://x"],
+        {},
+        ("gopher://x",),
+    ),
+    "export/out_is_file": (
+        ["export", "--run", "abc", "--out", "{w}/t.txt", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {"t.txt": "x"},
+        ("t.txt",),
+    ),
+    "export/max_rules_zero": (
+        ["export", "--run", "abc", "--out", "{w}/table", "--max-rules", "0"],
+        {},
+        ("--max-rules",),
+    ),
+    "export/seed_negative": (
+        ["export", "--run", "abc", "--out", "{w}/table", "--seed", "-1", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {},
+        ("--seed",),
+    ),
+    "export/iterations_zero": (
+        ["export", "--run", "abc", "--out", "{w}/table", "--iterations", "0"],
+        {},
+        ("--iterations",),
+    ),
     "export/no_run": (["export", "--out", "{w}/table"], {}, ("--run",)),
-    "export/out_foreign_folder": (["export", "--run", "abc", "--out", "{w}/mine", "--tracking-uri",
-                                   "sqlite:///{w}/mlflow.db"], {"mine/thesis.docx": "precious"}, ("mine",)),
+    "export/out_foreign_folder": (
+        ["export", "--run", "abc", "--out", "{w}/mine", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {"mine/thesis.docx": "precious"},
+        ("mine",),
+    ),
     # scenario and rules sub-commands
     "scenario/no_argument": (["scenario", "validate"], {}, ("PATH",)),
     "scenario/unknown_subcommand": (["scenario", "check", "tiny"], {}, ("check",)),
@@ -722,8 +1027,21 @@ OPTIONS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
     "rules/verify_a_file": (["rules", "verify", "{w}/f.txt"], {"f.txt": "x"}, ("f.txt",)),
     "rules/show_missing_dir": (["rules", "show", "{w}/none"], {}, ("none",)),
     "rules/diff_missing": (["rules", "diff", "{w}/a", "{w}/b"], {}, ("a",)),
-    "rules/approve_missing": (["rules", "approve", "{w}/none", "--reviewer", "me", "--comment", "ok",
-                               "--tracking-uri", "sqlite:///{w}/mlflow.db"], {}, ("none",)),
+    "rules/approve_missing": (
+        [
+            "rules",
+            "approve",
+            "{w}/none",
+            "--reviewer",
+            "me",
+            "--comment",
+            "ok",
+            "--tracking-uri",
+            "sqlite:///{w}/mlflow.db",
+        ],
+        {},
+        ("none",),
+    ),
     "top/unknown_command": (["simulat"], {}, ("simulat",)),
     # quickstart (every check happens before training starts)
     "quickstart/out_is_file": (["quickstart", "--out", "{w}/q.txt"], {"q.txt": "x"}, ("--out", "q.txt")),
@@ -732,17 +1050,30 @@ OPTIONS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
     "quickstart/report_foreign": (["quickstart", "--out", "{w}/q"], {"q/report/notes.txt": "mine"}, ("report",)),
     "quickstart/rules_foreign": (["quickstart", "--out", "{w}/q"], {"q/rules/notes.txt": "mine"}, ("rules",)),
     "quickstart/bad_store": (["quickstart", "--out", "{w}/q", "--tracking-uri", "gopher://x"], {}, ("gopher://x",)),
-    "quickstart/garbage_store": (["quickstart", "--out", "{w}/q", "--tracking-uri", "sqlite:///{w}/g.db"],
-                                 {"g.db": b"garbage" * 50}, ("g.db",)),
+    "quickstart/garbage_store": (
+        ["quickstart", "--out", "{w}/q", "--tracking-uri", "sqlite:///{w}/g.db"],
+        {"g.db": b"garbage" * 50},
+        ("g.db",),
+    ),
     "quickstart/episodes_one": (["quickstart", "--episodes", "1"], {}, ("--episodes",)),
     "quickstart/timesteps_zero": (["quickstart", "--timesteps", "0"], {}, ("--timesteps",)),
 }
 for _name, (_argv, _files, _expect) in OPTIONS.items():
     case(f"option/{_name}", _argv, _files, _expect)
-case("option/subprocess_seed_negative", ["simulate", "--scenario", "tiny", "--seed", "-1"], {}, ("--seed",),
-     subprocess=True)
-case("option/subprocess_tune_out_dir", ["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/odir"],
-     {"odir/x": "1"}, ("--out", "odir"), subprocess=True)
+case(
+    "option/subprocess_seed_negative",
+    ["simulate", "--scenario", "tiny", "--seed", "-1"],
+    {},
+    ("--seed",),
+    subprocess=True,
+)
+case(
+    "option/subprocess_tune_out_dir",
+    ["tune", "--scenario", "tiny", "--seeds", "0-1", "--out", "{w}/odir"],
+    {"odir/x": "1"},
+    ("--out", "odir"),
+    subprocess=True,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -759,8 +1090,7 @@ EXPERIMENTS: dict[str, tuple[Any, str]] = {
     "n_steps_negative": ({"hyperparameters.n_steps": -5}, "hyperparameters.n_steps"),
     "n_steps_zero": ({"hyperparameters.n_steps": 0}, "hyperparameters.n_steps"),
     "n_steps_half": ({"hyperparameters.n_steps": 64.5}, "hyperparameters.n_steps"),
-    "n_steps_one_env_one": ({"hyperparameters.n_steps": 1, "hyperparameters.batch_size": 2},
-                            "hyperparameters.n_steps"),
+    "n_steps_one_env_one": ({"hyperparameters.n_steps": 1, "hyperparameters.batch_size": 2}, "hyperparameters.n_steps"),
     "n_steps_huge": ({"hyperparameters.n_steps": 10**12}, "hyperparameters.n_steps"),
     "batch_size_zero": ({"hyperparameters.batch_size": 0}, "hyperparameters.batch_size"),
     "batch_size_nan": ({"hyperparameters.batch_size": float("nan")}, "hyperparameters.batch_size"),
@@ -809,15 +1139,15 @@ EXPERIMENTS: dict[str, tuple[Any, str]] = {
     "unknown_key": ({"epochs": 3}, "epochs"),
     "scenario_missing": ({"scenario": "no_such_scenario"}, "scenario"),
     "scenario_overrides_bad": ({"scenario_overrides": {"episode": {"horizon": -3}}}, "episode.horizon"),
-    "scenario_overrides_1e308": ({"scenario_overrides": {"finance": {"opening_cash": 1e308}}},
-                                 "finance.opening_cash"),
+    "scenario_overrides_1e308": ({"scenario_overrides": {"finance": {"opening_cash": 1e308}}}, "finance.opening_cash"),
     "scenario_overrides_text": ({"scenario_overrides": "x"}, "scenario_overrides"),
     "sac_buffer_zero": ({"algorithm": "SAC", "hyperparameters": {"buffer_size": 0}}, "hyperparameters.buffer_size"),
     "sac_tau_2": ({"algorithm": "SAC", "hyperparameters": {"tau": 2}}, "hyperparameters.tau"),
-    "sac_train_freq_zero": ({"algorithm": "SAC", "hyperparameters": {"train_freq": 0}},
-                            "hyperparameters.train_freq"),
-    "td3_policy_delay_zero": ({"algorithm": "TD3", "hyperparameters": {"policy_delay": 0}},
-                              "hyperparameters.policy_delay"),
+    "sac_train_freq_zero": ({"algorithm": "SAC", "hyperparameters": {"train_freq": 0}}, "hyperparameters.train_freq"),
+    "td3_policy_delay_zero": (
+        {"algorithm": "TD3", "hyperparameters": {"policy_delay": 0}},
+        "hyperparameters.policy_delay",
+    ),
     "a2c_n_steps_negative": ({"algorithm": "A2C", "hyperparameters": {"n_steps": -5}}, "hyperparameters.n_steps"),
 }
 for _name, (_changes, _field) in EXPERIMENTS.items():
@@ -841,12 +1171,19 @@ _EXPERIMENT_FILES: dict[str, tuple[Any, str]] = {
     "duplicate_key": (dump(EXPERIMENT) + "seed: 3\n", "duplicate"),
 }
 for _name, (_content, _fragment) in _EXPERIMENT_FILES.items():
-    case(f"experiment-file/{_name}", ["train", "{w}/exp.yaml", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
-         {"exp.yaml": _content}, ("exp.yaml", _fragment))
-case("experiment-file/subprocess_learning_rate", ["train", "{w}/exp.yaml", "--tracking-uri",
-                                                  "sqlite:///{w}/mlflow.db"],
-     {"exp.yaml": mutated(EXPERIMENT, {"hyperparameters.learning_rate": "fast"})},
-     ("exp.yaml", "hyperparameters.learning_rate"), subprocess=True)
+    case(
+        f"experiment-file/{_name}",
+        ["train", "{w}/exp.yaml", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+        {"exp.yaml": _content},
+        ("exp.yaml", _fragment),
+    )
+case(
+    "experiment-file/subprocess_learning_rate",
+    ["train", "{w}/exp.yaml", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+    {"exp.yaml": mutated(EXPERIMENT, {"hyperparameters.learning_rate": "fast"})},
+    ("exp.yaml", "hyperparameters.learning_rate"),
+    subprocess=True,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -881,24 +1218,61 @@ TRACKING: dict[str, tuple[str, dict, str]] = {
     "postgres_unreachable": ("postgresql://u:p@127.0.0.1:9/db", {}, "postgresql://"),
 }
 for _name, (_uri, _files, _fragment) in TRACKING.items():
-    case(f"tracking-train/{_name}", ["train", "{w}/exp.yaml", "--tracking-uri", _uri],
-         {"exp.yaml": EXPERIMENT, **_files}, (_fragment,))
+    case(
+        f"tracking-train/{_name}",
+        ["train", "{w}/exp.yaml", "--tracking-uri", _uri],
+        {"exp.yaml": EXPERIMENT, **_files},
+        (_fragment,),
+    )
 for _name in ("garbage_sqlite_file", "unsupported_scheme", "sqlite_is_directory", "sqlite_foreign_database"):
     _uri, _files, _fragment = TRACKING[_name]
-    case(f"tracking-simulate/{_name}", ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri",
-                                        _uri], dict(_files), (_fragment,))
-    case(f"tracking-export/{_name}", ["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri", _uri],
-         dict(_files), (_fragment,))
+    case(
+        f"tracking-simulate/{_name}",
+        ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri", _uri],
+        dict(_files),
+        (_fragment,),
+    )
+    case(
+        f"tracking-export/{_name}",
+        ["export", "--run", "abc", "--out", "{w}/table", "--tracking-uri", _uri],
+        dict(_files),
+        (_fragment,),
+    )
 for _name in ("garbage_sqlite_file", "unsupported_scheme"):
     _uri, _files, _fragment = TRACKING[_name]
-    case(f"tracking-compare/{_name}", ["compare", "--scenario", "tiny", "--episodes", "2", "--policy", "base_stock",
-                                       "--policy", "s_S", "--out", "{w}/out", "--tracking-uri", _uri],
-         dict(_files), (_fragment,))
-case("tracking-train/env_variable_garbage", ["train", "{w}/exp.yaml"],
-     {"exp.yaml": EXPERIMENT, "garbage.db": _garbage_db, "@env": {"MLFLOW_TRACKING_URI": "sqlite:///{w}/garbage.db"}},
-     ("garbage.db",))
-case("tracking-train/subprocess_garbage", ["train", "{w}/exp.yaml", "--tracking-uri", "sqlite:///{w}/garbage.db"],
-     {"exp.yaml": EXPERIMENT, "garbage.db": _garbage_db}, ("garbage.db",), subprocess=True)
+    case(
+        f"tracking-compare/{_name}",
+        [
+            "compare",
+            "--scenario",
+            "tiny",
+            "--episodes",
+            "2",
+            "--policy",
+            "base_stock",
+            "--policy",
+            "s_S",
+            "--out",
+            "{w}/out",
+            "--tracking-uri",
+            _uri,
+        ],
+        dict(_files),
+        (_fragment,),
+    )
+case(
+    "tracking-train/env_variable_garbage",
+    ["train", "{w}/exp.yaml"],
+    {"exp.yaml": EXPERIMENT, "garbage.db": _garbage_db, "@env": {"MLFLOW_TRACKING_URI": "sqlite:///{w}/garbage.db"}},
+    ("garbage.db",),
+)
+case(
+    "tracking-train/subprocess_garbage",
+    ["train", "{w}/exp.yaml", "--tracking-uri", "sqlite:///{w}/garbage.db"],
+    {"exp.yaml": EXPERIMENT, "garbage.db": _garbage_db},
+    ("garbage.db",),
+    subprocess=True,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -935,10 +1309,19 @@ def build_rule_directory(directory: Path) -> None:
     values = np.ones((3, len(outputs)))
     values[0, 0] = 1.5
     table = RuleTable(
-        list(features.features), outputs, lower, upper, values, np.array([0.3, 0.3, 0.4]),
+        list(features.features),
+        outputs,
+        lower,
+        upper,
+        values,
+        np.array([0.3, 0.3, 0.4]),
         [rule_id(lo, hi) for lo, hi in zip(lower, upper, strict=True)],
-        {"name": "tiny_rules", "scenario": "tiny", "scenario_digest": loaded.digest,
-         "feature_set_version": features.version},
+        {
+            "name": "tiny_rules",
+            "scenario": "tiny",
+            "scenario_digest": loaded.digest,
+            "feature_set_version": features.version,
+        },
     )
     table.check()
     directory.mkdir(parents=True, exist_ok=True)
@@ -1024,19 +1407,35 @@ RULE_DIRS: dict[str, tuple[Callable[[Path], None], str]] = {
     "manifest_deep_nesting": (rule_dir(_write("manifest.json", deep_json(100_000)), rehash=False), "manifest.json"),
     "manifest_a_list": (rule_dir(_write("manifest.json", "[1, 2]"), rehash=False), "manifest.json"),
     "manifest_empty": (rule_dir(_write("manifest.json", ""), rehash=False), "manifest.json"),
-    "manifest_huge": (rule_dir(_write("manifest.json", " " * (11 * 1024 * 1024) + "{}"), rehash=False),
-                      "manifest.json"),
+    "manifest_huge": (
+        rule_dir(_write("manifest.json", " " * (11 * 1024 * 1024) + "{}"), rehash=False),
+        "manifest.json",
+    ),
     "manifest_missing": (rule_dir(lambda d: (d / "manifest.json").unlink(), rehash=False), "manifest.json"),
     "manifest_files_list": (rule_dir(_edit_manifest(files=["rules.json"]), rehash=False), "manifest.json"),
-    "manifest_file_hash_number": (rule_dir(_edit_manifest(**{"files|rules.json": 5}), rehash=False),
-                                  "manifest.json"),
+    "manifest_file_hash_number": (rule_dir(_edit_manifest(**{"files|rules.json": 5}), rehash=False), "manifest.json"),
     "manifest_features_text": (rule_dir(_edit_manifest(**{"feature_set|features": "x"})), "manifest.json"),
     "manifest_feature_set_number": (rule_dir(_edit_manifest(feature_set=5)), "manifest.json"),
     "manifest_outputs_number": (rule_dir(_edit_manifest(outputs=5)), "manifest.json"),
-    "manifest_output_step_text": (rule_dir(_edit_manifest(**{"outputs": [{"name": "x", "unit": "u",
-                                                                          "description": "d", "action": "a",
-                                                                          "transform": "log2", "step": "big"}]})),
-                                  "manifest.json"),
+    "manifest_output_step_text": (
+        rule_dir(
+            _edit_manifest(
+                **{
+                    "outputs": [
+                        {
+                            "name": "x",
+                            "unit": "u",
+                            "description": "d",
+                            "action": "a",
+                            "transform": "log2",
+                            "step": "big",
+                        }
+                    ]
+                }
+            )
+        ),
+        "manifest.json",
+    ),
     "manifest_scenario_number": (rule_dir(_edit_manifest(scenario=5)), "manifest.json"),
     "manifest_review_text": (rule_dir(_edit_manifest(review="approved")), "manifest.json"),
     "manifest_fidelity_text": (rule_dir(_edit_manifest(fidelity="high")), "manifest.json"),
@@ -1054,14 +1453,20 @@ RULE_DIRS: dict[str, tuple[Callable[[Path], None], str]] = {
     "rules_json_support_text": (rule_dir(_edit_rules_json(_set_first_rule("support", "most"))), "rules.json"),
     "rules_json_no_rules": (rule_dir(_edit_rules_json(lambda d: d.__setitem__("rules", []))), "rules.json"),
     "rules_json_tampered": (rule_dir(_write("rules.json", "{}"), rehash=False), "rules.json"),
-    "rules_csv_text_number": (rule_dir(lambda d: (d / "rules.csv").write_text(
-        (d / "rules.csv").read_text().replace("1.5", "lots", 1))), "rules.csv"),
-    "rules_csv_ragged": (rule_dir(lambda d: (d / "rules.csv").write_text(
-        (d / "rules.csv").read_text() + "x,y\n")), "rules.csv"),
+    "rules_csv_text_number": (
+        rule_dir(lambda d: (d / "rules.csv").write_text((d / "rules.csv").read_text().replace("1.5", "lots", 1))),
+        "rules.csv",
+    ),
+    "rules_csv_ragged": (
+        rule_dir(lambda d: (d / "rules.csv").write_text((d / "rules.csv").read_text() + "x,y\n")),
+        "rules.csv",
+    ),
     "rules_csv_binary": (rule_dir(_write("rules.csv", bytes(range(256)) * 2)), "rules.csv"),
     "rules_dmn_garbage": (rule_dir(_write("rules.dmn", "<dmn><unclosed>")), "rules.dmn"),
-    "rules_dmn_entity": (rule_dir(_write("rules.dmn", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')),
-                         "rules.dmn"),
+    "rules_dmn_entity": (
+        rule_dir(_write("rules.dmn", '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')),
+        "rules.dmn",
+    ),
     "rules_dmn_binary": (rule_dir(_write("rules.dmn", bytes(range(256)) * 2)), "rules.dmn"),
     "audit_log_not_json": (rule_dir(_write("audit_log.jsonl", "garbage\n")), "audit_log.jsonl"),
     "audit_log_deep": (rule_dir(_write("audit_log.jsonl", deep_json(100_000) + "\n")), "audit_log.jsonl"),
@@ -1069,30 +1474,92 @@ RULE_DIRS: dict[str, tuple[Callable[[Path], None], str]] = {
 for _name, (_builder, _fragment) in RULE_DIRS.items():
     _command = "verify" if any(k in _name for k in ("csv", "dmn")) else "show"
     case(f"rules-{_command}/{_name}", ["rules", _command, "{w}/table"], {"table": _builder}, (_fragment,))
-for _name in ("manifest_deep_nesting", "rules_json_deep_nesting", "manifest_features_text", "rules_json_when_text",
-              "manifest_scenario_number"):
+for _name in (
+    "manifest_deep_nesting",
+    "rules_json_deep_nesting",
+    "manifest_features_text",
+    "rules_json_when_text",
+    "manifest_scenario_number",
+):
     _builder, _fragment = RULE_DIRS[_name]
-    case(f"rules-simulate/{_name}", ["simulate", "--scenario", "tiny", "--policy", "rules:{w}/table"],
-         {"table": _builder}, (_fragment,))
+    case(
+        f"rules-simulate/{_name}",
+        ["simulate", "--scenario", "tiny", "--policy", "rules:{w}/table"],
+        {"table": _builder},
+        (_fragment,),
+    )
     case(f"rules-verify/{_name}", ["rules", "verify", "{w}/table"], {"table": _builder}, (_fragment,))
-case("rules-simulate/other_scenario", ["simulate", "--scenario", "retail", "--policy", "rules:{w}/table"],
-     {"table": rule_dir()}, ("rules:",))
-case("rules-compare/other_scenario", ["compare", "--scenario", "retail", "--policy", "base_stock", "--policy",
-                                      "rules:{w}/table", "--out", "{w}/out"], {"table": rule_dir()}, ("rules:",))
-case("rules-decide/csv_broken", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "csv"],
-     {"table": RULE_DIRS["rules_csv_text_number"][0], "states.csv": _states_placeholder}, ("rules.csv",))
-case("rules-decide/dmn_broken", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "dmn"],
-     {"table": RULE_DIRS["rules_dmn_garbage"][0], "states.csv": _states_placeholder}, ("rules.dmn",))
-case("rules-diff/one_bad", ["rules", "diff", "{w}/good", "{w}/table"],
-     {"good": rule_dir(), "table": RULE_DIRS["manifest_review_text"][0]}, ("manifest.json",))
-case("rules-approve/deep_manifest", ["rules", "approve", "{w}/table", "--reviewer", "me", "--comment", "ok",
-                                     "--tracking-uri", "sqlite:///{w}/mlflow.db"],
-     {"table": RULE_DIRS["manifest_deep_nesting"][0]}, ("manifest.json",))
-case("rules-approve/unknown_status", ["rules", "approve", "{w}/table", "--reviewer", "me", "--comment", "ok",
-                                      "--status", "blessed", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
-     {"table": rule_dir()}, ("blessed",))
-case("rules-show/subprocess_deep_manifest", ["rules", "show", "{w}/table"],
-     {"table": RULE_DIRS["manifest_deep_nesting"][0]}, ("manifest.json",), subprocess=True)
+case(
+    "rules-simulate/other_scenario",
+    ["simulate", "--scenario", "retail", "--policy", "rules:{w}/table"],
+    {"table": rule_dir()},
+    ("rules:",),
+)
+case(
+    "rules-compare/other_scenario",
+    ["compare", "--scenario", "retail", "--policy", "base_stock", "--policy", "rules:{w}/table", "--out", "{w}/out"],
+    {"table": rule_dir()},
+    ("rules:",),
+)
+case(
+    "rules-decide/csv_broken",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "csv"],
+    {"table": RULE_DIRS["rules_csv_text_number"][0], "states.csv": _states_placeholder},
+    ("rules.csv",),
+)
+case(
+    "rules-decide/dmn_broken",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "dmn"],
+    {"table": RULE_DIRS["rules_dmn_garbage"][0], "states.csv": _states_placeholder},
+    ("rules.dmn",),
+)
+case(
+    "rules-diff/one_bad",
+    ["rules", "diff", "{w}/good", "{w}/table"],
+    {"good": rule_dir(), "table": RULE_DIRS["manifest_review_text"][0]},
+    ("manifest.json",),
+)
+case(
+    "rules-approve/deep_manifest",
+    [
+        "rules",
+        "approve",
+        "{w}/table",
+        "--reviewer",
+        "me",
+        "--comment",
+        "ok",
+        "--tracking-uri",
+        "sqlite:///{w}/mlflow.db",
+    ],
+    {"table": RULE_DIRS["manifest_deep_nesting"][0]},
+    ("manifest.json",),
+)
+case(
+    "rules-approve/unknown_status",
+    [
+        "rules",
+        "approve",
+        "{w}/table",
+        "--reviewer",
+        "me",
+        "--comment",
+        "ok",
+        "--status",
+        "blessed",
+        "--tracking-uri",
+        "sqlite:///{w}/mlflow.db",
+    ],
+    {"table": rule_dir()},
+    ("blessed",),
+)
+case(
+    "rules-show/subprocess_deep_manifest",
+    ["rules", "show", "{w}/table"],
+    {"table": RULE_DIRS["manifest_deep_nesting"][0]},
+    ("manifest.json",),
+    subprocess=True,
+)
 
 
 def _states(rows: list[list[Any]] | None = None, header: list[str] | None = None) -> Callable[[Path], None]:
@@ -1136,23 +1603,55 @@ STATES: dict[str, tuple[Any, str]] = {
     "binary": (bytes(range(256)) * 4, "states.csv"),
 }
 for _name, (_content, _fragment) in STATES.items():
-    case(f"states/{_name}", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv"],
-         {"table": rule_dir(), "states.csv": _content}, (_fragment,))
-case("states/missing_file", ["rules", "decide", "{w}/table", "--input", "{w}/none.csv"], {"table": rule_dir()},
-     ("none.csv",))
-case("states/directory", ["rules", "decide", "{w}/table", "--input", "{w}/sdir"],
-     {"table": rule_dir(), "sdir/x": "1"}, ("sdir",))
-case("states/output_dir", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output", "{w}/odir"],
-     {"table": rule_dir(), "states.csv": _states(), "odir/x": "1"}, ("odir",))
-case("states/output_missing_folder", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output",
-                                      "{w}/no/out.csv"], {"table": rule_dir(), "states.csv": _states()}, ("out.csv",))
-case("states/format_unknown", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "xml"],
-     {"table": rule_dir(), "states.csv": _states()}, ("xml",))
-case("states/output_with_bad_input", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output",
-                                      "{w}/out.csv"], {"table": rule_dir(), "states.csv": _states_with("inf")},
-     ("states.csv",))
-case("states/subprocess_inf", ["rules", "decide", "{w}/table", "--input", "{w}/states.csv"],
-     {"table": rule_dir(), "states.csv": _states_with("inf")}, ("states.csv",), subprocess=True)
+    case(
+        f"states/{_name}",
+        ["rules", "decide", "{w}/table", "--input", "{w}/states.csv"],
+        {"table": rule_dir(), "states.csv": _content},
+        (_fragment,),
+    )
+case(
+    "states/missing_file",
+    ["rules", "decide", "{w}/table", "--input", "{w}/none.csv"],
+    {"table": rule_dir()},
+    ("none.csv",),
+)
+case(
+    "states/directory",
+    ["rules", "decide", "{w}/table", "--input", "{w}/sdir"],
+    {"table": rule_dir(), "sdir/x": "1"},
+    ("sdir",),
+)
+case(
+    "states/output_dir",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output", "{w}/odir"],
+    {"table": rule_dir(), "states.csv": _states(), "odir/x": "1"},
+    ("odir",),
+)
+case(
+    "states/output_missing_folder",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output", "{w}/no/out.csv"],
+    {"table": rule_dir(), "states.csv": _states()},
+    ("out.csv",),
+)
+case(
+    "states/format_unknown",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--format", "xml"],
+    {"table": rule_dir(), "states.csv": _states()},
+    ("xml",),
+)
+case(
+    "states/output_with_bad_input",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv", "--output", "{w}/out.csv"],
+    {"table": rule_dir(), "states.csv": _states_with("inf")},
+    ("states.csv",),
+)
+case(
+    "states/subprocess_inf",
+    ["rules", "decide", "{w}/table", "--input", "{w}/states.csv"],
+    {"table": rule_dir(), "states.csv": _states_with("inf")},
+    ("states.csv",),
+    subprocess=True,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1180,8 +1679,9 @@ def _gym_make(**kwargs: Any) -> Callable[[Path], Any]:
     return call
 
 
-def _after_reset(action: Any = None, reset_kwargs: dict | None = None, step: bool = True,
-                 **kwargs: Any) -> Callable[[Path], Any]:
+def _after_reset(
+    action: Any = None, reset_kwargs: dict | None = None, step: bool = True, **kwargs: Any
+) -> Callable[[Path], Any]:
     def call(work: Path) -> Any:
         from invalloc.env import AllocationEnv
 
@@ -1208,8 +1708,7 @@ ENV_CASES: dict[str, tuple[Callable[[Path], Any], str]] = {
     "config_overrides_number": (_env(config_overrides=5), "config_overrides"),
     "config_overrides_list": (_env(config_overrides=[("episode", 1)]), "config_overrides"),
     "config_overrides_bad_value": (_env(config_overrides={"episode": {"horizon": -1}}), "episode.horizon"),
-    "config_overrides_1e308": (_env(config_overrides={"finance": {"opening_cash": 1e308}}),
-                               "finance.opening_cash"),
+    "config_overrides_1e308": (_env(config_overrides={"finance": {"opening_cash": 1e308}}), "finance.opening_cash"),
     "reward_scale_nan": (_env(reward_scale=float("nan")), "reward_scale"),
     "reward_scale_negative": (_env(reward_scale=-1.0), "reward_scale"),
     "reward_scale_zero": (_env(reward_scale=0), "reward_scale"),

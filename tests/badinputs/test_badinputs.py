@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from corpus import CASES, Case  # noqa: I001 - the corpus module beside this file
+from typer.testing import CliRunner
 
 from invalloc.cli import app
 
@@ -65,9 +64,23 @@ def test_corpus_is_large_and_distinct():
     assert len(CASES) >= 250
     assert sum(case.subprocess for case in CASES) >= 5
     kinds = {case.id.split("/")[0] for case in CASES}
-    for kind in ("scenario", "scenario-file", "trace-cli", "trace-scenario", "actions", "param", "params-file",
-                 "option", "experiment", "experiment-file", "tracking-train", "rules-show", "rules-verify",
-                 "states", "env"):
+    for kind in (
+        "scenario",
+        "scenario-file",
+        "trace-cli",
+        "trace-scenario",
+        "actions",
+        "param",
+        "params-file",
+        "option",
+        "experiment",
+        "experiment-file",
+        "tracking-train",
+        "rules-show",
+        "rules-verify",
+        "states",
+        "env",
+    ):
         assert kind in kinds, kind
 
 

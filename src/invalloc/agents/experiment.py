@@ -104,7 +104,9 @@ class Experiment(_Strict):
     seed: int = Field(default=0, ge=0, le=MAX_TRAIN_SEED)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     checkpoint_every_timesteps: int = Field(default=20_000, ge=1, le=MAX_TIMESTEPS)
-    torch_threads: int = Field(default=1, ge=1, le=256, description="CPU threads for torch (1 is fastest for small nets).")
+    torch_threads: int = Field(
+        default=1, ge=1, le=256, description="CPU threads for torch (1 is fastest for small nets)."
+    )
 
 
 class ExperimentError(ConfigFileError):
@@ -238,9 +240,13 @@ def _hyperparameter_problems(data: dict[str, Any]) -> list[str]:
     problems = []
     for key, value in hyperparameters.items():
         if key not in accepted:
-            problems.append(f"hyperparameters.{key}: not a hyper-parameter of {algorithm} (it takes {', '.join(settable)})")
+            problems.append(
+                f"hyperparameters.{key}: not a hyper-parameter of {algorithm} (it takes {', '.join(settable)})"
+            )
         elif key not in HYPERPARAMETER_CHECKS:
-            problems.append(f"hyperparameters.{key}: cannot be set from an experiment file (it takes {', '.join(settable)})")
+            problems.append(
+                f"hyperparameters.{key}: cannot be set from an experiment file (it takes {', '.join(settable)})"
+            )
         else:
             check = HYPERPARAMETER_CHECKS[key]
             if key == "ent_coef" and algorithm != "SAC":  # only SAC learns its entropy coefficient ("auto")
@@ -257,7 +263,8 @@ def _hyperparameter_problems(data: dict[str, Any]) -> list[str]:
         rollout = n_steps * n_envs
         if algorithm == "PPO" and rollout < 2:
             problems.append(
-                f"hyperparameters.n_steps: {n_steps} step × {n_envs} env is a rollout of {rollout}; PPO needs at least 2"
+                f"hyperparameters.n_steps: {n_steps} step × {n_envs} env is a rollout of {rollout}; "
+                "PPO needs at least 2"
             )
         batch = hyperparameters.get("batch_size", 64)
         if algorithm == "PPO" and batch > rollout:

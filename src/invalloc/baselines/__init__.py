@@ -127,7 +127,9 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         # Without shares: split evenly over the channels a DC serves (a common naive rule).
         split = _numbers("split", params["split"]) if "split" in params else None
         if split is not None and not sum(split) > 0:
-            raise PolicyError(f"--param split={params['split']}: the shares add up to 0; give at least one positive share")
+            raise PolicyError(
+                f"--param split={params['split']}: the shares add up to 0; give at least one positive share"
+            )
         return RuleBasedPolicy("fixed_split", "base_stock", "fixed_split", split=split, **common)
     return RuleBasedPolicy(name, "base_stock", name, **common)
 

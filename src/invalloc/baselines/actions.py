@@ -48,7 +48,9 @@ def read_actions(path: str | Path, decision_names: list[str]) -> dict[int, np.nd
                 raise PolicyError(f"{path}: missing column(s) {', '.join(missing[:5])}")
             unknown = [name for name in header if name != "period" and name not in decision_names]
             if unknown:
-                raise PolicyError(f"{path}: unknown column(s) {', '.join(unknown[:5])} (not decisions of this scenario)")
+                raise PolicyError(
+                    f"{path}: unknown column(s) {', '.join(unknown[:5])} (not decisions of this scenario)"
+                )
             if len(set(header)) != len(header):
                 raise PolicyError(f"{path}: a column appears twice in the header")
             period_at = header.index("period")
@@ -65,7 +67,9 @@ def read_actions(path: str | Path, decision_names: list[str]) -> dict[int, np.nd
                     problems.append(f"{where}: period {row[period_at]!r} is not a whole number ≥ 0")
                     continue
                 if period in first_row:
-                    problems.append(f"{where}: period {period} is also on row {first_row[period]}; give each period once")
+                    problems.append(
+                        f"{where}: period {period} is also on row {first_row[period]}; give each period once"
+                    )
                     continue
                 first_row[period] = row_number
                 values = np.empty(len(columns))

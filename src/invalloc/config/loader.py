@@ -202,7 +202,10 @@ def _message(located: _Located, root: type[BaseModel] = Scenario) -> tuple[list[
         message = f"must be {_TYPE_NOUNS[kind]}"
     else:
         message = (
-            item["msg"].replace("Input should be", "must be").replace("String should", "must").removeprefix("Value error, ")
+            item["msg"]
+            .replace("Input should be", "must be")
+            .replace("String should", "must")
+            .removeprefix("Value error, ")
         )
     if located.key_error:
         return path, f"key {_describe_input(value)} {message}"
@@ -367,8 +370,10 @@ def _check_node_graph(root: yaml.Node) -> None:
         depth += 1
         if depth > MAX_DEPTH:
             recursive = len({id(node) for node in level}) < len(level) or len(distinct) < expanded
-            problem = "an alias refers to itself (a recursive document)" if recursive else (
-                f"nested more than {MAX_DEPTH} levels deep"
+            problem = (
+                "an alias refers to itself (a recursive document)"
+                if recursive
+                else (f"nested more than {MAX_DEPTH} levels deep")
             )
             raise YamlLimitError(problem=problem, problem_mark=level[0].start_mark)
         # Counted before the level is built, so that an alias bomb is refused before it takes memory.
@@ -474,7 +479,9 @@ def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
         return [f"{yaml_path(path)}: must be a finite number (got {data}); leave the key out for the default"]
     if isinstance(data, bool) and path and path[-1] not in _BOOLEAN_KEYS and not isinstance(path[-1], int):
         # YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0.
-        return [f"{yaml_path(path)}: must not be true or false here (got {str(data).lower()}); quote it or give a number"]
+        return [
+            f"{yaml_path(path)}: must not be true or false here (got {str(data).lower()}); quote it or give a number"
+        ]
     return []
 
 
@@ -524,12 +531,15 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     """
     if not isinstance(name_or_path, str | Path) or not str(name_or_path):
         raise ScenarioError(
-            repr(name_or_path), ["(file): a scenario is a shipped name or a YAML path, got " + _describe_input(name_or_path)]
+            repr(name_or_path),
+            ["(file): a scenario is a shipped name or a YAML path, got " + _describe_input(name_or_path)],
         )
     path = resolve_scenario_path(name_or_path)
     source = str(path)
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise ScenarioError(source, [f"(overrides): must be a mapping of scenario sections, got {_describe_input(overrides)}"])
+        raise ScenarioError(
+            source, [f"(overrides): must be a mapping of scenario sections, got {_describe_input(overrides)}"]
+        )
     if not path.exists():
         raise ScenarioError(
             source, [f"(file): no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})"]

@@ -32,6 +32,7 @@ MAX_LEAD_TIME = 1_000
 #: Longest payment term in days (ten years).
 MAX_DAYS = 3_650
 
+
 def _buffer_in_range(value: float) -> float:
     """The treasury buffer: -inf (no buffer) or a money amount within ±MAX_MONEY."""
     if value != float("-inf") and not -MAX_MONEY <= value <= MAX_MONEY:
@@ -95,10 +96,7 @@ class DiscreteLeadTime(_Model):
     probabilities: list[Share] = Field(min_length=1)
 
 
-LeadTime = (
-    Periods
-    | Annotated[FixedLeadTime | UniformLeadTime | DiscreteLeadTime, Field(discriminator="kind")]
-)
+LeadTime = Periods | Annotated[FixedLeadTime | UniformLeadTime | DiscreteLeadTime, Field(discriminator="kind")]
 
 
 class SupplierItem(_Model):
@@ -125,7 +123,9 @@ class Location(_Model):
     """A warehouse or distribution centre (DC)."""
 
     id: Identifier
-    capacity: Annotated[float, Field(gt=0, le=MAX_UNITS)] | None = Field(None, description="Units of all SKUs together; None = unlimited.")
+    capacity: Annotated[float, Field(gt=0, le=MAX_UNITS)] | None = Field(
+        None, description="Units of all SKUs together; None = unlimited."
+    )
     opening_stock: PerSku = 0.0
     holding_cost: dict[Identifier, UnitMoney] | None = Field(
         None, description="Holding cost per unit per period at this DC, overriding the product's."
@@ -159,7 +159,9 @@ class Tier(_Model):
     demand_share: Share = Field(description="Share of the channel's demand that comes from this tier.")
     min_fill_rate: Share = Field(0.0, description="Contractual minimum fill rate per period.")
     penalty_per_unit_short: UnitMoney = 0.0
-    price_multiplier: Annotated[float, Field(gt=0, le=1_000)] = Field(1.0, description="Tier price = channel price × multiplier.")
+    price_multiplier: Annotated[float, Field(gt=0, le=1_000)] = Field(
+        1.0, description="Tier price = channel price × multiplier."
+    )
 
 
 class Channel(_Model):
@@ -203,7 +205,9 @@ class Finance(_Model):
     )
     customer_payment_terms_days: Days = 0
     supplier_payment_terms_days: Days = 0
-    cost_of_capital: Annotated[float, Field(ge=0, le=10)] = Field(0.0, description="Annual interest rate charged on credit used.")
+    cost_of_capital: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="Annual interest rate charged on credit used."
+    )
     cost_method: Literal["fifo", "weighted_average"] = "fifo"
     lower_of_cost_and_nrv: bool = True
 
@@ -216,7 +220,9 @@ class ReserveStock(_Model):
 
 
 class PurchaseApproval(_Model):
-    value_limit: Annotated[float, Field(gt=0, le=MAX_MONEY)] = Field(description="Purchase-order value above which approval is needed.")
+    value_limit: Annotated[float, Field(gt=0, le=MAX_MONEY)] = Field(
+        description="Purchase-order value above which approval is needed."
+    )
     action: Literal["cap", "delay"] = "cap"
     delay_periods: Annotated[int, Field(ge=1, le=MAX_LEAD_TIME)] = 1
 

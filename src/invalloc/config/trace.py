@@ -54,9 +54,7 @@ def _quantity(text: str | None) -> tuple[float | None, str | None]:
     return value, None
 
 
-def read_trace(
-    path: Path, channels: list[str], skus: list[str], periods: int
-) -> tuple[np.ndarray | None, list[str]]:
+def read_trace(path: Path, channels: list[str], skus: list[str], periods: int) -> tuple[np.ndarray | None, list[str]]:
     """Demand per period, channel and SKU ``(periods, C, S)`` in units, or None and the problems.
 
     Rows of periods at or after ``periods`` are checked and then ignored. Each problem is one
@@ -89,8 +87,10 @@ def read_trace(
                 rows += 1
                 where = f"row {row_number} (line {reader.line_num})"
                 if None in row or None in row.values():
-                    problems.append(f"{where}: has {len(columns) + len(row.get(None) or [])} fields or fewer than "
-                                    f"the header's {len(columns)}")
+                    problems.append(
+                        f"{where}: has {len(columns) + len(row.get(None) or [])} fields or fewer than "
+                        f"the header's {len(columns)}"
+                    )
                     continue
                 row_problems = []
                 period, problem = _period(row["period"])

@@ -104,7 +104,9 @@ class AllocationEnv(gym.Env):
                 "(e.g. {'episode': {'horizon': 10}}) or None"
             )
         if reward_scale is not None and not _is_number(reward_scale, positive=True):
-            raise ValueError(f"reward_scale={reward_scale!r:.40}: must be a finite number > 0 (money per reward unit) or None")
+            raise ValueError(
+                f"reward_scale={reward_scale!r:.40}: must be a finite number > 0 (money per reward unit) or None"
+            )
         if not _is_number(projection_penalty):
             raise ValueError(f"projection_penalty={projection_penalty!r:.40}: must be a finite number ≥ 0")
         if not isinstance(check_invariants, bool | np.bool_):
@@ -139,7 +141,9 @@ class AllocationEnv(gym.Env):
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None and (isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0):
+        if seed is not None and (
+            isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0
+        ):
             raise ValueError(f"seed={seed!r:.40}: must be a whole number ≥ 0 or None")
         if options is not None and not isinstance(options, Mapping):
             raise ValueError(f"options={options!r:.40}: must be a mapping or None")

@@ -43,9 +43,7 @@ def compare(
     ),
     seed: Annotated[
         int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first episode (default: held out from tune).")
-    ] = (
-        DEFAULT_SEED
-    ),
+    ] = (DEFAULT_SEED),
     reference: Annotated[
         str | None,
         typer.Option("--reference", help="Spec the others are measured against (default: the best baseline)."),

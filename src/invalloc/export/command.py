@@ -59,11 +59,10 @@ def export(
     from invalloc.export import export_rule_table, summary_line
     from invalloc.export.exporter import ExportError
     from invalloc.export.extraction import ExtractionSettings
+    from invalloc.rules.manifest import MANIFEST_FILE
     from invalloc.rules.table import RuleTableError
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
-
-    from invalloc.rules.manifest import MANIFEST_FILE
 
     # The exporter checks this too, but only after loading the run: refuse at once.
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).is_file())):

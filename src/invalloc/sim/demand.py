@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from invalloc.config.schema import DemandStream
 from invalloc.config.trace import read_trace
 from invalloc.sim.network import Network
