@@ -1554,6 +1554,18 @@ case(
     ("blessed",),
 )
 case(
+    "rules-approve/garbage_store",
+    ["rules", "approve", "{w}/table", "--reviewer", "me", "--comment", "ok", "--tracking-uri", "sqlite:///{w}/g.db"],
+    {"table": rule_dir(), "g.db": b"garbage" * 50},
+    ("g.db",),
+)
+case(
+    "rules-approve/unsupported_store",
+    ["rules", "approve", "{w}/table", "--reviewer", "me", "--comment", "ok", "--tracking-uri", "gopher://x"],
+    {"table": rule_dir()},
+    ("gopher://x",),
+)
+case(
     "rules-show/subprocess_deep_manifest",
     ["rules", "show", "{w}/table"],
     {"table": RULE_DIRS["manifest_deep_nesting"][0]},
