@@ -79,7 +79,11 @@ class AllocationEnv(gym.Env):
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
     over the YAML), ``action_mode``, ``observation`` (``full`` or ``features``), ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
-    slower), ``render_mode`` ("ansi").
+    slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
+    ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
+    ``reward_scale`` must be a finite number > 0 or None, ``projection_penalty`` finite and
+    ≥ 0, ``periods`` a whole number from 1 to 10,000; ``reset`` takes a ``seed`` ≥ 0 (not a
+    bool) and ``step`` before ``reset`` raises ``RuntimeError``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
