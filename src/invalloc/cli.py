@@ -241,13 +241,18 @@ def simulate(
             check_scenario(spec, chosen, loaded)
         else:
             chosen = make_policy(policy, params, str(actions) if actions else None)
-        simulator = Simulator(
-            network,
-            check_invariants=check_invariants,
-            audit=audit_log is not None,
-            demand_trace=demand_trace,
-            periods=periods,
-        )
+        try:
+            simulator = Simulator(
+                network,
+                check_invariants=check_invariants,
+                audit=audit_log is not None,
+                demand_trace=demand_trace,
+                periods=periods,
+            )
+        except DemandTraceError:
+            raise
+        except ValueError as error:  # an episode too large for memory
+            _fail([f"--periods {periods or loaded.scenario.episode.horizon}: {error}"])
         results, audit_tables = [], []
         from rich.progress import Progress
 

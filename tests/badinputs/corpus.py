@@ -299,6 +299,25 @@ for _name, _command in [
     _changes, _field = SCENARIO_MUTATIONS[_name]
     case(f"scenario-via-{_command[0]}/{_name}", _command, {"bad.yaml": mutated(TINY, _changes)}, ("bad.yaml", _field))
 
+# Episodes too large for memory: refused by the size of their arrays, not only by the horizon.
+case(
+    "scenario/retail_horizon_too_many_values",
+    ["scenario", "validate", "{w}/bad.yaml"],
+    {"bad.yaml": mutated(shipped("retail"), {"episode.horizon": 400_000})},
+    ("bad.yaml", "episode.horizon", "values"),
+)
+case(
+    "scenario-via-simulate/retail_periods_too_many_values",
+    ["simulate", "--scenario", "retail", "--periods", "900000"],
+    {},
+    ("--periods", "values"),
+)
+case(
+    "env/periods_too_many_values",
+    api=lambda work: __import__("invalloc.env", fromlist=["AllocationEnv"]).AllocationEnv("retail", periods=900_000),
+    expect=("periods", "values"),
+)
+
 # Files that are not scenarios at all.
 _SCENARIO_FILES: dict[str, tuple[Any, str]] = {
     "alias_bomb_depth6": (alias_bomb(6), "alias"),

@@ -20,7 +20,7 @@ from invalloc.config.schema import (
 )
 from invalloc.config.trace import read_trace
 
-#: Most values (periods × tiers × SKUs) an episode's demand array may hold (400 MB of float64).
+#: Most values (see :func:`episode_values`) an episode's arrays may hold (400 MB of float64 each).
 MAX_EPISODE_VALUES = 50_000_000
 
 
@@ -417,15 +417,23 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
     return problems
 
 
+def episode_values(periods: int, skus: int, tiers: int, lanes: int, locations: int) -> int:
+    """Values the simulator's per-period arrays hold for an episode: periods × SKUs × (tiers +
+    lanes + locations) (demand per tier, pipelines per lane, stock per location)."""
+    return periods * skus * (tiers + lanes + locations)
+
+
 def _check_episode(scenario: Scenario) -> list[str]:
     episode = scenario.episode
     tiers = sum(len(channel.tiers) for channel in scenario.channels)
-    values = episode.horizon * tiers * len(scenario.products)
+    values = episode_values(
+        episode.horizon, len(scenario.products), tiers, len(scenario.lanes), len(scenario.locations)
+    )
     if values > MAX_EPISODE_VALUES:
         return [
-            f"episode.horizon: {episode.horizon} periods × {tiers} tiers × {len(scenario.products)} SKUs is "
-            f"{values:,} demand values per episode, more than the {MAX_EPISODE_VALUES:,} a simulation may hold; "
-            "shorten the horizon"
+            f"episode.horizon: {episode.horizon:,} periods × {len(scenario.products)} SKUs × ({tiers} tiers + "
+            f"{len(scenario.lanes)} lanes + {len(scenario.locations)} locations) is {values:,} values per episode, "
+            f"more than the {MAX_EPISODE_VALUES:,} a simulation may hold; shorten the horizon"
         ]
     if episode.warmup >= episode.horizon:
         return [

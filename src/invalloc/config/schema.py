@@ -25,8 +25,9 @@ MAX_UNIT_MONEY = 1e9
 MAX_MONEY = 1e15
 #: Largest quantity in units (stock, capacity, demand mean, order quantity).
 MAX_UNITS = 1e9
-#: Longest episode in periods (arrays are periods × tiers × SKUs).
-MAX_PERIODS = 10_000
+#: Longest episode in periods (the analytic checks run 75,000; the arrays' size is bounded
+#: separately, see :data:`invalloc.config.checks.MAX_EPISODE_VALUES`).
+MAX_PERIODS = 1_000_000
 #: Longest lead time, delay or shelf life in periods.
 MAX_LEAD_TIME = 1_000
 #: Longest payment term in days (ten years).

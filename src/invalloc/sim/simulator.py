@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from invalloc.config.checks import MAX_EPISODE_VALUES
+from invalloc.config.checks import MAX_EPISODE_VALUES, episode_values
 from invalloc.config.schema import MAX_PERIODS
 from invalloc.sim import kernels
 from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
@@ -119,10 +119,13 @@ class Simulator:
         ):
             raise ValueError(f"periods={periods!r}: must be a whole number of periods from 1 to {MAX_PERIODS:,}")
         self.periods = int(periods) if periods is not None else scenario.episode.horizon
-        if self.periods * len(network.tiers) * network.n_skus > MAX_EPISODE_VALUES:
+        values = episode_values(
+            self.periods, network.n_skus, len(network.tiers), len(scenario.lanes), len(network.locations)
+        )
+        if values > MAX_EPISODE_VALUES:
             raise ValueError(
-                f"periods={self.periods}: {self.periods} periods × {len(network.tiers)} tiers × {network.n_skus} SKUs "
-                f"exceed the {MAX_EPISODE_VALUES:,} demand values an episode may hold"
+                f"periods={self.periods}: {values:,} values per episode (periods × SKUs × (tiers + lanes + "
+                f"locations)) exceed the {MAX_EPISODE_VALUES:,} an episode may hold"
             )
         self.check_invariants = check_invariants
         self.audit_enabled = audit
