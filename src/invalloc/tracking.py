@@ -61,6 +61,8 @@ def check_tracking_uri(uri: str, timeout_seconds: float = 5.0, must_exist: bool 
     """Raise :class:`TrackingError` (one line naming ``uri``) if ``uri`` is not a usable store."""
 
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if uri == "databricks" or uri.startswith("databricks:"):
+        return
     if is_remote(uri):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_seconds) as response:
