@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from invalloc.config.loader import resolve_scenario_path
+from invalloc.config.loader import load_scenario
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def case(id: str, argv: list[str] | str = (), files: dict | None = None, expect:
 
 
 def shipped(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resolve_scenario_path(name).read_text(encoding="utf-8"))
+    """The raw YAML data of a shipped scenario (found the way every command finds it)."""
+    return yaml.safe_load(Path(load_scenario(name).source).read_text(encoding="utf-8"))
 
 
 TINY = shipped("tiny")
@@ -1308,7 +1309,6 @@ def build_rule_directory(directory: Path) -> None:
     """A valid rule table directory for `tiny` (three rules on one feature), as `export` writes it."""
     import numpy as np
 
-    from invalloc.config.loader import load_scenario
     from invalloc.env.actions import ActionMapper
     from invalloc.env.features import FeatureSet
     from invalloc.export.exporter import write_table_files
