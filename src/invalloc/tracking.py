@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,15 +39,34 @@ def is_remote(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
 
-def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float = 5.0) -> str:
+#: Database schemes MLflow's SQL store takes (besides sqlite); checked by connecting to the host.
+_SQL_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float = 5.0, must_exist: bool = False) -> str:
     """Point MLflow at ``tracking_uri`` (see :func:`resolve_tracking_uri`) after checking it.
 
-    A server must answer its ``/health`` endpoint within ``timeout_seconds``; a sqlite
-    file's folder must exist. Raises :class:`TrackingError` otherwise.
+    Checked in well under a second, before any work and before MLflow touches the store
+    (MLflow itself retries an unusable store for minutes): a server must answer ``/health``
+    within ``timeout_seconds``; a database host must accept a connection; a sqlite file must be
+    an MLflow store (or not exist yet, in a writable folder); a store folder must exist. With
+    ``must_exist`` (commands that only read runs) a store that does not exist yet is refused
+    rather than created. Raises :class:`TrackingError` otherwise.
     """
     import mlflow
 
     uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri, timeout_seconds, must_exist)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def check_tracking_uri(uri: str, timeout_seconds: float = 5.0, must_exist: bool = False) -> None:
+    """Raise :class:`TrackingError` (one line naming ``uri``) if ``uri`` is not a usable store."""
+
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if uri == "databricks" or uri.startswith("databricks:"):
+        return
     if is_remote(uri):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_seconds) as response:
@@ -55,12 +75,79 @@ def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float =
         except (urllib.error.URLError, OSError, ValueError) as error:
             reason = getattr(error, "reason", error)
             raise TrackingError(f"tracking server {uri} is unreachable ({reason})") from None
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
-    mlflow.set_tracking_uri(uri)
-    return uri
+    elif scheme == "sqlite":
+        _check_sqlite(uri, must_exist)
+    elif scheme.split("+")[0] in _SQL_SCHEMES:
+        import socket
+
+        try:
+            parts = urllib.parse.urlsplit(uri)
+            host, port = parts.hostname, parts.port
+        except ValueError as error:
+            raise TrackingError(f"tracking store {uri}: malformed URI ({error})") from None
+        if not host:
+            raise TrackingError(f"tracking store {uri}: no database host")
+        defaults = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+        try:
+            socket.create_connection((host, port or defaults[scheme.split("+")[0]]), timeout=timeout_seconds).close()
+        except OSError as error:
+            raise TrackingError(
+                f"tracking store {uri}: database host unreachable ({error.strerror or error})"
+            ) from None
+    elif scheme in ("file", ""):
+        path = Path(urllib.parse.urlsplit(uri).path if scheme else uri).expanduser()
+        if path.exists() and not path.is_dir():
+            raise TrackingError(f"tracking store {uri}: {path} is a file; use sqlite:///{path} for an sqlite store")
+        if not path.exists():
+            raise TrackingError(
+                f"tracking store {uri}: folder {path} does not exist (use sqlite:///PATH, a store folder or http(s)://HOST)"
+            )
+    elif scheme != "databricks":
+        raise TrackingError(
+            f"tracking store {uri}: unsupported scheme '{scheme}' "
+            "(use sqlite:///PATH, a store folder, http(s)://HOST or postgresql://…)"
+        )
+
+
+def _check_sqlite(uri: str, must_exist: bool) -> None:
+    import sqlite3
+    import tempfile
+
+    if not uri.startswith("sqlite:///") or uri == "sqlite:///":
+        raise TrackingError(f"tracking store {uri}: expected sqlite:///PATH (a file path after three slashes)")
+    path = Path(uri.removeprefix("sqlite:///")).expanduser()
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
+    if path.is_dir():
+        raise TrackingError(f"tracking store {uri}: {path} is a folder, not an sqlite file")
+    if not path.exists():
+        if must_exist:
+            raise TrackingError(f"tracking store {uri}: no such store (nothing has been tracked in {path} yet)")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise TrackingError(
+                f"tracking store {uri}: folder {folder} is not writable ({error.strerror or error})"
+            ) from None
+        return
+    if not os.access(path, os.R_OK):
+        raise TrackingError(f"tracking store {uri}: {path} cannot be read")
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise TrackingError(f"tracking store {uri}: {path} is not an sqlite database ({error})") from None
+    if tables and not {"alembic_version", "experiments", "runs"} <= tables:
+        raise TrackingError(f"tracking store {uri}: {path} is an sqlite database but not an MLflow store")
+    if not tables and must_exist:
+        raise TrackingError(f"tracking store {uri}: {path} is empty (nothing has been tracked in it yet)")
+    if not os.access(path, os.W_OK) and not must_exist:
+        raise TrackingError(f"tracking store {uri}: {path} is read-only")
 
 
 def artifact_root(tracking_uri: str) -> str | None:

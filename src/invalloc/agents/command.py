@@ -21,8 +21,12 @@ def train(
     experiment: Annotated[
         str | None, typer.Argument(help="Experiment YAML path or name (./experiments/NAME.yaml, else shipped).")
     ] = None,
-    timesteps: Annotated[int | None, typer.Option("--timesteps", min=1, help="Override the experiment's.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Override the experiment's seed.")] = None,
+    timesteps: Annotated[
+        int | None, typer.Option("--timesteps", min=1, max=10**10, help="Override the experiment's.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the experiment's seed.")
+    ] = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),

@@ -400,7 +400,7 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
     from invalloc.tracking import TrackingError, configure_tracking
 
     try:
-        uri = configure_tracking(tracking_uri)
+        uri = configure_tracking(tracking_uri, must_exist=True)
     except TrackingError as error:
         raise PolicyError(str(error)) from None
     # Downloads go to a folder removed once the policy is in memory (MLflow's own would stay).

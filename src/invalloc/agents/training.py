@@ -525,7 +525,10 @@ def train(
     import torch
     from mlflow.exceptions import MlflowException
 
-    uri = configure_tracking(tracking_uri)
+    if resume is None and not isinstance(experiment, LoadedExperiment):
+        # Validated before the store is touched: a bad experiment leaves no run and no store behind.
+        experiment = load_experiment(experiment, timesteps=timesteps, seed=seed)
+    uri = configure_tracking(tracking_uri, must_exist=resume is not None)
     client = mlflow.MlflowClient(uri)
     for run_id, reason in clean_stale(client):
         if on_stale_run is not None:

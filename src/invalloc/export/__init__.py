@@ -44,7 +44,7 @@ def export_rule_table(
     from invalloc.processes import exit_on_sigterm, temporary_folder
     from invalloc.tracking import configure_tracking
 
-    uri = configure_tracking(tracking_uri)
+    uri = configure_tracking(tracking_uri, must_exist=True)
     teacher = load_learned_policy(f"run:{run_id}", uri)
     # The run's logged scenario (and the files it references) live in a temporary folder that
     # is removed however the export ends; the simulator reads a demand trace from it throughout.

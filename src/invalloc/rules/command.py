@@ -94,11 +94,20 @@ def decide(
     fmt: Format = "json",
 ) -> None:
     """Decide each row of feature values: the matched rule id and its outputs."""
+    import numpy as np
     import pandas as pd
 
     from invalloc.rules.table import RuleTableError
 
+    if output is not None:
+        from invalloc.console import output_file_problems
+
+        problems = output_file_problems(output, "--output")
+        if problems:
+            fail(problems)
     table, _ = _load(directory, fmt)
+    if input_csv.is_dir():
+        fail([f"{input_csv}: is a folder, not a CSV file"])
     try:
         frame = pd.read_csv(input_csv)
     except (OSError, ValueError) as error:
@@ -106,8 +115,17 @@ def decide(
     missing = [name for name in table.feature_names if name not in frame.columns]
     if missing:
         fail([f"{input_csv}: missing feature column(s) {', '.join(missing[:5])}"])
+    if frame.empty:
+        fail([f"{input_csv}: no rows (one row per state to decide)"])
     try:
         values = frame[table.feature_names].astype(float).to_numpy()
+        infinite = np.isinf(values)
+        if infinite.any():
+            row, column = (int(i) for i in np.argwhere(infinite)[0])
+            raise ValueError(
+                f"row {row + 1}: feature {table.feature_names[column]} is {values[row, column]} "
+                "(features are finite numbers)"
+            )
         rules, outputs = table.decide_values(values)
     except (ValueError, RuleTableError) as error:
         fail([f"{input_csv}: {error}"])

@@ -66,6 +66,8 @@ MANIFEST_VERSION = 2
 TABLE_FILES = (*FILE_NAMES.values(), SCHEMA_FILE)
 #: Manifest blocks a review changes; everything else is covered by :func:`content_digest`.
 REVIEW_BLOCKS = ("review", "registry")
+#: Largest manifest read (an exported one is a few kB).
+MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 #: Review statuses in lifecycle order; a table moves forward one step at a time (or is retired).
 STATUSES = ("draft", "approved", "active", "retired")
 #: ``previous`` of the first audit entry: the sha256 of nothing.
@@ -232,17 +234,65 @@ def read_manifest(directory: Path) -> dict:
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
         raise RuleTableError(f"{path}: missing (not an exported rule table directory)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise RuleTableError(f"{path}: larger than the {MAX_MANIFEST_BYTES // 2**20} MB a manifest may hold")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RuleTableError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise RuleTableError(f"{path}: not valid JSON (nested too deeply)") from None
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != MANIFEST_FORMAT
         or not isinstance(manifest.get("files"), dict)
     ):
         raise RuleTableError(f"{path}: not an invalloc rule table manifest")
+    problem = _manifest_shape_problem(manifest)
+    if problem:
+        raise RuleTableError(f"{path}: {problem}")
     return manifest
+
+
+#: Type of each top-level manifest field a reader uses (None allowed where the exporter writes null).
+_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "scenario": (dict,),
+    "feature_set": (dict,),
+    "outputs": (list,),
+    "review": (dict,),
+    "fidelity": (dict, type(None)),
+    "kpi_retention": (dict, type(None)),
+    "intervention_rate": (int, float, type(None)),
+    "source": (dict, type(None)),
+    "registry": (dict, type(None)),
+}
+
+
+def _manifest_shape_problem(manifest: dict) -> str | None:
+    """The first manifest field of the wrong type (``field: must be …``), or None."""
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    for key, kinds in _MANIFEST_FIELDS.items():
+        if key in manifest and (not isinstance(manifest[key], kinds) or isinstance(manifest[key], bool)):
+            expected = " or ".join(dict.fromkeys(names.get(kind, "null") for kind in kinds))
+            return f"field {key} must be {expected} (got {type(manifest[key]).__name__})"
+    for name, digest in manifest["files"].items():
+        if not isinstance(digest, str):
+            return f"field files.{name} must be a sha256 string (got {type(digest).__name__})"
+    for key in ("name", "digest"):
+        if key in manifest.get("scenario", {}) and not isinstance(manifest["scenario"][key], str):
+            return f"field scenario.{key} must be a string"
+    features = manifest.get("feature_set", {}).get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        return "field feature_set.features must be a list of objects"
+    if not all(isinstance(o, dict) for o in manifest.get("outputs", [])):
+        return "field outputs must be a list of objects"
+    for section in ("review", "fidelity", "kpi_retention"):
+        block = manifest.get(section) or {}
+        for key, value in block.items():
+            if isinstance(value, dict | list) and section != "kpi_retention":
+                return f"field {section}.{key} must be a single value"
+    return None
 
 
 def verify_directory(directory: Path) -> dict:
@@ -292,7 +342,7 @@ def definitions(manifest: dict) -> tuple[list[Feature], list[Output]]:
             Output(o["name"], o["unit"], o["description"], o["action"], o["transform"], float(o["step"]))
             for o in manifest["outputs"]
         ]
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise RuleTableError(f"{MANIFEST_FILE}: feature or output definitions malformed ({error})") from None
     return features, outputs
 
