@@ -12,10 +12,11 @@ cannot change what a policy does unnoticed either.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from invalloc.digests import sha256_file
 
 #: Run tag prefix; the rest of the key is the artifact path (``best``, ``checkpoint``, ...).
 HASH_TAG_PREFIX = "invalloc.sha256."
@@ -25,20 +26,12 @@ class ArtifactIntegrityError(ValueError):
     """A downloaded artifact does not match the sha256 recorded when it was logged (one line)."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def hashes(local: Path) -> dict[str, str]:
     """``{relative posix path: sha256}`` of every file under ``local`` (a folder), or of ``local`` (a file)."""
     local = Path(local)
     if local.is_file():
-        return {local.name: _sha256(local)}
-    return {p.relative_to(local).as_posix(): _sha256(p) for p in sorted(local.rglob("*")) if p.is_file()}
+        return {local.name: sha256_file(local)}
+    return {p.relative_to(local).as_posix(): sha256_file(p) for p in sorted(local.rglob("*")) if p.is_file()}
 
 
 def tag_key(artifact_path: str) -> str:

@@ -14,7 +14,6 @@ working directory and on any machine that can read the store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import yaml
 from invalloc.agents.experiment import LoadedExperiment
 from invalloc.agents.integrity import ArtifactIntegrityError, verify_hashes
 from invalloc.config.loader import LoadedScenario
+from invalloc.digests import sha256_file
 
 #: Artifact folder of a run's configuration.
 CONFIG_ARTIFACT = "config"
@@ -47,14 +47,6 @@ def referenced_files(loaded: LoadedScenario) -> dict[str, tuple[str, Path]]:
     return references
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_config(loaded: LoadedExperiment, folder: Path) -> None:
     """The resolved experiment, its scenario and the scenario's referenced files into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +62,7 @@ def write_config(loaded: LoadedExperiment, folder: Path) -> None:
         copy = f"{_FILES}/{index}/{Path(written).name}"
         (folder / copy).parent.mkdir(parents=True)
         shutil.copyfile(path, folder / copy)
-        listed.append({"field": field, "path": written, "artifact": copy, "sha256": _sha256(path)})
+        listed.append({"field": field, "path": written, "artifact": copy, "sha256": sha256_file(path)})
     (folder / REFERENCES_FILE).write_text(json.dumps(listed, indent=1))
 
 
@@ -119,11 +111,11 @@ def restore_config(client: Any, run_id: str, work_dir: Path) -> Path:
         copy = (downloaded / entry["artifact"]).resolve()
         if not copy.is_relative_to(downloaded.resolve()) or not copy.is_file():
             raise RunFilesError(f"run {run_id}: the logged copy of {entry['field']} ({written}) is missing")
-        if _sha256(copy) != entry["sha256"]:
+        if sha256_file(copy) != entry["sha256"]:
             raise RunFilesError(f"run {run_id}: the logged copy of {entry['field']} ({written}) differs from its hash")
         if written.is_absolute():
             # The scenario names the file by absolute path, which only that file can satisfy.
-            if not written.is_file() or _sha256(written) != entry["sha256"]:
+            if not written.is_file() or sha256_file(written) != entry["sha256"]:
                 raise RunFilesError(
                     f"run {run_id}: {entry['field']} is the absolute path {written}, which no longer holds "
                     "the file the run was trained on"

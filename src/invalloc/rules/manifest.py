@@ -53,6 +53,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from invalloc.digests import sha256_file
 from invalloc.env.feature_definitions import Feature
 from invalloc.rules.formats import FILE_NAMES, SCHEMA_FILE, read_csv, read_dmn, read_json
 from invalloc.rules.table import Output, RuleTable, RuleTableError
@@ -218,15 +219,6 @@ def check_review_log(directory: Path, manifest: dict) -> None:
             f"{manifest_path}: registry block (model name, version, alias) differs from the one "
             f"{AUDIT_LOG_FILE} recorded; it changes only with `invalloc export` and `invalloc rules approve`"
         )
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(directory: Path) -> dict:
