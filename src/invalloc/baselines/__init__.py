@@ -103,7 +103,8 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         "levels": _numbers("levels", params["levels"]) if "levels" in params else None,
     }
     if "cover" in params:
-        common["cover"] = _number("cover", params["cover"])
+        covers = _numbers("cover", params["cover"])
+        common["cover"] = covers[0] if len(covers) == 1 else covers
     if "stop" in params:
         common.update(_stop(params["stop"]))
     if "capped" in params:

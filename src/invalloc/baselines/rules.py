@@ -43,7 +43,8 @@ class RuleBasedPolicy:
         tier, each up to its expected demand + backlog) or ``"fixed_split"``.
     :param level: order-up-to level per DC × SKU (units; scalar for all).
     :param levels: echelon order-up-to levels, one per DC, listed downstream first.
-    :param cover: when no level is given, level = expected demand × (lead time + cover) (periods).
+    :param cover: when no level is given, level = expected demand × (lead time + cover)
+        (periods): one value for every DC, or one per DC, downstream first.
     :param reorder_point: ``s`` of (s, S), units; None: demand × (lead time + ``reorder_cover``).
     :param order_up_to: ``S`` of (s, S), units; None: demand × (lead time + ``cover``).
     :param reorder_cover: periods of demand beyond the lead time at which (s, S) reorders.
@@ -64,7 +65,7 @@ class RuleBasedPolicy:
         allocation: str = "proportional",
         level: float | None = None,
         levels: list[float] | None = None,
-        cover: float = 1.5,
+        cover: float | list[float] = 1.5,
         reorder_point: float | None = None,
         order_up_to: float | None = None,
         split: list[float] | None = None,
@@ -104,10 +105,25 @@ class RuleBasedPolicy:
         # Cover counts from the lead time of the lane the need goes to first.
         lead = view.sourcing.lead_time if self.capped else view.route.lead_time
         self.lead_time = lead
-        self.cover_periods = lead + self.cover  # (D, S)
+        self.cover_periods = lead + self._per_location(self.cover, "cover")[:, None]  # (D, S)
         tier_priority = np.full(len(network.channels), np.inf)
         np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
         self.allocation_priority_order = np.argsort(tier_priority[view.allocation_channels], kind="stable")
+
+    def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
+        """(D,) one value per DC from one value or a list downstream first."""
+        n = self.network
+        listed = np.atleast_1d(np.asarray(values, dtype=float))
+        if len(listed) not in (1, len(n.locations)):
+            raise PolicyError(
+                f"{key}: {len(listed)} values given, the scenario has {len(n.locations)} DCs "
+                f"({', '.join(n.locations[d] for d in self.view.downstream)}, downstream first)"
+            )
+        by_order = np.broadcast_to(listed, (len(n.locations),))
+        out = np.zeros(len(n.locations))
+        for rank, d in enumerate(self.view.downstream):
+            out[d] = by_order[rank]
+        return out
 
     # -- replenishment ----------------------------------------------------------------
     def _fixed_targets(self) -> np.ndarray | None:

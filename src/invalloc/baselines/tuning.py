@@ -79,6 +79,8 @@ class Dimension:
     :param start: starting value (snapped to the grid); the middle of the range if None.
     :param plus: name of an earlier dimension whose value is added to this one (``S = s + gap``
         keeps ``S ≥ s``).
+    :param text: format of the parameter text, e.g. ``"auto{:+g}"`` gives ``auto-3`` (an offset
+        from the automatic stop); None: the number itself.
     """
 
     name: str
@@ -88,6 +90,7 @@ class Dimension:
     step: float = 1.0
     start: float | None = None
     plus: str | None = None
+    text: str | None = None
 
     @property
     def points(self) -> int:
@@ -127,7 +130,7 @@ class SearchSpace:
         for d, i in zip(self.dimensions, index, strict=True):
             v = d.value(int(i)) + (values[d.plus] if d.plus else 0.0)
             values[d.name] = v
-            grouped.setdefault(d.key, []).append(_format(v))
+            grouped.setdefault(d.key, []).append(d.text.format(v) if d.text else _format(v))
         return {**dict(self.fixed), **{key: ",".join(parts) for key, parts in grouped.items()}}
 
     def start(self) -> tuple[int, ...]:
@@ -197,11 +200,15 @@ def default_search_space(scenario: str | Path, policy: str) -> SearchSpace:
       Λ the echelon lead time, starting at μ·(Λ+1) + √(μ·(Λ+1)); and the last ordering period
       ``stop`` per DC in [0, horizon − 1], starting at the last period whose order can still
       reach a customer.
-    - the same policies with several SKUs (per-DC levels would be shared by every SKU):
-      ``cover`` in [0, max(6, 2·longest lead time)] periods, step 0.05, starting at 1.5.
+    - the same policies with several SKUs (per-DC levels would be shared by every SKU): a
+      ``cover`` per DC (downstream first) in [0, max(6, 2·longest lead time)] periods, step
+      0.05, starting at 2; and ``stop=auto±K``, the automatic stop moved by K ∈ [−12, 0]
+      periods (running stock down before the horizon), starting at 0.
     - fixed_split also tunes ``split``: one weight per channel in [0, 1], step 0.05.
-    - s_S: ``s`` in [0, 2·m] and ``S − s`` in [0, 2·m] (so S ≥ s), m = max over DCs of
-      μ·(L+1) with the DC's own demand and inbound lead time.
+    - s_S on a single-SKU network: ``s`` in [0, 2·m] and ``S − s`` in [0, 2·m] (so S ≥ s), m =
+      max over DCs of μ·(L+1) with the DC's own demand and inbound lead time, and ``stop`` per
+      DC as above; with several SKUs: ``s_cover`` in [0, max(6, 2·longest lead time)] and
+      ``S_cover − s_cover`` in [0, the same] periods (step 0.05), and ``stop=auto±K``.
     """
     if policy not in ("base_stock", "proportional", "priority", "fixed_split", "s_S"):
         raise PolicyError(
@@ -210,12 +217,25 @@ def default_search_space(scenario: str | Path, policy: str) -> SearchSpace:
         )
     network, demand, lead, echelon_lead, downstream = _planning_figures(scenario)
     dims: list[Dimension] = []
+    horizon = network.scenario.episode.horizon
+    useful = PlanningView(network).last_useful_order(horizon)
+    # The last ordering period per DC: a finite episode rewards not buying what cannot sell.
+    stops = [
+        Dimension(f"stop[{network.locations[d]}]", "stop", 0.0, horizon - 1.0, 1.0, start=float(useful[d]))
+        for d in downstream
+    ]
+    stop_offset = Dimension("stop", "stop", -12.0, 0.0, 1.0, start=0.0, text="auto{:+g}")
+    cover_high = max(6.0, 2.0 * float(lead.max()))
     if policy == "s_S":
-        m = float(np.max(demand * (lead + 1.0)))
-        high = max(10.0, math.ceil(2 * m))
-        dims.append(Dimension("s", "s", 0.0, high, 1.0, start=round(m)))
-        dims.append(Dimension("S-s", "S", 0.0, high, 1.0, start=max(1.0, round(float(demand.max()))), plus="s"))
-        return SearchSpace(tuple(dims))
+        if network.n_skus == 1:
+            m = float(np.max(demand * (lead + 1.0)))
+            high = max(10.0, math.ceil(2 * m))
+            dims.append(Dimension("s", "s", 0.0, high, 1.0, start=round(m)))
+            dims.append(Dimension("S-s", "S", 0.0, high, 1.0, start=max(1.0, round(float(demand.max()))), plus="s"))
+            return SearchSpace(tuple(dims + stops))
+        dims.append(Dimension("s_cover", "s_cover", 0.0, cover_high, 0.05, start=0.5))
+        dims.append(Dimension("S_cover-s_cover", "S_cover", 0.0, cover_high, 0.05, start=1.5, plus="s_cover"))
+        return SearchSpace((*dims, stop_offset))
     if network.n_skus == 1:
         for d in downstream:
             mean = float(demand[d, 0]) * (echelon_lead[d] + 1.0)
@@ -223,16 +243,11 @@ def default_search_space(scenario: str | Path, policy: str) -> SearchSpace:
             dims.append(
                 Dimension(f"levels[{network.locations[d]}]", "levels", 0.0, high, 1.0, start=mean + math.sqrt(mean))
             )
-        # The last ordering period per DC: a finite episode rewards not buying what cannot sell.
-        horizon = network.scenario.episode.horizon
-        useful = PlanningView(network).last_useful_order(horizon)
-        for d in downstream:
-            dims.append(
-                Dimension(f"stop[{network.locations[d]}]", "stop", 0.0, horizon - 1.0, 1.0, start=float(useful[d]))
-            )
+        dims += stops
     else:
-        high = max(6.0, 2.0 * float(lead.max()))
-        dims.append(Dimension("cover", "cover", 0.0, high, 0.05, start=1.5))
+        for d in downstream:
+            dims.append(Dimension(f"cover[{network.locations[d]}]", "cover", 0.0, cover_high, 0.05, start=2.0))
+        dims.append(stop_offset)
     if policy == "fixed_split":
         for channel in network.channels:
             dims.append(Dimension(f"split[{channel}]", "split", 0.0, 1.0, 0.05, start=0.5))
