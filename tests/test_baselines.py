@@ -194,3 +194,19 @@ def test_tuned_retail_baseline_beats_the_naive_tuned_base_stock():
         b = math.fsum(r.reward for r in run_episode(simulator, naive, seed=seed))
         differences.append(a - b)
     assert min(differences) > 50_000, differences
+
+
+@pytest.mark.parametrize("path", sorted(TUNED.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_tuned_files_reproduce_their_recorded_training_score(path):
+    """A tuned file is stale when the rule or the simulator changed: re-run scripts/tune_baselines.py."""
+    import yaml
+
+    from invalloc.baselines.tuning import parse_seeds
+
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    policy, params = load_params(path, scenario=path.parent.name)
+    simulator = Simulator(network_of(path.parent.name), check_invariants=False)
+    chosen = make_policy(policy, params)
+    seeds = parse_seeds(document["training"]["seeds"])
+    totals = [math.fsum(r.reward for r in run_episode(simulator, chosen, seed=seed)) for seed in seeds]
+    assert np.mean(totals) == pytest.approx(document["training"]["mean_reward"], abs=1e-5)
