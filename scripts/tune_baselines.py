@@ -8,10 +8,8 @@ best one. The committed files were produced by running this script as is::
     PYTHONPATH=src python scripts/tune_baselines.py                 # everything, ~15 min on 2 cores
     PYTHONPATH=src python scripts/tune_baselines.py --scenario retail --policy base_stock
 
-Where a policy has a cover per DC (several SKUs), the search runs in two stages: one cover
-shared by every DC first (with the same other dimensions), then a cover per DC starting
-from it — a coarse-to-fine search that finds better covers than one search over all
-dimensions for the same budget (the retail landscape is flat in the regional covers).
+Where a policy has a cover per DC (several SKUs), :func:`~invalloc.baselines.tuning.tune`
+searches in two stages: one cover shared by every DC first, then a cover per DC from it.
 
 Which baselines apply: ``base_stock`` and ``s_S`` everywhere; the allocation rules
 (``proportional``, ``priority``, ``fixed_split``) only where a DC splits its stock over two
@@ -23,14 +21,13 @@ start at 10,000 for ``compare`` and at 3,000,000 in README's retail comparison).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from invalloc.baselines.tuning import SearchSpace, TuneResult, default_search_space, format_seeds, save_params, tune
+from invalloc.baselines.tuning import format_seeds, save_params, tune
 from invalloc.config.loader import load_scenario, shipped_scenarios
 from invalloc.sim.network import compile_network
 from invalloc.sim.planning import PlanningView
@@ -60,47 +57,6 @@ def applicable(scenario: str) -> list[str]:
     return [p for p in POLICIES if splits_stock or p not in ALLOCATION_POLICIES]
 
 
-def tune_staged(scenario: str, policy: str, seeds: list[int], budget: int) -> TuneResult:
-    """:func:`tune` with the default search space; per-DC covers in two stages (module docstring)."""
-    space = default_search_space(scenario, policy)
-    covers = [d for d in space.dimensions if d.key == "cover"]
-    progress = sys.stderr.isatty()
-    if len(covers) < 2:
-        return tune(scenario, policy, seeds, budget=budget, search_space=space, progress=progress)
-    others = [d for d in space.dimensions if d.key != "cover"]
-    shared = dataclasses.replace(covers[0], name="cover")
-    first_budget = max(1, budget * 3 // 8)
-    first = tune(
-        scenario, policy, seeds, budget=first_budget, search_space=SearchSpace((shared, *others)), progress=progress
-    )
-    print(f"        stage 1 (one cover): {first.params} mean {first.mean_reward:,.2f}")
-    start = {d.name: float(v) for d, v in zip((shared, *others), _values(first.params, (shared, *others)), strict=True)}
-    refined = tuple(
-        dataclasses.replace(d, start=start["cover"] if d.key == "cover" else start[d.name]) for d in space.dimensions
-    )
-    second = tune(
-        scenario, policy, seeds, budget=budget - first_budget, search_space=SearchSpace(refined), progress=progress
-    )
-    best = second if second.mean_reward >= first.mean_reward else first
-    best.settings["budget"] = budget
-    best.settings["evaluations"] = first.settings["evaluations"] + second.settings["evaluations"]
-    best.settings["method"] += "; two stages: one cover for every DC, then a cover per DC from it"
-    return best
-
-
-def _values(params: dict[str, str], dimensions) -> list[float]:
-    """The dimension values behind ``params`` (inverse of SearchSpace.params, for starts)."""
-    parts: dict[str, list[str]] = {key: str(value).split(",") for key, value in params.items()}
-    taken: dict[str, int] = {}
-    values = []
-    for d in dimensions:
-        i = taken.get(d.key, 0)
-        taken[d.key] = i + 1
-        text = parts[d.key][i]
-        values.append(float(text[4:] or 0) if text.startswith("auto") else float(text))
-    return values
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", action="append", help="shipped scenario (repeat; default: all)")
@@ -127,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             clock = time.perf_counter()
             print(f"[{time.perf_counter() - started:6.0f}s] {scenario} / {policy}: {len(seeds)} seeds, budget {budget}")
             sys.stdout.flush()
-            result = tune_staged(scenario, policy, seeds, budget)
+            result = tune(scenario, policy, seeds, budget=budget, progress=sys.stderr.isatty())
             path = save_params(result, args.out / scenario / f"{policy}.yaml")
             entry["policies"][policy] = {
                 "params": dict(result.params),

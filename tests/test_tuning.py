@@ -194,3 +194,16 @@ def test_v1_tuned_base_stock_scores_at_least_445_on_held_out_seeds():
     assert rewards.mean() - half_width > 445
     levels_only = evaluate(V1, "base_stock", {"levels": V1_TUNED_LEVELS}, range(10_000, 10_200))
     assert levels_only.mean() > 378.5  # the published MIP-optimised base stock
+
+
+def test_per_dc_covers_are_tuned_in_two_stages():
+    """One cover shared by every DC first, then a cover per DC starting from the best shared one."""
+    result = tune("retail", "base_stock", range(2), budget=8, progress=False, workers=1)
+    stages = [len(c.params["cover"].split(",")) for c in result.history]
+    assert stages == sorted(stages) and set(stages) == {1, 3}  # one shared cover, then one per DC
+    first, second = result.history[: stages.count(1)], result.history[stages.count(1) :]
+    best_shared = max(first, key=lambda c: c.mean_reward)
+    assert second[0].params["cover"] == ",".join([best_shared.params["cover"]] * 3)  # starts from it
+    assert second[0].params["stop"] == best_shared.params["stop"]
+    assert result.settings["budget"] == 8 and result.settings["evaluations"] == len(result.history)
+    assert result.mean_reward == max(c.mean_reward for c in result.history)

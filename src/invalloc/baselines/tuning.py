@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,8 @@ def default_search_space(scenario: str | Path, policy: str) -> SearchSpace:
     - the same policies with several SKUs (per-DC levels would be shared by every SKU): a
       ``cover`` per DC (downstream first) in [0, max(6, 2·longest lead time)] periods, step
       0.05, starting at 2; and ``stop=auto±K``, the automatic stop moved by K ∈ [−12, 0]
-      periods (running stock down before the horizon), starting at 0.
+      periods (running stock down before the horizon), starting at 0. :func:`tune` searches
+      the covers in two stages (one shared cover first, then one per DC from it).
     - fixed_split also tunes ``split``: one weight per channel in [0, 1], step 0.05.
     - s_S on a single-SKU network: ``s`` in [0, 2·m] and ``S − s`` in [0, 2·m] (so S ≥ s), m =
       max over DCs of μ·(L+1) with the DC's own demand and inbound lead time, and ``stop`` per
@@ -511,6 +512,8 @@ def tune(
         raise PolicyError(f"tune: budget {budget} must be at least 1")
     if search_space is None:
         space = default_search_space(scenario, policy)
+        if sum(d.key == "cover" for d in space.dimensions) >= 2:
+            return _tune_covers_in_stages(scenario, policy, seeds, space, budget, progress, seed, workers)
     elif isinstance(search_space, SearchSpace):
         space = search_space
     else:
@@ -592,6 +595,62 @@ def tune(
             "wall_seconds": round(time.perf_counter() - started, 3),
         },
     )
+
+
+def _tune_covers_in_stages(
+    scenario: str | Path,
+    policy: str,
+    seeds: Sequence[int],
+    space: SearchSpace,
+    budget: int,
+    progress: bool,
+    seed: int,
+    workers: int | None,
+) -> TuneResult:
+    """A cover per DC, coarse to fine: 3/8 of the budget on one cover shared by every DC (with
+    the other dimensions), the rest on a cover per DC starting from the first stage's best.
+
+    On retail this finds better covers than one search over every dimension for the same
+    budget: the reward is flat in the regional covers, so a Latin hypercube over all of them
+    mostly samples noise.
+    """
+    covers = [d for d in space.dimensions if d.key == "cover"]
+    others = [d for d in space.dimensions if d.key != "cover"]
+    shared = SearchSpace((replace(covers[0], name="cover"), *others), space.fixed)
+    first_budget = max(1, budget * 3 // 8)
+    options = dict(progress=progress, seed=seed, workers=workers)
+    first = tune(scenario, policy, seeds, budget=first_budget, search_space=shared, **options)
+    if budget - first_budget < 1:
+        return first
+    best = dict(zip([d.name for d in shared.dimensions], _grid_values(first.params, shared), strict=True))
+    refined = SearchSpace(
+        tuple(replace(d, start=best["cover" if d.key == "cover" else d.name]) for d in space.dimensions), space.fixed
+    )
+    second = tune(scenario, policy, seeds, budget=budget - first_budget, search_space=refined, **options)
+    result = second if second.mean_reward >= first.mean_reward else first
+    result.history = first.history + second.history
+    result.settings.update(
+        budget=budget,
+        evaluations=first.settings["evaluations"] + second.settings["evaluations"],
+        episodes=first.settings["episodes"] + second.settings["episodes"],
+        wall_seconds=round(first.settings["wall_seconds"] + second.settings["wall_seconds"], 3),
+        method=METHOD + "; a cover per DC in two stages (one shared cover, then one per DC from it)",
+        search_space=space.describe(),
+    )
+    return result
+
+
+def _grid_values(params: Mapping[str, str], space: SearchSpace) -> list[float]:
+    """The value of each dimension of ``space`` behind ``params`` (``plus`` offsets not undone)."""
+    parts = {key: str(value).split(",") for key, value in params.items()}
+    used: dict[str, int] = {}
+    values = []
+    for d in space.dimensions:
+        i = used.get(d.key, 0)
+        used[d.key] = i + 1
+        text = parts[d.key][i]
+        values.append(float(text[4:] or 0) if text.startswith("auto") else float(text))
+    return values
 
 
 # --------------------------------------------------------------------------- seeds and files
