@@ -183,13 +183,10 @@ class PlanningView:
         held = np.zeros((len(n.locations), n.n_skus))
         for orders in simulator.pending_approval.values():
             np.add.at(held, n.purchase_location, orders)
-        open_requests = simulator.open_requests[self._replenishment_decisions]
+        decisions = self._replenishment_decisions
+        open_requests = simulator.open_requests[decisions]
         if open_requests.any():
-            np.add.at(
-                held,
-                (self._decision_location[self._replenishment_decisions], self._decision_sku[self._replenishment_decisions]),
-                open_requests,
-            )
+            np.add.at(held, (self._decision_location[decisions], self._decision_sku[decisions]), open_requests)
         return held
 
     def demand_through(self, simulator: Simulator) -> np.ndarray:
