@@ -326,7 +326,8 @@ class Sourcing:
         integer = n.integer_units
         context = simulator.context()
         released = context.released_orders  # (P, S) released from approval: ship now, take capacity first
-        remaining = np.where(np.isfinite(need), np.maximum(need, 0.0), 0.0)
+        # Whole-unit SKUs: whole units only, so a fraction never books a lane's fixed cost.
+        remaining = whole_units(np.where(np.isfinite(need), np.maximum(need, 0.0), 0.0), integer[None, :])
         lane_units = n.purchase_lane_capacity - released.sum(axis=1)  # (P,) units left
         lane_value = np.zeros(len(n.purchase_location))  # (P,) value ordered so far (variable part)
         lane_used = np.zeros(len(n.purchase_location), dtype=bool)
