@@ -5,7 +5,7 @@ and ``invalloc compare --policy NAME@FILE`` read, see :func:`invalloc.baselines.
 and ``configs/tuned/index.yaml``: per scenario, each policy's mean training reward and the
 best one. The committed files were produced by running this script as is::
 
-    PYTHONPATH=src python scripts/tune_baselines.py                 # everything, ~15 min on 2 cores
+    PYTHONPATH=src python scripts/tune_baselines.py                 # everything, ~25 min on 2 cores
     PYTHONPATH=src python scripts/tune_baselines.py --scenario retail --policy base_stock
 
 Where a policy has a cover per DC (several SKUs), :func:`~invalloc.baselines.tuning.tune`
