@@ -154,7 +154,7 @@ def test_tune_writes_params_that_simulate_reads(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     tuned = json.loads(result.stdout)
-    assert out.is_file() and set(tuned["params"]) == {"cover"}
+    assert out.is_file() and set(tuned["params"]) == {"cover", "stop"}
     simulated = invalloc(
         "simulate", "--scenario", "tiny", "--policy", "base_stock", "--params", str(out), "--episodes", "3", "--json"
     )
@@ -167,6 +167,8 @@ def test_tune_writes_params_that_simulate_reads(tmp_path):
         "base_stock",
         "--param",
         f"cover={tuned['params']['cover']}",
+        "--param",
+        f"stop={tuned['params']['stop']}",
         "--episodes",
         "3",
         "--json",

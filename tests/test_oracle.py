@@ -19,7 +19,9 @@ RETAIL_BASELINES = [
     ("proportional", {}),
     ("priority", {}),
     ("s_S", {"s": "50", "S": "200"}),  # the best uniform (s, S) on a grid of s ≤ 300, S ≤ 800
-    ("base_stock", {"cover": "2.55"}),  # what `invalloc tune --scenario retail` finds
+    ("base_stock", {"cover": "2.55"}),
+    # configs/tuned/retail/base_stock.yaml: the best tuned baseline (scripts/tune_baselines.py)
+    ("base_stock", {"cover": "2.35,2,3.1", "stop": "auto-2"}),
 ]
 #: Retail seeds of the acceptance check: the oracle beats every baseline on each of them.
 RETAIL_SEEDS = range(20)

@@ -98,6 +98,10 @@ def test_echelon_base_stock_uses_cumulative_positions():
     # Echelon positions at period 0: 100, 200, 400 on hand; nothing in transit.
     np.testing.assert_allclose(requests, [0.0, 0.0, 0.0])
     simulator.reset(seed=3)
-    policy = make_policy("base_stock", {"levels": "130,260,500"})
+    policy = make_policy("base_stock", {"levels": "130,260,500", "capped": "false"})
     policy.reset(network, seed=3)
     np.testing.assert_allclose(policy.act(simulator), [30.0, 60.0, 100.0])
+    # Capped (the default), as OR-Gym's own rule: stage2's order stops at its lane's capacity of 80.
+    policy = make_policy("base_stock", {"levels": "130,260,500"})
+    policy.reset(network, seed=3)
+    np.testing.assert_allclose(policy.act(simulator), [30.0, 60.0, 80.0])

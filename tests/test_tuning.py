@@ -78,9 +78,10 @@ def test_same_seed_same_result(small_run):
 
 
 def test_s_S_keeps_S_at_or_above_s_on_tiny():
+    # tiny has two SKUs: s and S are covers in periods (one pair suits every SKU).
     result = tune("tiny", "s_S", range(4), budget=14, progress=False)
     for candidate in result.history:
-        assert float(candidate.params["S"]) >= float(candidate.params["s"])
+        assert float(candidate.params["S_cover"]) >= float(candidate.params["s_cover"])
     assert result.mean_reward >= result.history[0].mean_reward
 
 
@@ -98,10 +99,18 @@ def test_default_search_spaces():
     assert [d.high for d in v1.dimensions] == [160, 360, 760, 29, 29, 29]
     # Stops start at the last period whose order can reach a customer: 29 − 3, − 8, − 18.
     assert v1.params(v1.start()) == {"levels": "89,193,399", "stop": "26,21,11"}
-    retail = default_search_space("retail", "priority")  # many SKUs: one cover, not per-DC levels
-    assert [d.key for d in retail.dimensions] == ["cover"]
+    # Many SKUs: a cover per DC (not per-DC levels shared by every SKU) and an offset from stop=auto.
+    retail = default_search_space("retail", "priority")
+    assert [d.name for d in retail.dimensions] == ["cover[dc_central]", "cover[dc_north]", "cover[dc_south]", "stop"]
+    assert retail.params(retail.start()) == {"cover": "2,2,2", "stop": "auto+0"}
+    low = list(retail.start())
+    low[-1] = 0
+    assert retail.params(tuple(low))["stop"] == "auto-12"
+    make_policy("priority", retail.params(tuple(low)))
     split = default_search_space("tiny", "fixed_split")
-    assert [d.key for d in split.dimensions] == ["cover", "split", "split"]
+    assert [d.key for d in split.dimensions] == ["cover", "stop", "split", "split"]
+    s_s = default_search_space("retail", "s_S")
+    assert [d.key for d in s_s.dimensions] == ["s_cover", "S_cover", "stop"]
     with pytest.raises(PolicyError, match="no default search space"):
         default_search_space("tiny", "fixed")
 
@@ -185,3 +194,16 @@ def test_v1_tuned_base_stock_scores_at_least_445_on_held_out_seeds():
     assert rewards.mean() - half_width > 445
     levels_only = evaluate(V1, "base_stock", {"levels": V1_TUNED_LEVELS}, range(10_000, 10_200))
     assert levels_only.mean() > 378.5  # the published MIP-optimised base stock
+
+
+def test_per_dc_covers_are_tuned_in_two_stages():
+    """One cover shared by every DC first, then a cover per DC starting from the best shared one."""
+    result = tune("retail", "base_stock", range(2), budget=8, progress=False, workers=1)
+    stages = [len(c.params["cover"].split(",")) for c in result.history]
+    assert stages == sorted(stages) and set(stages) == {1, 3}  # one shared cover, then one per DC
+    first, second = result.history[: stages.count(1)], result.history[stages.count(1) :]
+    best_shared = max(first, key=lambda c: c.mean_reward)
+    assert second[0].params["cover"] == ",".join([best_shared.params["cover"]] * 3)  # starts from it
+    assert second[0].params["stop"] == best_shared.params["stop"]
+    assert result.settings["budget"] == 8 and result.settings["evaluations"] == len(result.history)
+    assert result.mean_reward == max(c.mean_reward for c in result.history)

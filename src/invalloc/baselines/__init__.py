@@ -55,6 +55,39 @@ def _number(key: str, text: str) -> float:
     return values[0]
 
 
+def _stop(text: str) -> dict:
+    """``stop=auto``, ``auto-3``/``auto+1`` (periods from the automatic stop) or ``a,b,c``."""
+    text = str(text).strip()
+    if text.startswith("auto"):
+        offset = text[4:].strip()
+        if not offset:
+            return {"stop": "auto"}
+        try:
+            value = float(offset)
+        except ValueError:
+            value = math.nan
+        if offset[0] not in "+-" or not math.isfinite(value) or not value.is_integer():
+            raise PolicyError(f"--param stop={text}: expected auto, auto-K or auto+K (K whole periods)")
+        return {"stop": "auto", "stop_offset": value}
+    values = _numbers("stop", text)
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise PolicyError(f"--param stop={text}: periods must be finite and ≥ 0")
+    return {"stop": values}
+
+
+def _flag(key: str, text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off", "none"):
+        return False
+    raise PolicyError(f"--param {key}={text}: expected true or false")
+
+
+def _stop_and_cap(common: dict) -> dict:
+    return {key: common[key] for key in ("stop", "stop_offset", "capped") if key in common}
+
+
 def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str | None = None) -> Policy:
     """Build a baseline policy by name.
 
@@ -64,11 +97,11 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     params = dict(params or {})
     allowed = {
         "fixed": {"quantities", "quantity"},
-        "base_stock": {"level", "levels", "cover", "allocation", "stop"},
-        "s_S": {"s", "S", "s_cover", "S_cover", "allocation", "stop"},
-        "proportional": {"level", "levels", "cover", "stop"},
-        "priority": {"level", "levels", "cover", "stop"},
-        "fixed_split": {"split", "level", "levels", "cover", "stop"},  # split default: equal shares
+        "base_stock": {"level", "levels", "cover", "allocation", "stop", "capped"},
+        "s_S": {"s", "S", "s_cover", "S_cover", "allocation", "stop", "capped"},
+        "proportional": {"level", "levels", "cover", "stop", "capped"},
+        "priority": {"level", "levels", "cover", "stop", "capped"},
+        "fixed_split": {"split", "level", "levels", "cover", "stop", "capped"},  # split default: equal shares
         "replay": set(),
         "oracle": set(),
     }
@@ -97,12 +130,16 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         "levels": _numbers("levels", params["levels"]) if "levels" in params else None,
     }
     if "cover" in params:
-        common["cover"] = _number("cover", params["cover"])
+        covers = _numbers("cover", params["cover"])
+        common["cover"] = covers[0] if len(covers) == 1 else covers
     if "stop" in params:
-        common["stop"] = "auto" if params["stop"] == "auto" else _numbers("stop", params["stop"])
-    allocation = params.get("allocation", "proportional")
-    if allocation not in ("proportional", "priority"):
-        raise PolicyError(f"--param allocation={allocation}: choose proportional or priority")
+        common.update(_stop(params["stop"]))
+    if "capped" in params:
+        common["capped"] = _flag("capped", params["capped"])
+    # base_stock and s_S leave the allocation open (no rationing by forecast) unless told.
+    allocation = params.get("allocation", "open")
+    if allocation not in ("open", "proportional", "priority"):
+        raise PolicyError(f"--param allocation={allocation}: choose open, proportional or priority")
     if name == "base_stock":
         return RuleBasedPolicy("base_stock", "base_stock", allocation, **common)
     if name == "s_S":
@@ -113,7 +150,7 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
             if big_s < s:
                 raise PolicyError(f"--param S={big_s:g} is below s={s:g}")
             return RuleBasedPolicy(
-                "s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s, stop=common.get("stop")
+                "s_S", "s_S", allocation, reorder_point=s, order_up_to=big_s, **_stop_and_cap(common)
             )
         # Levels in periods of demand beyond each DC's lead time, so one pair suits every SKU.
         s_cover = _number("s_cover", params.get("s_cover", "0.5"))
@@ -121,7 +158,7 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         if big_s_cover < s_cover:
             raise PolicyError(f"--param S_cover={big_s_cover:g} is below s_cover={s_cover:g}")
         return RuleBasedPolicy(
-            "s_S", "s_S", allocation, cover=big_s_cover, reorder_cover=s_cover, stop=common.get("stop")
+            "s_S", "s_S", allocation, cover=big_s_cover, reorder_cover=s_cover, **_stop_and_cap(common)
         )
     if name == "fixed_split":
         # Without shares: split evenly over the channels a DC serves (a common naive rule).

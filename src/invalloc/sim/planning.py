@@ -132,6 +132,16 @@ class PlanningView:
         self.allocation_incidence[self.allocation_locations, np.arange(len(blocks))] = 1.0
         self.allocation_lanes_per_location = self.allocation_incidence.sum(axis=1)
         self.order_to_customer = self._order_to_customer()
+        self.sourcing = Sourcing(network)
+        # Where each replenishment decision delivers: DC and SKU (-1 for allocations).
+        self._decision_location = np.full(network.n_decisions, -1)
+        self._decision_sku = np.full(network.n_decisions, -1)
+        for kind, lane, skus, span in network.decision_blocks:
+            if kind != "allocate":
+                d = network.purchase_location[lane] if kind == "order" else network.transfer_destination[lane]
+                self._decision_location[span] = d
+                self._decision_sku[span] = skus
+        self._replenishment_decisions = np.flatnonzero(self._decision_location >= 0)
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
 
     def _order_to_customer(self) -> np.ndarray:
@@ -154,13 +164,30 @@ class PlanningView:
         """(D,) last period in which a DC's order can still reach a customer within ``horizon``."""
         return horizon - 1 - self.order_to_customer
 
-    def positions(self, simulator: Simulator, echelon: bool = False) -> np.ndarray:
+    def positions(self, simulator: Simulator, echelon: bool = False, committed: bool = False) -> np.ndarray:
         """Inventory position per DC × SKU (D, S): on hand + inbound − customer backlog (units).
 
-        With ``echelon``, each DC's position includes every DC downstream of it.
+        With ``echelon``, each DC's position includes every DC downstream of it. With
+        ``committed``, it also includes what is ordered but not yet shipped
+        (:meth:`committed`), so a rule does not order the same units twice.
         """
         position = simulator.on_hand + simulator.inbound - self.backlog_to_location @ simulator.backlog
+        if committed:
+            position = position + self.committed(simulator)
         return self.echelon @ position if echelon else position
+
+    def committed(self, simulator: Simulator) -> np.ndarray:
+        """Units ordered but not yet shipped per DC × SKU (D, S): purchase orders held for
+        approval (released in a later period) and backordered replenishment requests."""
+        n = self.network
+        held = np.zeros((len(n.locations), n.n_skus))
+        for orders in simulator.pending_approval.values():
+            np.add.at(held, n.purchase_location, orders)
+        decisions = self._replenishment_decisions
+        open_requests = simulator.open_requests[decisions]
+        if open_requests.any():
+            np.add.at(held, (self._decision_location[decisions], self._decision_sku[decisions]), open_requests)
+        return held
 
     def demand_through(self, simulator: Simulator) -> np.ndarray:
         """Expected demand per period flowing through each DC (D, S), units."""
@@ -173,15 +200,225 @@ class PlanningView:
         order = np.maximum(target - self.positions(simulator, echelon), 0.0)
         requests[self.routed_decisions] += order.ravel()[self.routed_cells]
 
+    def available_to_customers(self, simulator: Simulator, transfers: np.ndarray | None = None) -> np.ndarray:
+        """Stock each DC can sell this period (D, S): on hand − ``transfers`` (X, S) leaving now + arriving now."""
+        available = simulator.on_hand + simulator.arriving(simulator.period)
+        if transfers is not None and len(transfers):
+            np.add.at(available, self.network.transfer_source, -transfers)
+        return available
+
+    def channel_caps(self, available: np.ndarray) -> np.ndarray:
+        """Most each allocation lane may receive (L, S): its channel's maximum share of the DC's
+        ``available`` stock (D, S), rounded down as the feasibility layer rounds it."""
+        n = self.network
+        share = n.channel_max_share[self.allocation_channels][:, None]
+        stock = available[self.allocation_locations]
+        whole = n.integer_units[None, :]
+        return np.where(share < 1.0, np.where(whole, np.floor(share * stock + 1e-9), share * stock), stock)
+
     def channel_need(self, simulator: Simulator) -> np.ndarray:
         """Expected demand plus backlog per allocation lane's channel (L, S), units."""
         need = self.tier_to_channel @ (simulator.demand_forecast() + simulator.backlog)
         return need[self.allocation_channels]
 
-    def allocate_by_weight(self, simulator: Simulator, requests: np.ndarray, weights: np.ndarray) -> None:
-        """Split each DC's available stock over its allocation lanes in proportion to ``weights`` (L, S)."""
-        available = (simulator.on_hand + simulator.arriving(simulator.period))[self.allocation_locations]
+    def allocate_by_weight(
+        self, simulator: Simulator, requests: np.ndarray, weights: np.ndarray, available: np.ndarray | None = None
+    ) -> None:
+        """Split each DC's available stock over its allocation lanes in proportion to ``weights`` (L, S).
+
+        ``available`` (D, S): the stock to split; None: on hand + arriving now.
+        """
+        if available is None:
+            available = simulator.on_hand + simulator.arriving(simulator.period)
+        available = available[self.allocation_locations]
         total = (self.allocation_incidence @ weights)[self.allocation_locations]
         # Where no lane of a DC has any weight, its lanes share evenly.
         shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self._even_share)
         requests[self.allocation_positions] = np.floor(shares * available)
+
+
+def whole_units(values: np.ndarray, integer: np.ndarray) -> np.ndarray:
+    """Round whole-unit SKUs down as the feasibility layer does (``integer``: bool per entry)."""
+    return np.where(integer, np.floor(values + 1e-9), values)
+
+
+class Sourcing:
+    """Turns a need per DC × SKU into replenishment requests that can all ship this period.
+
+    The deterministic rules of :mod:`invalloc.sim.feasibility`, applied by a planner before
+    ordering rather than by the layer afterwards, so the layer has nothing left to change:
+
+    - each DC × SKU's inbound lanes are used **cheapest landed cost first** (purchase: unit
+      cost + freight per unit; transfer: freight per unit, so stock already in the network
+      is moved before new stock is bought); what one lane cannot take goes to the next;
+    - a transfer is at most the source DC's unreserved stock on hand now (shared by its
+      outbound lanes in proportion to their requests) and the lane's capacity;
+    - a purchase order is at most the lane's capacity and the supplier's capacity per SKU
+      left after the orders released from approval this period, and the lane's order value
+      stays within the approval limit (the limit applies per lane and order, so a second
+      supplier adds headroom): lots just under the limit are released now instead of held;
+    - the DC's storage room (capacity − on hand − inbound − released orders) is not exceeded;
+    - all purchase orders together stay within the period's purchase budget and the cash
+      rule's headroom;
+    - an order below the supplier's minimum order quantity is not placed on that lane (its
+      units go to the next lane, e.g. a supplier without a minimum).
+
+    Whole-unit SKUs are rounded down. Where a limit binds, the requests it covers are scaled
+    down in proportion (as the layer would), so no SKU is starved by the order of the loop.
+
+    :ivar options: per rank k (cheapest first) the lanes that are some DC × SKU's k-th
+        option: ``(kind, lane, location, sku indices, decision indices)``.
+    :ivar lead_time: (D, S) mean lead time of each DC × SKU's cheapest inbound lane, periods.
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.network = n = network
+        n_loc, n_sku = len(n.locations), n.n_skus
+        cells: dict[tuple[int, int], list[tuple[float, int, str, int, int]]] = {}
+        for order, (kind, lane, skus, span) in enumerate(n.decision_blocks):
+            if kind == "allocate":
+                continue
+            for position, s in zip(range(span.start, span.stop), skus.tolist(), strict=True):
+                if kind == "order":
+                    d = int(n.purchase_location[lane])
+                    cost = float(n.purchase_unit_cost[lane, s] + n.purchase_shipping_cost[lane])
+                else:
+                    d = int(n.transfer_destination[lane])
+                    cost = float(n.transfer_shipping_cost[lane])
+                cells.setdefault((d, s), []).append((cost, order, kind, int(lane), position))
+        ranks = max((len(v) for v in cells.values()), default=0)
+        grouped: list[dict[tuple[str, int], tuple[list[int], list[int]]]] = [{} for _ in range(ranks)]
+        self.lead_time = np.zeros((n_loc, n_sku))
+        for (d, s), lanes in cells.items():
+            for k, (_, _, kind, lane, position) in enumerate(sorted(lanes)):
+                skus, positions = grouped[k].setdefault((kind, lane), ([], []))
+                skus.append(s)
+                positions.append(position)
+                if k == 0:
+                    samplers = n.purchase_lead_time if kind == "order" else n.transfer_lead_time
+                    self.lead_time[d, s] = samplers[lane].mean
+        self.options = [
+            [
+                (
+                    kind,
+                    lane,
+                    int(n.purchase_location[lane] if kind == "order" else n.transfer_destination[lane]),
+                    np.array(skus, dtype=int),
+                    np.array(positions, dtype=int),
+                )
+                for (kind, lane), (skus, positions) in sorted(rank.items(), key=lambda item: item[1][1][0])
+            ]
+            for rank in grouped
+        ]
+        approval = n.scenario.rules.purchase_approval
+        self.approval_limit = np.inf if approval is None else float(approval.value_limit)
+        self.unit_cost = n.purchase_unit_cost * n.purchase_offered  # (P, S), as the layer values orders
+        self.any_storage_limit = bool(np.isfinite(n.location_capacity).any())
+        self.any_supplier_limit = bool(np.isfinite(n.supplier_capacity).any())
+
+    def request(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
+        """Add to ``requests`` (n_decisions,) executable orders and transfers for ``need`` (D, S) units.
+
+        Returns the units requested on transfer lanes (X, S), so the caller knows what leaves
+        each source DC now.
+        """
+        n = self.network
+        integer = n.integer_units
+        context = simulator.context()
+        released = context.released_orders  # (P, S) released from approval: ship now, take capacity first
+        # Whole-unit SKUs: whole units only, so a fraction never books a lane's fixed cost.
+        remaining = whole_units(np.where(np.isfinite(need), np.maximum(need, 0.0), 0.0), integer[None, :])
+        lane_units = n.purchase_lane_capacity - released.sum(axis=1)  # (P,) units left
+        lane_value = np.zeros(len(n.purchase_location))  # (P,) value ordered so far (variable part)
+        lane_used = np.zeros(len(n.purchase_location), dtype=bool)
+        supplier_left = n.supplier_capacity.copy()
+        if self.any_supplier_limit:
+            np.add.at(supplier_left, n.purchase_supplier, -released)
+        transfer_units = n.transfer_capacity.astype(float).copy()  # (X,)
+        stock_left = np.maximum(simulator.on_hand - n.reserve_quantity, 0.0)  # (D, S) unreserved, for transfers
+        room = np.full(len(n.locations), np.inf)
+        if self.any_storage_limit:
+            room = n.location_capacity - (simulator.on_hand + simulator.inbound).sum(axis=1)
+            np.add.at(room, n.purchase_location, -released.sum(axis=1))
+        money = min(context.purchase_budget, context.purchase_headroom)
+        transfers = np.zeros((len(n.transfer_source), n.n_skus))
+        for options in self.options:
+            proposals = [remaining[d, skus] for _, _, d, skus, _ in options]
+            # Per-SKU shared limits: a source DC's stock, a supplier's capacity.
+            for limit, kind in ((stock_left, "transfer"), (supplier_left, "order")):
+                if kind == "order" and not self.any_supplier_limit:
+                    continue
+                asked = np.zeros_like(limit)
+                for (k, lane, _, skus, _), q in zip(options, proposals, strict=True):
+                    if k == kind:
+                        owner = n.transfer_source[lane] if kind == "transfer" else n.purchase_supplier[lane]
+                        asked[owner, skus] += q
+                factor = np.where(asked > limit, np.maximum(limit, 0.0) / np.maximum(asked, 1e-300), 1.0)
+                for i, (k, lane, _, skus, _) in enumerate(options):
+                    if k == kind:
+                        owner = n.transfer_source[lane] if kind == "transfer" else n.purchase_supplier[lane]
+                        proposals[i] = whole_units(proposals[i] * factor[owner, skus], integer[skus])
+            # Per-lane limits: capacity in units, the approval limit in value.
+            for i, (kind, lane, _, skus, _) in enumerate(options):
+                q = proposals[i]
+                total = q.sum()
+                if total <= 0:
+                    continue
+                if kind == "transfer":
+                    cap = transfer_units[lane]
+                else:
+                    cap = lane_units[lane]
+                    value = float(q @ self.unit_cost[lane, skus])
+                    allowed = self.approval_limit - n.purchase_fixed_cost[lane] - lane_value[lane]
+                    if value > allowed:
+                        q = whole_units(q * max(allowed, 0.0) / value, integer[skus])
+                        total = q.sum()
+                if total > cap:
+                    q = whole_units(q * max(cap, 0.0) / total, integer[skus])
+                proposals[i] = q
+            # Storage room at each destination.
+            if self.any_storage_limit:
+                into = np.zeros(len(n.locations))
+                for (_, _, d, _, _), q in zip(options, proposals, strict=True):
+                    into[d] += q.sum()
+                for i, (_, _, d, skus, _) in enumerate(options):
+                    if into[d] > room[d]:
+                        proposals[i] = whole_units(proposals[i] * max(room[d], 0.0) / into[d], integer[skus])
+            # Budget and cash headroom over all purchase orders (fixed costs of newly used lanes first).
+            if np.isfinite(money):
+                value, fixed = 0.0, 0.0
+                for (kind, lane, _, skus, _), q in zip(options, proposals, strict=True):
+                    if kind == "order" and q.sum() > 0:
+                        value += float(q @ self.unit_cost[lane, skus])
+                        fixed += 0.0 if lane_used[lane] else n.purchase_fixed_cost[lane]
+                if value + fixed > money:
+                    factor = max(money - fixed, 0.0) / value if value > 0 else 0.0
+                    for i, (kind, _, _, skus, _) in enumerate(options):
+                        if kind == "order":
+                            proposals[i] = whole_units(proposals[i] * factor, integer[skus])
+            # Minimum order quantities: a smaller order is left to the next lane.
+            for i, (kind, lane, _, skus, _) in enumerate(options):
+                if kind == "order":
+                    moq = n.purchase_moq[lane, skus]
+                    proposals[i] = np.where(proposals[i] < moq - 1e-9, 0.0, proposals[i])
+            # Commit this rank.
+            for (kind, lane, d, skus, positions), q in zip(options, proposals, strict=True):
+                total = q.sum()
+                if total <= 0:
+                    continue
+                requests[positions] += q
+                remaining[d, skus] -= q
+                room[d] -= total
+                if kind == "transfer":
+                    transfer_units[lane] -= total
+                    stock_left[n.transfer_source[lane], skus] -= q
+                    transfers[lane, skus] += q
+                else:
+                    value = float(q @ self.unit_cost[lane, skus])
+                    money -= value + (0.0 if lane_used[lane] else n.purchase_fixed_cost[lane])
+                    lane_used[lane] = True
+                    lane_units[lane] -= total
+                    lane_value[lane] += value
+                    if self.any_supplier_limit:
+                        supplier_left[n.purchase_supplier[lane], skus] -= q
+        return transfers
