@@ -1,8 +1,9 @@
 """Tune every shipped rule-based baseline on every shipped scenario it applies to.
 
-Writes ``configs/tuned/<scenario>/<policy>.yaml`` (the format ``invalloc simulate --params``
+Writes ``src/invalloc/tuned/<scenario>/<policy>.yaml`` (shipped with the package; ``--params tuned`` and
+``NAME@tuned`` find them; the format ``invalloc simulate --params``
 and ``invalloc compare --policy NAME@FILE`` read, see :func:`invalloc.baselines.tuning.save_params`)
-and ``configs/tuned/index.yaml``: per scenario, each policy's mean training reward and the
+and ``src/invalloc/tuned/index.yaml``: per scenario, each policy's mean training reward and the
 best one. The committed files were produced by running this script as is::
 
     PYTHONPATH=src python scripts/tune_baselines.py                 # everything, ~25 min on 2 cores
@@ -33,7 +34,7 @@ from invalloc.sim.network import compile_network
 from invalloc.sim.planning import PlanningView
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "configs" / "tuned"
+OUT = ROOT / "src" / "invalloc" / "tuned"
 POLICIES = ("base_stock", "s_S", "proportional", "priority", "fixed_split")
 ALLOCATION_POLICIES = ("proportional", "priority", "fixed_split")
 

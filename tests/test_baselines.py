@@ -1,5 +1,5 @@
 """Rule-based baselines request only what can execute, count held orders, source by landed cost,
-and are distinct rules; the tuned parameters shipped in configs/tuned load and beat the naive rule."""
+and are distinct rules; the tuned parameters shipped in invalloc/tuned load and beat the naive rule."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from invalloc.sim.planning import PlanningView
 from invalloc.sim.policy import PolicyError
 from invalloc.sim.simulator import Simulator, run_episode
 
-TUNED = Path(__file__).resolve().parent.parent / "configs" / "tuned"
+TUNED = Path(__file__).resolve().parent.parent / "src" / "invalloc" / "tuned"
 #: The naive rule README's retail figures start from: tuned cover=2.4, uncapped, proportional allocation.
 LEGACY = {"cover": "2.4", "capped": "false", "allocation": "proportional"}
 
@@ -210,3 +210,26 @@ def test_tuned_files_reproduce_their_recorded_training_score(path):
     seeds = parse_seeds(document["training"]["seeds"])
     totals = [math.fsum(r.reward for r in run_episode(simulator, chosen, seed=seed)) for seed in seeds]
     assert np.mean(totals) == pytest.approx(document["training"]["mean_reward"], abs=1e-5)
+
+
+def test_tuned_names_the_shipped_parameters_and_a_project_file_overrides_them(tmp_path, monkeypatch):
+    """``--params tuned`` / ``NAME@tuned``: the project's ./configs/tuned first, then the package's."""
+    from invalloc.evaluation.specs import parse_spec
+
+    spec = parse_spec("base_stock@tuned", scenario_name="retail")
+    assert dict(spec.params) == load_params(TUNED / "retail" / "base_stock.yaml")[1]
+    assert spec.source == "tuned"
+    # Overrides after it still apply.
+    assert dict(parse_spec("base_stock@tuned:stop=auto", scenario_name="retail").params)["stop"] == "auto"
+    # No tuned file for that policy on that scenario: one line saying what is tuned and how to tune it.
+    with pytest.raises(PolicyError) as refused:
+        parse_spec("priority@tuned", scenario_name="orgym_invmanagement_v1")
+    message = str(refused.value)
+    assert "\n" not in message and "no tuned parameters for priority on orgym_invmanagement_v1" in message
+    assert "base_stock, s_S" in message and "invalloc tune" in message
+    # A project's own tuned file wins over the shipped one.
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "configs" / "tuned" / "retail" / "base_stock.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text("policy: base_stock\nscenario: retail\nparams:\n  cover: '1.25'\n")
+    assert load_params("tuned", policy="base_stock", scenario="retail") == ("base_stock", {"cover": "1.25"})

@@ -24,6 +24,7 @@ import yaml
 import invalloc
 from invalloc.agents.experiment import EXPERIMENTS_DIR, ExperimentError, load_experiment
 from invalloc.config.loader import SCENARIO_DIR, ScenarioError, load_scenario
+from invalloc.config.shipped import shipped_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,6 +148,10 @@ def test_built_wheel_works_from_a_folder_outside_the_repository(installed):
     for kind, source_folder in (("scenarios", SCENARIO_DIR), ("experiments", EXPERIMENTS_DIR)):
         names = {p.name for p in source_folder.glob("*.yaml")}
         assert names and {p.name for p in (shipped / kind).glob("*.yaml")} == names, kind
+    tuned_source = shipped_folder("tuned")
+    tuned = {p.relative_to(tuned_source).as_posix() for p in tuned_source.rglob("*.yaml")}
+    assert "retail/base_stock.yaml" in tuned
+    assert {p.relative_to(shipped / "tuned").as_posix() for p in (shipped / "tuned").rglob("*.yaml")} == tuned
 
     # invalloc scenario validate retail
     invalloc_command = str(installed["bin"] / "invalloc")
@@ -165,6 +170,11 @@ def test_built_wheel_works_from_a_folder_outside_the_repository(installed):
     assert out.returncode == 0, out.stderr
     (episode,) = json.loads(out.stdout)["episodes"]
     assert episode["invariants_ok"] and len(episode["per_period_reward"]) == 20
+    # the shipped tuned parameters
+    out = _run(
+        installed, invalloc_command, "simulate", "--scenario", "tiny", "--policy", "s_S", "--params", "tuned", "--json"
+    )
+    assert out.returncode == 0, out.stderr
 
     # gym.make("invalloc/Allocation-v0", scenario="tiny"), reset and step; a shipped experiment resolves
     code = (

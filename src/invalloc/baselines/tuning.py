@@ -751,9 +751,32 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+#: The name that stands for the shipped tuned parameters (``--params tuned``, ``base_stock@tuned``).
+TUNED = "tuned"
+
+
+def _tuned_path(policy: str | None, scenario: str | None) -> Path:
+    from invalloc.config.shipped import shipped_folder, tuned_file
+
+    if policy is None or scenario is None:
+        raise PolicyError("tuned: the shipped tuned parameters need a policy name and a scenario")
+    found = tuned_file(scenario, policy)
+    if found is None:
+        tuned = sorted(p.stem for p in (shipped_folder("tuned") / scenario).glob("*.yaml"))
+        have = f"tuned for {scenario}: {', '.join(tuned)}" if tuned else f"no policy is tuned for {scenario}"
+        raise PolicyError(
+            f"tuned: no tuned parameters for {policy} on {scenario} ({have}); run invalloc tune "
+            f"--scenario {scenario} --policy {policy} --out configs/tuned/{scenario}/{policy}.yaml"
+        )
+    return found
+
+
 def load_params(path: str | Path, policy: str | None = None, scenario: str | None = None) -> tuple[str, dict[str, str]]:
     """Read a file written by :func:`save_params`: ``(policy, params)``.
 
+    :param path: the file, or :data:`TUNED` (``tuned``, when no file of that name exists): the
+        parameters tuned for ``policy`` on ``scenario`` that the project or the package ships
+        (:func:`invalloc.config.shipped.tuned_file`).
     :param policy: if given, the file must be for this policy.
     :param scenario: if given, the file must have been tuned on the scenario of this *name*.
     :raises PolicyError: one line naming the file — missing, unreadable, not YAML, missing
@@ -762,6 +785,8 @@ def load_params(path: str | Path, policy: str | None = None, scenario: str | Non
     from invalloc.config.loader import ConfigFileError, read_config_text, read_yaml
 
     path = Path(path)
+    if str(path) == TUNED and not path.exists():
+        path = _tuned_path(policy, scenario)
     if not path.exists():
         raise PolicyError(f"{path}: params file not found")
     try:

@@ -1,6 +1,8 @@
-"""Files shipped inside the package (scenarios, experiments) and how a name finds its file.
+"""Files shipped inside the package (scenarios, experiments, tuned baseline parameters) and how
+a name finds its file.
 
-The YAML files are package data (``invalloc/scenarios/*.yaml``, ``invalloc/experiments/*.yaml``),
+The YAML files are package data (``invalloc/scenarios/*.yaml``, ``invalloc/experiments/*.yaml``,
+``invalloc/tuned/<scenario>/<policy>.yaml``),
 read through :mod:`importlib.resources`, so a plain ``pip install`` carries them. A name such as
 ``retail`` is looked up in this order:
 
@@ -22,13 +24,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-#: What is shipped: scenarios or training experiments.
-Kind = Literal["scenarios", "experiments"]
+#: What is shipped: scenarios, training experiments, or tuned baseline parameters
+#: (``tuned/<scenario>/<policy>.yaml``, written by ``scripts/tune_baselines.py``).
+Kind = Literal["scenarios", "experiments", "tuned"]
 
 #: Folder, relative to the working directory, whose files add to or override the shipped ones.
 PROJECT_FOLDERS: dict[str, Path] = {
     "scenarios": Path("configs") / "scenarios",
     "experiments": Path("experiments"),
+    "tuned": Path("configs") / "tuned",
 }
 
 _extracted = contextlib.ExitStack()
@@ -67,6 +71,16 @@ def resolve(name_or_path: str | Path, kind: Kind) -> Path:
     if local.is_file():
         return local
     return shipped_folder(kind) / f"{candidate}.yaml"
+
+
+def tuned_file(scenario: str, policy: str) -> Path | None:
+    """The tuned parameters of ``policy`` on ``scenario``: ``./configs/tuned/<scenario>/<policy>.yaml``
+    if the project has it, else the package's; None if neither exists."""
+    relative = Path(scenario) / f"{policy}.yaml"
+    for folder in (PROJECT_FOLDERS["tuned"], shipped_folder("tuned")):
+        if (folder / relative).is_file():
+            return folder / relative
+    return None
 
 
 def not_found(name_or_path: str | Path, kind: Kind) -> tuple[str, str]:

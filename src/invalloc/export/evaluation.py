@@ -26,8 +26,25 @@ from invalloc.rules.table import RuleTable
 from invalloc.sim.kpis import episode_kpis
 from invalloc.sim.simulator import PeriodReport, Simulator, run_episode
 
-#: Rule-based baselines the table is compared with (default parameters).
+#: Rule-based baselines the table is compared with: with the parameters tuned for the scenario
+#: where invalloc or the project ships them (``NAME@tuned``), else with their defaults.
 BASELINES = ("base_stock", "proportional", "priority")
+
+
+def _baselines(scenario: str) -> dict[str, object]:
+    """``{label: policy}``: each of :data:`BASELINES`, tuned for ``scenario`` where tuned parameters exist."""
+    from invalloc.baselines import make_policy
+    from invalloc.baselines.tuning import TUNED, load_params
+    from invalloc.config.shipped import tuned_file
+
+    policies = {}
+    for name in BASELINES:
+        if tuned_file(scenario, name) is None:
+            policies[name] = make_policy(name)
+        else:
+            _, params = load_params(TUNED, policy=name, scenario=scenario)
+            policies[f"{name}@{TUNED}"] = make_policy(name, params)
+    return policies
 
 
 def _kpi_summary(episodes: list[list[PeriodReport]], simulator: Simulator) -> dict:
@@ -62,8 +79,6 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
         "decision_variables_changed": {"rules": float, "teacher": float},
         "evaluation_seeds": [first, last]}``; money in the scenario currency, rates as shares.
     """
-    from invalloc.baselines import make_policy
-
     seeds = list(range(settings.evaluation_seed, settings.evaluation_seed + settings.evaluation_episodes))
     rollouts = Rollouts(simulator, teacher)
     student = RuleTablePolicy(table, simulator.network.loaded.digest, name="rules")
@@ -77,8 +92,7 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
         "teacher": _kpi_summary(on_teacher.episodes, simulator),
     }
     baselines = {}
-    for name in BASELINES:
-        policy = make_policy(name)
+    for name, policy in _baselines(simulator.network.scenario.name).items():
         baselines[name] = _kpi_summary([run_episode(simulator, policy, seed=s) for s in seeds], simulator)
     best = max(baselines, key=lambda name: baselines[name]["profit"])
     teacher_profit = summaries["teacher"]["profit"]
