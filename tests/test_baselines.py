@@ -156,7 +156,7 @@ def test_each_shipped_baseline_is_a_distinct_rule_on_retail():
         ({"capped": "maybe"}, "capped=maybe: expected true or false"),
         ({"stop": "auto*2"}, "stop=auto\\*2: expected auto, auto-K or auto\\+K"),
         ({"stop": "auto-1.5"}, "expected auto, auto-K"),
-        ({"stop": "-3"}, "stop=-3: periods must be finite and ≥ 0"),
+        ({"stop": "-3"}, "stop=-3: -3 is outside 0 … "),
         ({"allocation": "random"}, "choose open, proportional or priority"),
     ],
 )

@@ -69,10 +69,7 @@ def _stop(text: str) -> dict:
         if offset[0] not in "+-" or not math.isfinite(value) or not value.is_integer():
             raise PolicyError(f"--param stop={text}: expected auto, auto-K or auto+K (K whole periods)")
         return {"stop": "auto", "stop_offset": value}
-    values = _numbers("stop", text)
-    if any(not math.isfinite(v) or v < 0 for v in values):
-        raise PolicyError(f"--param stop={text}: periods must be finite and ≥ 0")
-    return {"stop": values}
+    return {"stop": _numbers("stop", text)}  # finite whole periods ≥ 0 (_RANGES)
 
 
 def _flag(key: str, text: str) -> bool:
