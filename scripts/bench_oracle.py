@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="retail")
     parser.add_argument("--seeds", default="7000000-7000199", help="e.g. 7000000-7000199 or 0-9,20")
+    parser.add_argument("--periods", type=int, default=None, help="episode length (default: the horizon)")
     parser.add_argument("--execute", action="store_true", help="also simulate each plan")
     parser.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
     args = parser.parse_args(argv)
     network = compile_network(load_scenario(args.scenario))
-    simulator = Simulator(network, check_invariants=False)
+    simulator = Simulator(network, check_invariants=False, periods=args.periods)
     seeds = parse_seeds(args.seeds)
     rows = []
     began = time.perf_counter()
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = [r for r in rows if r["status"] == "ok"]
     summary = {
         "scenario": args.scenario,
+        "periods": simulator.periods,
         "seeds": len(rows),
         "solved": len(ok),
         "errors": [r["seed"] for r in rows if r["status"] == "error"],

@@ -116,12 +116,13 @@ SALES_ROUNDS = 3
 UNIT_TOLERANCE = 1e-6
 #: How a program is solved, tried in this order until HiGHS reports it optimal: dual simplex
 #: hot-started from the solver's last state (after a change of bounds), from the last optimal
-#: basis set afresh, then cold (presolve, no basis) by dual simplex, by primal simplex and by
-#: interior point with crossover. A hot start after a change of bounds can end in status
-#: Unknown (retail seed 7000028: small primal and dual infeasibilities left after cost
-#: perturbation is removed) where a cold solve of the same program is optimal.
-SOLVE_STRATEGIES = ("warm", "basis", "dual", "primal", "ipm")
-COLD_STRATEGIES = ("dual", "primal", "ipm")
+#: basis set afresh, then cold (presolve, no basis) by dual simplex, by interior point with
+#: crossover and by primal simplex (last: on retail's plan program it takes minutes where the
+#: dual simplex takes a second). A hot start after a change of bounds can end in status Unknown
+#: (retail seed 7000028: small primal and dual infeasibilities left after the cost perturbation
+#: is removed) where a cold solve of the same program is optimal.
+SOLVE_STRATEGIES = ("warm", "basis", "dual", "ipm", "primal")
+COLD_STRATEGIES = ("dual", "ipm", "primal")
 
 
 @contextlib.contextmanager
@@ -144,7 +145,7 @@ def _quiet_stdout():
 
 class ProgramError(RuntimeError):
     """The episode program (or a trial change of its bounds) has no optimal solution that HiGHS
-    could find."""
+    could find; the message says why (each attempt's status)."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,9 @@ class _Program:
             rows = np.concatenate(block.rows)
             cols = np.concatenate(block.cols)
             vals = np.concatenate(block.vals)
+            # Zeros from broadcasting (SKUs a lane does not offer, …) are not passed on.
+            nonzero = vals != 0.0
+            rows, cols, vals = rows[nonzero], cols[nonzero], vals[nonzero]
             rhs = block.rhs.ravel()
             used = np.bincount(rows, minlength=rhs.size) > 0
             if block.sense == "le":
@@ -280,6 +284,7 @@ class _Program:
                 matrix = sp.csr_matrix(
                     (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(offset, self.size)
                 )
+                matrix.eliminate_zeros()  # terms that cancelled when duplicates were summed
                 self.matrices[sense] = (matrix, np.concatenate(rhs))
             else:
                 self.matrices[sense] = (None, None)
@@ -288,7 +293,7 @@ class _Program:
     def _check_empty(sense: str, rhs: np.ndarray) -> None:
         bad = rhs < -1e-9 if sense == "le" else np.abs(rhs) > 1e-9
         if bad.any():
-            raise ProgramError("the episode program has a constraint no decision can satisfy")
+            raise ProgramError("a constraint no decision can satisfy")
 
     def _pass_model(self) -> highspy.Highs:
         blocks = [m for m, _ in self.matrices.values() if m is not None]
@@ -349,7 +354,7 @@ class _Program:
                 return solution, float(-highs.getInfo().objective_function_value + self.constant)
             if tentative and status == highspy.HighsModelStatus.kInfeasible:
                 break
-        raise ProgramError(f"the episode program could not be solved ({', '.join(tried)})")
+        raise ProgramError(", ".join(tried))
 
     def set_bounds(self, index: np.ndarray, lower: float | None = None, upper: float | None = None) -> None:
         """Change the bounds of variables ``index`` (before the next :meth:`solve`)."""
@@ -1204,8 +1209,8 @@ class OraclePolicy:
         except ProgramError as error:
             seed = "" if self._seed is None else f"seed {self._seed}, "
             raise OracleSolveError(
-                f"--policy oracle: {seed}period {state.start}: the {stage} program: {error}; "
-                "the episode cannot be planned (please report the scenario and seed)"
+                f"--policy oracle: {seed}period {state.start}: the episode's {stage} program could not be "
+                f"solved ({error}); please report the scenario and seed"
             ) from None
         # The plan program's own value, without the penalties of any rule it had to break.
         self.plan_value = program.value + (program.big * program.slack_used if program is not bound else 0.0)
