@@ -91,6 +91,20 @@ mirrors) one program serves both.
 Executing the plan loses a little: fixed order costs are paid, random lead times and
 partial deliveries differ from the plan (which is open loop), FIFO issues and the
 simulator serves tiers by priority and a channel's lanes in lane order.
+**Solving.** Every solve must end with HiGHS reporting the program *Optimal*; no other
+status is used. Re-solves after a change of bounds start hot from the solver's last state;
+when a solve ends otherwise, :data:`SOLVE_STRATEGIES` are tried in turn (the last optimal
+basis set afresh, then cold solves with presolve by dual simplex, interior point with
+crossover and primal simplex). A trial change of bounds (rounding, approval modes, minimum
+orders) that an attempt finds infeasible is undone by its caller. An episode that no
+strategy solves raises :class:`OracleSolveError`, a one-line :class:`PolicyError`. The
+failure seen in practice: on retail seed 7000028 a hot-started dual simplex after a trial
+change of bounds stopped with one small primal and dual infeasibility left once its cost
+perturbation was removed (status Unknown), and the restore's hot start from that state did
+the same; the same programs solved cold are infeasible and optimal. HiGHS reports modest
+coefficient ranges (retail: matrix 2e-3 … 2e4, costs 1e-3 … 2e3, bounds and right-hand
+sides up to 4e4), so the programs are left to HiGHS's own scaling; explicit zeros are not
+passed on.
 """
 
 from __future__ import annotations
