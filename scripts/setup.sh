@@ -15,8 +15,14 @@ stamp=.venv/.invalloc-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  # Pin the CPU build of torch first: an unpinned torch may pull a multi-GB CUDA build.
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
+  # torch first, pinned. On this project's machine `torch==2.13.0` resolves to a CPU build (local
+  # wheels); from PyPI on Linux the same pin is the multi-GB CUDA build. For the CPU build on an
+  # ordinary machine, set TORCH_INDEX_URL to PyTorch's CPU wheel index (see README, "Two commands").
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    .venv/bin/python -m pip install --quiet "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+  else
+    .venv/bin/python -m pip install --quiet "torch==2.13.0"
+  fi
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   echo "$want" > "$stamp"
 fi

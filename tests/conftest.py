@@ -9,14 +9,15 @@ import pytest
 from invalloc.config.loader import load_scenario
 from invalloc.sim.network import compile_network
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+#: Reference data carried by the repository (what each case is and its source: docs/validation.md).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def reference_file(name: str) -> Path:
-    """A file of ../shared/reference; skipped loudly if the checkout has no shared folder."""
-    path = REFERENCE / name
+    """A file of tests/data; a missing one fails the test (it is part of the repository)."""
+    path = DATA / name
     if not path.is_file():
-        pytest.fail(f"reference file {path} is missing (the repository expects ../shared/reference beside it)")
+        pytest.fail(f"reference file {path} is missing from the checkout")
     return path
 
 

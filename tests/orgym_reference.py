@@ -1,4 +1,4 @@
-"""An independent transcription of OR-Gym InvManagement's period, from VALIDATION.md's rules.
+"""An independent transcription of OR-Gym InvManagement's period, from the rules in docs/validation.md §2.
 
 Used only to check the simulator's mirror scenarios period by period. Arrays are per stage.
 """

@@ -1,4 +1,4 @@
-"""Base-stock cost against the analytic optima of VALIDATION.md section 1 (Snyder & Shen).
+"""Base-stock cost against the analytic optima of docs/validation.md §1 (Snyder & Shen).
 
 The mean cost per period is estimated from long runs (several seeds × many periods); its
 standard error comes from batch means, which absorb the autocorrelation that a lead time

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from invalloc.config.loader import SCENARIO_DIR
+
 
 def invalloc(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "invalloc.cli", *args], capture_output=True, text=True)
@@ -23,7 +25,7 @@ def test_help_everywhere():
 
 
 def test_validate_ok_prints_one_line():
-    result = invalloc("scenario", "validate", "configs/scenarios/retail.yaml")
+    result = invalloc("scenario", "validate", str(SCENARIO_DIR / "retail.yaml"))
     assert result.returncode == 0
     assert len(result.stdout.strip().splitlines()) == 1
     assert "valid" in result.stdout
@@ -31,7 +33,7 @@ def test_validate_ok_prints_one_line():
 
 def test_validate_bad_scenario_lists_every_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = open("configs/scenarios/tiny.yaml").read()
+    text = (SCENARIO_DIR / "tiny.yaml").read_text()
     text = text.replace("episode:", "colour: blue\nepisode:", 1)
     bad.write_text(text.replace("horizon: 20", "horizon: -3"))
     result = invalloc("scenario", "validate", str(bad))
@@ -198,3 +200,12 @@ def test_oracle_reports_its_bound_in_clean_json():
     for episode in episodes:
         assert episode["oracle_bound"] >= episode["total_reward"] - 1e-6
         assert episode["invariants_ok"]
+
+
+def test_version_from_python_m_and_the_command():
+    from invalloc import __version__
+
+    result = subprocess.run([sys.executable, "-m", "invalloc", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"invalloc {__version__}"
+    assert __version__.count(".") >= 2

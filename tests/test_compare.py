@@ -148,6 +148,7 @@ def _saved_learned_run(uri: str, tmp_path: Path, overrides: dict | None) -> str:
     import mlflow
     from stable_baselines3 import PPO
 
+    from invalloc.agents.integrity import log_with_hashes
     from invalloc.agents.learned import LearnedPolicy
     from invalloc.tracking import experiment_id
 
@@ -158,7 +159,7 @@ def _saved_learned_run(uri: str, tmp_path: Path, overrides: dict | None) -> str:
     policy.save(folder, "PPO")
     client = mlflow.MlflowClient(uri)
     run = client.create_run(experiment_id("train-test", uri), run_name="ppo-test")
-    client.log_artifacts(run.info.run_id, str(folder), "best")
+    log_with_hashes(client, run.info.run_id, folder, "best")  # as training logs it: sha256 recorded
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 

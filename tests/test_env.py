@@ -225,3 +225,41 @@ def test_sb3_vector_envs_run():
             assert np.isfinite(rewards).all()
         finally:
             vec.close()
+
+
+@pytest.mark.parametrize(
+    "imports,env_id",
+    [
+        ("import gymnasium as gym\nimport invalloc", "invalloc/Allocation-v0"),
+        ("import invalloc\nimport gymnasium as gym", "invalloc/Allocation-v0"),
+        ("import invalloc\nfrom gymnasium import spaces\nimport gymnasium as gym", "invalloc/Allocation-v0"),
+        ("import gymnasium as gym", "invalloc:invalloc/Allocation-v0"),
+    ],
+    ids=["gymnasium first", "invalloc first", "gymnasium submodule first", "module prefix"],
+)
+def test_environment_is_registered_whatever_the_import_order(imports, env_id):
+    """`import invalloc` does not import gymnasium, yet the env id works in either order."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys\n{imports}\n"
+        "assert 'invalloc.env.allocation_env' not in sys.modules  # loads only when an env is made\n"
+        f"env = gym.make({env_id!r}, scenario='tiny', periods=3)\n"
+        "env.reset(seed=0)\n"
+        "info = env.step(env.action_space.sample())[4]\n"
+        "print(type(env.unwrapped).__name__, info['period'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "AllocationEnv 0"  # the first period was stepped
+
+
+def test_importing_invalloc_imports_no_gymnasium():
+    import subprocess
+    import sys
+
+    code = "import sys, invalloc\nprint('gymnasium' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"

@@ -15,7 +15,7 @@ from invalloc.config.loader import load_scenario
 from invalloc.export.exporter import ExportError, export_rule_table, review
 from invalloc.export.extraction import ExtractionSettings, extract
 from invalloc.rules import FEATURE_SET_VERSION, RuleTableError, load_rule_policy, load_rule_table
-from invalloc.rules.manifest import write_manifest
+from invalloc.rules.manifest import content_digest, write_manifest
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
 
@@ -182,6 +182,11 @@ def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
     lines = (out / "audit_log.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["event"] for e in events] == ["exported", "review"] and events[1]["from"] == "draft"
+    # Both status changes record the same content digest, and the registered version carries it.
+    digest = content_digest(manifest)
+    assert [e["content_sha256"] for e in events] == [digest, digest]
+    assert champion.tags["content_sha256"] == digest
+    assert events[1]["registry"] == manifest["registry"]
     assert runner.invoke(app, ["rules", "verify", str(out)]).exit_code == 0  # re-hashed
     # The review block is hash-chained into the audit log: editing it (or a log entry) and
     # re-hashing the files is still detected.
@@ -192,7 +197,8 @@ def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
     write_manifest(forged, edited)
     result = runner.invoke(app, ["rules", "verify", str(forged)])
     assert result.exit_code == 2 and "differs from the one audit_log.jsonl recorded" in result.stderr
-    (forged / "audit_log.jsonl").write_text(lines[0].replace("draft", "approved") + "\n" + lines[1] + "\n")
+    first = {**json.loads(lines[0]), "source": {"teacher": "mallory"}}
+    (forged / "audit_log.jsonl").write_text(json.dumps(first, sort_keys=True) + "\n" + lines[1] + "\n")
     write_manifest(forged, manifest)
     with pytest.raises(RuleTableError, match="line 2 does not chain to the line before it"):
         load_rule_table(forged)
@@ -242,3 +248,84 @@ def test_cli_export_from_a_training_run(tmp_path, mlflow_uri, monkeypatch):
     result = runner.invoke(app, [*command, "--out", "occupied"])
     assert result.exit_code == 2 and "not a rule table directory" in result.stderr
     assert (tmp_path / "occupied" / "notes.txt").read_text() == "mine"
+
+
+def _write_outputs(directory: Path, value: float) -> None:
+    """Rewrite the outputs of rule 0 consistently in CSV, JSON and DMN and re-hash the manifest."""
+    from invalloc.export.exporter import write_table_files
+    from tampering import rehash
+
+    table, _ = load_rule_table(directory)
+    table.values[0, :] = value
+    write_table_files(table, directory)
+    rehash(directory)
+
+
+def test_approval_refuses_tampered_or_incomplete_tables_and_moves_no_alias(teacher, tmp_path, mlflow_uri):
+    """`rules approve` on a table that does not verify: one error line, exit 2, nothing changed on
+    disk, no alias moved — also when the attacker forged the whole audit log to match."""
+    import shutil
+
+    import mlflow
+
+    from tampering import forge_audit_log, rehash, tree
+
+    out = tmp_path / "registered"
+    manifest = export_rule_table(
+        teacher, load_scenario("retail"), out, QUICK, tracking_uri=mlflow_uri, register="retail-rules"
+    )
+    client = mlflow.MlflowClient(mlflow_uri)
+    candidate = client.get_model_version_by_alias("retail-rules", "candidate")
+    assert candidate.tags["content_sha256"] == content_digest(manifest)
+    assert json.loads((out / "audit_log.jsonl").read_text())["registry"] == manifest["registry"]
+    assert runner.invoke(app, ["rules", "verify", str(out)]).exit_code == 0
+
+    def refused(directory: Path, match: str) -> None:
+        before = tree(directory)
+        command = ["rules", "approve", str(directory), "--reviewer", "Eve", "--comment", "fine"]
+        result = runner.invoke(app, [*command, "--tracking-uri", mlflow_uri])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+        assert match in result.stderr, result.stderr
+        assert tree(directory) == before
+        assert "champion" not in client.get_registered_model("retail-rules").aliases
+        assert client.get_model_version("retail-rules", candidate.version).tags["review_status"] == "draft"
+
+    # Outputs edited consistently in all three formats, manifest re-hashed.
+    edited = tmp_path / "edited"
+    shutil.copytree(out, edited)
+    _write_outputs(edited, 4.0)
+    refused(edited, "rules.csv, rules.json, rules.dmn changed")
+    # ... and the audit log forged to match: the registered version still holds the exported content.
+    forge_audit_log(edited)
+    assert runner.invoke(app, ["rules", "verify", str(edited)]).exit_code == 0
+    refused(edited, "registered version retail-rules v1 holds content")
+    # `rules verify --tracking-uri` checks the same anchor for a consumer.
+    result = runner.invoke(app, ["rules", "verify", str(edited), "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 2 and "registered version retail-rules v1 holds content" in result.stderr
+    result = runner.invoke(app, ["rules", "verify", str(out), "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 0 and "registered as retail-rules v1 with this content" in result.stdout
+    # Incomplete: a rule removed from the CSV, re-hashed, log forged: `verify` and `approve` refuse it.
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(out, incomplete)
+    lines = (incomplete / "rules.csv").read_text().splitlines()
+    (incomplete / "rules.csv").write_text("\n".join(lines[:-1]) + "\n")
+    rehash(incomplete)
+    forge_audit_log(incomplete)
+    result = runner.invoke(app, ["rules", "verify", str(incomplete)])
+    assert result.exit_code == 2 and "rules.csv" in result.stderr
+    refused(incomplete, "rules.csv")
+    # A manifest field (profit retention) edited and re-hashed.
+    inflated = tmp_path / "inflated"
+    shutil.copytree(out, inflated)
+    rehash(inflated, kpi_retention={**manifest["kpi_retention"], "profit_retention": 1.5})
+    refused(inflated, "manifest fields changed")
+    # An extra file.
+    extra = tmp_path / "extra"
+    shutil.copytree(out, extra)
+    (extra / "run_me.sh").write_text("touch pwned\n")
+    refused(extra, "run_me.sh: not listed in the manifest")
+    # The untouched table is approved and becomes champion.
+    result = runner.invoke(app, ["rules", "approve", str(out), "--reviewer", "Ada", "--comment", "ok"])
+    assert result.exit_code == 0, result.output
+    assert client.get_model_version_by_alias("retail-rules", "champion").version == candidate.version

@@ -12,7 +12,7 @@ from invalloc.baselines.oracle import OraclePolicy, OracleSolveError
 from invalloc.sim.policy import Policy, PolicyError
 from invalloc.sim.simulator import Simulator, run_episode
 
-#: Published mean reward of OR-Gym's perfect-information LP on InvManagement-v1 (VALIDATION.md §2).
+#: Published mean reward of OR-Gym's perfect-information LP on InvManagement-v1 (docs/validation.md §2).
 ORGYM_V1_LP = 542.7
 #: Retail baselines, all on the same seeds (same demand) as the oracle.
 RETAIL_BASELINES = [

@@ -1,4 +1,4 @@
-"""The OR-Gym InvManagement mirrors reproduce OR-Gym exactly (VALIDATION.md section 2)."""
+"""The OR-Gym InvManagement mirrors reproduce OR-Gym exactly (docs/validation.md §2)."""
 
 from __future__ import annotations
 

@@ -33,10 +33,11 @@ from invalloc.rules import (
 )
 from invalloc.rules.command import boundary_grid
 from invalloc.rules.formats import describe_features, describe_outputs
-from invalloc.rules.manifest import MANIFEST_FILE, write_manifest
+from invalloc.rules.manifest import MANIFEST_FILE, MANIFEST_VERSION, append_audit, write_manifest
 from invalloc.rules.table import compact_outputs, rule_id
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator, run_episode
+from tampering import forge_audit_log, rehash
 
 runner = CliRunner()
 
@@ -296,9 +297,9 @@ def write_directory(table: RuleTable, loaded, directory: Path) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     write_table_files(table, directory)
-    (directory / "audit_log.jsonl").write_text('{"event": "exported"}\n')
     manifest = {
         "format": "invalloc-rule-table-manifest",
+        "format_version": MANIFEST_VERSION,
         "name": directory.name,
         "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
         "feature_set": {
@@ -310,8 +311,10 @@ def write_directory(table: RuleTable, loaded, directory: Path) -> Path:
         "fidelity": {"on_table_states": 0.97, "on_teacher_states": 0.96},
         "kpi_retention": {"profit_retention": 0.99, "rules": {"profit": 100.0}},
         "intervention_rate": 0.1,
+        "registry": None,
     }
     write_manifest(directory, manifest)
+    append_audit(directory, {"time": "2026-01-01T00:00:00+00:00", "event": "exported", "status": "draft"}, manifest)
     return directory
 
 
@@ -380,7 +383,10 @@ def test_rehashed_overlapping_table_is_refused_at_load(retail_directory, tmp_pat
     document = json.loads((copy / "rules.json").read_text())
     document["rules"][1]["when"]["days_of_cover_dc_central_regular"]["min"] = 9.0  # overlaps rule 0 on [9, 10)
     (copy / "rules.json").write_text(json.dumps(document))
-    write_manifest(copy, json.loads((copy / MANIFEST_FILE).read_text()))
+    rehash(copy)
+    with pytest.raises(RuleTableError, match="rules.json changed"):
+        load_rule_table(copy)  # the content no longer matches the export's record
+    forge_audit_log(copy)  # even with the record forged too
     with pytest.raises(RuleTableError, match="rules.json: overlapping rules"):
         load_rule_table(copy)
 
@@ -401,26 +407,49 @@ def test_review_edited_outside_the_audit_log_is_refused(retail_directory, tmp_pa
     # Forging a review entry does not help unless it is an allowed step from the status the log reached.
     with open(copy / "audit_log.jsonl", "a") as handle:
         handle.write(json.dumps({"event": "review", "from": "draft", "status": "active", "reviewer": "Mallory"}) + "\n")
-    write_manifest(copy, manifest)
+    with pytest.raises(RuleTableError, match="line 2 does not chain to the line before it"):
+        load_rule_table(copy)
+    forge_audit_log(copy)
     with pytest.raises(RuleTableError, match="line 2 moves the review from 'draft' to 'active'"):
         load_rule_table(copy)
 
 
-def test_evaluator_imports_no_torch_or_sb3(retail_directory):
+def test_evaluator_imports_only_numpy_and_the_standard_library(retail_directory):
+    """A production rule consumer: importing, verifying, loading (JSON, CSV, DMN) and deciding
+    load no simulator, numba, scipy, pandas, gymnasium, pydantic, yaml, CLI or ML library."""
     code = textwrap.dedent(
         f"""
         import sys
+
+        AT_START = set(sys.modules)  # the interpreter's own (site hooks such as _distutils_hack)
+
+        def third_party():
+            loaded = {{m.split(".")[0] for m in set(sys.modules) - AT_START}}
+            return sorted(loaded - set(sys.stdlib_module_names) - {{"invalloc"}})
+
+        import invalloc.rules
+        print(third_party())
+        from pathlib import Path
         import numpy as np
-        from invalloc.rules import load_rule_policy
-        policy = load_rule_policy({str(retail_directory)!r}, "dmn")
+        from invalloc.rules import load_rule_policy, load_rule_table, verify_rule_table
+        directory = Path({str(retail_directory)!r})
+        verify_rule_table(directory)
+        for fmt in ("json", "csv"):
+            load_rule_table(directory, fmt)
+        policy = load_rule_policy(directory, "dmn")
         print(policy.table.decide(np.zeros((4, len(policy.table.features)))).tolist())
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "stable_baselines3", "mlflow", "sklearn"))
-        assert not heavy, heavy
+        print(third_party())
+        print(sorted(m for m in sys.modules if m.startswith(("invalloc.sim.", "invalloc.env."))))
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[0, 0, 0, 0]"
+    after_import, decided, after_deciding, invalloc_modules = out.stdout.strip().splitlines()
+    assert after_import == "['numpy']"
+    assert decided == "[0, 0, 0, 0]"
+    assert after_deciding == "['numpy']"
+    # Only the dependency-free definitions of the lower layers (no simulator, no environment).
+    assert invalloc_modules == "['invalloc.env.feature_definitions', 'invalloc.sim.policy']"
 
 
 def test_evaluator_decides_a_million_states_per_second(retail_directory):
@@ -485,3 +514,188 @@ def test_simulate_with_a_rule_table(retail_directory):
     assert result.exit_code == 2 and "manifest.json: missing" in result.stderr
     result = runner.invoke(app, ["simulate", "--scenario", "tiny", "--policy", f"rules:{retail_directory}"])
     assert result.exit_code == 2 and "different scenario" in result.stderr
+
+
+# ---------------------------------------------------------------------------------- tampering
+def _approved_copy(retail_directory: Path, tmp_path: Path) -> Path:
+    """A copy of the retail table, approved through the review (no tracking store)."""
+    import shutil
+
+    from invalloc.export.exporter import review
+
+    copy = tmp_path / "approved"
+    shutil.copytree(retail_directory, copy)
+    review(copy, "Ada", "ok for pilot", "approved")
+    assert json.loads((copy / MANIFEST_FILE).read_text())["review"]["status"] == "approved"
+    return copy
+
+
+def _refused_everywhere(directory: Path, tmp_path: Path, match: str) -> None:
+    """Every load path refuses ``directory`` with one error line containing ``match``."""
+    import re
+
+    import pandas as pd
+
+    for fmt in ("json", "csv", "dmn"):
+        with pytest.raises(RuleTableError, match=re.escape(match)):
+            load_rule_table(directory, fmt)
+        with pytest.raises(RuleTableError, match=re.escape(match)):
+            load_rule_policy(directory, fmt)
+    features = json.loads((directory / MANIFEST_FILE).read_text())["feature_set"]["features"]
+    pd.DataFrame({f["name"]: [1.0] for f in features}).to_csv(tmp_path / "states.csv", index=False)
+    commands = [
+        ["rules", "verify", str(directory)],
+        ["rules", "show", str(directory)],
+        ["rules", "decide", str(directory), "--input", str(tmp_path / "states.csv")],
+        ["rules", "decide", str(directory), "--input", str(tmp_path / "states.csv"), "--format", "dmn"],
+        ["simulate", "--policy", f"rules:{directory}", "--episodes", "1"],
+        ["compare", "--policy", "base_stock", "--policy", f"rules:{directory}", "--episodes", "1",
+         "--out", str(tmp_path / "report"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+    ]  # fmt: skip
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+        assert match in result.stderr, (command, result.stderr)
+        assert not result.stdout
+    assert not (tmp_path / "report").exists()
+
+
+def test_outputs_edited_consistently_after_approval_are_refused_everywhere(retail_directory, tmp_path):
+    """The issue's attack: new outputs written consistently in CSV, JSON and DMN, manifest re-hashed."""
+    from invalloc.export.exporter import write_table_files
+
+    copy = _approved_copy(retail_directory, tmp_path)
+    assert runner.invoke(app, ["rules", "verify", str(copy)]).exit_code == 0
+    edited, _ = load_rule_table(copy)
+    edited.values[0, :] = 4.0  # order four times the cover when short
+    write_table_files(edited, copy)
+    rehash(copy)  # every listed sha256 matches again
+    assert runner.invoke(app, ["rules", "verify", str(copy)]).stderr.count("sha256 does not match") == 0
+    _refused_everywhere(copy, tmp_path, "differs from the")
+    message = pytest.raises(RuleTableError, load_rule_table, copy).value.args[0]
+    assert "recorded when it became approved (line 2; rules.csv, rules.json, rules.dmn changed)" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("fidelity", {"on_table_states": 0.999, "on_teacher_states": 0.999}),
+        ("kpi_retention", {"profit_retention": 1.2, "rules": {"profit": 120.0}}),
+        ("scenario", {"name": "retail", "digest": "0" * 64}),
+        ("intervention_rate", 0.0),
+        ("feature_set", {"version": "1", "features": []}),
+    ],
+)
+def test_manifest_fields_edited_after_approval_are_refused(retail_directory, tmp_path, field, value):
+    copy = _approved_copy(retail_directory, tmp_path)
+    rehash(copy, **{field: value})
+    _refused_everywhere(copy, tmp_path, "manifest fields changed")
+
+
+def test_edits_of_a_draft_are_refused_too(retail_directory, tmp_path):
+    """The export's own record binds the content: a draft edited and re-hashed does not load either."""
+    import shutil
+
+    copy = tmp_path / "draft"
+    shutil.copytree(retail_directory, copy)
+    rehash(copy, fidelity={"on_table_states": 1.0, "on_teacher_states": 1.0})
+    with pytest.raises(RuleTableError, match="recorded at export \\(line 1; manifest fields changed\\)"):
+        load_rule_policy(copy)
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "rules.py", ".hidden", "subfolder"])
+def test_files_not_in_the_manifest_are_refused(retail_directory, tmp_path, extra):
+    copy = _approved_copy(retail_directory, tmp_path)
+    if extra == "subfolder":
+        (copy / extra).mkdir()
+    else:
+        (copy / extra).write_text("print('hello')\n")
+    _refused_everywhere(copy, tmp_path, f"{extra}: not listed in the manifest")
+
+
+def test_a_manifest_listing_a_foreign_file_is_refused(retail_directory, tmp_path):
+    from invalloc.rules.manifest import sha256_file
+
+    copy = _approved_copy(retail_directory, tmp_path)
+    (copy / "extra.csv").write_text("x\n")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["files"]["extra.csv"] = sha256_file(copy / "extra.csv")
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(RuleTableError, match="lists 'extra.csv', which is not a rule table file"):
+        load_rule_table(copy)
+
+
+@pytest.mark.parametrize("edit", ["last_comment", "first_line", "drop_last", "delete", "empty", "not_json"])
+def test_audit_log_edits_are_refused(retail_directory, tmp_path, edit):
+    copy = _approved_copy(retail_directory, tmp_path)
+    path = copy / "audit_log.jsonl"
+    lines = path.read_text().splitlines()
+    expected = {
+        "last_comment": "review block (reviewer, date, comment) differs",
+        "first_line": "line 2 does not chain to the line before it",
+        "drop_last": "review status 'approved' disagrees with audit_log.jsonl",
+        "delete": "audit_log.jsonl: missing",
+        "empty": "audit_log.jsonl: empty",
+        "not_json": "line 2 is not JSON",
+    }[edit]
+    if edit == "last_comment":
+        entry = json.loads(lines[-1])
+        entry["comment"] = "approved by the board"
+        lines[-1] = json.dumps(entry, sort_keys=True)
+    elif edit == "first_line":
+        lines[0] = lines[0].replace('"2026-01-01', '"2025-01-01', 1)
+        assert lines[0] != path.read_text().splitlines()[0]
+    elif edit == "drop_last":
+        lines = lines[:-1]
+    elif edit == "not_json":
+        lines[-1] = lines[-1][:-5]
+    elif edit == "empty":
+        lines = []
+    if edit == "delete":
+        path.unlink()
+    else:
+        path.write_text("".join(line + "\n" for line in lines))
+    _refused_everywhere(copy, tmp_path, expected)
+
+
+def test_registry_block_edited_is_refused(retail_directory, tmp_path):
+    copy = _approved_copy(retail_directory, tmp_path)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["registry"] = {"model_name": "other", "version": "7", "alias": "champion", "export_run_id": "x"}
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(RuleTableError, match="registry block .* differs from the one audit_log.jsonl recorded"):
+        load_rule_table(copy)
+
+
+def test_a_table_written_before_content_binding_is_refused(retail_directory, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(retail_directory, copy)
+    rehash(copy, format_version=1)
+    _refused_everywhere(copy, tmp_path, "format_version 1, this version reads 2")
+
+
+def test_approving_a_table_that_does_not_verify_is_refused(retail_directory, tmp_path):
+    """Incomplete (a rule removed from the CSV), even with the manifest re-hashed and the log forged:
+    one error line, exit 2, nothing changed."""
+    import shutil
+
+    from tampering import tree
+
+    copy = tmp_path / "incomplete"
+    shutil.copytree(retail_directory, copy)
+    lines = (copy / "rules.csv").read_text().splitlines()
+    (copy / "rules.csv").write_text("\n".join(lines[:-1]) + "\n")
+    rehash(copy)
+    forge_audit_log(copy)
+    before = tree(copy)
+    result = runner.invoke(app, ["rules", "verify", str(copy)])
+    assert result.exit_code == 2 and "rules.csv" in result.stderr
+    result = runner.invoke(app, ["rules", "approve", str(copy), "--reviewer", "Eve", "--comment", "fine"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "rules.csv" in result.stderr
+    assert tree(copy) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left

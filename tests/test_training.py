@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from invalloc.agents.experiment import ExperimentError, load_experiment
+from invalloc.agents.experiment import EXPERIMENTS_DIR, ExperimentError, load_experiment
 from invalloc.agents.learned import load_learned_policy
 from invalloc.agents.training import train
 from invalloc.cli import app
@@ -26,7 +27,6 @@ from invalloc.config.loader import load_scenario
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
 
-ROOT = Path(__file__).resolve().parents[1]
 INVALLOC = str(Path(sys.executable).with_name("invalloc"))
 
 
@@ -67,7 +67,13 @@ def test_run_holds_params_metrics_artifacts_and_tags(trained):
     listed = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config", "checkpoint", "best", "evaluation.csv", "learning_curve.png"} <= listed
     best = {a.path for a in client.list_artifacts(result.run_id, "best")}
-    assert {"best/model.zip", "best/vecnormalize.pkl", "best/observation_stats.npz", "best/policy.json"} <= best
+    assert best == {"best/model.zip", "best/policy_weights.npz", "best/observation_stats.npz", "best/policy.json"}
+    checkpoint = {a.path for a in client.list_artifacts(result.run_id, "checkpoint")}
+    assert "checkpoint/vecnormalize.npz" in checkpoint and not any(p.endswith(".pkl") for p in checkpoint)
+    # Every artifact invalloc reads back has its files' sha256 recorded as a run tag.
+    for artifact in ("config", "checkpoint", "best", "policy", "evaluation_episodes.csv", "evaluation.csv",
+                     "learning_curve.png"):  # fmt: skip
+        assert len(json.loads(tags[f"invalloc.sha256.{artifact}"])) >= 1
     folder = Path(client.download_artifacts(result.run_id, "evaluation.csv"))
     table = pd.read_csv(folder)
     assert list(table["timesteps"]) == [1024, 2048]
@@ -166,12 +172,15 @@ def test_unreachable_server_is_reported_before_training(tmp_path):
 
 
 def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
-    experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
+    experiment = yaml.safe_load((EXPERIMENTS_DIR / "tiny_smoke.yaml").read_text())
     experiment.update(timesteps=12_288, checkpoint_every_timesteps=1024)
     experiment["evaluation"] = {"every_timesteps": 1024, "episodes": 2}
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(experiment))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
+    temp = tmp_path / "tmpdir"  # to see that no temporary folder is left behind
+    temp.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "TMPDIR": str(temp),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "torch-cache")}  # fmt: skip
     process = subprocess.Popen(
         [INVALLOC, "train", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -187,6 +196,7 @@ def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "KILLED" in stderr and "Traceback" not in stderr
+    assert list(temp.iterdir()) == []
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     stopped_at = max(m.step for m in client.get_metric_history(run_id, "train/value_loss"))
@@ -206,6 +216,7 @@ def test_resume_after_sigterm_continues_the_same_run(tmp_path, mlflow_uri):
     assert evaluations[-1] == 12_288
     assert any(step > stopped_at for step in evaluations) and any(step <= stopped_at for step in evaluations)
     assert len(client.search_runs([run.info.experiment_id])) == 1
+    assert list(temp.iterdir()) == []
     # A finished run cannot be resumed again.
     again = subprocess.run([INVALLOC, "train", "--resume", run_id], capture_output=True, text=True, env=env)
     assert again.returncode == 2 and "already finished" in again.stderr
@@ -276,7 +287,7 @@ def test_training_against_a_real_mlflow_server(tmp_path, mlflow_template_db):
         server.wait(timeout=30)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
 def test_shipped_experiments_validate(name):
     loaded = load_experiment(name)
     assert loaded.experiment.name == name
@@ -288,7 +299,7 @@ def test_agent_on_the_feature_observation_trains_saves_and_acts(mlflow_uri, tmp_
     and the policy acting on a bare simulator (which must rebuild the same observation)."""
     from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
 
-    experiment = yaml.safe_load((ROOT / "experiments" / "tiny_smoke.yaml").read_text())
+    experiment = yaml.safe_load((EXPERIMENTS_DIR / "tiny_smoke.yaml").read_text())
     experiment["env"] = {**experiment.get("env", {}), "observation": "features"}
     path = tmp_path / "features.yaml"
     path.write_text(yaml.safe_dump(experiment))

@@ -2,21 +2,70 @@
 
 Layers, each importing only from the ones before it:
 ``config`` → ``sim`` → ``env`` → ``baselines``/agents → evaluation → rule export → governance.
+
+Importing the package imports nothing but the standard library: a rule consumer
+(``import invalloc.rules``) pays for numpy alone. The Gymnasium environment
+``invalloc/Allocation-v0`` is registered as soon as both ``invalloc`` and ``gymnasium`` are
+imported, in either order; ``gymnasium.make("invalloc:invalloc/Allocation-v0", ...)`` imports
+invalloc itself. (Gymnasium 1.x loads no plugin entry points, so importing ``gymnasium`` alone
+cannot know about invalloc.)
 """
+
+import sys
 
 __version__ = "0.1.0"
 
+#: The environment's id for ``gymnasium.make``.
+ENV_ID = "invalloc/Allocation-v0"
 
-def _register_environments() -> None:
-    """Make ``gymnasium.make("invalloc/Allocation-v0", scenario=...)`` work after ``import invalloc``.
+
+def _register_environments(gymnasium) -> None:
+    """Register :data:`ENV_ID` in ``gymnasium``'s registry (once).
 
     The entry point is a string, so the environment module (and the simulator) load only
     when an environment is made.
     """
-    import gymnasium
-
-    if "invalloc/Allocation-v0" not in gymnasium.registry:
-        gymnasium.register(id="invalloc/Allocation-v0", entry_point="invalloc.env.allocation_env:AllocationEnv")
+    if ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=ENV_ID, entry_point="invalloc.env.allocation_env:AllocationEnv")
 
 
-_register_environments()
+class _RegisterWhenGymnasiumLoads:
+    """Import hook: once ``gymnasium`` has finished loading, register :data:`ENV_ID` in it.
+
+    It only wraps the loader Python finds for ``gymnasium`` (nothing else is touched) and
+    removes itself at the first look-up.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "gymnasium":
+            return None
+        import importlib.util
+
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)  # one shot; also keeps find_spec below from finding us again
+        spec = importlib.util.find_spec("gymnasium")
+        loader = getattr(spec, "loader", None)
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:
+            return spec
+
+        def exec_then_register(module):
+            exec_module(module)
+            _register_environments(module)
+
+        try:
+            loader.exec_module = exec_then_register
+        except AttributeError:  # a loader that cannot be wrapped: leave gymnasium as it is
+            pass
+        return spec
+
+
+def _arrange_registration() -> None:
+    gymnasium = sys.modules.get("gymnasium")
+    if gymnasium is not None and hasattr(gymnasium, "registry"):
+        _register_environments(gymnasium)
+    elif gymnasium is None and not any(isinstance(f, _RegisterWhenGymnasiumLoads) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterWhenGymnasiumLoads())
+
+
+_arrange_registration()

@@ -14,20 +14,76 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer ≥ 0.20 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from invalloc.config.loader import ScenarioError, load_scenario
-from invalloc.console import error_console, fail
+from invalloc.config.schema import MAX_PERIODS
+from invalloc.console import error_console, fail, output_file_problems
+
+#: Largest ``--seed`` (seeds are 63-bit) and most ``--episodes`` of one command.
+MAX_SEED = 2**62
+MAX_EPISODES = 1_000_000
+
+
+class _Commands(TyperGroup):
+    """The command group; a usage error (bad option value, unknown option) prints as one
+    ``error:`` line with exit code 2, like every other bad input."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(error)
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            context = getattr(error, "ctx", None)
+            where = f"{context.command_path}: " if context is not None else ""
+            error_console.print(f"error: {where}{' '.join(error.format_message().split())}", markup=False)
+            sys.exit(2 if error.exit_code in (1, 2) else error.exit_code)
+        except typer.Abort:
+            error_console.print("Aborted!", markup=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     help="Learn, compare and govern inventory allocation policies.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 scenario_app = typer.Typer(help="Validate and inspect scenario files.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from invalloc import __version__
+
+        print(f"invalloc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Options before the command."""
 
 
 def _fail(lines: list[str]) -> NoReturn:
@@ -150,10 +206,13 @@ def simulate(
     demand_trace: Annotated[
         Path | None, typer.Option("--demand-trace", help="CSV period,channel,sku,quantity to replay.")
     ] = None,
-    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Number of episodes (seeds seed … seed+N−1).")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode.")] = 0,
+    episodes: Annotated[
+        int, typer.Option("--episodes", min=1, max=MAX_EPISODES, help="Number of episodes (seeds seed … seed+N−1).")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the first episode.")] = 0,
     periods: Annotated[
-        int | None, typer.Option("--periods", min=1, help="Episode length (default: the scenario's horizon).")
+        int | None,
+        typer.Option("--periods", min=1, max=MAX_PERIODS, help="Episode length (default: the scenario's horizon)."),
     ] = None,
     audit_log: Annotated[
         Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")
@@ -174,6 +233,12 @@ def simulate(
     from invalloc.sim.network import compile_network
     from invalloc.sim.simulator import InvariantError, Simulator, run_episode
 
+    if audit_log is not None:
+        problems = output_file_problems(audit_log, "--audit-log", (".csv", ".parquet"))
+        if problems:
+            _fail(problems)
+    if actions is not None and policy != "replay":
+        _fail([f"--actions {actions}: only --policy replay replays an actions CSV (the policy is {policy})"])
     loaded = _load(scenario)
     network = compile_network(loaded)
     try:
@@ -181,7 +246,7 @@ def simulate(
         if params_file is not None:
             from invalloc.baselines.tuning import load_params
 
-            _, params = load_params(params_file, policy=policy)
+            _, params = load_params(params_file, policy=policy, scenario=loaded.scenario.name)
         params.update(_parse_params(param or []))
         if policy.startswith(("run:", "runs:/", "models:/", "rules:")):
             # Trained agents and rule tables resolve like in `compare`: loaded, then checked against the scenario.
@@ -194,13 +259,18 @@ def simulate(
             check_scenario(spec, chosen, loaded)
         else:
             chosen = make_policy(policy, params, str(actions) if actions else None)
-        simulator = Simulator(
-            network,
-            check_invariants=check_invariants,
-            audit=audit_log is not None,
-            demand_trace=demand_trace,
-            periods=periods,
-        )
+        try:
+            simulator = Simulator(
+                network,
+                check_invariants=check_invariants,
+                audit=audit_log is not None,
+                demand_trace=demand_trace,
+                periods=periods,
+            )
+        except DemandTraceError:
+            raise
+        except ValueError as error:  # an episode too large for memory
+            _fail([f"--periods {periods or loaded.scenario.episode.horizon}: {error}"])
         results, audit_tables = [], []
         from rich.progress import Progress
 
@@ -217,14 +287,19 @@ def simulate(
                 if simulator.audit_log is not None:
                     audit_tables.append(simulator.audit_log.frame(episode))
                 progress.advance(task)
-    except (PolicyError, DemandTraceError) as error:
+    except DemandTraceError as error:
+        _fail(error.lines())
+    except PolicyError as error:
         _fail([str(error)])
     except InvariantError as error:
         _fail([f"invariant broken (a simulator bug, please report): {error}"])
     if audit_log is not None:
         import pandas as pd
 
-        write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
+        try:
+            write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
+        except OSError as error:
+            _fail([f"--audit-log {audit_log}: cannot be written ({error.strerror or error})"])
     summary = summarise(results)
     if as_json:
         print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
@@ -248,7 +323,9 @@ def tune(
     ),
     seeds: Annotated[str, typer.Option("--seeds", help="Training seeds, e.g. 0-49 or 0-9,20.")] = "0-49",
     budget: Annotated[int | None, typer.Option("--budget", min=1, help="Most candidates to evaluate.")] = None,
-    search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the search itself.")] = 0,
+    search_seed: Annotated[
+        int, typer.Option("--search-seed", min=0, max=MAX_SEED, help="Seed of the search itself.")
+    ] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the parameters YAML.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -261,13 +338,19 @@ def tune(
     from invalloc.baselines.tuning import tune as run_tune
 
     loaded = _load(scenario)
+    path = out or Path(f"{loaded.scenario.name}_{policy}_tuned.yaml")
+    problems = output_file_problems(path, "--out", (".yaml", ".yml"))
+    if problems:
+        _fail(problems)
     try:
         training = parse_seeds(seeds)
         result = run_tune(scenario, policy, training, budget=budget or DEFAULT_BUDGET, seed=search_seed)
     except (PolicyError, ValueError) as error:
         _fail([str(error)])
-    path = out or Path(f"{loaded.scenario.name}_{policy}_tuned.yaml")
-    save_params(result, path)
+    try:
+        save_params(result, path)
+    except OSError as error:
+        _fail([f"--out {path}: cannot be written ({error.strerror or error})"])
     summary = {
         "scenario": loaded.scenario.name,
         "policy": policy,
@@ -289,9 +372,12 @@ def tune(
     console.print(f"written to {path}; use: invalloc simulate --scenario {scenario} --policy {policy} --params {path}")
 
 
-from invalloc.agents.command import train  # noqa: E402 - commands of later layers, registered last
+from invalloc.agents.command import runs_clean, train  # noqa: E402 - commands of later layers, registered last
 
 app.command("train")(train)
+runs_app = typer.Typer(help="Housekeeping of tracked runs.", no_args_is_help=True)
+runs_app.command("clean")(runs_clean)
+app.add_typer(runs_app, name="runs")
 
 from invalloc.quickstart import quickstart  # noqa: E402
 

@@ -1,6 +1,6 @@
 """``invalloc quickstart``: the whole path a new user walks, in about five minutes on 2 cores.
 
-1. train PPO on ``retail`` (``experiments/retail_ppo.yaml``), tracked in MLflow;
+1. train PPO on ``retail`` (``invalloc/experiments/retail_ppo.yaml``), tracked in MLflow;
 2. compare it with the rule-based baselines on the same held-out demand (common random
    numbers, paired statistics), with an HTML report;
 3. export the learned policy as a deterministic rule table and verify it;
@@ -63,13 +63,25 @@ def run_quickstart(
 
     console = console or Console(stderr=True)
     began = time.perf_counter()
-    uri = configure_tracking(tracking_uri)
     out_dir = Path(out_dir)
-    # Fail on an unusable output folder now, not after minutes of training.
+    # Fail on an unusable output folder now, not after minutes of training (and before the
+    # store or the folder is touched).
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir}: is a file, not a folder")
+    parent = out_dir.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise FileExistsError(f"--out {out_dir}: {parent} is a file, not a folder")
+    if out_dir.is_dir():
+        check_out_dir(out_dir / "report")
+    rules = out_dir / "rules"
+    if rules.exists() and (not rules.is_dir() or (any(rules.iterdir()) and not (rules / "manifest.json").is_file())):
+        raise FileExistsError(
+            f"--out {out_dir}: {rules} exists and is not a rule table directory; choose another --out"
+        )
+    uri = configure_tracking(tracking_uri)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_out_dir(out_dir / "report")
 
     console.rule(f"1/4 · training PPO on retail ({EXPERIMENT})")
     trained = train(EXPERIMENT, timesteps=timesteps, tracking_uri=uri, run_name="quickstart")
@@ -174,9 +186,10 @@ def quickstart(
         "quickstart-results"
     ),
     timesteps: Annotated[
-        int | None, typer.Option("--timesteps", min=1, help="Training steps (default: the experiment's).")
+        int | None,
+        typer.Option("--timesteps", min=1, max=10**10, help="Training steps (default: the experiment's)."),
     ] = None,
-    episodes: Annotated[int, typer.Option("--episodes", min=2, help="Comparison episodes.")] = 10,
+    episodes: Annotated[int, typer.Option("--episodes", min=2, max=1_000_000, help="Comparison episodes.")] = 10,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
@@ -199,6 +212,8 @@ def quickstart(
         fail(error.lines())
     except (TrackingError, PolicyError, FileExistsError, ComparisonError, ExportError, RuleTableError) as error:
         fail([error])
+    except OSError as error:
+        fail([f"--out {out}: cannot be written ({error.strerror or error})"])
     except TrainingStopped as error:
         error_console.print(str(error), markup=False)
         raise typer.Exit(code=130) from None

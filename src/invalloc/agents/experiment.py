@@ -1,4 +1,4 @@
-"""Training experiments (``experiments/*.yaml``), validated like scenarios.
+"""Training experiments (shipped in ``invalloc/experiments/*.yaml``), validated like scenarios.
 
 An experiment names a scenario, an algorithm and its hyper-parameters, the vectorised
 environment, VecNormalize, the training budget and seed, the evaluation schedule on held-out
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,23 +25,36 @@ from invalloc.config.loader import (
     LoadedScenario,
     ScenarioError,
     load_scenario,
+    read_config_text,
     read_yaml,
     validation_problems,
 )
+from invalloc.config.shipped import not_found, resolve, shipped_folder
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
+#: Folder of the experiments shipped with invalloc (package data: ``src/invalloc/experiments``).
+EXPERIMENTS_DIR = shipped_folder("experiments")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: Seeds reach numpy's legacy seeding through SB3, which takes 32-bit seeds.
+MAX_TRAIN_SEED = 2**32 - 1
+#: Most timesteps one experiment may train (and the longest evaluation/checkpoint interval).
+MAX_TIMESTEPS = 10**10
 
 
 class PolicyNetwork(_Strict):
     """The actor-critic network: hidden layer sizes and activation."""
 
-    net_arch: list[int] = Field(default_factory=lambda: [64, 64], min_length=1)
+    net_arch: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [64, 64], min_length=1, max_length=16
+    )
     activation: Literal["tanh", "relu"] = "tanh"
-    log_std_init: float | None = Field(default=None, description="Initial log std of Gaussian actions (PPO/A2C/SAC).")
+    log_std_init: Annotated[float, Field(ge=-20, le=20)] | None = Field(
+        default=None, description="Initial log std of Gaussian actions (PPO/A2C/SAC)."
+    )
 
 
 class VectorEnv(_Strict):
@@ -52,22 +66,27 @@ class VectorEnv(_Strict):
         description="What the agent sees: 'full' (every SKU's stock, pipeline, demand, money; scaled) or "
         "'features' (the rule table's named features, in business units: needs vec_normalize).",
     )
-    projection_penalty: float = Field(default=0.0, ge=0)
-    reward_scale: float | None = Field(default=None, gt=0, description="Money per reward unit (default: env's).")
+    projection_penalty: float = Field(default=0.0, ge=0, le=1e6)
+    reward_scale: float | None = Field(
+        default=None, gt=0, le=1e15, description="Money per reward unit (default: env's)."
+    )
 
 
 class Normalisation(_Strict):
     enabled: bool = True
     norm_reward: bool = True
-    clip_obs: float = Field(default=10.0, gt=0)
+    clip_obs: float = Field(default=10.0, gt=0, le=1e6)
 
 
 class Evaluation(_Strict):
-    every_timesteps: int = Field(default=10_000, ge=1, description="Evaluate after every so many env steps.")
-    episodes: int = Field(default=10, ge=1)
+    every_timesteps: int = Field(
+        default=10_000, ge=1, le=MAX_TIMESTEPS, description="Evaluate after every so many env steps."
+    )
+    episodes: int = Field(default=10, ge=1, le=10_000)
     first_seed: int = Field(
         default=1_000_000,
         ge=0,
+        le=2**62,
         description="Held-out simulator seeds first_seed … first_seed+episodes−1. Training episodes draw "
         "63-bit seeds from the experiment seed, so they do not meet these.",
     )
@@ -83,11 +102,13 @@ class Experiment(_Strict):
     policy: PolicyNetwork = Field(default_factory=PolicyNetwork)
     env: VectorEnv = Field(default_factory=VectorEnv)
     vec_normalize: Normalisation = Field(default_factory=Normalisation)
-    timesteps: int = Field(default=100_000, ge=1)
-    seed: int = Field(default=0, ge=0)
+    timesteps: int = Field(default=100_000, ge=1, le=MAX_TIMESTEPS)
+    seed: int = Field(default=0, ge=0, le=MAX_TRAIN_SEED)
     evaluation: Evaluation = Field(default_factory=Evaluation)
-    checkpoint_every_timesteps: int = Field(default=20_000, ge=1)
-    torch_threads: int = Field(default=1, ge=1, description="CPU threads for torch (1 is fastest for small nets).")
+    checkpoint_every_timesteps: int = Field(default=20_000, ge=1, le=MAX_TIMESTEPS)
+    torch_threads: int = Field(
+        default=1, ge=1, le=256, description="CPU threads for torch (1 is fastest for small nets)."
+    )
 
 
 class ExperimentError(ConfigFileError):
@@ -129,25 +150,140 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
         out[prefix] = json.dumps(value) if not isinstance(value, str) else value
 
 
+def _whole(low: int, high: int) -> Any:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number (got {_shown(value)})"
+        return None if low <= value <= high else f"must be from {low:,} to {high:,} (got {value:,})"
+
+    return check
+
+
+def _real(low: float, high: float, low_open: bool = False, none: bool = False) -> Any:
+    def check(value: Any) -> str | None:
+        if value is None and none:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number (got {_shown(value)})"
+        if not math.isfinite(value):
+            return f"must be a finite number (got {value})"
+        below = value <= low if low_open else value < low
+        if below or value > high:
+            return f"must be {'>' if low_open else '≥'} {low:g} and ≤ {high:g} (got {value:g})"
+        return None
+
+    return check
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false (got {_shown(value)})"
+
+
+def _ent_coef(value: Any) -> str | None:
+    if isinstance(value, str) and (value == "auto" or value.startswith("auto_")):
+        return None
+    return _real(0, 100)(value)
+
+
+def _target_entropy(value: Any) -> str | None:
+    return None if value == "auto" else _real(-1e6, 1e6)(value)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: Hyper-parameters an experiment file may set, with their ranges. Others that SB3 takes
+#: (classes, noise objects) cannot be written in YAML.
+HYPERPARAMETER_CHECKS: dict[str, Any] = {
+    "learning_rate": _real(0, 10, low_open=True),
+    "n_steps": _whole(1, 1_000_000),
+    "batch_size": _whole(2, 1_000_000),
+    "n_epochs": _whole(1, 1_000),
+    "gamma": _real(0, 1),
+    "gae_lambda": _real(0, 1),
+    "clip_range": _real(0, 10, low_open=True),
+    "clip_range_vf": _real(0, 1e6, low_open=True, none=True),
+    "ent_coef": _ent_coef,
+    "vf_coef": _real(0, 1e6),
+    "max_grad_norm": _real(0, 1e6, low_open=True),
+    "target_kl": _real(0, 1e6, low_open=True, none=True),
+    "normalize_advantage": _flag,
+    "use_sde": _flag,
+    "use_sde_at_warmup": _flag,
+    "sde_sample_freq": _whole(-1, 1_000_000),
+    "stats_window_size": _whole(1, 1_000_000),
+    "rms_prop_eps": _real(0, 1, low_open=True),
+    "use_rms_prop": _flag,
+    "buffer_size": _whole(1, 100_000_000),
+    "learning_starts": _whole(0, MAX_TIMESTEPS),
+    "tau": _real(0, 1, low_open=True),
+    "train_freq": _whole(1, 1_000_000),
+    "gradient_steps": _whole(-1, 1_000_000),
+    "target_update_interval": _whole(1, 1_000_000),
+    "target_entropy": _target_entropy,
+    "optimize_memory_usage": _flag,
+    "policy_delay": _whole(1, 1_000_000),
+    "target_policy_noise": _real(0, 1e6),
+    "target_noise_clip": _real(0, 1e6),
+}
+
+
 def _hyperparameter_problems(data: dict[str, Any]) -> list[str]:
-    """Hyper-parameters the named algorithm does not take (checked even when other fields fail)."""
+    """Hyper-parameters the named algorithm does not take or that are out of range, and
+    settings SB3 would only reject once a run exists (checked even when other fields fail)."""
     algorithm = data.get("algorithm", "PPO")
     hyperparameters = data.get("hyperparameters")
     if algorithm not in ALGORITHMS or not isinstance(hyperparameters, dict):
         return []
     accepted = accepted_hyperparameters(algorithm)
-    return [
-        f"hyperparameters.{key}: not a hyper-parameter of {algorithm} (it takes {', '.join(accepted)})"
-        for key in hyperparameters
-        if key not in accepted
-    ]
+    settable = [key for key in accepted if key in HYPERPARAMETER_CHECKS]
+    problems = []
+    for key, value in hyperparameters.items():
+        if key not in accepted:
+            problems.append(
+                f"hyperparameters.{key}: not a hyper-parameter of {algorithm} (it takes {', '.join(settable)})"
+            )
+        elif key not in HYPERPARAMETER_CHECKS:
+            problems.append(
+                f"hyperparameters.{key}: cannot be set from an experiment file (it takes {', '.join(settable)})"
+            )
+        else:
+            check = HYPERPARAMETER_CHECKS[key]
+            if key == "ent_coef" and algorithm != "SAC":  # only SAC learns its entropy coefficient ("auto")
+                check = _real(0, 100)
+            problem = check(value)
+            if problem:
+                problems.append(f"hyperparameters.{key}: {problem}")
+    if problems or algorithm not in ("PPO", "A2C"):
+        return problems
+    env = data.get("env") if isinstance(data.get("env"), dict) else {}
+    n_envs = env.get("n_envs", 4)
+    n_steps = hyperparameters.get("n_steps", 2048 if algorithm == "PPO" else 5)
+    if isinstance(n_envs, int) and not isinstance(n_envs, bool) and 1 <= n_envs <= 64:
+        rollout = n_steps * n_envs
+        if algorithm == "PPO" and rollout < 2:
+            problems.append(
+                f"hyperparameters.n_steps: {n_steps} step × {n_envs} env is a rollout of {rollout}; "
+                "PPO needs at least 2"
+            )
+        batch = hyperparameters.get("batch_size", 64)
+        if algorithm == "PPO" and batch > rollout:
+            problems.append(
+                f"hyperparameters.batch_size: {batch} is larger than the rollout "
+                f"(n_steps {n_steps} × env.n_envs {n_envs} = {rollout})"
+            )
+    return problems
 
 
 def resolve_experiment_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+    """The YAML file of an experiment name (``tiny_smoke``) or path; it may not exist.
+
+    A path is used as given; a name is looked up in ``./experiments/`` and then among the shipped
+    experiments (:mod:`invalloc.config.shipped`).
+    """
+    return resolve(name_or_path, "experiments")
 
 
 def load_experiment(
@@ -159,14 +295,19 @@ def load_experiment(
     """
     path = resolve_experiment_path(name_or_path)
     source = str(path)
-    if not path.is_file():
-        shipped = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
-        raise ExperimentError(source, [f"(file): no such experiment file (shipped: {', '.join(shipped)})"])
-    text = path.read_text(encoding="utf-8")
+    if not path.exists():
+        given, problem = not_found(name_or_path, "experiments")
+        raise ExperimentError(given, [problem])
+    try:
+        text = read_config_text(path)
+    except ConfigFileError as error:
+        raise ExperimentError(source, error.problems) from None
     try:
         data, problems = read_yaml(text)
     except yaml.YAMLError as error:
-        raise ExperimentError(source, [f"(file): not valid YAML ({getattr(error, 'problem', error)})"]) from None
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ExperimentError(source, [f"{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
     if problems:
         raise ExperimentError(source, problems)
     if not isinstance(data, dict):
@@ -179,7 +320,7 @@ def load_experiment(
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as error:
-        raise ExperimentError(source, validation_problems(error, data) + problems) from None
+        raise ExperimentError(source, validation_problems(error, data, Experiment) + problems) from None
     if problems:
         raise ExperimentError(source, problems)
     scenario_path = Path(experiment.scenario)

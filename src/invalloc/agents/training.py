@@ -6,14 +6,25 @@ The run records:
 - metrics (batched, see :class:`~invalloc.agents.tracking_io.MetricBuffer`): SB3's training
   metrics, per-rule constraint interventions in the training envs, and the deterministic
   evaluation on held-out seeds (reward, profit, fill rate overall and per tier, breaches);
-- artifacts: ``config/`` (experiment and scenario YAML), ``checkpoint/`` (model, VecNormalize,
-  trainer state: the resume point), ``best/`` (the best evaluated policy), ``evaluation.csv``,
+- artifacts: ``config/`` (experiment and scenario YAML), ``checkpoint/`` (model, VecNormalize
+  statistics as ``.npz``, trainer state: the resume point), ``best/`` (the best evaluated policy:
+  JSON and ``.npz``, :class:`~invalloc.agents.learned.LearnedPolicy`), ``evaluation.csv``,
   ``evaluation_episodes.csv`` (the best policy per held-out episode), ``learning_curve.png``;
   and the MLflow model ``policy`` (pyfunc: observations in, actions out);
-- tags: git commit, package version, scenario hash.
+- tags: git commit, package version, scenario hash, and ``invalloc.sha256.<artifact>``: the
+  sha256 of every file of every artifact invalloc reads back (:mod:`invalloc.agents.integrity`),
+  checked before ``--resume`` or a ``run:``/``models:/`` policy reads anything.
 
 Ctrl-C / SIGTERM stop training at the end of the current rollout: a checkpoint is written
-there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it FAILED.
+there and the run is marked KILLED; ``resume`` continues it from that step. An exception marks it
+FAILED, logs the traceback as ``error/traceback.txt`` and raises :class:`TrainingFailed`.
+
+The process that trains a run owns it (:class:`~invalloc.tracking.RunLease`: owner tags, a
+heartbeat, a lock file beside a local store). A run whose owner died without ending it
+(``kill -9``) is marked KILLED by the next training against the store, by ``--resume`` and by
+``invalloc runs clean``; a ``--resume`` of a run that a live process still trains is refused.
+The trainer's temporary folder is removed on every exit, and one left by a killed trainer is
+removed by the next training or ``runs clean``.
 """
 
 from __future__ import annotations
@@ -21,30 +32,48 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import tempfile
+import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from invalloc.agents.algorithms import algorithm_class
 from invalloc.agents.experiment import LoadedExperiment, load_experiment
-from invalloc.agents.learned import VEC_NORMALIZE_FILE, LearnedPolicy, ObservationStats
+from invalloc.agents.integrity import ArtifactIntegrityError, hashes, log_with_hashes, tag_key, verify_hashes
+from invalloc.agents.learned import (
+    VEC_NORMALIZE_FILE,
+    LearnedPolicy,
+    ObservationStats,
+    load_vec_normalize,
+    save_vec_normalize,
+)
+from invalloc.agents.run_files import RunFilesError, restore_config, write_config
 from invalloc.agents.tracking_io import MetricBuffer, MLflowOutputFormat, log_params
+from invalloc.processes import exit_on_sigterm, remove_stale_temporary_folders, temporary_folder
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.kpis import episode_kpis, mean_confidence_interval
 from invalloc.sim.network import Network, compile_network
 from invalloc.sim.simulator import Simulator, run_episode
-from invalloc.tracking import configure_tracking, experiment_id, standard_tags
+from invalloc.tracking import (
+    RunBusy,
+    RunLease,
+    clean_stale_runs,
+    configure_tracking,
+    experiment_id,
+    mark_killed,
+    standard_tags,
+)
 
 #: The MLflow experiment every training run goes to (one per invalloc experiment name).
 EXPERIMENT_PREFIX = "invalloc-train"
 _STATE_FILE = "trainer_state.json"
+#: Artifact holding the traceback of a run that failed.
+TRACEBACK_ARTIFACT = "error/traceback.txt"
 
 
 class TrainingStopped(Exception):
@@ -61,7 +90,21 @@ class _StopRequested(Exception):
 
 
 class ResumeError(ValueError):
-    """A run that cannot be resumed; the message is one line."""
+    """A run that cannot be resumed (missing, finished, no checkpoint, or being trained by
+    another live process); the message is one line."""
+
+
+class TrainingFailed(RuntimeError):
+    """Training raised; the run is FAILED and holds the traceback (``error/traceback.txt``).
+
+    The exception that ended training is ``__cause__``; the message is one line.
+    """
+
+    def __init__(self, run_id: str, error: BaseException):
+        self.run_id = run_id
+        text = str(error).strip()
+        reason = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+        super().__init__(f"{reason} (run {run_id} is FAILED; traceback in its artifact {TRACEBACK_ARTIFACT})")
 
 
 @dataclass
@@ -135,8 +178,7 @@ def make_vec_env(loaded: LoadedExperiment, seed: int, normalisation_path: Path |
     vec.seed(seed)
     normalisation = loaded.experiment.vec_normalize
     if normalisation_path is not None:
-        vec = VecNormalize.load(str(normalisation_path), vec)
-        vec.training = True
+        vec = load_vec_normalize(normalisation_path, vec)
     elif normalisation.enabled:
         gamma = float(loaded.experiment.hyperparameters.get("gamma", 0.99))
         vec = VecNormalize(
@@ -253,13 +295,9 @@ class _Trainer:
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:
-        from stable_baselines3.common.vec_env import VecNormalize
-
         if folder.exists():
             shutil.rmtree(folder)
         self.snapshot(model, vec_env).save(folder, self.experiment.algorithm)
-        if isinstance(vec_env, VecNormalize):
-            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
 
     # -- schedule ---------------------------------------------------------------------------
     def evaluate(self, model: Any, vec_env: Any, state: _State, timesteps: int) -> None:
@@ -284,15 +322,15 @@ class _Trainer:
         folder.mkdir(parents=True)
         model.save(folder / "model.zip")
         if isinstance(vec_env, VecNormalize):
-            vec_env.save(str(folder / VEC_NORMALIZE_FILE))
+            save_vec_normalize(vec_env, folder / VEC_NORMALIZE_FILE)
         (folder / _STATE_FILE).write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
         (folder / "schedule.json").write_text(state.to_json())
         # The best policy first, so a checkpoint never points at a best model the store lacks.
         best = self.work_dir / "best"
         if best.exists():
-            self.client.log_artifacts(self.run_id, str(best), "best")
-            self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation_episodes.csv"))
-        self.client.log_artifacts(self.run_id, str(folder), "checkpoint")
+            log_with_hashes(self.client, self.run_id, best, "best")
+            log_with_hashes(self.client, self.run_id, self.work_dir / "evaluation_episodes.csv")
+        log_with_hashes(self.client, self.run_id, folder, "checkpoint")
         self.metrics.flush(self.client, self.run_id)
 
     def callback(self, vec_env: Any, state: _State, bar: Callable[[int], None]):
@@ -350,9 +388,10 @@ class _Trainer:
         self.checkpoint(model, vec_env, state)
         table = pd.DataFrame(state.evaluations)
         table.to_csv(self.work_dir / "evaluation.csv", index=False)
-        self.client.log_artifact(self.run_id, str(self.work_dir / "evaluation.csv"))
+        log_with_hashes(self.client, self.run_id, self.work_dir / "evaluation.csv")
         figure = learning_curve(table, self.experiment.name)
-        self.client.log_figure(self.run_id, figure, "learning_curve.png")
+        figure.savefig(self.work_dir / "learning_curve.png")
+        log_with_hashes(self.client, self.run_id, self.work_dir / "learning_curve.png")
         import matplotlib.pyplot as plt
 
         plt.close(figure)
@@ -406,20 +445,54 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
         pip_requirements=pip_requirements(),
         registered_model_name=register,
     )
+    # The pyfunc model's copy of the policy folder: checked when loaded as models:/NAME@ALIAS.
+    mlflow.set_tag(tag_key(POLICY_ARTIFACT), json.dumps(hashes(best), sort_keys=True, separators=(",", ":")))
     version = str(info.registered_model_version) if register and info.registered_model_version else None
     return info.model_uri, version
 
 
-def _write_config(loaded: LoadedExperiment, folder: Path) -> None:
-    """The resolved experiment (with its scenario file beside it) as logged for resuming."""
-    folder.mkdir(parents=True, exist_ok=True)
-    experiment = loaded.experiment.model_dump(mode="json")
-    experiment["scenario"] = "scenario.yaml"
-    experiment["scenario_overrides"] = {}
-    (folder / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
-    scenario = loaded.scenario.scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
-    (folder / "experiment_as_given.yaml").write_text(loaded.text)
+def _verify_resume_artifacts(run: Any, downloads: dict[str, Path]) -> None:
+    """Every downloaded resume artifact must match the sha256 recorded when it was logged."""
+    for artifact_path, local in downloads.items():
+        try:
+            verify_hashes(run, artifact_path, local)
+        except ArtifactIntegrityError as error:
+            raise ResumeError(str(error)) from None
+
+
+def load_checkpoint_model(loaded: LoadedExperiment, path: Path, vec_env: Any):
+    """The SB3 model of a checkpoint, without unpickling anything.
+
+    SB3's ``model.zip`` keeps plain settings as JSON in its ``data`` entry but cloudpickles
+    objects (spaces, schedules, policy class and kwargs, ...) into ``:serialized:`` fields, which
+    its ``load`` would unpickle. Every such field is replaced here (``custom_objects``) by the
+    value of a model built afresh from the experiment, so only JSON and the ``.pth`` state
+    dicts (read by SB3 with ``torch.load(weights_only=True)``) come from the file.
+
+    :raises ResumeError: the file is not an SB3 checkpoint of this experiment.
+    """
+    import zipfile
+
+    fresh = build_model(loaded, vec_env)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data").decode())
+    except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ResumeError(f"{path.name}: not an SB3 checkpoint ({error})") from None
+    if not isinstance(data, dict):
+        raise ResumeError(f"{path.name}: not an SB3 checkpoint (its data entry is not a JSON object)")
+    custom_objects = {}
+    for key, item in data.items():
+        if isinstance(item, dict) and ":serialized:" in item:
+            if not hasattr(fresh, key):
+                raise ResumeError(f"{path.name}: holds a serialized {key!r}, which {type(fresh).__name__} has not")
+            custom_objects[key] = getattr(fresh, key)
+    try:
+        return algorithm_class(loaded.experiment.algorithm).load(
+            path, env=vec_env, device="cpu", custom_objects=custom_objects
+        )
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise ResumeError(f"{path.name}: cannot be resumed ({' '.join(str(error).split())[:200]})") from None
 
 
 def train(
@@ -433,21 +506,38 @@ def train(
     resume: str | None = None,
     progress: bool = True,
     on_run_started: Callable[[str], None] | None = None,
+    on_stale_run: Callable[[str, str], None] | None = None,
 ) -> TrainResult:
     """Train (or, with ``resume=RUN_ID``, continue) an experiment; returns the run's summary.
 
+    Before anything starts, runs of the store whose owner process is gone are marked KILLED
+    (``on_stale_run(run_id, reason)`` is told of each) and temporary folders of dead invalloc
+    processes are removed.
+
     :raises TrackingError: the tracking store is unreachable (before anything starts).
     :raises ExperimentError: the experiment or its scenario is invalid.
-    :raises ResumeError: the run to resume does not exist or has no checkpoint.
+    :raises ResumeError: the run to resume does not exist, has no checkpoint, or is being
+        trained by another live process.
     :raises TrainingStopped: Ctrl-C / SIGTERM (the run is KILLED, a checkpoint written).
+    :raises TrainingFailed: training raised (the run is FAILED, the traceback logged with it).
     """
     import mlflow
     import torch
     from mlflow.exceptions import MlflowException
 
-    uri = configure_tracking(tracking_uri)
+    if resume is None and not isinstance(experiment, LoadedExperiment):
+        # Validated before the store is touched: a bad experiment leaves no run and no store behind.
+        experiment = load_experiment(experiment, timesteps=timesteps, seed=seed)
+    uri = configure_tracking(tracking_uri, must_exist=resume is not None)
     client = mlflow.MlflowClient(uri)
-    work_dir = Path(tempfile.mkdtemp(prefix="invalloc-train-"))
+    for run_id, reason in clean_stale(client):
+        if on_stale_run is not None:
+            on_stale_run(run_id, reason)
+    lease = RunLease(client, uri)
+    cleanup = ExitStack()  # undone in reverse: lease, folder, SIGTERM handler
+    cleanup.enter_context(exit_on_sigterm())
+    work_dir = cleanup.enter_context(temporary_folder("train"))
+    cleanup.callback(lease.release)
     try:
         if resume is not None:
             try:
@@ -457,11 +547,18 @@ def train(
             if run.info.status == "FINISHED":
                 raise ResumeError(f"run {resume} already finished; nothing to resume")
             try:
-                config = Path(client.download_artifacts(resume, "config", str(work_dir)))
+                lease.acquire(resume)  # marks the run KILLED if its owner is gone
+            except RunBusy as error:
+                raise ResumeError(str(error)) from None
+            try:
+                config = restore_config(client, resume, work_dir)
                 saved = Path(client.download_artifacts(resume, "checkpoint", str(work_dir)))
+            except RunFilesError as error:
+                raise ResumeError(str(error)) from None
             except (MlflowException, OSError):
                 raise ResumeError(f"run {resume} has no checkpoint to resume from") from None
-            loaded = load_experiment(config / "experiment.yaml", timesteps=timesteps)
+            _verify_resume_artifacts(run, {"checkpoint": saved})
+            loaded = load_experiment(config, timesteps=timesteps)
             if loaded.scenario.digest != run.data.tags.get("invalloc.scenario_hash"):
                 raise ResumeError(f"run {resume}: logged scenario does not match its scenario hash")
             state = _State.from_json((saved / "schedule.json").read_text())
@@ -470,6 +567,10 @@ def train(
                 client.download_artifacts(resume, "evaluation_episodes.csv", str(work_dir))
             except (MlflowException, OSError):
                 shutil.rmtree(work_dir / "best", ignore_errors=True)
+            else:
+                _verify_resume_artifacts(
+                    run, {"best": work_dir / "best", "evaluation_episodes.csv": work_dir / "evaluation_episodes.csv"}
+                )
             run_id = resume
         else:
             loaded = (
@@ -483,15 +584,47 @@ def train(
             exp_id = experiment_id(f"{EXPERIMENT_PREFIX}/{loaded.experiment.name}", uri)
             run = client.create_run(exp_id, run_name=run_name, tags=standard_tags(loaded.scenario.digest))
             run_id = run.info.run_id
-            log_params(client, run_id, loaded.flat_params())
-            _write_config(loaded, work_dir / "config")
-            client.log_artifacts(run_id, str(work_dir / "config"), "config")
+            try:
+                lease.acquire(run_id)
+                log_params(client, run_id, loaded.flat_params())
+                write_config(loaded, work_dir / "config")
+                log_with_hashes(client, run_id, work_dir / "config", "config")
+            except (KeyboardInterrupt, SystemExit):
+                mark_killed(client, run_id, "interrupted while starting")
+                raise
+            except BaseException as error:
+                _end_failed(client, run_id)
+                raise TrainingFailed(run_id, error) from error
         if on_run_started is not None:
             on_run_started(run_id)
         torch.set_num_threads(loaded.experiment.torch_threads)
         return _run(loaded, client, run_id, work_dir, state, resume is not None, register, progress)
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        cleanup.close()
+
+
+def clean_stale(client: Any) -> list[tuple[str, str]]:
+    """Mark runs of dead owners KILLED and remove dead processes' temporary folders.
+
+    Housekeeping: a store that refuses it (read-only, say) is left for the command to report.
+    :returns: the ``(run_id, reason)`` of each run marked KILLED.
+    """
+    remove_stale_temporary_folders()
+    try:
+        return clean_stale_runs(client)
+    except Exception as error:  # noqa: BLE001 - MLflow's errors share no base without importing it
+        if type(error).__module__.startswith("mlflow"):
+            return []
+        raise
+
+
+def _end_failed(client: Any, run_id: str) -> None:
+    """Log the traceback being handled with the run and end it FAILED (each step best effort)."""
+    try:
+        client.log_text(run_id, traceback.format_exc(), TRACEBACK_ARTIFACT)
+    except Exception:  # noqa: BLE001 - the store may be what failed; the status matters more
+        pass
+    client.set_terminated(run_id, "FAILED")
 
 
 def _run(
@@ -520,8 +653,11 @@ def _run(
                 normalisation = saved / VEC_NORMALIZE_FILE
                 # Fresh episodes after a resume: seed the envs from where training stopped.
                 statistics = normalisation if normalisation.exists() else None
-                vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
-                model = algorithm_class(experiment.algorithm).load(saved / "model.zip", env=vec_env, device="cpu")
+                try:
+                    vec_env = make_vec_env(loaded, experiment.seed + done, statistics)
+                except (OSError, ValueError, KeyError) as error:
+                    raise ResumeError(f"{VEC_NORMALIZE_FILE}: cannot be resumed ({error})") from None
+                model = load_checkpoint_model(loaded, saved / "model.zip", vec_env)
             else:
                 done = 0
                 vec_env = make_vec_env(loaded, experiment.seed)
@@ -547,12 +683,13 @@ def _run(
             vec_env.close()
         except TrainingStopped:
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             mlflow.end_run(status="KILLED")
             raise
-        except BaseException:
+        except BaseException as error:
+            _end_failed(client, run_id)
             mlflow.end_run(status="FAILED")
-            raise
+            raise TrainingFailed(run_id, error) from error
     run = client.get_run(run_id)
     return TrainResult(
         run_id=run_id,

@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from invalloc.baselines.rules import FixedPolicy, ReplayPolicy, RuleBasedPolicy
+from invalloc.config.schema import MAX_PERIODS, MAX_UNITS
 from invalloc.sim.policy import Policy, PolicyError
 
 POLICY_NAMES = ("fixed", "base_stock", "s_S", "proportional", "priority", "fixed_split", "replay", "oracle")
 
+#: Largest ``cover`` / ``s_cover`` / ``S_cover``, in periods of demand.
+MAX_COVER = 1_000.0
+#: What each numeric parameter may hold: (lowest, highest, whole numbers only, unit).
+_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "level": (0.0, MAX_UNITS, False, "units"),
+    "levels": (0.0, MAX_UNITS, False, "units"),
+    "s": (0.0, MAX_UNITS, False, "units"),
+    "S": (0.0, MAX_UNITS, False, "units"),
+    "quantities": (0.0, MAX_UNITS, False, "units"),
+    "quantity": (0.0, MAX_UNITS, False, "units"),
+    "cover": (0.0, MAX_COVER, False, "periods"),
+    "s_cover": (0.0, MAX_COVER, False, "periods"),
+    "S_cover": (0.0, MAX_COVER, False, "periods"),
+    "stop": (0.0, float(MAX_PERIODS), True, "periods"),
+    "split": (0.0, 1e9, False, "shares"),
+}
+
 
 def _numbers(key: str, text: str) -> list[float]:
+    """The comma-separated numbers of ``--param key=text``, each finite and in the key's range."""
     try:
         values = [float(part) for part in str(text).split(",") if part.strip() != ""]
     except ValueError:
         raise PolicyError(f"--param {key}={text}: expected a number or comma-separated numbers") from None
     if not values:
         raise PolicyError(f"--param {key}: no value given")
+    low, high, whole, unit = _RANGES.get(key, (-math.inf, math.inf, False, ""))
+    for value in values:
+        if not math.isfinite(value):
+            raise PolicyError(f"--param {key}={text}: {value} is not a finite number")
+        if not low <= value <= high:
+            raise PolicyError(f"--param {key}={text}: {value:g} is outside {low:g} … {high:g} {unit}".rstrip())
+        if whole and not value.is_integer():
+            raise PolicyError(f"--param {key}={text}: {value:g} is not a whole number of {unit}")
     return values
 
 
@@ -55,7 +83,7 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
         text = params.get("quantities", params.get("quantity"))
         if text is None:
             raise PolicyError("--policy fixed needs --param quantities=a,b,c (one per decision) or quantity=x")
-        return FixedPolicy(_numbers("quantities", text))
+        return FixedPolicy(_numbers("quantities" if "quantities" in params else "quantity", text))
     if name == "oracle":
         from invalloc.baselines.oracle import OraclePolicy
 
@@ -98,6 +126,10 @@ def make_policy(name: str, params: Mapping[str, str] | None = None, actions: str
     if name == "fixed_split":
         # Without shares: split evenly over the channels a DC serves (a common naive rule).
         split = _numbers("split", params["split"]) if "split" in params else None
+        if split is not None and not sum(split) > 0:
+            raise PolicyError(
+                f"--param split={params['split']}: the shares add up to 0; give at least one positive share"
+            )
         return RuleBasedPolicy("fixed_split", "base_stock", "fixed_split", split=split, **common)
     return RuleBasedPolicy(name, "base_stock", name, **common)
 

@@ -9,7 +9,6 @@ channels it serves. All quantities are in units.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from invalloc.sim.network import Network
 from invalloc.sim.planning import PlanningView
@@ -187,17 +186,9 @@ class ReplayPolicy:
         self.path = path
 
     def reset(self, network: Network, seed: int | None = None) -> None:
-        try:
-            table = pd.read_csv(self.path)
-        except FileNotFoundError:
-            raise PolicyError(f"{self.path}: actions file not found") from None
-        except Exception as error:
-            raise PolicyError(f"{self.path}: not a readable CSV ({error})") from None
-        missing = [c for c in ["period", *network.decision_names] if c not in table.columns]
-        if missing:
-            raise PolicyError(f"{self.path}: missing column(s) {', '.join(missing[:5])}")
-        table = table.set_index("period").sort_index()
-        self.actions = {int(p): row.to_numpy(dtype=float) for p, row in table[network.decision_names].iterrows()}
+        from invalloc.baselines.actions import read_actions
+
+        self.actions = read_actions(self.path, network.decision_names)
 
     def act(self, simulator: Simulator) -> np.ndarray:
         if simulator.period not in self.actions:

@@ -580,6 +580,11 @@ def tune(
 
 
 # --------------------------------------------------------------------------- seeds and files
+#: Most training seeds ``--seeds`` may name, and the largest seed.
+MAX_SEEDS = 100_000
+MAX_SEED = 2**62
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-49"``, ``"0-9,20,30-31"`` → list of seeds (the ``--seeds`` syntax).
 
@@ -595,13 +600,15 @@ def parse_seeds(text: str) -> list[int]:
             if "-" in part[1:]:
                 cut = part.index("-", 1)
                 low, high = int(part[:cut]), int(part[cut + 1 :])
-                if high < low:
-                    raise ValueError
-                seeds.extend(range(low, high + 1))
             else:
-                seeds.append(int(part))
+                low = high = int(part)
+            if high < low or low < 0:
+                raise ValueError
         except ValueError:
-            raise PolicyError(f"--seeds {text}: expected seeds like 0-49 or 1,2,5-9") from None
+            raise PolicyError(f"--seeds {text}: expected seeds ≥ 0 like 0-49 or 1,2,5-9") from None
+        if high > MAX_SEED or len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise PolicyError(f"--seeds {text}: at most {MAX_SEEDS:,} seeds, each at most {MAX_SEED:,}")
+        seeds.extend(range(low, high + 1))
     if not seeds:
         raise PolicyError(f"--seeds {text}: no seed given")
     return seeds
@@ -678,24 +685,24 @@ def load_params(path: str | Path, policy: str | None = None, scenario: str | Non
     :raises PolicyError: one line naming the file — missing, unreadable, not YAML, missing
         keys, a mismatch, or parameters make_policy rejects.
     """
+    from invalloc.config.loader import ConfigFileError, read_config_text, read_yaml
+
     path = Path(path)
+    if not path.exists():
+        raise PolicyError(f"{path}: params file not found")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: params file not found") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{path}: is a directory, not a params file") from None
-    except UnicodeDecodeError as error:
-        raise PolicyError(f"{path}: not UTF-8 text ({error.reason})") from None
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot read ({_one_line(error.strerror or error)})") from None
+        text = read_config_text(path)
+    except ConfigFileError as error:
+        raise PolicyError(_one_line(error.lines()[0])) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise PolicyError(_one_line(f"{path}: not valid YAML ({where}{problem})")) from None
+    if duplicates:
+        raise PolicyError(_one_line(f"{path}: {duplicates[0]}"))
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: expected a mapping with keys policy, scenario and params")
     missing = [key for key in ("policy", "scenario", "params") if key not in data]

@@ -8,7 +8,6 @@ whether a scenario is a good idea.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -19,9 +18,10 @@ from invalloc.config.schema import (
     Scenario,
     UniformLeadTime,
 )
+from invalloc.config.trace import read_trace
 
-#: Row problems of a demand trace reported before the rest are summarised.
-_MAX_TRACE_PROBLEMS = 5
+#: Most values (see :func:`episode_values`) an episode's arrays may hold (400 MB of float64 each).
+MAX_EPISODE_VALUES = 50_000_000
 
 
 class _Index:
@@ -166,7 +166,12 @@ def _check_suppliers(scenario: Scenario, index: _Index) -> list[str]:
         for sku, item in supplier.items.items():
             if sku not in index.products:
                 problems.append(f"{path}.items.{sku}: no such product")
-            if item.capacity_per_period is not None and item.capacity_per_period < item.minimum_order_quantity:
+            if item.capacity_per_period == 0:
+                problems.append(
+                    f"{path}.items.{sku}.capacity_per_period: 0 means nothing can ever be bought; "
+                    "remove the item, or leave the key out for no limit"
+                )
+            elif item.capacity_per_period is not None and item.capacity_per_period < item.minimum_order_quantity:
                 problems.append(
                     f"{path}.items.{sku}.capacity_per_period: {_fmt(item.capacity_per_period)} is below the "
                     f"minimum_order_quantity {_fmt(item.minimum_order_quantity)}; no order could be placed"
@@ -252,49 +257,11 @@ def _check_lanes(scenario: Scenario, index: _Index) -> list[str]:
 
 
 def _check_trace(scenario: Scenario, index: _Index, path: Path) -> list[str]:
-    problems: list[str] = []
-    last_period = -1
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = set(reader.fieldnames or [])
-            missing = [c for c in ("period", "channel", "sku", "quantity") if c not in columns]
-            if missing:
-                return [f"demand.trace: '{path.name}' lacks the column(s) {', '.join(missing)}"]
-            for row_number, row in enumerate(reader, start=1):
-                line = reader.line_num
-                row_problems = []
-                try:
-                    period = int(row["period"])
-                    if period < 0:
-                        row_problems.append(f"period {period} is negative")
-                    last_period = max(last_period, period)
-                except (TypeError, ValueError):
-                    row_problems.append(f"period {row['period']!r} is not a whole number")
-                if row["channel"] not in index.channels:
-                    row_problems.append(f"no such channel {row['channel']!r}")
-                if row["sku"] not in index.products:
-                    row_problems.append(f"no such product {row['sku']!r}")
-                try:
-                    quantity = float(row["quantity"])
-                    if not quantity >= 0:
-                        row_problems.append(f"quantity {row['quantity']} is not a non-negative number")
-                except (TypeError, ValueError):
-                    row_problems.append(f"quantity {row['quantity']!r} is not a number")
-                problems += [f"demand.trace: row {row_number} (line {line}): {p}" for p in row_problems]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        return [f"demand.trace: cannot read '{path.name}' as CSV ({error})"]
-    if len(problems) > _MAX_TRACE_PROBLEMS:
-        rest = len(problems) - _MAX_TRACE_PROBLEMS
-        problems = problems[:_MAX_TRACE_PROBLEMS] + [f"demand.trace: ... and {rest} more row problems"]
-    horizon = scenario.episode.horizon
-    if last_period + 1 < horizon:
-        covered = f"covers periods 0–{last_period}" if last_period >= 0 else "has no rows"
-        problems.append(
-            f"demand.trace: '{path.name}' {covered} but the horizon is {horizon} periods (0–{horizon - 1}); "
-            "extend the trace or shorten episode.horizon"
-        )
-    return problems
+    _, problems = read_trace(path, list(index.channels), list(index.products), scenario.episode.horizon)
+    return [
+        f"demand.trace: {problem}" if problem.startswith(("row ", "...")) else f"demand.trace: '{path.name}' {problem}"
+        for problem in problems
+    ]
 
 
 def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str]:
@@ -313,6 +280,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
         if stream.channel not in index.channels:
             problems.append(f"{path}.channel: no such channel '{stream.channel}'")
         stream_skus = index.sku_list(stream.skus)
+        in_stream = set(stream_skus)
         for sku in stream_skus:
             if sku not in index.products:
                 problems.append(f"{path}.skus: no such product '{sku}'")
@@ -323,7 +291,7 @@ def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str
                 for sku in value:
                     if sku not in index.products:
                         problems.append(f"{path}.{field}.{sku}: no such product")
-                    elif sku not in stream_skus:
+                    elif sku not in in_stream:
                         problems.append(f"{path}.{field}.{sku}: '{sku}' is not among this stream's skus")
                 for sku in known_skus:
                     if sku not in value:
@@ -449,8 +417,24 @@ def _check_rules(scenario: Scenario, index: _Index) -> list[str]:
     return problems
 
 
+def episode_values(periods: int, skus: int, tiers: int, lanes: int, locations: int) -> int:
+    """Values the simulator's per-period arrays hold for an episode: periods × SKUs × (tiers +
+    lanes + locations) (demand per tier, pipelines per lane, stock per location)."""
+    return periods * skus * (tiers + lanes + locations)
+
+
 def _check_episode(scenario: Scenario) -> list[str]:
     episode = scenario.episode
+    tiers = sum(len(channel.tiers) for channel in scenario.channels)
+    values = episode_values(
+        episode.horizon, len(scenario.products), tiers, len(scenario.lanes), len(scenario.locations)
+    )
+    if values > MAX_EPISODE_VALUES:
+        return [
+            f"episode.horizon: {episode.horizon:,} periods × {len(scenario.products)} SKUs × ({tiers} tiers + "
+            f"{len(scenario.lanes)} lanes + {len(scenario.locations)} locations) is {values:,} values per episode, "
+            f"more than the {MAX_EPISODE_VALUES:,} a simulation may hold; shorten the horizon"
+        ]
     if episode.warmup >= episode.horizon:
         return [
             f"episode.warmup: {episode.warmup} periods leave none of the horizon ({episode.horizon}) "

@@ -26,9 +26,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from invalloc.config.schema import Scenario
+from invalloc.config.shipped import not_found, resolve, shipped_folder, shipped_names
 
-#: Folder of the scenarios shipped with invalloc (``configs/scenarios`` in the repository).
-SCENARIO_DIR = Path(__file__).resolve().parents[3] / "configs" / "scenarios"
+#: Folder of the scenarios shipped with invalloc (package data: ``src/invalloc/scenarios``).
+SCENARIO_DIR = shipped_folder("scenarios")
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -173,7 +174,7 @@ def _locate(item: dict[str, Any], data: Any) -> _Located:
     return _Located(path, union_at, branch, depth_after, key_error, item)
 
 
-def _message(located: _Located) -> tuple[list[Any], str]:
+def _message(located: _Located, root: type[BaseModel] = Scenario) -> tuple[list[Any], str]:
     """The path (possibly extended) and a one-line message for one error."""
     item = located.item
     kind = item["type"]
@@ -181,7 +182,7 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     value = item.get("input")
     ctx = item.get("ctx") or {}
     if kind == "extra_forbidden":
-        return path, _unknown_key_message(path)
+        return path, _unknown_key_message(path, root)
     if kind == "missing":
         return path, "required key is missing"
     if kind == "union_tag_invalid":
@@ -201,7 +202,12 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     if kind in _TYPE_NOUNS:
         message = f"must be {_TYPE_NOUNS[kind]}"
     else:
-        message = item["msg"].replace("Input should be", "must be").replace("String should", "must")
+        message = (
+            item["msg"]
+            .replace("Input should be", "must be")
+            .replace("String should", "must")
+            .removeprefix("Value error, ")
+        )
     if located.key_error:
         return path, f"key {_describe_input(value)} {message}"
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
@@ -209,8 +215,8 @@ def _message(located: _Located) -> tuple[list[Any], str]:
     return path, f"{message} (got {_describe_input(value)})"
 
 
-def _unknown_key_message(path: list[Any]) -> str:
-    allowed = _allowed_keys(path[:-1])
+def _unknown_key_message(path: list[Any], root: type[BaseModel] = Scenario) -> str:
+    allowed = _allowed_keys(path[:-1], root)
     key = str(path[-1]) if path else ""
     if not allowed:
         return "unknown key"
@@ -230,9 +236,9 @@ def _expand(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _allowed_keys(parent: list[Any]) -> set[str]:
+def _allowed_keys(parent: list[Any], root: type[BaseModel] = Scenario) -> set[str]:
     """Keys the schema allows in the mapping at ``parent`` (empty if it cannot tell)."""
-    current: list[Any] = [Scenario]
+    current: list[Any] = [root]
     for part in parent:
         following: list[Any] = []
         for annotation in current:
@@ -255,7 +261,7 @@ def _allowed_keys(parent: list[Any]) -> set[str]:
     return keys
 
 
-def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
+def _pydantic_problems(error: ValidationError, data: Any, root: type[BaseModel] = Scenario) -> list[str]:
     """One ``yaml.path: message`` line per problem, without union-member noise.
 
     A value that fails a union (``price: -1`` against ``number | mapping``) makes pydantic
@@ -296,7 +302,7 @@ def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
         if id(entry) in merged:
             problems.append(merged[id(entry)])
             continue
-        path, message = _message(entry)
+        path, message = _message(entry, root)
         problems.append(f"{yaml_path(path)}: {message}")
     return list(dict.fromkeys(problems))
 
@@ -306,23 +312,44 @@ def _pydantic_problems(error: ValidationError, data: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys (PyYAML silently keeps the last one)."""
+try:  # libyaml's parser: ten times faster than PyYAML's pure-Python one on large scenarios
+    _BaseLoader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+#: Largest configuration file read (a scenario of 10,000 SKUs is about 4.5 MB).
+MAX_FILE_BYTES = 10 * 1024 * 1024
+#: Deepest nesting of lists and mappings accepted in a configuration file (a scenario needs 6).
+MAX_DEPTH = 64
+#: Values an alias may add beyond those written out (``<<: *defaults`` merges stay far below).
+MAX_ALIAS_EXPANSION = 100_000
+#: Most values (lists, mappings, scalars) a document may hold once aliases are expanded.
+MAX_VALUES = 6_000_000
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """YAML that parses but that invalloc refuses to build: too deep, recursive or an alias bomb."""
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe loader (libyaml where available) that records duplicate mapping keys (PyYAML
+    silently keeps the last one) and refuses recursive, too deep or alias-bomb documents."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self.duplicate_keys: list[str] = []
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
+        seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
                 continue
-            key = self.construct_object(key_node)
+            # The key as written (tag and text): cheaper than constructing it twice.
+            key = (key_node.tag, key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
                 self.duplicate_keys.append(
-                    f"line {line}: duplicate key '{key}' (first given on line {seen[key]}); "
+                    f"line {line}: duplicate key '{key_node.value}' (first given on line {seen[key]}); "
                     "YAML would silently keep only the last value"
                 )
             else:
@@ -330,17 +357,89 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_node_graph(root: yaml.Node) -> None:
+    """Walk the composed document once, level by level, before anything is built from it.
+
+    :raises YamlLimitError: nesting deeper than :data:`MAX_DEPTH` (an alias that contains
+        itself nests without end), or aliases that multiply the document ("billion laughs").
+    """
+    level = [] if isinstance(root, yaml.ScalarNode) else [root]
+    distinct: set[int] = {id(root)}
+    expanded = 1
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            recursive = len({id(node) for node in level}) < len(level) or len(distinct) < expanded
+            problem = (
+                "an alias refers to itself (a recursive document)"
+                if recursive
+                else (f"nested more than {MAX_DEPTH} levels deep")
+            )
+            raise YamlLimitError(problem=problem, problem_mark=level[0].start_mark)
+        # Counted before the level is built, so that an alias bomb is refused before it takes memory.
+        size = sum(len(node.value) if isinstance(node, yaml.SequenceNode) else 2 * len(node.value) for node in level)
+        if expanded + size > MAX_VALUES:
+            raise _bomb(level[0])
+        children: list[yaml.Node] = []
+        for node in level:
+            if isinstance(node, yaml.SequenceNode):
+                children += node.value
+            else:
+                for pair in node.value:
+                    children += pair
+        expanded += len(children)
+        distinct.update(map(id, children))
+        if expanded > len(distinct) + MAX_ALIAS_EXPANSION:
+            raise _bomb(level[0])
+        level = [child for child in children if not isinstance(child, yaml.ScalarNode)]
+
+
+def _bomb(node: yaml.Node) -> YamlLimitError:
+    return YamlLimitError(
+        problem=f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} repeated values (an alias bomb?)",
+        problem_mark=node.start_mark,
+    )
+
+
 def read_yaml(text: str) -> tuple[Any, list[str]]:
     """Parse YAML text; returns the data and a list of duplicate-key problems.
 
-    :raises yaml.YAMLError: the text is not YAML.
+    :raises yaml.YAMLError: the text is not YAML, or is refused (:class:`YamlLimitError`).
     """
     loader = _StrictLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        _check_node_graph(node)
+        data = loader.construct_document(node)
         return data, sorted(loader.duplicate_keys, key=lambda line: int(line.split()[1].rstrip(":")))
     finally:
         loader.dispose()
+
+
+def read_config_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a configuration file, after checking it is a file of sane size.
+
+    :raises ConfigFileError: one ``(file): …`` problem (missing, a folder, too large, not UTF-8).
+    """
+    source = str(path)
+    try:
+        if path.is_dir():
+            raise ConfigFileError(source, ["(file): is a folder, not a file"])
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ConfigFileError(
+                source, [f"(file): {size / 2**20:.1f} MB is larger than the {max_bytes / 2**20:.0f} MB limit"]
+            )
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(source, ["(file): no such file"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(source, [f"(file): not UTF-8 text ({error.reason})"]) from None
+    except OSError as error:
+        raise ConfigFileError(source, [f"(file): cannot be read ({error.strerror or error})"]) from None
 
 
 def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -355,15 +454,16 @@ def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
 
 def shipped_scenarios() -> list[str]:
     """Names of the scenarios shipped in :data:`SCENARIO_DIR`."""
-    return sorted(path.stem for path in SCENARIO_DIR.glob("*.yaml"))
+    return shipped_names("scenarios")
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A shipped scenario name (``retail``) or a path to a YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.is_file() or len(candidate.parts) > 1:
-        return candidate
-    return SCENARIO_DIR / f"{name_or_path}.yaml"
+    """The YAML file of a scenario name (``retail``) or path; it may not exist.
+
+    A path is used as given; a name is looked up in ``./configs/scenarios/`` and then among the
+    shipped scenarios (:mod:`invalloc.config.shipped`).
+    """
+    return resolve(name_or_path, "scenarios")
 
 
 def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
@@ -379,7 +479,18 @@ def _non_finite_problems(data: Any, path: tuple[Any, ...] = ()) -> list[str]:
         if path == ("finance", "treasury_buffer") and data == float("-inf"):
             return []
         return [f"{yaml_path(path)}: must be a finite number (got {data}); leave the key out for the default"]
+    if isinstance(data, bool) and path and path[-1] not in _BOOLEAN_KEYS and not isinstance(path[-1], int):
+        # YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0.
+        return [
+            f"{yaml_path(path)}: must not be true or false here (got {str(data).lower()}); quote it or give a number"
+        ]
     return []
+
+
+#: The scenario keys whose values are true/false.
+_BOOLEAN_KEYS = frozenset(
+    {"integer_units", "lower_of_cost_and_nrv", "serve_contract_minimums_first", "cash_rule", "backorder_replenishment"}
+)
 
 
 def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
@@ -415,26 +526,37 @@ def parse_scenario(data: Any, source: str, base_dir: Path) -> LoadedScenario:
 def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> LoadedScenario:
     """Load and validate a scenario.
 
-    :param name_or_path: a shipped scenario name (``"retail"``) or a YAML path.
+    :param name_or_path: a scenario name (``"retail"``: ``./configs/scenarios/retail.yaml`` if
+        present, else the shipped one) or a YAML path.
     :param overrides: nested mapping merged over the YAML before validation,
         e.g. ``{"episode": {"horizon": 10}}``.
     :raises ScenarioError: the file is missing, is not YAML, or fails validation.
     """
+    if not isinstance(name_or_path, str | Path) or not str(name_or_path):
+        raise ScenarioError(
+            repr(name_or_path),
+            ["(file): a scenario is a shipped name or a YAML path, got " + _describe_input(name_or_path)],
+        )
     path = resolve_scenario_path(name_or_path)
     source = str(path)
-    if not path.is_file():
+    if overrides is not None and not isinstance(overrides, Mapping):
         raise ScenarioError(
-            source, [f"(file): no such scenario file (shipped scenarios: {', '.join(shipped_scenarios())})"]
+            source, [f"(overrides): must be a mapping of scenario sections, got {_describe_input(overrides)}"]
         )
+    if not path.exists():
+        given, problem = not_found(name_or_path, "scenarios")
+        raise ScenarioError(given, [problem])
     try:
-        data, yaml_problems = read_yaml(path.read_text(encoding="utf-8"))
+        text = read_config_text(path)
+    except ConfigFileError as error:
+        raise ScenarioError(source, error.problems) from None
+    try:
+        data, yaml_problems = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ScenarioError(source, [f"{where}: not valid YAML ({problem})"]) from None
-    except UnicodeDecodeError as error:
-        raise ScenarioError(source, [f"(file): not UTF-8 text ({error.reason})"]) from None
     if overrides and isinstance(data, dict):
         data = _deep_merge(data, overrides)
     try:
@@ -446,6 +568,7 @@ def load_scenario(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
     return loaded
 
 
-def validation_problems(error: ValidationError, data: Any) -> list[str]:
-    """One ``yaml.path: message`` line per problem of a pydantic error on YAML ``data``."""
-    return _pydantic_problems(error, data)
+def validation_problems(error: ValidationError, data: Any, root: type[BaseModel] = Scenario) -> list[str]:
+    """One ``yaml.path: message`` line per problem of a pydantic error on YAML ``data`` validated
+    as ``root`` (whose fields the unknown-key hints list)."""
+    return _pydantic_problems(error, data, root)

@@ -15,14 +15,43 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# Upper bounds keep every sum the books form far inside float64 (1e308 prices would turn the
+# books into inf/NaN) and every array the simulator allocates inside memory.
+#: Largest money amount per unit (price, cost, penalty, freight).
+MAX_UNIT_MONEY = 1e9
+#: Largest money amount in total (cash, credit line, budget, approval limit, order cost).
+MAX_MONEY = 1e15
+#: Largest quantity in units (stock, capacity, demand mean, order quantity).
+MAX_UNITS = 1e9
+#: Longest episode in periods (the analytic checks run 75,000; the arrays' size is bounded
+#: separately, see :data:`invalloc.config.checks.MAX_EPISODE_VALUES`).
+MAX_PERIODS = 1_000_000
+#: Longest lead time, delay or shelf life in periods.
+MAX_LEAD_TIME = 1_000
+#: Longest payment term in days (ten years).
+MAX_DAYS = 3_650
+
+
+def _buffer_in_range(value: float) -> float:
+    """The treasury buffer: -inf (no buffer) or a money amount within ±MAX_MONEY."""
+    if value != float("-inf") and not -MAX_MONEY <= value <= MAX_MONEY:
+        raise ValueError(f"must be within ±{MAX_MONEY:g} (or -.inf for no buffer)")
+    return value
+
 
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
+UnitMoney = Annotated[float, Field(ge=0, le=MAX_UNIT_MONEY)]
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY)]
+Units = Annotated[float, Field(ge=0, le=MAX_UNITS)]
+Periods = Annotated[int, Field(ge=0, le=MAX_LEAD_TIME)]
+Days = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 Identifier = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 #: A value given once for every SKU, or per SKU id.
-PerSku = NonNegative | dict[Identifier, NonNegative]
+PerSku = Units | dict[Identifier, Units]
 
 
 class _Model(BaseModel):
@@ -33,15 +62,15 @@ class Product(_Model):
     """A stock-keeping unit (SKU)."""
 
     id: Identifier
-    unit_cost: NonNegative = Field(description="Standard cost per unit; values opening stock.")
-    price: NonNegative | dict[Identifier, NonNegative] = Field(
+    unit_cost: UnitMoney = Field(description="Standard cost per unit; values opening stock.")
+    price: UnitMoney | dict[Identifier, UnitMoney] = Field(
         description="Sale price per unit, one for all channels or per channel id."
     )
-    holding_cost: NonNegative = Field(0.0, description="Cost per unit of end-of-period on-hand stock per period.")
-    shelf_life: Annotated[int, Field(ge=1)] | None = Field(
+    holding_cost: UnitMoney = Field(0.0, description="Cost per unit of end-of-period on-hand stock per period.")
+    shelf_life: Annotated[int, Field(ge=1, le=MAX_LEAD_TIME)] | None = Field(
         None, description="Periods from receipt from a supplier until units expire and are written off."
     )
-    net_realisable_value: NonNegative | None = Field(
+    net_realisable_value: UnitMoney | None = Field(
         None, description="Estimated selling price less costs to sell, per unit (IAS 2 / ASC 330)."
     )
     integer_units: bool = Field(True, description="Quantities are whole units (requests rounded down).")
@@ -49,47 +78,44 @@ class Product(_Model):
 
 class FixedLeadTime(_Model):
     kind: Literal["fixed"] = "fixed"
-    periods: Annotated[int, Field(ge=0)]
+    periods: Periods
 
 
 class UniformLeadTime(_Model):
     """Lead time drawn uniformly from the integers ``low`` … ``high`` (inclusive) per order."""
 
     kind: Literal["uniform"]
-    low: Annotated[int, Field(ge=0)]
-    high: Annotated[int, Field(ge=0)]
+    low: Periods
+    high: Periods
 
 
 class DiscreteLeadTime(_Model):
     """Lead time drawn from ``values`` with probabilities ``probabilities`` per order."""
 
     kind: Literal["discrete"]
-    values: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    values: list[Periods] = Field(min_length=1)
     probabilities: list[Share] = Field(min_length=1)
 
 
-LeadTime = (
-    Annotated[int, Field(ge=0)]
-    | Annotated[FixedLeadTime | UniformLeadTime | DiscreteLeadTime, Field(discriminator="kind")]
-)
+LeadTime = Periods | Annotated[FixedLeadTime | UniformLeadTime | DiscreteLeadTime, Field(discriminator="kind")]
 
 
 class SupplierItem(_Model):
     """What one supplier offers for one SKU."""
 
-    unit_cost: NonNegative
-    minimum_order_quantity: NonNegative = 0.0
-    capacity_per_period: NonNegative | None = Field(None, description="Units per period; None = unlimited.")
+    unit_cost: UnitMoney
+    minimum_order_quantity: Units = 0.0
+    capacity_per_period: Units | None = Field(None, description="Units per period; None = unlimited.")
 
 
 class Supplier(_Model):
     id: Identifier
     items: dict[Identifier, SupplierItem] = Field(min_length=1, description="Offer per SKU id.")
-    fixed_order_cost: NonNegative = Field(0.0, description="Cost per purchase order (per supplier and DC).")
+    fixed_order_cost: Money = Field(0.0, description="Cost per purchase order (per supplier and DC).")
     reliability: Share = Field(
         1.0, description="Expected share of an ordered quantity that is delivered (binomial per unit)."
     )
-    payment_terms_days: Annotated[int, Field(ge=0)] | None = Field(
+    payment_terms_days: Days | None = Field(
         None, description="Days after shipment that the invoice is due; default from finance."
     )
 
@@ -98,9 +124,11 @@ class Location(_Model):
     """A warehouse or distribution centre (DC)."""
 
     id: Identifier
-    capacity: Positive | None = Field(None, description="Units of all SKUs together; None = unlimited.")
+    capacity: Annotated[float, Field(gt=0, le=MAX_UNITS)] | None = Field(
+        None, description="Units of all SKUs together; None = unlimited."
+    )
     opening_stock: PerSku = 0.0
-    holding_cost: dict[Identifier, NonNegative] | None = Field(
+    holding_cost: dict[Identifier, UnitMoney] | None = Field(
         None, description="Holding cost per unit per period at this DC, overriding the product's."
     )
 
@@ -113,9 +141,9 @@ class Lane(_Model):
     source: Identifier = Field(alias="from")
     destination: Identifier = Field(alias="to")
     lead_time: LeadTime = 0
-    cost_per_unit: NonNegative = 0.0
-    capacity_per_period: NonNegative | None = Field(None, description="Units per period over all SKUs.")
-    shortfall_penalty_per_unit: NonNegative = Field(
+    cost_per_unit: UnitMoney = 0.0
+    capacity_per_period: Units | None = Field(None, description="Units per period over all SKUs.")
+    shortfall_penalty_per_unit: UnitMoney = Field(
         0.0,
         description=(
             "Penalty per unit of a replenishment request on this lane that is not shipped in its "
@@ -128,25 +156,27 @@ class Tier(_Model):
     """A customer tier inside a channel."""
 
     id: Identifier
-    priority: Annotated[int, Field(ge=0)] = Field(description="0 is served first.")
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = Field(description="0 is served first.")
     demand_share: Share = Field(description="Share of the channel's demand that comes from this tier.")
     min_fill_rate: Share = Field(0.0, description="Contractual minimum fill rate per period.")
-    penalty_per_unit_short: NonNegative = 0.0
-    price_multiplier: Positive = Field(1.0, description="Tier price = channel price × multiplier.")
+    penalty_per_unit_short: UnitMoney = 0.0
+    price_multiplier: Annotated[float, Field(gt=0, le=1_000)] = Field(
+        1.0, description="Tier price = channel price × multiplier."
+    )
 
 
 class Channel(_Model):
     id: Identifier
     tiers: list[Tier] = Field(min_length=1)
-    payment_terms_days: Annotated[int, Field(ge=0)] | None = Field(
+    payment_terms_days: Days | None = Field(
         None, description="Days after delivery that customers pay; default from finance."
     )
 
 
 class Seasonality(_Model):
     amplitude: Share = Field(description="Relative swing: mean × (1 + amplitude·sin(2π(t+phase)/period)).")
-    period: Annotated[int, Field(ge=2)]
-    phase: float = 0.0
+    period: Annotated[int, Field(ge=2, le=MAX_PERIODS)]
+    phase: Annotated[float, Field(ge=-MAX_PERIODS, le=MAX_PERIODS)] = 0.0
 
 
 class DemandStream(_Model):
@@ -157,7 +187,7 @@ class DemandStream(_Model):
     distribution: Literal["poisson", "normal", "negative_binomial"]
     mean: PerSku
     std: PerSku | None = Field(None, description="Standard deviation (normal, negative_binomial).")
-    trend: float = Field(0.0, description="Relative growth of the mean per period.")
+    trend: Annotated[float, Field(ge=-10, le=10)] = Field(0.0, description="Relative growth of the mean per period.")
     seasonality: Seasonality | None = None
 
 
@@ -169,14 +199,16 @@ class Demand(_Model):
 
 
 class Finance(_Model):
-    opening_cash: float = 0.0
-    credit_line: NonNegative = 0.0
-    treasury_buffer: float = Field(
+    opening_cash: Annotated[float, Field(ge=-MAX_MONEY, le=MAX_MONEY)] = 0.0
+    credit_line: Money = 0.0
+    treasury_buffer: Annotated[float, AfterValidator(_buffer_in_range)] = Field(
         float("-inf"), description="Minimum of cash + unused credit − payables due that a purchase may leave."
     )
-    customer_payment_terms_days: Annotated[int, Field(ge=0)] = 0
-    supplier_payment_terms_days: Annotated[int, Field(ge=0)] = 0
-    cost_of_capital: NonNegative = Field(0.0, description="Annual interest rate charged on credit used.")
+    customer_payment_terms_days: Days = 0
+    supplier_payment_terms_days: Days = 0
+    cost_of_capital: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="Annual interest rate charged on credit used."
+    )
     cost_method: Literal["fifo", "weighted_average"] = "fifo"
     lower_of_cost_and_nrv: bool = True
 
@@ -184,14 +216,16 @@ class Finance(_Model):
 class ReserveStock(_Model):
     location: Identifier
     skus: Literal["*"] | list[Identifier] = "*"
-    quantity: NonNegative
+    quantity: Units
     tiers: list[Identifier] = Field(min_length=1, description="Tier ids (channel/tier or tier) allowed to consume it.")
 
 
 class PurchaseApproval(_Model):
-    value_limit: Positive = Field(description="Purchase-order value above which approval is needed.")
+    value_limit: Annotated[float, Field(gt=0, le=MAX_MONEY)] = Field(
+        description="Purchase-order value above which approval is needed."
+    )
     action: Literal["cap", "delay"] = "cap"
-    delay_periods: Annotated[int, Field(ge=1)] = 1
+    delay_periods: Annotated[int, Field(ge=1, le=MAX_LEAD_TIME)] = 1
 
 
 class Rules(_Model):
@@ -203,16 +237,16 @@ class Rules(_Model):
     reserve_stock: list[ReserveStock] = Field(default_factory=list)
     serve_contract_minimums_first: bool = True
     purchase_approval: PurchaseApproval | None = None
-    purchase_budget_per_period: NonNegative | None = None
+    purchase_budget_per_period: Money | None = None
     cash_rule: bool = True
 
 
 class Episode(_Model):
-    period_days: Annotated[int, Field(ge=1)] = 1
-    horizon: Annotated[int, Field(ge=1)] = Field(description="Periods per episode.")
+    period_days: Annotated[int, Field(ge=1, le=MAX_DAYS)] = 1
+    horizon: Annotated[int, Field(ge=1, le=MAX_PERIODS)] = Field(description="Periods per episode.")
     unmet_demand: Literal["backlog", "lost_sales"] = "backlog"
     discount: Annotated[float, Field(gt=0, le=1)] = 1.0
-    warmup: Annotated[int, Field(ge=0)] = Field(0, description="First periods left out of KPIs.")
+    warmup: Annotated[int, Field(ge=0, le=MAX_PERIODS)] = Field(0, description="First periods left out of KPIs.")
     backorder_replenishment: bool = Field(
         False,
         description=(

@@ -79,7 +79,11 @@ class AllocationEnv(gym.Env):
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
     over the YAML), ``action_mode``, ``observation`` (``full`` or ``features``), ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
-    slower), ``render_mode`` ("ansi").
+    slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
+    ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
+    ``reward_scale`` must be a finite number > 0 or None, ``projection_penalty`` finite and
+    ≥ 0, ``periods`` a whole number from 1 to 10,000; ``reset`` takes a ``seed`` ≥ 0 (not a
+    bool) and ``step`` before ``reset`` raises ``RuntimeError``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -98,6 +102,19 @@ class AllocationEnv(gym.Env):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}: only 'ansi' is supported")
+        if config_overrides is not None and not isinstance(config_overrides, Mapping):
+            raise ValueError(
+                f"config_overrides={config_overrides!r:.40}: must be a mapping merged over the scenario "
+                "(e.g. {'episode': {'horizon': 10}}) or None"
+            )
+        if reward_scale is not None and not _is_number(reward_scale, positive=True):
+            raise ValueError(
+                f"reward_scale={reward_scale!r:.40}: must be a finite number > 0 (money per reward unit) or None"
+            )
+        if not _is_number(projection_penalty):
+            raise ValueError(f"projection_penalty={projection_penalty!r:.40}: must be a finite number ≥ 0")
+        if not isinstance(check_invariants, bool | np.bool_):
+            raise ValueError(f"check_invariants={check_invariants!r:.40}: must be true or false")
         self.render_mode = render_mode
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
@@ -108,10 +125,9 @@ class AllocationEnv(gym.Env):
         self.observations = source if isinstance(source, ObservationBuilder) else ObservationBuilder(self.simulator)
         self._features = None if source is self.observations else source
         self.observation_kind = observation
-        self.reward_scale = float(reward_scale) if reward_scale else self.observations.money_scale
-        if projection_penalty < 0:
-            raise ValueError(f"projection_penalty={projection_penalty}: must be ≥ 0")
-        self.projection_penalty = projection_penalty
+        self.reward_scale = float(reward_scale) if reward_scale is not None else self.observations.money_scale
+        self.projection_penalty = float(projection_penalty)
+        self._needs_reset = True
         self._distance_scale = float(self.observations.unit_scale.mean())  # units, like on-hand features
         self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
         self._action_shape = (self.actions.size,)
@@ -129,7 +145,14 @@ class AllocationEnv(gym.Env):
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None and (
+            isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0
+        ):
+            raise ValueError(f"seed={seed!r:.40}: must be a whole number ≥ 0 or None")
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"options={options!r:.40}: must be a mapping or None")
         super().reset(seed=seed)
+        self._needs_reset = False
         # The simulator's own seed comes from the env's generator: reset(seed=s) fixes it.
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
         self.observations.reset()
@@ -138,6 +161,8 @@ class AllocationEnv(gym.Env):
         return observation, {"period": 0}
 
     def step(self, action: np.ndarray):
+        if self._needs_reset:
+            raise RuntimeError("step() before reset(): call reset() to start an episode")
         if self.simulator.done:
             raise RuntimeError("the episode is over (truncated); call reset()")
         action = self._checked(action)
@@ -185,7 +210,12 @@ class AllocationEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
     def _checked(self, action: np.ndarray) -> np.ndarray:
         """The action as float64 (n,), or ValueError naming what is wrong with it."""
-        array = np.asarray(action, dtype=np.float64)
+        if np.iscomplexobj(action):
+            raise ValueError("action has complex entries; expected real numbers in [-1, 1]")
+        try:
+            array = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"action is not an array of numbers ({error})") from None
         if array.shape != self._action_shape:
             raise ValueError(f"action has shape {array.shape}, expected {self.action_space.shape}")
         finite, low, high = _range_of(array)
@@ -209,6 +239,13 @@ class AllocationEnv(gym.Env):
             "fill_rate_by_tier": fill_rate,
             **report.costs,
         }
+
+
+def _is_number(value: object, positive: bool = False) -> bool:
+    """A real, finite number ≥ 0 (> 0 with ``positive``); booleans are not numbers here."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return bool(np.isfinite(value)) and (value > 0 if positive else value >= 0)
 
 
 #: Value types a deep copy may share: immutable.

@@ -1,79 +1,26 @@
-"""The rule table's inputs: a small, named set of interpretable features of the simulator state.
+"""The rule table's features computed from the simulator's state (:class:`FeatureSet`).
 
-They live in the environment layer because they are also an observation: an agent trained with
-``observation="features"`` (:class:`~invalloc.env.observations.FeatureObservation`) sees the
-state exactly as a rule table extracted from it will.
-
-Feature set version :data:`FEATURE_SET_VERSION` (tables of the versions in
-:data:`FEATURE_SET_VERSIONS` still load and decide). Every feature is computed from the state at
-the decision point alone (no history), in business units, so a reviewer can read a
-condition such as ``days_of_cover_dc_north_regular < 12`` without knowing the simulator:
-
-========================================  ========  =================================================
-name                                      unit      meaning
-========================================  ========  =================================================
-``days_of_cover_<dc>_<group>``            days      inventory position (on hand + inbound − owed
-                                                    backorders) of the DC's SKUs in the group, over
-                                                    their expected demand through the DC per day
-``cash_headroom_over_buffer``             currency  money a purchase may commit now under the cash
-                                                    rule (cash + unused credit − bills due − orders
-                                                    awaiting approval − treasury buffer)
-``backlog_days_<channel>_<tier>``         days      units the tier is owed (backorders) or was
-                                                    refused last period (lost sales), over its
-                                                    expected demand per day
-``season_demand_index``                   ratio     this period's expected demand over the
-                                                    episode's average (1 = an average period)
-``days_remaining``                        days      days left in the episode
-``inbound_days_<dc>_arriving_in_<k>``     days      (version 2) units in transit to the DC that
-                                                    arrive k periods from now (0 = this period), over
-                                                    the DC's expected demand per day, all SKUs; k runs
-                                                    over the longest lead time
-========================================  ========  =================================================
-
-Version 2 adds the inbound pipeline by arrival period. Version 1's cover counts on-hand and
-inbound stock alike; a trained policy also reacts to *when* the inbound stock arrives (what
-it ordered one and two periods ago), and on `retail` these nine features raise the table's
-agreement with the teacher by about 1.5 points.
-
-SKU groups (empty ones are left out): ``perishable`` (a shelf life), ``clearance`` (net
-realisable value below standard cost: marked down) and ``regular`` (all others).
-
-Names are FEEL and Python identifiers (lower case, digits, ``_``), so the same names work
-as CSV headers, JSON keys and DMN input expressions.
+What each feature means (names, units, versions) is in :mod:`invalloc.env.feature_definitions`,
+which needs no simulator and is re-exported here. The features live in the environment layer
+because they are also an observation: an agent trained with ``observation="features"``
+(:class:`~invalloc.env.observations.FeatureObservation`) sees the state exactly as a rule table
+extracted from it will.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
+from invalloc.env.feature_definitions import (  # noqa: F401 - re-exported for existing imports
+    FEATURE_SET_VERSION,
+    FEATURE_SET_VERSIONS,
+    NO_DEMAND_COVER_DAYS,
+    Feature,
+    identifier,
+)
 from invalloc.sim.network import Network
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.simulator import Simulator
-
-#: Version of the feature definitions extracted tables use; a table records its version.
-FEATURE_SET_VERSION = "2"
-#: Versions this evaluator computes (a table of any other version is refused).
-FEATURE_SET_VERSIONS = ("1", "2")
-#: Days of cover reported where a group has no expected demand through a DC (days).
-NO_DEMAND_COVER_DAYS = 999.0
-
-
-def identifier(text: str) -> str:
-    """``text`` as a FEEL/Python identifier: lower case, runs of other characters become ``_``."""
-    name = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
-    return name if name and not name[0].isdigit() else f"x_{name}"
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input of a rule table: a name, its unit and what it measures."""
-
-    name: str
-    unit: str
-    description: str
 
 
 def sku_groups(network: Network) -> dict[str, np.ndarray]:
@@ -86,7 +33,7 @@ def sku_groups(network: Network) -> dict[str, np.ndarray]:
 
 
 class FeatureSet:
-    """Computes the features (see the module docstring) of a simulator's state.
+    """Computes the features (:mod:`invalloc.env.feature_definitions`) of a simulator's state.
 
     :param version: which definitions, one of :data:`FEATURE_SET_VERSIONS`.
     :ivar features: the :class:`Feature` definitions in column order.

@@ -19,6 +19,9 @@ from invalloc.console import fail
 DEFAULT_EPISODES = 20
 #: Held out from ``invalloc tune``'s default training seeds (0–49), as the README's evaluations are.
 DEFAULT_SEED = 10_000
+#: Most episodes one comparison runs, and most worker processes.
+MAX_EPISODES = 1_000_000
+MAX_PROCESSES = 256
 
 
 def _fail(lines: list[str]) -> NoReturn:
@@ -38,9 +41,9 @@ def compare(
     episodes: Annotated[int, typer.Option("--episodes", help="Episodes; episode i uses seed+i for every policy.")] = (
         DEFAULT_EPISODES
     ),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first episode (default: held out from tune).")] = (
-        DEFAULT_SEED
-    ),
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first episode (default: held out from tune).")
+    ] = (DEFAULT_SEED),
     reference: Annotated[
         str | None,
         typer.Option("--reference", help="Spec the others are measured against (default: the best baseline)."),
@@ -74,10 +77,10 @@ def compare(
 
     if not policy:
         _fail(["--policy: give at least two policy specs to compare (e.g. --policy base_stock --policy priority)"])
-    if episodes < 1:
-        _fail([f"--episodes {episodes}: must be at least 1"])
-    if processes is not None and processes < 1:
-        _fail([f"--processes {processes}: must be at least 1"])
+    if not 1 <= episodes <= MAX_EPISODES:
+        _fail([f"--episodes {episodes}: must be from 1 to {MAX_EPISODES:,}"])
+    if processes is not None and not 1 <= processes <= MAX_PROCESSES:
+        _fail([f"--processes {processes}: must be from 1 to {MAX_PROCESSES}"])
     try:
         name = load_scenario(scenario).scenario.name
     except ScenarioError as error:

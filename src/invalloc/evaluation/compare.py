@@ -547,7 +547,10 @@ def run_comparison(
         raise PolicyError(f"--policy {duplicates[0]}: given twice; every policy is compared once")
     reference_text = None
     if reference is not None:
-        reference_text = parse_spec(reference, scenario_name=loaded.scenario.name).text
+        try:
+            reference_text = parse_spec(reference, scenario_name=loaded.scenario.name).text
+        except PolicyError as error:
+            raise PolicyError(str(error).replace("--policy", "--reference", 1)) from None
         if reference_text not in texts:
             texts.append(reference_text)
     if len(texts) < 2:

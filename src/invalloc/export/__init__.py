@@ -41,37 +41,42 @@ def export_rule_table(
     from invalloc.config.loader import load_scenario
     from invalloc.export.exporter import export_rule_table as export_teacher
     from invalloc.export.extraction import ExtractionSettings
+    from invalloc.processes import exit_on_sigterm, temporary_folder
     from invalloc.tracking import configure_tracking
 
-    uri = configure_tracking(tracking_uri)
+    uri = configure_tracking(tracking_uri, must_exist=True)
     teacher = load_learned_policy(f"run:{run_id}", uri)
-    loaded = load_scenario(scenario) if scenario else scenario_of_run(run_id, uri)
-    source = {
-        "run_id": run_id,
-        "model_uri": f"runs:/{run_id}/best",
-        "model_version": model_version_of_run(run_id, uri),
-        "teacher": teacher.name,
-    }
-    name = None if register is None else (register or f"invalloc-rules-{loaded.scenario.name}")
-    manifest = export_teacher(
-        teacher, loaded, Path(out_dir), settings or ExtractionSettings(max_rules=max_rules), source, uri, name
-    )
+    # The run's logged scenario (and the files it references) live in a temporary folder that
+    # is removed however the export ends; the simulator reads a demand trace from it throughout.
+    with exit_on_sigterm(), temporary_folder("export") as folder:
+        loaded = load_scenario(scenario) if scenario else scenario_of_run(run_id, uri, folder)
+        source = {
+            "run_id": run_id,
+            "model_uri": f"runs:/{run_id}/best",
+            "model_version": model_version_of_run(run_id, uri),
+            "teacher": teacher.name,
+        }
+        name = None if register is None else (register or f"invalloc-rules-{loaded.scenario.name}")
+        manifest = export_teacher(
+            teacher, loaded, Path(out_dir), settings or ExtractionSettings(max_rules=max_rules), source, uri, name
+        )
     if console is not None:
         console.print(summary_line(Path(out_dir), manifest), markup=False)
     return manifest
 
 
-def scenario_of_run(run_id: str, tracking_uri: str):
-    """The scenario a run trained on, from its logged ``config/scenario.yaml``."""
-    import tempfile
-
+def scenario_of_run(run_id: str, tracking_uri: str, folder: Path):
+    """The scenario a run trained on, from its logged ``config/``, restored into ``folder``
+    with the files it references (``folder`` must outlive the scenario's use)."""
     import mlflow
 
-    from invalloc.config.loader import load_scenario
+    from invalloc.agents.run_files import RunFilesError, restore_scenario
+    from invalloc.export.exporter import ExportError
 
-    folder = Path(tempfile.mkdtemp(prefix="invalloc-export-"))
-    path = mlflow.MlflowClient(tracking_uri).download_artifacts(run_id, "config/scenario.yaml", str(folder))
-    return load_scenario(Path(path))
+    try:
+        return restore_scenario(mlflow.MlflowClient(tracking_uri), run_id, folder)
+    except RunFilesError as error:
+        raise ExportError(str(error)) from None
 
 
 def model_version_of_run(run_id: str, tracking_uri: str) -> str | None:

@@ -45,7 +45,7 @@ def export(
     evaluation_episodes: Annotated[
         int, typer.Option("--evaluation-episodes", min=1, help="Held-out episodes for fidelity and KPI retention.")
     ] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first extraction episode.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first extraction episode.")] = 0,
     register: Annotated[
         str | None,
         typer.Option("--register", help="Registered model name (default: invalloc-rules-<scenario>)."),
@@ -59,10 +59,14 @@ def export(
     from invalloc.export import export_rule_table, summary_line
     from invalloc.export.exporter import ExportError
     from invalloc.export.extraction import ExtractionSettings
+    from invalloc.rules.manifest import MANIFEST_FILE
     from invalloc.rules.table import RuleTableError
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
 
+    # The exporter checks this too, but only after loading the run: refuse at once.
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).is_file())):
+        fail([f"--out {out}: exists and is not a rule table directory; choose another --out"])
     try:
         settings = ExtractionSettings(
             max_rules=max_rules,

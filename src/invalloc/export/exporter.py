@@ -34,14 +34,17 @@ from invalloc.rules.manifest import (
     AUDIT_LOG_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
+    MANIFEST_VERSION,
     STATUSES,
     allowed_transitions,
     append_audit,
+    content_digest,
     load_rule_table,
     staged_directory,
-    verify_directory,
+    verify_rule_table,
     write_manifest,
 )
+from invalloc.rules.registry import CONTENT_TAG, check_registered_content
 from invalloc.rules.table import RuleTable, RuleTableError
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
@@ -113,19 +116,19 @@ def export_rule_table(
     table = extraction.table
     evaluation = evaluate(simulator, teacher, table, settings)
     manifest = _manifest(name, loaded, extraction, evaluation, source or {})
+    exported = {"time": _now(), "event": "exported", "status": "draft", "source": source or {}}
     with staged_directory(out) as staging:
         write_table_files(table, staging)
-        append_audit(
-            staging,
-            {"time": _now(), "event": "exported", "status": "draft", "source": source or {}},
-            manifest["review"],
-        )
         write_manifest(staging, manifest)
+        append_audit(staging, exported, manifest)
         _check_round_trip(staging, table, extraction.data.features)
         if register and tracking_uri:
             manifest["registry"] = register_table(staging, manifest, tracking_uri, register)
+            # Record the export again, now bound to the registry block too (the staging log is ours alone).
+            (staging / AUDIT_LOG_FILE).unlink()
+            append_audit(staging, exported, manifest)
             write_manifest(staging, manifest)
-            _log_files(tracking_uri, manifest["registry"]["export_run_id"], staging, [MANIFEST_FILE])
+            _log_files(tracking_uri, manifest["registry"]["export_run_id"], staging, [MANIFEST_FILE, AUDIT_LOG_FILE])
     return manifest
 
 
@@ -133,7 +136,7 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
     table = extraction.table
     return {
         "format": MANIFEST_FORMAT,
-        "format_version": 1,
+        "format_version": MANIFEST_VERSION,
         "name": name,
         "created": _now(),
         "files": {},
@@ -213,7 +216,10 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
                 raise
         source = f"{run.info.artifact_uri}/{ARTIFACT_PATH}"
         version = client.create_model_version(
-            model_name, source, run_id=run_id, tags={"invalloc.kind": "rule_table", "review_status": "draft"}
+            model_name,
+            source,
+            run_id=run_id,
+            tags={"invalloc.kind": "rule_table", "review_status": "draft", CONTENT_TAG: content_digest(manifest)},
         )
         client.set_registered_model_alias(model_name, "candidate", version.version)
         client.set_terminated(run_id, "FINISHED")
@@ -237,43 +243,42 @@ def review(
     Lifecycle: draft → approved → active → retired (one step forward; any status may be
     retired). On approval the registered model version gets the ``champion`` alias (it is
     registered first, as ``register`` @ ``candidate``, if the export did not register it).
-    The directory is verified first: a tampered table cannot be approved.
+    The directory is verified completely first (:func:`~invalloc.rules.manifest.verify_rule_table`:
+    hashes, audit log, content digest, every format a complete partition deciding alike), and
+    a registered version must carry the table's content digest: a tampered or incomplete table
+    is refused before anything changes, on disk or in MLflow. The new audit log line records
+    the content digest again (unchanged since the export).
     """
     directory = Path(directory)
-    manifest = verify_directory(directory)
+    manifest = verify_rule_table(directory)["manifest"]
     current = manifest.get("review", {}).get("status", "draft")
     if status not in STATUSES:
         raise ExportError(f"--status {status}: choose one of {', '.join(STATUSES)}")
-    if current not in STATUSES:
-        raise ExportError(f"{directory / MANIFEST_FILE}: unknown review status {current!r}")
     allowed = allowed_transitions(current)
     if status not in allowed:
         options = ", ".join(sorted(allowed)) or "none"
         raise ExportError(f"{directory}: status {current} cannot move to {status} (allowed: {options})")
     if not reviewer.strip():
         raise ExportError("--reviewer must name the reviewer")
+    registry = manifest.get("registry")
+    if registry and tracking_uri is not None:
+        check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
+    elif status == "approved" and tracking_uri is not None and not register:
+        raise ExportError("the table is not registered; give --register MODEL_NAME")
     date = _now()
     with staged_directory(directory) as staging:
         for path in directory.iterdir():
-            if path.is_file():
-                shutil.copy2(path, staging / path.name)
+            shutil.copy2(path, staging / path.name)
         manifest["review"] = {"status": status, "reviewer": reviewer, "date": date, "comment": comment}
-        append_audit(
-            staging,
-            {"time": date, "event": "review", "from": current, "status": status, "reviewer": reviewer}
-            | {"comment": comment},
-            manifest["review"],
-        )
         if status == "approved" and tracking_uri is not None:
-            registry = manifest.get("registry")
             if not registry:
-                if not register:
-                    raise ExportError("the table is not registered; give --register MODEL_NAME")
                 write_manifest(staging, manifest)
-                registry = register_table(staging, manifest, tracking_uri, register)
+                registry = register_table(staging, manifest, tracking_uri, str(register))
             manifest["registry"] = _promote(registry, tracking_uri, status, reviewer, comment)
-        elif manifest.get("registry") and tracking_uri is not None:
-            _tag_version(manifest["registry"], tracking_uri, status, reviewer, comment)
+        elif registry and tracking_uri is not None:
+            _tag_version(registry, tracking_uri, status, reviewer, comment)
+        entry = {"time": date, "event": "review", "from": current, "status": status, "reviewer": reviewer}
+        append_audit(staging, entry | {"comment": comment}, manifest)
         write_manifest(staging, manifest)
         if manifest.get("registry") and tracking_uri is not None:
             _log_files(tracking_uri, manifest["registry"]["export_run_id"], staging, [MANIFEST_FILE, AUDIT_LOG_FILE])
@@ -301,4 +306,11 @@ def _promote(registry: dict, tracking_uri: str, status: str, reviewer: str, comm
     return {**registry, "alias": "champion"}
 
 
-__all__ = ["ExportError", "RuleTableError", "export_rule_table", "register_table", "review", "write_table_files"]
+__all__ = [
+    "ExportError",
+    "RuleTableError",
+    "export_rule_table",
+    "register_table",
+    "review",
+    "write_table_files",
+]

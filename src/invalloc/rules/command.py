@@ -36,9 +36,18 @@ def _load(directory: Path, fmt: str = "json"):
 
 
 @rules_app.command("verify")
-def verify(directory: Directory) -> None:
-    """Check every file's sha256 and that each format is a complete, non-overlapping table deciding alike."""
-    from invalloc.rules.manifest import verify_rule_table
+def verify(
+    directory: Directory,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="Also check that the registered model version carries this table's content digest.",
+        ),
+    ] = None,
+) -> None:
+    """Check files, manifest and audit log, and that each format is a complete, non-overlapping table deciding alike."""
+    from invalloc.rules.manifest import content_digest, verify_rule_table
     from invalloc.rules.table import RuleTableError
 
     try:
@@ -47,10 +56,34 @@ def verify(directory: Directory) -> None:
         fail([str(error)])
     manifest, reference, grid = result["manifest"], result["table"], result["states"]
     status = manifest.get("review", {}).get("status", "draft")
+    registered = ""
+    if tracking_uri is not None:
+        registered = _check_registry(directory, manifest, content_digest(manifest), tracking_uri)
     print(
         f"{directory}: verified — {len(manifest['files'])} files match their sha256; {len(reference)} rules, "
         f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states; status {status}"
+        + registered
     )
+
+
+def _check_registry(directory: Path, manifest: dict, digest: str, tracking_uri: str) -> str:
+    """The registered version must carry ``digest`` (its ``content_sha256`` tag); returns a note for the summary."""
+    from invalloc.rules.registry import check_registered_content
+    from invalloc.rules.table import RuleTableError
+    from invalloc.tracking import TrackingError
+
+    registry = manifest.get("registry")
+    if not registry:
+        fail([f"{directory}: not registered (the manifest has no registry block); nothing to check in {tracking_uri}"])
+    try:
+        check_registered_content(registry, tracking_uri, digest, directory)
+    except (RuleTableError, TrackingError) as error:
+        fail([str(error)])
+    except Exception as error:  # MLflow's own errors (no common base without importing it first)
+        if type(error).__module__.startswith("mlflow"):
+            fail([f"tracking: {first_line(error)}"])
+        raise
+    return f"; registered as {registry['model_name']} v{registry['version']} with this content"
 
 
 @rules_app.command("decide")
@@ -61,11 +94,20 @@ def decide(
     fmt: Format = "json",
 ) -> None:
     """Decide each row of feature values: the matched rule id and its outputs."""
+    import numpy as np
     import pandas as pd
 
     from invalloc.rules.table import RuleTableError
 
+    if output is not None:
+        from invalloc.console import output_file_problems
+
+        problems = output_file_problems(output, "--output")
+        if problems:
+            fail(problems)
     table, _ = _load(directory, fmt)
+    if input_csv.is_dir():
+        fail([f"{input_csv}: is a folder, not a CSV file"])
     try:
         frame = pd.read_csv(input_csv)
     except (OSError, ValueError) as error:
@@ -73,8 +115,17 @@ def decide(
     missing = [name for name in table.feature_names if name not in frame.columns]
     if missing:
         fail([f"{input_csv}: missing feature column(s) {', '.join(missing[:5])}"])
+    if frame.empty:
+        fail([f"{input_csv}: no rows (one row per state to decide)"])
     try:
         values = frame[table.feature_names].astype(float).to_numpy()
+        infinite = np.isinf(values)
+        if infinite.any():
+            row, column = (int(i) for i in np.argwhere(infinite)[0])
+            raise ValueError(
+                f"row {row + 1}: feature {table.feature_names[column]} is {values[row, column]} "
+                "(features are finite numbers)"
+            )
         rules, outputs = table.decide_values(values)
     except (ValueError, RuleTableError) as error:
         fail([f"{input_csv}: {error}"])

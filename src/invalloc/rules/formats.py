@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invalloc.env.features import Feature
+from invalloc.env.feature_definitions import Feature
 from invalloc.rules.table import Output, RuleTable, RuleTableError, condition_text, number_text
 
 DMN_NAMESPACE = "https://www.omg.org/spec/DMN/20191111/MODEL/"
@@ -241,6 +241,8 @@ def read_json(path: Path) -> RuleTable:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RuleTableError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise RuleTableError(f"{path}: not valid JSON (nested too deeply)") from None
     where = str(path)
     try:
         if document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
@@ -256,7 +258,9 @@ def read_json(path: Path) -> RuleTable:
             outputs.append(replace(output, step=float(o["step"])))
         lower, upper, values, support, ids = [], [], [], [], []
         for rule in document["rules"]:
-            rid = str(rule["id"])
+            if not isinstance(rule, dict) or not isinstance(rule.get("id"), str):
+                raise RuleTableError(f"{where}: every rule must be an object with a string id")
+            rid = rule["id"]
             when, then = rule["when"], rule["then"]
             if set(when) != {f.name for f in features} or set(then) != {o.name for o in outputs}:
                 raise RuleTableError(f"{where}: rule {rid} must give every feature and every output")

@@ -1,17 +1,45 @@
 """A rule table directory: the table in three formats, a JSON Schema, an audit log and a manifest.
 
-``manifest.json`` records the sha256 of every other file, where the table came from (MLflow
-run, model version, scenario hash, feature set version, extraction settings), how faithful
-it is (fidelity, KPI retention, intervention rate) and its review (status draft → approved →
-active → retired, reviewer, date, comment). :func:`load_rule_table` verifies every hash
-before it reads anything and refuses a directory whose files do not match.
+``manifest.json`` records the sha256 of every table file (``rules.csv``, ``rules.json``,
+``rules.schema.json``, ``rules.dmn``), where the table came from (MLflow run, model version,
+scenario digest, feature set version, extraction settings), how faithful it is (fidelity, KPI
+retention, intervention rate), its review (status draft → approved → active → retired,
+reviewer, date, comment) and where it is registered. A directory holds exactly these files,
+the manifest and ``audit_log.jsonl``: any other file makes verification fail.
 
-``audit_log.jsonl`` is append-only and hash-chained: every entry records the sha256 of the
-line before it (``previous``) and of the manifest's review block as that event left it
-(``review_sha256``). :func:`verify_directory` replays the log — each review must start from
-the status the log reached and be an allowed step — and refuses a manifest whose review
-(status, reviewer, date, comment) differs from what the log's last entry says, so editing
-the review fields by hand, or an entry in the middle of the log, is detected.
+**Content digest.** :func:`content_digest` is the sha256 of the manifest without its
+``review`` and ``registry`` blocks, serialised as canonical JSON (keys sorted, separators
+``,`` and ``:``, non-ASCII kept, as read back from ``manifest.json``). Because the manifest
+holds every table file's sha256, the digest covers the three formats, the schema and every
+other manifest field (fidelity, retention, scenario digest, provenance, feature and output
+definitions). Only a review changes the review and registry blocks; the digest therefore
+stays the same from export to retirement.
+
+**Audit log.** ``audit_log.jsonl`` is append-only and hash-chained; every status change
+(``exported`` as draft, then each ``review``: approved, active, retired) appends one line
+that records
+
+- ``previous``: the sha256 of the line before it (of nothing for the first);
+- ``content_sha256``: the content digest at that moment, and ``files``: the table files' sha256;
+- ``review_sha256``: the sha256 of the review block that event left, and ``registry``: the
+  registry block it left.
+
+:func:`verify_directory` — run by every load (``rules decide``/``show``/``diff``,
+``simulate``/``compare --policy rules:DIR``, :func:`load_rule_table`,
+:func:`~invalloc.rules.policy.load_rule_policy`) — checks the files against the manifest,
+refuses files the manifest does not list, replays the log (each review an allowed step from
+the status reached, each line chained to the one before) and refuses a manifest whose
+content digest differs from the one the log recorded at export and at every review, or
+whose review or registry block differs from what the last line left. So a table edited
+after approval — even consistently in CSV, JSON and DMN, with the manifest re-hashed — is
+refused everywhere, as is an edited fidelity, retention or scenario digest, or an edited
+log line.
+
+The directory is tamper-evident, not tamper-proof: someone who rewrites the whole log as
+well as the files forges a consistent directory. The registered model version in MLflow
+carries the content digest as its ``content_sha256`` tag (set when it is registered), which
+such a forgery cannot change without write access to the tracking store; ``rules approve``
+and ``rules verify --tracking-uri`` check it (:mod:`invalloc.rules.registry`).
 """
 
 from __future__ import annotations
@@ -25,13 +53,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from invalloc.env.features import Feature
+from invalloc.digests import sha256_file
+from invalloc.env.feature_definitions import Feature
 from invalloc.rules.formats import FILE_NAMES, SCHEMA_FILE, read_csv, read_dmn, read_json
 from invalloc.rules.table import Output, RuleTable, RuleTableError
 
 MANIFEST_FILE = "manifest.json"
 AUDIT_LOG_FILE = "audit_log.jsonl"
 MANIFEST_FORMAT = "invalloc-rule-table-manifest"
+#: Manifest format version. 2: the audit log binds every status change to the content digest.
+MANIFEST_VERSION = 2
+#: The files a rule table consists of (all listed in the manifest with their sha256).
+TABLE_FILES = (*FILE_NAMES.values(), SCHEMA_FILE)
+#: Manifest blocks a review changes; everything else is covered by :func:`content_digest`.
+REVIEW_BLOCKS = ("review", "registry")
+#: Largest manifest read (an exported one is a few kB).
+MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 #: Review statuses in lifecycle order; a table moves forward one step at a time (or is retired).
 STATUSES = ("draft", "approved", "active", "retired")
 #: ``previous`` of the first audit entry: the sha256 of nothing.
@@ -45,58 +82,102 @@ def allowed_transitions(status: str) -> set[str]:
     return {STATUSES[STATUSES.index(status) + 1], "retired"}
 
 
+def _canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def review_digest(review: dict) -> str:
     """sha256 of a manifest's review block (canonical JSON: sorted keys, no spaces)."""
-    text = json.dumps(review, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical(review)).hexdigest()
 
 
-def append_audit(directory: Path, entry: dict, review: dict) -> dict:
-    """Append ``entry`` to the directory's audit log, chained to the last line and to ``review``
-    (the manifest's review block after this event); returns the entry written."""
+def content_digest(manifest: dict) -> str:
+    """sha256 of ``manifest`` without its ``review`` and ``registry`` blocks (canonical JSON).
+
+    The manifest is first normalised through a JSON round trip, so the digest of the dict an
+    exporter holds equals the digest of the file it wrote.
+    """
+    normalised = json.loads(json.dumps(manifest))
+    content = {key: value for key, value in normalised.items() if key not in REVIEW_BLOCKS}
+    return hashlib.sha256(_canonical(content)).hexdigest()
+
+
+def append_audit(directory: Path, entry: dict, manifest: dict) -> dict:
+    """Append ``entry`` to the directory's audit log, bound to the manifest as this event leaves it.
+
+    Adds ``previous`` (the sha256 of the last line), ``content_sha256`` and ``files`` (the
+    content digest and table file hashes of ``manifest``, which must already list them),
+    ``review_sha256`` and ``registry``. Returns the entry written.
+    """
     path = Path(directory) / AUDIT_LOG_FILE
     lines = path.read_text().splitlines() if path.is_file() else []
     previous = hashlib.sha256(lines[-1].encode()).hexdigest() if lines else AUDIT_CHAIN_START
-    entry = {**entry, "previous": previous, "review_sha256": review_digest(review)}
+    entry = {
+        **entry,
+        "previous": previous,
+        "content_sha256": content_digest(manifest),
+        "files": dict(manifest["files"]),
+        "review_sha256": review_digest(manifest.get("review") or {}),
+        "registry": manifest.get("registry"),
+    }
     with open(path, "a") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
     return entry
 
 
-def check_review_log(directory: Path, manifest: dict) -> None:
-    """Raise :class:`RuleTableError` unless the manifest's review agrees with the audit log.
+def _moment(entry: dict) -> str:
+    """When an audit entry was written, in words."""
+    if entry.get("event") == "review":
+        return f"when it became {entry.get('status')}"
+    return "at export"
 
-    Replays ``audit_log.jsonl``: ``exported`` starts at ``draft``; each ``review`` must move
-    from the status reached so far (its ``from``) by an allowed step. Entries carrying a
-    ``previous`` hash must chain to the line before, and once the chain starts every later
-    entry must carry it. The manifest's review status must be the status reached; its review
-    block must hash to the last entry's ``review_sha256`` (or, for a log written before
-    hashing, match the last review's reviewer, date and comment). Without a log the review
-    must be ``draft``.
+
+def check_review_log(directory: Path, manifest: dict) -> None:
+    """Raise :class:`RuleTableError` unless the manifest agrees with the audit log.
+
+    Replays ``audit_log.jsonl``: the first entry is ``exported`` (status ``draft``); each
+    ``review`` must move from the status reached so far (its ``from``) by an allowed step;
+    every entry must chain to the line before (``previous``) and record the content digest.
+    The manifest's content digest must equal the digest every entry recorded, its review
+    status the status reached, its review block the one the last entry hashed (and the last
+    review's reviewer, date and comment), its registry block the one the last entry recorded.
     """
     directory = Path(directory)
     path = directory / AUDIT_LOG_FILE
+    manifest_path = directory / MANIFEST_FILE
     review = manifest.get("review") or {}
-    claimed = review.get("status", "draft")
-    lines = path.read_text().splitlines() if path.is_file() else []
-    status, last, chained = "draft", None, False
-    previous_line = None
+    if not isinstance(review, dict):
+        raise RuleTableError(f"{manifest_path}: review must be a JSON object")
+    if not path.is_file():
+        raise RuleTableError(f"{path}: missing (every exported rule table has one)")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RuleTableError(f"{path}: cannot be read ({error})") from None
+    if not lines:
+        raise RuleTableError(f"{path}: empty (every exported rule table records its export)")
+    digest = content_digest(manifest)
+    status, last, previous_line = "draft", None, None
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise RuleTableError(f"{path}: line {number} is not JSON (the audit log was edited)") from None
         if not isinstance(entry, dict):
             raise RuleTableError(f"{path}: line {number} is not a JSON object (the audit log was edited)")
-        if "previous" in entry or chained:
-            expected = hashlib.sha256(previous_line.encode()).hexdigest() if number > 1 else AUDIT_CHAIN_START
-            if entry.get("previous") != expected:
-                raise RuleTableError(
-                    f"{path}: line {number} does not chain to the line before it (an entry was edited or removed)"
-                )
-            chained = True
-        if entry.get("event") == "exported":
-            status = entry.get("status", "draft")
+        expected = hashlib.sha256(previous_line.encode()).hexdigest() if number > 1 else AUDIT_CHAIN_START
+        if entry.get("previous") != expected:
+            raise RuleTableError(
+                f"{path}: line {number} does not chain to the line before it (an entry was edited or removed)"
+            )
+        if "content_sha256" not in entry:
+            raise RuleTableError(
+                f"{path}: line {number} records no content digest (written before approvals were bound to "
+                f"the content); re-export the table"
+            )
+        if number == 1:
+            if entry.get("event") != "exported" or entry.get("status", "draft") != "draft":
+                raise RuleTableError(f"{path}: line 1 is not the export (the audit log was edited)")
         elif entry.get("event") == "review":
             if entry.get("from") != status or entry.get("status") not in allowed_transitions(status):
                 raise RuleTableError(
@@ -104,36 +185,40 @@ def check_review_log(directory: Path, manifest: dict) -> None:
                     f"but the log had reached {status!r}"
                 )
             status = entry["status"]
+        else:
+            raise RuleTableError(f"{path}: line {number} is neither a review nor the export (the log was edited)")
         last, previous_line = entry, line
+    assert last is not None
+    for number in range(len(lines), 0, -1):  # the latest record first: "when it became approved"
+        entry = json.loads(lines[number - 1])
+        if entry["content_sha256"] != digest:
+            recorded = entry.get("files") if isinstance(entry.get("files"), dict) else {}
+            changed = [name for name in TABLE_FILES if recorded.get(name) != manifest["files"].get(name)]
+            what = f"{', '.join(changed)} changed" if changed else "manifest fields changed"
+            raise RuleTableError(
+                f"{manifest_path}: content sha256 {digest[:12]}… differs from the {entry['content_sha256']!s:.12}… "
+                f"{AUDIT_LOG_FILE} recorded {_moment(entry)} (line {number}; {what}); the table was edited after "
+                f"it was recorded — re-export it"
+            )
+    claimed = review.get("status", "draft")
     if claimed != status:
         raise RuleTableError(
-            f"{directory / MANIFEST_FILE}: review status {claimed!r} disagrees with {AUDIT_LOG_FILE} "
+            f"{manifest_path}: review status {claimed!r} disagrees with {AUDIT_LOG_FILE} "
             f"(which reaches {status!r}); change the status only with `invalloc rules approve`"
         )
-    if last is None:
-        return
-    if "review_sha256" in last:
-        if last["review_sha256"] != review_digest(review):
-            raise RuleTableError(
-                f"{directory / MANIFEST_FILE}: review block (reviewer, date, comment) differs from the one "
-                f"{AUDIT_LOG_FILE} recorded; change it only with `invalloc rules approve`"
-            )
-    elif last.get("event") == "review":
-        recorded = {"reviewer": last.get("reviewer"), "date": last.get("time"), "comment": last.get("comment")}
-        if any(review.get(key) != value for key, value in recorded.items()):
-            raise RuleTableError(
-                f"{directory / MANIFEST_FILE}: review block (reviewer, date, comment) differs from the last review "
-                f"in {AUDIT_LOG_FILE}; change it only with `invalloc rules approve`"
-            )
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    in_log = {"reviewer": last.get("reviewer"), "date": last.get("time"), "comment": last.get("comment")}
+    if last.get("review_sha256") != review_digest(review) or (
+        last.get("event") == "review" and any(review.get(key) != value for key, value in in_log.items())
+    ):
+        raise RuleTableError(
+            f"{manifest_path}: review block (reviewer, date, comment) differs from the one "
+            f"{AUDIT_LOG_FILE} recorded; change it only with `invalloc rules approve`"
+        )
+    if last.get("registry") != manifest.get("registry"):
+        raise RuleTableError(
+            f"{manifest_path}: registry block (model name, version, alias) differs from the one "
+            f"{AUDIT_LOG_FILE} recorded; it changes only with `invalloc export` and `invalloc rules approve`"
+        )
 
 
 def read_manifest(directory: Path) -> dict:
@@ -141,42 +226,102 @@ def read_manifest(directory: Path) -> dict:
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
         raise RuleTableError(f"{path}: missing (not an exported rule table directory)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise RuleTableError(f"{path}: larger than the {MAX_MANIFEST_BYTES // 2**20} MB a manifest may hold")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RuleTableError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise RuleTableError(f"{path}: not valid JSON (nested too deeply)") from None
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != MANIFEST_FORMAT
         or not isinstance(manifest.get("files"), dict)
     ):
         raise RuleTableError(f"{path}: not an invalloc rule table manifest")
+    problem = _manifest_shape_problem(manifest)
+    if problem:
+        raise RuleTableError(f"{path}: {problem}")
     return manifest
 
 
-def verify_directory(directory: Path) -> dict:
-    """Check every file listed in the manifest against its sha256 and the review against the
-    audit log (:func:`check_review_log`); return the manifest.
+#: Type of each top-level manifest field a reader uses (None allowed where the exporter writes null).
+_MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "scenario": (dict,),
+    "feature_set": (dict,),
+    "outputs": (list,),
+    "review": (dict,),
+    "fidelity": (dict, type(None)),
+    "kpi_retention": (dict, type(None)),
+    "intervention_rate": (int, float, type(None)),
+    "source": (dict, type(None)),
+    "registry": (dict, type(None)),
+}
 
-    Raises :class:`RuleTableError` naming the first missing or changed file, a table file
-    the manifest lists no hash for, or a review that disagrees with the audit log.
+
+def _manifest_shape_problem(manifest: dict) -> str | None:
+    """The first manifest field of the wrong type (``field: must be …``), or None."""
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    for key, kinds in _MANIFEST_FIELDS.items():
+        if key in manifest and (not isinstance(manifest[key], kinds) or isinstance(manifest[key], bool)):
+            expected = " or ".join(dict.fromkeys(names.get(kind, "null") for kind in kinds))
+            return f"field {key} must be {expected} (got {type(manifest[key]).__name__})"
+    for name, digest in manifest["files"].items():
+        if not isinstance(digest, str):
+            return f"field files.{name} must be a sha256 string (got {type(digest).__name__})"
+    for key in ("name", "digest"):
+        if key in manifest.get("scenario", {}) and not isinstance(manifest["scenario"][key], str):
+            return f"field scenario.{key} must be a string"
+    features = manifest.get("feature_set", {}).get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        return "field feature_set.features must be a list of objects"
+    if not all(isinstance(o, dict) for o in manifest.get("outputs", [])):
+        return "field outputs must be a list of objects"
+    for section in ("review", "fidelity", "kpi_retention"):
+        block = manifest.get(section) or {}
+        for key, value in block.items():
+            if isinstance(value, dict | list) and section != "kpi_retention":
+                return f"field {section}.{key} must be a single value"
+    return None
+
+
+def verify_directory(directory: Path) -> dict:
+    """Verify a rule table directory's files, manifest and audit log; return the manifest.
+
+    Checks, in order: the manifest's format version; every table file listed, present and
+    matching its sha256; no other file in the directory (besides the manifest and the audit
+    log); the audit log against the manifest (:func:`check_review_log`: chain, lifecycle,
+    content digest, review and registry blocks).
+
+    :raises RuleTableError: the first problem, one line naming the file.
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
+    manifest_path = directory / MANIFEST_FILE
+    if manifest.get("format_version") != MANIFEST_VERSION:
+        raise RuleTableError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r}, this version reads "
+            f"{MANIFEST_VERSION} (earlier tables do not bind their review to the content); re-export the table"
+        )
     files: dict = manifest["files"]
-    for name in [*FILE_NAMES.values(), SCHEMA_FILE]:
+    for name in TABLE_FILES:
         if name not in files:
-            raise RuleTableError(f"{directory / MANIFEST_FILE}: lists no hash for {name}")
+            raise RuleTableError(f"{manifest_path}: lists no hash for {name}")
     for name, expected in files.items():
+        if name not in TABLE_FILES:
+            raise RuleTableError(f"{manifest_path}: lists {name!r}, which is not a rule table file")
         path = directory / name
-        if Path(name).name != name:
-            raise RuleTableError(f"{directory / MANIFEST_FILE}: file name {name!r} is not a plain file name")
         if not path.is_file():
             raise RuleTableError(f"{path}: missing (listed in the manifest)")
         if sha256_file(path) != expected:
             raise RuleTableError(f"{path}: sha256 does not match the manifest (the file was changed)")
-    if (directory / AUDIT_LOG_FILE).is_file() and AUDIT_LOG_FILE not in files:
-        raise RuleTableError(f"{directory / MANIFEST_FILE}: lists no hash for {AUDIT_LOG_FILE}")
+    for path in sorted(directory.iterdir()):
+        if path.name not in files and path.name not in (MANIFEST_FILE, AUDIT_LOG_FILE):
+            raise RuleTableError(
+                f"{path}: not listed in the manifest (a rule table directory holds only its own files)"
+            )
     check_review_log(directory, manifest)
     return manifest
 
@@ -189,7 +334,7 @@ def definitions(manifest: dict) -> tuple[list[Feature], list[Output]]:
             Output(o["name"], o["unit"], o["description"], o["action"], o["transform"], float(o["step"]))
             for o in manifest["outputs"]
         ]
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise RuleTableError(f"{MANIFEST_FILE}: feature or output definitions malformed ({error})") from None
     return features, outputs
 
@@ -252,11 +397,12 @@ def verify_rule_table(directory: Path) -> dict:
 
 
 def write_manifest(directory: Path, manifest: dict) -> dict:
-    """Hash every file of ``directory`` except the manifest into ``manifest['files']`` and write it."""
+    """Hash the table files of ``directory`` (:data:`TABLE_FILES`) into ``manifest['files']`` and write it.
+
+    The audit log is not listed: it changes at every review and is verified by its chain.
+    """
     directory = Path(directory)
-    manifest["files"] = {
-        p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST_FILE
-    }
+    manifest["files"] = {name: sha256_file(directory / name) for name in TABLE_FILES if (directory / name).is_file()}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
 

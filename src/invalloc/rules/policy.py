@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from invalloc.env.actions import ActionMapper
-from invalloc.env.features import FEATURE_SET_VERSION, FEATURE_SET_VERSIONS, FeatureSet
+from invalloc.env.feature_definitions import FEATURE_SET_VERSION, FEATURE_SET_VERSIONS
 from invalloc.rules.manifest import load_rule_table
 from invalloc.rules.table import RuleTable, RuleTableError
 
 if TYPE_CHECKING:
+    from invalloc.env.actions import ActionMapper
+    from invalloc.env.features import FeatureSet
     from invalloc.sim.network import Network
     from invalloc.sim.simulator import Simulator
 
@@ -64,6 +65,10 @@ class RuleTablePolicy:
         """Features, action mapper and per-rule actions for ``simulator`` (once per simulator)."""
         if simulator is self._simulator:
             return
+        # The simulator-side parts load here, not at import: loading and deciding need numpy only.
+        from invalloc.env.actions import ActionMapper
+        from invalloc.env.features import FeatureSet
+
         features = FeatureSet(simulator.network, self.table.metadata.get("feature_set_version", FEATURE_SET_VERSION))
         if features.names != self.table.feature_names:
             missing = sorted(set(self.table.feature_names) ^ set(features.names))[:3]
@@ -102,7 +107,9 @@ class RuleTablePolicy:
 
 
 def load_rule_policy(directory: str | Path, fmt: str = "json") -> RuleTablePolicy:
-    """The rule table in ``directory`` as a policy, after verifying every file's hash.
+    """The rule table in ``directory`` as a policy, after verifying it
+    (:func:`~invalloc.rules.manifest.verify_directory`: file hashes, no unlisted file, the audit
+    log and the content digest it recorded at export and at every review).
 
     :param fmt: which file to read: ``json`` (default), ``csv`` or ``dmn`` — all decide alike.
     :raises RuleTableError: (a ``ValueError``) one line naming the file that is missing,

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from invalloc.env.features import Feature, identifier
+from invalloc.env.feature_definitions import Feature, identifier
 from invalloc.sim.policy import PolicyError
 
 #: Most rules a table may have when no other limit is given (the export default).

@@ -9,14 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from invalloc.config.schema import DemandStream
+from invalloc.config.trace import read_trace
 from invalloc.sim.network import Network
 
 
 class DemandTraceError(ValueError):
-    """A demand trace CSV that cannot be replayed."""
+    """A demand trace CSV that cannot be replayed; one argument (a line) per problem."""
+
+    def lines(self) -> list[str]:
+        return [str(line) for line in self.args]
+
+    def __str__(self) -> str:
+        return "; ".join(self.lines())
 
 
 def _per_sku_value(value: float | dict[str, float] | None, sku: str) -> float:
@@ -116,37 +122,15 @@ def expected_demand(network: Network, periods: int) -> np.ndarray:
 
 
 def load_demand_trace(network: Network, path: str | Path, periods: int) -> np.ndarray:
-    """Read a long-format CSV ``period,channel,sku,quantity`` into (H, C, S); missing rows are 0."""
+    """Read a long-format CSV ``period,channel,sku,quantity`` into (H, C, S) units.
+
+    :raises DemandTraceError: every problem of the file (:func:`invalloc.config.trace.read_trace`),
+        one line each naming the file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DemandTraceError(f"{path}: demand trace file not found")
-    try:
-        table = pd.read_csv(path)
-    except Exception as error:  # pandas raises many parser error types
-        raise DemandTraceError(f"{path}: not a readable CSV ({error})") from None
-    required = ["period", "channel", "sku", "quantity"]
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise DemandTraceError(f"{path}: missing column(s) {', '.join(missing)} (need {','.join(required)})")
-    unknown_channels = sorted(set(table["channel"].astype(str)) - set(network.channels))
-    unknown_skus = sorted(set(table["sku"].astype(str)) - set(network.skus))
-    if unknown_channels or unknown_skus:
-        raise DemandTraceError(
-            f"{path}: unknown channel(s) {unknown_channels or '-'} / SKU(s) {unknown_skus or '-'} for this scenario"
-        )
-    quantity = pd.to_numeric(table["quantity"], errors="coerce")
-    period = pd.to_numeric(table["period"], errors="coerce")
-    if quantity.isna().any() or (quantity < 0).any() or period.isna().any() or (period < 0).any():
-        raise DemandTraceError(f"{path}: period and quantity must be non-negative numbers")
-    if int(period.max()) + 1 < periods:
-        raise DemandTraceError(
-            f"{path}: covers periods 0–{int(period.max())} but the episode needs {periods}; pass --periods"
-        )
-    demand = np.zeros((periods, len(network.channels), network.n_skus))
-    keep = period < periods
-    c = table.loc[keep, "channel"].astype(str).map(network.channels.index).to_numpy()
-    s = table.loc[keep, "sku"].astype(str).map(network.skus.index).to_numpy()
-    np.add.at(demand, (period[keep].astype(int).to_numpy(), c, s), quantity[keep].to_numpy())
+    demand, problems = read_trace(path, list(network.channels), list(network.skus), periods)
+    if problems:
+        raise DemandTraceError(*[f"{path}: {problem}" for problem in problems])
     return demand
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from invalloc.config.checks import MAX_EPISODE_VALUES, episode_values
+from invalloc.config.schema import MAX_PERIODS
 from invalloc.sim import kernels
 from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
 from invalloc.sim.audit import AuditLog
@@ -112,7 +114,19 @@ class Simulator:
     ) -> None:
         self.network = network
         scenario = network.scenario
-        self.periods = periods or scenario.episode.horizon
+        if periods is not None and (
+            isinstance(periods, bool) or not isinstance(periods, int | np.integer) or not 1 <= periods <= MAX_PERIODS
+        ):
+            raise ValueError(f"periods={periods!r}: must be a whole number of periods from 1 to {MAX_PERIODS:,}")
+        self.periods = int(periods) if periods is not None else scenario.episode.horizon
+        values = episode_values(
+            self.periods, network.n_skus, len(network.tiers), len(scenario.lanes), len(network.locations)
+        )
+        if values > MAX_EPISODE_VALUES:
+            raise ValueError(
+                f"periods={self.periods}: {values:,} values per episode (periods × SKUs × (tiers + lanes + "
+                f"locations)) exceed the {MAX_EPISODE_VALUES:,} an episode may hold"
+            )
         self.check_invariants = check_invariants
         self.audit_enabled = audit
         self.feasibility = FeasibilityLayer(network)
@@ -720,7 +734,7 @@ class Simulator:
                 )
             else:
                 undiscounted = profit
-            ok = self._check() if self.check_invariants else True
+            ok = self._check(undiscounted, profit) if self.check_invariants else True
             # Positional, in field order (cheaper than keywords): period, reward,
             # undiscounted_reward, profit, revenue, costs, demand, served_new, served, short,
             # decision, cash, inventory_value, on_hand, written_down, expired_units, invariants_ok.
@@ -746,10 +760,24 @@ class Simulator:
             yield
 
     # ------------------------------------------------------------------ invariants
-    def _check(self) -> bool:
-        """Check every invariant; raise :class:`InvariantError` naming the first that broke."""
+    def _check(self, reward: float = 0.0, profit: float = 0.0) -> bool:
+        """Check every invariant; raise :class:`InvariantError` naming the first that broke.
+
+        Every balance, quantity and the period's reward must be finite first: a NaN passes any
+        tolerance comparison, so books that overflowed would otherwise look balanced.
+        """
         ledger = self.ledger
         problems = []
+        balances = np.asarray(ledger.balance, dtype=float)
+        if not np.isfinite(balances).all():
+            names = [Account(i).name.lower() for i in np.flatnonzero(~np.isfinite(balances))[:4]]
+            problems.append(f"non-finite account balance(s): {', '.join(names)} (money overflowed float64)")
+        if not (np.isfinite(self.on_hand).all() and np.isfinite(self.inbound).all()):
+            problems.append("non-finite on-hand or in-transit units")
+        if not (np.isfinite(reward) and np.isfinite(profit)):
+            problems.append(f"non-finite reward {reward} or profit {profit}")
+        if problems:
+            raise InvariantError(f"period {self.period}: " + "; ".join(problems))
         balance = ledger.trial_balance()
         scale = max(1.0, max(abs(b) for b in ledger.balance))
         if abs(balance) > MONEY_TOLERANCE * scale:
