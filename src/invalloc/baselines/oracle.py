@@ -91,6 +91,22 @@ mirrors) one program serves both.
 Executing the plan loses a little: fixed order costs are paid, random lead times and
 partial deliveries differ from the plan (which is open loop), FIFO issues and the
 simulator serves tiers by priority and a channel's lanes in lane order.
+
+**Solving.** Every solve must end with HiGHS reporting the program *Optimal*; no other
+status is used. Re-solves after a change of bounds start hot from the solver's last state;
+when a solve ends otherwise, :data:`SOLVE_STRATEGIES` are tried in turn (the last optimal
+basis set afresh, then cold solves with presolve by dual simplex, interior point with
+crossover and primal simplex). A trial change of bounds (rounding, approval modes, minimum
+orders) that an attempt finds infeasible is undone by its caller. An episode that no
+strategy solves raises :class:`OracleSolveError`, a one-line :class:`PolicyError`. The
+failure seen in practice: on retail seed 7000028 a hot-started dual simplex after a trial
+change of bounds stopped with one small primal and dual infeasibility left once its cost
+perturbation was removed (status Unknown), and the restore's hot start from that state did
+the same; the same programs solved cold are infeasible and optimal. HiGHS reports modest
+coefficient ranges (retail: matrix 2e-3 … 2e4, costs 1e-3 … 2e3, bounds and right-hand
+sides up to 4e4), so the programs are left to HiGHS's own scaling; explicit zeros are not
+passed on. Scaling does not cure it: over retail seeds 7000000–7000199 a hot start ended
+Unknown on 6 seeds with HiGHS's default equilibration and on 5 with its max-value scaling.
 """
 
 from __future__ import annotations
@@ -114,6 +130,15 @@ MOQ_ROUNDS = 8
 SALES_ROUNDS = 3
 #: Whole units: a planned quantity within this of the next unit counts as that unit.
 UNIT_TOLERANCE = 1e-6
+#: How a program is solved, tried in this order until HiGHS reports it optimal: dual simplex
+#: hot-started from the solver's last state (after a change of bounds), from the last optimal
+#: basis set afresh, then cold (presolve, no basis) by dual simplex, by interior point with
+#: crossover and by primal simplex (last: on retail's plan program it takes minutes where the
+#: dual simplex takes a second). A hot start after a change of bounds can end in status Unknown
+#: (retail seed 7000028: small primal and dual infeasibilities left after the cost perturbation
+#: is removed) where a cold solve of the same program is optimal.
+SOLVE_STRATEGIES = ("warm", "basis", "dual", "ipm", "primal")
+COLD_STRATEGIES = ("dual", "ipm", "primal")
 
 
 @contextlib.contextmanager
@@ -132,6 +157,48 @@ def _quiet_stdout():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+class ProgramError(RuntimeError):
+    """The episode program (or a trial change of its bounds) has no optimal solution that HiGHS
+    could find; the message says why (each attempt's status)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of HiGHS on an episode program."""
+
+    solve: int  # the program's solve it belongs to (1, 2, …)
+    strategy: str  # one of SOLVE_STRATEGIES
+    status: str  # HiGHS model status ("Optimal", "Infeasible", "Unknown", …)
+    seconds: float  # wall clock
+    trial: bool  # bounds changed on trial: a failure there is expected, the caller restores them
+
+
+class OracleSolveError(PolicyError):
+    """The oracle could not plan an episode: no solver strategy solved its program. One line."""
+
+
+def _set_strategy(highs: highspy.Highs, strategy: str) -> None:
+    """Options of one strategy of :data:`SOLVE_STRATEGIES` (simplex strategy 1 is dual, 4 primal)."""
+    ipm = strategy == "ipm"
+    highs.setOptionValue("solver", "ipm" if ipm else "simplex")
+    highs.setOptionValue("simplex_strategy", 4 if strategy == "primal" else 1)
+    highs.setOptionValue("run_crossover", "on" if ipm else "off")
+
+
+def _run(highs: highspy.Highs, strategy: str, basis) -> highspy.HighsModelStatus:
+    """Run HiGHS with ``strategy``; its options are back to the dual simplex afterwards."""
+    if strategy == "basis":
+        highs.setBasis(basis)
+    elif strategy in COLD_STRATEGIES:
+        highs.clearSolver()  # forget the basis: presolve and start from scratch
+    _set_strategy(highs, "dual" if strategy in ("warm", "basis") else strategy)
+    try:
+        highs.run()
+    finally:
+        _set_strategy(highs, "dual")
+    return highs.getModelStatus()
 
 
 class _Rows:
@@ -171,6 +238,10 @@ class _Program:
         self.blocks: list[_Rows] = []
         self.constant = 0.0  # reward that no decision changes
         self._highs = None
+        self._basis = None  # HiGHS basis of the last optimal solution
+        #: Every solver attempt, in order.
+        self.attempts: list[Attempt] = []
+        self._solves = 0
 
     def var(self, shape: tuple[int, ...], lower: float | np.ndarray = 0.0, upper: float | np.ndarray = np.inf):
         size = int(np.prod(shape))
@@ -205,6 +276,9 @@ class _Program:
             rows = np.concatenate(block.rows)
             cols = np.concatenate(block.cols)
             vals = np.concatenate(block.vals)
+            # Zeros from broadcasting (SKUs a lane does not offer, …) are not passed on.
+            nonzero = vals != 0.0
+            rows, cols, vals = rows[nonzero], cols[nonzero], vals[nonzero]
             rhs = block.rhs.ravel()
             used = np.bincount(rows, minlength=rhs.size) > 0
             if block.sense == "le":
@@ -226,6 +300,7 @@ class _Program:
                 matrix = sp.csr_matrix(
                     (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(offset, self.size)
                 )
+                matrix.eliminate_zeros()  # terms that cancelled when duplicates were summed
                 self.matrices[sense] = (matrix, np.concatenate(rhs))
             else:
                 self.matrices[sense] = (None, None)
@@ -234,44 +309,68 @@ class _Program:
     def _check_empty(sense: str, rhs: np.ndarray) -> None:
         bad = rhs < -1e-9 if sense == "le" else np.abs(rhs) > 1e-9
         if bad.any():
-            raise RuntimeError("the episode program has a constraint no decision can satisfy")
+            raise ProgramError("a constraint no decision can satisfy")
 
-    def solve(self) -> tuple[np.ndarray, float]:
-        """Optimal point and reward (including :attr:`constant`) by HiGHS's dual simplex.
+    def _pass_model(self) -> highspy.Highs:
+        blocks = [m for m, _ in self.matrices.values() if m is not None]
+        matrix = sp.vstack(blocks).tocsc() if blocks else sp.csc_matrix((0, self.size))
+        le_rhs, eq_rhs = (self.matrices[k][1] for k in ("le", "eq"))
+        le_rhs = np.zeros(0) if le_rhs is None else le_rhs
+        eq_rhs = np.zeros(0) if eq_rhs is None else eq_rhs
+        model = highspy.HighsLp()
+        model.num_col_ = self.size
+        model.num_row_ = matrix.shape[0]
+        model.col_cost_ = -self.objective
+        model.col_lower_ = self.lower
+        model.col_upper_ = self.upper
+        model.row_lower_ = np.r_[np.full(le_rhs.size, -np.inf), eq_rhs]
+        model.row_upper_ = np.r_[le_rhs, eq_rhs]
+        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        model.a_matrix_.start_ = matrix.indptr
+        model.a_matrix_.index_ = matrix.indices
+        model.a_matrix_.value_ = matrix.data
+        with _quiet_stdout():  # HiGHS prints a banner on construction, before any option
+            highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        _set_strategy(highs, "dual")
+        highs.passModel(model)
+        return highs
 
-        The first call passes the model; later calls re-solve from the last basis after
-        :meth:`set_bounds` changed bounds.
+    def solve(self, tentative: bool = False) -> tuple[np.ndarray, float]:
+        """Optimal point and reward (including :attr:`constant`).
+
+        The first call passes the model; later calls re-solve after :meth:`set_bounds`
+        changed bounds. The strategies of :data:`SOLVE_STRATEGIES` are tried in turn until
+        HiGHS reports the program optimal (a hot start from the solver's last state, the last
+        optimal basis set afresh, then cold solves with presolve by dual simplex, interior
+        point with crossover and primal simplex); no other status is accepted. Every attempt is recorded in
+        :attr:`attempts`.
+
+        :param tentative: the bounds were changed on trial and the caller restores them when
+            the program fails: an attempt that finds it infeasible ends the attempts (as any
+            failure did before the fallbacks existed, so plans stay as they were).
+        :raises ProgramError: no strategy solved it (naming each attempt's status).
         """
         if self._highs is None:
-            blocks = [m for m, _ in self.matrices.values() if m is not None]
-            matrix = sp.vstack(blocks).tocsc() if blocks else sp.csc_matrix((0, self.size))
-            le_rhs, eq_rhs = (self.matrices[k][1] for k in ("le", "eq"))
-            le_rhs = np.zeros(0) if le_rhs is None else le_rhs
-            eq_rhs = np.zeros(0) if eq_rhs is None else eq_rhs
-            model = highspy.HighsLp()
-            model.num_col_ = self.size
-            model.num_row_ = matrix.shape[0]
-            model.col_cost_ = -self.objective
-            model.col_lower_ = self.lower
-            model.col_upper_ = self.upper
-            model.row_lower_ = np.r_[np.full(le_rhs.size, -np.inf), eq_rhs]
-            model.row_upper_ = np.r_[le_rhs, eq_rhs]
-            model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-            model.a_matrix_.start_ = matrix.indptr
-            model.a_matrix_.index_ = matrix.indices
-            model.a_matrix_.value_ = matrix.data
-            with _quiet_stdout():  # HiGHS prints a banner on construction, before any option
-                self._highs = highspy.Highs()
-            self._highs.setOptionValue("output_flag", False)
-            self._highs.setOptionValue("solver", "simplex")
-            self._highs.passModel(model)
+            self._highs = self._pass_model()
         highs = self._highs
-        highs.run()
-        status = highs.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"the episode program could not be solved: {highs.modelStatusToString(status)}")
-        solution = np.asarray(highs.getSolution().col_value)
-        return solution, float(-highs.getInfo().objective_function_value + self.constant)
+        self._solves += 1
+        tried = []
+        for strategy in SOLVE_STRATEGIES:
+            if strategy in ("warm", "basis") and self._basis is None:
+                continue  # the first solve: nothing to start from
+            began = time.perf_counter()
+            status = _run(highs, strategy, self._basis)
+            name = highs.modelStatusToString(status)
+            self.attempts.append(Attempt(self._solves, strategy, name, time.perf_counter() - began, tentative))
+            tried.append(f"{strategy}: {name}")
+            if status == highspy.HighsModelStatus.kOptimal:
+                self._basis = highs.getBasis()
+                solution = np.asarray(highs.getSolution().col_value)
+                return solution, float(-highs.getInfo().objective_function_value + self.constant)
+            if tentative and status == highspy.HighsModelStatus.kInfeasible:
+                break
+        raise ProgramError(", ".join(tried))
 
     def set_bounds(self, index: np.ndarray, lower: float | None = None, upper: float | None = None) -> None:
         """Change the bounds of variables ``index`` (before the next :meth:`solve`)."""
@@ -834,8 +933,9 @@ class EpisodeProgram:
         self.o_lane, self.x_lane = o_lane, x_lane
 
     # ------------------------------------------------------------------ solving
-    def solve(self) -> float:
-        self.solution, self.value = self.program.solve()
+    def solve(self, tentative: bool = False) -> float:
+        """Solve (see :meth:`_Program.solve`); the optimal value. :raises ProgramError:"""
+        self.solution, self.value = self.program.solve(tentative)
         return self.value
 
     def orders(self) -> np.ndarray:
@@ -985,8 +1085,8 @@ class EpisodeProgram:
         for apply in changes:
             apply()
             try:
-                value = self.solve()
-            except RuntimeError:
+                value = self.solve(tentative=True)
+            except ProgramError:
                 value = None
             if value is not None and (best is None or value > best[0]):
                 best = (value, self.program.lower.copy(), self.program.upper.copy())
@@ -1000,9 +1100,9 @@ class EpisodeProgram:
         """Re-solve after a change of bounds; if that fails, restore ``saved`` bounds and
         the previous solution, and return False."""
         try:
-            self.solve()
+            self.solve(tentative=True)
             return True
-        except RuntimeError:
+        except ProgramError:
             lower, upper = saved
             changed = np.flatnonzero((self.program.lower != lower) | (self.program.upper != upper))
             self.program.lower[changed], self.program.upper[changed] = lower[changed], upper[changed]
@@ -1057,7 +1157,11 @@ class OraclePolicy:
     ``bound`` is the optimal value of the bound program of the current episode (the total
     discounted reward on the scenario's basis that no policy can exceed on that seed);
     ``bounds`` keeps one per planned episode. ``plan_value`` is the plan program's own
-    value (equal to the bound when one program serves both).
+    value (equal to the bound when one program serves both). ``attempts`` lists the solver
+    attempts of the last plan per program (``"bound"``, ``"plan"``), each an :class:`Attempt`.
+
+    :raises OracleSolveError: (a :class:`PolicyError`, from :meth:`act`) when no strategy
+        solves the bound program or the plan program; one line naming the seed.
     """
 
     name = "oracle"
@@ -1068,8 +1172,10 @@ class OraclePolicy:
         self.plan_value: float | None = None
         self.plan_slack = 0.0
         self.solve_seconds = 0.0
+        self.attempts: dict[str, list[Attempt]] = {}
         self._requests: np.ndarray | None = None
         self._start = 0
+        self._seed: int | None = None
 
     def reset(self, network: Network, seed: int | None = None) -> None:
         if network.scenario.episode.reward_basis != "economic":
@@ -1081,31 +1187,47 @@ class OraclePolicy:
         self.bound = None
         self.plan_value = None
         self._requests = None
+        self._seed = seed
 
     @property
     def bound_of_last_episode(self) -> float | None:
         return self.bounds[-1] if self.bounds else None
 
     def plan(self, simulator) -> None:
-        """Solve the episode from the simulator's current state with its realised demand."""
+        """Solve the episode from the simulator's current state with its realised demand.
+
+        :raises OracleSolveError: no solver strategy solved one of the programs.
+        """
         began = time.perf_counter()
         network = simulator.network
         self.network = network
+        self.attempts = {}
         state = _State.read(simulator)
-        bound = EpisodeProgram(network, state, relaxed=True)
-        self.bound = bound.solve()
-        program = bound
-        if EpisodeProgram.needs_separate_plan(network) or not bound.executable():
-            lanes_used = bound.orders().sum(axis=2) > UNIT_TOLERANCE
-            program = EpisodeProgram(network, state, relaxed=False, lanes_used=lanes_used)
-            program.solve()
-            program.fix_approval_modes()
-            for _ in range(SALES_ROUNDS):
-                if not program.serve_as_simulated():
-                    break
-            for _ in range(MOQ_ROUNDS):
-                if not program.enforce_minimum_orders():
-                    break
+        stage = "bound"
+        try:
+            bound = EpisodeProgram(network, state, relaxed=True)
+            self.attempts["bound"] = bound.program.attempts
+            self.bound = bound.solve()
+            program = bound
+            if EpisodeProgram.needs_separate_plan(network) or not bound.executable():
+                stage = "plan"
+                lanes_used = bound.orders().sum(axis=2) > UNIT_TOLERANCE
+                program = EpisodeProgram(network, state, relaxed=False, lanes_used=lanes_used)
+                self.attempts["plan"] = program.program.attempts
+                program.solve()
+                program.fix_approval_modes()
+                for _ in range(SALES_ROUNDS):
+                    if not program.serve_as_simulated():
+                        break
+                for _ in range(MOQ_ROUNDS):
+                    if not program.enforce_minimum_orders():
+                        break
+        except ProgramError as error:
+            seed = "" if self._seed is None else f"seed {self._seed}, "
+            raise OracleSolveError(
+                f"--policy oracle: {seed}period {state.start}: the episode's {stage} program could not be "
+                f"solved ({error}); please report the scenario and seed"
+            ) from None
         # The plan program's own value, without the penalties of any rule it had to break.
         self.plan_value = program.value + (program.big * program.slack_used if program is not bound else 0.0)
         self.plan_slack = program.slack_used if program is not bound else 0.0
