@@ -148,7 +148,7 @@ def run_quickstart(
         seconds=time.perf_counter() - began,
     )
     console.rule("4/4 · where the results are")
-    console.print(result.verdict_line(), markup=False)
+    console.print(result.verdict_line(), markup=False, soft_wrap=True)
     console.print(f"report: {report}", markup=False)
     if table_dir is not None:
         console.print(f"rule table: {table_dir}  (invalloc rules show {table_dir})", markup=False)
