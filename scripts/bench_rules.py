@@ -22,9 +22,10 @@ import numpy as np
 TARGETS = {"fidelity": 0.95, "profit_retention": 0.98, "rules": 64, "decisions_per_second": 1_000_000}
 
 
-def _teacher(args: argparse.Namespace):
+def _teacher(args: argparse.Namespace, work: Path):
     """The teacher policy and the scenario it was trained on: ``--run`` from the tracking store,
-    or a fresh run of ``--experiment`` in a temporary store (as ``invalloc train`` would)."""
+    or a fresh run of ``--experiment`` in a temporary store (as ``invalloc train`` would), both
+    restored into ``work`` (removed when the script ends)."""
     from invalloc.agents.learned import load_learned_policy
     from invalloc.export import scenario_of_run
     from invalloc.tracking import configure_tracking
@@ -35,9 +36,11 @@ def _teacher(args: argparse.Namespace):
     else:
         from invalloc.agents.training import train
 
-        uri = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-rules-store-')) / 'mlflow.db'}"
+        uri = f"sqlite:///{work / 'mlflow.db'}"
         run_id = train(args.experiment, tracking_uri=uri, seed=args.seed).run_id
-    return load_learned_policy(f"run:{run_id}", uri), scenario_of_run(run_id, uri)
+    scenario_folder = work / "scenario"
+    scenario_folder.mkdir()
+    return load_learned_policy(f"run:{run_id}", uri), scenario_of_run(run_id, uri, scenario_folder)
 
 
 def decisions_per_second(table, repeats: int = 3) -> float:
@@ -66,13 +69,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Keep the exported table here.")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as work:
+        _measure(args, Path(work))
 
+
+def _measure(args: argparse.Namespace, work: Path) -> None:
     from invalloc.export.exporter import export_rule_table
     from invalloc.export.extraction import ExtractionSettings
     from invalloc.rules import load_rule_table
 
-    teacher, loaded = _teacher(args)
-    out = args.out or Path(tempfile.mkdtemp(prefix="bench-rules-")) / "table"
+    teacher, loaded = _teacher(args, work)
+    out = args.out or work / "table"
     start = time.perf_counter()
     manifest = export_rule_table(teacher, loaded, out, ExtractionSettings(max_rules=args.max_rules, seed=args.seed))
     export_seconds = time.perf_counter() - start

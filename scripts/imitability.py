@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -45,21 +47,28 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     args = parser.parse_args()
 
-    from scipy.linalg import LinAlgWarning
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.linear_model import Ridge
-    from sklearn.tree import DecisionTreeRegressor
-
     from invalloc.agents.learned import load_learned_policy
     from invalloc.export import scenario_of_run
-    from invalloc.export.extraction import ExtractionSettings, Rollouts
     from invalloc.sim.network import compile_network
     from invalloc.sim.simulator import Simulator
     from invalloc.tracking import configure_tracking
 
     uri = configure_tracking(args.tracking_uri)
     teacher = load_learned_policy(f"run:{args.run}", uri)
-    simulator = Simulator(compile_network(scenario_of_run(args.run, uri)), check_invariants=False)
+    with tempfile.TemporaryDirectory(prefix="imitability-") as folder:
+        simulator = Simulator(compile_network(scenario_of_run(args.run, uri, Path(folder))), check_invariants=False)
+        _measure(args, teacher, simulator)
+
+
+def _measure(args: argparse.Namespace, teacher: object, simulator: object) -> None:
+    """Fit the imitators on the teacher's episodes and print their agreement on held-out ones."""
+    from scipy.linalg import LinAlgWarning
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    from invalloc.export.extraction import ExtractionSettings, Rollouts
+
     settings = ExtractionSettings()
     rollouts = Rollouts(simulator, teacher)
     fit = rollouts.run(list(range(args.episodes)), student=None)
