@@ -86,8 +86,8 @@ def _options(
     """Options before the command."""
 
 
-def _fail(lines: list[str]) -> NoReturn:
-    fail(lines)
+def _fail(lines: list[str], code: int = 2) -> NoReturn:
+    fail(lines, code)
 
 
 def _load(path: str, overrides: dict | None = None):
@@ -290,9 +290,9 @@ def simulate(
     except DemandTraceError as error:
         _fail(error.lines())
     except PolicyError as error:
-        _fail([str(error)])
-    except InvariantError as error:
-        _fail([f"invariant broken (a simulator bug, please report): {error}"])
+        _fail([str(error)], error.exit_code)
+    except InvariantError as error:  # not bad input: exit 1
+        _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
     if audit_log is not None:
         import pandas as pd
 

@@ -176,7 +176,12 @@ class Attempt:
 
 
 class OracleSolveError(PolicyError):
-    """The oracle could not plan an episode: no solver strategy solved its program. One line."""
+    """The oracle could not plan an episode: no solver strategy solved its program. One line.
+
+    Not bad input, so commands exit with 1.
+    """
+
+    exit_code = 1
 
 
 def _set_strategy(highs: highspy.Highs, strategy: str) -> None:

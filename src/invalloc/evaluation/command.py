@@ -24,8 +24,8 @@ MAX_EPISODES = 1_000_000
 MAX_PROCESSES = 256
 
 
-def _fail(lines: list[str]) -> NoReturn:
-    fail(lines)
+def _fail(lines: list[str], code: int = 2) -> NoReturn:
+    fail(lines, code)
 
 
 def compare(
@@ -103,9 +103,9 @@ def compare(
     except ScenarioError as error:
         _fail(error.lines())
     except (PolicyError, ComparisonError, TrackingError) as error:
-        _fail([str(error)])
-    except InvariantError as error:
-        _fail([f"invariant broken (a simulator bug, please report): {error}"])
+        _fail([str(error)], getattr(error, "exit_code", 2))
+    except InvariantError as error:  # not bad input: exit 1
+        _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
     except OSError as error:
         _fail([f"--out {folder}: cannot write the report ({error.strerror or error})"])
     if as_json:

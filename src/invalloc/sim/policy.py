@@ -31,4 +31,10 @@ class Policy(Protocol):
 
 
 class PolicyError(ValueError):
-    """A policy name or parameter that cannot be used; the message names it."""
+    """A policy name or parameter that cannot be used; the message names it.
+
+    Commands print it as one ``error:`` line and exit with :attr:`exit_code`: 2 (bad input)
+    unless a subclass reports a failure that is not the user's input (1).
+    """
+
+    exit_code = 2
