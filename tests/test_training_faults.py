@@ -8,6 +8,7 @@ temporary folder is seen.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -303,3 +304,31 @@ def test_crash_is_one_line_and_a_relative_trace_run_resumes_and_exports_elsewher
     assert (out / "manifest.json").is_file()
     assert list(subprocess_temp.iterdir()) == []
     assert sorted(p.name for p in elsewhere.iterdir()) == ["rules"]
+
+
+def test_compare_and_export_runs_are_owned_and_a_killed_one_is_marked_killed(tmp_path, mlflow_uri):
+    """Comparison and export runs hold a lease like training runs (tracking.owned_run): one whose
+    process is killed with -9 inside it is marked KILLED by `runs clean`; a finished one is left."""
+    code = (
+        "import os, signal, sys, mlflow\n"
+        "from invalloc.tracking import experiment_id, owned_run\n"
+        "uri = sys.argv[1]\n"
+        "client = mlflow.MlflowClient(uri)\n"
+        "with owned_run(client, uri, experiment_id('compare', uri), 'finished', {}) as run:\n"
+        "    pass\n"
+        "with owned_run(client, uri, experiment_id('compare', uri), 'killed', {}) as run:\n"
+        "    print(run.info.run_id, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code, mlflow_uri], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    killed = out.stdout.split()[0]
+    client = mlflow.MlflowClient(mlflow_uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("compare").experiment_id])}
+    assert runs["killed"].info.status == "RUNNING" and runs["finished"].info.status == "FINISHED"
+    assert any(key.startswith("invalloc.owner.") for key in runs["killed"].data.tags)
+    result = CliRunner().invoke(app, ["runs", "clean", "--tracking-uri", mlflow_uri])
+    assert result.exit_code == 0, result.output
+    assert client.get_run(killed).info.status == "KILLED"
+    assert client.get_run(runs["finished"].info.run_id).info.status == "FINISHED"

@@ -5,20 +5,23 @@ Every command that logs (``train``, ``compare``, ``export``, ``rules approve``) 
 any work starts, and :func:`experiment_id` so that runs of a local store keep their
 artifacts in a folder beside the database rather than wherever MLflow would default to.
 
-A run being trained records its owner process and a lease (:class:`RunLease`), so that a run
-whose process died without ending it can be told from one still running
-(:func:`clean_stale_runs`).
+A run being trained, compared or exported records its owner process and a lease
+(:class:`RunLease`, :func:`owned_run`), so that a run whose process died without ending it can
+be told from one still running (:func:`clean_stale_runs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 #: The default store: a sqlite file in the working directory (no server needed).
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -441,6 +444,31 @@ class RunLease:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+@contextlib.contextmanager
+def owned_run(client, tracking_uri: str, experiment: str, name: str, tags: dict[str, str]) -> Iterator[Any]:
+    """A new run of ``experiment``, owned by this process (:class:`RunLease`) while the block runs.
+
+    Ends ``FINISHED``, ``FAILED`` on an exception, ``KILLED`` on Ctrl-C; killed with ``kill -9``
+    it is marked ``KILLED`` by the next training or ``invalloc runs clean`` (its owner is gone).
+    Yields the created :class:`mlflow.entities.Run`.
+    """
+    run = client.create_run(experiment, run_name=name, tags=tags)
+    lease = RunLease(client, tracking_uri)
+    try:
+        lease.acquire(run.info.run_id)
+        yield run
+    except KeyboardInterrupt:
+        client.set_terminated(run.info.run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run.info.run_id, "FAILED")
+        raise
+    else:
+        client.set_terminated(run.info.run_id, "FINISHED")
+    finally:
+        lease.release()
 
 
 def _now() -> float:

@@ -9,11 +9,9 @@ A run that fails while logging ends ``FAILED``.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from invalloc.evaluation.compare import Comparison
@@ -30,18 +28,6 @@ def metric_key(*parts: str) -> str:
     return "/".join(_KEY_UNSAFE.sub("_", part) for part in parts)
 
 
-@contextlib.contextmanager
-def _run(client, experiment: str, name: str, tags: dict[str, str]) -> Iterator[str]:
-    run = client.create_run(experiment, run_name=name, tags=tags)
-    run_id = run.info.run_id
-    try:
-        yield run_id
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-
-
 def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
     """Log ``comparison`` as one run of experiment :data:`EXPERIMENT_NAME`; returns its run id.
 
@@ -51,7 +37,7 @@ def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
     from mlflow.entities import Metric, Param
 
     from invalloc.evaluation.report import render_folder
-    from invalloc.tracking import experiment_id, standard_tags
+    from invalloc.tracking import experiment_id, owned_run, standard_tags
 
     client = mlflow.MlflowClient(tracking_uri)
     experiment = experiment_id(EXPERIMENT_NAME, tracking_uri)
@@ -63,7 +49,8 @@ def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
     }
     seeds = f"{comparison.seed}-{comparison.seed + comparison.episodes - 1}"
     name = f"compare {comparison.scenario} · {len(comparison.specs)} policies · seeds {seeds}"
-    with _run(client, experiment, name, tags) as run_id:
+    with owned_run(client, tracking_uri, experiment, name, tags) as run:
+        run_id = run.info.run_id
         comparison.mlflow_run_id = run_id
         params = {
             "scenario": comparison.scenario,

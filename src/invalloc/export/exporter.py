@@ -181,7 +181,7 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from invalloc.tracking import configure_tracking, experiment_id, standard_tags
+    from invalloc.tracking import configure_tracking, experiment_id, owned_run, standard_tags
 
     uri = configure_tracking(tracking_uri)
     client = mlflow.MlflowClient(uri)
@@ -190,9 +190,9 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
         "invalloc.kind": "rule_table",
         "invalloc.source_run_id": str(manifest["source"].get("run_id")),
     }
-    run = client.create_run(experiment_id(EXPORT_EXPERIMENT, uri), run_name=f"export-{manifest['name']}", tags=tags)
-    run_id = run.info.run_id
-    try:
+    name = f"export-{manifest['name']}"
+    with owned_run(client, uri, experiment_id(EXPORT_EXPERIMENT, uri), name, tags) as run:
+        run_id = run.info.run_id
         for key, value in manifest["extraction"].items():
             if key != "history":
                 client.log_param(run_id, f"extraction.{key}", value)
@@ -222,10 +222,6 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
             tags={"invalloc.kind": "rule_table", "review_status": "draft", CONTENT_TAG: content_digest(manifest)},
         )
         client.set_registered_model_alias(model_name, "candidate", version.version)
-        client.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
     return {"model_name": model_name, "version": str(version.version), "alias": "candidate", "export_run_id": run_id}
 
 
