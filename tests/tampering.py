@@ -29,6 +29,19 @@ def forge_audit_log(directory: Path) -> None:
         append_audit(directory, {k: v for k, v in entry.items() if k not in _BOUND}, manifest)
 
 
+def incomplete_copy(source: Path, target: Path) -> Path:
+    """A copy of the table ``source`` with its last CSV rule removed, the manifest re-hashed and
+    the audit log forged: incomplete, yet consistent to every hash an attacker can rewrite."""
+    import shutil
+
+    shutil.copytree(source, target)
+    lines = (target / "rules.csv").read_text().splitlines()
+    (target / "rules.csv").write_text("\n".join(lines[:-1]) + "\n")
+    rehash(target)
+    forge_audit_log(target)
+    return target
+
+
 def tree(directory: Path) -> dict[str, bytes]:
     """Every file's bytes, to check that a refused command changed nothing."""
     return {p.name: p.read_bytes() for p in sorted(Path(directory).iterdir())}

@@ -269,7 +269,7 @@ def test_approval_refuses_tampered_or_incomplete_tables_and_moves_no_alias(teach
 
     import mlflow
 
-    from tampering import forge_audit_log, rehash, tree
+    from tampering import forge_audit_log, incomplete_copy, rehash, tree
 
     out = tmp_path / "registered"
     manifest = export_rule_table(
@@ -307,12 +307,7 @@ def test_approval_refuses_tampered_or_incomplete_tables_and_moves_no_alias(teach
     result = runner.invoke(app, ["rules", "verify", str(out), "--tracking-uri", mlflow_uri])
     assert result.exit_code == 0 and "registered as retail-rules v1 with this content" in result.stdout
     # Incomplete: a rule removed from the CSV, re-hashed, log forged: `verify` and `approve` refuse it.
-    incomplete = tmp_path / "incomplete"
-    shutil.copytree(out, incomplete)
-    lines = (incomplete / "rules.csv").read_text().splitlines()
-    (incomplete / "rules.csv").write_text("\n".join(lines[:-1]) + "\n")
-    rehash(incomplete)
-    forge_audit_log(incomplete)
+    incomplete = incomplete_copy(out, tmp_path / "incomplete")
     result = runner.invoke(app, ["rules", "verify", str(incomplete)])
     assert result.exit_code == 2 and "rules.csv" in result.stderr
     refused(incomplete, "rules.csv")

@@ -680,16 +680,9 @@ def test_a_table_written_before_content_binding_is_refused(retail_directory, tmp
 def test_approving_a_table_that_does_not_verify_is_refused(retail_directory, tmp_path):
     """Incomplete (a rule removed from the CSV), even with the manifest re-hashed and the log forged:
     one error line, exit 2, nothing changed."""
-    import shutil
+    from tampering import incomplete_copy, tree
 
-    from tampering import tree
-
-    copy = tmp_path / "incomplete"
-    shutil.copytree(retail_directory, copy)
-    lines = (copy / "rules.csv").read_text().splitlines()
-    (copy / "rules.csv").write_text("\n".join(lines[:-1]) + "\n")
-    rehash(copy)
-    forge_audit_log(copy)
+    copy = incomplete_copy(retail_directory, tmp_path / "incomplete")
     before = tree(copy)
     result = runner.invoke(app, ["rules", "verify", str(copy)])
     assert result.exit_code == 2 and "rules.csv" in result.stderr
