@@ -5,8 +5,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-#: Experiment name → stable-baselines3 class name. All four take Box actions.
-ALGORITHMS = ("PPO", "A2C", "SAC", "TD3")
+#: Algorithms an experiment may name: stable-baselines3's PPO, A2C, SAC and TD3, and ARS
+#: (sb3-contrib's Augmented Random Search on common random numbers, :mod:`invalloc.agents.ars`).
+#: All take Box actions.
+ALGORITHMS = ("PPO", "A2C", "SAC", "TD3", "ARS")
 
 # Set by the trainer, never by an experiment's ``hyperparameters``.
 _RESERVED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "policy_kwargs", "_init_setup_model"}
@@ -14,10 +16,14 @@ _RESERVED = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "p
 
 def algorithm_class(name: str) -> Any:
     """The SB3 class for ``name`` (one of :data:`ALGORITHMS`)."""
-    import stable_baselines3
-
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r} (choose from {', '.join(ALGORITHMS)})")
+    if name == "ARS":
+        from invalloc.agents.ars import CommonRandomARS
+
+        return CommonRandomARS
+    import stable_baselines3
+
     return getattr(stable_baselines3, name)
 
 
@@ -29,3 +35,8 @@ def accepted_hyperparameters(name: str) -> list[str]:
 
 def is_on_policy(name: str) -> bool:
     return name in ("PPO", "A2C")
+
+
+def has_noise_scale(name: str) -> bool:
+    """Whether the algorithm's policy takes ``log_std_init`` (Gaussian actions)."""
+    return name in ("PPO", "A2C", "SAC")

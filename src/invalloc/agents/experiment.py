@@ -49,7 +49,10 @@ class PolicyNetwork(_Strict):
     """The actor-critic network: hidden layer sizes and activation."""
 
     net_arch: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
-        default_factory=lambda: [64, 64], min_length=1, max_length=16
+        default_factory=lambda: [64, 64],
+        min_length=0,
+        max_length=16,
+        description="Hidden layer sizes; [] is a linear policy (ARS's classic form).",
     )
     activation: Literal["tanh", "relu"] = "tanh"
     log_std_init: Annotated[float, Field(ge=-20, le=20)] | None = Field(
@@ -60,7 +63,16 @@ class PolicyNetwork(_Strict):
 class VectorEnv(_Strict):
     n_envs: int = Field(default=4, ge=1, le=64)
     vec_env: Literal["dummy", "subproc"] = "dummy"
-    action_mode: Literal["compact", "raw"] = "compact"
+    action_mode: Literal["compact", "anchored", "raw"] = Field(
+        default="compact",
+        description="'compact' (covers around a 1.5-period base stock), 'anchored' (a bounded correction "
+        "to the rule named by 'anchor'; action 0 is that rule) or 'raw' (one number per decision).",
+    )
+    anchor: str | None = Field(
+        default=None,
+        description="With action_mode 'anchored': the rule the agent corrects, a baseline spec such as "
+        "'proportional@tuned' (the parameters shipped for the scenario) or 'base_stock:cover=2.5'.",
+    )
     observation: Literal["full", "features"] = Field(
         default="full",
         description="What the agent sees: 'full' (every SKU's stock, pipeline, demand, money; scaled) or "
@@ -121,6 +133,8 @@ class LoadedExperiment:
     scenario: LoadedScenario
     source: str
     text: str  # the YAML as given, logged as an artifact
+    #: The resolved anchor of an ``anchored`` experiment (:func:`invalloc.agents.anchor.resolve_anchor`).
+    anchor: dict[str, Any] | None = None
 
     @property
     def scenario_location(self) -> str:
@@ -225,6 +239,12 @@ HYPERPARAMETER_CHECKS: dict[str, Any] = {
     "target_entropy": _target_entropy,
     "optimize_memory_usage": _flag,
     "policy_delay": _whole(1, 1_000_000),
+    "n_delta": _whole(1, 10_000),
+    "n_top": _whole(1, 10_000),
+    "delta_std": _real(0, 10, low_open=True),
+    "zero_policy": _flag,
+    "n_eval_episodes": _whole(1, 10_000),
+    "alive_bonus_offset": _real(-1e9, 1e9),
     "target_policy_noise": _real(0, 1e6),
     "target_noise_clip": _real(0, 1e6),
 }
@@ -256,6 +276,10 @@ def _hyperparameter_problems(data: dict[str, Any]) -> list[str]:
             problem = check(value)
             if problem:
                 problems.append(f"hyperparameters.{key}: {problem}")
+    if not problems and algorithm == "ARS":
+        n_delta = hyperparameters.get("n_delta", 8)
+        if hyperparameters.get("n_top", n_delta) > n_delta:
+            problems.append(f"hyperparameters.n_top: {hyperparameters['n_top']} is more than n_delta ({n_delta})")
     if problems or algorithm not in ("PPO", "A2C"):
         return problems
     env = data.get("env") if isinstance(data.get("env"), dict) else {}
@@ -333,4 +357,25 @@ def load_experiment(
         scenario = load_scenario(location, experiment.scenario_overrides or None)
     except ScenarioError as error:
         raise ExperimentError(source, [f"scenario: {line}" for line in error.lines()]) from None
-    return LoadedExperiment(experiment=experiment, scenario=scenario, source=source, text=text)
+    anchor = _anchor(experiment, scenario, source)
+    return LoadedExperiment(experiment=experiment, scenario=scenario, source=source, text=text, anchor=anchor)
+
+
+def _anchor(experiment: Experiment, scenario: LoadedScenario, source: str) -> dict[str, Any] | None:
+    """The resolved anchor of an ``anchored`` experiment, None otherwise, or ExperimentError."""
+    from invalloc.agents.anchor import resolve_anchor
+    from invalloc.sim.policy import PolicyError
+
+    env = experiment.env
+    if env.action_mode != "anchored":
+        if env.anchor is not None:
+            raise ExperimentError(source, [f"env.anchor: only env.action_mode 'anchored' takes one (it is '{env.action_mode}')"])
+        return None
+    if env.anchor is None:
+        raise ExperimentError(
+            source, ["env.anchor: env.action_mode 'anchored' needs the rule it corrects, e.g. proportional@tuned"]
+        )
+    try:
+        return resolve_anchor(env.anchor, scenario.scenario.name)
+    except PolicyError as error:
+        raise ExperimentError(source, [f"env.anchor: {error}"]) from None

@@ -162,8 +162,10 @@ def build_policy_network(algorithm: str, network: dict, weights_path: Path) -> A
         kwargs = {**kwargs, "activation_fn": getattr(torch.nn, activation)}
     observation_space = _build_space(network.get("observation_space"), where)
     action_space = _build_space(network.get("action_space"), where)
+    # ARS policies take no learning-rate schedule (they are not trained by gradient descent).
+    schedule = () if algorithm == "ARS" else (lambda _: 0.0,)
     try:
-        policy = policy_class(observation_space, action_space, lambda _: 0.0, **kwargs)
+        policy = policy_class(observation_space, action_space, *schedule, **kwargs)
     except (TypeError, ValueError, AssertionError, RuntimeError) as error:
         raise PolicyError(f"{where}: network cannot be built ({' '.join(str(error).split())[:200]})") from None
     if not weights_path.is_file():
@@ -226,6 +228,8 @@ class LearnedPolicy:
     :param action_mode: the environment's action mode in training (``compact`` or ``raw``).
     :param observation: the environment's observation in training (``full`` or ``features``).
     :param feature_set_version: with ``features``, the feature set version it was trained on.
+    :param anchor: with ``anchored`` actions, the resolved rule they correct
+        (:func:`invalloc.agents.anchor.resolve_anchor`), saved with the policy.
     """
 
     def __init__(
@@ -239,7 +243,11 @@ class LearnedPolicy:
         model_uri: str | None = None,
         observation: str = "full",
         feature_set_version: str = FEATURE_SET_VERSION,
+        anchor: dict[str, Any] | None = None,
     ) -> None:
+        if (action_mode == "anchored") != (anchor is not None):
+            raise PolicyError(f"policy {name}: action_mode {action_mode!r} with anchor {anchor!r} (anchored needs one)")
+        self.anchor = anchor
         self.model = model
         self.scenario_digest = scenario_digest
         self.observation_stats = observation_stats
@@ -264,6 +272,7 @@ class LearnedPolicy:
         config_overrides: dict | None = None,
         name: str = "learned",
         observation: str = "full",
+        anchor: dict[str, Any] | None = None,
     ) -> LearnedPolicy:
         """Wrap an in-memory SB3 model trained on ``scenario``.
 
@@ -277,7 +286,7 @@ class LearnedPolicy:
         else:
             stats = ObservationStats.from_vec_normalize(obs_rms)
         digest = load_scenario(scenario, config_overrides).digest
-        return cls(model, digest, stats, action_mode, name=name, observation=observation)
+        return cls(model, digest, stats, action_mode, name=name, observation=observation, anchor=anchor)
 
     @classmethod
     def load(cls, folder: Path, name: str = "learned", run_id: str | None = None, model_uri: str | None = None):
@@ -308,7 +317,15 @@ class LearnedPolicy:
         # Policies saved before the feature observation existed saw the full observation.
         observation = meta.get("observation", "full")
         version = meta.get("feature_set_version", FEATURE_SET_VERSION)
-        return cls(model, digest, stats, action_mode, name, run_id, model_uri, observation, version)
+        anchor = meta.get("anchor")
+        if action_mode == "anchored":
+            from invalloc.agents.anchor import build_anchor
+
+            try:
+                build_anchor(anchor if isinstance(anchor, dict) else {})
+            except PolicyError as error:
+                raise PolicyError(f"{meta_path}: {error}") from None
+        return cls(model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor)
 
     def save(self, folder: Path, algorithm: str) -> None:
         """Write ``policy.json``, ``policy_weights.npz``, the observation statistics and (for SB3
@@ -329,6 +346,8 @@ class LearnedPolicy:
         }
         if self.observation_kind == "features":
             meta["feature_set_version"] = self.feature_set_version
+        if self.anchor is not None:
+            meta["anchor"] = self.anchor
         (folder / POLICY_META_FILE).write_text(json.dumps(meta, indent=2))
         if self.observation_stats is not None:
             self.observation_stats.save(folder / OBSERVATION_STATS_FILE)
@@ -343,7 +362,7 @@ class LearnedPolicy:
         if simulator is not self._simulator:
             self._simulator = simulator
             self._observations = observation_source(simulator, self.observation_kind, self.feature_set_version)
-            self._mapper = ActionMapper(simulator, self.action_mode)
+            self._mapper = ActionMapper(simulator, self.action_mode, self._anchor_policy())
             expected = self.model.observation_space.shape
             if (self._observations.size,) != expected or (self._mapper.size,) != self.model.action_space.shape:
                 raise PolicyError(
@@ -356,6 +375,13 @@ class LearnedPolicy:
             self._observations.reset()
         self._observations.catch_up()
         return self._observations
+
+    def _anchor_policy(self) -> Any:
+        if self.anchor is None:
+            return None
+        from invalloc.agents.anchor import build_anchor
+
+        return build_anchor(self.anchor)
 
     def observation(self, simulator: Simulator) -> np.ndarray:
         """The environment's observation (float32, before normalisation) at this decision point."""

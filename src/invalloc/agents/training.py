@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from invalloc.agents.algorithms import algorithm_class
+from invalloc.agents.algorithms import algorithm_class, has_noise_scale
+from invalloc.agents.anchor import build_anchor
 from invalloc.agents.experiment import LoadedExperiment, load_experiment
 from invalloc.agents.integrity import ArtifactIntegrityError, hashes, log_with_hashes, tag_key, verify_hashes
 from invalloc.agents.learned import (
@@ -161,6 +162,7 @@ def _make_env(loaded: LoadedExperiment):
         scenario=loaded.scenario_location,
         config_overrides=loaded.experiment.scenario_overrides or None,
         action_mode=env.action_mode,
+        anchor=build_anchor(loaded.anchor) if loaded.anchor is not None else None,
         observation=env.observation,
         projection_penalty=env.projection_penalty,
         reward_scale=env.reward_scale,
@@ -175,6 +177,10 @@ def make_vec_env(loaded: LoadedExperiment, seed: int, normalisation_path: Path |
     factories = [partial(_make_env, loaded) for _ in range(settings.n_envs)]
     vec = SubprocVecEnv(factories) if settings.vec_env == "subproc" else DummyVecEnv(factories)
     vec = VecMonitor(vec)
+    if loaded.experiment.algorithm == "ARS":
+        from invalloc.agents.ars import CommonRandomNumbers
+
+        vec = CommonRandomNumbers(vec)  # an update's candidates all see the same demand
     vec.seed(seed)
     normalisation = loaded.experiment.vec_normalize
     if normalisation_path is not None:
@@ -196,7 +202,7 @@ def build_model(loaded: LoadedExperiment, vec_env: Any):
         "net_arch": list(experiment.policy.net_arch),
         "activation_fn": torch.nn.Tanh if experiment.policy.activation == "tanh" else torch.nn.ReLU,
     }
-    if experiment.policy.log_std_init is not None and experiment.algorithm != "TD3":
+    if experiment.policy.log_std_init is not None and has_noise_scale(experiment.algorithm):
         policy_kwargs["log_std_init"] = experiment.policy.log_std_init
     return cls(
         "MlpPolicy",
@@ -292,6 +298,7 @@ class _Trainer:
             env.action_mode,
             name=self.experiment.name,
             observation=env.observation,
+            anchor=self.loaded.anchor,
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:

@@ -13,6 +13,17 @@ Two mappings:
     serves in proportion to expected demand (+ backlog) × exp(2·a_channel): a softmax over
     channels weighted by need.
 
+``anchored`` (a bounded correction to a tuned rule)
+    The same dimensions as ``compact`` (per SKU, per DC with an inbound lane, per channel
+    where a DC serves several), but they correct a rule-based policy (the *anchor*, e.g. the
+    tuned ``proportional`` rule) instead of a fixed cover: each DC × SKU's order-up-to level
+    is the anchor's level × ANCHOR_RANGE^((a_sku + a_dc) / 2), and each channel's weight in the
+    anchor's allocation is × ANCHOR_RANGE^a_channel. The anchor then sources the need as it
+    always does (cheapest lane first, lots within the approval limit, held orders counted,
+    budget and cash; :class:`~invalloc.sim.planning.Sourcing`) and stops ordering when it
+    would. So **action 0 is the anchor exactly**, a policy network that outputs 0 starts from
+    the tuned rule, and whatever it learns is an improvement on it or a visible loss.
+
 ``raw`` (for research)
     One number per decision variable: an order or transfer requests
     ``(a + 1) / 2 × cap`` units, where ``cap`` is four times the demand through the DC over
@@ -29,23 +40,37 @@ import numpy as np
 from numba import njit
 
 from invalloc.sim.planning import PlanningView
+from invalloc.sim.rule_policy import RuleBasedPolicy
 from invalloc.sim.simulator import Simulator
 
 #: Periods of demand a DC × SKU covers beyond its lead time at action 0 (compact mapping).
 BASE_COVER = 1.5
 #: The compact target spans BASE_COVER × [1/RANGE, RANGE].
 RANGE = 4.0
+#: The anchored mapping scales the anchor's levels and channel weights by [1/ANCHOR_RANGE, ANCHOR_RANGE].
+ANCHOR_RANGE = 2.0
+#: Action modes.
+ACTION_MODES = ("compact", "anchored", "raw")
 
 
 class ActionMapper:
     """Maps actions (n,) in [-1, 1] to requests (n_decisions,) in units (see the module docstring)."""
 
-    def __init__(self, simulator: Simulator, mode: str = "compact") -> None:
-        if mode not in ("compact", "raw"):
-            raise ValueError(f"action_mode={mode!r}: choose 'compact' or 'raw'")
+    def __init__(self, simulator: Simulator, mode: str = "compact", anchor: RuleBasedPolicy | None = None) -> None:
+        if mode not in ACTION_MODES:
+            raise ValueError(f"action_mode={mode!r}: choose {', '.join(map(repr, ACTION_MODES))}")
+        if (mode == "anchored") != (anchor is not None):
+            raise ValueError(
+                "action_mode='anchored' needs an anchor (a rule-based policy, e.g. proportional@tuned)"
+                if anchor is None
+                else f"anchor: only action_mode='anchored' takes one (got action_mode={mode!r})"
+            )
         self.mode = mode
         self.simulator = simulator
         n = simulator.network
+        self.anchor = anchor
+        if anchor is not None:
+            anchor.reset(n)
         self.network = n
         self.view = PlanningView(n)
         view = self.view
@@ -81,9 +106,10 @@ class ActionMapper:
         self.location_rows = np.flatnonzero(routed.any(axis=1))
         self.channels_decided = np.unique(view.allocation_channels)
         self._weight_start = len(self.sku_columns) + len(self.location_rows)  # first channel-weight dimension
+        level = "cover" if mode == "compact" else "level_scale"
         self.names = (
-            [f"cover/sku/{n.skus[s]}" for s in self.sku_columns]
-            + [f"cover/location/{n.locations[d]}" for d in self.location_rows]
+            [f"{level}/sku/{n.skus[s]}" for s in self.sku_columns]
+            + [f"{level}/location/{n.locations[d]}" for d in self.location_rows]
             + [f"allocation_weight/{n.channels[c]}" for c in self.channels_decided]
         )
         self._cover = view.route.lead_time + BASE_COVER  # (D, S)
@@ -123,6 +149,8 @@ class ActionMapper:
         demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
         if self.mode == "raw":
             return self._raw(action, demand, requests)
+        if self.mode == "anchored":
+            return self._anchored(np.asarray(action, dtype=np.float64))
         # (padded[sku dimension] + padded[location dimension]) / 2 per DC × SKU, where the padded
         # action's last entry stands for "no such dimension" and is 0.
         exponent = _cell_exponent(np.asarray(action, dtype=np.float64), self._sku_dimension, self._location_dimension)
@@ -152,6 +180,15 @@ class ActionMapper:
             self._even_share,
         )
         return requests
+
+    def _anchored(self, action: np.ndarray) -> np.ndarray:
+        """The anchor's requests with its levels and channel weights scaled by the action."""
+        if not action.any():
+            return self.anchor.act(self.simulator)
+        exponent = _cell_exponent(action, self._sku_dimension, self._location_dimension)
+        weight = np.ones(len(self.network.channels))
+        weight[self.channels_decided] = ANCHOR_RANGE ** action[self._weight_start :]
+        return self.anchor.act(self.simulator, target_scale=ANCHOR_RANGE**exponent, channel_weight=weight)
 
     def _raw(self, action: np.ndarray, demand: np.ndarray, requests: np.ndarray) -> np.ndarray:
         view = self.view

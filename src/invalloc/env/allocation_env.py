@@ -17,6 +17,7 @@ from invalloc.env.actions import ActionMapper
 from invalloc.env.observations import CLIP, ObservationBuilder, observation_source
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.network import compile_network
+from invalloc.sim.rule_policy import RuleBasedPolicy
 from invalloc.sim.simulator import PeriodReport, Simulator
 
 
@@ -26,7 +27,10 @@ class AllocationEnv(gym.Env):
     ## Action Space
     ``Box(-1, 1, (n,), float32)``. ``action_mode="compact"`` (default): one number per SKU
     and per DC scaling order-up-to targets, and one per channel weighting the allocation of
-    DCs that serve several channels; ``"raw"``: one number per decision variable. The
+    DCs that serve several channels; ``"anchored"``: the same dimensions as a bounded
+    correction (× 1/2 … 2) to the levels and channel weights of ``anchor``, a rule-based
+    policy (:class:`~invalloc.sim.rule_policy.RuleBasedPolicy`), so that action 0 is that rule
+    exactly; ``"raw"``: one number per decision variable. The
     mapping is documented in :mod:`invalloc.env.actions`; ``action_names`` lists the
     dimensions. Whatever the action, the requested quantities pass the simulator's
     feasibility layer, so the executed decision never breaks a governance rule, a capacity
@@ -77,7 +81,7 @@ class AllocationEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
-    over the YAML), ``action_mode``, ``observation`` (``full`` or ``features``), ``reward_scale``,
+    over the YAML), ``action_mode``, ``anchor`` (with ``anchored`` only), ``observation`` (``full`` or ``features``), ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
     slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
     ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
@@ -93,6 +97,7 @@ class AllocationEnv(gym.Env):
         scenario: str | Path = "retail",
         config_overrides: Mapping[str, Any] | None = None,
         action_mode: str = "compact",
+        anchor: RuleBasedPolicy | None = None,
         observation: str = "full",
         reward_scale: float | None = None,
         projection_penalty: float = 0.0,
@@ -118,7 +123,7 @@ class AllocationEnv(gym.Env):
         self.render_mode = render_mode
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
-        self.actions = ActionMapper(self.simulator, action_mode)
+        self.actions = ActionMapper(self.simulator, action_mode, anchor)
         source = observation_source(self.simulator, observation)
         # The full observation's builder also accrues the fill rates reported in ``info``, so
         # the env keeps one whatever the agent sees.

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,8 +42,6 @@ SpecKind = Literal["baseline", "learned", "rules"]
 
 _LEARNED_PREFIXES = ("run:", "runs:/", "models:/")
 _RULES_PREFIX = "rules:"
-# NAME[@FILE][:KEY=VALUE[:KEY=VALUE…]] — a file name may not contain ':'.
-_BASELINE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)?(?:@(?P<file>[^:]+))?(?::(?P<params>.*))?$")
 _SPEC_FORMS = "a baseline NAME[@FILE][:KEY=VALUE…], run:RUN_ID, models:/NAME@ALIAS or rules:DIR"
 
 
@@ -81,24 +78,12 @@ def _fail(text: str, message: str) -> PolicyError:
     return PolicyError(" ".join(f"--policy {text}: {message}".split()))
 
 
-def _pairs(text: str, params: str) -> list[tuple[str, str]]:
-    pairs = []
-    for part in params.split(":"):
-        if "=" not in part or not part.split("=", 1)[0].strip():
-            raise _fail(text, f"parameter '{part}' is not KEY=VALUE (parameters are separated by ':')")
-        key, value = part.split("=", 1)
-        pairs.append((key.strip(), value.strip()))
-    return pairs
-
-
 def parse_spec(text: str, scenario_name: str | None = None) -> PolicySpec:
     """Parse ``text`` (see the module docstring); a params file named with ``@`` is read here.
 
     :param scenario_name: if given, a params file must have been tuned on the scenario of this name.
     :raises PolicyError: one line naming the spec.
     """
-    from invalloc.baselines import POLICY_NAMES
-
     text = str(text).strip()
     if not text:
         raise PolicyError("--policy: empty spec (expected " + _SPEC_FORMS + ")")
@@ -111,23 +96,15 @@ def parse_spec(text: str, scenario_name: str | None = None) -> PolicySpec:
         if not folder:
             raise _fail(text, "no rules folder after 'rules:'")
         return PolicySpec(text, "rules", text, source=folder)
-    match = _BASELINE.match(text)
-    if match is None or not (match["name"] or match["file"]):
-        raise _fail(text, f"not a policy spec (expected {_SPEC_FORMS})")
-    name, file = match["name"], match["file"]
-    if name is not None and name not in POLICY_NAMES:
-        raise _fail(text, f"unknown policy '{name}' (choose from {', '.join(POLICY_NAMES)}, or {_SPEC_FORMS})")
-    params: dict[str, str] = {}
-    if file is not None:
-        from invalloc.baselines.tuning import load_params
+    from invalloc.baselines.specs import parse_baseline_spec
 
-        try:
-            found, params = load_params(file, policy=name, scenario=scenario_name)
-        except PolicyError as error:
-            raise _fail(text, str(error)) from None
-        name = found
-    overrides = _pairs(text, match["params"]) if match["params"] is not None else []
-    params.update(overrides)
+    try:
+        parsed = parse_baseline_spec(text, scenario_name, forms=_SPEC_FORMS)
+    except PolicyError as error:
+        raise _fail(text, str(error)) from None
+    if parsed is None:
+        raise _fail(text, f"not a policy spec (expected {_SPEC_FORMS})")
+    name, params, file = parsed
     return PolicySpec(text, "baseline", name, tuple(params.items()), source=file)
 
 
@@ -139,17 +116,14 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
         loaded, a rules folder that cannot be read, or a module this installation lacks.
     """
     if spec.kind == "baseline":
-        from invalloc.baselines import make_policy
+        from invalloc.baselines.specs import baseline_policy
 
         params = dict(spec.params)
         actions = params.pop("actions", None) if spec.name == "replay" else None
         try:
-            return make_policy(spec.name, params, actions)
+            return baseline_policy(spec.name, params, actions)
         except PolicyError as error:
-            message = str(error).replace("--param ", "parameter ")
-            own = f"--policy {spec.name}"  # make_policy names the policy itself; say it once
-            message = message.removeprefix(own).lstrip(": ") if message.startswith(own + " ") else message
-            raise _fail(spec.text, message) from None
+            raise _fail(spec.text, str(error)) from None
     if spec.kind == "learned":
         try:
             from invalloc.agents.learned import load_learned_policy
