@@ -78,6 +78,11 @@ class VectorEnv(_Strict):
         description="What the agent sees: 'full' (every SKU's stock, pipeline, demand, money; scaled) or "
         "'features' (the rule table's named features, in business units: needs vec_normalize).",
     )
+    features: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="With observation 'features': only these named features, in this order.",
+    )
     projection_penalty: float = Field(default=0.0, ge=0, le=1e6)
     reward_scale: float | None = Field(
         default=None, gt=0, le=1e15, description="Money per reward unit (default: env's)."

@@ -244,7 +244,9 @@ class LearnedPolicy:
         observation: str = "full",
         feature_set_version: str = FEATURE_SET_VERSION,
         anchor: dict[str, Any] | None = None,
+        features: list[str] | None = None,
     ) -> None:
+        self.features = list(features) if features is not None else None
         if (action_mode == "anchored") != (anchor is not None):
             raise PolicyError(f"policy {name}: action_mode {action_mode!r} with anchor {anchor!r} (anchored needs one)")
         self.anchor = anchor
@@ -273,6 +275,7 @@ class LearnedPolicy:
         name: str = "learned",
         observation: str = "full",
         anchor: dict[str, Any] | None = None,
+        features: list[str] | None = None,
     ) -> LearnedPolicy:
         """Wrap an in-memory SB3 model trained on ``scenario``.
 
@@ -286,7 +289,9 @@ class LearnedPolicy:
         else:
             stats = ObservationStats.from_vec_normalize(obs_rms)
         digest = load_scenario(scenario, config_overrides).digest
-        return cls(model, digest, stats, action_mode, name=name, observation=observation, anchor=anchor)
+        return cls(
+            model, digest, stats, action_mode, name=name, observation=observation, anchor=anchor, features=features
+        )
 
     @classmethod
     def load(cls, folder: Path, name: str = "learned", run_id: str | None = None, model_uri: str | None = None):
@@ -325,7 +330,12 @@ class LearnedPolicy:
                 build_anchor(anchor if isinstance(anchor, dict) else {})
             except PolicyError as error:
                 raise PolicyError(f"{meta_path}: {error}") from None
-        return cls(model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor)
+        features = meta.get("features")
+        if features is not None and (
+            not isinstance(features, list) or not all(isinstance(name, str) for name in features)
+        ):
+            raise PolicyError(f"{meta_path}: features must be a list of feature names")
+        return cls(model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor, features)
 
     def save(self, folder: Path, algorithm: str) -> None:
         """Write ``policy.json``, ``policy_weights.npz``, the observation statistics and (for SB3
@@ -348,6 +358,8 @@ class LearnedPolicy:
             meta["feature_set_version"] = self.feature_set_version
         if self.anchor is not None:
             meta["anchor"] = self.anchor
+        if self.features is not None:
+            meta["features"] = self.features
         (folder / POLICY_META_FILE).write_text(json.dumps(meta, indent=2))
         if self.observation_stats is not None:
             self.observation_stats.save(folder / OBSERVATION_STATS_FILE)
@@ -361,7 +373,12 @@ class LearnedPolicy:
         """Observation builder and action mapper for ``simulator`` (built once per simulator)."""
         if simulator is not self._simulator:
             self._simulator = simulator
-            self._observations = observation_source(simulator, self.observation_kind, self.feature_set_version)
+            try:
+                self._observations = observation_source(
+                    simulator, self.observation_kind, self.feature_set_version, self.features
+                )
+            except ValueError as error:
+                raise PolicyError(f"policy {self.name}: {error}") from None
             self._mapper = ActionMapper(simulator, self.action_mode, self._anchor_policy())
             expected = self.model.observation_space.shape
             if (self._observations.size,) != expected or (self._mapper.size,) != self.model.action_space.shape:

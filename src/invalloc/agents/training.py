@@ -164,6 +164,9 @@ def _make_env(loaded: LoadedExperiment):
         action_mode=env.action_mode,
         anchor=build_anchor(loaded.anchor) if loaded.anchor is not None else None,
         observation=env.observation,
+        features=env.features,
+        # ARS has no discount factor: its return is the episode's, on the scenario's objective.
+        discount_rewards=loaded.experiment.algorithm == "ARS",
         projection_penalty=env.projection_penalty,
         reward_scale=env.reward_scale,
     )
@@ -299,6 +302,7 @@ class _Trainer:
             name=self.experiment.name,
             observation=env.observation,
             anchor=self.loaded.anchor,
+            features=env.features,
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:

@@ -17,7 +17,7 @@ Two mappings:
     The same dimensions as ``compact`` (per SKU, per DC with an inbound lane, per channel
     where a DC serves several), but they correct a rule-based policy (the *anchor*, e.g. the
     tuned ``proportional`` rule) instead of a fixed cover: each DC × SKU's order-up-to level
-    is the anchor's level × ANCHOR_RANGE^((a_sku + a_dc) / 2), and each channel's weight in the
+    is the anchor's level × ANCHOR_RANGE^(a_sku + a_dc), and each channel's weight in the
     anchor's allocation is × ANCHOR_RANGE^a_channel. The anchor then sources the need as it
     always does (cheapest lane first, lots within the approval limit, held orders counted,
     budget and cash; :class:`~invalloc.sim.planning.Sourcing`) and stops ordering when it
@@ -188,7 +188,7 @@ class ActionMapper:
         exponent = _cell_exponent(action, self._sku_dimension, self._location_dimension)
         weight = np.ones(len(self.network.channels))
         weight[self.channels_decided] = ANCHOR_RANGE ** action[self._weight_start :]
-        return self.anchor.act(self.simulator, target_scale=ANCHOR_RANGE**exponent, channel_weight=weight)
+        return self.anchor.act(self.simulator, target_scale=ANCHOR_RANGE ** (2.0 * exponent), channel_weight=weight)
 
     def _raw(self, action: np.ndarray, demand: np.ndarray, requests: np.ndarray) -> np.ndarray:
         view = self.view

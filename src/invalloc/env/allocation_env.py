@@ -28,7 +28,7 @@ class AllocationEnv(gym.Env):
     ``Box(-1, 1, (n,), float32)``. ``action_mode="compact"`` (default): one number per SKU
     and per DC scaling order-up-to targets, and one per channel weighting the allocation of
     DCs that serve several channels; ``"anchored"``: the same dimensions as a bounded
-    correction (× 1/2 … 2) to the levels and channel weights of ``anchor``, a rule-based
+    correction (× 1/4 … 4, × 1/2 … 2 per SKU or DC alone) to the levels and channel weights of ``anchor``, a rule-based
     policy (:class:`~invalloc.sim.rule_policy.RuleBasedPolicy`), so that action 0 is that rule
     exactly; ``"raw"``: one number per decision variable. The
     mapping is documented in :mod:`invalloc.env.actions`; ``action_names`` lists the
@@ -57,11 +57,15 @@ class AllocationEnv(gym.Env):
     features (:mod:`invalloc.env.features`: days of cover per DC × SKU group, cash headroom,
     backlog days per tier, season, days remaining, inbound pipeline), ``Box(-inf, inf, (f,),
     float32)`` in business units: normalise them (VecNormalize) before a network sees them.
+    ``features`` keeps only the named ones, in that order.
 
     ## Rewards
     The period's reward on the scenario's reward basis (economic: sales − purchases −
     freight − holding − penalties − interest; accounting: accrual profit), undiscounted
-    (the agent's algorithm discounts), divided by ``reward_scale`` (default: the expected
+    (the agent's algorithm discounts) or, with ``discount_rewards``, discounted to period 0
+    at the scenario's rate, so that an episode's return is the scenario's objective (the
+    total reward ``simulate`` and ``compare`` report; for learners without a ``gamma``, such
+    as ARS), divided by ``reward_scale`` (default: the expected
     sales value of one period), minus ``projection_penalty`` × the projection distance
     (units the feasibility layer removed, scaled like on-hand).
 
@@ -81,7 +85,8 @@ class AllocationEnv(gym.Env):
 
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
-    over the YAML), ``action_mode``, ``anchor`` (with ``anchored`` only), ``observation`` (``full`` or ``features``), ``reward_scale``,
+    over the YAML), ``action_mode``, ``anchor`` (with ``anchored`` only), ``observation``
+    (``full`` or ``features``), ``features``, ``discount_rewards``, ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
     slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
     ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
@@ -99,6 +104,8 @@ class AllocationEnv(gym.Env):
         action_mode: str = "compact",
         anchor: RuleBasedPolicy | None = None,
         observation: str = "full",
+        features: list[str] | None = None,
+        discount_rewards: bool = False,
         reward_scale: float | None = None,
         projection_penalty: float = 0.0,
         periods: int | None = None,
@@ -124,7 +131,10 @@ class AllocationEnv(gym.Env):
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
         self.actions = ActionMapper(self.simulator, action_mode, anchor)
-        source = observation_source(self.simulator, observation)
+        if not isinstance(discount_rewards, bool | np.bool_):
+            raise ValueError(f"discount_rewards={discount_rewards!r:.40}: must be true or false")
+        self.discount_rewards = bool(discount_rewards)
+        source = observation_source(self.simulator, observation, features=features)
         # The full observation's builder also accrues the fill rates reported in ``info``, so
         # the env keeps one whatever the agent sees.
         self.observations = source if isinstance(source, ObservationBuilder) else ObservationBuilder(self.simulator)
@@ -181,7 +191,8 @@ class AllocationEnv(gym.Env):
         decision = report.decision
         distance = decision.projection_distance
         scaled_distance = distance / self._distance_scale
-        reward = report.undiscounted_reward / self.reward_scale - self.projection_penalty * scaled_distance
+        earned = report.reward if self.discount_rewards else report.undiscounted_reward
+        reward = earned / self.reward_scale - self.projection_penalty * scaled_distance
         # Arrays rather than nested dicts, and a dict whose deep copy is cheap: vector envs
         # deep-copy every info each step.
         info = _StepInfo(

@@ -14,6 +14,8 @@ Values are clipped to ``[-CLIP, CLIP]`` so that the observation always lies in i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numba import njit
 
@@ -373,16 +375,35 @@ class FeatureObservation:
     history, so :meth:`reset` and :meth:`catch_up` have nothing to do.
 
     :param version: the feature set version (a trained agent keeps the one it was trained on).
+    :param names: only these features, in this order (None: all). An anchored policy often
+        needs only a few (the season, the days remaining, the cash headroom): the rule it
+        corrects already reacts to each SKU's stock.
+    :raises ValueError: a name that is not a feature of the scenario, or one given twice.
     """
 
-    def __init__(self, simulator: Simulator, version: str = FEATURE_SET_VERSION) -> None:
+    def __init__(
+        self, simulator: Simulator, version: str = FEATURE_SET_VERSION, names: Sequence[str] | None = None
+    ) -> None:
         self.simulator = simulator
         self.feature_set = FeatureSet(simulator.network, version)
-        self.feature_names = self.feature_set.names
+        self._columns: np.ndarray | None = None
+        self.feature_names = list(self.feature_set.names)
+        if names is not None:
+            available = self.feature_names
+            unknown = [name for name in names if name not in available]
+            if unknown or not names or len(set(names)) != len(names):
+                problem = (
+                    f"{', '.join(unknown)} not among the scenario's features ({', '.join(available)})"
+                    if unknown
+                    else "empty or a name given twice"
+                )
+                raise ValueError(f"features: {problem}")
+            self._columns = np.array([available.index(name) for name in names], dtype=int)
+            self.feature_names = list(names)
 
     @property
     def size(self) -> int:
-        return self.feature_set.size
+        return len(self.feature_names)
 
     def reset(self) -> None:
         pass
@@ -392,13 +413,22 @@ class FeatureObservation:
 
     def observe(self) -> np.ndarray:
         """Observation (size,) float32 at the current decision point."""
-        return self.feature_set.compute(self.simulator).astype(np.float32)
+        values = self.feature_set.compute(self.simulator)
+        return (values if self._columns is None else values[self._columns]).astype(np.float32)
 
 
 def observation_source(
-    simulator: Simulator, kind: str, feature_set_version: str = FEATURE_SET_VERSION
+    simulator: Simulator,
+    kind: str,
+    feature_set_version: str = FEATURE_SET_VERSION,
+    features: Sequence[str] | None = None,
 ) -> ObservationBuilder | FeatureObservation:
-    """The observation of ``kind`` (one of :data:`OBSERVATION_KINDS`) for ``simulator``."""
+    """The observation of ``kind`` (one of :data:`OBSERVATION_KINDS`) for ``simulator``;
+    ``features`` (with ``features`` only) keeps those named features."""
     if kind not in OBSERVATION_KINDS:
         raise ValueError(f"observation={kind!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
-    return ObservationBuilder(simulator) if kind == "full" else FeatureObservation(simulator, feature_set_version)
+    if kind == "full":
+        if features is not None:
+            raise ValueError("features: only observation='features' selects features")
+        return ObservationBuilder(simulator)
+    return FeatureObservation(simulator, feature_set_version, features)
