@@ -16,8 +16,8 @@ difference rather than the demand's. The seed of update ``k`` is drawn from the 
 seed and ``k``, so a resumed run continues the same sequence, and the same seed gives the same
 training.
 
-With ``zero_policy`` (the default) the weights start at 0, so the first policy *is* the anchor,
-and every update has to earn its place against it.
+The policy's output layer starts at 0, so the first policy *is* the anchor, and every update
+has to earn its place against it.
 
 The policy (:class:`ScaledARSPolicy`) is ARS's: linear (``net_arch: []``) or an MLP on the
 normalised observation, squashed by ``tanh``, except that the observation is multiplied by
@@ -61,6 +61,14 @@ class ScaledARSPolicy(ARSPolicy):
         if not (math.isfinite(feature_scale) and feature_scale > 0):
             raise ValueError(f"feature_scale={feature_scale!r}: must be a finite number > 0")
         self.feature_scale = float(feature_scale)
+        # The output layer starts at 0, so the policy starts at action 0 (for an anchored
+        # policy: the rule) while an MLP's hidden layers keep their random initialisation,
+        # which gives the search state-dependent features to weigh from the first update.
+        output = [module for module in self.action_net if isinstance(module, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            output.weight.zero_()
+            if output.bias is not None:
+                output.bias.zero_()
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "feature_scale": self.feature_scale}
@@ -112,6 +120,15 @@ class CommonRandomARS(ARS):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {**ARS.policy_aliases, "MlpPolicy": ScaledARSPolicy}
+
+    def _setup_model(self) -> None:
+        # ScaledARSPolicy already starts at action 0; zeroing every weight (ARS's zero_policy)
+        # would also zero an MLP's hidden layers, whose outputs would then stay 0 at first order.
+        zero_policy, self.zero_policy = self.zero_policy, False
+        try:
+            super()._setup_model()
+        finally:
+            self.zero_policy = zero_policy
 
     def _do_one_update(self, callback: Any, async_eval: Any) -> None:
         wrapper = find_wrapper(self.env)

@@ -39,7 +39,7 @@ MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 def pip_requirements() -> list[str]:
     """Pinned requirements of the model (given explicitly: MLflow's inference would load the model)."""
     pins = []
-    for package in ("invalloc", "stable-baselines3", "torch", "numpy", "gymnasium", "mlflow"):
+    for package in ("invalloc", "stable-baselines3", "sb3-contrib", "torch", "numpy", "gymnasium", "mlflow"):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:  # pragma: no cover
