@@ -444,7 +444,7 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     policy = LearnedPolicy.load(best)
     simulator = Simulator(network)
     simulator.reset(seed=0)
-    observations = observation_source(simulator, policy.observation_kind, policy.feature_set_version)
+    observations = observation_source(simulator, policy.observation_kind, policy.feature_set_version, policy.features)
     example = observations.observe()[None, :]
     frame = pd.DataFrame(example, columns=observations.feature_names)
     signature = infer_signature(frame, policy.actions(example))
