@@ -674,7 +674,7 @@ def test_a_table_written_before_content_binding_is_refused(retail_directory, tmp
     copy = tmp_path / "old"
     shutil.copytree(retail_directory, copy)
     rehash(copy, format_version=1)
-    _refused_everywhere(copy, tmp_path, "format_version 1, this version reads 2")
+    _refused_everywhere(copy, tmp_path, "format_version 1, this version reads 2 and 3")
 
 
 def test_approving_a_table_that_does_not_verify_is_refused(retail_directory, tmp_path):
