@@ -113,8 +113,11 @@ class RuleTablePolicy:
                 rule = build_anchor(anchor if isinstance(anchor, dict) else {})
             return ActionMapper(simulator, mode, rule)
         except (PolicyError, ValueError) as error:
-            what = f"anchored on {anchor_label(anchor)}" if mode == "anchored" else f"action_mode {mode!r}"
-            raise RuleTableError(f"policy {self.name} ({what}): {str(error).splitlines()[0]}") from None
+            what = f"its anchor {anchor_label(anchor)} (manifest field anchor)" if mode == "anchored" else "its action"
+            scenario = simulator.network.scenario.name
+            raise RuleTableError(
+                f"policy {self.name}: {what} cannot act on {scenario}: {str(error).splitlines()[0]}"
+            ) from None
 
     def features(self, simulator: Simulator) -> np.ndarray:
         """The table's input features (F,) at this decision point."""
