@@ -104,7 +104,7 @@ def test_export_records_the_anchor_and_sets_its_multipliers(exported):
     assert {o.unit for o in table.outputs} == {"× anchor level", "× anchor weight"}
     assert all(ANCHOR in o.description for o in table.outputs)
     assert ((table.values >= 0.5) & (table.values <= 2.0)).all()
-    assert np.allclose(table.values * 20, np.round(table.values * 20))  # multiples of 0.05
+    assert np.allclose(table.values * 100, np.round(table.values * 100))  # multiples of 0.01
     # Fidelity and retention as for any table; the rule the teacher corrects is reported beside them.
     fidelity, retention = manifest["fidelity"], manifest["kpi_retention"]
     for key in ("on_table_states", "on_teacher_states", "on_table_states_strict", "on_teacher_states_strict"):
