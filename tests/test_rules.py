@@ -674,7 +674,47 @@ def test_a_table_written_before_content_binding_is_refused(retail_directory, tmp
     copy = tmp_path / "old"
     shutil.copytree(retail_directory, copy)
     rehash(copy, format_version=1)
-    _refused_everywhere(copy, tmp_path, "format_version 1, this version reads 2")
+    _refused_everywhere(copy, tmp_path, "format_version 1, this version reads 2 and 3")
+
+
+def test_a_format_2_table_reads_as_compact(retail_directory, tmp_path):
+    """Tables exported before action modes were recorded (format 2, no action_mode) set the
+    compact action; a format 2 manifest cannot claim anchored outputs."""
+    import shutil
+
+    copy = tmp_path / "format2"
+    shutil.copytree(retail_directory, copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    assert "action_mode" not in manifest and "anchor" not in manifest
+    rehash(copy, format_version=2)
+    forge_audit_log(copy)
+    table, _ = load_rule_table(copy)
+    assert table.metadata["action_mode"] == "compact" and table.metadata["anchor"] is None
+    policy = load_rule_policy(copy)
+    reports = run_episode(Simulator(compile_network(load_scenario("retail"))), policy, seed=1)
+    assert policy._mapper is not None and policy._mapper.mode == "compact" and len(reports) > 0
+    claimed = tmp_path / "claimed"
+    shutil.copytree(copy, claimed)
+    rehash(claimed, action_mode="anchored", anchor={"policy": "proportional", "params": {}})
+    forge_audit_log(claimed)
+    _refused_everywhere(claimed, tmp_path, "format_version 2 tables set the compact action only")
+
+
+def test_outputs_that_read_their_values_unlike_the_action_mode_are_refused(tmp_path):
+    """A compact table relabelled anchored (actions renamed, manifest re-hashed): its channel
+    weights are read by half_ln, anchored weights by log2 — refused before it acts."""
+    from dataclasses import replace
+
+    from invalloc.rules.policy import RuleTablePolicy
+
+    table, loaded = _retail_table()
+    table.outputs = [replace(o, action=o.action.replace("cover/", "level_scale/")) for o in table.outputs]
+    table.metadata.update(action_mode="anchored", anchor={"policy": "proportional", "params": {}})
+    policy = RuleTablePolicy(table, loaded.digest)
+    simulator = Simulator(compile_network(loaded))
+    simulator.reset(seed=0)
+    with pytest.raises(RuleTableError, match="reads its value by half_ln, anchored actions read allocation_weight"):
+        policy.act(simulator)
 
 
 def test_approving_a_table_that_does_not_verify_is_refused(retail_directory, tmp_path):

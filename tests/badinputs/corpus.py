@@ -1305,23 +1305,33 @@ def _states_placeholder(path: Path) -> None:
     path.write_text("a\n1\n")
 
 
-def build_rule_directory(directory: Path) -> None:
-    """A valid rule table directory for `tiny` (three rules on one feature), as `export` writes it."""
+#: The rule an anchored corpus table corrects (resolved as training resolves it).
+CORPUS_ANCHOR = "priority@tuned"
+
+
+def build_rule_directory(directory: Path, anchored: bool = False) -> None:
+    """A valid rule table directory for `tiny` (three rules on one feature), as `export` writes it;
+    ``anchored``: its outputs correct the tuned priority rule."""
     import numpy as np
 
+    from invalloc.agents.anchor import build_anchor, resolve_anchor
     from invalloc.env.actions import ActionMapper
     from invalloc.env.features import FeatureSet
     from invalloc.export.exporter import write_table_files
     from invalloc.rules.formats import describe_features, describe_outputs
     from invalloc.rules.manifest import MANIFEST_VERSION
-    from invalloc.rules.table import RuleTable, compact_outputs, rule_id
+    from invalloc.rules.table import RuleTable, action_outputs, rule_id
     from invalloc.sim.network import compile_network
     from invalloc.sim.simulator import Simulator
 
     loaded = load_scenario("tiny")
     network = compile_network(loaded)
     features = FeatureSet(network)
-    outputs = compact_outputs(ActionMapper(Simulator(network, check_invariants=False), "compact").names)
+    mode = "anchored" if anchored else "compact"
+    anchor = resolve_anchor(CORPUS_ANCHOR, "tiny") if anchored else None
+    rule = build_anchor(anchor) if anchor is not None else None
+    names = ActionMapper(Simulator(network, check_invariants=False), mode, rule).names
+    outputs = action_outputs(names, mode, CORPUS_ANCHOR)
     n = features.size
     lower, upper = np.full((3, n), -np.inf), np.full((3, n), np.inf)
     upper[0, 0], lower[1, 0], upper[1, 0], lower[2, 0] = 10.0, 10.0, 20.0, 20.0
@@ -1340,6 +1350,8 @@ def build_rule_directory(directory: Path) -> None:
             "scenario": "tiny",
             "scenario_digest": loaded.digest,
             "feature_set_version": features.version,
+            "action_mode": mode,
+            "anchor": anchor,
         },
     )
     table.check()
@@ -1350,6 +1362,8 @@ def build_rule_directory(directory: Path) -> None:
         "format_version": MANIFEST_VERSION,
         "name": directory.name,
         "scenario": {"name": "tiny", "digest": loaded.digest},
+        "action_mode": mode,
+        "anchor": anchor,
         "feature_set": {"version": features.version, "features": describe_features(table)},
         "outputs": describe_outputs(table),
         "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
@@ -1380,11 +1394,14 @@ def _rehash(directory: Path) -> None:
     _sign(directory, json.loads((directory / MANIFEST_FILE).read_text()))
 
 
-def rule_dir(edit: Callable[[Path], None] | None = None, rehash: bool = True) -> Callable[[Path], None]:
-    """A file builder: a valid table in the given folder, then ``edit`` (and a re-hashed manifest)."""
+def rule_dir(
+    edit: Callable[[Path], None] | None = None, rehash: bool = True, anchored: bool = False
+) -> Callable[[Path], None]:
+    """A file builder: a valid table in the given folder (``anchored``: correcting the tuned
+    priority rule), then ``edit`` (and a re-hashed manifest)."""
 
     def build(directory: Path) -> None:
-        build_rule_directory(directory)
+        build_rule_directory(directory, anchored)
         if edit is not None:
             edit(directory)
             if rehash:
@@ -1500,6 +1517,30 @@ RULE_DIRS: dict[str, tuple[Callable[[Path], None], str]] = {
         "rules.dmn",
     ),
     "rules_dmn_binary": (rule_dir(_write("rules.dmn", bytes(range(256)) * 2)), "rules.dmn"),
+    "manifest_action_mode_raw": (rule_dir(_edit_manifest(action_mode="raw")), "action_mode"),
+    "manifest_action_mode_number": (rule_dir(_edit_manifest(action_mode=5)), "action_mode"),
+    "manifest_anchor_on_compact": (
+        rule_dir(_edit_manifest(anchor={"policy": "priority", "params": {}})),
+        "field anchor",
+    ),
+    "manifest_anchor_missing": (rule_dir(_edit_manifest(anchor=None), anchored=True), "field anchor"),
+    "manifest_anchor_text": (rule_dir(_edit_manifest(anchor=CORPUS_ANCHOR), anchored=True), "field anchor"),
+    "manifest_anchor_no_policy": (
+        rule_dir(_edit_manifest(anchor={"params": {"cover": "2"}}), anchored=True),
+        "anchor.policy",
+    ),
+    "manifest_anchor_params_list": (
+        rule_dir(_edit_manifest(anchor={"policy": "priority", "params": {"cover": [1, 2]}}), anchored=True),
+        "anchor.params",
+    ),
+    "manifest_anchor_params_text": (
+        rule_dir(_edit_manifest(anchor={"policy": "priority", "params": "cover=2"}), anchored=True),
+        "anchor.params",
+    ),
+    "manifest_anchor_edited": (
+        rule_dir(_edit_manifest(**{"anchor|params": {"cover": "9"}}), rehash=False, anchored=True),
+        "manifest fields changed",
+    ),
     "audit_log_not_json": (rule_dir(_write("audit_log.jsonl", "garbage\n"), rehash=False), "audit_log.jsonl"),
     "audit_log_deep": (rule_dir(_write("audit_log.jsonl", deep_json(100_000) + "\n"), rehash=False), "audit_log.jsonl"),
 }
@@ -1521,6 +1562,27 @@ for _name in (
         (_fragment,),
     )
     case(f"rules-verify/{_name}", ["rules", "verify", "{w}/table"], {"table": _builder}, (_fragment,))
+#: Anchors that pass the manifest's shape check but cannot act: refused when the table first acts.
+BAD_ANCHORS = {
+    "unknown_rule": ({"policy": "nosuch", "params": {}, "spec": "nosuch"}, "nosuch: unknown policy"),
+    "bad_parameter": ({"policy": "priority", "params": {"cover": "lots"}}, "cover=lots"),
+    "unknown_parameter": ({"policy": "priority", "params": {"bogus": "1"}}, "bogus"),
+    "not_a_level_rule": ({"policy": "fixed", "params": {"quantity": "1"}}, "order-up-to levels"),
+    "too_many_levels": ({"policy": "base_stock", "params": {"cover": "1,2,3,4"}}, "cover"),
+}
+for _name, (_anchor, _fragment) in BAD_ANCHORS.items():
+    case(
+        f"rules-simulate/anchor_{_name}",
+        ["simulate", "--scenario", "tiny", "--policy", "rules:{w}/table"],
+        {"table": rule_dir(_edit_manifest(anchor=_anchor), anchored=True)},
+        ("rules:", "manifest field anchor", _fragment),
+    )
+case(
+    "rules-simulate/anchored_other_scenario",
+    ["simulate", "--scenario", "retail", "--policy", "rules:{w}/table"],
+    {"table": rule_dir(anchored=True)},
+    ("rules:",),
+)
 case(
     "rules-simulate/other_scenario",
     ["simulate", "--scenario", "retail", "--policy", "rules:{w}/table"],

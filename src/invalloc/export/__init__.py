@@ -88,12 +88,15 @@ def model_version_of_run(run_id: str, tracking_uri: str) -> str | None:
 
 
 def summary_line(out: Path, manifest: dict) -> str:
-    """One line: rules, fidelity, profit retention, interventions, registry."""
+    """One line: rules (and the rule they correct), fidelity, profit retention, interventions, registry."""
+    from invalloc.rules.table import anchor_label
+
     fidelity, retention = manifest["fidelity"], manifest["kpi_retention"]["profit_retention"]
     registry = manifest.get("registry")
+    anchored = f" correcting {anchor_label(manifest['anchor'])}" if manifest.get("action_mode") == "anchored" else ""
     return (
-        f"{out}: {manifest['rules']} rules; fidelity {fidelity['on_table_states']:.1%} on the table's states, "
-        f"{fidelity['on_teacher_states']:.1%} on the teacher's (tolerance {fidelity['tolerance']}); profit "
+        f"{out}: {manifest['rules']} rules{anchored}; fidelity {fidelity['on_table_states']:.1%} on the table's "
+        f"states, {fidelity['on_teacher_states']:.1%} on the teacher's (tolerance {fidelity['tolerance']}); profit "
         f"retention {'n/a' if retention is None else f'{retention:.1%}'}; feasibility layer intervened in "
         f"{manifest['intervention_rate']:.0%} of periods"
         + (

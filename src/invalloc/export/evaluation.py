@@ -8,6 +8,8 @@ each), so differences in profit and fill rate come from the decisions alone.
   *teacher* visits.
 - **KPI retention** — profit and per-tier fill rate of the table, the teacher and the best
   rule-based baseline (by mean profit), and the table's profit as a share of the teacher's.
+  For an ``anchored`` teacher, also the rule it corrects alone (``anchor``): the table and
+  the teacher should both beat it.
 - **Intervention rate** — how often the feasibility layer had to change the table's
   requests: the share of periods with at least one intervention (on `retail` some rule —
   the cash rule, purchase approval, a channel's share — binds nearly every period, so this
@@ -22,7 +24,7 @@ import numpy as np
 
 from invalloc.export.extraction import STRICT_TOLERANCE, ExtractionSettings, Rollouts, Teacher, agreement
 from invalloc.rules.policy import RuleTablePolicy
-from invalloc.rules.table import RuleTable
+from invalloc.rules.table import RuleTable, anchor_label
 from invalloc.sim.kpis import episode_kpis
 from invalloc.sim.simulator import PeriodReport, Simulator, run_episode
 
@@ -97,6 +99,15 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
     best = max(baselines, key=lambda name: baselines[name]["profit"])
     teacher_profit = summaries["teacher"]["profit"]
     retention = summaries["rules"]["profit"] / teacher_profit if teacher_profit > 0 else None
+    anchor = None
+    if teacher.action_mode == "anchored":
+        from invalloc.agents.anchor import build_anchor
+
+        rule = build_anchor(teacher.anchor or {})
+        anchor = {
+            "name": anchor_label(teacher.anchor),
+            **_kpi_summary([run_episode(simulator, rule, seed=s) for s in seeds], simulator),
+        }
     return {
         "fidelity": {
             "tolerance": tolerance,
@@ -116,6 +127,7 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
             "teacher": summaries["teacher"],
             "best_baseline": {"name": best, **baselines[best]},
             "baselines_profit": {name: b["profit"] for name, b in baselines.items()},
+            **({"anchor": anchor} if anchor is not None else {}),
         },
         "intervention_rate": summaries["rules"]["intervention_rate"],
         "decision_variables_changed": {

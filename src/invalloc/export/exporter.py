@@ -147,6 +147,8 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
             "teacher": source.get("teacher"),
         },
         "scenario": {"name": loaded.scenario.name, "digest": loaded.digest},
+        "action_mode": table.metadata["action_mode"],
+        "anchor": table.metadata["anchor"],
         "feature_set": {
             "version": table.metadata["feature_set_version"],
             "features": describe_features(table),

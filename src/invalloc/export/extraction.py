@@ -15,22 +15,38 @@
 
 The stake of a state (VIPER weights states by how much the decision matters there) is the
 value, at standard cost, of the quantities that the action can move in that state: requests
-at the largest cover minus requests at the smallest. Where stock is plentiful no sensible
-action orders anything and the state barely counts; where cover is short every unit of the
-action is money. A floor keeps every state in the fit.
+at the largest action minus requests at the smallest (the largest cover and the smallest, or
+for an ``anchored`` teacher the anchor rule's levels × 4 and × ¼ with its channel weights × 2
+and × ½). Where stock is plentiful no sensible action orders anything and the state barely
+counts; where cover is short every unit of the action is money. A floor keeps every state in
+the fit.
+
+The teacher acts in ``compact`` or ``anchored`` mode. It observes with its own observation
+(the full one, all features or a subset); the table's inputs are always the scenario's whole
+:class:`~invalloc.env.features.FeatureSet`, and its outputs set the teacher's action
+(:func:`~invalloc.rules.table.action_outputs`), so the table acts through the same mapper —
+for an anchored teacher, on the same anchor rule, recorded with the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from invalloc.env.actions import ActionMapper
 from invalloc.env.features import FeatureSet
 from invalloc.rules.policy import RuleTablePolicy
-from invalloc.rules.table import DEFAULT_MAX_RULES, RuleTable, compact_outputs, rule_id, significant
+from invalloc.rules.table import (
+    DEFAULT_MAX_RULES,
+    TABLE_ACTION_MODES,
+    RuleTable,
+    action_outputs,
+    anchor_label,
+    rule_id,
+    significant,
+)
 from invalloc.sim.network import Network
 from invalloc.sim.simulator import PeriodReport, Simulator
 
@@ -43,7 +59,10 @@ class Teacher(Protocol):
 
     name: str
     scenario_digest: str
+    #: ``compact`` or ``anchored`` (rule tables set no ``raw`` actions).
     action_mode: str
+    #: With ``anchored``: the resolved rule its actions correct (:func:`invalloc.agents.anchor.resolve_anchor`).
+    anchor: dict[str, Any] | None
 
     def reset(self, network: Network, seed: int | None = None) -> None: ...
 
@@ -73,8 +92,9 @@ class ExtractionSettings:
         as the fidelity measure does.
     :param fidelity_tolerance: an output agrees with the teacher when its action value is
         within this distance (action units; the action range [-1, 1] is 2 wide). 0.25 is an
-        eighth of the range: a cover multiplier within a factor 2^0.25 (±19%), an allocation
-        weight within e^0.5. Agreement at the strict :data:`STRICT_TOLERANCE` is reported too.
+        eighth of the range: a cover or level multiplier within a factor 2^0.25 (±19%), a
+        compact allocation weight within e^0.5, an anchored channel weight multiplier within
+        2^0.25. Agreement at the strict :data:`STRICT_TOLERANCE` is reported too.
     :param evaluation_episodes: held-out episodes for fidelity and KPI retention.
     :param evaluation_seed: seed of the first held-out episode (far from the extraction seeds).
     """
@@ -126,6 +146,24 @@ class Visits:
         )
 
 
+def teacher_mapper(simulator: Simulator, teacher: Teacher) -> ActionMapper:
+    """The action mapper of ``teacher``'s action mode (with a fresh copy of its anchor rule).
+
+    :raises ValueError: a mode rule tables cannot set (``raw``).
+    """
+    mode = teacher.action_mode
+    if mode not in TABLE_ACTION_MODES:
+        raise ValueError(
+            f"teacher {teacher.name} acts in action_mode={mode!r}; rule tables set "
+            f"{' or '.join(map(repr, TABLE_ACTION_MODES))} actions"
+        )
+    if mode == "anchored":
+        from invalloc.agents.anchor import build_anchor
+
+        return ActionMapper(simulator, mode, build_anchor(teacher.anchor or {}))
+    return ActionMapper(simulator, mode)
+
+
 class Rollouts:
     """Runs episodes on one simulator and records what extraction needs."""
 
@@ -134,7 +172,7 @@ class Rollouts:
         self.network = simulator.network
         self.teacher = teacher
         self.features = FeatureSet(self.network)
-        self.mapper = ActionMapper(simulator, "compact")
+        self.mapper = teacher_mapper(simulator, teacher)
         n = self.network
         decision_sku = np.zeros(n.n_decisions, dtype=np.int64)
         for _kind, _lane, skus, span in n.decision_blocks:
@@ -291,15 +329,15 @@ def extract(
     """
     from sklearn.tree import DecisionTreeRegressor
 
-    if teacher.action_mode != "compact":
-        mode = teacher.action_mode
-        raise ValueError(f"teacher {teacher.name} acts in action_mode={mode!r}; rule tables need 'compact'")
     rollouts = Rollouts(simulator, teacher)
-    outputs = compact_outputs(rollouts.mapper.names)
+    anchor = teacher.anchor if teacher.action_mode == "anchored" else None
+    outputs = action_outputs(rollouts.mapper.names, teacher.action_mode, anchor_label(anchor))
     metadata = {
         "scenario": simulator.network.scenario.name,
         "scenario_digest": simulator.network.loaded.digest,
         "feature_set_version": rollouts.features.version,
+        "action_mode": teacher.action_mode,
+        "anchor": anchor,
         **(metadata or {}),
     }
     per = settings.episodes_per_iteration

@@ -181,6 +181,14 @@ def show(
             "in every rule: " + ", ".join(f"{table.outputs[k].name} = {table.values[0, k]:g}" for k in same),
             markup=False,
         )
+    if summary["action_mode"] == "anchored":
+        params = (manifest.get("anchor") or {}).get("params") or {}
+        settings = ", ".join(f"{key}={value}" for key, value in params.items()) or "its defaults"
+        console.print(
+            f"outputs multiply the order-up-to levels and channel weights of the rule {summary['anchor']} "
+            f"({(manifest.get('anchor') or {}).get('policy')} with {settings}); 1 everywhere is that rule",
+            markup=False,
+        )
     console.print(
         f"fidelity {_percent(summary['fidelity_on_table_states'])} on the table's states, "
         f"{_percent(summary['fidelity_on_teacher_states'])} on the teacher's; profit retention "
@@ -194,6 +202,8 @@ def _percent(value) -> str:
 
 
 def _summary(manifest: dict, rules: int) -> dict:
+    from invalloc.rules.table import anchor_label
+
     fidelity = manifest.get("fidelity") or {}
     retention = manifest.get("kpi_retention") or {}
     review = manifest.get("review") or {}
@@ -201,6 +211,8 @@ def _summary(manifest: dict, rules: int) -> dict:
         "name": manifest.get("name"),
         "scenario": (manifest.get("scenario") or {}).get("name"),
         "rules": rules,
+        "action_mode": manifest.get("action_mode", "compact"),
+        "anchor": anchor_label(manifest.get("anchor")) if manifest.get("action_mode") == "anchored" else None,
         "status": review.get("status", "draft"),
         "reviewer": review.get("reviewer"),
         "fidelity_on_table_states": fidelity.get("on_table_states"),

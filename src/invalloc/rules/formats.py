@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from invalloc.env.feature_definitions import Feature
-from invalloc.rules.table import Output, RuleTable, RuleTableError, condition_text, number_text
+from invalloc.rules.table import Output, RuleTable, RuleTableError, anchor_label, condition_text, number_text
 
 DMN_NAMESPACE = "https://www.omg.org/spec/DMN/20191111/MODEL/"
 #: Namespaces of DMN 1.1–1.5 that the reader accepts (hand-written tables may use any).
@@ -391,9 +391,13 @@ def write_dmn(table: RuleTable, path: Path) -> None:
         ET.SubElement(data, f"{q}variable", {"id": f"variable_{j}", "name": feature.name, "typeRef": "number"})
     decision = ET.SubElement(root, f"{q}decision", {"id": "allocation_policy", "name": "allocation_policy"})
     scenario, version = table.metadata.get("scenario", ""), table.metadata.get("feature_set_version", "")
+    anchored = ""
+    if table.metadata.get("action_mode") == "anchored":
+        rule = anchor_label(table.metadata.get("anchor"))
+        anchored = f" Outputs multiply the order-up-to levels and channel weights of the rule {rule}."
     ET.SubElement(decision, f"{q}description").text = (
         f"Allocation policy rule table for scenario {scenario}; feature set {version}. "
-        "A rule matches when every input lies in its range."
+        "A rule matches when every input lies in its range." + anchored
     )
     for j in range(len(table.features)):
         requirement = ET.SubElement(decision, f"{q}informationRequirement", {"id": f"requirement_{j}"})

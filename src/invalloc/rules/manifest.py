@@ -2,9 +2,11 @@
 
 ``manifest.json`` records the sha256 of every table file (``rules.csv``, ``rules.json``,
 ``rules.schema.json``, ``rules.dmn``), where the table came from (MLflow run, model version,
-scenario digest, feature set version, extraction settings), how faithful it is (fidelity, KPI
-retention, intervention rate), its review (status draft → approved → active → retired,
-reviewer, date, comment) and where it is registered. A directory holds exactly these files,
+scenario digest, feature set version, extraction settings), what its outputs set
+(``action_mode``: ``compact``, or ``anchored`` with the resolved ``anchor`` rule whose levels
+and channel weights they multiply), how faithful it is (fidelity, KPI retention, intervention
+rate), its review (status draft → approved → active → retired, reviewer, date, comment) and
+where it is registered. A directory holds exactly these files,
 the manifest and ``audit_log.jsonl``: any other file makes verification fail.
 
 **Content digest.** :func:`content_digest` is the sha256 of the manifest without its
@@ -12,7 +14,8 @@ the manifest and ``audit_log.jsonl``: any other file makes verification fail.
 ``,`` and ``:``, non-ASCII kept, as read back from ``manifest.json``). Because the manifest
 holds every table file's sha256, the digest covers the three formats, the schema and every
 other manifest field (fidelity, retention, scenario digest, provenance, feature and output
-definitions). Only a review changes the review and registry blocks; the digest therefore
+definitions, action mode and anchor: a table whose anchor was edited is refused like any other
+edit). Only a review changes the review and registry blocks; the digest therefore
 stays the same from export to retirement.
 
 **Audit log.** ``audit_log.jsonl`` is append-only and hash-chained; every status change
@@ -56,13 +59,16 @@ from pathlib import Path
 from invalloc.digests import sha256_file
 from invalloc.env.feature_definitions import Feature
 from invalloc.rules.formats import FILE_NAMES, SCHEMA_FILE, read_csv, read_dmn, read_json
-from invalloc.rules.table import Output, RuleTable, RuleTableError
+from invalloc.rules.table import TABLE_ACTION_MODES, Output, RuleTable, RuleTableError
 
 MANIFEST_FILE = "manifest.json"
 AUDIT_LOG_FILE = "audit_log.jsonl"
 MANIFEST_FORMAT = "invalloc-rule-table-manifest"
-#: Manifest format version. 2: the audit log binds every status change to the content digest.
-MANIFEST_VERSION = 2
+#: Manifest format version written. 2: the audit log binds every status change to the content
+#: digest. 3: ``action_mode`` and ``anchor`` say what the outputs set.
+MANIFEST_VERSION = 3
+#: Versions read: a version 2 table has no ``action_mode`` and sets the compact action.
+READABLE_MANIFEST_VERSIONS = (2, 3)
 #: The files a rule table consists of (all listed in the manifest with their sha256).
 TABLE_FILES = (*FILE_NAMES.values(), SCHEMA_FILE)
 #: Manifest blocks a review changes; everything else is covered by :func:`content_digest`.
@@ -258,6 +264,8 @@ _MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
     "intervention_rate": (int, float, type(None)),
     "source": (dict, type(None)),
     "registry": (dict, type(None)),
+    "action_mode": (str,),
+    "anchor": (dict, type(None)),
 }
 
 
@@ -284,6 +292,35 @@ def _manifest_shape_problem(manifest: dict) -> str | None:
         for key, value in block.items():
             if isinstance(value, dict | list) and section != "kpi_retention":
                 return f"field {section}.{key} must be a single value"
+    return _action_problem(manifest)
+
+
+def _action_problem(manifest: dict) -> str | None:
+    """The first problem with ``action_mode`` and ``anchor`` (``field …: …``), or None.
+
+    Checks the anchor's shape only (a rule name and its parameters as plain values); whether
+    the rule exists and accepts them is checked when the table first acts on a scenario, as
+    the simulator is not loaded to read or decide with a table.
+    """
+    mode = manifest.get("action_mode", "compact")
+    anchor = manifest.get("anchor")
+    if mode not in TABLE_ACTION_MODES:
+        return f"field action_mode: {mode!r}, expected {' or '.join(TABLE_ACTION_MODES)}"
+    if mode == "compact":
+        return None if anchor is None else "field anchor: only action_mode 'anchored' has one (it must be null)"
+    if manifest.get("format_version") == 2:
+        return "field action_mode: format_version 2 tables set the compact action only"
+    if anchor is None:
+        return "field anchor: action_mode 'anchored' needs the rule its outputs correct"
+    if not isinstance(anchor.get("policy"), str) or not anchor["policy"]:
+        return "field anchor.policy must be the name of a rule-based policy"
+    params = anchor.get("params", {})
+    if not isinstance(params, dict) or not all(
+        isinstance(value, str | int | float) and not isinstance(value, bool) for value in params.values()
+    ):
+        return "field anchor.params must be an object of single values"
+    if not isinstance(anchor.get("spec", ""), str):
+        return "field anchor.spec must be a string"
     return None
 
 
@@ -300,10 +337,11 @@ def verify_directory(directory: Path) -> dict:
     directory = Path(directory)
     manifest = read_manifest(directory)
     manifest_path = directory / MANIFEST_FILE
-    if manifest.get("format_version") != MANIFEST_VERSION:
+    if manifest.get("format_version") not in READABLE_MANIFEST_VERSIONS:
+        readable = " and ".join(map(str, READABLE_MANIFEST_VERSIONS))
         raise RuleTableError(
             f"{manifest_path}: format_version {manifest.get('format_version')!r}, this version reads "
-            f"{MANIFEST_VERSION} (earlier tables do not bind their review to the content); re-export the table"
+            f"{readable} (earlier tables do not bind their review to the content); re-export the table"
         )
     files: dict = manifest["files"]
     for name in TABLE_FILES:
@@ -365,6 +403,8 @@ def load_rule_table(directory: Path, fmt: str = "json") -> tuple[RuleTable, dict
         "scenario": manifest.get("scenario", {}).get("name", ""),
         "scenario_digest": manifest.get("scenario", {}).get("digest", ""),
         "feature_set_version": manifest.get("feature_set", {}).get("version", ""),
+        "action_mode": manifest.get("action_mode", "compact"),
+        "anchor": manifest.get("anchor"),
     }
     return table, manifest
 

@@ -7,9 +7,11 @@ names an overlap or a gap with a point in it) by compiling the rules into a bina
 tree over their own cut points; the same tree decides millions of states per second,
 vectorised with numpy (:meth:`RuleTable.decide`).
 
-Outputs are business values: cover multipliers (× the base cover of a SKU or a DC, in
-[0.5, 2]) and channel allocation weights (relative, in [e⁻², e²]). :class:`Output` says how
-each one becomes a dimension of the environment's compact action
+Outputs are business values. A table extracted from a ``compact`` policy sets cover
+multipliers (× the base cover of a SKU or a DC, in [0.5, 2]) and channel allocation weights
+(relative, in [e⁻², e²]); one extracted from an ``anchored`` policy sets multipliers of the
+anchor rule's order-up-to levels (per SKU and per DC) and channel weights (each in [0.5, 2]).
+:class:`Output` says how each one becomes a dimension of the environment's action
 (:mod:`invalloc.env.actions`): ``a = log2(multiplier)`` or ``a = ln(weight) / 2``.
 """
 
@@ -31,6 +33,14 @@ DEFAULT_MAX_RULES = 64
 DECIDE_BLOCK_ROWS = 8_192
 #: Transforms from an output's business value to its action dimension in [-1, 1].
 TRANSFORMS = ("log2", "half_ln")
+#: Rounding step of an anchored table's multipliers. Finer than a cover multiplier's 0.05: an
+#: anchored policy's corrections to a tuned rule are small (a few per cent), and on `retail`
+#: rounding them to 0.05 lost the teacher's whole gain over its anchor (profit retention 99.4%,
+#: below the anchor alone), while 0.01 kept it (100.3%).
+ANCHORED_STEP = 0.01
+#: Action modes a rule table can set (:data:`invalloc.env.actions.ACTION_MODES` without ``raw``):
+#: ``compact`` covers around a base cover, or ``anchored`` corrections to a rule-based policy.
+TABLE_ACTION_MODES = ("compact", "anchored")
 
 
 class RuleTableError(PolicyError):
@@ -40,10 +50,10 @@ class RuleTableError(PolicyError):
 
 @dataclass(frozen=True)
 class Output:
-    """One output of a rule table and the compact-action dimension it sets.
+    """One output of a rule table and the action dimension it sets.
 
-    :param name: identifier, e.g. ``sku_cover_multiplier_sku01``.
-    :param unit: ``× base cover`` or ``relative weight``.
+    :param name: identifier, e.g. ``sku_cover_multiplier_sku01`` or ``sku_level_multiplier_sku01``.
+    :param unit: ``× base cover``, ``relative weight``, ``× anchor level`` or ``× anchor weight``.
     :param action: the :class:`~invalloc.env.actions.ActionMapper` name it sets.
     :param transform: ``log2`` (a = log2(value)) or ``half_ln`` (a = ln(value) / 2).
     :param step: business rounding of the value (a multiple of ``step``), or 0 for two
@@ -81,32 +91,54 @@ def significant(value: float, digits: int = 2) -> float:
 
 def compact_outputs(action_names: list[str]) -> list[Output]:
     """The outputs that set the compact action ``action_names`` (``ActionMapper.names``)."""
+    return action_outputs(action_names, "compact")
+
+
+def action_outputs(action_names: list[str], mode: str = "compact", anchor: str = "the anchor rule") -> list[Output]:
+    """The outputs that set the action ``action_names`` (``ActionMapper.names``) of ``mode``.
+
+    ``compact``: ``cover/sku/X`` and ``cover/location/D`` become cover multipliers,
+    ``allocation_weight/C`` a relative weight (``half_ln``). ``anchored``: ``level_scale/sku/X``
+    and ``level_scale/location/D`` become multipliers of the anchor's order-up-to level and
+    ``allocation_weight/C`` a multiplier of the anchor's channel weight, each ``2^a`` in
+    [0.5, 2] (``log2``; 1 everywhere is the anchor exactly).
+
+    :param anchor: how descriptions name the anchor rule (e.g. ``priority@tuned``).
+    :raises RuleTableError: a mode or action name rule tables do not support.
+    """
+    if mode not in TABLE_ACTION_MODES:
+        raise RuleTableError(f"action_mode {mode!r}: rule tables set {' or '.join(TABLE_ACTION_MODES)} actions")
     outputs = []
     for action in action_names:
         kind, *rest = action.split("/")
-        if kind == "cover" and rest[0] == "sku":
+        if mode == "compact" and kind == "cover" and len(rest) == 2 and rest[0] in ("sku", "location"):
+            prefix, what = ("sku", f"SKU {rest[1]}") if rest[0] == "sku" else ("dc", rest[1])
             outputs.append(
                 Output(
-                    f"sku_cover_multiplier_{identifier(rest[1])}",
+                    f"{prefix}_cover_multiplier_{identifier(rest[1])}",
                     "× base cover",
-                    f"order-up-to cover of SKU {rest[1]} as a multiple of its base cover (0.5–2)",
+                    f"order-up-to cover {'of' if rest[0] == 'sku' else 'at'} {what} as a multiple of its base cover "
+                    "(0.5–2)",
                     action,
                     "log2",
                     0.05,
                 )
             )
-        elif kind == "cover" and rest[0] == "location":
+        elif mode == "anchored" and kind == "level_scale" and len(rest) == 2 and rest[0] in ("sku", "location"):
+            prefix, what = ("sku", f"SKU {rest[1]}") if rest[0] == "sku" else ("dc", rest[1])
+            other = "the DC's" if rest[0] == "sku" else "the SKU's"
             outputs.append(
                 Output(
-                    f"dc_cover_multiplier_{identifier(rest[1])}",
-                    "× base cover",
-                    f"order-up-to cover at {rest[1]} as a multiple of its base cover (0.5–2)",
+                    f"{prefix}_level_multiplier_{identifier(rest[1])}",
+                    "× anchor level",
+                    f"order-up-to level {'of' if rest[0] == 'sku' else 'at'} {what} as a multiple of the level "
+                    f"{anchor} sets (0.5–2; multiplies with {other} multiplier)",
                     action,
                     "log2",
-                    0.05,
+                    ANCHORED_STEP,
                 )
             )
-        elif kind == "allocation_weight":
+        elif mode == "compact" and kind == "allocation_weight" and len(rest) == 1:
             outputs.append(
                 Output(
                     f"channel_allocation_weight_{identifier(rest[0])}",
@@ -117,9 +149,28 @@ def compact_outputs(action_names: list[str]) -> list[Output]:
                     0.0,
                 )
             )
+        elif mode == "anchored" and kind == "allocation_weight" and len(rest) == 1:
+            outputs.append(
+                Output(
+                    f"channel_weight_multiplier_{identifier(rest[0])}",
+                    "× anchor weight",
+                    f"weight of channel {rest[0]} in the allocation of {anchor}, as a multiple of the rule's own "
+                    "(0.5–2; 1 = as the rule allocates)",
+                    action,
+                    "log2",
+                    ANCHORED_STEP,
+                )
+            )
         else:
-            raise RuleTableError(f"action {action!r}: rule tables support the compact action only")
+            raise RuleTableError(f"action {action!r}: not an action dimension of a {mode} rule table")
     return outputs
+
+
+def anchor_label(anchor: dict | None) -> str:
+    """How a rule table names its anchor: the spec it was trained with (``priority@tuned``), else the rule."""
+    if not isinstance(anchor, dict):
+        return "the anchor rule"
+    return str(anchor.get("spec") or anchor.get("policy") or "the anchor rule")
 
 
 def number_text(value: float) -> str:
@@ -375,7 +426,7 @@ class RuleTable:
         return rules, self.values[rules]
 
     def actions(self) -> np.ndarray:
-        """Each rule's outputs as compact-action values (R, O) in [-1, 1] (output order)."""
+        """Each rule's outputs as action values (R, O) in [-1, 1] (output order)."""
         return np.column_stack([o.to_action(self.values[:, j]) for j, o in enumerate(self.outputs)])
 
     def conditions(self, r: int) -> dict[str, str]:
