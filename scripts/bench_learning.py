@@ -119,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Smoke run: {QUICK_TIMESTEPS} training steps and {QUICK_EPISODES} episodes unless given.",
     )  # fmt: skip
     parser.add_argument("--retrain", action="store_true", help="Train even where OUT/trained.json has the run.")
+    parser.add_argument("--json", action="store_true", help="Also print results.json to standard output.")
     parser.add_argument("--processes", type=int, default=None, help="Comparison worker processes (default: auto).")
     return parser.parse_args(argv)
 
@@ -705,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        run(args)
+        results = run(args)
     except BenchError as error:
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -719,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as error:
         print(str(error), file=sys.stderr)
         return 130
+    if args.json:
+        print(json.dumps(results, indent=1, allow_nan=False))
     return 0
 
 
