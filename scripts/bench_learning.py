@@ -42,6 +42,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -362,10 +363,21 @@ def summarise(comparison, trained: list[Trained], baselines: list[str]) -> dict[
     def versus(label: str, kpi: str = "total_reward") -> dict[str, Any] | None:
         return _interval(_row(paired, policy=label, kpi=kpi), "mean_difference")
 
+    def shortfall_points(label: str) -> float | None:
+        """Sum over contract tiers of how far the mean fill rate falls below the minimum, in points."""
+        if not contract_tiers:
+            return None
+        rates = {tier: mean_of(label, f"fill_rate_by_tier/{tier}")["mean"] for tier in contract_tiers}
+        return 100 * sum(max(0.0, comparison.tier_min_fill_rate[tier] - rate) for tier, rate in rates.items())
+
     policies = []
     for label in comparison.labels:
         kind = "oracle" if label == oracle else ("learned" if label.startswith("run:") else "baseline")
-        policies.append({"policy": label, "kind": kind, "reward": mean_of(label), "is_reference": label == reference})
+        policies.append({
+            "policy": label, "kind": kind, "reward": mean_of(label), "is_reference": label == reference,
+            "contract_breaches": mean_of(label, "contract_breaches") if has_breaches else None,
+            "contract_shortfall_points": shortfall_points(label),
+        })  # fmt: skip
 
     learned = []
     for run in trained:
@@ -386,7 +398,10 @@ def summarise(comparison, trained: list[Trained], baselines: list[str]) -> dict[
                                             "ci_high": _finite(row["ci_high"])}  # fmt: skip
         else:
             entry["gap_closed"] = entry["gap_closed_to_bound"] = None
-        contract: dict[str, Any] = {"tiers": {}}
+        contract: dict[str, Any] = {
+            "tiers": {}, "shortfall_points": shortfall_points(label),
+            "reference_shortfall_points": shortfall_points(reference),
+        }  # fmt: skip
         if has_breaches:
             contract["breaches"] = mean_of(label, "contract_breaches")
             contract["reference_breaches"] = mean_of(reference, "contract_breaches")
@@ -494,30 +509,39 @@ def _seed_range(scenario: dict[str, Any]) -> str:
     return f"{low:,}–{high:,}"
 
 
+def _contract_cells(policy: dict[str, Any], delta: dict[str, Any] | None = None) -> str:
+    """Two table cells: mean contract breaches (with the paired difference) and the shortfall in points."""
+    breaches, points = policy["contract_breaches"], policy["contract_shortfall_points"]
+    breach = "–" if breaches is None else _number(breaches["mean"], 1)
+    if delta is not None and breaches is not None:
+        breach += f" ({_difference(delta, 1)})"
+    return f"{breach} | {_number(points, 1)}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """A Markdown section with one table per scenario, ready to paste in README."""
     lines = [
         "| scenario | policy | training | mean reward ± 95% CI | paired difference vs best tuned [95% CI] "
-        "| verdict | gap to oracle's plan closed [95% CI] | contract breaches (Δ vs best tuned) |",
-        "|---|---|---|--:|--:|---|--:|--:|",
+        "| verdict | gap to oracle's plan closed [95% CI] | contract breaches (Δ vs best tuned) "
+        "| contract-tier shortfall (fill-rate points) |",
+        "|---|---|---|--:|--:|---|--:|--:|--:|",
     ]
     notes = []
     for scenario in results["scenarios"]:
         digits = _digits(scenario)
         name = f"{scenario['scenario']} ({scenario['episodes']:,} ep.)"
         reference = scenario["reference"]
-        reference_breaches = next((e["contract"]["reference_breaches"] for e in scenario["learned"]
-                                   if e["contract"] and "reference_breaches" in e["contract"]), None)  # fmt: skip
+        by_label = {p["policy"]: p for p in scenario["policies"]}
+
         lines.append(
             f"| {name} | best tuned: `{reference}` | – | {_mean_ci(scenario['reference_reward'], digits)} "
-            f"| reference | – | 0% | {_number(reference_breaches and reference_breaches['mean'], 1)} |"
+            f"| reference | – | 0% | {_contract_cells(by_label[reference])} |"
         )
         for entry in scenario["learned"]:
             contract = entry["contract"]
-            breach = "–"
-            if contract and "breaches" in contract:
-                delta = contract["breaches_difference"]
-                breach = f"{_number(contract['breaches']['mean'], 1)} ({_difference(delta, 1)})"
+            breach = _contract_cells(
+                by_label[entry["policy"]], contract.get("breaches_difference") if contract else None
+            )
             training = f"{_minutes(entry['wall_seconds'])}, {entry['env_steps']:,} steps"
             lines.append(
                 f"| {name} | `{entry['experiment']}` seed {entry['training_seed']} | {training} "
@@ -528,7 +552,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | oracle (executed plan) | – | {_mean_ci(scenario['oracle_reward'], digits)} "
                 f"| {_difference(scenario['oracle_difference'], digits)} | {scenario['oracle_difference']['verdict']} "
-                f"| 100% | – |"
+                f"| 100% | {_contract_cells(by_label[scenario['oracle']])} |"
             )
         others = [
             f"`{p['policy']}` {_mean_ci(p['reward'], digits)}"
@@ -560,7 +584,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured by `{settings['command']}` on {settings['date']} ({settings['cores']} cores). Mean episode "
         "reward (discounted) with its 95% t-interval; paired differences on common random numbers "
         "(`invalloc compare`); gap closed = (learned − best tuned) / (oracle's executed plan − best tuned), "
-        "paired bootstrap CI; training = wall time and env steps."
+        "paired bootstrap CI; contract breaches = tier × period below the contract's minimum fill rate, per episode; "
+        "contract-tier shortfall = sum over contract tiers of how far the mean fill rate falls below the minimum; "
+        "training = wall time and env steps."
     )
     return "\n".join([*lines, "", *notes, "", footer, ""])
 
@@ -568,7 +594,7 @@ def markdown(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: Path) -> None:
     """Per scenario: mean reward ± 95% CI (left) and paired difference vs the best tuned baseline (right)."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     scenarios = results["scenarios"]
     heights = [2 + len(s["learned"]) + (1 if s["oracle"] else 0) for s in scenarios]
@@ -600,6 +626,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.axvline(reference_x, color=colours["reference"], linestyle="--", linewidth=1)
             ax.set_yticks(range(len(labels)), labels if column == 0 else [""] * len(labels))
             ax.set_ylim(-0.6, len(labels) - 0.4)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
             ax.xaxis.set_major_formatter(formatter)
             ax.grid(axis="x", alpha=0.3)
             title = (
@@ -616,8 +643,7 @@ def _settings(args: argparse.Namespace, uri: str, seeds: list[int], episodes: di
     import datetime
 
     return {
-        "command": "python scripts/bench_learning.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else
-        "python scripts/bench_learning.py",
+        "command": shlex.join([".venv/bin/python", "scripts/bench_learning.py", *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "training_seeds": seeds,
