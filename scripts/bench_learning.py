@@ -53,8 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-#: The experiments benchmarked when ``--experiments`` is not given (edit when shipping).
+#: The experiments benchmarked when ``--experiments`` is not given (edit when shipping) …
 BENCH_EXPERIMENTS: tuple[str, ...] = ()
+#: … or, if that is empty, every shipped experiment whose name ends with this marker (e.g. ``"_bench"``).
+BENCH_SUFFIX: str | None = None
 #: Held-out episodes per scenario name; scenarios not listed use :data:`DEFAULT_EPISODES`.
 EPISODES_BY_SCENARIO: dict[str, int] = {"retail": 30, "orgym_invmanagement_v1": 1000}
 DEFAULT_EPISODES = 100
@@ -172,8 +174,16 @@ def _plan(args: argparse.Namespace) -> tuple[list[Planned], list[int], int | Non
 
     problems: list[str] = []
     names = args.experiments or list(BENCH_EXPERIMENTS)
+    if not names and BENCH_SUFFIX:
+        from invalloc.config.shipped import shipped_names
+
+        names = [name for name in shipped_names("experiments") if name.endswith(BENCH_SUFFIX)]
     if not names:
-        raise BenchError("--experiments: give the experiments to benchmark (BENCH_EXPERIMENTS is empty)")
+        marker = f"no shipped experiment ends with {BENCH_SUFFIX!r}" if BENCH_SUFFIX else "BENCH_SUFFIX is unset"
+        raise BenchError(
+            f"--experiments: give the experiments to benchmark (BENCH_EXPERIMENTS is empty and {marker} "
+            "in scripts/bench_learning.py)"
+        )
     try:
         seeds = parse_seeds(args.seeds)
     except PolicyError as error:
@@ -675,8 +685,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     plans, seeds, default, by_scenario = _plan(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    uri = configure_tracking(args.tracking_uri or f"sqlite:///{(args.out / 'mlflow.db').resolve()}")
+    if args.tracking_uri is not None:
+        uri = configure_tracking(args.tracking_uri)  # checked before anything is written
+        args.out.mkdir(parents=True, exist_ok=True)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        uri = configure_tracking(f"sqlite:///{(args.out / 'mlflow.db').resolve()}")
     groups: dict[str, list[Planned]] = {}
     for plan in plans:
         groups.setdefault(plan.digest, []).append(plan)
@@ -727,6 +741,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from invalloc.agents.training import ResumeError, TrainingFailed, TrainingStopped
     from invalloc.evaluation.compare import ComparisonError
+    from invalloc.export.exporter import ExportError
     from invalloc.sim.policy import PolicyError
     from invalloc.tracking import TrackingError
 
@@ -737,14 +752,20 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (TrackingError, PolicyError, ComparisonError, ResumeError) as error:
+    except (TrackingError, PolicyError, ComparisonError, ResumeError, ExportError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: --out {args.out}: cannot be written ({error.strerror or error})", file=sys.stderr)
         return 2
     except TrainingFailed as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     except TrainingStopped as error:
         print(str(error), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("stopped; finished trainings are in trained.json and will be reused", file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(results, indent=1, allow_nan=False))
