@@ -309,7 +309,7 @@ def _train_all(
         wall = time.perf_counter() - began
         best = float(result.best_reward) if math.isfinite(result.best_reward) else None
         trained[(plan.name, seed)] = Trained(plan.name, seed, result.run_id, wall, int(result.timesteps), best)
-        console.print(f"run {result.run_id}: {wall / 60:.1f} min, {result.timesteps:,} env steps", markup=False)
+        console.print(f"run {result.run_id}: {_minutes(wall)}, {result.timesteps:,} env steps", markup=False)
         records[key] = {
             "key": key, "experiment": plan.name, "seed": seed, "timesteps": timesteps, "tracking_uri": uri,
             "run_id": result.run_id, "wall_seconds": wall, "env_steps": int(result.timesteps),
@@ -480,6 +480,8 @@ def _digits(scenario: dict[str, Any]) -> int:
 def _number(value: float | None, digits: int, sign: bool = False) -> str:
     if value is None:
         return "–"
+    if round(value, digits) == 0:
+        value = 0.0  # no "−0.0"
     return f"{value:{'+' if sign else ''},.{digits}f}".replace("-", "−")
 
 
