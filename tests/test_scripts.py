@@ -61,3 +61,79 @@ def test_bench_oracle_sweeps_seeds(tmp_path):
     result = _script("bench_oracle.py", "--scenario", "tiny", "--seeds", "0-2", tmp=tmp_path / "t")
     assert [row["seed"] for row in result["rows"]] == [0, 1, 2]
     assert all(row["status"] == "ok" and row["bound"] > 0 for row in result["rows"])
+
+
+def test_bench_learning_trains_compares_and_writes_the_table(tmp_path, mlflow_template_db):
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copyfile(mlflow_template_db, store / "mlflow.db")
+    out = tmp_path / "bench"
+    options = ["--experiments", "tiny_smoke", "--seeds", "0", "--quick", "--episodes", "4", "--no-oracle"]
+    options += ["--out", str(out), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"]
+    results = _script("bench_learning.py", *options, tmp=tmp_path / "t")
+
+    assert results["complete"] and {p.name for p in out.iterdir()} >= {"results.json", "results.md", "results.png"}
+    assert json.loads((out / "results.json").read_text()) == results
+    (scenario,) = results["scenarios"]
+    assert scenario["scenario"] == "tiny" and scenario["episodes"] == 4 and scenario["oracle"] is None
+    # The reference is the best tuned baseline on the held-out episodes, whichever it is.
+    baselines = [p for p in scenario["policies"] if p["kind"] == "baseline"]
+    assert {p["policy"] for p in baselines} == set(scenario["tuned_baselines"]) and len(baselines) >= 2
+    assert scenario["reference"] == max(baselines, key=lambda p: p["reward"]["mean"])["policy"]
+    (learned,) = scenario["learned"]
+    assert learned["experiment"] == "tiny_smoke" and learned["training_seed"] == 0
+    assert learned["env_steps"] == 2048 and learned["wall_seconds"] > 0
+    difference = learned["difference"]
+    assert difference["n"] == 4 and difference["ci_low"] < difference["mean"] < difference["ci_high"]
+    assert difference["mean"] == pytest.approx(learned["reward"]["mean"] - scenario["reference_reward"]["mean"])
+    assert difference["verdict"] in {"better", "worse", "no significant difference"}
+    assert learned["gap_closed"] is None  # no oracle
+    assert "`tiny_smoke` seed 0" in (out / "results.md").read_text()
+    assert (out / "results.png").read_bytes().startswith(b"\x89PNG")
+    assert not list((tmp_path / "t").iterdir())  # its temporary folders are gone
+
+
+def _bench_learning():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_learning", SCRIPTS / "bench_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_learning", module)  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_learning_gap_is_to_the_oracles_executed_plan_not_its_bound():
+    from types import SimpleNamespace
+
+    from invalloc.evaluation.compare import EpisodeResult
+
+    def episodes(rewards, bound=None):
+        extra = {} if bound is None else {"oracle_bound": bound}
+        return [EpisodeResult(i, i, {"total_reward": r, **extra}, "d") for i, r in enumerate(rewards)]
+
+    comparison = SimpleNamespace(
+        reference="base",
+        oracle="oracle",
+        results={
+            "base": episodes([100.0, 110.0, 120.0]),
+            "run:x": episodes([130.0, 135.0, 140.0]),  # +25 over the reference
+            "oracle": episodes([200.0, 210.0, 220.0], bound=1000.0),  # executed plan +100, bound +890
+        },
+    )
+    gap = _bench_learning().executed_plan_gap(comparison).set_index("policy")
+    assert gap.loc["run:x", "gap_closed"] == pytest.approx(0.25)
+    assert gap.loc["oracle", "gap_closed"] == pytest.approx(1.0)
+    assert gap.loc["run:x", "ci_low"] <= 0.25 <= gap.loc["run:x", "ci_high"]
+
+
+def test_bench_learning_episodes_option():
+    bench = _bench_learning()
+    assert bench.parse_episodes("50") == (50, {})
+    assert bench.parse_episodes("100,retail=30") == (100, {"retail": 30})
+    assert bench._episodes_for("retail", None, {}, quick=False) == 30
+    assert bench._episodes_for("tiny", None, {}, quick=False) == bench.DEFAULT_EPISODES
+    assert bench._episodes_for("retail", 7, {}, quick=False) == 7
+    for bad in ("x", "retail=1", ""):
+        with pytest.raises(bench.BenchError, match="--episodes"):
+            bench.parse_episodes(bad)
