@@ -54,7 +54,7 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 #: The experiments benchmarked when ``--experiments`` is not given (edit when shipping) …
-BENCH_EXPERIMENTS: tuple[str, ...] = ()
+BENCH_EXPERIMENTS: tuple[str, ...] = ("retail_ars", "orgym_v1_ars", "orgym_v0_ars")
 #: … or, if that is empty, every shipped experiment whose name ends with this marker (e.g. ``"_bench"``).
 BENCH_SUFFIX: str | None = None
 #: Held-out episodes per scenario name; scenarios not listed use :data:`DEFAULT_EPISODES`.
@@ -122,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Smoke run: {QUICK_TIMESTEPS} training steps and {QUICK_EPISODES} episodes unless given.",
     )  # fmt: skip
     parser.add_argument("--retrain", action="store_true", help="Train even where OUT/trained.json has the run.")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="Trainings run at once, in worker processes (default 1; at most the cores).")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Also print results.json to standard output.")
     parser.add_argument("--processes", type=int, default=None, help="Comparison worker processes (default: auto).")
     return parser.parse_args(argv)
@@ -199,6 +201,8 @@ def _plan(args: argparse.Namespace) -> tuple[list[Planned], list[int], int | Non
         problems.append(f"--timesteps {args.timesteps}: must be at least 1")
     if args.first_seed < 0:
         problems.append(f"--first-seed {args.first_seed}: must be at least 0")
+    if args.parallel < 1:
+        problems.append(f"--parallel {args.parallel}: must be at least 1")
     if args.processes is not None and args.processes < 1:
         problems.append(f"--processes {args.processes}: must be at least 1")
     if args.out.exists() and not args.out.is_dir():
@@ -277,21 +281,38 @@ def _finished(uri: str, run_id: str) -> bool:
         return False
 
 
+def _train_one(source: str, timesteps: int | None, seed: int, uri: str, run_name: str, progress: bool) -> dict:
+    """Train one experiment × seed (in this process or a worker); a plain dict of the outcome."""
+    from invalloc.agents.training import train
+
+    began = time.perf_counter()
+    result = train(source, timesteps=timesteps, seed=seed, tracking_uri=uri, run_name=run_name, progress=progress)
+    best = float(result.best_reward) if math.isfinite(result.best_reward) else None
+    return {"run_id": result.run_id, "wall_seconds": time.perf_counter() - began,
+            "env_steps": int(result.timesteps), "best_evaluation_reward": best}  # fmt: skip
+
+
 def _train_all(
     plans: list[Planned], seeds: list[int], args: argparse.Namespace, uri: str, console
 ) -> dict[tuple[str, int], Trained]:
-    """Train every experiment × seed (or reuse a finished run recorded in OUT/trained.json)."""
-    from invalloc.agents.training import train
+    """Train every experiment × seed (or reuse a finished run recorded in OUT/trained.json).
+
+    With ``--parallel N`` (N > 1), N trainings run at once in worker processes (each trains
+    with one torch thread and one environment process, so N ≤ cores keeps wall times honest);
+    the store exists before any worker writes to it.
+    """
+    import concurrent.futures
+    import multiprocessing
 
     path = args.out / "trained.json"
     records = _load_records(path)
     timesteps = args.timesteps if args.timesteps is not None else (QUICK_TIMESTEPS if args.quick else None)
     trained: dict[tuple[str, int], Trained] = {}
     total = len(plans) * len(seeds)
+    todo: list[tuple[int, Planned, int, str]] = []
     for number, (plan, seed) in enumerate(((p, s) for p in plans for s in seeds), start=1):
         key = _record_key(plan, seed, timesteps, uri)
         record = records.get(key)
-        steps = plan.loaded.experiment.timesteps
         if record is not None and not args.retrain and _finished(uri, record["run_id"]):
             trained[(plan.name, seed)] = Trained(
                 plan.name, seed, record["run_id"], record["wall_seconds"], record["env_steps"],
@@ -300,22 +321,42 @@ def _train_all(
             console.print(f"[{number}/{total}] {plan.name} seed {seed}: reusing run {record['run_id']} "
                           f"(trained in {record['wall_seconds'] / 60:.1f} min)", markup=False)  # fmt: skip
             continue
-        console.rule(f"[{number}/{total}] training {plan.name} on {plan.scenario}, seed {seed}, {steps:,} steps")
-        began = time.perf_counter()
-        result = train(
-            plan.loaded.source, timesteps=timesteps, seed=seed, tracking_uri=uri,
-            run_name=f"bench-{plan.name}-seed{seed}", progress=console.is_terminal,
+        todo.append((number, plan, seed, key))
+
+    def finished(plan: Planned, seed: int, key: str, outcome: dict) -> None:
+        trained[(plan.name, seed)] = Trained(
+            plan.name, seed, outcome["run_id"], outcome["wall_seconds"], outcome["env_steps"],
+            outcome["best_evaluation_reward"],
         )  # fmt: skip
-        wall = time.perf_counter() - began
-        best = float(result.best_reward) if math.isfinite(result.best_reward) else None
-        trained[(plan.name, seed)] = Trained(plan.name, seed, result.run_id, wall, int(result.timesteps), best)
-        console.print(f"run {result.run_id}: {_minutes(wall)}, {result.timesteps:,} env steps", markup=False)
-        records[key] = {
-            "key": key, "experiment": plan.name, "seed": seed, "timesteps": timesteps, "tracking_uri": uri,
-            "run_id": result.run_id, "wall_seconds": wall, "env_steps": int(result.timesteps),
-            "best_evaluation_reward": best,
-        }  # fmt: skip
+        console.print(f"{plan.name} seed {seed}: run {outcome['run_id']}, {_minutes(outcome['wall_seconds'])}, "
+                      f"{outcome['env_steps']:,} env steps", markup=False)  # fmt: skip
+        records[key] = {"key": key, "experiment": plan.name, "seed": seed, "timesteps": timesteps,
+                        "tracking_uri": uri, **outcome}  # fmt: skip
         _write_json(path, list(records.values()))
+
+    parallel = max(1, int(getattr(args, "parallel", 1) or 1))
+    if parallel == 1 or len(todo) <= 1:
+        for number, plan, seed, key in todo:
+            steps = plan.loaded.experiment.timesteps if timesteps is None else timesteps
+            console.rule(f"[{number}/{total}] training {plan.name} on {plan.scenario}, seed {seed}, {steps:,} steps")
+            outcome = _train_one(plan.loaded.source, timesteps, seed, uri, f"bench-{plan.name}-seed{seed}",
+                                 console.is_terminal)  # fmt: skip
+            finished(plan, seed, key, outcome)
+        return trained
+    import mlflow
+
+    mlflow.MlflowClient(uri).search_experiments()  # create and migrate the store before the workers write
+    console.rule(f"training {len(todo)} runs, {parallel} at a time")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(parallel, mp_context=context) as pool:
+        futures = {
+            pool.submit(_train_one, plan.loaded.source, timesteps, seed, uri, f"bench-{plan.name}-seed{seed}", False):
+            (plan, seed, key)
+            for _, plan, seed, key in todo
+        }  # fmt: skip
+        for future in concurrent.futures.as_completed(futures):
+            plan, seed, key = futures[future]
+            finished(plan, seed, key, future.result())
     return trained
 
 

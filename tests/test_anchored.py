@@ -199,3 +199,20 @@ def test_short_ars_training_improves_on_its_anchor(tmp_path, mlflow_uri):
     learned = load_learned_policy(f"run:{result.run_id}", mlflow_uri)
     assert learned.action_mode == "anchored" and learned.anchor["params"] == {"cover": "0.25"}
     assert mean_reward(learned) == pytest.approx(result.best_reward, rel=1e-9)
+
+
+def test_horizon_phase_features_peak_in_their_part_of_the_episode():
+    env = AllocationEnv("retail", observation="features", features=["days_remaining"], time_basis=4)
+    assert env.feature_names == ["days_remaining"] + [f"horizon_phase_{k}_of_4" for k in range(1, 5)]
+    obs, _ = env.reset(seed=0)
+    peaks = [int(np.argmax(obs[1:]))]
+    for period in range(1, 52):
+        obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+        if period in (20, 32, 51):
+            peaks.append(int(np.argmax(obs[1:])))
+    assert peaks == [0, 1, 2, 3]
+    assert np.all((obs[1:] >= 0) & (obs[1:] <= 1))
+    with pytest.raises(ValueError, match="time_basis"):
+        AllocationEnv("retail", observation="full", time_basis=3)
+    with pytest.raises(ValueError, match="time_basis"):
+        AllocationEnv("retail", observation="features", time_basis=-1)

@@ -83,6 +83,13 @@ class VectorEnv(_Strict):
         min_length=1,
         description="With observation 'features': only these named features, in this order.",
     )
+    time_basis: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="With observation 'features': append this many horizon-phase features (bumps of "
+        "period / horizon) so that a linear policy can act differently early and late in the episode.",
+    )
     projection_penalty: float = Field(default=0.0, ge=0, le=1e6)
     reward_scale: float | None = Field(
         default=None, gt=0, le=1e15, description="Money per reward unit (default: env's)."

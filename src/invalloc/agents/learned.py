@@ -245,8 +245,10 @@ class LearnedPolicy:
         feature_set_version: str = FEATURE_SET_VERSION,
         anchor: dict[str, Any] | None = None,
         features: list[str] | None = None,
+        time_basis: int = 0,
     ) -> None:
         self.features = list(features) if features is not None else None
+        self.time_basis = time_basis
         if (action_mode == "anchored") != (anchor is not None):
             raise PolicyError(f"policy {name}: action_mode {action_mode!r} with anchor {anchor!r} (anchored needs one)")
         self.anchor = anchor
@@ -276,6 +278,7 @@ class LearnedPolicy:
         observation: str = "full",
         anchor: dict[str, Any] | None = None,
         features: list[str] | None = None,
+        time_basis: int = 0,
     ) -> LearnedPolicy:
         """Wrap an in-memory SB3 model trained on ``scenario``.
 
@@ -290,7 +293,15 @@ class LearnedPolicy:
             stats = ObservationStats.from_vec_normalize(obs_rms)
         digest = load_scenario(scenario, config_overrides).digest
         return cls(
-            model, digest, stats, action_mode, name=name, observation=observation, anchor=anchor, features=features
+            model,
+            digest,
+            stats,
+            action_mode,
+            name=name,
+            observation=observation,
+            anchor=anchor,
+            features=features,
+            time_basis=time_basis,
         )
 
     @classmethod
@@ -335,7 +346,12 @@ class LearnedPolicy:
             not isinstance(features, list) or not all(isinstance(name, str) for name in features)
         ):
             raise PolicyError(f"{meta_path}: features must be a list of feature names")
-        return cls(model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor, features)
+        time_basis = meta.get("time_basis", 0)
+        if isinstance(time_basis, bool) or not isinstance(time_basis, int) or not 0 <= time_basis <= 64:
+            raise PolicyError(f"{meta_path}: time_basis must be a whole number from 0 to 64")
+        return cls(
+            model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor, features, time_basis
+        )
 
     def save(self, folder: Path, algorithm: str) -> None:
         """Write ``policy.json``, ``policy_weights.npz``, the observation statistics and (for SB3
@@ -360,6 +376,8 @@ class LearnedPolicy:
             meta["anchor"] = self.anchor
         if self.features is not None:
             meta["features"] = self.features
+        if self.time_basis:
+            meta["time_basis"] = self.time_basis
         (folder / POLICY_META_FILE).write_text(json.dumps(meta, indent=2))
         if self.observation_stats is not None:
             self.observation_stats.save(folder / OBSERVATION_STATS_FILE)
@@ -375,7 +393,7 @@ class LearnedPolicy:
             self._simulator = simulator
             try:
                 self._observations = observation_source(
-                    simulator, self.observation_kind, self.feature_set_version, self.features
+                    simulator, self.observation_kind, self.feature_set_version, self.features, self.time_basis
                 )
             except ValueError as error:
                 raise PolicyError(f"policy {self.name}: {error}") from None

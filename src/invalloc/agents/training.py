@@ -165,6 +165,7 @@ def _make_env(loaded: LoadedExperiment):
         anchor=build_anchor(loaded.anchor) if loaded.anchor is not None else None,
         observation=env.observation,
         features=env.features,
+        time_basis=env.time_basis,
         # ARS has no discount factor: its return is the episode's, on the scenario's objective.
         discount_rewards=loaded.experiment.algorithm == "ARS",
         projection_penalty=env.projection_penalty,
@@ -303,6 +304,7 @@ class _Trainer:
             observation=env.observation,
             anchor=self.loaded.anchor,
             features=env.features,
+            time_basis=env.time_basis,
         )
 
     def save_policy(self, model: Any, vec_env: Any, folder: Path) -> None:
@@ -444,7 +446,9 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     policy = LearnedPolicy.load(best)
     simulator = Simulator(network)
     simulator.reset(seed=0)
-    observations = observation_source(simulator, policy.observation_kind, policy.feature_set_version, policy.features)
+    observations = observation_source(
+        simulator, policy.observation_kind, policy.feature_set_version, policy.features, policy.time_basis
+    )
     example = observations.observe()[None, :]
     frame = pd.DataFrame(example, columns=observations.feature_names)
     signature = infer_signature(frame, policy.actions(example))

@@ -57,7 +57,8 @@ class AllocationEnv(gym.Env):
     features (:mod:`invalloc.env.features`: days of cover per DC × SKU group, cash headroom,
     backlog days per tier, season, days remaining, inbound pipeline), ``Box(-inf, inf, (f,),
     float32)`` in business units: normalise them (VecNormalize) before a network sees them.
-    ``features`` keeps only the named ones, in that order.
+    ``features`` keeps only the named ones, in that order; ``time_basis=K`` appends K
+    horizon-phase features (bumps of period / horizon, :class:`~invalloc.env.observations.FeatureObservation`).
 
     ## Rewards
     The period's reward on the scenario's reward basis (economic: sales − purchases −
@@ -86,7 +87,7 @@ class AllocationEnv(gym.Env):
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
     over the YAML), ``action_mode``, ``anchor`` (with ``anchored`` only), ``observation``
-    (``full`` or ``features``), ``features``, ``discount_rewards``, ``reward_scale``,
+    (``full`` or ``features``), ``features``, ``time_basis``, ``discount_rewards``, ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
     slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
     ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
@@ -105,6 +106,7 @@ class AllocationEnv(gym.Env):
         anchor: RuleBasedPolicy | None = None,
         observation: str = "full",
         features: list[str] | None = None,
+        time_basis: int = 0,
         discount_rewards: bool = False,
         reward_scale: float | None = None,
         projection_penalty: float = 0.0,
@@ -134,7 +136,7 @@ class AllocationEnv(gym.Env):
         if not isinstance(discount_rewards, bool | np.bool_):
             raise ValueError(f"discount_rewards={discount_rewards!r:.40}: must be true or false")
         self.discount_rewards = bool(discount_rewards)
-        source = observation_source(self.simulator, observation, features=features)
+        source = observation_source(self.simulator, observation, features=features, time_basis=time_basis)
         # The full observation's builder also accrues the fill rates reported in ``info``, so
         # the env keeps one whatever the agent sees.
         self.observations = source if isinstance(source, ObservationBuilder) else ObservationBuilder(self.simulator)

@@ -378,11 +378,21 @@ class FeatureObservation:
     :param names: only these features, in this order (None: all). An anchored policy often
         needs only a few (the season, the days remaining, the cash headroom): the rule it
         corrects already reacts to each SKU's stock.
+    :param time_basis: append this many horizon-phase features ``horizon_phase_<k>_of_<K>``:
+        Gaussian bumps of the share of the episode elapsed (period / horizon), centred at
+        (k + ½)/K with a width of 1/K. Each is near 1 in its part of the episode and near 0
+        elsewhere, so a policy *linear* in its inputs can still act differently in the first
+        weeks (a cash crunch while the first sales are not yet paid) than in the run-down to
+        the horizon. A rule table needs none of them: it splits on ``days_remaining``.
     :raises ValueError: a name that is not a feature of the scenario, or one given twice.
     """
 
     def __init__(
-        self, simulator: Simulator, version: str = FEATURE_SET_VERSION, names: Sequence[str] | None = None
+        self,
+        simulator: Simulator,
+        version: str = FEATURE_SET_VERSION,
+        names: Sequence[str] | None = None,
+        time_basis: int = 0,
     ) -> None:
         self.simulator = simulator
         self.feature_set = FeatureSet(simulator.network, version)
@@ -400,6 +410,11 @@ class FeatureObservation:
                 raise ValueError(f"features: {problem}")
             self._columns = np.array([available.index(name) for name in names], dtype=int)
             self.feature_names = list(names)
+        if isinstance(time_basis, bool) or not isinstance(time_basis, int | np.integer) or not 0 <= time_basis <= 64:
+            raise ValueError(f"time_basis={time_basis!r}: must be a whole number from 0 to 64")
+        self.time_basis = int(time_basis)
+        self._centres = (np.arange(self.time_basis) + 0.5) / max(self.time_basis, 1)
+        self.feature_names += [f"horizon_phase_{k + 1}_of_{self.time_basis}" for k in range(self.time_basis)]
 
     @property
     def size(self) -> int:
@@ -414,7 +429,13 @@ class FeatureObservation:
     def observe(self) -> np.ndarray:
         """Observation (size,) float32 at the current decision point."""
         values = self.feature_set.compute(self.simulator)
-        return (values if self._columns is None else values[self._columns]).astype(np.float32)
+        if self._columns is not None:
+            values = values[self._columns]
+        if self.time_basis:
+            elapsed = self.simulator.period / self.simulator.periods
+            phase = np.exp(-0.5 * ((elapsed - self._centres) * self.time_basis) ** 2)
+            values = np.concatenate([values, phase])
+        return values.astype(np.float32)
 
 
 def observation_source(
@@ -422,13 +443,15 @@ def observation_source(
     kind: str,
     feature_set_version: str = FEATURE_SET_VERSION,
     features: Sequence[str] | None = None,
+    time_basis: int = 0,
 ) -> ObservationBuilder | FeatureObservation:
     """The observation of ``kind`` (one of :data:`OBSERVATION_KINDS`) for ``simulator``;
-    ``features`` (with ``features`` only) keeps those named features."""
+    with ``features`` only: ``features`` keeps those named features and ``time_basis`` adds
+    horizon-phase features (:class:`FeatureObservation`)."""
     if kind not in OBSERVATION_KINDS:
         raise ValueError(f"observation={kind!r}: choose one of {', '.join(OBSERVATION_KINDS)}")
     if kind == "full":
-        if features is not None:
-            raise ValueError("features: only observation='features' selects features")
+        if features is not None or time_basis:
+            raise ValueError("features, time_basis: only observation='features' takes them")
         return ObservationBuilder(simulator)
-    return FeatureObservation(simulator, feature_set_version, features)
+    return FeatureObservation(simulator, feature_set_version, features, time_basis)
