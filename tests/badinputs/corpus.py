@@ -1133,7 +1133,7 @@ EXPERIMENTS: dict[str, tuple[Any, str]] = {
     "net_arch_zero": ({"policy.net_arch": [0]}, "policy.net_arch"),
     "net_arch_negative": ({"policy.net_arch": [-8]}, "policy.net_arch"),
     "net_arch_huge": ({"policy.net_arch": [10**9]}, "policy.net_arch"),
-    "net_arch_empty": ({"policy.net_arch": []}, "policy.net_arch"),
+    "net_arch_seventeen_layers": ({"policy.net_arch": [8] * 17}, "policy.net_arch"),
     "net_arch_text": ({"policy.net_arch": "big"}, "policy.net_arch"),
     "activation_unknown": ({"policy.activation": "sigmoid"}, "policy.activation"),
     "log_std_init_nan": ({"policy.log_std_init": float("nan")}, "policy.log_std_init"),
@@ -1169,6 +1169,39 @@ EXPERIMENTS: dict[str, tuple[Any, str]] = {
         "hyperparameters.policy_delay",
     ),
     "a2c_n_steps_negative": ({"algorithm": "A2C", "hyperparameters": {"n_steps": -5}}, "hyperparameters.n_steps"),
+    # Anchored actions, feature observations and ARS.
+    "anchored_without_anchor": ({"env.action_mode": "anchored"}, "env.anchor"),
+    "anchor_with_compact_actions": ({"env.anchor": "base_stock"}, "env.anchor"),
+    "anchor_unknown_rule": ({"env.action_mode": "anchored", "env.anchor": "clever_rule"}, "env.anchor"),
+    "anchor_fixed_quantities": ({"env.action_mode": "anchored", "env.anchor": "fixed:quantity=3"}, "env.anchor"),
+    "anchor_bad_parameter": ({"env.action_mode": "anchored", "env.anchor": "base_stock:cover=-2"}, "env.anchor"),
+    "anchor_missing_params_file": (
+        {"env.action_mode": "anchored", "env.anchor": "base_stock@no_such_file.yaml"},
+        "env.anchor",
+    ),
+    "anchor_not_a_spec": ({"env.action_mode": "anchored", "env.anchor": "base stock!"}, "env.anchor"),
+    "action_mode_unknown": ({"env.action_mode": "residual"}, "env.action_mode"),
+    "features_unknown": ({"env.observation": "features", "env.features": ["days_left"]}, "env.features"),
+    "features_twice": (
+        {"env.observation": "features", "env.features": ["days_remaining", "days_remaining"]},
+        "env.features",
+    ),
+    "features_with_full_observation": ({"env.features": ["days_remaining"]}, "env.features"),
+    "features_empty": ({"env.observation": "features", "env.features": []}, "env.features"),
+    "time_basis_with_full_observation": ({"env.time_basis": 4}, "env.time_basis"),
+    "time_basis_negative": ({"env.observation": "features", "env.time_basis": -1}, "env.time_basis"),
+    "time_basis_huge": ({"env.observation": "features", "env.time_basis": 1000}, "env.time_basis"),
+    "ars_n_top_above_n_delta": (
+        {"algorithm": "ARS", "hyperparameters": {"n_delta": 4, "n_top": 8}},
+        "hyperparameters.n_top",
+    ),
+    "ars_delta_std_zero": ({"algorithm": "ARS", "hyperparameters": {"delta_std": 0}}, "hyperparameters.delta_std"),
+    "ars_n_delta_zero": ({"algorithm": "ARS", "hyperparameters": {"n_delta": 0}}, "hyperparameters.n_delta"),
+    "ars_n_eval_episodes_text": (
+        {"algorithm": "ARS", "hyperparameters": {"n_eval_episodes": "two"}},
+        "hyperparameters.n_eval_episodes",
+    ),
+    "ars_takes_no_n_steps": ({"algorithm": "ARS", "hyperparameters": {"n_steps": 64}}, "hyperparameters.n_steps"),
 }
 for _name, (_changes, _field) in EXPERIMENTS.items():
     _data = mutated(EXPERIMENT, _changes)

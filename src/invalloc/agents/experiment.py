@@ -370,7 +370,32 @@ def load_experiment(
     except ScenarioError as error:
         raise ExperimentError(source, [f"scenario: {line}" for line in error.lines()]) from None
     anchor = _anchor(experiment, scenario, source)
+    _check_observation(experiment, scenario, source)
     return LoadedExperiment(experiment=experiment, scenario=scenario, source=source, text=text, anchor=anchor)
+
+
+def _check_observation(experiment: Experiment, scenario: LoadedScenario, source: str) -> None:
+    """``env.features`` must name features of the scenario; both need ``observation: features``."""
+    env = experiment.env
+    problems = []
+    if env.observation != "features":
+        problems += [
+            f"env.{key}: only env.observation 'features' takes it (it is '{env.observation}')"
+            for key, value in (("features", env.features), ("time_basis", env.time_basis))
+            if value
+        ]
+    elif env.features is not None:
+        from invalloc.env.features import FeatureSet
+        from invalloc.sim.network import compile_network
+
+        names = FeatureSet(compile_network(scenario)).names
+        unknown = [name for name in env.features if name not in names]
+        if unknown:
+            problems.append(f"env.features: {', '.join(unknown)} not among the scenario's features ({', '.join(names)})")
+        if len(set(env.features)) != len(env.features):
+            problems.append("env.features: a feature is named twice")
+    if problems:
+        raise ExperimentError(source, problems)
 
 
 def _anchor(experiment: Experiment, scenario: LoadedScenario, source: str) -> dict[str, Any] | None:

@@ -45,6 +45,9 @@ OBSERVATION_STATS_FILE = "observation_stats.npz"
 VEC_NORMALIZE_FILE = "vecnormalize.npz"
 POLICY_META_FILE = "policy.json"
 WEIGHTS_FILE = "policy_weights.npz"
+#: Name of the MLflow pyfunc model's artifact that holds the saved policy folder
+#: (:mod:`invalloc.agents.pyfunc` logs it; :func:`load_learned_policy` reads it back).
+POLICY_ARTIFACT = "policy"
 #: Activation functions a saved network may name (torch.nn classes, no arguments).
 ACTIVATIONS = ("Tanh", "ReLU", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid")
 #: Constructor arguments of SB3 policies rebuilt from code or defaults, never from the file.
@@ -481,8 +484,6 @@ def load_learned_policy(spec: str, tracking_uri: str | None = None) -> LearnedPo
             verify_hashes(run, "best", folder)
             return LearnedPolicy.load(folder, name=name, run_id=run_id)
         if spec.startswith(("models:/", "runs:/")):
-            from invalloc.agents.pyfunc import POLICY_ARTIFACT
-
             run, resolved = _source_run(client, spec)
             folder = Path(
                 mlflow.artifacts.download_artifacts(artifact_uri=resolved, tracking_uri=uri, dst_path=download)

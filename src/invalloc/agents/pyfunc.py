@@ -14,16 +14,13 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-#: Name of the pyfunc artifact holding the saved policy folder.
-POLICY_ARTIFACT = "policy"
+from invalloc.agents.learned import POLICY_ARTIFACT, LearnedPolicy
 
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
     """Loads a saved :class:`~invalloc.agents.learned.LearnedPolicy` folder and predicts actions."""
 
     def load_context(self, context: Any) -> None:
-        from invalloc.agents.learned import LearnedPolicy
-
         self.policy = LearnedPolicy.load(Path(context.artifacts[POLICY_ARTIFACT]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
