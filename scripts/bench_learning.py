@@ -286,7 +286,10 @@ def _train_one(source: str, timesteps: int | None, seed: int, uri: str, run_name
     from invalloc.agents.training import train
 
     began = time.perf_counter()
-    result = train(source, timesteps=timesteps, seed=seed, tracking_uri=uri, run_name=run_name, progress=progress)
+    try:
+        result = train(source, timesteps=timesteps, seed=seed, tracking_uri=uri, run_name=run_name, progress=progress)
+    except Exception as error:  # noqa: BLE001 - reported by the parent: the error types need not pickle
+        raise RuntimeError(f"{run_name}: {type(error).__name__}: {error}") from None
     best = float(result.best_reward) if math.isfinite(result.best_reward) else None
     return {"run_id": result.run_id, "wall_seconds": time.perf_counter() - began,
             "env_steps": int(result.timesteps), "best_evaluation_reward": best}  # fmt: skip
