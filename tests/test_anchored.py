@@ -25,7 +25,9 @@ ANCHORS = [
 
 
 def anchored_env(scenario: str, spec: str, **kwargs) -> AllocationEnv:
-    return AllocationEnv(scenario, action_mode="anchored", anchor=build_anchor(resolve_anchor(spec, scenario)), **kwargs)
+    return AllocationEnv(
+        scenario, action_mode="anchored", anchor=build_anchor(resolve_anchor(spec, scenario)), **kwargs
+    )
 
 
 @pytest.mark.parametrize(("scenario", "spec"), ANCHORS)
@@ -128,7 +130,9 @@ def test_discounted_rewards_sum_to_the_scenario_objective():
 
 
 def test_feature_subset_observation():
-    env = anchored_env("retail", "proportional@tuned", observation="features", features=["days_remaining", "season_demand_index"])
+    env = anchored_env(
+        "retail", "proportional@tuned", observation="features", features=["days_remaining", "season_demand_index"]
+    )
     obs, _ = env.reset(seed=0)
     assert env.feature_names == ["days_remaining", "season_demand_index"]
     assert obs.shape == (2,) and obs[0] == pytest.approx(52 * 7)

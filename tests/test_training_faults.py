@@ -7,6 +7,7 @@ temporary folder is seen.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -102,7 +103,13 @@ def test_kill_9_concurrent_resume_refused_then_resume_marks_killed(tmp_path, mlf
     assert client.get_run(run_id).info.status == "RUNNING"  # as a kill -9 leaves it
     leftovers = [p.name for p in temp.iterdir()]
     assert any(name.startswith(f"invalloc-train.{trainer.pid}.") for name in leftovers), leftovers
-    checkpoint = max(_steps(client, run_id, "eval/total_reward"))
+    # The step of the last checkpoint in the store (a kill can land after a checkpoint's files
+    # are logged and before the metrics up to it are, so the metric history may stop earlier).
+    state_file = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="checkpoint/trainer_state.json", tracking_uri=mlflow_uri, dst_path=tmp_path / "ck"
+    )
+    checkpoint = json.loads(Path(state_file).read_text())["timesteps"]
+    assert max(_steps(client, run_id, "eval/total_reward")) <= checkpoint
 
     resumed = subprocess.run(
         [INVALLOC, "train", "--resume", run_id, "--timesteps", str(checkpoint + 1024)],

@@ -391,7 +391,9 @@ def _check_observation(experiment: Experiment, scenario: LoadedScenario, source:
         names = FeatureSet(compile_network(scenario)).names
         unknown = [name for name in env.features if name not in names]
         if unknown:
-            problems.append(f"env.features: {', '.join(unknown)} not among the scenario's features ({', '.join(names)})")
+            problems.append(
+                f"env.features: {', '.join(unknown)} not among the scenario's features ({', '.join(names)})"
+            )
         if len(set(env.features)) != len(env.features):
             problems.append("env.features: a feature is named twice")
     if problems:
@@ -406,7 +408,9 @@ def _anchor(experiment: Experiment, scenario: LoadedScenario, source: str) -> di
     env = experiment.env
     if env.action_mode != "anchored":
         if env.anchor is not None:
-            raise ExperimentError(source, [f"env.anchor: only env.action_mode 'anchored' takes one (it is '{env.action_mode}')"])
+            raise ExperimentError(
+                source, [f"env.anchor: only env.action_mode 'anchored' takes one (it is '{env.action_mode}')"]
+            )
         return None
     if env.anchor is None:
         raise ExperimentError(

@@ -353,7 +353,18 @@ class LearnedPolicy:
         if isinstance(time_basis, bool) or not isinstance(time_basis, int) or not 0 <= time_basis <= 64:
             raise PolicyError(f"{meta_path}: time_basis must be a whole number from 0 to 64")
         return cls(
-            model, digest, stats, action_mode, name, run_id, model_uri, observation, version, anchor, features, time_basis
+            model,
+            digest,
+            stats,
+            action_mode,
+            name,
+            run_id,
+            model_uri,
+            observation,
+            version,
+            anchor,
+            features,
+            time_basis,
         )
 
     def save(self, folder: Path, algorithm: str) -> None:
