@@ -686,9 +686,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.xaxis.set_major_formatter(formatter)
             ax.grid(axis="x", alpha=0.3)
             title = (
-                f"{scenario['scenario']}: mean episode reward ± 95% CI ({scenario['episodes']:,} held-out episodes)"
+                f"{scenario['scenario']}\nmean episode reward ± 95% CI, {scenario['episodes']:,} held-out episodes"
                 if which == "mean"
-                else "paired difference vs best tuned baseline ± 95% CI"
+                else "\npaired difference vs best tuned baseline ± 95% CI"
             )
             ax.set_title(title, fontsize=10, loc="left")
     fig.savefig(path, dpi=120)
