@@ -316,26 +316,7 @@ class Sourcing:
         self.any_storage_limit = bool(np.isfinite(n.location_capacity).any())
         self.any_supplier_limit = bool(np.isfinite(n.supplier_capacity).any())
 
-    def _money_factors(self, options, proposals, weight: np.ndarray, money: float) -> np.ndarray:
-        """(S,) share of each SKU's purchase value kept when ``money`` binds: ``min(1, λ·weight)``
-        with λ such that the kept value is ``money`` (water-filling; weight 1 everywhere is the
-        uniform cut)."""
-        value = np.zeros(self.network.n_skus)
-        for (kind, lane, _, skus, _), q in zip(options, proposals, strict=True):
-            if kind == "order":
-                np.add.at(value, skus, q * self.unit_cost[lane, skus])
-        low, high = 0.0, 1.0 / max(float(weight[value > 0].min(initial=np.inf)), 1e-12)
-        for _ in range(50):
-            middle = (low + high) / 2
-            if (value * np.minimum(1.0, middle * weight)).sum() > money:
-                high = middle
-            else:
-                low = middle
-        return np.minimum(1.0, low * weight)
-
-    def request(
-        self, simulator: Simulator, need: np.ndarray, requests: np.ndarray, money_weight: np.ndarray | None = None
-    ) -> np.ndarray:
+    def request(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
         """Add to ``requests`` (n_decisions,) executable orders and transfers for ``need`` (D, S) units.
 
         Returns the units requested on transfer lanes (X, S), so the caller knows what leaves
@@ -412,12 +393,9 @@ class Sourcing:
                         fixed += 0.0 if lane_used[lane] else n.purchase_fixed_cost[lane]
                 if value + fixed > money:
                     factor = max(money - fixed, 0.0) / value if value > 0 else 0.0
-                    if money_weight is not None and value > 0:
-                        per_sku = self._money_factors(options, proposals, money_weight, max(money - fixed, 0.0))
                     for i, (kind, _, _, skus, _) in enumerate(options):
                         if kind == "order":
-                            scale = factor if money_weight is None or value <= 0 else per_sku[skus]
-                            proposals[i] = whole_units(proposals[i] * scale, integer[skus])
+                            proposals[i] = whole_units(proposals[i] * factor, integer[skus])
             # Minimum order quantities: a smaller order is left to the next lane.
             for i, (kind, lane, _, skus, _) in enumerate(options):
                 if kind == "order":

@@ -158,7 +158,6 @@ class RuleBasedPolicy:
         simulator: Simulator,
         requests: np.ndarray,
         target_scale: np.ndarray | None = None,
-        money_weight: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Add the replenishment requests; return the transfers requested (X, S), or None (naive form).
 
@@ -188,7 +187,7 @@ class RuleBasedPolicy:
         if not self.capped:
             requests[view.routed_decisions] += need.ravel()[view.routed_cells]
             return None
-        return view.sourcing.request(simulator, need, requests, money_weight)
+        return view.sourcing.request(simulator, need, requests)
 
     # -- allocation -------------------------------------------------------------------
     def _allocate(
@@ -260,7 +259,6 @@ class RuleBasedPolicy:
         simulator: Simulator,
         target_scale: np.ndarray | None = None,
         channel_weight: np.ndarray | None = None,
-        money_weight: np.ndarray | None = None,
     ) -> np.ndarray:
         """Requested quantities (n_decisions,) for this period.
 
@@ -270,6 +268,6 @@ class RuleBasedPolicy:
             (:mod:`invalloc.env.actions`); the rule alone never sets them.
         """
         requests = np.zeros(self.network.n_decisions)
-        transfers = self._replenish(simulator, requests, target_scale, money_weight)
+        transfers = self._replenish(simulator, requests, target_scale)
         self._allocate(simulator, requests, transfers, channel_weight)
         return requests
