@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from invalloc.evaluation.compare import Comparison
+from invalloc.evaluation.results import Comparison
 
 #: The MLflow experiment that holds every comparison run.
 EXPERIMENT_NAME = "compare"

@@ -1,4 +1,4 @@
-"""Tables, plots and the HTML report of a :class:`~invalloc.evaluation.compare.Comparison`.
+"""Tables, plots and the HTML report of a :class:`~invalloc.evaluation.results.Comparison`.
 
 :func:`write_report` fills a folder that holds everything — ``report.html``, the PNG plots it
 shows (referenced by file name, so the folder can be zipped or moved) and the tables as CSV
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from invalloc.evaluation.compare import Comparison, ComparisonError, kpi_label, kpi_short_label
+from invalloc.evaluation.results import Comparison, ComparisonError, kpi_label, kpi_short_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
