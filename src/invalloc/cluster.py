@@ -1,0 +1,258 @@
+"""Ray, the optional engine that spreads episodes, tuning candidates and trials over machines.
+
+Installed with the extra ``invalloc[ray]``; nothing here imports :mod:`ray` until a cluster is
+used, so ``import invalloc`` and the commands that run locally never load it.
+
+- **Which cluster** (:func:`resolve_address`): ``--ray-address``, else ``$RAY_ADDRESS``, else a
+  new local cluster on this machine (stopped again when the command ends).
+- **Authentication:** Ray 2.60 turns token authentication on, and it binds the machine's
+  address (not loopback), so it stays on. ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN_PATH`` must be set
+  before ``import ray`` (:func:`ray_cluster` does it): a new local cluster gets a fresh token in
+  a private temporary folder; an existing cluster is reached with ``$RAY_AUTH_TOKEN``,
+  ``$RAY_AUTH_TOKEN_PATH`` or Ray's own ``~/.ray/auth_token`` (written by ``ray start``).
+- **Workers** (:func:`worker_env`): one math thread each, a persistent numba cache (a cold one
+  costs about 70 s per new worker process) and this checkout's ``src`` on their path.
+- **Tracking** (:func:`check_shared_tracking`): the nodes of a multi-node cluster cannot share
+  an sqlite file or a store folder; an MLflow server is required.
+
+Never call ``ray stop``: it stops every cluster on the machine, other users' included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: How long a ``HOST:PORT`` address has to accept a connection before it counts as unreachable.
+CONNECT_TIMEOUT_SECONDS = 5.0
+#: What to install for ``--executor ray`` (and ``invalloc sweep``).
+RAY_EXTRA = "pip install 'invalloc[ray]'"
+#: Environment variables every worker gets besides the numba cache and the path: one thread each.
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+}
+#: The server command the tracking error suggests (README, "Shared tracking").
+MLFLOW_SERVER_HINT = (
+    "mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts "
+    "--host 0.0.0.0 --port 5000"
+)
+
+
+class ClusterError(ValueError):
+    """A cluster that cannot be used as asked; the message is one line naming the option."""
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The cluster a :func:`ray_cluster` block runs on.
+
+    :param address: the cluster's address (``HOST:PORT`` of its head).
+    :param nodes: nodes alive when the block began (a head with no CPUs counts).
+    :param cpus: CPUs of the whole cluster (the most tasks that run at once).
+    :param started: True if this process started it (a local cluster it also stops).
+    """
+
+    address: str
+    nodes: int
+    cpus: int
+    started: bool
+
+
+def resolve_address(address: str | None) -> tuple[str | None, str]:
+    """The cluster to use and where it came from: ``--ray-address``, ``$RAY_ADDRESS`` or neither.
+
+    Returns ``(address, source)``; ``address`` None means "start a local cluster". ``auto`` (the
+    cluster started on this machine by ``ray start``) and ``HOST:PORT`` are accepted.
+    :raises ClusterError: a malformed address (one line naming the option or variable).
+    """
+    source = "--ray-address" if address else "RAY_ADDRESS"
+    chosen = (address if address else os.environ.get("RAY_ADDRESS", "")).strip()
+    if not chosen:
+        return None, source
+    if chosen == "auto":
+        return chosen, source
+    if chosen.startswith("ray://"):
+        raise ClusterError(f"{source} {chosen}: Ray Client addresses are not supported; give the head's HOST:PORT")
+    host, _, port = chosen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClusterError(f"{source} {chosen}: expected HOST:PORT of a Ray head (e.g. 10.0.0.5:6379) or auto")
+    return chosen, source
+
+
+def check_reachable(address: str, source: str, timeout_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Raise :class:`ClusterError` unless ``HOST:PORT`` accepts a connection within the timeout.
+
+    Checked before Ray is asked: Ray itself retries an unreachable head for about a minute.
+    """
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ClusterError(
+            f"{source} {address}: no Ray cluster answers there ({reason}); start one with `ray start --head` "
+            "or leave the address out for a local cluster"
+        ) from None
+
+
+def numba_cache_dir() -> str:
+    """Workers' numba cache: ``$NUMBA_CACHE_DIR``, else ``~/.cache/invalloc/numba`` (kept between runs)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "invalloc" / "numba")
+
+
+def _source_root() -> str | None:
+    """The folder ``invalloc`` was imported from when it is a source checkout (not site-packages)."""
+    root = Path(__file__).resolve().parent.parent
+    return None if root.name in ("site-packages", "dist-packages") else str(root)
+
+
+def worker_env() -> dict[str, str]:
+    """Environment of every Ray worker: one thread, a persistent numba cache, this ``src`` first on the path."""
+    env = {"NUMBA_CACHE_DIR": numba_cache_dir(), **ONE_THREAD}
+    root = _source_root()
+    if root is not None:
+        rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+        env["PYTHONPATH"] = os.pathsep.join([root, *rest])
+    return env
+
+
+def is_local_store(tracking_uri: str) -> bool:
+    """True for an sqlite file or a store folder: a store only the machine holding it can reach."""
+    scheme = tracking_uri.split("://", 1)[0].lower() if "://" in tracking_uri else ""
+    return scheme in ("sqlite", "file", "")
+
+
+def check_shared_tracking(tracking_uri: str, nodes: int, option: str = "--tracking-uri") -> None:
+    """Refuse a local store (sqlite file, folder) on a cluster of more than one node.
+
+    :raises ClusterError: one line naming ``option`` and the MLflow server to start instead.
+    """
+    if nodes > 1 and is_local_store(tracking_uri):
+        raise ClusterError(
+            f"{option} {tracking_uri}: the {nodes} nodes of the Ray cluster cannot share a local store; "
+            f"start an MLflow server ({MLFLOW_SERVER_HINT}) and pass --tracking-uri http://HOST:5000"
+        )
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(f"--executor ray: Ray is not installed ({RAY_EXTRA})") from None
+    return ray
+
+
+@contextlib.contextmanager
+def _auth_env(start_local: bool, source: str, address: str | None) -> Iterator[None]:
+    """Token authentication for this process and the cluster it starts, restored afterwards."""
+    saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="invalloc-ray-") as folder:
+            if os.environ["RAY_AUTH_MODE"] == "token" and not has_token:
+                if start_local:
+                    token = Path(folder) / "auth_token"
+                    token.touch(mode=0o600)
+                    token.write_text(secrets.token_hex(32))
+                    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+                elif not (Path.home() / ".ray" / "auth_token").is_file():
+                    raise ClusterError(
+                        f"{source} {address}: the cluster needs its auth token; set RAY_AUTH_TOKEN_PATH to the "
+                        "token file (`ray get-auth-token` on the head prints it)"
+                    )
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def alive_nodes() -> int:
+    """Nodes of the connected cluster that are alive."""
+    ray = _import_ray()
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ClusterInfo]:
+    """Connect to the cluster :func:`resolve_address` names, or start a local one, for the block.
+
+    Workers get :func:`worker_env`. On leaving, this process disconnects, and a local cluster it
+    started is stopped (its processes end with it); a cluster this process was already connected
+    to is left connected. ``num_cpus`` caps a new local cluster's CPUs (default: all).
+
+    :raises ClusterError: a malformed or unreachable address, a missing token, Ray not installed.
+
+    >>> with ray_cluster() as cluster:  # doctest: +SKIP
+    ...     print(cluster.nodes, cluster.cpus)
+    1 2
+    """
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        yield _info(sys.modules["ray"], started=False)
+        return
+    chosen, source = resolve_address(address)
+    if chosen is not None:
+        check_reachable(chosen, source)
+    with _auth_env(chosen is None, source, chosen):
+        ray = _import_ray()
+        options: dict[str, Any] = {
+            "runtime_env": {"env_vars": worker_env()},
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "configure_logging": True,
+            "logging_level": logging.ERROR,
+        }
+        try:
+            if chosen is None:
+                ray.init(num_cpus=num_cpus, **options)
+            else:
+                ray.init(address=chosen, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            text = " ".join(str(error).split()) or type(error).__name__
+            where = f"{source} {chosen}" if chosen else "local Ray cluster"
+            raise ClusterError(f"{where}: cannot connect ({text[:300]})") from None
+        try:
+            yield _info(ray, started=chosen is None)
+        finally:
+            ray.shutdown()
+
+
+def _info(ray: Any, started: bool) -> ClusterInfo:
+    context = ray.get_runtime_context()
+    address = getattr(context, "gcs_address", "") or ""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    return ClusterInfo(address=address, nodes=alive_nodes(), cpus=cpus, started=started)
+
+
+__all__ = [
+    "ClusterError",
+    "ClusterInfo",
+    "alive_nodes",
+    "check_reachable",
+    "check_shared_tracking",
+    "is_local_store",
+    "numba_cache_dir",
+    "ray_cluster",
+    "resolve_address",
+    "worker_env",
+]
