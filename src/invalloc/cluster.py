@@ -110,22 +110,38 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
     return chosen, source
 
 
-def check_reachable(address: str, source: str, timeout_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
-    """Raise :class:`ClusterError` unless ``HOST:PORT`` accepts a connection within the timeout.
+#: The opening of an HTTP/2 connection (the client preface and an empty SETTINGS frame): a Ray
+#: head's GCS is a gRPC server and answers with a SETTINGS frame (type 4); other servers do not.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
-    Checked before Ray is asked: Ray itself retries an unreachable head for about a minute.
+
+def check_reachable(address: str, source: str, timeout_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Raise :class:`ClusterError` unless ``HOST:PORT`` answers like a Ray head within the timeout.
+
+    Checked before Ray is asked: Ray itself retries an unreachable head, or a port where another
+    server listens, for minutes. The port must accept a connection and answer an HTTP/2 opening
+    with HTTP/2 (the GCS is a gRPC server); with ``RAY_USE_TLS`` only the connection is checked.
     """
     if address == "auto":
         return
     host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds) as connection:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            connection.sendall(_HTTP2_PREFACE)
+            reply = connection.recv(9)
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise ClusterError(
             f"{source} {address}: no Ray cluster answers there ({reason}); start one with `ray start --head` "
             "or leave the address out for a local cluster"
         ) from None
+    if len(reply) < 4 or reply[3] != 4:
+        raise ClusterError(
+            f"{source} {address}: a server answers there but it is not a Ray head (give the address "
+            "`ray start --head` printed, HOST:6379 by default)"
+        )
 
 
 def numba_cache_dir() -> str:
@@ -246,7 +262,7 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
                 ray.init(num_cpus=num_cpus, **options)
             else:
                 ray.init(address=chosen, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except Exception as error:  # Ray raises bare Exceptions too (a node that does not start in 30 s)
             text = " ".join(str(error).split()) or type(error).__name__
             where = f"{source} {chosen}" if chosen else "local Ray cluster"
             raise ClusterError(f"{where}: cannot connect ({text[:300]})") from None
