@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install invalloc with its dev tools. Idempotent: a stamp of
+# Create .venv (if needed) and install invalloc with its dev tools and the Ray extra. Idempotent: a stamp of
 # pyproject.toml skips the install when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   else
     .venv/bin/python -m pip install --quiet "torch==2.13.0"
   fi
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[dev,ray]"
   echo "$want" > "$stamp"
 fi

@@ -125,6 +125,7 @@ class Comparison:
         ``oracle_bound``, ``gap_closed`` (share) and its ``ci_low``/``ci_high``; else None.
     :param tiers: ``channel/tier`` names; ``tier_min_fill_rate`` their contractual minimum.
     :param dcs: DC names. ``processes``: worker processes used (1 = in this process).
+    :param nodes: ids of the Ray nodes that ran episodes (empty when run locally).
     :param mlflow_run_id: the comparison's MLflow run (None if not logged), in ``tracking_uri``.
     """
 
@@ -149,6 +150,7 @@ class Comparison:
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
