@@ -217,6 +217,14 @@ def simulate(
     audit_log: Annotated[
         Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")
     ] = None,
+    decision_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--decision-log",
+            help="With --policy rules:DIR: write per period the features, the rule that fired, its outputs and the "
+            "period's KPIs (.csv or .parquet; what `invalloc rules monitor` reads).",
+        ),
+    ] = None,
     check_invariants: Annotated[
         bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")
     ] = True,
@@ -235,6 +243,17 @@ def simulate(
 
     if audit_log is not None:
         problems = output_file_problems(audit_log, "--audit-log", (".csv", ".parquet"))
+        if problems:
+            _fail(problems)
+    if decision_log is not None:
+        problems = output_file_problems(decision_log, "--decision-log", (".csv", ".parquet"))
+        if not policy.startswith(("rules:", "models:/")):
+            problems.append(
+                f"--decision-log {decision_log}: logs the decisions of a rule table (--policy rules:DIR or "
+                f"models:/NAME@ALIAS of a registered table), not of {policy}"
+            )
+        if audit_log is not None and decision_log.resolve() == audit_log.resolve():
+            problems.append(f"--decision-log {decision_log}: is also the --audit-log; give two files")
         if problems:
             _fail(problems)
     if actions is not None and policy != "replay":
@@ -257,6 +276,14 @@ def simulate(
             spec = parse_spec(policy, scenario_name=loaded.scenario.name)
             chosen = build_policy(spec, tracking_uri)
             check_scenario(spec, chosen, loaded)
+            if decision_log is not None:
+                from invalloc.rules.decision_log import DecisionRecorder
+
+                if not (hasattr(chosen, "table") and hasattr(chosen, "features")):
+                    _fail(
+                        [f"--decision-log {decision_log}: {policy} is not a rule table; only rule tables log decisions"]
+                    )
+                chosen = DecisionRecorder(chosen)
         else:
             chosen = make_policy(policy, params, str(actions) if actions else None)
         try:
@@ -286,6 +313,8 @@ def simulate(
                 results.append({"episode": episode, "seed": seed + episode, **kpis})
                 if simulator.audit_log is not None:
                     audit_tables.append(simulator.audit_log.frame(episode))
+                if decision_log is not None:
+                    chosen.end_episode(episode, seed + episode, reports, loaded.scenario.episode.unmet_demand)
                 progress.advance(task)
     except DemandTraceError as error:
         _fail(error.lines())
@@ -300,6 +329,11 @@ def simulate(
             write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
         except OSError as error:
             _fail([f"--audit-log {audit_log}: cannot be written ({error.strerror or error})"])
+    if decision_log is not None:
+        try:
+            write_table(chosen.frame(), decision_log)
+        except OSError as error:
+            _fail([f"--decision-log {decision_log}: cannot be written ({error.strerror or error})"])
     summary = summarise(results)
     if as_json:
         print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
@@ -313,6 +347,8 @@ def simulate(
     console.print(table)
     if audit_log is not None:
         console.print(f"audit log written to {audit_log}", markup=False)
+    if decision_log is not None:
+        console.print(f"decision log written to {decision_log} (one row per period)", markup=False)
 
 
 @app.command()
@@ -391,8 +427,10 @@ app.command("compare")(compare)
 
 from invalloc.export.command import approve, export  # noqa: E402 - rule export and review (lazy heavy imports)
 from invalloc.rules.command import rules_app  # noqa: E402
+from invalloc.rules.production import monitor  # noqa: E402 - monitoring and the challenger loop
 
 rules_app.command("approve")(approve)
+rules_app.command("monitor")(monitor)
 app.add_typer(rules_app, name="rules")
 app.command("export")(export)
 

@@ -114,7 +114,7 @@ def export_rule_table(
     name = out.name or "rule_table"
     extraction = extract(simulator, teacher, settings, metadata={"name": name})
     table = extraction.table
-    evaluation = evaluate(simulator, teacher, table, settings)
+    evaluation = evaluate(simulator, teacher, table, settings, seen=extraction.data.features)
     manifest = _manifest(name, loaded, extraction, evaluation, source or {})
     exported = {"time": _now(), "event": "exported", "status": "draft", "source": source or {}}
     with staged_directory(out) as staging:
@@ -161,6 +161,8 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
         "intervention_rate": evaluation["intervention_rate"],
         "decision_variables_changed": evaluation["decision_variables_changed"],
         "evaluation_seeds": evaluation["evaluation_seeds"],
+        # What `rules monitor` compares production's decision log with (ranges seen, hit rates, KPIs).
+        "monitoring": evaluation["monitoring"],
         "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
         "registry": None,
     }

@@ -1,0 +1,108 @@
+"""``invalloc rules monitor`` and ``invalloc rules challenge``: a rule table in production.
+
+``monitor`` checks a decision log against the active table (:mod:`invalloc.rules.monitor`);
+``challenge`` compares a challenger table with the champion on common random numbers and
+marks the challenger in the registry when it is better (:mod:`invalloc.rules.challenge`).
+Heavy imports happen inside the commands. Bad input prints one ``error:`` line and exits
+with code 2; a monitor that finds drift beyond a threshold prints one ``alert:`` line and
+exits with code 3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from invalloc.console import console, error_console, fail, first_line
+
+
+def load_active_table(spec: str):
+    """The table and manifest of ``spec``: a rule table directory (``DIR`` or ``rules:DIR``).
+
+    :raises RuleTableError: one line naming the file (as every load, the directory is verified).
+    """
+    from invalloc.rules.manifest import load_rule_table
+    from invalloc.rules.table import RuleTableError
+
+    text = str(spec).strip()
+    if text.startswith(("models:/", "runs:/", "run:")):
+        raise RuleTableError(f"{text}: give the table's directory (DIR or rules:DIR); registry URIs are not read here")
+    directory = Path(text.removeprefix("rules:"))
+    if not directory.is_dir():
+        raise RuleTableError(f"{directory}: no such rule table directory")
+    return load_rule_table(directory)
+
+
+def monitor(
+    table: Annotated[str, typer.Argument(help="The active rule table: its directory (DIR or rules:DIR).")],
+    log: Annotated[
+        Path, typer.Option("--log", help="Decision log (.csv or .parquet), e.g. from `simulate --decision-log`.")
+    ],
+    max_out_of_range: Annotated[
+        float,
+        typer.Option("--max-out-of-range", help="Alert above this share of states outside the export's ranges."),
+    ] = 0.05,
+    max_psi: Annotated[
+        float, typer.Option("--max-psi", help="Alert above this PSI of the rules' hit rates (when significant).")
+    ] = 0.25,
+    max_kpi_drift: Annotated[
+        float,
+        typer.Option("--max-kpi-drift", help="Alert above this relative drift of fill rate or reward per period."),
+    ] = 0.10,
+    max_overrides: Annotated[
+        float, typer.Option("--max-overrides", help="Alert above this share of periods decided otherwise.")
+    ] = 0.05,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write monitor.html, monitor.json and the plot into this folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a decision log against the active table: coverage, hit-rate drift, KPI drift, overrides.
+
+    Exit 0 when every check passes, 3 with one `alert:` line when one does not, 2 on bad input.
+    """
+    from invalloc.rules.monitor import (
+        ALERT_EXIT_CODE,
+        MonitorError,
+        Thresholds,
+        check_report_dir,
+        read_decision_log,
+        write_report,
+    )
+    from invalloc.rules.monitor import monitor as run_monitor
+    from invalloc.rules.table import RuleTableError
+
+    thresholds = Thresholds(max_out_of_range, max_psi, max_kpi_drift, max_overrides)
+    problems = thresholds.problems()
+    if report is not None:
+        try:
+            check_report_dir(report)
+        except MonitorError as error:
+            problems.append(str(error))
+    if problems:
+        fail(problems)
+    try:
+        rule_table, manifest = load_active_table(table)
+        frame = read_decision_log(log)
+        result = run_monitor(rule_table, manifest, frame, log, thresholds)
+    except (MonitorError, RuleTableError) as error:
+        fail([first_line(error)])
+    if report is not None:
+        try:
+            write_report(result, report)
+        except (MonitorError, OSError) as error:
+            fail([f"--report {report}: cannot be written ({first_line(error)})"])
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for check in result["checks"]:
+            mark = "ok   " if check["passed"] else "ALERT"
+            console.print(f"{mark} {check['name']}: {check['note']}", markup=False)
+        if report is not None:
+            console.print(f"report written to {report}", markup=False)
+    if result["status"] != "pass":
+        error_console.print(f"alert: {result['reason']}", markup=False)
+        raise typer.Exit(code=ALERT_EXIT_CODE)
