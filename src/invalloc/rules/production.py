@@ -106,3 +106,81 @@ def monitor(
     if result["status"] != "pass":
         error_console.print(f"alert: {result['reason']}", markup=False)
         raise typer.Exit(code=ALERT_EXIT_CODE)
+
+
+def challenge(
+    champion: Annotated[
+        str, typer.Option("--champion", help="The table in production: rules:DIR or models:/NAME@champion.")
+    ],
+    challenger: Annotated[
+        str,
+        typer.Option(
+            "--challenger", help="A registered table to try: rules:DIR (exported with registration) or models:/…"
+        ),
+    ],
+    scenario: Annotated[
+        str | None,
+        typer.Option("--scenario", help="Scenario to compare on (default: the one the tables were exported on)."),
+    ] = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=2, max=100_000, help="Paired episodes.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first episode.")] = 10_000,
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes", min=1, help="Worker processes (default: decided from the first episode)."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compare a challenger table with the champion on common random numbers; alias it `challenger` if better.
+
+    The alias is set only when the challenger's mean total reward beats the champion's with the
+    paired 95% CI above 0. Promotion to champion still needs `invalloc rules approve`.
+    """
+    import math
+
+    from invalloc.config.loader import ScenarioError
+    from invalloc.evaluation.compare import ComparisonError
+    from invalloc.rules.challenge import CHALLENGER_ALIAS, ChallengeError, run_challenge
+    from invalloc.rules.table import RuleTableError
+    from invalloc.sim.policy import PolicyError
+    from invalloc.sim.simulator import InvariantError
+    from invalloc.tracking import TrackingError
+
+    try:
+        result = run_challenge(
+            champion, challenger, scenario, episodes, seed, tracking_uri, processes, progress=not as_json
+        )
+    except ScenarioError as error:
+        fail(error.lines())
+    except PolicyError as error:  # RuleTableError is one; a solver failure has its own exit code
+        fail([first_line(error)], getattr(error, "exit_code", 2))
+    except (ChallengeError, ComparisonError, RuleTableError, TrackingError, OSError) as error:
+        fail([first_line(error)])
+    except InvariantError as error:
+        fail([f"invariant broken (a simulator bug, please report): {first_line(error)}"], 1)
+    except Exception as error:  # MLflow's own errors (no common base without importing it first)
+        if type(error).__module__.startswith("mlflow"):
+            fail([f"tracking: {first_line(error)}"])
+        raise
+    if as_json:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+        print(json.dumps(clean))
+        return
+    console.print(
+        f"{result['challenger']} against {result['champion']} on {result['scenario']}, {result['episodes']} paired "
+        f"episodes (seeds {result['seeds'][0]}–{result['seeds'][1]}): total reward {result['mean_difference']:+,.2f} "
+        f"per episode, 95% CI [{result['ci_low']:+,.2f}, {result['ci_high']:+,.2f}] — {result['verdict']}",
+        markup=False,
+    )
+    where = f"{result['model_name']} v{result['version']}"
+    if result["alias_set"]:
+        console.print(
+            f"alias {CHALLENGER_ALIAS} set on {where}; promote it with `invalloc rules approve` after review",
+            markup=False,
+        )
+    else:
+        console.print(f"not better with a CI above 0: {where} keeps its aliases (none set)", markup=False)
+    console.print(f"comparison logged as MLflow run {result['mlflow_run_id']}", markup=False)
