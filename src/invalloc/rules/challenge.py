@@ -46,6 +46,26 @@ def _parse_model_uri(spec: str) -> tuple[str, str | None, str | None]:
     raise ChallengeError(f"{spec}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
 
 
+def _registry_block(spec: str, option: str) -> tuple[dict, dict, Path]:
+    """The registry block of a ``rules:DIR`` table after verifying the directory (no store needed).
+
+    :raises ChallengeError: an unregistered table.
+    :raises RuleTableError: a directory that does not verify.
+    """
+    from invalloc.rules.manifest import verify_directory
+
+    directory = _rules_directory(spec)
+    assert directory is not None
+    manifest = verify_directory(directory)
+    registry = manifest.get("registry")
+    if not registry:
+        raise ChallengeError(
+            f"{option} {spec}: not registered (its manifest has no registry block); export it with --register "
+            "so that the challenger alias has a version to point at"
+        )
+    return registry, manifest, directory
+
+
 def registered_version(spec: str, tracking_uri: str, option: str = "--challenger") -> dict[str, str]:
     """The registered model version ``spec`` names: ``{"model_name", "version"}``.
 
@@ -58,18 +78,11 @@ def registered_version(spec: str, tracking_uri: str, option: str = "--challenger
     """
     import mlflow
 
-    from invalloc.rules.manifest import content_digest, verify_directory
+    from invalloc.rules.manifest import content_digest
     from invalloc.rules.registry import check_registered_content
 
-    directory = _rules_directory(spec)
-    if directory is not None:
-        manifest = verify_directory(directory)
-        registry = manifest.get("registry")
-        if not registry:
-            raise ChallengeError(
-                f"{option} {spec}: not registered (its manifest has no registry block); export it with --register "
-                "so that the challenger alias has a version to point at"
-            )
+    if spec.startswith("rules:"):
+        registry, manifest, directory = _registry_block(spec, option)
         check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
         return {"model_name": str(registry["model_name"]), "version": str(registry["version"])}
     if spec.startswith("models:/"):
@@ -77,7 +90,27 @@ def registered_version(spec: str, tracking_uri: str, option: str = "--challenger
         client = mlflow.MlflowClient(tracking_uri)
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         return {"model_name": name, "version": str(found.version)}
-    raise ChallengeError(f"{option} {spec}: a rule table is rules:DIR or models:/NAME@ALIAS")
+    raise ChallengeError(f"{option} {spec}: a registered rule table is rules:DIR or models:/NAME@ALIAS")
+
+
+def _check_offline(champion: str, challenger: str) -> None:
+    """What can be checked before the tracking store is touched: spec forms, the directories, registration.
+
+    :raises ChallengeError, RuleTableError: one line naming the option.
+    """
+    from invalloc.rules.manifest import verify_directory
+
+    for option, spec in (("--champion", champion), ("--challenger", challenger)):
+        if not spec.startswith(("rules:", "models:/")):
+            raise ChallengeError(f"{option} {spec}: a rule table is rules:DIR or models:/NAME@ALIAS")
+        if spec.startswith("models:/"):
+            _parse_model_uri(spec)
+        elif option == "--champion":
+            directory = _rules_directory(spec)
+            assert directory is not None
+            verify_directory(directory)
+    if challenger.startswith("rules:"):
+        _registry_block(challenger, "--challenger")
 
 
 def _scenario_of(spec: str) -> str | None:
@@ -115,6 +148,7 @@ def run_challenge(
     """
     import mlflow
 
+    from invalloc.config.loader import load_scenario
     from invalloc.evaluation.compare import run_comparison
     from invalloc.tracking import configure_tracking
 
@@ -123,21 +157,23 @@ def run_challenge(
         raise ChallengeError(f"--challenger {challenger}: is the champion; give another table")
     if episodes < 2:
         raise ChallengeError(f"--episodes {episodes}: a paired confidence interval needs at least 2")
-    uri = configure_tracking(tracking_uri)
-    version = registered_version(challenger, uri)
-    if champion.startswith(("rules:", "models:/")):
-        try:
-            same = registered_version(champion, uri, "--champion") == version
-        except ChallengeError:
-            same = False  # an unregistered champion is fine: only the challenger gets an alias
-        if same:
-            raise ChallengeError(
-                f"--challenger {challenger}: is the same registered version as the champion "
-                f"({version['model_name']} v{version['version']})"
-            )
+    # Everything that needs no store first: a bad spec or table must not create or touch one.
+    _check_offline(champion, challenger)
     scenario = scenario or _scenario_of(champion) or _scenario_of(challenger)
     if not scenario:
         raise ChallengeError("--scenario: give the scenario to compare on (neither table is a rules:DIR)")
+    load_scenario(scenario)  # a ScenarioError names the file and field
+    uri = configure_tracking(tracking_uri)
+    version = registered_version(challenger, uri)
+    try:
+        same = registered_version(champion, uri, "--champion") == version
+    except ChallengeError:
+        same = False  # an unregistered champion is fine: only the challenger gets an alias
+    if same:
+        raise ChallengeError(
+            f"--challenger {challenger}: is the same registered version as the champion "
+            f"({version['model_name']} v{version['version']})"
+        )
     comparison = run_comparison(
         scenario,
         [champion, challenger],
