@@ -184,6 +184,30 @@ def test_monitor_reports_edited_decisions_as_overrides(store, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_monitor_and_decision_log_of_a_registered_table(store, tmp_path):
+    version = json.loads((store["better"] / "manifest.json").read_text())["registry"]["version"]
+    uri = f"models:/{MODEL}/{version}"
+    argv = ["simulate", "--scenario", "tiny", "--policy", uri, "--episodes", "2", "--seed", "500"]
+    result = runner.invoke(app, [*argv, "--decision-log", str(tmp_path / "log.csv"), "--tracking-uri", store["uri"]])
+    assert result.exit_code == 0, result.output
+    # The registered table logs what the directory logs.
+    _simulate_log(store["better"], tmp_path / "from_dir.csv")
+    from_dir = pd.read_csv(tmp_path / "from_dir.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "log.csv"), from_dir[from_dir["episode"] < 2])
+    result = runner.invoke(
+        app, ["rules", "monitor", uri, "--log", str(tmp_path / "log.csv"), "--tracking-uri", store["uri"], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads(result.stdout)["table"]["content_sha256"]
+        == json.loads(
+            runner.invoke(
+                app, ["rules", "monitor", str(store["better"]), "--log", str(tmp_path / "log.csv"), "--json"]
+            ).stdout
+        )["table"]["content_sha256"]
+    )
+
+
 def test_monitor_of_a_table_exported_before_monitoring(store, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(store["better"], old)
@@ -214,11 +238,17 @@ def test_challenge_aliases_only_a_better_challenger(store):
     import mlflow
 
     uri = store["uri"]
-    base = ["rules", "challenge", "--champion", f"rules:{store['champion']}", "--episodes", "6", "--processes", "1"]
     versions = {
         name: json.loads((store[name] / "manifest.json").read_text())["registry"]["version"]
         for name in ("champion", "better", "worse")
     }
+    # The table in production: approved, so the registry's champion.
+    approve = ["rules", "approve", str(store["champion"]), "--reviewer", "R. Eviewer", "--comment", "in production"]
+    result = runner.invoke(app, [*approve, "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert _aliases(uri)["champion"] == versions["champion"]
+    champion = f"models:/{MODEL}@champion"
+    base = ["rules", "challenge", "--champion", champion, "--episodes", "6", "--processes", "1"]
 
     result = runner.invoke(app, [*base, "--challenger", f"rules:{store['worse']}", "--tracking-uri", uri, "--json"])
     assert result.exit_code == 0, result.output
@@ -234,8 +264,8 @@ def test_challenge_aliases_only_a_better_challenger(store):
     tags = client.get_model_version(MODEL, versions["better"]).tags
     low, high = json.loads(tags["challenge_ci"])
     assert 0 < low < high
-    # Promotion still needs a review: nothing became champion.
-    assert "champion" not in _aliases(uri)
+    # Promotion still needs a review: the champion stays.
+    assert _aliases(uri)["champion"] == versions["champion"]
     run = client.get_run(tags["challenge_run_id"])
     assert run.data.tags["invalloc.command"] == "challenge" and run.data.tags["invalloc.challenge.alias_set"] == "true"
 

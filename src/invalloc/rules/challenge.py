@@ -86,9 +86,13 @@ def registered_version(spec: str, tracking_uri: str, option: str = "--challenger
         check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
         return {"model_name": str(registry["model_name"]), "version": str(registry["version"])}
     if spec.startswith("models:/"):
+        from invalloc.rules.registry import KIND_TAG, RULE_TABLE_KIND
+
         name, alias, version = _parse_model_uri(spec)
         client = mlflow.MlflowClient(tracking_uri)
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        if found.tags.get(KIND_TAG) != RULE_TABLE_KIND:
+            raise ChallengeError(f"{option} {spec}: {name} v{found.version} is not a rule table (a trained agent?)")
         return {"model_name": name, "version": str(found.version)}
     raise ChallengeError(f"{option} {spec}: a registered rule table is rules:DIR or models:/NAME@ALIAS")
 
@@ -113,14 +117,24 @@ def _check_offline(champion: str, challenger: str) -> None:
         _registry_block(challenger, "--challenger")
 
 
-def _scenario_of(spec: str) -> str | None:
-    """The scenario a ``rules:DIR`` table was exported on (its manifest), else None."""
+def _scenario_of(spec: str, tracking_uri: str | None = None) -> str | None:
+    """The scenario a table was exported on: a ``rules:DIR`` table's manifest or, with
+    ``tracking_uri``, the ``invalloc.scenario`` tag of a registered version; else None."""
     from invalloc.rules.manifest import read_manifest
 
     directory = _rules_directory(spec)
-    if directory is None:
+    if directory is not None:
+        return (read_manifest(directory).get("scenario") or {}).get("name")
+    if tracking_uri is None or not spec.startswith("models:/"):
         return None
-    return (read_manifest(directory).get("scenario") or {}).get("name")
+    import mlflow
+
+    from invalloc.rules.registry import SCENARIO_TAG
+
+    name, alias, version = _parse_model_uri(spec)
+    client = mlflow.MlflowClient(tracking_uri)
+    found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    return found.tags.get(SCENARIO_TAG)
 
 
 def run_challenge(
@@ -160,10 +174,12 @@ def run_challenge(
     # Everything that needs no store first: a bad spec or table must not create or touch one.
     _check_offline(champion, challenger)
     scenario = scenario or _scenario_of(champion) or _scenario_of(challenger)
-    if not scenario:
-        raise ChallengeError("--scenario: give the scenario to compare on (neither table is a rules:DIR)")
-    load_scenario(scenario)  # a ScenarioError names the file and field
+    if scenario:
+        load_scenario(scenario)  # a ScenarioError names the file and field, before any store is touched
     uri = configure_tracking(tracking_uri)
+    scenario = scenario or _scenario_of(champion, uri) or _scenario_of(challenger, uri)
+    if not scenario:
+        raise ChallengeError("--scenario: give the scenario to compare on (neither table records one)")
     version = registered_version(challenger, uri)
     try:
         same = registered_version(champion, uri, "--champion") == version

@@ -19,17 +19,23 @@ import typer
 from invalloc.console import console, error_console, fail, first_line
 
 
-def load_active_table(spec: str):
-    """The table and manifest of ``spec``: a rule table directory (``DIR`` or ``rules:DIR``).
+def load_active_table(spec: str, tracking_uri: str | None = None):
+    """The table and manifest of ``spec``: a rule table directory (``DIR`` or ``rules:DIR``) or a
+    registered rule table (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``).
 
-    :raises RuleTableError: one line naming the file (as every load, the directory is verified).
+    :raises RuleTableError: one line naming the file or model (as every load, the table is verified;
+        a registered one must also hold the content its version was registered with).
     """
     from invalloc.rules.manifest import load_rule_table
     from invalloc.rules.table import RuleTableError
 
     text = str(spec).strip()
-    if text.startswith(("models:/", "runs:/", "run:")):
-        raise RuleTableError(f"{text}: give the table's directory (DIR or rules:DIR); registry URIs are not read here")
+    if text.startswith(("models:/", "runs:/")):
+        from invalloc.rules.registry import load_registered_table
+
+        return load_registered_table(text, tracking_uri)
+    if text.startswith("run:"):
+        raise RuleTableError(f"{text}: a trained agent, not a rule table (give DIR, rules:DIR or models:/NAME@ALIAS)")
     directory = Path(text.removeprefix("rules:"))
     if not directory.is_dir():
         raise RuleTableError(f"{directory}: no such rule table directory")
@@ -37,7 +43,10 @@ def load_active_table(spec: str):
 
 
 def monitor(
-    table: Annotated[str, typer.Argument(help="The active rule table: its directory (DIR or rules:DIR).")],
+    table: Annotated[
+        str,
+        typer.Argument(help="The active rule table: its directory (DIR or rules:DIR) or models:/NAME@ALIAS."),
+    ],
     log: Annotated[
         Path, typer.Option("--log", help="Decision log (.csv or .parquet), e.g. from `simulate --decision-log`.")
     ],
@@ -57,6 +66,12 @@ def monitor(
     ] = 0.05,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write monitor.html, monitor.json and the plot into this folder.")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="MLflow store of a models:/ table (default: $MLFLOW_TRACKING_URI, else local)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -85,8 +100,8 @@ def monitor(
     if problems:
         fail(problems)
     try:
-        rule_table, manifest = load_active_table(table)
         frame = read_decision_log(log)
+        rule_table, manifest = load_active_table(table, tracking_uri)
         result = run_monitor(rule_table, manifest, frame, log, thresholds)
     except (MonitorError, RuleTableError) as error:
         fail([first_line(error)])
