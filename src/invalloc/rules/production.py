@@ -108,7 +108,7 @@ def monitor(
     if report is not None:
         try:
             write_report(result, report)
-        except (MonitorError, OSError) as error:
+        except (ValueError, OSError) as error:  # MonitorError is a ValueError
             fail([f"--report {report}: cannot be written ({first_line(error)})"])
     if as_json:
         print(json.dumps(result))
