@@ -140,6 +140,7 @@ def test_champion_loads_in_a_fresh_process_and_decides_like_rules_decide(registe
     assert actual["rule_id"].nunique() == len(table)  # every rule decided some state
     np.testing.assert_allclose(actual.iloc[:, 1:].to_numpy(), expected.iloc[:, 1:].to_numpy(), rtol=1e-12)
     # Its requirements are what a package index serves: MLflow, numpy, pandas, no local versions.
+    mlflow.set_tracking_uri(registered["uri"])  # the registry of models:/ URIs
     folder = Path(mlflow.artifacts.download_artifacts(CHAMPION, tracking_uri=registered["uri"], dst_path=str(tmp_path)))
     requirements = (folder / "requirements.txt").read_text().split()
     assert sorted(r.split("==")[0] for r in requirements) == ["mlflow", "numpy", "pandas"]
@@ -186,6 +187,7 @@ def test_a_tampered_registered_table_is_refused(registered, tmp_path, monkeypatc
     from tampering import forge_audit_log, rehash
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registered["uri"])
+    mlflow.set_tracking_uri(registered["uri"])  # the registry of models:/ URIs
     folder = _model_table(registered)
     backup = tmp_path / "backup"
     shutil.copytree(folder, backup)
@@ -270,6 +272,7 @@ def test_lifecycle_candidate_champion_retired(drafts, tmp_path, mlflow_uri):
     assert client.get_registered_model(MODEL).aliases == {"champion": 2}
     old = client.get_model_version(MODEL, "1")
     assert old.tags["review_status"] == "retired" and old.tags["review_comment"] == f"superseded by {MODEL} v2"
+    mlflow.set_tracking_uri(mlflow_uri)
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1", dst_path=str(tmp_path / "dl1")))
     assert load_rule_table(folder / "artifacts" / "rule_table")[1]["review"]["status"] == "retired"
     # One champion per scenario across registered models: approving under another name retires v2.
