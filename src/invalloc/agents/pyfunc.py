@@ -33,8 +33,9 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
-#: Requirements when invalloc's own metadata cannot be read (running from a source tree).
-FALLBACK_REQUIREMENTS = ("stable-baselines3", "sb3-contrib", "torch", "numpy", "gymnasium", "mlflow")
+#: Required whatever invalloc's installed metadata says (it may predate a dependency, or be
+#: missing when running from a source tree): what loading and running a policy needs.
+CORE_REQUIREMENTS = ("stable-baselines3", "sb3-contrib", "torch", "numpy", "gymnasium", "mlflow")
 
 
 def pip_requirements() -> list[str]:
@@ -54,8 +55,9 @@ def pip_requirements() -> list[str]:
         declared = [Requirement(line) for line in requires("invalloc") or ()]
         names = [r.name for r in declared if r.marker is None or "extra" not in str(r.marker)]
     except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        names = list(FALLBACK_REQUIREMENTS)
-    return [installable_requirement(name) for name in names or FALLBACK_REQUIREMENTS]
+        names = []
+    unique = {name.lower().replace("_", "-"): name for name in (*names, *CORE_REQUIREMENTS)}
+    return [installable_requirement(name) for name in unique.values()]
 
 
 def code_paths(into: Path) -> list[str]:
