@@ -252,8 +252,8 @@ def test_challenge_aliases_only_a_better_challenger(store):
 
     result = runner.invoke(app, [*base, "--challenger", f"rules:{store['worse']}", "--tracking-uri", uri, "--json"])
     assert result.exit_code == 0, result.output
-    worse = json.loads(result.stdout)
-    assert worse["ci_high"] < 0 and worse["verdict"] == "worse" and not worse["alias_set"]
+    worse_result = json.loads(result.stdout)
+    assert worse_result["ci_high"] < 0 and worse_result["verdict"] == "worse" and not worse_result["alias_set"]
     assert "challenger" not in _aliases(uri)
 
     result = runner.invoke(app, [*base, "--challenger", f"rules:{store['better']}", "--tracking-uri", uri])
@@ -269,7 +269,14 @@ def test_challenge_aliases_only_a_better_challenger(store):
     run = client.get_run(tags["challenge_run_id"])
     assert run.data.tags["invalloc.command"] == "challenge" and run.data.tags["invalloc.challenge.alias_set"] == "true"
 
-    # A worse challenger afterwards leaves the alias where it is.
-    result = runner.invoke(app, [*base, "--challenger", f"rules:{store['worse']}", "--tracking-uri", uri, "--json"])
-    assert result.exit_code == 0 and not json.loads(result.stdout)["alias_set"]
+    # A worse challenger afterwards leaves the alias where it is, also on recent demand (a trace, × 1.5).
+    trace = _demand_trace(store["champion"].parent / "recent.csv", 1.5)
+    worse = [*base, "--challenger", f"rules:{store['worse']}", "--tracking-uri", uri, "--json"]
+    result = runner.invoke(app, [*worse, "--demand-trace", str(trace)])
+    assert result.exit_code == 0, result.output
+    on_trace = json.loads(result.stdout)
+    assert not on_trace["alias_set"] and on_trace["mean_difference"] != worse_result["mean_difference"]
     assert _aliases(uri)["challenger"] == versions["better"]
+    tags = client.get_run(on_trace["mlflow_run_id"]).data.tags
+    assert tags["invalloc.challenge.demand_trace"] == str(trace.resolve())
+    assert len(tags["invalloc.challenge.demand_trace_sha256"]) == 64

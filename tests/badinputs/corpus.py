@@ -2147,5 +2147,15 @@ for _name, (_argv, _files, _fragments) in {
         {"b": rule_dir(_fake_registry)},
         ("gopher://x",),
     ),
+    "demand_trace_missing": (
+        [*_CHALLENGE, "--demand-trace", "{w}/recent.csv"],
+        {"b": rule_dir(_fake_registry)},
+        ("recent.csv",),
+    ),
+    "demand_trace_negative": (
+        [*_CHALLENGE, "--demand-trace", "{w}/recent.csv"],
+        {"b": rule_dir(_fake_registry), "recent.csv": _trace(_full_trace(quantity=-1))},
+        ("recent.csv",),
+    ),
 }.items():
     case(f"rules-challenge/{_name}", _argv, {"a": rule_dir(), "b": rule_dir(), **_files}, _fragments)

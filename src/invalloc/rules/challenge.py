@@ -146,6 +146,7 @@ def run_challenge(
     tracking_uri: str | None = None,
     processes: int | None = None,
     progress: bool = True,
+    demand_trace: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compare ``challenger`` with ``champion`` on common random numbers; alias the challenger if better.
 
@@ -155,6 +156,9 @@ def run_challenge(
     :param scenario: where to compare (None: the scenario the champion, else the challenger, was
         exported on).
     :param episodes: paired episodes (≥ 2 for a confidence interval); ``seed`` is episode 0's.
+    :param demand_trace: compare on this demand instead of the scenario's random demand — recent
+        demand, say (CSV ``period,channel,sku,quantity``; every episode replays it, the other
+        draws follow each episode's seed). The tables still run on their own scenario.
     :returns: ``{"champion", "challenger", "scenario", "episodes", "seeds", "kpi",
         "mean_difference", "ci_low", "ci_high", "p_value", "verdict", "better", "alias_set",
         "model_name", "version", "mlflow_run_id", "tracking_uri"}``.
@@ -175,7 +179,12 @@ def run_challenge(
     _check_offline(champion, challenger)
     scenario = scenario or _scenario_of(champion) or _scenario_of(challenger)
     if scenario:
-        load_scenario(scenario)  # a ScenarioError names the file and field, before any store is touched
+        loaded = load_scenario(scenario)  # a ScenarioError names the file and field, before any store is touched
+        if demand_trace is not None:
+            from invalloc.sim.network import compile_network
+            from invalloc.sim.simulator import Simulator
+
+            Simulator(compile_network(loaded), check_invariants=False, demand_trace=demand_trace)  # DemandTraceError
     uri = configure_tracking(tracking_uri)
     scenario = scenario or _scenario_of(champion, uri) or _scenario_of(challenger, uri)
     if not scenario:
@@ -199,6 +208,7 @@ def run_challenge(
         tracking_uri=uri,
         processes=processes,
         progress=progress,
+        demand_trace=None if demand_trace is None else str(demand_trace),
     )
     paired = comparison.paired
     row = paired[(paired["policy"] == challenger) & (paired["kpi"] == CHALLENGE_KPI)].iloc[0]
@@ -215,6 +225,7 @@ def run_challenge(
             "invalloc.challenge.version": f"{name} v{number}",
             "invalloc.challenge.verdict": str(row["verdict"]),
             "invalloc.challenge.alias_set": str(better).lower(),
+            **_trace_tags(demand_trace),
         }.items():
             client.set_tag(run_id, key, value[:5000])
     if better:
@@ -244,7 +255,18 @@ def run_challenge(
         "version": number,
         "mlflow_run_id": run_id,
         "tracking_uri": uri,
+        "demand_trace": None if demand_trace is None else str(demand_trace),
     }
+
+
+def _trace_tags(demand_trace: str | Path | None) -> dict[str, str]:
+    """Run tags naming the demand a challenge replayed (path and sha256), if any."""
+    if demand_trace is None:
+        return {}
+    from invalloc.digests import sha256_file
+
+    path = Path(demand_trace).resolve()
+    return {"invalloc.challenge.demand_trace": str(path), "invalloc.challenge.demand_trace_sha256": sha256_file(path)}
 
 
 __all__ = ["CHALLENGER_ALIAS", "CHALLENGE_KPI", "ChallengeError", "registered_version", "run_challenge"]

@@ -137,6 +137,14 @@ def challenge(
         str | None,
         typer.Option("--scenario", help="Scenario to compare on (default: the one the tables were exported on)."),
     ] = None,
+    demand_trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--demand-trace",
+            help="Compare on this demand (CSV period,channel,sku,quantity, e.g. recent sales) instead of the "
+            "scenario's random demand.",
+        ),
+    ] = None,
     episodes: Annotated[int, typer.Option("--episodes", min=2, max=100_000, help="Paired episodes.")] = 30,
     seed: Annotated[int, typer.Option("--seed", min=0, max=2**62, help="Seed of the first episode.")] = 10_000,
     processes: Annotated[
@@ -160,15 +168,24 @@ def challenge(
     from invalloc.evaluation.compare import ComparisonError
     from invalloc.rules.challenge import CHALLENGER_ALIAS, ChallengeError, run_challenge
     from invalloc.rules.table import RuleTableError
+    from invalloc.sim.demand import DemandTraceError
     from invalloc.sim.policy import PolicyError
     from invalloc.sim.simulator import InvariantError
     from invalloc.tracking import TrackingError
 
     try:
         result = run_challenge(
-            champion, challenger, scenario, episodes, seed, tracking_uri, processes, progress=not as_json
+            champion,
+            challenger,
+            scenario,
+            episodes,
+            seed,
+            tracking_uri,
+            processes,
+            progress=not as_json,
+            demand_trace=demand_trace,
         )
-    except ScenarioError as error:
+    except (ScenarioError, DemandTraceError) as error:
         fail(error.lines())
     except PolicyError as error:  # RuleTableError is one; a solver failure has its own exit code
         fail([first_line(error)], getattr(error, "exit_code", 2))
@@ -187,7 +204,8 @@ def challenge(
     console.print(
         f"{result['challenger']} against {result['champion']} on {result['scenario']}, {result['episodes']} paired "
         f"episodes (seeds {result['seeds'][0]}–{result['seeds'][1]}): total reward {result['mean_difference']:+,.2f} "
-        f"per episode, 95% CI [{result['ci_low']:+,.2f}, {result['ci_high']:+,.2f}] — {result['verdict']}",
+        f"per episode, 95% CI [{result['ci_low']:+,.2f}, {result['ci_high']:+,.2f}] — {result['verdict']}"
+        + (f" (demand from {result['demand_trace']})" if result["demand_trace"] else ""),
         markup=False,
     )
     where = f"{result['model_name']} v{result['version']}"
