@@ -62,8 +62,11 @@ def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float =
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, timeout_seconds, must_exist)
     mlflow.set_tracking_uri(uri)
-    # MLflow announces creating and migrating a new store's tables at INFO: noise in a command's output.
+    # MLflow announces creating and migrating a new store's tables at INFO, and draws a progress
+    # bar for every artifact folder it copies: noise in a command's output (a user's own setting
+    # of MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR is kept).
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return uri
 
 

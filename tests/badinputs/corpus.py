@@ -1794,6 +1794,100 @@ case(
 
 
 # ---------------------------------------------------------------------------------------------
+# 8b. A rule table as an MLflow model: its predict input, its files, registered tables by URI
+# ---------------------------------------------------------------------------------------------
+
+
+def _predict(states: str = "states.csv") -> Callable[[Path], Any]:
+    """What the pyfunc model's predict runs (invalloc.rules.pyfunc.decide_frame) on a states CSV."""
+
+    def call(work: Path) -> Any:
+        import pandas as pd
+
+        from invalloc.rules.manifest import load_rule_table
+        from invalloc.rules.pyfunc import decide_frame
+
+        table, _ = load_rule_table(work / "table")
+        return decide_frame(table, pd.read_csv(work / states), states)
+
+    return call
+
+
+def _model_call(function: str, *args: str) -> Callable[[Path], Any]:
+    """A call of ``invalloc.rules.pyfunc.FUNCTION`` / ``invalloc.rules.registry.FUNCTION``; ``{w}``
+    in an argument is the work folder."""
+
+    def call(work: Path) -> Any:
+        import importlib
+
+        module = "invalloc.rules.registry" if function.startswith("load_registered") else "invalloc.rules.pyfunc"
+        target = getattr(importlib.import_module(module), function)
+        return target(
+            *(Path(a.replace("{w}", str(work))) if a.startswith("{w}/") else a.replace("{w}", str(work)) for a in args)
+        )
+
+    return call
+
+
+def _mlmodel(path: str) -> dict:
+    """An MLmodel whose rule table artifact lies at ``path``."""
+    return {"flavors": {"python_function": {"artifacts": {"rule_table": {"path": path}}}}}
+
+
+for _name in ("inf_feature", "minus_inf_feature", "nan_feature", "empty_feature", "text_feature", "huge_feature",
+              "missing_column", "only_header"):  # fmt: skip
+    case(f"rules-model/predict_{_name}", api=_predict(), files={"table": rule_dir(), "states.csv": STATES[_name][0]},
+         expect=("states.csv",))  # fmt: skip
+RULE_MODEL_CASES: dict[str, tuple[Callable[[Path], Any], dict, tuple[str, ...]]] = {
+    "artifact_escapes": (_model_call("table_directory", "{w}/m"), {"m/MLmodel": _mlmodel("../../etc")}, ("leaves",)),
+    "artifact_absolute": (_model_call("table_directory", "{w}/m"), {"m/MLmodel": _mlmodel("/etc")}, ("leaves",)),
+    "no_rule_table_artifact": (
+        _model_call("table_directory", "{w}/m"),
+        {"m/MLmodel": {"flavors": {"python_function": {}}}},
+        ("m", "rule_table"),
+    ),
+    "neither_model_nor_table": (_model_call("table_directory", "{w}/m"), {"m/x.txt": "1"}, ("m", "neither")),
+    "table_tampered": (
+        _model_call("load_model_table", "{w}/table", "0" * 64),
+        {"table": rule_dir(_write("rules.csv", "rule_id\n"), rehash=False)},
+        ("rules.csv", "sha256"),
+    ),
+    "other_content_than_logged": (
+        _model_call("load_model_table", "{w}/table", "0" * 64),
+        {"table": rule_dir()},
+        ("manifest.json", "recorded when it was logged"),
+    ),
+    "no_content_recorded": (_model_call("load_model_table", "{w}/table", ""), {"table": rule_dir()}, ("table",)),
+    "registered_missing_store": (
+        _model_call("load_registered_table", "models:/invalloc-rules-tiny@champion", "sqlite:///{w}/mlflow.db"),
+        {},
+        ("mlflow.db",),
+    ),
+    "registered_bad_scheme": (
+        _model_call("load_registered_policy", "models:/invalloc-rules-tiny@champion", "gopher://x"),
+        {},
+        ("gopher://x",),
+    ),
+}
+for _name, (_call, _files, _fragments) in RULE_MODEL_CASES.items():
+    case(f"rules-model/{_name}", api=_call, files=_files, expect=_fragments)
+case(
+    "rules-model/simulate_champion_missing_store",
+    ["simulate", "--scenario", "tiny", "--policy", "models:/invalloc-rules-tiny@champion", "--tracking-uri",
+     "sqlite:///{w}/mlflow.db"],
+    {},
+    ("mlflow.db",),
+)  # fmt: skip
+case(
+    "rules-model/compare_champion_missing_store",
+    ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "models:/invalloc-rules-tiny@champion",
+     "--out", "{w}/out", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+    {},
+    ("mlflow.db",),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
 # 9. The environment's Python API: constructor arguments and step/reset misuse
 # ---------------------------------------------------------------------------------------------
 
