@@ -6,6 +6,7 @@ quality and registered in a real MLflow sqlite store; every command runs through
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -116,6 +117,10 @@ def test_decision_log_holds_features_decisions_and_kpis_per_period(store, tmp_pa
         assert rows[KPI_PREFIX + "backordered_units"].sum() == pytest.approx(episode["backordered_units"])
         served, demand = rows[KPI_PREFIX + "served_units"].sum(), rows[KPI_PREFIX + "demand_units"].sum()
         assert served / demand == pytest.approx(episode["fill_rate"])
+    # The log is also a states CSV for `rules decide`, which decides as logged.
+    decided = runner.invoke(app, ["rules", "decide", str(store["better"]), "--input", str(log)])
+    assert decided.exit_code == 0, decided.output
+    assert pd.read_csv(io.StringIO(decided.stdout))["rule_id"].tolist() == frame["rule_id"].tolist()
     # The same log as parquet, read back identically.
     _simulate_log(store["better"], tmp_path / "log.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "log.parquet"), frame, check_dtype=False)
