@@ -348,7 +348,9 @@ def monitor(table: RuleTable, manifest: dict, frame: pd.DataFrame, path: Path, t
     else:
         expected = np.asarray(table.support, dtype=float)
         source = "the rules' support (extraction states; the manifest has no monitoring block)"
-        reference_n = int((manifest.get("extraction") or {}).get("states") or len(frame))
+        extraction = manifest.get("extraction")
+        states = extraction.get("states") if isinstance(extraction, dict) else None
+        reference_n = states if isinstance(states, int) and not isinstance(states, bool) and states > 0 else len(frame)
     total = expected.sum()
     expected = expected / total if total > 0 else np.full(len(table), 1 / len(table))
     hits = {"expected_from": source, **hit_rate_drift(rules, table, expected, reference_n)}
