@@ -178,7 +178,8 @@ def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
     client = mlflow.MlflowClient(mlflow_uri)
     champion = client.get_model_version_by_alias("retail-rules", "champion")
     assert str(champion.version) == manifest["registry"]["version"]
-    assert client.get_model_version_by_alias("retail-rules", "candidate").version == champion.version
+    # Approval moves the version from candidate to champion.
+    assert "candidate" not in client.get_registered_model("retail-rules").aliases
     assert champion.tags["review_status"] == "approved"
     lines = (out / "audit_log.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
@@ -203,16 +204,21 @@ def test_review_lifecycle_and_registry(exported, tmp_path, mlflow_uri):
     write_manifest(forged, manifest)
     with pytest.raises(RuleTableError, match="line 2 does not chain to the line before it"):
         load_rule_table(forged)
-    # The registered artifacts are the approved files.
+    # The registered model holds the approved files.
     folder = Path(mlflow.artifacts.download_artifacts("models:/retail-rules@champion", dst_path=str(tmp_path / "dl")))
-    assert json.loads((folder / "manifest.json").read_text())["review"]["status"] == "approved"
+    manifest_path = folder / "artifacts" / "rule_table" / "manifest.json"
+    assert json.loads(manifest_path.read_text())["review"]["status"] == "approved"
     # Approved cannot be approved again; it can become active, then retired.
     result = runner.invoke(app, ["rules", "approve", str(out), "--reviewer", "Ada", "--comment", "again"])
     assert result.exit_code == 2 and "cannot move to approved" in result.stderr
     review(out, "Bob", "go live", "active", mlflow_uri)
+    assert client.get_registered_model("retail-rules").aliases == {"champion": int(champion.version)}
     review(out, "Bob", "superseded", "retired", mlflow_uri)
     assert json.loads((out / "manifest.json").read_text())["review"]["status"] == "retired"
     assert client.get_model_version("retail-rules", champion.version).tags["review_status"] == "retired"
+    # Retirement removes the champion alias.
+    assert "champion" not in client.get_registered_model("retail-rules").aliases
+    assert json.loads((out / "manifest.json").read_text())["registry"]["alias"] is None
     # A tampered table cannot be approved.
     (out / "rules.csv").write_text((out / "rules.csv").read_text() + "\n")
     with pytest.raises(RuleTableError, match="sha256"):

@@ -223,13 +223,23 @@ def _simulate_policy(
 
 
 def _simulate_episode(
-    simulator: Simulator, network: Network, chosen: Policy, episode: int, seed: int
+    simulator: Simulator,
+    network: Network,
+    chosen: Policy,
+    episode: int,
+    seed: int,
+    on_reports: Callable[[int, int, list], None] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """One episode of `simulate`: its KPI row and its audit table (None without an audit log)."""
+    """One episode of `simulate`: its KPI row and its audit table (None without an audit log).
+
+    ``on_reports(episode, seed, reports)`` sees the episode's period reports (the decision log).
+    """
     from invalloc.sim.kpis import episode_kpis
     from invalloc.sim.simulator import run_episode
 
     reports = run_episode(simulator, chosen, seed=seed)
+    if on_reports is not None:
+        on_reports(episode, seed, reports)
     kpis = episode_kpis(reports, network)
     bound = getattr(chosen, "bound_of_last_episode", None)
     if bound is not None:
@@ -237,6 +247,11 @@ def _simulate_episode(
         kpis["oracle_bound"] = float(bound)
     frame = simulator.audit_log.frame(episode) if simulator.audit_log is not None else None
     return {"episode": episode, "seed": seed, **kpis}, frame
+
+
+def _end_logged_episode(recorder: Any, unmet_demand: str, episode: int, seed: int, reports: list) -> None:
+    """Close a decision-logged episode: its periods' KPIs join the logged decisions."""
+    recorder.end_episode(episode, seed, reports, unmet_demand)
 
 
 def _simulate_worker(
@@ -321,6 +336,14 @@ def simulate(
     audit_log: Annotated[
         Path | None, typer.Option("--audit-log", help="Write the audit log (.csv or .parquet).")
     ] = None,
+    decision_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--decision-log",
+            help="With --policy rules:DIR: write per period the features, the rule that fired, its outputs and the "
+            "period's KPIs (.csv or .parquet; what `invalloc rules monitor` reads).",
+        ),
+    ] = None,
     check_invariants: Annotated[
         bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")
     ] = True,
@@ -343,6 +366,17 @@ def simulate(
         problems = output_file_problems(audit_log, "--audit-log", (".csv", ".parquet"))
         if problems:
             _fail(problems)
+    if decision_log is not None:
+        problems = output_file_problems(decision_log, "--decision-log", (".csv", ".parquet"))
+        if not policy.startswith(("rules:", "models:/")):
+            problems.append(
+                f"--decision-log {decision_log}: logs the decisions of a rule table (--policy rules:DIR or "
+                f"models:/NAME@ALIAS of a registered table), not of {policy}"
+            )
+        if audit_log is not None and decision_log.resolve() == audit_log.resolve():
+            problems.append(f"--decision-log {decision_log}: is also the --audit-log; give two files")
+        if problems:
+            _fail(problems)
     if actions is not None and policy != "replay":
         _fail([f"--actions {actions}: only --policy replay replays an actions CSV (the policy is {policy})"])
     _check_executor(executor, ray_address)
@@ -359,6 +393,14 @@ def simulate(
         if policy.startswith(("run:", "runs:/", "models:/", "rules:")) and (params or actions is not None):
             _fail([f"--policy {policy}: takes no --param, --params or --actions"])
         chosen = _simulate_policy(loaded, policy, params, str(actions) if actions else None, tracking_uri)
+        if decision_log is not None:
+            from invalloc.rules.decision_log import DecisionRecorder
+
+            if not (hasattr(chosen, "table") and hasattr(chosen, "features")):
+                _fail([f"--decision-log {decision_log}: {policy} is not a rule table; only rule tables log decisions"])
+            if executor == "ray":
+                _fail([f"--decision-log {decision_log}: with --executor local only (the log is kept in this process)"])
+            chosen = DecisionRecorder(chosen)
         try:
             simulator = Simulator(
                 network,
@@ -393,9 +435,13 @@ def simulate(
                     worker, calls, policy, tracking_uri, ray_address, lambda: progress.advance(task)
                 )
             else:
+                on_reports = None
+                if decision_log is not None:
+                    unmet = loaded.scenario.episode.unmet_demand
+                    on_reports = functools.partial(_end_logged_episode, chosen, unmet)
                 outcomes = []
                 for call in calls:
-                    outcomes.append(_simulate_episode(simulator, network, chosen, *call))
+                    outcomes.append(_simulate_episode(simulator, network, chosen, *call, on_reports=on_reports))
                     progress.advance(task)
         results = [kpis for kpis, _ in outcomes]
         audit_tables = [frame for _, frame in outcomes if frame is not None]
@@ -416,6 +462,11 @@ def simulate(
             write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
         except OSError as error:
             _fail([f"--audit-log {audit_log}: cannot be written ({error.strerror or error})"])
+    if decision_log is not None:
+        try:
+            write_table(chosen.frame(), decision_log)
+        except OSError as error:
+            _fail([f"--decision-log {decision_log}: cannot be written ({error.strerror or error})"])
     summary = summarise(results)
     if as_json:
         print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
@@ -429,6 +480,8 @@ def simulate(
     console.print(table)
     if audit_log is not None:
         console.print(f"audit log written to {audit_log}", markup=False)
+    if decision_log is not None:
+        console.print(f"decision log written to {decision_log} (one row per period)", markup=False)
 
 
 @app.command()
@@ -520,8 +573,11 @@ app.command("compare")(compare)
 
 from invalloc.export.command import approve, export  # noqa: E402 - rule export and review (lazy heavy imports)
 from invalloc.rules.command import rules_app  # noqa: E402
+from invalloc.rules.production import challenge, monitor  # noqa: E402 - monitoring and the challenger loop
 
 rules_app.command("approve")(approve)
+rules_app.command("monitor")(monitor)
+rules_app.command("challenge")(challenge)
 app.add_typer(rules_app, name="rules")
 app.command("export")(export)
 

@@ -2,13 +2,15 @@
 
 1. train a policy anchored on the tuned rule on ``retail`` (``invalloc/experiments/retail_ars_quick.yaml``:
    Augmented Random Search on common random numbers, a bounded correction to the tuned
-   proportional rule, so it starts *from* that rule), tracked in MLflow;
+   proportional rule, so it starts *from* that rule), tracked in MLflow and registered as
+   :data:`POLICY_MODEL`;
 2. compare it with the rule-based baselines, each with the parameters tuned for ``retail``
    (``invalloc/tuned/retail/*.yaml``, ``NAME@tuned``), on the same held-out demand (common
    random numbers, paired statistics), with an HTML report; the reference is the best tuned
    baseline, and the closing line states the learned policy's paired difference from it with
    its 95% CI and verdict, whichever way it goes;
-3. export the learned policy as a deterministic rule table and verify it;
+3. export the learned policy as a deterministic rule table, verify it and register it
+   (``invalloc-rules-retail`` @ ``candidate``, a pyfunc model);
 4. say where everything is.
 
 Comparison seeds start at :data:`COMPARISON_SEED`, away from the training episodes (random
@@ -34,6 +36,9 @@ EXPERIMENT = "retail_ars_quick"
 BASELINES = tuple(f"{name}@tuned" for name in ("base_stock", "s_S", "proportional", "priority", "fixed_split"))
 #: Seed of the first comparison episode.
 COMPARISON_SEED = 2_000_000
+#: The registered model the quickstart's policy becomes a version of (its rule table:
+#: ``invalloc-rules-retail``, registered by the export).
+POLICY_MODEL = "invalloc-policy-retail"
 
 
 @dataclass
@@ -78,7 +83,8 @@ def run_quickstart(
     console: Console | None = None,
 ) -> QuickstartResult:
     """Train, compare, export; returns where the results are. Output folders are made fresh."""
-    from invalloc.agents.training import train
+    from invalloc.agents.experiment import load_experiment
+    from invalloc.agents.training import default_run_name, train
     from invalloc.evaluation.compare import run_comparison
     from invalloc.evaluation.report import check_out_dir, write_report
     from invalloc.tracking import configure_tracking
@@ -106,9 +112,19 @@ def run_quickstart(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     console.rule(f"1/4 · training on retail ({EXPERIMENT}: ARS, anchored on the tuned proportional rule)")
-    trained = train(EXPERIMENT, timesteps=timesteps, tracking_uri=uri, run_name="quickstart")
+    experiment = load_experiment(EXPERIMENT, timesteps=timesteps)
+    trained = train(
+        experiment,
+        tracking_uri=uri,
+        run_name=f"quickstart-{default_run_name(experiment)}",
+        register=POLICY_MODEL,
+    )
     learned = f"run:{trained.run_id}"
-    console.print(f"MLflow run {trained.run_id}: best evaluation reward {trained.best_reward:,.0f}", markup=False)
+    console.print(
+        f"MLflow run {trained.run_id}: best evaluation reward {trained.best_reward:,.0f}; "
+        f"registered as {POLICY_MODEL} version {trained.registered_version}",
+        markup=False,
+    )
 
     console.rule(f"2/4 · comparing with the tuned baselines on {episodes} held-out episodes")
     comparison = run_comparison(
@@ -125,13 +141,14 @@ def run_quickstart(
     paired = comparison.paired.query("policy == @learned and kpi == 'total_reward'").iloc[0]
 
     table_dir: Path | None = None
+    table_manifest: dict = {}
     if export:
         console.rule("3/4 · exporting the learned policy as a rule table")
         from invalloc.export import export_rule_table
         from invalloc.rules import verify_rule_table
 
         table_dir = out_dir / "rules"
-        export_rule_table(trained.run_id, out_dir=table_dir, tracking_uri=uri, console=console)
+        table_manifest = export_rule_table(trained.run_id, out_dir=table_dir, tracking_uri=uri, console=console)
         verify_rule_table(table_dir)
         console.print(f"rule table written and verified: {table_dir}", markup=False)
 
@@ -155,6 +172,11 @@ def run_quickstart(
     if table_dir is not None:
         console.print(f"rule table: {table_dir}  (invalloc rules show {table_dir})", markup=False)
     console.print(f"MLflow training run {trained.run_id}, comparison run {comparison.mlflow_run_id}", markup=False)
+    registered = [f"models:/{POLICY_MODEL}/{trained.registered_version}"]
+    if table_manifest.get("registry"):
+        registry = table_manifest["registry"]
+        registered.append(f"models:/{registry['model_name']}/{registry['version']} (the rule table)")
+    console.print(f"registered: {', '.join(registered)}", markup=False)
     if not uri.startswith("http"):
         console.print(f"open the MLflow UI: mlflow ui --backend-store-uri {uri}", markup=False)
     console.print(f"quickstart took {result.seconds / 60:.1f} minutes", markup=False)

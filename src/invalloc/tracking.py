@@ -13,6 +13,7 @@ be told from one still running (:func:`clean_stale_runs`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import urllib.error
@@ -64,6 +65,11 @@ def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float =
     # which would break the commands' --json output (the run's id is in it anyway).
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
+    # MLflow announces creating and migrating a new store's tables at INFO, and draws a progress
+    # bar for every artifact folder it copies: noise in a command's output (a user's own setting
+    # of MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR is kept).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return uri
 
 
@@ -167,17 +173,130 @@ def artifact_root(tracking_uri: str) -> str | None:
     return (base / DEFAULT_ARTIFACT_FOLDER).as_uri()
 
 
+#: Experiment tag MLflow 3's UI reads to choose its view; without it an experiment opens in the GenAI view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+#: Its value for classic machine learning (the UI's "custom model development").
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(name: str, tracking_uri: str) -> str:
-    """The id of experiment ``name``, created (with an explicit artifact location) if missing."""
+    """The id of experiment ``name``, created (with an explicit artifact location) if missing.
+
+    The experiment is tagged :data:`EXPERIMENT_KIND_TAG` = :data:`EXPERIMENT_KIND` (also an
+    existing one that lacks the tag), so MLflow's UI shows runs, metrics and models.
+    """
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if EXPERIMENT_KIND_TAG not in existing.tags:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return existing.experiment_id
     root = artifact_root(tracking_uri)
     location = f"{root}/{name}" if root else None
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+def system_tags(tags: dict[str, str] | None = None) -> dict[str, str]:
+    """``tags`` with MLflow's system tags added, as its fluent ``start_run`` would add them.
+
+    MLflow's context providers (:func:`mlflow.tracking.context.registry.resolve_tags`) give
+    ``mlflow.user``, ``mlflow.source.name`` and ``mlflow.source.type`` (and the git commit of
+    the entry script when it lives in a git checkout); when they find no commit, the commit,
+    branch and repository of the checkout invalloc itself runs from are added
+    (``mlflow.source.git.*``, through :mod:`mlflow.utils.git_utils`), where there is one.
+    Explicit ``tags`` win.
+    """
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils import git_utils
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
+
+    resolved = resolve_tags(dict(tags or {}))
+    if MLFLOW_GIT_COMMIT not in resolved:
+        here = str(Path(__file__).resolve().parent)
+        found = {
+            MLFLOW_GIT_COMMIT: git_utils.get_git_commit(here),
+            MLFLOW_GIT_BRANCH: git_utils.get_git_branch(here),
+            MLFLOW_GIT_REPO_URL: git_utils.get_git_repo_url(here),
+        }
+        resolved = {**{key: value for key, value in found.items() if value}, **resolved}
+    return resolved
+
+
+def create_run(client, experiment: str, name: str, tags: dict[str, str] | None = None):
+    """A new run of ``experiment`` named ``name``, carrying ``tags`` and MLflow's system tags
+    (:func:`system_tags`): the run page shows who created it, its source and its commit."""
+    return client.create_run(experiment, run_name=name, tags=system_tags(tags))
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Keep MLflow's progress bars and INFO lines out of a command's output while a model is
+    saved or logged (warnings and errors still show).
+
+    MLflow prints a progress bar for every artifact it copies and an INFO line for each
+    step of saving a model; around a command's own output they are noise.
+    """
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    logger = logging.getLogger("mlflow")
+    level, bar = logger.level, os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    logger.setLevel(logging.WARNING)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bar
+
+
+def installable_requirement(package: str) -> str:
+    """``package==VERSION`` for the installed version as a package index publishes it.
+
+    A local version label is dropped (``torch==2.13.0+cpu`` → ``torch==2.13.0``): no index
+    serves local versions, and the public release has the same code. A package that is not
+    installed is required without a version.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        return package
+    try:
+        return f"{package}=={Version(installed).public}"
+    except InvalidVersion:
+        return f"{package}=={installed.split('+', 1)[0]}"
+
+
+def copy_package_code(into: Path, parts: tuple[str, ...] | None = None) -> Path:
+    """Copy invalloc's source (``parts``: paths inside the package, files or folders; None: all
+    of it) into ``into/invalloc`` and return that folder, for a model's ``code_paths``.
+
+    A logged model ships the invalloc code it runs, so its environment is rebuilt from its
+    public requirements alone (invalloc itself is not on a package index). Byte code caches
+    are left out.
+    """
+    import shutil
+
+    source = Path(__file__).resolve().parent
+    target = Path(into) / "invalloc"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    if parts is None:
+        shutil.copytree(source, target, ignore=ignore)
+        return target
+    for part in parts:
+        origin, destination = source / part, target / part
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            shutil.copytree(origin, destination, ignore=ignore)
+        else:
+            shutil.copy2(origin, destination)
+    return target
 
 
 def git_commit() -> str:
@@ -453,11 +572,11 @@ class RunLease:
 def owned_run(client, tracking_uri: str, experiment: str, name: str, tags: dict[str, str]) -> Iterator[Any]:
     """A new run of ``experiment``, owned by this process (:class:`RunLease`) while the block runs.
 
-    Ends ``FINISHED``, ``FAILED`` on an exception, ``KILLED`` on Ctrl-C; killed with ``kill -9``
-    it is marked ``KILLED`` by the next training or ``invalloc runs clean`` (its owner is gone).
-    Yields the created :class:`mlflow.entities.Run`.
+    Created with MLflow's system tags (:func:`create_run`). Ends ``FINISHED``, ``FAILED`` on an
+    exception, ``KILLED`` on Ctrl-C; killed with ``kill -9`` it is marked ``KILLED`` by the next
+    training or ``invalloc runs clean`` (its owner is gone). Yields the created :class:`mlflow.entities.Run`.
     """
-    run = client.create_run(experiment, run_name=name, tags=tags)
+    run = create_run(client, experiment, name, tags)
     lease = RunLease(client, tracking_uri)
     try:
         lease.acquire(run.info.run_id)

@@ -1794,6 +1794,100 @@ case(
 
 
 # ---------------------------------------------------------------------------------------------
+# 8b. A rule table as an MLflow model: its predict input, its files, registered tables by URI
+# ---------------------------------------------------------------------------------------------
+
+
+def _predict(states: str = "states.csv") -> Callable[[Path], Any]:
+    """What the pyfunc model's predict runs (invalloc.rules.pyfunc.decide_frame) on a states CSV."""
+
+    def call(work: Path) -> Any:
+        import pandas as pd
+
+        from invalloc.rules.manifest import load_rule_table
+        from invalloc.rules.pyfunc import decide_frame
+
+        table, _ = load_rule_table(work / "table")
+        return decide_frame(table, pd.read_csv(work / states), states)
+
+    return call
+
+
+def _model_call(function: str, *args: str) -> Callable[[Path], Any]:
+    """A call of ``invalloc.rules.pyfunc.FUNCTION`` / ``invalloc.rules.registry.FUNCTION``; ``{w}``
+    in an argument is the work folder."""
+
+    def call(work: Path) -> Any:
+        import importlib
+
+        module = "invalloc.rules.registry" if function.startswith("load_registered") else "invalloc.rules.pyfunc"
+        target = getattr(importlib.import_module(module), function)
+        return target(
+            *(Path(a.replace("{w}", str(work))) if a.startswith("{w}/") else a.replace("{w}", str(work)) for a in args)
+        )
+
+    return call
+
+
+def _mlmodel(path: str) -> dict:
+    """An MLmodel whose rule table artifact lies at ``path``."""
+    return {"flavors": {"python_function": {"artifacts": {"rule_table": {"path": path}}}}}
+
+
+for _name in ("inf_feature", "minus_inf_feature", "nan_feature", "empty_feature", "text_feature", "huge_feature",
+              "missing_column", "only_header"):  # fmt: skip
+    case(f"rules-model/predict_{_name}", api=_predict(), files={"table": rule_dir(), "states.csv": STATES[_name][0]},
+         expect=("states.csv",))  # fmt: skip
+RULE_MODEL_CASES: dict[str, tuple[Callable[[Path], Any], dict, tuple[str, ...]]] = {
+    "artifact_escapes": (_model_call("table_directory", "{w}/m"), {"m/MLmodel": _mlmodel("../../etc")}, ("leaves",)),
+    "artifact_absolute": (_model_call("table_directory", "{w}/m"), {"m/MLmodel": _mlmodel("/etc")}, ("leaves",)),
+    "no_rule_table_artifact": (
+        _model_call("table_directory", "{w}/m"),
+        {"m/MLmodel": {"flavors": {"python_function": {}}}},
+        ("m", "rule_table"),
+    ),
+    "neither_model_nor_table": (_model_call("table_directory", "{w}/m"), {"m/x.txt": "1"}, ("m", "neither")),
+    "table_tampered": (
+        _model_call("load_model_table", "{w}/table", "0" * 64),
+        {"table": rule_dir(_write("rules.csv", "rule_id\n"), rehash=False)},
+        ("rules.csv", "sha256"),
+    ),
+    "other_content_than_logged": (
+        _model_call("load_model_table", "{w}/table", "0" * 64),
+        {"table": rule_dir()},
+        ("manifest.json", "recorded when it was logged"),
+    ),
+    "no_content_recorded": (_model_call("load_model_table", "{w}/table", ""), {"table": rule_dir()}, ("table",)),
+    "registered_missing_store": (
+        _model_call("load_registered_table", "models:/invalloc-rules-tiny@champion", "sqlite:///{w}/mlflow.db"),
+        {},
+        ("mlflow.db",),
+    ),
+    "registered_bad_scheme": (
+        _model_call("load_registered_policy", "models:/invalloc-rules-tiny@champion", "gopher://x"),
+        {},
+        ("gopher://x",),
+    ),
+}
+for _name, (_call, _files, _fragments) in RULE_MODEL_CASES.items():
+    case(f"rules-model/{_name}", api=_call, files=_files, expect=_fragments)
+case(
+    "rules-model/simulate_champion_missing_store",
+    ["simulate", "--scenario", "tiny", "--policy", "models:/invalloc-rules-tiny@champion", "--tracking-uri",
+     "sqlite:///{w}/mlflow.db"],
+    {},
+    ("mlflow.db",),
+)  # fmt: skip
+case(
+    "rules-model/compare_champion_missing_store",
+    ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "models:/invalloc-rules-tiny@champion",
+     "--out", "{w}/out", "--tracking-uri", "sqlite:///{w}/mlflow.db"],
+    {},
+    ("mlflow.db",),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
 # 9. The environment's Python API: constructor arguments and step/reset misuse
 # ---------------------------------------------------------------------------------------------
 
@@ -1923,3 +2017,274 @@ case(
     ("--ray-address 127.0.0.1:1", "no Ray cluster"),
     subprocess=True,
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. A table in production: decision logs (`rules monitor`, `simulate --decision-log`) and
+#     `rules challenge`
+# ---------------------------------------------------------------------------------------------
+
+
+def _tiny_names() -> tuple[list[str], list[str]]:
+    """The feature and output names of the corpus table (compact, on `tiny`)."""
+    from invalloc.env.actions import ActionMapper
+    from invalloc.env.features import FeatureSet
+    from invalloc.rules.table import action_outputs
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    network = compile_network(load_scenario("tiny"))
+    actions = ActionMapper(Simulator(network, check_invariants=False), "compact").names
+    return FeatureSet(network).names, [o.name for o in action_outputs(actions, "compact")]
+
+
+def _log(drop: tuple[str, ...] = (), rows: int = 4, suffix: str = "csv", **first: Any) -> Callable[[Path], None]:
+    """A decision log for the corpus table (features 5.0, the table's outputs 1.0, a fill rate),
+    without the columns ``drop``, the first row's cells ``first`` overriding (``kpi_x`` → ``kpi.x``)."""
+
+    def build(path: Path) -> None:
+        import pandas as pd
+
+        features, outputs = _tiny_names()
+        frame = pd.DataFrame({"episode": [0] * rows, "period": list(range(rows))})
+        for name in features:
+            frame[name] = 5.0
+        for name in outputs:
+            frame[name] = 1.0
+        frame[outputs[0]] = 1.5  # rule 0 (first feature < 10) sets 1.5
+        frame["kpi.fill_rate"] = 0.9
+        frame = frame.astype(object)
+        for key, value in first.items():
+            frame.loc[0, key.replace("kpi_", "kpi.", 1)] = value
+        frame = frame.drop(columns=list(drop))
+        if suffix == "parquet":
+            frame.astype(str).to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+
+    return build
+
+
+def _with_monitoring(**changes: Any) -> Callable[[Path], None]:
+    """Add a valid `monitoring` block to the corpus table's manifest, then ``changes`` (``a|b`` paths)."""
+
+    def edit(directory: Path) -> None:
+        from invalloc.rules.manifest import load_rule_table
+
+        table, _ = load_rule_table(directory)
+        block = {
+            "feature_ranges": {name: [0.0, 50.0] for name in table.feature_names},
+            "states_seen": 100,
+            "hit_rates": {rid: round(1 / len(table), 6) for rid in table.rule_ids},
+            "periods": 100,
+            "episodes": 5,
+            "kpis": {"fill_rate": {"mean": 0.9, "std": 0.1}, "reward": {"mean": 100.0, "std": 10.0}},
+        }
+        _edit_manifest(monitoring=block)(directory)
+        if changes:
+            _edit_manifest(**changes)(directory)
+
+    return edit
+
+
+_TINY_FEATURE = "days_of_cover_dc_clearance"
+_TINY_OUTPUT = "sku_cover_multiplier_widget"
+LOG_CASES: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "empty_file": ("", ("log.csv",)),
+    "binary": (bytes(range(256)) * 4, ("log.csv",)),
+    "only_header": (lambda path: path.write_text("episode,period\n"), ("log.csv",)),
+    "missing_feature": (_log(drop=(_TINY_FEATURE,)), ("log.csv", _TINY_FEATURE)),
+    "text_feature": (_log(**{_TINY_FEATURE: "warm"}), ("log.csv", _TINY_FEATURE, "row 1")),
+    "empty_feature": (_log(**{_TINY_FEATURE: None}), ("log.csv", _TINY_FEATURE)),
+    "inf_feature": (_log(**{_TINY_FEATURE: "inf"}), ("log.csv", _TINY_FEATURE)),
+    "minus_inf_feature": (_log(**{_TINY_FEATURE: "-inf"}), ("log.csv", _TINY_FEATURE)),
+    "huge_feature": (_log(**{_TINY_FEATURE: "1e400"}), ("log.csv", _TINY_FEATURE)),
+    "nan_feature": (_log(**{_TINY_FEATURE: "nan"}), ("log.csv", _TINY_FEATURE)),
+    "partial_outputs": (_log(drop=(_TINY_OUTPUT,)), ("log.csv", _TINY_OUTPUT)),
+    "text_output": (_log(**{"dc_cover_multiplier_dc": "more"}), ("log.csv", "dc_cover_multiplier_dc")),
+    "empty_output": (_log(**{"dc_cover_multiplier_dc": None}), ("log.csv", "dc_cover_multiplier_dc")),
+}
+for _name, (_content, _fragments) in LOG_CASES.items():
+    case(
+        f"rules-monitor/log_{_name}",
+        ["rules", "monitor", "{w}/table", "--log", "{w}/log.csv"],
+        {"table": rule_dir(), "log.csv": _content},
+        _fragments,
+    )
+for _name, (_cells, _fragment) in {
+    "kpi_text": ({"kpi_fill_rate": "high"}, "kpi.fill_rate"),
+    "kpi_inf": ({"kpi_fill_rate": "inf"}, "kpi.fill_rate"),
+    "kpi_empty": ({"kpi_fill_rate": None}, "kpi.fill_rate"),
+}.items():
+    case(
+        f"rules-monitor/log_{_name}",
+        ["rules", "monitor", "{w}/table", "--log", "{w}/log.csv"],
+        {"table": rule_dir(_with_monitoring()), "log.csv": _log(**_cells)},
+        ("log.csv", _fragment),
+    )
+MONITORING_BLOCKS: dict[str, tuple[dict[str, Any], str]] = {
+    "not_object": ({"monitoring": "yes"}, "monitoring"),
+    "ranges_number": ({"monitoring|feature_ranges": 3}, "monitoring.feature_ranges"),
+    "ranges_missing_feature": ({"monitoring|feature_ranges": {"days_remaining": [0, 1]}}, "feature_ranges"),
+    "range_reversed": ({f"monitoring|feature_ranges|{_TINY_FEATURE}": [5.0, 1.0]}, _TINY_FEATURE),
+    "range_text": ({f"monitoring|feature_ranges|{_TINY_FEATURE}": ["a", "b"]}, _TINY_FEATURE),
+    "range_one_value": ({f"monitoring|feature_ranges|{_TINY_FEATURE}": [1.0]}, _TINY_FEATURE),
+    "hit_rates_other_rules": ({"monitoring|hit_rates": {"R00000000": 1.0}}, "monitoring.hit_rates"),
+    "hit_rates_list": ({"monitoring|hit_rates": [1.0]}, "monitoring.hit_rates"),
+    "kpis_text_mean": ({"monitoring|kpis|fill_rate": {"mean": "high", "std": 0.1}}, "monitoring.kpis"),
+    "kpis_missing_std": ({"monitoring|kpis|reward": {"mean": 1.0}}, "monitoring.kpis"),
+    "periods_zero": ({"monitoring|periods": 0}, "monitoring.periods"),
+    "periods_text": ({"monitoring|periods": "many"}, "monitoring.periods"),
+    "periods_bool": ({"monitoring|periods": True}, "monitoring.periods"),
+}
+for _name, (_changes, _fragment) in MONITORING_BLOCKS.items():
+    case(
+        f"rules-monitor/manifest_{_name}",
+        ["rules", "monitor", "{w}/table", "--log", "{w}/log.csv"],
+        {"table": rule_dir(_with_monitoring(**_changes)), "log.csv": _log()},
+        ("manifest.json", _fragment),
+    )
+_MONITOR = ["rules", "monitor", "{w}/table", "--log", "{w}/log.csv"]
+for _name, (_argv, _files, _fragments) in {
+    "log_missing_file": (["rules", "monitor", "{w}/table", "--log", "{w}/none.csv"], {}, ("none.csv",)),
+    "log_directory": (["rules", "monitor", "{w}/table", "--log", "{w}/ldir"], {"ldir/x": "1"}, ("ldir",)),
+    "log_suffix": (["rules", "monitor", "{w}/table", "--log", "{w}/log.txt"], {"log.txt": _log()}, ("log.txt",)),
+    "log_parquet_garbage": (
+        ["rules", "monitor", "{w}/table", "--log", "{w}/log.parquet"],
+        {"log.parquet": b"PAR1" + bytes(range(256)) + b"PAR1"},
+        ("log.parquet",),
+    ),
+    "log_parquet_text_feature": (
+        ["rules", "monitor", "{w}/table", "--log", "{w}/log.parquet"],
+        {"log.parquet": _log(suffix="parquet", **{_TINY_FEATURE: "warm"})},
+        ("log.parquet", _TINY_FEATURE),
+    ),
+    "max_psi_negative": ([*_MONITOR, "--max-psi", "-1"], {"log.csv": _log()}, ("--max-psi",)),
+    "max_psi_nan": ([*_MONITOR, "--max-psi", "nan"], {"log.csv": _log()}, ("--max-psi",)),
+    "max_psi_text": ([*_MONITOR, "--max-psi", "high"], {"log.csv": _log()}, ("--max-psi",)),
+    "max_kpi_drift_inf": ([*_MONITOR, "--max-kpi-drift", "inf"], {"log.csv": _log()}, ("--max-kpi-drift",)),
+    "max_out_of_range_above_one": (
+        [*_MONITOR, "--max-out-of-range", "1.5"],
+        {"log.csv": _log()},
+        ("--max-out-of-range",),
+    ),
+    "max_overrides_negative": ([*_MONITOR, "--max-overrides", "-0.1"], {"log.csv": _log()}, ("--max-overrides",)),
+    "report_is_file": ([*_MONITOR, "--report", "{w}/rep.txt"], {"log.csv": _log(), "rep.txt": "x"}, ("rep.txt",)),
+    "report_other_folder": ([*_MONITOR, "--report", "{w}/rdir"], {"log.csv": _log(), "rdir/x": "1"}, ("rdir",)),
+    "report_with_bad_log": (
+        [*_MONITOR, "--report", "{w}/rep"],
+        {"log.csv": _log(**{_TINY_FEATURE: "x"})},
+        ("log.csv",),
+    ),
+    "table_missing": (["rules", "monitor", "{w}/none", "--log", "{w}/log.csv"], {"log.csv": _log()}, ("none",)),
+    "table_is_run": (["rules", "monitor", "run:abc", "--log", "{w}/log.csv"], {"log.csv": _log()}, ("run:abc",)),
+    "model_without_store": (
+        ["rules", "monitor", "models:/x@champion", "--log", "{w}/log.csv", "--tracking-uri", "sqlite:///{w}/no.db"],
+        {"log.csv": _log()},
+        ("no.db",),
+    ),
+}.items():
+    case(f"rules-monitor/{_name}", _argv, {"table": rule_dir(), **_files}, _fragments)
+case(
+    "rules-monitor/table_tampered",
+    _MONITOR,
+    {"table": rule_dir(_write("rules.csv", "rule_id\nR1\n"), rehash=False), "log.csv": _log()},
+    ("rules.csv",),
+)
+case(
+    "rules-monitor/subprocess_text_feature",
+    _MONITOR,
+    {"table": rule_dir(), "log.csv": _log(**{_TINY_FEATURE: "warm"})},
+    ("log.csv", _TINY_FEATURE),
+    subprocess=True,
+)
+
+_SIMULATE_RULES = ["simulate", "--scenario", "tiny", "--policy", "rules:{w}/table", "--episodes", "1"]
+for _name, (_argv, _files, _fragments) in {
+    "baseline": (
+        ["simulate", "--scenario", "tiny", "--policy", "base_stock", "--decision-log", "{w}/log.csv"],
+        {},
+        ("--decision-log", "base_stock"),
+    ),
+    "suffix": ([*_SIMULATE_RULES, "--decision-log", "{w}/log.txt"], {}, ("log.txt",)),
+    "directory": ([*_SIMULATE_RULES, "--decision-log", "{w}/ddir"], {"ddir/x": "1"}, ("ddir",)),
+    "parent_is_file": ([*_SIMULATE_RULES, "--decision-log", "{w}/f/log.csv"], {"f": "x"}, ("log.csv",)),
+    "same_as_audit_log": (
+        [*_SIMULATE_RULES, "--decision-log", "{w}/log.csv", "--audit-log", "{w}/log.csv"],
+        {},
+        ("--decision-log", "--audit-log"),
+    ),
+    "tampered_table": (
+        [*_SIMULATE_RULES, "--decision-log", "{w}/log.csv"],
+        {"table": rule_dir(_write("rules.dmn", "<x/>"), rehash=False)},
+        ("rules.dmn",),
+    ),
+}.items():
+    case(f"simulate-decision-log/{_name}", _argv, {"table": rule_dir(), **_files}, _fragments)
+
+
+def _fake_registry(directory: Path) -> None:
+    """Record a registered version in the manifest (and the audit log, re-signed): offline checks pass."""
+    _edit_manifest(
+        registry={"model_name": "invalloc-rules-tiny", "version": "1", "alias": "candidate", "export_run_id": "x"}
+    )(directory)
+
+
+_CHALLENGE = ["rules", "challenge", "--champion", "rules:{w}/a", "--challenger", "rules:{w}/b", "--episodes", "2"]
+for _name, (_argv, _files, _fragments) in {
+    "same_table": (
+        ["rules", "challenge", "--champion", "rules:{w}/a", "--challenger", "rules:{w}/a"],
+        {},
+        ("--challenger", "champion"),
+    ),
+    "unregistered_challenger": (_CHALLENGE, {}, ("--challenger", "not registered")),
+    "champion_missing": (
+        ["rules", "challenge", "--champion", "rules:{w}/none", "--challenger", "rules:{w}/b"],
+        {},
+        ("none",),
+    ),
+    "champion_baseline": (
+        ["rules", "challenge", "--champion", "base_stock", "--challenger", "rules:{w}/b"],
+        {},
+        ("--champion", "base_stock"),
+    ),
+    "challenger_run": (
+        ["rules", "challenge", "--champion", "rules:{w}/a", "--challenger", "run:abc"],
+        {},
+        ("--challenger", "run:abc"),
+    ),
+    "challenger_bad_model_uri": (
+        ["rules", "challenge", "--champion", "rules:{w}/a", "--challenger", "models:/x"],
+        {},
+        ("models:/x",),
+    ),
+    "challenger_tampered": (
+        _CHALLENGE,
+        {"b": rule_dir(_write("rules.json", "{}"), rehash=False)},
+        ("rules.json",),
+    ),
+    "episodes_one": ([*_CHALLENGE[:-1], "1"], {}, ("--episodes",)),
+    "episodes_text": ([*_CHALLENGE[:-1], "many"], {}, ("--episodes",)),
+    "seed_negative": ([*_CHALLENGE, "--seed", "-1"], {}, ("--seed",)),
+    "scenario_missing": (
+        [*_CHALLENGE, "--scenario", "no_such_scenario"],
+        {"b": rule_dir(_fake_registry)},
+        ("no_such_scenario",),
+    ),
+    "unsupported_store": (
+        [*_CHALLENGE, "--tracking-uri", "gopher://x"],
+        {"b": rule_dir(_fake_registry)},
+        ("gopher://x",),
+    ),
+    "demand_trace_missing": (
+        [*_CHALLENGE, "--demand-trace", "{w}/recent.csv"],
+        {"b": rule_dir(_fake_registry)},
+        ("recent.csv",),
+    ),
+    "demand_trace_negative": (
+        [*_CHALLENGE, "--demand-trace", "{w}/recent.csv"],
+        {"b": rule_dir(_fake_registry), "recent.csv": _trace(_full_trace(quantity=-1))},
+        ("recent.csv",),
+    ),
+}.items():
+    case(f"rules-challenge/{_name}", _argv, {"a": rule_dir(), "b": rule_dir(), **_files}, _fragments)

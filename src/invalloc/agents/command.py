@@ -31,7 +31,9 @@ def train(
         str | None,
         typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
     ] = None,
-    run_name: Annotated[str | None, typer.Option("--run-name", help="MLflow run name.")] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="MLflow run name (default: EXPERIMENT-SCENARIO-sSEED).")
+    ] = None,
     register: Annotated[
         str | None, typer.Option("--register", help="Register the trained policy as this MLflow model.")
     ] = None,

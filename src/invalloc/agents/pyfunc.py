@@ -6,7 +6,7 @@ state) and returns the deterministic actions (rows × action dimensions, in [-1,
 VecNormalize statistics frozen at training time are applied inside.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,35 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
+#: Required whatever invalloc's installed metadata says (it may predate a dependency, or be
+#: missing when running from a source tree): what loading and running a policy needs.
+CORE_REQUIREMENTS = ("stable-baselines3", "sb3-contrib", "torch", "numpy", "gymnasium", "mlflow")
+
+
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the model (given explicitly: MLflow's inference would load the model)."""
-    pins = []
-    for package in ("invalloc", "stable-baselines3", "sb3-contrib", "torch", "numpy", "gymnasium", "mlflow"):
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:  # pragma: no cover
-            pins.append(package)
-    return pins
+    """The model's requirements: invalloc's own dependencies, each pinned to the installed
+    version as a package index publishes it (``torch==2.13.0``, never ``+cpu``).
+
+    invalloc itself is not among them: no index serves it, so its code ships with the model
+    (:func:`code_paths`). Given explicitly: MLflow's inference would load the model.
+    """
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    from invalloc.tracking import installable_requirement
+
+    try:
+        declared = [Requirement(line) for line in requires("invalloc") or ()]
+        names = [r.name for r in declared if r.marker is None or "extra" not in str(r.marker)]
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        names = []
+    unique = {name.lower().replace("_", "-"): name for name in (*names, *CORE_REQUIREMENTS)}
+    return [installable_requirement(name) for name in unique.values()]
+
+
+def code_paths(into: Path) -> list[str]:
+    """The invalloc package copied into ``into`` for the model's ``code_paths``."""
+    from invalloc.tracking import copy_package_code
+
+    return [str(copy_package_code(into))]

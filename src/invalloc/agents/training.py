@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -65,8 +66,10 @@ from invalloc.tracking import (
     RunLease,
     clean_stale_runs,
     configure_tracking,
+    create_run,
     experiment_id,
     mark_killed,
+    quiet_mlflow,
     standard_tags,
 )
 
@@ -440,7 +443,7 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from invalloc.agents.pyfunc import MODEL_CODE, POLICY_ARTIFACT, pip_requirements
+    from invalloc.agents.pyfunc import MODEL_CODE, POLICY_ARTIFACT, code_paths, pip_requirements
     from invalloc.env.observations import observation_source
 
     policy = LearnedPolicy.load(best)
@@ -452,14 +455,17 @@ def log_policy_model(best: Path, network: Network, register: str | None) -> tupl
     example = observations.observe()[None, :]
     frame = pd.DataFrame(example, columns=observations.feature_names)
     signature = infer_signature(frame, policy.actions(example))
-    info = mlflow.pyfunc.log_model(
-        name="policy",
-        python_model=str(MODEL_CODE),
-        artifacts={POLICY_ARTIFACT: str(best)},
-        signature=signature,
-        pip_requirements=pip_requirements(),
-        registered_model_name=register,
-    )
+    with tempfile.TemporaryDirectory(prefix="invalloc-model-code-") as scratch, quiet_mlflow():
+        info = mlflow.pyfunc.log_model(
+            name="policy",
+            python_model=str(MODEL_CODE),
+            artifacts={POLICY_ARTIFACT: str(best)},
+            code_paths=code_paths(Path(scratch)),
+            signature=signature,
+            input_example=frame,
+            pip_requirements=pip_requirements(),
+            registered_model_name=register,
+        )
     # The pyfunc model's copy of the policy folder: checked when loaded as models:/NAME@ALIAS.
     mlflow.set_tag(tag_key(POLICY_ARTIFACT), json.dumps(hashes(best), sort_keys=True, separators=(",", ":")))
     version = str(info.registered_model_version) if register and info.registered_model_version else None
@@ -508,6 +514,11 @@ def load_checkpoint_model(loaded: LoadedExperiment, path: Path, vec_env: Any):
         )
     except (ValueError, KeyError, RuntimeError) as error:
         raise ResumeError(f"{path.name}: cannot be resumed ({' '.join(str(error).split())[:200]})") from None
+
+
+def default_run_name(loaded: LoadedExperiment) -> str:
+    """The run name when none is given: experiment, scenario and seed, e.g. ``retail_ars-retail-s0``."""
+    return f"{loaded.experiment.name}-{loaded.scenario.scenario.name}-s{loaded.experiment.seed}"
 
 
 def train(
@@ -597,7 +608,8 @@ def train(
             state = _State(next_evaluation=evaluation.every_timesteps,
                            next_checkpoint=loaded.experiment.checkpoint_every_timesteps)  # fmt: skip
             exp_id = experiment_id(f"{EXPERIMENT_PREFIX}/{loaded.experiment.name}", uri)
-            run = client.create_run(exp_id, run_name=run_name, tags=standard_tags(loaded.scenario.digest))
+            name = run_name or default_run_name(loaded)
+            run = create_run(client, exp_id, name, standard_tags(loaded.scenario.digest))
             run_id = run.info.run_id
             try:
                 lease.acquire(run_id)

@@ -105,14 +105,16 @@ class _Runner:
         tracking_uri: str | None,
         check_invariants: bool,
         policies: Sequence[Policy] | None = None,
+        demand_trace: str | None = None,
     ) -> None:
         from invalloc.config.loader import load_scenario
         from invalloc.sim.network import compile_network
         from invalloc.sim.simulator import Simulator
 
         self.network = compile_network(load_scenario(scenario_source))
-        self.simulator = Simulator(self.network, check_invariants=check_invariants)
+        self.simulator = Simulator(self.network, check_invariants=check_invariants, demand_trace=demand_trace)
         self.specs = list(specs)
+        self.demand_trace = demand_trace
         self.policies = list(policies) if policies is not None else [build_policy(s, tracking_uri) for s in specs]
 
     def run(self, episode: int, seed: int) -> list[EpisodeResult]:
@@ -138,20 +140,26 @@ class _Runner:
 
 
 def _runner_run(
-    scenario_source: str, specs: list[PolicySpec], tracking_uri: str | None, check: bool
+    scenario_source: str, specs: list[PolicySpec], tracking_uri: str | None, check: bool, demand_trace: str | None
 ) -> Callable[[int, int], list[EpisodeResult]]:
     """The episode function of one Ray actor (its runner built once)."""
-    return _Runner(scenario_source, specs, tracking_uri, check).run
+    return _Runner(scenario_source, specs, tracking_uri, check, demand_trace=demand_trace).run
 
 
 _WORKER: dict[str, _Runner] = {}  # per worker process: its runner, built once by _worker_init
 
 
-def _worker_init(scenario_source: str, specs: list[PolicySpec], tracking_uri: str | None, check: bool) -> None:
+def _worker_init(
+    scenario_source: str,
+    specs: list[PolicySpec],
+    tracking_uri: str | None,
+    check: bool,
+    demand_trace: str | None = None,
+) -> None:
     # Several workers share few cores: one math thread each (a learned policy's torch MLP is small).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
-    _WORKER["runner"] = _Runner(scenario_source, specs, tracking_uri, check)
+    _WORKER["runner"] = _Runner(scenario_source, specs, tracking_uri, check, demand_trace=demand_trace)
 
 
 def _worker_run(episode: int, seed: int) -> list[EpisodeResult]:
@@ -200,7 +208,7 @@ def _run_episodes(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(scenario_source, specs, tracking_uri, check_invariants),
+        initargs=(scenario_source, specs, tracking_uri, check_invariants, runner.demand_trace),
     )
     try:
         futures = {pool.submit(_worker_run, episode, seed + episode): episode for episode in range(1, episodes)}
@@ -225,13 +233,14 @@ def _run_on_ray(
     processes: int | None,
     address: str | None,
     advance: Callable[[], None],
+    demand_trace: str | None = None,
 ) -> tuple[list[list[EpisodeResult]], int, list[str]]:
     """Every episode on Ray actors: results per episode, the number of actors and the nodes used."""
     from invalloc.cluster import WorkerPool, check_shared_tracking, ray_cluster
 
     with ray_cluster(address) as cluster:
         check_shared_tracking(tracking_uri, cluster.nodes)
-        build = functools.partial(_runner_run, scenario_source, specs, tracking_uri, check_invariants)
+        build = functools.partial(_runner_run, scenario_source, specs, tracking_uri, check_invariants, demand_trace)
         with WorkerPool(build, size=min(processes or episodes, episodes)) as pool:
             rows = pool.map([(episode, seed + episode) for episode in range(episodes)], advance)
             return rows, pool.size, sorted(pool.nodes)
@@ -251,6 +260,7 @@ def run_comparison(
     log_to_mlflow: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
+    demand_trace: str | None = None,
 ) -> Comparison:
     """Run every policy on episodes ``seed … seed + episodes − 1`` and compare them pairwise.
 
@@ -270,6 +280,9 @@ def run_comparison(
     :param executor: ``local`` (this process or a process pool) or ``ray`` (actors on the cluster
         :func:`invalloc.cluster.resolve_address` picks from ``ray_address``; ``processes`` caps
         the actors). Results are identical.
+    :param demand_trace: a CSV ``period,channel,sku,quantity`` every episode replays instead of
+        the scenario's random demand (e.g. recent demand; other draws — lead times, supplier
+        reliability — still follow each episode's seed). Checked before the store is touched.
     :raises PolicyError: a bad spec (one line naming it), before any episode runs.
     :raises ComparisonError: too few policies or a bad number. Also ``ScenarioError`` and
         ``TrackingError`` from loading the scenario and checking the store, ``ClusterError``
@@ -292,6 +305,11 @@ def run_comparison(
     if executor not in ("local", "ray"):
         raise ComparisonError(f"--executor {executor}: must be local or ray")
     loaded = load_scenario(scenario)
+    if demand_trace is not None:
+        from invalloc.sim.network import compile_network
+        from invalloc.sim.simulator import Simulator
+
+        Simulator(compile_network(loaded), check_invariants=False, demand_trace=demand_trace)  # DemandTraceError
     # Check the store before any work, so an unreachable server costs one line, not a run.
     uri = configure_tracking(tracking_uri) if log_to_mlflow else resolve_tracking_uri(tracking_uri)
     texts = [str(text).strip() for text in specs]
@@ -311,7 +329,8 @@ def run_comparison(
     resolved = resolve_specs(texts, loaded, uri)
     policy_specs = [spec for spec, _ in resolved]
     source = str(Path(loaded.source).resolve())
-    runner = _Runner(source, policy_specs, uri, check_invariants, [policy for _, policy in resolved])
+    trace = str(Path(demand_trace).resolve()) if demand_trace is not None else None
+    runner = _Runner(source, policy_specs, uri, check_invariants, [policy for _, policy in resolved], trace)
 
     from rich.console import Console
     from rich.progress import Progress
@@ -322,7 +341,7 @@ def run_comparison(
         if executor == "ray":
             by_episode, used, nodes = _run_on_ray(
                 source, policy_specs, uri, check_invariants, episodes, seed, processes, ray_address,
-                lambda: bar.advance(task),
+                lambda: bar.advance(task), trace,
             )  # fmt: skip
         else:
             by_episode, used = _run_episodes(
@@ -362,6 +381,7 @@ def run_comparison(
         extra={
             "treasury_buffer": float(loaded.scenario.finance.treasury_buffer),
             "currency": str(loaded.scenario.currency),
+            **({"demand_trace": trace} if trace is not None else {}),
         },
     )
     if log_to_mlflow:

@@ -12,7 +12,9 @@ spec                                   policy
 ``replay:actions=actions.csv``         the replay baseline
 ``oracle``                             the hindsight-optimal LP (:mod:`invalloc.baselines.oracle`)
 ``run:RUN_ID``                         a trained agent: the ``best`` model of an MLflow run
-``models:/NAME@ALIAS``, ``runs:/…``    a trained agent from the MLflow model registry / a run URI
+``models:/NAME@ALIAS``, ``runs:/…``    a trained agent from the MLflow model registry / a run URI,
+                                       or a registered rule table (its version tagged
+                                       ``invalloc.kind = rule_table``)
 ``rules:DIR``                          an exported rule table (:mod:`invalloc.rules`)
 =====================================  ==========================================================
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 SpecKind = Literal["baseline", "learned", "rules"]
 
 _LEARNED_PREFIXES = ("run:", "runs:/", "models:/")
+_MODEL_URI_PREFIXES = ("runs:/", "models:/")
 _RULES_PREFIX = "rules:"
 _SPEC_FORMS = "a baseline NAME[@FILE][:KEY=VALUE…], run:RUN_ID, models:/NAME@ALIAS or rules:DIR"
 
@@ -124,6 +127,10 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
             return baseline_policy(spec.name, params, actions)
         except PolicyError as error:
             raise _fail(spec.text, str(error)) from None
+    if spec.source and spec.source.startswith(_MODEL_URI_PREFIXES) and spec.kind in ("learned", "rules"):
+        policy = _registered_rule_table(spec, tracking_uri)
+        if policy is not None:
+            return policy
     if spec.kind == "learned":
         try:
             from invalloc.agents.learned import load_learned_policy
@@ -140,6 +147,22 @@ def build_policy(spec: PolicySpec, tracking_uri: str | None = None) -> Policy:
         raise _fail(spec.text, f"rule tables cannot be loaded here ({_missing(error)})") from None
     try:
         return load_rule_policy(Path(spec.source or ""))
+    except (ValueError, OSError) as error:
+        raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
+
+
+def _registered_rule_table(spec: PolicySpec, tracking_uri: str | None) -> Policy | None:
+    """The rule table policy of a registered rule table model, or None if ``spec`` names a
+    trained agent (a ``rules`` spec always names a rule table: :func:`resolve_specs` set it)."""
+    try:
+        from invalloc.rules.registry import is_registered_rule_table, load_registered_policy
+    except ImportError as error:
+        raise _fail(spec.text, f"rule tables cannot be loaded here ({_missing(error)})") from None
+    source = str(spec.source)
+    if spec.kind != "rules" and not is_registered_rule_table(source, tracking_uri):
+        return None
+    try:
+        return load_registered_policy(source, tracking_uri)
     except (ValueError, OSError) as error:
         raise _fail(spec.text, _strip_spec(str(error), spec.text)) from None
 
@@ -209,7 +232,11 @@ def resolve_specs(
         policy = build_policy(spec, tracking_uri)
         check_scenario(spec, policy, loaded)
         if spec.kind != "baseline":
-            spec = PolicySpec(spec.text, spec.kind, str(getattr(policy, "name", spec.text)), source=spec.source)
+            from invalloc.rules.policy import RuleTablePolicy
+
+            # A registered rule table named by models:/… is a rule table from here on (workers too).
+            kind = "rules" if isinstance(policy, RuleTablePolicy) else spec.kind
+            spec = PolicySpec(spec.text, kind, str(getattr(policy, "name", spec.text)), source=spec.source)
         resolved.append((spec, policy))
     return resolved
 

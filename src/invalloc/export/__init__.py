@@ -104,5 +104,6 @@ def summary_line(out: Path, manifest: dict) -> str:
             if (changed := manifest.get("decision_variables_changed"))
             else ""
         )
-        + (f"; registered as {registry['model_name']} v{registry['version']} @candidate" if registry else "")
+        + (f"; registered as {registry['model_name']} v{registry['version']}" if registry else "")
+        + (f" @{registry['alias']}" if registry and registry.get("alias") else "")
     )

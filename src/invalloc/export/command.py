@@ -111,8 +111,8 @@ def approve(
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Record a review: status change, audit log entry, re-hash; on approval the registered
-    version moves to the ``champion`` alias."""
+    """Record a review: status change, audit log entry, re-hash; aliases follow: approval moves
+    ``champion`` to the registered version (from ``candidate``), retirement removes it."""
     from invalloc.export.exporter import ExportError, review
     from invalloc.rules.manifest import read_manifest
     from invalloc.rules.table import RuleTableError
@@ -131,6 +131,7 @@ def approve(
     registry = manifest.get("registry")
     console.print(
         f"{directory}: {manifest['review']['status']} by {reviewer}"
-        + (f"; {registry['model_name']} v{registry['version']} @{registry['alias']}" if registry else ""),
+        + (f"; {registry['model_name']} v{registry['version']}" if registry else "")
+        + (f" @{registry['alias']}" if registry and registry.get("alias") else ""),
         markup=False,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from invalloc.export.extraction import STRICT_TOLERANCE, ExtractionSettings, Rollouts, Teacher, agreement
+from invalloc.rules.decision_log import monitoring_reference
 from invalloc.rules.policy import RuleTablePolicy
 from invalloc.rules.table import RuleTable, anchor_label
 from invalloc.sim.kpis import episode_kpis
@@ -74,12 +75,23 @@ def _changed_share(report: PeriodReport) -> float:
     return float(np.count_nonzero(np.abs(decision.requested - decision.executed) > 1e-9) / len(decision.requested))
 
 
-def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings: ExtractionSettings) -> dict:
+def evaluate(
+    simulator: Simulator,
+    teacher: Teacher,
+    table: RuleTable,
+    settings: ExtractionSettings,
+    seen: np.ndarray | None = None,
+) -> dict:
     """Fidelity, KPI retention and intervention rate of ``table`` against ``teacher``.
 
+    :param seen: states (N, F) seen in extraction; with the evaluation's own states they make the
+        feature ranges of the ``monitoring`` reference.
     :returns: ``{"fidelity": {...}, "kpi_retention": {...}, "intervention_rate": float,
         "decision_variables_changed": {"rules": float, "teacher": float},
-        "evaluation_seeds": [first, last]}``; money in the scenario currency, rates as shares.
+        "evaluation_seeds": [first, last], "monitoring": {...}}``; money in the scenario currency,
+        rates as shares; ``monitoring`` is what ``rules monitor`` compares a decision log with
+        (:func:`~invalloc.rules.decision_log.monitoring_reference`: feature ranges seen, each rule's
+        hit rate and the per-period KPIs of the table on the held-out episodes).
     """
     seeds = list(range(settings.evaluation_seed, settings.evaluation_seed + settings.evaluation_episodes))
     rollouts = Rollouts(simulator, teacher)
@@ -108,6 +120,14 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
             "name": anchor_label(teacher.anchor),
             **_kpi_summary([run_episode(simulator, rule, seed=s) for s in seeds], simulator),
         }
+    states = [on_table.features, on_teacher.features] + ([seen] if seen is not None else [])
+    monitoring = monitoring_reference(
+        table,
+        np.concatenate(states),
+        on_table.features,
+        on_table.episodes,
+        simulator.network.scenario.episode.unmet_demand,
+    )
     return {
         "fidelity": {
             "tolerance": tolerance,
@@ -135,4 +155,5 @@ def evaluate(simulator: Simulator, teacher: Teacher, table: RuleTable, settings:
             "teacher": summaries["teacher"]["decision_variables_changed"],
         },
         "evaluation_seeds": [seeds[0], seeds[-1]],
+        "monitoring": monitoring,
     }

@@ -44,7 +44,7 @@ from invalloc.rules.manifest import (
     verify_rule_table,
     write_manifest,
 )
-from invalloc.rules.registry import CONTENT_TAG, check_registered_content
+from invalloc.rules.registry import CANDIDATE, CHAMPION, CONTENT_TAG, STATUS_TAG, check_registered_content
 from invalloc.rules.table import RuleTable, RuleTableError
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
@@ -114,7 +114,7 @@ def export_rule_table(
     name = out.name or "rule_table"
     extraction = extract(simulator, teacher, settings, metadata={"name": name})
     table = extraction.table
-    evaluation = evaluate(simulator, teacher, table, settings)
+    evaluation = evaluate(simulator, teacher, table, settings, seen=extraction.data.features)
     manifest = _manifest(name, loaded, extraction, evaluation, source or {})
     exported = {"time": _now(), "event": "exported", "status": "draft", "source": source or {}}
     with staged_directory(out) as staging:
@@ -138,7 +138,6 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
         "name": name,
-        "created": _now(),
         "files": {},
         "source": {
             "run_id": source.get("run_id"),
@@ -161,38 +160,87 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
         "intervention_rate": evaluation["intervention_rate"],
         "decision_variables_changed": evaluation["decision_variables_changed"],
         "evaluation_seeds": evaluation["evaluation_seeds"],
+        # What `rules monitor` compares production's decision log with (ranges seen, hit rates, KPIs).
+        "monitoring": evaluation["monitoring"],
         "review": {"status": "draft", "reviewer": None, "date": None, "comment": None},
         "registry": None,
     }
 
 
 # ---------------------------------------------------------------------------------- MLflow
+def _table_artifact_path(client: Any, run_id: str) -> str:
+    """Where the table directory lies among an export run's artifacts: inside the pyfunc model
+    (``rule_table/artifacts/rule_table``), or ``rule_table`` itself for a version registered
+    before rule tables were models."""
+    from invalloc.rules.pyfunc import RULE_TABLE_ARTIFACT
+
+    names = {Path(item.path).name for item in client.list_artifacts(run_id, ARTIFACT_PATH)}
+    return f"{ARTIFACT_PATH}/artifacts/{RULE_TABLE_ARTIFACT}" if "MLmodel" in names else ARTIFACT_PATH
+
+
 def _log_files(tracking_uri: str, run_id: str, directory: Path, names: list[str]) -> None:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri)
+    where = _table_artifact_path(client, run_id)
     for name in names:
-        client.log_artifact(run_id, str(directory / name), ARTIFACT_PATH)
+        client.log_artifact(run_id, str(directory / name), where)
 
 
 def register_table(directory: Path, manifest: dict, tracking_uri: str, model_name: str) -> dict:
-    """Log ``directory`` to a new export run and register it as ``model_name`` @ ``candidate``.
+    """Register the table in ``directory`` as ``model_name`` @ ``candidate``: a pyfunc model
+    (:mod:`invalloc.rules.pyfunc`) logged to a new export run — unless a version of
+    ``model_name`` already holds this content (same ``content_sha256``), which is reused: the
+    same run exported with the same settings registers nothing new.
+
+    A reused version becomes the candidate again while it is still a draft; one already
+    reviewed keeps its aliases (``alias`` in the record is then the one it holds, or None).
 
     :returns: the manifest's ``registry`` record (model name, version, alias, export run id).
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from invalloc.tracking import configure_tracking, experiment_id, owned_run, standard_tags
+    from invalloc.rules.registry import find_version
+    from invalloc.tracking import configure_tracking
 
     uri = configure_tracking(tracking_uri)
     client = mlflow.MlflowClient(uri)
+    digest = content_digest(manifest)
+    try:
+        client.create_registered_model(model_name, description="invalloc rule tables (deterministic policies)")
+    except MlflowException as error:
+        if "already exists" not in str(error).lower() and "RESOURCE_ALREADY_EXISTS" not in str(error):
+            raise
+    version = find_version(client, model_name, digest)
+    if version is None:
+        run_id, number = _log_table_model(client, uri, directory, manifest, model_name)
+    else:
+        run_id, number = version.run_id, str(version.version)
+        if version.tags.get(STATUS_TAG, "draft") != "draft":
+            aliases = [a for a, v in client.get_registered_model(model_name).aliases.items() if str(v) == number]
+            alias = CHAMPION if CHAMPION in aliases else (aliases[0] if aliases else None)
+            return {"model_name": model_name, "version": number, "alias": alias, "export_run_id": run_id}
+    client.set_registered_model_alias(model_name, CANDIDATE, number)
+    return {"model_name": model_name, "version": number, "alias": CANDIDATE, "export_run_id": run_id}
+
+
+def _log_table_model(client: Any, uri: str, directory: Path, manifest: dict, model_name: str) -> tuple[str, str]:
+    """Log the table as a pyfunc model to a new export run and register a version of it."""
+    import tempfile
+
+    from invalloc.rules.pyfunc import save_rule_model
+    from invalloc.rules.registry import KIND_TAG, RULE_TABLE_KIND, SCENARIO_DIGEST_TAG, SCENARIO_TAG
+    from invalloc.tracking import experiment_id, owned_run, quiet_mlflow, standard_tags
+
+    scenario = manifest["scenario"]
     tags = {
-        **standard_tags(manifest["scenario"]["digest"]),
-        "invalloc.kind": "rule_table",
+        **standard_tags(scenario["digest"]),
+        KIND_TAG: RULE_TABLE_KIND,
         "invalloc.source_run_id": str(manifest["source"].get("run_id")),
+        SCENARIO_TAG: scenario["name"],
     }
-    name = f"export-{manifest['name']}"
+    name = f"export-{manifest['name']}-{scenario['name']}-s{manifest['extraction'].get('seed', 0)}"
     with owned_run(client, uri, experiment_id(EXPORT_EXPERIMENT, uri), name, tags) as run:
         run_id = run.info.run_id
         for key, value in manifest["extraction"].items():
@@ -210,21 +258,23 @@ def register_table(directory: Path, manifest: dict, tracking_uri: str, model_nam
             metrics["export/profit_retention"] = manifest["kpi_retention"]["profit_retention"]
         for key, value in metrics.items():
             client.log_metric(run_id, key, float(value))
-        client.log_artifacts(run_id, str(directory), ARTIFACT_PATH)
-        try:
-            client.create_registered_model(model_name, description="invalloc rule tables (deterministic policies)")
-        except MlflowException as error:
-            if "already exists" not in str(error).lower() and "RESOURCE_ALREADY_EXISTS" not in str(error):
-                raise
-        source = f"{run.info.artifact_uri}/{ARTIFACT_PATH}"
+        with tempfile.TemporaryDirectory(prefix="invalloc-export-") as scratch, quiet_mlflow():
+            model = Path(scratch) / ARTIFACT_PATH
+            save_rule_model(directory, model)
+            client.log_artifacts(run_id, str(model), ARTIFACT_PATH)
         version = client.create_model_version(
             model_name,
-            source,
+            f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
             run_id=run_id,
-            tags={"invalloc.kind": "rule_table", "review_status": "draft", CONTENT_TAG: content_digest(manifest)},
+            tags={
+                KIND_TAG: RULE_TABLE_KIND,
+                STATUS_TAG: "draft",
+                CONTENT_TAG: content_digest(manifest),
+                SCENARIO_TAG: scenario["name"],
+                SCENARIO_DIGEST_TAG: scenario["digest"],
+            },
         )
-        client.set_registered_model_alias(model_name, "candidate", version.version)
-    return {"model_name": model_name, "version": str(version.version), "alias": "candidate", "export_run_id": run_id}
+    return run_id, str(version.version)
 
 
 # ---------------------------------------------------------------------------------- review
@@ -239,8 +289,17 @@ def review(
     """Move the table in ``directory`` to ``status``; append the audit log; re-hash.
 
     Lifecycle: draft → approved → active → retired (one step forward; any status may be
-    retired). On approval the registered model version gets the ``champion`` alias (it is
-    registered first, as ``register`` @ ``candidate``, if the export did not register it).
+    retired). The registry's aliases follow the status (:func:`_promote`, :func:`_retire`):
+
+    - approved: the version becomes the ``champion`` (it is registered first, as ``register``,
+      if the export did not register it) and stops being the ``candidate``; the champion it
+      replaces — of this model, or of any registered rule table model of the same scenario —
+      is retired (its version tagged ``review_status = retired`` and, where its files verify,
+      its manifest and audit log record the retirement): at most one champion per scenario;
+    - active: the version stays the champion;
+    - retired: the version loses ``champion`` (and ``candidate``).
+
+    Every version carries the review as tags (``review_status``, ``reviewer``, ``review_comment``).
     The directory is verified completely first (:func:`~invalloc.rules.manifest.verify_rule_table`:
     hashes, audit log, content digest, every format a complete partition deciding alike), and
     a registered version must carry the table's content digest: a tampered or incomplete table
@@ -263,18 +322,21 @@ def review(
         check_registered_content(registry, tracking_uri, content_digest(manifest), directory)
     elif status == "approved" and tracking_uri is not None and not register:
         raise ExportError("the table is not registered; give --register MODEL_NAME")
+    if status == "approved" and tracking_uri is not None and not registry:
+        # Registered as exported (a draft): the model's copy of the manifest and audit log is
+        # replaced by the approved ones below.
+        registry = register_table(directory, manifest, tracking_uri, str(register))
     date = _now()
     with staged_directory(directory) as staging:
         for path in directory.iterdir():
             shutil.copy2(path, staging / path.name)
         manifest["review"] = {"status": status, "reviewer": reviewer, "date": date, "comment": comment}
-        if status == "approved" and tracking_uri is not None:
-            if not registry:
-                write_manifest(staging, manifest)
-                registry = register_table(staging, manifest, tracking_uri, str(register))
-            manifest["registry"] = _promote(registry, tracking_uri, status, reviewer, comment)
-        elif registry and tracking_uri is not None:
+        if registry and tracking_uri is not None:
             _tag_version(registry, tracking_uri, status, reviewer, comment)
+            if status == "approved":
+                manifest["registry"] = _promote(registry, tracking_uri, manifest, reviewer)
+            elif status == "retired":
+                manifest["registry"] = _retire(registry, tracking_uri)
         entry = {"time": date, "event": "review", "from": current, "status": status, "reviewer": reviewer}
         append_audit(staging, entry | {"comment": comment}, manifest)
         write_manifest(staging, manifest)
@@ -293,15 +355,89 @@ def _client(tracking_uri: str) -> Any:
 
 def _tag_version(registry: dict, tracking_uri: str, status: str, reviewer: str, comment: str) -> None:
     client = _client(tracking_uri)
-    for key, value in {"review_status": status, "reviewer": reviewer, "review_comment": comment}.items():
-        client.set_model_version_tag(registry["model_name"], registry["version"], key, value)
+    for key, value in {STATUS_TAG: status, "reviewer": reviewer, "review_comment": comment}.items():
+        client.set_model_version_tag(registry["model_name"], str(registry["version"]), key, value)
 
 
-def _promote(registry: dict, tracking_uri: str, status: str, reviewer: str, comment: str) -> dict:
-    """Tag the version with the review and point the ``champion`` alias at it."""
-    _tag_version(registry, tracking_uri, status, reviewer, comment)
-    _client(tracking_uri).set_registered_model_alias(registry["model_name"], "champion", registry["version"])
-    return {**registry, "alias": "champion"}
+def _promote(registry: dict, tracking_uri: str, manifest: dict, reviewer: str) -> dict:
+    """Point ``champion`` at the version, take ``candidate`` off it, and retire the champions it
+    replaces: this model's previous one and those of other rule table models of the scenario."""
+    from invalloc.rules.registry import KIND_TAG, RULE_TABLE_KIND, SCENARIO_DIGEST_TAG
+
+    client = _client(tracking_uri)
+    name, number = registry["model_name"], str(registry["version"])
+    digest = (manifest.get("scenario") or {}).get("digest")
+    replaced = []
+    for model in _registered_models(client):
+        champion = model.aliases.get(CHAMPION)
+        if champion is None or (model.name == name and str(champion) == number):
+            continue
+        if model.name == name:
+            replaced.append((name, str(champion)))
+            continue
+        tags = client.get_model_version(model.name, str(champion)).tags
+        if tags.get(KIND_TAG) == RULE_TABLE_KIND and digest and tags.get(SCENARIO_DIGEST_TAG) == digest:
+            replaced.append((model.name, str(champion)))
+    client.set_registered_model_alias(name, CHAMPION, number)
+    if str(client.get_registered_model(name).aliases.get(CANDIDATE)) == number:
+        client.delete_registered_model_alias(name, CANDIDATE)
+    for old_name, old_number in replaced:
+        _supersede(tracking_uri, old_name, old_number, f"superseded by {name} v{number}", reviewer)
+    return {**registry, "alias": CHAMPION}
+
+
+def _registered_models(client: Any) -> list:
+    models, token = [], None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        models += list(page)
+        token = page.token
+        if not token:
+            return models
+
+
+def _retire(registry: dict, tracking_uri: str) -> dict:
+    """Take ``champion`` and ``candidate`` off the version (where they point at it)."""
+    client = _client(tracking_uri)
+    name, number = registry["model_name"], str(registry["version"])
+    for alias, version in client.get_registered_model(name).aliases.items():
+        if alias in (CHAMPION, CANDIDATE) and str(version) == number:
+            client.delete_registered_model_alias(name, alias)
+    return {**registry, "alias": None}
+
+
+def _supersede(tracking_uri: str, name: str, number: str, comment: str, reviewer: str) -> None:
+    """Retire version ``number`` of ``name``, replaced as champion: its tags, its aliases and —
+    where its registered files verify — its manifest and audit log (a review to ``retired``)."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from invalloc.rules.pyfunc import table_directory
+    from invalloc.tracking import quiet_mlflow
+
+    registry = {"model_name": name, "version": number}
+    _tag_version(registry, tracking_uri, "retired", reviewer, comment)
+    _retire(registry, tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="invalloc-supersede-") as scratch:
+        try:
+            with quiet_mlflow():
+                folder = mlflow.artifacts.download_artifacts(
+                    f"models:/{name}/{number}", tracking_uri=tracking_uri, dst_path=scratch
+                )
+            directory = table_directory(Path(folder))
+            if read_status(directory) != "retired":
+                review(directory, reviewer, comment, "retired", tracking_uri)
+        except (RuleTableError, ExportError, MlflowException, OSError):
+            pass  # the registry's tags and aliases say it; files that no longer verify are left as they are
+
+
+def read_status(directory: Path) -> str:
+    """The review status a table directory's manifest claims (not verified)."""
+    from invalloc.rules.manifest import read_manifest
+
+    return (read_manifest(directory).get("review") or {}).get("status", "draft")
 
 
 __all__ = [
