@@ -573,7 +573,7 @@ app.command("compare")(compare)
 
 from invalloc.export.command import approve, export  # noqa: E402 - rule export and review (lazy heavy imports)
 from invalloc.rules.command import rules_app  # noqa: E402
-from invalloc.rules.production import challenge, monitor  # noqa: E402 - monitoring and the challenger loop
+from invalloc.governance.production import challenge, monitor  # noqa: E402 - monitoring and the challenger loop
 
 rules_app.command("approve")(approve)
 rules_app.command("monitor")(monitor)

@@ -2,7 +2,7 @@
 
 ``monitor`` checks a decision log against the active table (:mod:`invalloc.rules.monitor`);
 ``challenge`` compares a challenger table with the champion on common random numbers and
-marks the challenger in the registry when it is better (:mod:`invalloc.rules.challenge`).
+marks the challenger in the registry when it is better (:mod:`invalloc.governance.challenge`).
 Heavy imports happen inside the commands. Bad input prints one ``error:`` line and exits
 with code 2; a monitor that finds drift beyond a threshold prints one ``alert:`` line and
 exits with code 3.
@@ -166,7 +166,7 @@ def challenge(
 
     from invalloc.config.loader import ScenarioError
     from invalloc.evaluation.compare import ComparisonError
-    from invalloc.rules.challenge import CHALLENGER_ALIAS, ChallengeError, run_challenge
+    from invalloc.governance.challenge import CHALLENGER_ALIAS, ChallengeError, run_challenge
     from invalloc.rules.table import RuleTableError
     from invalloc.sim.demand import DemandTraceError
     from invalloc.sim.policy import PolicyError
