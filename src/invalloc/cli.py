@@ -224,6 +224,26 @@ def simulate(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store of run:/models:/ policies (default: local).")
     ] = None,
+    statements: Annotated[
+        Path | None,
+        typer.Option(
+            "--statements",
+            help="Write each episode's income statement, balance sheet, cash flow and inventory "
+            "roll-forward (CSV, xlsx, JSON with the reconciliation) into this folder.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Draw the first episode's trajectories (PNG + CSV) into this folder."),
+    ] = None,
+    plot_skus: Annotated[
+        list[str] | None,
+        typer.Option("--plot-skus", help="SKUs to draw with --plot, comma-separated (default: top 3 by revenue)."),
+    ] = None,
+    plot_dcs: Annotated[
+        list[str] | None,
+        typer.Option("--plot-dcs", help="DCs to draw with --plot, comma-separated (default: every DC)."),
+    ] = None,
 ) -> None:
     """Simulate a scenario with a policy (baseline, run:RUN_ID, models:/NAME@ALIAS, rules:DIR); KPIs ± 95% CI."""
     from invalloc.baselines import PolicyError, make_policy
@@ -241,6 +261,7 @@ def simulate(
         _fail([f"--actions {actions}: only --policy replay replays an actions CSV (the policy is {policy})"])
     loaded = _load(scenario)
     network = compile_network(loaded)
+    reporting = _reporting_options(network, statements, plot, plot_skus, plot_dcs)
     try:
         params: dict[str, str] = {}
         if params_file is not None:
@@ -260,7 +281,7 @@ def simulate(
         else:
             chosen = make_policy(policy, params, str(actions) if actions else None)
         try:
-            simulator = Simulator(
+            simulator = (reporting.simulator_class if reporting else Simulator)(
                 network,
                 check_invariants=check_invariants,
                 audit=audit_log is not None,
@@ -286,6 +307,8 @@ def simulate(
                 results.append({"episode": episode, "seed": seed + episode, **kpis})
                 if simulator.audit_log is not None:
                     audit_tables.append(simulator.audit_log.frame(episode))
+                if reporting:
+                    reporting.add(episode, reports, simulator.books)
                 progress.advance(task)
     except DemandTraceError as error:
         _fail(error.lines())
@@ -300,9 +323,12 @@ def simulate(
             write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
         except OSError as error:
             _fail([f"--audit-log {audit_log}: cannot be written ({error.strerror or error})"])
+    written = _write_reports(reporting, getattr(chosen, "name", None), policy) if reporting else []
     summary = summarise(results)
     if as_json:
-        print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
+        extra = {"statements_reconciled": reporting.reconciled} if statements is not None else {}
+        out = {"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary, **extra}
+        print(json.dumps(out))
         return
     table = Table(title=f"{loaded.scenario.name} · {policy} · {episodes} episode(s) from seed {seed}")
     table.add_column("KPI")
@@ -313,6 +339,32 @@ def simulate(
     console.print(table)
     if audit_log is not None:
         console.print(f"audit log written to {audit_log}", markup=False)
+    for line in written:
+        console.print(line, markup=False)
+
+
+def _reporting_options(network, statements: Path | None, plot: Path | None, skus, dcs):  # noqa: ANN001, ANN202
+    """Check ``--statements``/``--plot`` options before any episode runs; None when neither is given."""
+    if statements is None and plot is None:
+        for option, value in (("--plot-skus", skus), ("--plot-dcs", dcs)):
+            if value:
+                _fail([f"{option}: draws only with --plot DIR"])
+        return None
+    from invalloc.evaluation.episode_reports import EpisodeReports, ReportingError
+
+    try:
+        return EpisodeReports.checked(network, statements, plot, skus, dcs)
+    except ReportingError as error:
+        _fail([str(error)])
+
+
+def _write_reports(reporting, name: str | None, policy: str) -> list[str]:  # noqa: ANN001
+    from invalloc.evaluation.episode_reports import ReportingError
+
+    try:
+        return reporting.write(name, policy)
+    except ReportingError as error:
+        _fail([str(error)])
 
 
 @app.command()

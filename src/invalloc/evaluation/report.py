@@ -260,8 +260,11 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, border=0, classes="table")
 
 
-def render_html(comparison: Comparison, figure_files: dict[str, str], table_files: Sequence[str]) -> str:
-    """The report page; ``figure_files`` maps plot stems to the PNG names beside it."""
+def render_html(
+    comparison: Comparison, figure_files: dict[str, str], table_files: Sequence[str], sections: str = ""
+) -> str:
+    """The report page; ``figure_files`` maps plot stems to the PNG names beside it; ``sections``:
+    more HTML before the list of tables (the statements and trajectories of episode 0)."""
     e = html.escape
     run = (
         f"run <code>{e(comparison.mlflow_run_id)}</code> in <code>{e(comparison.tracking_uri or '')}</code>"
@@ -322,6 +325,8 @@ def render_html(comparison: Comparison, figure_files: dict[str, str], table_file
     parts.append("<h2>Plots</h2>")
     for stem, file in figure_files.items():
         parts.append(f'<h3>{e(FIGURE_TITLES.get(stem, stem))}</h3><img src="{e(file)}" alt="{e(stem)}">')
+    if sections:
+        parts.append(sections)
     parts.append("<h2>Tables as CSV</h2><ul>")
     parts += [f'<li><a href="{e(name)}">{e(name)}</a></li>' for name in table_files]
     parts.append("</ul></body></html>")
@@ -336,7 +341,12 @@ def render_folder(comparison: Comparison, folder: Path) -> dict[str, Figure]:
         names[stem] = f"{stem}.png"
         fig.savefig(folder / names[stem], dpi=FIGURE_DPI)
     tables = write_tables(comparison, folder)
-    (folder / REPORT_FILE).write_text(render_html(comparison, names, [p.name for p in tables]), encoding="utf-8")
+    from invalloc.evaluation.episode_reports import write_comparison_sections
+
+    sections = write_comparison_sections(comparison, folder)  # statements and trajectories of episode 0
+    (folder / REPORT_FILE).write_text(
+        render_html(comparison, names, [p.name for p in tables], sections), encoding="utf-8"
+    )
     return drawn
 
 

@@ -633,14 +633,13 @@ def build_statements(books: EpisodeBooks) -> Statements:
 
 
 # --------------------------------------------------------------------------- files
-def _present(frame: pd.DataFrame, money: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Money columns rounded to cents, units to 6 decimals (presentation only)."""
+def _present(frame: pd.DataFrame, exact: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Money columns rounded to cents, units to 6 decimals (presentation only); ``exact`` columns kept."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype.kind != "f":
+        if out[column].dtype.kind != "f" or column in exact:
             continue
-        is_units = column.endswith("_units")
-        out[column] = out[column].round(6 if is_units else 2)
+        out[column] = out[column].round(6 if column.endswith("_units") else 2) + 0.0  # + 0.0: no −0
     return out
 
 
@@ -699,7 +698,7 @@ def write_statement_files(reported: list[tuple[str, int, Statements]], folder: P
     written = []
     for name, file in STATEMENT_FILES.items():
         path = folder / file
-        _present(tables[name]).to_csv(path, index=False)
+        _present(tables[name], exact=("difference",) if name == "reconciliation" else ()).to_csv(path, index=False)
         written.append(path)
     info = summary(reported, currency)
     workbook = Workbook()
@@ -709,7 +708,7 @@ def write_statement_files(reported: list[tuple[str, int, Statements]], folder: P
     for entry in info["statements"]:
         sheet.append([f"{entry['policy']} · episode {entry['episode']}: {entry['reconciliation']}"])
     sheet.append([])
-    frame = _present(tables["reconciliation"])
+    frame = _present(tables["reconciliation"], exact=("difference",))
     sheet.append(list(frame.columns))
     for row in frame.itertuples(index=False):
         sheet.append([_cell(value) for value in row])
