@@ -185,6 +185,11 @@ def _check_against_records(frame: pd.DataFrame, reports, network, sku: str) -> N
             orders = [i for i, n in enumerate(names) if n.startswith("order/") and n.endswith(f"/{dc}/{sku}")]
             assert at.at[dc, "orders_requested"] == pytest.approx(report.decision.requested[orders].sum())
             assert at.at[dc, "orders_executed"] == pytest.approx(report.decision.executed[orders].sum())
+            replenish = [
+                i for i, n in enumerate(names) if n.startswith(("order/", "transfer/")) and n.endswith(f"/{dc}/{sku}")
+            ]
+            cut = (report.decision.requested[replenish] - report.decision.executed[replenish] > 1e-9).any()
+            assert at.at[dc, "cut"] == int(cut)
         np.testing.assert_allclose(at["cash"].to_numpy(), report.cash, rtol=1e-12)
         np.testing.assert_allclose(at[unmet].to_numpy(), report.short[:, s].sum(), rtol=1e-12)
         assert (at["rule_interventions"] == report.decision.intervention_count).all()
@@ -236,6 +241,32 @@ def test_compare_report_has_statements_and_trajectories(tmp_path: Path) -> None:
         reports = run_episode(Simulator(network), make_policy(label, {}), seed=11)
         for sku in skus:
             _check_against_records(pd.read_csv(folder / f"trajectory_{sku}.csv"), reports, network, sku)
+
+
+def test_trajectories_mark_rule_interventions(tmp_path: Path) -> None:
+    """A policy that asks for far too much: the rules cut its orders, and the plot's rows say where."""
+    from invalloc.evaluation.trajectories import episode_plots, save_figures
+
+    network = _network(3, "fifo")
+    simulator = BookedSimulator(network)
+    reports = run_episode(simulator, make_policy("fixed", {"quantities": "500"}), seed=0)
+    drawn = episode_plots(reports, simulator.books, network, "fixed", ["sku001"], ["dc_central", "dc_1"])
+    assert set(drawn) == {"overview", "trajectory_sku001"}
+    files = save_figures(drawn, tmp_path)
+    assert sorted(p.name for p in files) == sorted(
+        ["overview.png", "overview.csv", "trajectory_sku001.png", "trajectory_sku001.csv"]
+    )
+    frame = pd.read_csv(tmp_path / "trajectory_sku001.csv")
+    assert set(frame["dc"]) == {"dc_central", "dc_1"} and frame["cut"].sum() > 0
+    assert (frame["rule_interventions"] > 0).any()
+    last = frame[frame["period"] == reports[-1].period].set_index("dc")
+    s = network.skus.index("sku001")
+    for dc in ("dc_central", "dc_1"):
+        assert last.at[dc, "in_transit"] == simulator.inbound[network.locations.index(dc), s]
+    for report in reports:  # the CSV's rows are the period records, for the chosen DCs
+        at = frame[frame["period"] == report.period].set_index("dc")
+        for dc in ("dc_central", "dc_1"):
+            assert at.at[dc, "on_hand"] == report.on_hand[network.locations.index(dc), s]
 
 
 def test_policy_labels_are_short() -> None:

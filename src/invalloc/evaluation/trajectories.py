@@ -234,6 +234,12 @@ def _thousands(ax, axis: str = "y") -> None:
     getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(format_tick))
 
 
+def _headroom(ax, share: float = 1.35) -> None:
+    """Room above the data for the legend (upper left), so it hides no line or marker."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, low + (high - low) * share)
+
+
 def _periods_axis(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -303,6 +309,8 @@ def sku_figure(frame: pd.DataFrame, sku: str, title: str, currency: str) -> Figu
     cash.set_xlabel("period")
     cash.legend(fontsize="small", ncol=3, loc="upper left")
     cash.set_title("company cash against the treasury buffer")
+    for ax in (stock, orders, cash):
+        _headroom(ax)
     for ax in (stock, orders, short, cash):
         ax.grid(alpha=0.3)
         _thousands(ax)
@@ -329,6 +337,7 @@ def overview_figure(frame: pd.DataFrame, skus: Sequence[str], title: str) -> Fig
         ax.plot(stock.index, stock["in_transit"], color="tab:blue", linestyle="--", label="in transit")
         ax.bar(short.index, short.to_numpy(), width=0.8, color="tab:orange", alpha=0.7, label=unmet.replace("_", " "))
         ax.set_title(sku, fontsize="medium")
+        _headroom(ax, 1.15)
         ax.grid(alpha=0.3)
         _thousands(ax)
         _periods_axis(ax)
