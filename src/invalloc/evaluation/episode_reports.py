@@ -36,9 +36,9 @@ from invalloc.evaluation.trajectories import (
     file_stem,
     policy_label,
     save_figures,
+    spec_labels,
     top_skus,
     trajectory_frame,
-    unique_labels,
 )
 from invalloc.sim.statements import (
     BookedSimulator,
@@ -195,8 +195,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 def comparison_labels(comparison: Comparison) -> dict[str, str]:
     """Spec text → short, unique label (a run's name rather than its id)."""
-    labels = unique_labels([policy_label(spec.text, spec.name) for spec in comparison.specs])
-    return {spec.text: label for spec, label in zip(comparison.specs, labels, strict=True)}
+    return spec_labels(comparison.specs)
 
 
 def write_comparison_sections(comparison: Comparison, folder: Path) -> str:

@@ -75,6 +75,12 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
     return out
 
 
+def spec_labels(specs: Sequence) -> dict[str, str]:
+    """Spec text → short unique label for compared policies (``PolicySpec``: ``text``, ``name``)."""
+    labels = unique_labels([policy_label(spec.text, spec.name) for spec in specs])
+    return {spec.text: label for spec, label in zip(specs, labels, strict=True)}
+
+
 def file_stem(label: str) -> str:
     """A file-name-safe form of a label."""
     return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label).strip("_") or "policy"
@@ -420,6 +426,7 @@ __all__ = [
     "save_figures",
     "sku_figure",
     "sku_revenue",
+    "spec_labels",
     "top_skus",
     "trajectory_frame",
     "unique_labels",
