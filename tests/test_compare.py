@@ -108,7 +108,8 @@ def test_cli_report_folder_and_mlflow_run(tmp_path, mlflow_uri):
     page = _Links()
     page.feed((out / "report.html").read_text(encoding="utf-8"))
     assert page.tables >= 5  # policies, KPIs, one paired table per other policy, gap closed
-    assert len(page.images) == 5
+    # The five summary plots, then per policy episode 0's overview and a trajectory per SKU (tiny has 2).
+    assert len(page.images) == 5 + 3 * (1 + 2)
     for src in page.images:
         image = matplotlib.image.imread(out / src)
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400

@@ -353,6 +353,26 @@ def simulate(
     ] = None,
     executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help=ADDRESS_HELP)] = None,
+    statements: Annotated[
+        Path | None,
+        typer.Option(
+            "--statements",
+            help="Write each episode's income statement, balance sheet, cash flow and inventory "
+            "roll-forward (CSV, xlsx, JSON with the reconciliation) into this folder.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Draw the first episode's trajectories (PNG + CSV) into this folder."),
+    ] = None,
+    plot_skus: Annotated[
+        list[str] | None,
+        typer.Option("--plot-skus", help="SKUs to draw with --plot, comma-separated (default: top 3 by revenue)."),
+    ] = None,
+    plot_dcs: Annotated[
+        list[str] | None,
+        typer.Option("--plot-dcs", help="DCs to draw with --plot, comma-separated (default: every DC)."),
+    ] = None,
 ) -> None:
     """Simulate a scenario with a policy (baseline, run:RUN_ID, models:/NAME@ALIAS, rules:DIR); KPIs ± 95% CI."""
     from invalloc.baselines import PolicyError
@@ -383,6 +403,9 @@ def simulate(
     loaded = _load(scenario)
     network = compile_network(loaded)
     nodes: list[str] = []
+    reporting = _reporting_options(network, statements, plot, plot_skus, plot_dcs)
+    if reporting and executor == "ray":
+        _fail(["--statements/--plot: with --executor local only (the books are drawn up in this process)"])
     try:
         params: dict[str, str] = {}
         if params_file is not None:
@@ -402,7 +425,7 @@ def simulate(
                 _fail([f"--decision-log {decision_log}: with --executor local only (the log is kept in this process)"])
             chosen = DecisionRecorder(chosen)
         try:
-            simulator = Simulator(
+            simulator = (reporting.simulator_class if reporting else Simulator)(
                 network,
                 check_invariants=check_invariants,
                 audit=audit_log is not None,
@@ -435,10 +458,14 @@ def simulate(
                     worker, calls, policy, tracking_uri, ray_address, lambda: progress.advance(task)
                 )
             else:
-                on_reports = None
-                if decision_log is not None:
-                    unmet = loaded.scenario.episode.unmet_demand
-                    on_reports = functools.partial(_end_logged_episode, chosen, unmet)
+                unmet = loaded.scenario.episode.unmet_demand
+
+                def on_reports(episode: int, episode_seed: int, reports: list) -> None:
+                    if decision_log is not None:
+                        _end_logged_episode(chosen, unmet, episode, episode_seed, reports)
+                    if reporting:
+                        reporting.add(episode, reports, simulator.books)
+
                 outcomes = []
                 for call in calls:
                     outcomes.append(_simulate_episode(simulator, network, chosen, *call, on_reports=on_reports))
@@ -467,9 +494,12 @@ def simulate(
             write_table(chosen.frame(), decision_log)
         except OSError as error:
             _fail([f"--decision-log {decision_log}: cannot be written ({error.strerror or error})"])
+    written = _write_reports(reporting, getattr(chosen, "name", None), policy) if reporting else []
     summary = summarise(results)
     if as_json:
-        print(json.dumps({"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary}))
+        extra = {"statements_reconciled": reporting.reconciled} if statements is not None else {}
+        out = {"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary, **extra}
+        print(json.dumps(out))
         return
     table = Table(title=f"{loaded.scenario.name} · {policy} · {episodes} episode(s) from seed {seed}")
     table.add_column("KPI")
@@ -482,6 +512,32 @@ def simulate(
         console.print(f"audit log written to {audit_log}", markup=False)
     if decision_log is not None:
         console.print(f"decision log written to {decision_log} (one row per period)", markup=False)
+    for line in written:
+        console.print(line, markup=False)
+
+
+def _reporting_options(network, statements: Path | None, plot: Path | None, skus, dcs):  # noqa: ANN001, ANN202
+    """Check ``--statements``/``--plot`` options before any episode runs; None when neither is given."""
+    if statements is None and plot is None:
+        for option, value in (("--plot-skus", skus), ("--plot-dcs", dcs)):
+            if value:
+                _fail([f"{option}: draws only with --plot DIR"])
+        return None
+    from invalloc.evaluation.episode_reports import EpisodeReports, ReportingError
+
+    try:
+        return EpisodeReports.checked(network, statements, plot, skus, dcs)
+    except ReportingError as error:
+        _fail([str(error)])
+
+
+def _write_reports(reporting, name: str | None, policy: str) -> list[str]:  # noqa: ANN001
+    from invalloc.evaluation.episode_reports import ReportingError
+
+    try:
+        return reporting.write(name, policy)
+    except ReportingError as error:
+        _fail([str(error)])
 
 
 @app.command()
@@ -572,8 +628,8 @@ app.command("compare")(compare)
 
 
 from invalloc.export.command import approve, export  # noqa: E402 - rule export and review (lazy heavy imports)
-from invalloc.rules.command import rules_app  # noqa: E402
 from invalloc.governance.production import challenge, monitor  # noqa: E402 - monitoring and the challenger loop
+from invalloc.rules.command import rules_app  # noqa: E402
 
 rules_app.command("approve")(approve)
 rules_app.command("monitor")(monitor)

@@ -744,6 +744,36 @@ OPTIONS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
         {"f.txt": "x"},
         ("--audit-log",),
     ),
+    "simulate/plot_skus_unknown": (
+        ["simulate", "--scenario", "tiny", "--plot", "{w}/plots", "--plot-skus", "widget,nosuch"],
+        {},
+        ("--plot-skus", "nosuch"),
+    ),
+    "simulate/plot_dcs_unknown": (
+        ["simulate", "--scenario", "tiny", "--plot", "{w}/plots", "--plot-dcs", "dc_mars"],
+        {},
+        ("--plot-dcs", "dc_mars"),
+    ),
+    "simulate/plot_skus_without_plot": (
+        ["simulate", "--scenario", "tiny", "--plot-skus", "widget"],
+        {},
+        ("--plot-skus",),
+    ),
+    "simulate/plot_dir_is_file": (
+        ["simulate", "--scenario", "tiny", "--plot", "{w}/plots.png"],
+        {"plots.png": "x"},
+        ("--plot", "plots.png"),
+    ),
+    "simulate/statements_dir_is_file": (
+        ["simulate", "--scenario", "tiny", "--statements", "{w}/st.csv"],
+        {"st.csv": "x"},
+        ("--statements", "st.csv"),
+    ),
+    "simulate/statements_parent_missing": (
+        ["simulate", "--scenario", "tiny", "--statements", "{w}/no/such/st"],
+        {},
+        ("--statements",),
+    ),
     "simulate/policy_rules_missing": (["simulate", "--scenario", "tiny", "--policy", "rules:{w}/none"], {}, ("none",)),
     "simulate/policy_run_bad_store": (
         ["simulate", "--scenario", "tiny", "--policy", "run:abc", "--tracking-uri", "sqlite:///{w}/no/such/mlflow.db"],

@@ -113,6 +113,8 @@ class _Runner:
 
         self.network = compile_network(load_scenario(scenario_source))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, demand_trace=demand_trace)
+        self._check_invariants = check_invariants
+        self._booked = None  # a BookedSimulator for the statements and plots of TRACE_EPISODE
         self.specs = list(specs)
         self.demand_trace = demand_trace
         self.policies = list(policies) if policies is not None else [build_policy(s, tracking_uri) for s in specs]
@@ -122,20 +124,32 @@ class _Runner:
         from invalloc.sim.simulator import run_episode
 
         results = []
+        simulator = self.simulator
+        if episode == TRACE_EPISODE:
+            from invalloc.sim.statements import BookedSimulator
+
+            if self._booked is None:
+                self._booked = BookedSimulator(
+                    self.network, check_invariants=self._check_invariants, demand_trace=self.demand_trace
+                )
+            simulator = self._booked
         for policy in self.policies:
-            reports = run_episode(self.simulator, policy, seed=seed)
+            reports = run_episode(simulator, policy, seed=seed)
             kpis = _kpis(reports, self.network)
             bound = getattr(policy, "bound_of_last_episode", None)
             if bound is not None:
                 kpis["oracle_bound"] = float(bound)
-            trace = None
+            trace = details = None
             if episode == TRACE_EPISODE:
+                from invalloc.evaluation.episode_reports import episode_details
+
                 trace = {
                     "reward": [float(r.reward) for r in reports],
                     "profit": [float(r.profit) for r in reports],
                     "cash": [float(r.cash) for r in reports],
                 }
-            results.append(EpisodeResult(episode, seed, kpis, _demand_digest(reports), trace))
+                details = episode_details(reports, simulator.books, self.network)
+            results.append(EpisodeResult(episode, seed, kpis, _demand_digest(reports), trace, details))
         return results
 
 

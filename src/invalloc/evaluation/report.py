@@ -127,13 +127,24 @@ def _currency(comparison: Comparison) -> str:
     return str(comparison.extra.get("currency") or "currency")
 
 
-def _short(label: str, width: int = 28) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+def _short_labels(comparison: Comparison) -> dict[str, str]:
+    """Spec text → short unique label: a learned policy's run name or ``NAME@ALIAS``, not its run id."""
+    from invalloc.evaluation.trajectories import spec_labels
+
+    return spec_labels(comparison.specs)
+
+
+def _money_axis(ax, axis: str = "y") -> None:
+    """Tick labels with thousands separators (``600,000`` rather than ``6e5``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
 
 
 def _grouped_bars(ax, comparison: Comparison, prefix: str, groups: Sequence[str]) -> None:
     """Bars of ``prefix/<group>`` per policy with 95% CI whiskers."""
     colours = _colours(comparison)
+    short = _short_labels(comparison)
     width = 0.8 / len(comparison.labels)
     x = np.arange(len(groups))
     table = comparison.kpis
@@ -145,7 +156,7 @@ def _grouped_bars(ax, comparison: Comparison, prefix: str, groups: Sequence[str]
         high = np.array([rows.at[k, "ci_high"] for k in keys])
         offset = x - 0.4 + width * (i + 0.5)
         error = [mean - low, high - mean]
-        ax.bar(offset, mean, width, yerr=error, capsize=3, color=colours[label], label=_short(label))
+        ax.bar(offset, mean, width, yerr=error, capsize=3, color=colours[label], label=short[label])
     ax.set_xticks(x, list(groups), rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
 
 
@@ -156,6 +167,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
 
     colours = _colours(comparison)
     labels = comparison.labels
+    short = _short_labels(comparison)
     out: dict[str, Figure] = {}
 
     # Profit per episode: the spread a planner should expect, one box per policy.
@@ -167,7 +179,8 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     for i, (label, values) in enumerate(zip(labels, profits, strict=True)):
         boxes["boxes"][i].set(facecolor=colours[label], alpha=0.35)
         ax.scatter(values, i + 1 + jitter.uniform(-0.15, 0.15, len(values)), s=10, color=colours[label], zorder=3)
-    ax.set_yticks(range(1, len(labels) + 1), [_short(label, 40) for label in labels])
+    ax.set_yticks(range(1, len(labels) + 1), [short[label] for label in labels])
+    _money_axis(ax, "x")
     ax.invert_yaxis()
     ax.set_xlabel(f"profit per episode (accrual, {_currency(comparison)})")
     ax.set_title(f"{comparison.episodes} episodes, seeds {comparison.seed}–{comparison.seed + comparison.episodes - 1}")
@@ -186,7 +199,9 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(f"{key.replace('_', ' ')}: policy − reference ({_currency(comparison)})")
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(others)), [_short(label, 32) for label in others])
+    axes[0].set_yticks(range(len(others)), [short[label] for label in others])
+    for ax in axes:
+        _money_axis(ax, "x")
     axes[0].invert_yaxis()
     fig.suptitle(f"reference: {comparison.reference} (95% CI of the mean paired difference)")
     out["reward_difference"] = fig
@@ -199,8 +214,8 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         if not trace:
             continue
         periods = np.arange(len(trace["profit"]))
-        top.plot(periods, np.cumsum(trace["profit"]), color=colours[label], label=_short(label))
-        bottom.plot(periods, trace["cash"], color=colours[label], label=_short(label))
+        top.plot(periods, np.cumsum(trace["profit"]), color=colours[label], label=short[label])
+        bottom.plot(periods, trace["cash"], color=colours[label], label=short[label])
     buffer = comparison.extra.get("treasury_buffer")
     if buffer:
         bottom.axhline(buffer, color="black", linestyle="--", linewidth=0.8, label="treasury buffer")
@@ -213,6 +228,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     bottom.legend(fontsize="small")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
+        _money_axis(ax)
     out["episode_profit_cash"] = fig
 
     # Fill rate per tier against each tier's contractual minimum.
@@ -234,6 +250,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     ax = fig.add_subplot()
     _grouped_bars(ax, comparison, "inventory_value_by_dc", comparison.dcs)
     ax.set_ylabel(f"average on hand at standard cost ({_currency(comparison)})")
+    _money_axis(ax)
     ax.set_title("mean over episodes with 95% CI")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     out["inventory_by_dc"] = fig
@@ -260,8 +277,11 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, border=0, classes="table")
 
 
-def render_html(comparison: Comparison, figure_files: dict[str, str], table_files: Sequence[str]) -> str:
-    """The report page; ``figure_files`` maps plot stems to the PNG names beside it."""
+def render_html(
+    comparison: Comparison, figure_files: dict[str, str], table_files: Sequence[str], sections: str = ""
+) -> str:
+    """The report page; ``figure_files`` maps plot stems to the PNG names beside it; ``sections``:
+    more HTML before the list of tables (the statements and trajectories of episode 0)."""
     e = html.escape
     run = (
         f"run <code>{e(comparison.mlflow_run_id)}</code> in <code>{e(comparison.tracking_uri or '')}</code>"
@@ -322,6 +342,8 @@ def render_html(comparison: Comparison, figure_files: dict[str, str], table_file
     parts.append("<h2>Plots</h2>")
     for stem, file in figure_files.items():
         parts.append(f'<h3>{e(FIGURE_TITLES.get(stem, stem))}</h3><img src="{e(file)}" alt="{e(stem)}">')
+    if sections:
+        parts.append(sections)
     parts.append("<h2>Tables as CSV</h2><ul>")
     parts += [f'<li><a href="{e(name)}">{e(name)}</a></li>' for name in table_files]
     parts.append("</ul></body></html>")
@@ -336,7 +358,12 @@ def render_folder(comparison: Comparison, folder: Path) -> dict[str, Figure]:
         names[stem] = f"{stem}.png"
         fig.savefig(folder / names[stem], dpi=FIGURE_DPI)
     tables = write_tables(comparison, folder)
-    (folder / REPORT_FILE).write_text(render_html(comparison, names, [p.name for p in tables]), encoding="utf-8")
+    from invalloc.evaluation.episode_reports import write_comparison_sections
+
+    sections = write_comparison_sections(comparison, folder)  # statements and trajectories of episode 0
+    (folder / REPORT_FILE).write_text(
+        render_html(comparison, names, [p.name for p in tables], sections), encoding="utf-8"
+    )
     return drawn
 
 

@@ -99,6 +99,8 @@ class EpisodeResult:
         every policy on the same episode (common random numbers).
     :param trace: per period (every period, warm-up included): ``reward`` (discounted),
         ``profit`` (accrual), ``cash`` at the close — kept for :data:`TRACE_EPISODE` only.
+    :param details: the financial statements and the trajectories of the top SKUs
+        (:class:`~invalloc.evaluation.episode_reports.EpisodeDetails`) — for :data:`TRACE_EPISODE` only.
     """
 
     episode: int
@@ -106,6 +108,7 @@ class EpisodeResult:
     kpis: dict[str, float]
     demand_digest: str
     trace: dict[str, list[float]] | None = None
+    details: Any = None
 
 
 # --------------------------------------------------------------------------- the comparison
