@@ -429,7 +429,10 @@ def rounding_effect(tree, table: RuleTable, visits: Visits, tolerance: float) ->
     units = {j: f.unit for j, f in enumerate(table.features)}
     exact = structure.threshold.astype(np.float64)
     rounded = np.array(
-        [round_threshold(float(t), units[int(f)]) if f >= 0 else t for t, f in zip(exact, structure.feature)]
+        [
+            round_threshold(float(t), units[int(f)]) if f >= 0 else t
+            for t, f in zip(exact, structure.feature, strict=True)
+        ]
     )
     same = tree_leaves(structure, visits.features, exact, False) == tree_leaves(
         structure, visits.features, rounded, True

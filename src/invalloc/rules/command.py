@@ -165,7 +165,9 @@ def show(
     ] = None,
     xlsx: Annotated[
         Path | None,
-        typer.Option("--xlsx", help="Write a reviewer's workbook here instead: a summary sheet, then a sheet per output group."),
+        typer.Option(
+            "--xlsx", help="Write a reviewer's workbook here instead: a summary sheet, then a sheet per output group."
+        ),
     ] = None,
 ) -> None:
     """Print the rules (conditions, support), one decision at a time, and the table's fidelity and review."""
@@ -329,7 +331,9 @@ def _print_decision(screen, table, rows: list[int], members: list[int], title: s
     for k in varying if beside else []:
         grid.add_column(label(k), justify="right", no_wrap=True)
     for i, r in enumerate(rows):
-        grid.add_row(table.rule_ids[r], f"{table.support[r]:.1%}", _when(table, r), *(cells[k][i] for k in varying if beside))
+        grid.add_row(
+            table.rule_ids[r], f"{table.support[r]:.1%}", _when(table, r), *(cells[k][i] for k in varying if beside)
+        )
     screen.print(grid)
     if not beside:
         # Blocks of output columns that fit beside the rule id.

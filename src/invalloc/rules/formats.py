@@ -456,7 +456,9 @@ def _write_diagram(root: ET.Element, table: RuleTable) -> None:
 
     def shape(element: str, x: float, y: float, w: float, h: float) -> None:
         node = ET.SubElement(diagram, f"{dmndi}DMNShape", {"id": f"shape_{element}", "dmnElementRef": element})
-        ET.SubElement(node, f"{dc}Bounds", {"x": _coordinate(x), "y": _coordinate(y), "width": str(w), "height": str(h)})
+        ET.SubElement(
+            node, f"{dc}Bounds", {"x": _coordinate(x), "y": _coordinate(y), "width": str(w), "height": str(h)}
+        )
 
     shape("allocation_policy", decision_x, decision_y, decision_width, decision_height)
     for row, y in zip(rows, (0, below_y), strict=True):
@@ -580,7 +582,9 @@ def write_xlsx(table: RuleTable, summary: list[tuple[str, object]], path: Path) 
                 for j, feature in enumerate(table.features)
                 if np.isfinite(table.lower[r, j]) or np.isfinite(table.upper[r, j])
             )
-            values.append([rid, float(table.support[r]), when or "(always)", *(float(table.values[r, k]) for k in members)])
+            values.append(
+                [rid, float(table.support[r]), when or "(always)", *(float(table.values[r, k]) for k in members)]
+            )
         _header(values, bold)
         values.column_dimensions["C"].width = 60
         for row in values.iter_rows(min_row=2, min_col=3, max_col=3):

@@ -317,7 +317,7 @@ def _precision_problem(manifest: dict) -> str | None:
         valid_step = isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < float("inf")
         valid_digits = isinstance(digits, int) and not isinstance(digits, bool) and 1 <= digits <= 17
         if not (valid_step or valid_digits):
-            return f"field precision.{where} must be {{\"step\": a positive number}} or {{\"significant_digits\": 1–17}}"
+            return f'field precision.{where} must be {{"step": a positive number}} or {{"significant_digits": 1–17}}'
     return None
 
 
