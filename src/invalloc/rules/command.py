@@ -63,7 +63,9 @@ def verify(
         registered = _check_registry(directory, manifest, content_digest(manifest), tracking_uri)
     print(
         f"{directory}: verified — {len(manifest['files'])} files match their sha256; {len(reference)} rules, "
-        f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states; status {status}"
+        f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states"
+        + ("; every number within the manifest's stated precision" if manifest.get("precision") else "")
+        + f"; status {status}"
         + registered
     )
 
