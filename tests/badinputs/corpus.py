@@ -1604,6 +1604,7 @@ for _name, _argv, _fragment in (
     ("rule_unknown", ["--rule", "R00000000"], "--rule R00000000"),
     ("xlsx_not_xlsx", ["--xlsx", "{w}/review.csv"], "--xlsx"),
     ("xlsx_a_folder", ["--xlsx", "{w}/table"], "is a folder"),
+    ("width_too_narrow", ["--width", "10"], "--width"),
 ):
     case(f"rules-show/{_name}", ["rules", "show", "{w}/table", *_argv], {"table": rule_dir()}, (_fragment,))
 for _name, _precision, _fragment in (

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -589,8 +590,15 @@ def write_xlsx(table: RuleTable, summary: list[tuple[str, object]], path: Path) 
         values.column_dimensions["C"].width = 60
         for row in values.iter_rows(min_row=2, min_col=3, max_col=3):
             row[0].alignment = Alignment(wrap_text=True, vertical="top")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    book.save(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Saved beside the target, then moved into place: a failed save leaves nothing half-written.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        book.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return book.sheetnames
 
 
