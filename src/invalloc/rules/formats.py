@@ -18,7 +18,17 @@ DMN 1.3 (``rules.dmn``, namespace :data:`DMN_NAMESPACE`)
     per feature (FEEL unary tests), the output ``rule_id`` (string) and one number output per
     table output. Loads in standard DMN engines. The reader accepts hand-written tables with
     any of ``-``, ``< a``, ``<= a``, ``> a``, ``>= a``, ``= a``, ``a``, and ranges with open
-    or closed ends (``[a..b]``, ``(a..b)``, ``]a..b[`` …).
+    or closed ends (``[a..b]``, ``(a..b)``, ``]a..b[`` …). A DMNDI diagram (``dmndi:DMNDI``)
+    draws each input as an ``inputData`` shape wired to the decision, so that editors show the
+    decision requirements diagram.
+
+Numbers are written as the shortest decimal that reads back to the same float
+(:func:`~invalloc.rules.table.number_text`); values rounded to their stated precision
+therefore appear as ``0.95``, never ``0.9500000000000001``.
+
+XLSX (:func:`write_xlsx`, ``invalloc rules show --xlsx``)
+    A reviewer's workbook (openpyxl): a summary sheet, the conditions, one sheet per output
+    group. A view of a verified table, not one of its files.
 """
 
 from __future__ import annotations

@@ -5,8 +5,11 @@
 scenario digest, feature set version, extraction settings), what its outputs set
 (``action_mode``: ``compact``, or ``anchored`` with the resolved ``anchor`` rule whose levels
 and channel weights they multiply), how faithful it is (fidelity, KPI retention, intervention
-rate), its review (status draft → approved → active → retired, reviewer, date, comment) and
-where it is registered. A directory holds exactly these files,
+rate), the ``precision`` its numbers are written to (per feature the thresholds' step or
+significant digits, per output the values', support's; and the ``rounding_effect`` on the
+states seen in extraction: :func:`~invalloc.rules.table.table_precision`; absent from tables
+exported before it existed), its review (status draft → approved → active → retired,
+reviewer, date, comment) and where it is registered. A directory holds exactly these files,
 the manifest and ``audit_log.jsonl``: any other file makes verification fail.
 
 **Content digest.** :func:`content_digest` is the sha256 of the manifest without its
