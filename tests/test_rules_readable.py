@@ -117,6 +117,32 @@ def test_tree_descent_matches_scikit_learn():
     assert np.array_equal(leaves, tree.apply(features))
 
 
+def test_rounding_effect_counts_the_states_a_rounded_split_moves():
+    """A split at 3.05 days (between states at 3.0 and 3.1) rounds to 3.0: the state at 3.0
+    changes side, and only it; the measure reports that share and the fidelity it costs."""
+    from types import SimpleNamespace
+
+    from sklearn.tree import DecisionTreeRegressor
+
+    from invalloc.env.feature_definitions import Feature
+    from invalloc.export.extraction import Visits, refit_outputs, rounding_effect, tree_to_table
+
+    x = np.round(np.arange(0.0, 10.0, 0.1), 1)
+    target = np.where(x < 3.05, -0.5, 0.5)
+    tree = DecisionTreeRegressor(max_leaf_nodes=2).fit(x[:, None], target)
+    assert tree.tree_.threshold[0] == pytest.approx(3.05)
+    features = SimpleNamespace(size=1, features=[Feature("cover", "days", "days of cover")])
+    table = tree_to_table(tree, features, action_outputs(["cover/sku/a"], "compact"), {"name": "t"})
+    assert sorted(table.upper[:, 0].tolist()) == [3.0, np.inf]  # the split as written: 3.0 days
+    visits = Visits(x[:, None], np.zeros((len(x), 1), dtype=np.float32), np.ones(len(x)), target[:, None])
+    refit_outputs(table, visits, np.ones(len(x)))
+    effect = rounding_effect(tree, table, visits, 0.25)
+    assert effect["states"] == 100
+    assert effect["states_on_the_same_side"] == pytest.approx(0.99)
+    assert effect["fidelity_unrounded"] == 1.0 and effect["fidelity_rounded"] == pytest.approx(0.99)
+    assert effect["fidelity_change"] == pytest.approx(-0.01)
+
+
 def test_export_states_its_precision_and_every_format_keeps_to_it(exported):
     out, manifest = exported
     precision = manifest["precision"]
