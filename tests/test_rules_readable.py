@@ -113,7 +113,7 @@ def test_tree_descent_matches_scikit_learn():
     features = rng.normal(size=(2000, 4)) * [1, 10, 100, 0.1]
     target = np.sin(features[:, 0]) + features[:, 1] / 10
     tree = DecisionTreeRegressor(max_leaf_nodes=16, random_state=0).fit(features, target)
-    leaves = tree_leaves(tree.tree_, features, tree.tree_.threshold, strict=False)
+    leaves = tree_leaves(tree.tree_, features.astype(np.float32), tree.tree_.threshold, strict=False)
     assert np.array_equal(leaves, tree.apply(features))
 
 
