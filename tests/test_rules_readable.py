@@ -17,9 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from invalloc.cli import app
-from invalloc.config.loader import load_scenario
-from invalloc.export.exporter import export_rule_table
-from invalloc.export.extraction import ExtractionSettings, tree_leaves
+from invalloc.export.extraction import tree_leaves
 from invalloc.rules import RuleTableError, load_rule_table
 from invalloc.rules.formats import DC_NAMESPACE, DI_NAMESPACE, DMN_NAMESPACE, DMNDI_NAMESPACE, FILE_NAMES
 from invalloc.rules.manifest import verify_rule_table
@@ -36,17 +34,9 @@ from invalloc.rules.table import (
 from tampering import forge_audit_log, rehash
 
 runner = CliRunner()
-#: Small but complete export settings (as tests/test_export.py): every stage runs, in seconds.
-QUICK = ExtractionSettings(
-    max_rules=8,
-    iterations=2,
-    episodes_per_iteration=2,
-    teacher_episodes=2,
-    validation_episodes=1,
-    evaluation_episodes=2,
-    min_gain=0.0,
-    seed=3,
-)
+#: `invalloc export` options: every stage of the quickstart's export runs, in seconds.
+EXPORT_OPTIONS = ["--max-rules", "16", "--iterations", "2", "--episodes", "2", "--teacher-episodes", "4"]
+EXPORT_OPTIONS += ["--validation-episodes", "1", "--evaluation-episodes", "2", "--no-register"]
 #: A number as written in a file: not part of an identifier, a hex digest, a date or a namespace URI.
 NUMBER = re.compile(r"(?<![\w./-])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w./])")
 #: The most significant digits any number of a table has at its stated precision (days to ½ day
@@ -55,23 +45,23 @@ MOST_DIGITS = 5
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, dict]:
-    """A real `retail` export: an SB3 PPO teacher made state-dependent, extracted and verified."""
-    import torch
-    from stable_baselines3 import PPO
+def exported(tmp_path_factory, mlflow_template_db) -> tuple[Path, dict]:
+    """The quickstart's retail export: its experiment (ARS anchored on `proportional@tuned`),
+    trained briefly in a real MLflow store, exported by `invalloc export` and verified."""
+    import shutil
 
-    from invalloc.agents.learned import LearnedPolicy
-    from invalloc.env import AllocationEnv
+    from invalloc.agents.training import train
+    from invalloc.quickstart import EXPERIMENT
 
-    torch.set_num_threads(1)
-    model = PPO("MlpPolicy", AllocationEnv("retail"), device="cpu", seed=0, n_steps=128, batch_size=64, n_epochs=1)
-    model.learn(128)
-    with torch.no_grad():
-        model.policy.action_net.weight.mul_(40.0)
-    teacher = LearnedPolicy.from_model(model, "retail")
-    out = tmp_path_factory.mktemp("readable") / "retail_table"
-    manifest = export_rule_table(teacher, load_scenario("retail"), out, QUICK, source={"teacher": "ppo"})
-    return out, manifest
+    work = tmp_path_factory.mktemp("readable")
+    shutil.copyfile(mlflow_template_db, work / "mlflow.db")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    trained = train(EXPERIMENT, timesteps=1024, tracking_uri=uri, progress=False)
+    out = work / "retail_table"
+    command = ["export", "--run", trained.run_id, "--tracking-uri", uri, "--out", str(out), *EXPORT_OPTIONS, "--json"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
 
 
 def _decimal_conforms(token: str, precision: dict) -> bool:
