@@ -75,7 +75,8 @@ def test_export_writes_a_verified_table_with_its_manifest(exported):
     assert manifest["scenario"]["digest"] == load_scenario("retail").digest
     assert manifest["feature_set"]["version"] == FEATURE_SET_VERSION == "2" and manifest["review"]["status"] == "draft"
     assert {f.name for f in table.features} >= {"inbound_days_dc_central_arriving_in_0", "days_remaining"}
-    assert table.support.sum() == pytest.approx(1.0) and (table.support >= 0).all()
+    # Support is written to 3 significant digits: each share within 0.5% of itself, the sum within 0.005 of 1.
+    assert table.support.sum() == pytest.approx(1.0, abs=5e-3) and (table.support >= 0).all()
     fidelity = manifest["fidelity"]
     for key in ("on_table_states", "on_teacher_states", "on_table_states_strict"):
         assert 0.0 <= fidelity[key] <= 1.0

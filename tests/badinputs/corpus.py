@@ -1625,6 +1625,36 @@ for _name in (
         (_fragment,),
     )
     case(f"rules-verify/{_name}", ["rules", "verify", "{w}/table"], {"table": _builder}, (_fragment,))
+# `rules show` options on a valid table: an unknown output, sort column or rule id; a workbook
+# path that is not an .xlsx file or is a folder; a malformed or unkept precision statement.
+for _name, _argv, _fragment in (
+    ("output_unknown", ["--output", "nosuch_multiplier"], "--output nosuch_multiplier"),
+    ("output_pattern_matches_nothing", ["--output", "zz_*"], "--output zz_*"),
+    ("sort_unknown", ["--sort", "colour"], "--sort colour"),
+    ("rule_unknown", ["--rule", "R00000000"], "--rule R00000000"),
+    ("xlsx_not_xlsx", ["--xlsx", "{w}/review.csv"], "--xlsx"),
+    ("xlsx_a_folder", ["--xlsx", "{w}/table"], "is a folder"),
+    ("width_too_narrow", ["--width", "10"], "--width"),
+):
+    case(f"rules-show/{_name}", ["rules", "show", "{w}/table", *_argv], {"table": rule_dir()}, (_fragment,))
+for _name, _precision, _fragment in (
+    ("precision_text", "fine", "field precision"),
+    ("precision_outputs_list", {"outputs": [1]}, "precision.outputs"),
+    ("precision_step_zero", {"support": {"step": 0}}, "precision.support"),
+    ("precision_digits_text", {"features": {"x": {"significant_digits": "2"}}}, "precision.features.x"),
+):
+    case(
+        f"rules-show/{_name}",
+        ["rules", "show", "{w}/table"],
+        {"table": rule_dir(_edit_manifest(precision=_precision))},
+        (_fragment,),
+    )
+case(
+    "rules-verify/precision_not_kept",
+    ["rules", "verify", "{w}/table"],
+    {"table": rule_dir(_edit_manifest(precision={"support": {"step": 0.25}}))},
+    ("rules.json", "support 0.3", "field precision"),
+)
 #: Anchors that pass the manifest's shape check but cannot act: refused when the table first acts.
 BAD_ANCHORS = {
     "unknown_rule": ({"policy": "nosuch", "params": {}, "spec": "nosuch"}, "nosuch: unknown policy"),

@@ -45,7 +45,7 @@ from invalloc.rules.manifest import (
     write_manifest,
 )
 from invalloc.rules.registry import CANDIDATE, CHAMPION, CONTENT_TAG, STATUS_TAG, check_registered_content
-from invalloc.rules.table import RuleTable, RuleTableError
+from invalloc.rules.table import RuleTable, RuleTableError, precision_problem, table_precision
 from invalloc.sim.network import compile_network
 from invalloc.sim.simulator import Simulator
 
@@ -72,10 +72,14 @@ def write_table_files(table: RuleTable, directory: Path) -> None:
 
 
 def _check_round_trip(directory: Path, table: RuleTable, states: np.ndarray) -> None:
-    """Every format, read back by the evaluator, must pick the same rule and outputs on ``states``."""
+    """Every format, read back by the evaluator, must pick the same rule and outputs on ``states``
+    and hold no number finer than the precision the manifest states."""
     expected = table.decide(states)
     for fmt in FILE_NAMES:
-        loaded, _ = load_rule_table(directory, fmt)
+        loaded, manifest = load_rule_table(directory, fmt)
+        problem = precision_problem(loaded, manifest.get("precision"), FILE_NAMES[fmt])
+        if problem:
+            raise ExportError(problem)
         if loaded.rule_ids != table.rule_ids or not np.array_equal(loaded.decide(states), expected):
             raise ExportError(f"{FILE_NAMES[fmt]} read back decides differently from the extracted table")
         if not np.array_equal(loaded.values, table.values):
@@ -153,6 +157,9 @@ def _manifest(name: str, loaded: LoadedScenario, extraction: Extraction, evaluat
             "features": describe_features(table),
         },
         "outputs": describe_outputs(table),
+        # Thresholds, outputs and support are written to this precision; the rounding effect
+        # compares the fitted tree with its exact split points and the rounded table.
+        "precision": {**table_precision(table), "rounding_effect": extraction.rounding},
         "rules": len(table),
         "extraction": extraction.record(),
         "fidelity": evaluation["fidelity"],

@@ -44,6 +44,7 @@ from invalloc.rules.table import (
     RuleTable,
     action_outputs,
     anchor_label,
+    round_support,
     rule_id,
     significant,
 )
@@ -217,7 +218,8 @@ class Rollouts:
 
 def round_threshold(value: float, unit: str) -> float:
     """A split point as a reviewer would write it: days to ½ day, ratios to 0.01, money and
-    other quantities to two significant figures."""
+    other quantities to two significant figures (the precision
+    :func:`~invalloc.rules.table.feature_precision` states in the manifest)."""
     if unit == "days":
         return round(value * 2.0) / 2.0
     if unit == "ratio":
@@ -314,6 +316,8 @@ class Extraction:
     data: Visits
     history: list[dict]
     settings: ExtractionSettings
+    #: What rounding thresholds and outputs did to the chosen table (:func:`rounding_effect`).
+    rounding: dict = field(default_factory=dict)
 
     def record(self) -> dict:
         return {**asdict(self.settings), "states": int(len(self.data.stake)), "history": self.history}
@@ -346,7 +350,7 @@ def extract(
     data = rollouts.run([next(seeds) for _ in range(first)], student=None)
     validation = rollouts.run([next(seeds) for _ in range(settings.validation_episodes)], student=None)
     history: list[dict] = []
-    best: tuple[float, int, RuleTable] | None = None
+    best: tuple[float, int, RuleTable, Any] | None = None
     for iteration in range(1, settings.iterations + 1):
         weights = _weights(data.stake, settings.stake_floor) if settings.stake_weighting else np.ones(len(data.stake))
         tree = DecisionTreeRegressor(
@@ -379,15 +383,72 @@ def extract(
         # Best worse-of-both agreement first, then fewer rules, then the later iteration (more data).
         score = min(fit, on_teacher)
         if best is None or (score, -len(table)) >= (best[0], -len(best[2])):
-            best = (score, iteration, table)
+            best = (score, iteration, table, tree)
         data = Visits.concat([data, visited])
     assert best is not None
     table = best[2]
-    # Support over every state seen in extraction; outputs stay those the table was judged with.
-    table.support = np.bincount(table.decide(data.features), minlength=len(table)) / len(data.stake)
+    # Support over every state seen in extraction (rounded as written); outputs stay those the
+    # table was judged with.
+    table.support = round_support(np.bincount(table.decide(data.features), minlength=len(table)) / len(data.stake))
     for record in history:
         record["chosen"] = record["iteration"] == best[1]
-    return Extraction(table, data, history, settings)
+    states = Visits.concat([data, validation]) if len(validation.stake) else data
+    rounding = rounding_effect(best[3], table, states, settings.fidelity_tolerance)
+    return Extraction(table, data, history, settings, rounding)
+
+
+def tree_leaves(structure, features: np.ndarray, thresholds: np.ndarray, strict: bool) -> np.ndarray:
+    """The leaf of a fitted tree's ``structure`` each row of ``features`` reaches, descending
+    with ``thresholds`` (``x < t`` goes left when ``strict``, as a table reads a rounded cut;
+    ``x <= t`` as scikit-learn reads its own)."""
+    node = np.zeros(len(features), dtype=np.int64)
+    rows = np.arange(len(features))
+    while True:
+        left = structure.children_left[node]
+        inner = left >= 0
+        if not inner.any():
+            return node
+        value = features[rows, np.where(inner, structure.feature[node], 0)]
+        cut = thresholds[node]
+        go_left = value < cut if strict else value <= cut
+        node = np.where(inner, np.where(go_left, left, structure.children_right[node]), node)
+
+
+def rounding_effect(tree, table: RuleTable, visits: Visits, tolerance: float) -> dict:
+    """What rounding thresholds and outputs to business values did, on every state of ``visits``
+    (all states seen in extraction, the teacher's validation states included).
+
+    ``states_on_the_same_side``: share of states that reach the same leaf of the fitted tree
+    with its exact split points and with the rounded ones (every threshold test unchanged);
+    ``fidelity_unrounded``/``fidelity_rounded``: agreement with the teacher (at ``tolerance``)
+    of the exact tree's leaf actions and of the rounded table; ``fidelity_change``: their
+    difference (rounded − unrounded).
+    """
+    assert visits.teacher_actions is not None
+    structure = tree.tree_
+    units = {j: f.unit for j, f in enumerate(table.features)}
+    exact = structure.threshold.astype(np.float64)
+    rounded = np.array(
+        [
+            round_threshold(float(t), units[int(f)]) if f >= 0 else t
+            for t, f in zip(exact, structure.feature, strict=True)
+        ]
+    )
+    # scikit-learn compares float32 features with its cuts; the table compares float64 ones.
+    exact_leaves = tree_leaves(structure, visits.features.astype(np.float32), exact, False)
+    same = exact_leaves == tree_leaves(structure, visits.features, rounded, True)
+    unrounded_actions = np.clip(tree.predict(visits.features).reshape(len(visits.stake), -1), -1.0, 1.0)
+    error = np.abs(unrounded_actions - visits.teacher_actions)
+    before = float((error <= tolerance + 1e-9).mean())
+    after = agreement(table, visits, tolerance)["agreement"]
+    return {
+        "states": int(len(visits.stake)),
+        "states_on_the_same_side": float(same.mean()),
+        "fidelity_unrounded": before,
+        "fidelity_rounded": after,
+        "fidelity_change": after - before,
+        "tolerance": tolerance,
+    }
 
 
 def _weights(stake: np.ndarray, floor: float) -> np.ndarray:

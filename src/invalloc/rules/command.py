@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -61,7 +63,9 @@ def verify(
         registered = _check_registry(directory, manifest, content_digest(manifest), tracking_uri)
     print(
         f"{directory}: verified — {len(manifest['files'])} files match their sha256; {len(reference)} rules, "
-        f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states; status {status}"
+        f"complete and non-overlapping; csv, json and dmn decide alike on {len(grid)} boundary states"
+        + ("; every number within the manifest's stated precision" if manifest.get("precision") else "")
+        + f"; status {status}"
         + registered
     )
 
@@ -144,57 +148,300 @@ def decide(
 def show(
     directory: Directory,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest's summary as JSON.")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            help="One decision: an output group (e.g. sku_level_multiplier), one output, or a pattern "
+            "(sku_level_multiplier_sku0*). Without it: the rules and a line per output group.",
+        ),
+    ] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule (its id, e.g. R1a2b3c4d).")] = None,
+    sort: Annotated[
+        str,
+        typer.Option("--sort", help="Order rules by: support (largest first), rule (id), a feature or an output."),
+    ] = "support",
+    width: Annotated[
+        int | None,
+        typer.Option("--width", min=40, help="Columns to fit (default: the terminal's, $COLUMNS, else 100)."),
+    ] = None,
+    xlsx: Annotated[
+        Path | None,
+        typer.Option(
+            "--xlsx", help="Write a reviewer's workbook here instead: a summary sheet, then a sheet per output group."
+        ),
+    ] = None,
 ) -> None:
-    """Print the rules (conditions, support, outputs) and the table's fidelity and review."""
+    """Print the rules (conditions, support), one decision at a time, and the table's fidelity and review."""
+    if xlsx is not None:
+        from invalloc.console import output_file_problems
+
+        problems = output_file_problems(xlsx, "--xlsx", (".xlsx",))
+        if problems:
+            fail(problems)
     table, manifest = _load(directory)
+    rows, members, sort_key = _selection(directory, table, output, rule, sort)
     summary = _summary(manifest, len(table))
+    if xlsx is not None:
+        _write_workbook(directory, table, manifest, summary, xlsx)
+        return
     if as_json:
         print(json.dumps(summary))
         return
-    from invalloc.rules.table import condition_text
+    from rich.console import Console
 
-    varying = [k for k in range(len(table.outputs)) if len(set(table.values[:, k])) > 1]
-    grid = Table(
-        title=f"{manifest.get('name')} · {summary['scenario']} · {len(table)} rules · status {summary['status']}",
-        show_lines=True,
-    )
-    grid.add_column("rule", no_wrap=True)
-    grid.add_column("support", justify="right")
-    grid.add_column("when (all hold)", overflow="fold")
-    grid.add_column("then" + (" (outputs that differ between rules)" if len(varying) < len(table.outputs) else ""))
-    for r in sorted(range(len(table)), key=lambda r: (-table.support[r], table.rule_ids[r])):
-        conditions = [
-            f"{feature.name} {condition_text(table.lower[r, j], table.upper[r, j])}"
-            for j, feature in enumerate(table.features)
-            if table.lower[r, j] > -math.inf or table.upper[r, j] < math.inf
-        ]
-        grid.add_row(
-            table.rule_ids[r],
-            f"{table.support[r]:.1%}",
-            "\n".join(conditions) or "(always)",
-            "\n".join(f"{table.outputs[k].name} = {table.values[r, k]:g}" for k in varying) or "–",
-        )
-    console.print(grid)
-    same = [k for k in range(len(table.outputs)) if k not in varying]
-    if same:
-        console.print(
-            "in every rule: " + ", ".join(f"{table.outputs[k].name} = {table.values[0, k]:g}" for k in same),
-            markup=False,
-        )
+    screen = Console(width=width or shutil.get_terminal_size((100, 24)).columns, highlight=False, soft_wrap=False)
+    rows = sorted(rows, key=sort_key)
+    title = f"{manifest.get('name')} · {summary['scenario']} · {len(table)} rules · status {summary['status']}"
+    if members is None:
+        _print_overview(screen, table, rows, title)
+    else:
+        _print_decision(screen, table, rows, members, title + f" · {output}")
     if summary["action_mode"] == "anchored":
         params = (manifest.get("anchor") or {}).get("params") or {}
         settings = ", ".join(f"{key}={value}" for key, value in params.items()) or "its defaults"
-        console.print(
+        screen.print(
             f"outputs multiply the order-up-to levels and channel weights of the rule {summary['anchor']} "
             f"({(manifest.get('anchor') or {}).get('policy')} with {settings}); 1 everywhere is that rule",
             markup=False,
         )
-    console.print(
+    screen.print(
         f"fidelity {_percent(summary['fidelity_on_table_states'])} on the table's states, "
         f"{_percent(summary['fidelity_on_teacher_states'])} on the teacher's; profit retention "
         f"{_percent(summary['profit_retention'])}; intervention rate {_percent(summary['intervention_rate'])}",
         markup=False,
     )
+
+
+def _selection(directory: Path, table, output: str | None, rule: str | None, sort: str):
+    """Rows (rule indices), output indices (None: all, as an overview) and a sort key; bad options fail."""
+    import fnmatch
+
+    from invalloc.rules.table import output_groups
+
+    problems = []
+    rows = list(range(len(table)))
+    if rule is not None:
+        if rule not in table.rule_ids:
+            some = ", ".join(table.rule_ids[:3])
+            problems.append(f"--rule {rule}: no such rule in {directory} (ids such as {some}; see `rules show`)")
+        else:
+            rows = [table.rule_ids.index(rule)]
+    members = None
+    if output is not None:
+        groups = output_groups(table.outputs)
+        if output in groups:
+            members = groups[output]
+        else:
+            members = [k for k, name in enumerate(table.output_names) if fnmatch.fnmatchcase(name, output)]
+        if not members:
+            problems.append(
+                f"--output {output}: no such output or output group in {directory} (groups: {', '.join(groups)})"
+            )
+    key = None
+    if sort == "support":
+        key = lambda r: (-table.support[r], table.rule_ids[r])  # noqa: E731
+    elif sort == "rule":
+        key = lambda r: table.rule_ids[r]  # noqa: E731
+    elif sort in table.feature_names:
+        j = table.feature_names.index(sort)
+        key = lambda r: (table.lower[r, j], table.upper[r, j], table.rule_ids[r])  # noqa: E731
+    elif sort in table.output_names:
+        k = table.output_names.index(sort)
+        key = lambda r: (table.values[r, k], table.rule_ids[r])  # noqa: E731
+    else:
+        problems.append(f"--sort {sort}: not a column of {directory} (support, rule, a feature or an output name)")
+    if problems:
+        fail(problems)
+    return rows, members, key
+
+
+def _when(table, r: int) -> str:
+    """Rule ``r``'s conditions, one constrained feature a line."""
+    from invalloc.rules.table import condition_text
+
+    lines = [
+        f"{feature.name} {condition_text(table.lower[r, j], table.upper[r, j])}"
+        for j, feature in enumerate(table.features)
+        if table.lower[r, j] > -math.inf or table.upper[r, j] < math.inf
+    ]
+    return "\n".join(lines) or "(always)"
+
+
+def _value(value: float) -> str:
+    """An output value as written in the table files (no float artefacts)."""
+    from invalloc.rules.table import number_text
+
+    return number_text(value)
+
+
+def _print_overview(screen, table, rows: list[int], title: str) -> None:
+    """The rules with their conditions, then one line per output group: what to look at with --output."""
+    from invalloc.rules.table import output_groups
+
+    grid = Table(title=title, show_lines=True)
+    grid.add_column("rule", no_wrap=True)
+    grid.add_column("support", justify="right", no_wrap=True)
+    grid.add_column("when (all hold)", overflow="fold")
+    for r in rows:
+        grid.add_row(table.rule_ids[r], f"{table.support[r]:.1%}", _when(table, r))
+    screen.print(grid)
+    groups = Table(title="decisions (output groups): show one with --output GROUP")
+    groups.add_column("group", no_wrap=True)
+    for column, justify in (("outputs", "right"), ("unit", "left"), ("values", "left")):
+        groups.add_column(column, justify=justify, overflow="fold")
+    groups.add_column("rules differ on", justify="right")
+    for group, members in output_groups(table.outputs).items():
+        values = table.values[np.ix_(rows, members)]
+        varying = sum(len(set(values[:, m])) > 1 for m in range(len(members)))
+        low, high = (_value(v) for v in (values.min(), values.max()))
+        groups.add_row(
+            group,
+            str(len(members)),
+            table.outputs[members[0]].unit,
+            low if low == high else f"{low} – {high}",
+            f"{varying} of {len(members)}",
+        )
+    screen.print(groups)
+
+
+def _print_decision(screen, table, rows: list[int], members: list[int], title: str) -> None:
+    """One decision: per rule its conditions and the selected outputs that differ between rules
+    (as columns beside the conditions when they fit the width; else the conditions first, then
+    the values as a matrix of rules × outputs in blocks of columns that fit); the outputs equal
+    in every rule on one line below."""
+    from invalloc.rules.table import output_group
+
+    varying = members if len(rows) == 1 else [k for k in members if len(set(table.values[rows, k])) > 1]
+    same = [k for k in members if k not in varying]
+    group = {output_group(table.outputs[k]) for k in members}
+    prefix = f"{group.pop()}_" if len(group) == 1 and len(members) > 1 else ""
+
+    def label(k: int) -> str:
+        name = table.outputs[k].name
+        return name[len(prefix) :] if prefix and name.startswith(prefix) and len(name) > len(prefix) else name
+
+    cells = {k: [_value(table.values[r, k]) for r in rows] for k in varying}
+    widths = {k: max(len(label(k)), *(len(c) for c in cells[k])) for k in varying}
+    ids = max(len(table.rule_ids[r]) for r in rows)
+    when = min(max((len(line) for r in rows for line in _when(table, r).splitlines()), default=8), 30)
+    beside = 1 + (ids + 3) + (7 + 3) + (when + 3) + sum(widths[k] + 3 for k in varying) <= screen.width
+    grid = Table(title=title, show_lines=True)
+    grid.add_column("rule", no_wrap=True)
+    grid.add_column("support", justify="right", no_wrap=True)
+    grid.add_column("when (all hold)", overflow="fold", min_width=when)
+    for k in varying if beside else []:
+        grid.add_column(label(k), justify="right", no_wrap=True)
+    for i, r in enumerate(rows):
+        grid.add_row(
+            table.rule_ids[r], f"{table.support[r]:.1%}", _when(table, r), *(cells[k][i] for k in varying if beside)
+        )
+    screen.print(grid)
+    if not beside:
+        # Blocks of output columns that fit beside the rule id.
+        blocks: list[list[int]] = [[]]
+        used = 1 + ids + 3
+        for k in varying:
+            if blocks[-1] and used + widths[k] + 3 > screen.width:
+                blocks.append([])
+                used = 1 + ids + 3
+            blocks[-1].append(k)
+            used += widths[k] + 3
+        for block in blocks:
+            names = label(block[0]) if len(block) == 1 else f"{label(block[0])} … {label(block[-1])}"
+            matrix = Table(title=f"{prefix.rstrip('_') or 'outputs'}: {names}")
+            matrix.add_column("rule", no_wrap=True)
+            for k in block:
+                matrix.add_column(label(k), justify="right", no_wrap=True)
+            for i, r in enumerate(rows):
+                matrix.add_row(table.rule_ids[r], *(cells[k][i] for k in block))
+            screen.print(matrix)
+    if same:
+        screen.print(
+            ("in every rule shown: " if varying else "the same in every rule shown: ")
+            + ", ".join(f"{table.outputs[k].name} = {_value(table.values[rows[0], k])}" for k in same),
+            markup=False,
+        )
+    units = {table.outputs[k].unit for k in members}
+    if len(members) == 1:
+        screen.print(f"unit: {units.pop()} — {table.outputs[members[0]].description}", markup=False)
+    elif len(units) == 1:
+        screen.print(f"unit: {units.pop()}", markup=False)
+
+
+def _write_workbook(directory: Path, table, manifest: dict, summary: dict, path: Path) -> None:
+    from invalloc.rules.formats import write_xlsx
+    from invalloc.rules.manifest import content_digest
+
+    try:
+        sheets = write_xlsx(table, workbook_summary(manifest, summary, content_digest(manifest)), path)
+    except OSError as error:
+        fail([f"--xlsx {path}: cannot be written ({first_line(error)})"])
+    print(f"{path}: {len(sheets)} sheets ({', '.join(sheets)}) from {directory}")
+
+
+def workbook_summary(manifest: dict, summary: dict, digest: str) -> list[tuple[str, object]]:
+    """The label–value rows of a workbook's first sheet; KPIs to 4 significant digits."""
+    from invalloc.rules.table import significant
+
+    def number(value):
+        return None if value is None else significant(float(value), 4)
+
+    fidelity = manifest.get("fidelity") or {}
+    retention = manifest.get("kpi_retention") or {}
+    best = retention.get("best_baseline") or {}
+    anchor = retention.get("anchor") or {}
+    rounding = (manifest.get("precision") or {}).get("rounding_effect") or {}
+    rows: list[tuple[str, object]] = [
+        ("table", summary["name"]),
+        ("scenario", summary["scenario"]),
+        ("scenario sha256", (manifest.get("scenario") or {}).get("digest")),
+        ("content sha256", digest),
+        ("feature set version", (manifest.get("feature_set") or {}).get("version")),
+        ("rules", summary["rules"]),
+        ("review status", summary["status"]),
+        ("reviewer", summary["reviewer"]),
+        ("action mode", summary["action_mode"]),
+        ("anchor (rule the outputs multiply)", summary["anchor"] or "none"),
+        ("fidelity tolerance (action units)", number(fidelity.get("tolerance"))),
+        ("fidelity on the table's states", number(summary["fidelity_on_table_states"])),
+        ("fidelity on the teacher's states", number(summary["fidelity_on_teacher_states"])),
+        ("profit retention (rules ÷ teacher)", number(summary["profit_retention"])),
+        ("profit of the rules", number(summary["profit"])),
+        ("profit of the teacher", number(summary["teacher_profit"])),
+        ("best tuned baseline", best.get("name")),
+        ("profit of the best baseline", number(best.get("profit"))),
+        ("profit of the anchor", number(anchor.get("profit"))),
+        ("intervention rate", number(summary["intervention_rate"])),
+        ("source run", summary["source_run_id"]),
+    ]
+    if rounding:
+        rows += [
+            ("states on the same side of every rounded threshold", number(rounding.get("states_on_the_same_side"))),
+            ("fidelity before rounding", number(rounding.get("fidelity_unrounded"))),
+            ("fidelity after rounding", number(rounding.get("fidelity_rounded"))),
+        ]
+    rows.append(("precision", _precision_words(manifest.get("precision"))))
+    return rows
+
+
+def _precision_words(precision: dict | None) -> str:
+    """The manifest's precision block in words (steps and significant digits, with how many use each)."""
+    if not precision:
+        return "not stated (exported before precision was recorded)"
+    from collections import Counter
+
+    def words(p: dict) -> str:
+        return f"step {p['step']:g}" if p.get("step") else f"{p.get('significant_digits')} significant digits"
+
+    parts = []
+    for section in ("features", "outputs"):
+        counts = Counter(words(p) for p in (precision.get(section) or {}).values())
+        what = "thresholds" if section == "features" else "outputs"
+        parts.append(f"{what}: " + ", ".join(f"{n} at {w}" for w, n in counts.items()))
+    if precision.get("support"):
+        parts.append(f"support: {words(precision['support'])}")
+    return "; ".join(parts)
 
 
 def _percent(value) -> str:

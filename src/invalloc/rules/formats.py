@@ -18,7 +18,17 @@ DMN 1.3 (``rules.dmn``, namespace :data:`DMN_NAMESPACE`)
     per feature (FEEL unary tests), the output ``rule_id`` (string) and one number output per
     table output. Loads in standard DMN engines. The reader accepts hand-written tables with
     any of ``-``, ``< a``, ``<= a``, ``> a``, ``>= a``, ``= a``, ``a``, and ranges with open
-    or closed ends (``[a..b]``, ``(a..b)``, ``]a..b[`` …).
+    or closed ends (``[a..b]``, ``(a..b)``, ``]a..b[`` …). A DMNDI diagram (``dmndi:DMNDI``)
+    draws each input as an ``inputData`` shape wired to the decision, so that editors show the
+    decision requirements diagram.
+
+Numbers are written as the shortest decimal that reads back to the same float
+(:func:`~invalloc.rules.table.number_text`); values rounded to their stated precision
+therefore appear as ``0.95``, never ``0.9500000000000001``.
+
+XLSX (:func:`write_xlsx`, ``invalloc rules show --xlsx``)
+    A reviewer's workbook (openpyxl): a summary sheet, the conditions, one sheet per output
+    group. A view of a verified table, not one of its files.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -45,6 +56,14 @@ DMN_NAMESPACES = (
     "https://www.omg.org/spec/DMN/20211108/MODEL/",
     "https://www.omg.org/spec/DMN/20230324/MODEL/",
 )
+#: DMN 1.3 diagram interchange (DMNDI) and the OMG DC/DI namespaces it uses.
+DMNDI_NAMESPACE = "https://www.omg.org/spec/DMN/20191111/DMNDI/"
+DC_NAMESPACE = "http://www.omg.org/spec/DMN/20180521/DC/"
+DI_NAMESPACE = "http://www.omg.org/spec/DMN/20180521/DI/"
+#: Shape sizes and gaps of the decision requirements diagram (DRD), in DI units (pixels).
+INPUT_SHAPE = (220, 45)
+DECISION_SHAPE = (240, 80)
+SHAPE_GAP = (20, 140)
 FORMAT = "invalloc-rule-table"
 FORMAT_VERSION = 1
 FILE_NAMES = {"csv": "rules.csv", "json": "rules.json", "dmn": "rules.dmn"}
@@ -421,8 +440,55 @@ def write_dmn(table: RuleTable, path: Path) -> None:
         for j in range(len(table.outputs)):
             entry = ET.SubElement(rule, f"{q}outputEntry", {"id": f"rule_{rid}_out_{j}"})
             ET.SubElement(entry, f"{q}text").text = number_text(table.values[r, j])
+    _write_diagram(root, table)
     ET.indent(root)
     Path(path).write_bytes(ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n")
+
+
+def _write_diagram(root: ET.Element, table: RuleTable) -> None:
+    """DMNDI: a shape per input and for the decision, an edge per information requirement.
+
+    The inputs stand in a row above the decision and a row below it (one row below when
+    there are few), so no edge crosses a shape; dmn-js, Camunda Modeler and other editors
+    draw the decision requirements diagram from it.
+    """
+    for prefix, namespace in (("dmndi", DMNDI_NAMESPACE), ("dc", DC_NAMESPACE), ("di", DI_NAMESPACE)):
+        ET.register_namespace(prefix, namespace)
+    dmndi, dc, di = (f"{{{n}}}" for n in (DMNDI_NAMESPACE, DC_NAMESPACE, DI_NAMESPACE))
+    (width, height), (decision_width, decision_height), (gap_x, gap_y) = INPUT_SHAPE, DECISION_SHAPE, SHAPE_GAP
+    n = len(table.features)
+    above = n // 2 if n > 8 else 0
+    rows = [list(range(above)), list(range(above, n))]
+    row_width = max(len(row) for row in rows) * (width + gap_x) - gap_x
+    decision_x = max(row_width, decision_width) / 2 - decision_width / 2
+    decision_y = (height + gap_y) if above else 0
+    below_y = decision_y + decision_height + gap_y
+    diagram = ET.SubElement(ET.SubElement(root, f"{dmndi}DMNDI"), f"{dmndi}DMNDiagram", {"id": "drd", "name": "DRD"})
+
+    def shape(element: str, x: float, y: float, w: float, h: float) -> None:
+        node = ET.SubElement(diagram, f"{dmndi}DMNShape", {"id": f"shape_{element}", "dmnElementRef": element})
+        ET.SubElement(
+            node, f"{dc}Bounds", {"x": _coordinate(x), "y": _coordinate(y), "width": str(w), "height": str(h)}
+        )
+
+    shape("allocation_policy", decision_x, decision_y, decision_width, decision_height)
+    for row, y in zip(rows, (0, below_y), strict=True):
+        offset = (max(row_width, decision_width) - (len(row) * (width + gap_x) - gap_x)) / 2
+        for position, j in enumerate(row):
+            x = offset + position * (width + gap_x)
+            shape(f"input_data_{j}", x, y, width, height)
+            start = (x + width / 2, y + height if y == 0 else y)
+            end = (decision_x + decision_width / 2, decision_y if y == 0 else decision_y + decision_height)
+            edge = ET.SubElement(
+                diagram, f"{dmndi}DMNEdge", {"id": f"edge_requirement_{j}", "dmnElementRef": f"requirement_{j}"}
+            )
+            for px, py in (start, end):
+                ET.SubElement(edge, f"{di}waypoint", {"x": _coordinate(px), "y": _coordinate(py)})
+
+
+def _coordinate(value: float) -> str:
+    """A diagram coordinate without a trailing ``.0``."""
+    return number_text(round(value, 1))
 
 
 def read_dmn(path: Path, features: list[Feature] | None = None, outputs: list[Output] | None = None) -> RuleTable:
@@ -477,3 +543,87 @@ def read_dmn(path: Path, features: list[Feature] | None = None, outputs: list[Ou
         match = re.search(rf"support\s*=\s*({_NUMBER})", rule.findtext(f"{q}description") or "")
         support.append(float(match.group(1)) if match else 0.0)
     return _assemble(path, input_names, output_names, lower, upper, values, support, ids, features, outputs, {})
+
+
+# ---------------------------------------------------------------------------------- XLSX
+#: Characters a worksheet title may not hold, and its longest length.
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+_SHEET_TITLE_LENGTH = 31
+
+
+def write_xlsx(table: RuleTable, summary: list[tuple[str, object]], path: Path) -> list[str]:
+    """Write a reviewer's workbook of ``table`` (openpyxl): the sheet ``summary`` (``summary``'s
+    label–value rows: fidelity, KPI retention, anchor, scenario, content digest …), the sheet
+    ``conditions`` (per rule its support and FEEL condition on every feature), then one sheet
+    per output group (:func:`~invalloc.rules.table.output_groups`): per rule its id, support,
+    conditions in words and one column per output, holding exactly the JSON's values.
+
+    The workbook is a view for review, written from a verified table; it is not one of the
+    table's files (nothing reads a table back from it). Returns the sheet titles.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    from invalloc.rules.table import output_groups
+
+    bold = Font(bold=True)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "summary"
+    for label, value in summary:
+        sheet.append([label, value])
+        sheet.cell(sheet.max_row, 1).font = bold
+    sheet.column_dimensions["A"].width = 34
+    sheet.column_dimensions["B"].width = 72
+    conditions = book.create_sheet("conditions")
+    conditions.append(["rule_id", "support", *table.feature_names])
+    for r, rid in enumerate(table.rule_ids):
+        cells = [condition_text(table.lower[r, j], table.upper[r, j]) for j in range(len(table.features))]
+        conditions.append([rid, float(table.support[r]), *cells])
+    _header(conditions, bold)
+    titles = {"summary", "conditions"}
+    for group, members in output_groups(table.outputs).items():
+        title = _sheet_title(group, titles)
+        titles.add(title)
+        values = book.create_sheet(title)
+        values.append(["rule_id", "support", "when (all hold)", *(table.outputs[k].name for k in members)])
+        for r, rid in enumerate(table.rule_ids):
+            when = "; ".join(
+                f"{feature.name} {condition_text(table.lower[r, j], table.upper[r, j])}"
+                for j, feature in enumerate(table.features)
+                if np.isfinite(table.lower[r, j]) or np.isfinite(table.upper[r, j])
+            )
+            values.append(
+                [rid, float(table.support[r]), when or "(always)", *(float(table.values[r, k]) for k in members)]
+            )
+        _header(values, bold)
+        values.column_dimensions["C"].width = 60
+        for row in values.iter_rows(min_row=2, min_col=3, max_col=3):
+            row[0].alignment = Alignment(wrap_text=True, vertical="top")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Saved beside the target, then moved into place: a failed save leaves nothing half-written.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        book.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return book.sheetnames
+
+
+def _header(sheet, bold) -> None:
+    for cell in sheet[1]:
+        cell.font = bold
+    sheet.freeze_panes = "B2"
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    """A worksheet title for ``name``: allowed characters, at most 31 long, not yet ``taken``."""
+    title = _SHEET_FORBIDDEN.sub("_", name)[:_SHEET_TITLE_LENGTH] or "outputs"
+    number = 2
+    while title in taken:
+        suffix = f"_{number}"
+        title = title[: _SHEET_TITLE_LENGTH - len(suffix)] + suffix
+        number += 1
+    return title

@@ -5,8 +5,11 @@
 scenario digest, feature set version, extraction settings), what its outputs set
 (``action_mode``: ``compact``, or ``anchored`` with the resolved ``anchor`` rule whose levels
 and channel weights they multiply), how faithful it is (fidelity, KPI retention, intervention
-rate), its review (status draft → approved → active → retired, reviewer, date, comment) and
-where it is registered. A directory holds exactly these files,
+rate), the ``precision`` its numbers are written to (per feature the thresholds' step or
+significant digits, per output the values', support's; and the ``rounding_effect`` on the
+states seen in extraction: :func:`~invalloc.rules.table.table_precision`; absent from tables
+exported before it existed), its review (status draft → approved → active → retired,
+reviewer, date, comment) and where it is registered. A directory holds exactly these files,
 the manifest and ``audit_log.jsonl``: any other file makes verification fail.
 
 **Content digest.** :func:`content_digest` is the sha256 of the manifest without its
@@ -266,6 +269,7 @@ _MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
     "registry": (dict, type(None)),
     "action_mode": (str,),
     "anchor": (dict, type(None)),
+    "precision": (dict, type(None)),
 }
 
 
@@ -292,7 +296,32 @@ def _manifest_shape_problem(manifest: dict) -> str | None:
         for key, value in block.items():
             if isinstance(value, dict | list) and section != "kpi_retention":
                 return f"field {section}.{key} must be a single value"
-    return _action_problem(manifest)
+    return _precision_problem(manifest) or _action_problem(manifest)
+
+
+def _precision_problem(manifest: dict) -> str | None:
+    """The first malformed part of the ``precision`` block (``field precision…: …``), or None.
+
+    Each feature and output states ``{"step": s}`` (s > 0) or ``{"significant_digits": d}``
+    (d ≥ 1); tables exported before the block existed have none.
+    """
+    precision = manifest.get("precision")
+    if precision is None:
+        return None
+    entries = [("support", precision.get("support"))] if "support" in precision else []
+    for section in ("features", "outputs"):
+        block = precision.get(section, {})
+        if not isinstance(block, dict):
+            return f"field precision.{section} must be an object (name → step or significant_digits)"
+        entries += [(f"{section}.{name}", value) for name, value in block.items()]
+    for where, value in entries:
+        step = value.get("step") if isinstance(value, dict) else None
+        digits = value.get("significant_digits") if isinstance(value, dict) else None
+        valid_step = isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < float("inf")
+        valid_digits = isinstance(digits, int) and not isinstance(digits, bool) and 1 <= digits <= 17
+        if not (valid_step or valid_digits):
+            return f'field precision.{where} must be {{"step": a positive number}} or {{"significant_digits": 1–17}}'
+    return None
 
 
 def _action_problem(manifest: dict) -> str | None:
@@ -420,11 +449,16 @@ def verify_rule_table(directory: Path) -> dict:
     """
     import numpy as np
 
-    from invalloc.rules.table import boundary_grid
+    from invalloc.rules.table import boundary_grid, precision_problem
 
     directory = Path(directory)
     tables = {fmt: load_rule_table(directory, fmt) for fmt in ("json", "csv", "dmn")}
     reference, manifest = tables["json"]
+    if manifest.get("precision") is not None:
+        for fmt, (table, _) in tables.items():
+            problem = precision_problem(table, manifest["precision"], str(directory / FILE_NAMES[fmt]))
+            if problem:
+                raise RuleTableError(f"{problem} (manifest.json field precision)")
     states = boundary_grid(reference)
     expected = reference.decide(states)
     for fmt, (table, _) in tables.items():

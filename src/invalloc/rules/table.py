@@ -77,9 +77,10 @@ class Output:
         """Business values for action values in [-1, 1], rounded (see ``step``)."""
         actions = np.clip(np.asarray(actions, dtype=float), -1.0, 1.0)
         values = 2.0**actions if self.transform == "log2" else np.exp(2.0 * actions)
-        if self.step > 0:
-            return np.round(values / self.step) * self.step
-        return np.vectorize(significant, otypes=[float])(values) if values.ndim else significant(float(values))
+        precision = output_precision(self)
+        if values.ndim == 0:
+            return round_to(float(values), precision)
+        return np.vectorize(lambda v: round_to(v, precision), otypes=[float])(values)
 
 
 def significant(value: float, digits: int = 2) -> float:
@@ -87,6 +88,64 @@ def significant(value: float, digits: int = 2) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+#: Significant digits of a rule's support (the share of states it matched) as written.
+SUPPORT_DIGITS = 3
+#: Significant digits of a threshold on a feature whose unit has no decimal step, and of an
+#: output without a ``step`` (a compact table's channel weights).
+DEFAULT_DIGITS = 2
+#: Decimal step of thresholds on features of a unit: days to ½ day, ratios to 0.01.
+UNIT_STEPS = {"days": 0.5, "ratio": 0.01}
+
+
+def feature_precision(feature: Feature) -> dict[str, float | int]:
+    """The precision of thresholds on ``feature``: ``{"step": s}`` (a multiple of ``s``) or
+    ``{"significant_digits": d}``, as a reviewer would write them (see :data:`UNIT_STEPS`)."""
+    step = UNIT_STEPS.get(feature.unit)
+    return {"step": step} if step else {"significant_digits": DEFAULT_DIGITS}
+
+
+def output_precision(output: Output) -> dict[str, float | int]:
+    """The precision of ``output``'s values: its ``step``, else :data:`DEFAULT_DIGITS` significant digits."""
+    return {"step": output.step} if output.step > 0 else {"significant_digits": DEFAULT_DIGITS}
+
+
+def round_to(value: float, precision: dict) -> float:
+    """``value`` rounded to ``precision`` (``step`` or ``significant_digits``), as the float
+    nearest to the decimal result: ``19 × 0.05`` is ``0.95``, never ``0.9500000000000001``.
+
+    A step rounds half to even (as ``numpy.round``); infinities and NaN pass through.
+    """
+    value = float(value)
+    if not math.isfinite(value):
+        return value
+    step = float(precision.get("step") or 0.0)
+    if step > 0:
+        multiple = float(np.round(value / step))
+        return float(Decimal(int(multiple)) * Decimal(repr(step))) + 0.0  # + 0.0: no negative zero
+    return significant(value, int(precision.get("significant_digits") or DEFAULT_DIGITS)) + 0.0
+
+
+def conforms(value: float, precision: dict) -> bool:
+    """Whether ``value``, written as :func:`number_text` writes it, has no more than ``precision``
+    allows: a multiple of ``step`` exactly (as decimals), or at most ``significant_digits``."""
+    value = float(value)
+    if not math.isfinite(value):
+        return True
+    decimal = Decimal(repr(value))
+    step = float(precision.get("step") or 0.0)
+    if step > 0:
+        return (decimal / Decimal(repr(step))) % 1 == 0
+    return significant_digits(value) <= int(precision.get("significant_digits") or DEFAULT_DIGITS)
+
+
+def significant_digits(value: float) -> int:
+    """Significant digits of ``value`` as written (shortest repr; trailing zeros of an integer
+    do not count: ``1200000`` has 2, ``0.0950`` has 2, ``0.9500000000000001`` has 16)."""
+    if value == 0 or not math.isfinite(value):
+        return 1 if value == 0 else 0
+    return len(Decimal(repr(float(value))).normalize().as_tuple().digits)
 
 
 def compact_outputs(action_names: list[str]) -> list[Output]:
@@ -164,6 +223,73 @@ def action_outputs(action_names: list[str], mode: str = "compact", anchor: str =
         else:
             raise RuleTableError(f"action {action!r}: not an action dimension of a {mode} rule table")
     return outputs
+
+
+def output_group(output: Output) -> str:
+    """The decision ``output`` belongs to: its name without the SKU, DC or channel it is for
+    (``sku_level_multiplier_sku01`` → ``sku_level_multiplier``); an output whose name does not
+    end with its action's last part (hand-written tables) is a group of its own."""
+    parts = output.action.split("/")
+    if len(parts) >= 2:
+        suffix = "_" + identifier(parts[-1])
+        if output.name.endswith(suffix) and len(output.name) > len(suffix):
+            return output.name[: -len(suffix)]
+    return output.name
+
+
+def output_groups(outputs: list[Output]) -> dict[str, list[int]]:
+    """Output indices per group (:func:`output_group`), groups and members in output order."""
+    groups: dict[str, list[int]] = {}
+    for k, output in enumerate(outputs):
+        groups.setdefault(output_group(output), []).append(k)
+    return groups
+
+
+def round_support(support: np.ndarray) -> np.ndarray:
+    """Shares of states rounded to :data:`SUPPORT_DIGITS` significant digits (the written support)."""
+    precision = {"significant_digits": SUPPORT_DIGITS}
+    return np.array([round_to(v, precision) for v in np.asarray(support, dtype=float)])
+
+
+def precision_problem(table: RuleTable, precision: dict | None = None, source: str = "rule table") -> str | None:
+    """The first number of ``table`` with more digits than ``precision`` states (one line), or None.
+
+    :param precision: ``{"features": {name: p}, "outputs": {name: p}, "support": p}`` as the
+        manifest records it (:func:`table_precision`); None: the table's own definitions.
+    """
+    precision = precision or table_precision(table)
+    features, outputs = precision.get("features") or {}, precision.get("outputs") or {}
+    support = precision.get("support")
+    for r, rid in enumerate(table.rule_ids):
+        for j, feature in enumerate(table.features):
+            wanted = features.get(feature.name)
+            for bound in (table.lower[r, j], table.upper[r, j]):
+                if wanted is not None and not conforms(bound, wanted):
+                    return f"{source}: rule {rid}: threshold {bound!r} on {feature.name} is finer than {_says(wanted)}"
+        for k, output in enumerate(table.outputs):
+            wanted = outputs.get(output.name)
+            if wanted is not None and not conforms(table.values[r, k], wanted):
+                value = float(table.values[r, k])
+                return f"{source}: rule {rid}: output {output.name} = {value!r} is finer than {_says(wanted)}"
+        if support is not None and not conforms(table.support[r], support):
+            return f"{source}: rule {rid}: support {float(table.support[r])!r} is finer than {_says(support)}"
+    return None
+
+
+def _says(precision: dict) -> str:
+    if precision.get("step"):
+        return f"its stated step {number_text(float(precision['step']))}"
+    return f"its stated {precision.get('significant_digits')} significant digits"
+
+
+def table_precision(table: RuleTable) -> dict:
+    """The precision ``table`` is written with, per feature (thresholds) and output (values),
+    and of support: what the manifest states (``precision``)."""
+    return {
+        "features": {f.name: feature_precision(f) for f in table.features},
+        "outputs": {o.name: output_precision(o) for o in table.outputs},
+        "support": {"significant_digits": SUPPORT_DIGITS},
+    }
 
 
 def anchor_label(anchor: dict | None) -> str:
