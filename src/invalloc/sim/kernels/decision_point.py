@@ -1,0 +1,62 @@
+"""The decision point: the period's books opened, the policy's request projected onto the
+feasible set (:mod:`invalloc.sim.kernels.rules`) and the transfers sent
+(:mod:`invalloc.sim.kernels.transfers`), in one compiled call."""
+
+from __future__ import annotations
+
+from numba import njit
+
+from invalloc.sim.kernels.rules import project_packed
+from invalloc.sim.kernels.transfers import send_transfers
+
+
+@njit(cache=True, error_model="numpy")
+def decision_point(
+    ep,
+    flat,
+    open_requests,
+    released,
+    budget,
+    headroom,
+    leads,
+    period,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """The decision point in one call: the period's books opened, the request projected
+    (:func:`project`, on the episode's stock) and the transfers sent (:func:`send_transfers`).
+
+    The outputs may come uninitialised (as for :func:`project_packed`). Returns (value of the
+    purchase orders, penalty for the shortfalls, cost of the goods transferred, transfer
+    freight), money.
+    """
+    ep.period_start[:] = ep.balance
+    value, penalty = project_packed(
+        ep.rules,
+        flat,
+        open_requests,
+        ep.on_hand,
+        ep.inbound,
+        released,
+        budget,
+        headroom,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+    goods = 0.0
+    freight = 0.0
+    if transfers.shape[0] > 0:
+        goods, freight = send_transfers(ep, transfers, leads, period)
+    return value, penalty, goods, freight
