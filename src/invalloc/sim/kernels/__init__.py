@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
+
+from numba.core import event
 
 from invalloc.sim.kernels.cost_layers import (
     NEVER,
@@ -36,7 +39,7 @@ from invalloc.sim.kernels.cost_layers import (
     receive_layers,
     write_down_layers,
 )
-from invalloc.sim.kernels.customers import customer_phase, serve_period
+from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
@@ -46,6 +49,8 @@ from invalloc.sim.kernels.packing import (
     RULE_FIELDS,
     EpisodeArrays,
     RuleArrays,
+    pack_episode,
+    pack_rules,
     packable,
 )
 from invalloc.sim.kernels.period_close import close_books, close_period
@@ -77,7 +82,6 @@ __all__ = [
     "any_nonzero_rows",
     "close_books",
     "close_period",
-    "customer_phase",
     "decision_point",
     "dispatch_transfers",
     "expire_layers",
@@ -85,6 +89,8 @@ __all__ = [
     "issue_outbound",
     "limit_allocations",
     "order_value_packed",
+    "pack_episode",
+    "pack_rules",
     "packable",
     "post",
     "project",
@@ -131,3 +137,30 @@ def _drop_stale_caches() -> None:
 
 
 _drop_stale_caches()
+
+
+#: Printed on stderr when a process starts compiling the kernels (no usable cached copy).
+COMPILE_NOTICE = "compiling simulator kernels (first run only, about a minute)…"
+
+
+class _CompileNotice(event.Listener):
+    """Prints :data:`COMPILE_NOTICE` once per process when numba starts compiling one of the
+    project's kernels: numba raises that event only when its cache had no usable copy, so a
+    warm cache prints nothing."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def on_start(self, event: event.Event) -> None:
+        if self.shown:
+            return
+        function = getattr(event.data.get("dispatcher"), "py_func", None)
+        if (getattr(function, "__module__", None) or "").startswith("invalloc."):
+            self.shown = True
+            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
+
+    def on_end(self, event: event.Event) -> None:
+        pass
+
+
+event.register("numba:compile", _CompileNotice())

@@ -192,55 +192,24 @@ def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, reven
 
 
 @njit(cache=True, error_model="numpy")
-def customer_phase(
-    new_demand,
-    backlog,
-    lost_sales,
-    contract_first,
-    min_fill_rate,
-    tier_penalty,
-    sku_integer,
-    allocations,
-    has_decision,
-    sales_share,
-    sales_capacity,
-    on_hand,
-    reserve,
-    reserve_tiers,
-    tier_order,
-    tier_channel,
-    lane_start,
-    lane_index,
-    sales_location,
-    tier_price,
-    shipping_cost,
-    leads,
-    period,
-    layer_qty,
-    layer_cost,
-    layer_expires,
-    used,
-    flows_out,
-    delivery_units,
-    delivery_cost,
-    delivery_revenue,
-    balance,
-    log,
-    served,
-    served_new,
-    short,
-    shipped,
-    revenue_by_lane,
-):
-    """The customers' part of a period, booked: allocations capped by what is on hand now,
-    demand served (:func:`serve_customers`), goods issued and shipped (:func:`dispatch_sales`),
-    and what reaches customers this period delivered and invoiced.
+def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short, executed):
+    """The customers' part of a period, booked, on the episode's state: allocations capped by
+    what is on hand now (:func:`~invalloc.sim.kernels.rules.limit_allocations`), demand served
+    (:func:`serve_customers`), goods issued and shipped (:func:`dispatch_sales`), and what
+    reaches customers this period delivered and invoiced; then the allocations as capped
+    recorded into the decision's ``executed`` vector (:meth:`FeasibilityLayer.record_allocations`).
 
     Returns (penalty for units short, sales value shipped, freight, revenue invoiced), money;
-    writes ``served``, ``served_new``, ``short`` (T, S), ``shipped`` (A, T, S)
-    and ``revenue_by_lane`` (A,), the revenue invoiced per sales lane.
+    writes ``served``, ``served_new``, ``short`` (T, S), ``ep.shipped`` (A, T, S) and
+    ``ep.revenue_by_lane`` (A,), the revenue invoiced per sales lane.
     """
-    limit_allocations(allocations, has_decision, on_hand, sales_location, sales_share, sales_capacity, sku_integer, log)
+    backlog, on_hand, balance = ep.backlog, ep.on_hand, ep.balance
+    layer_qty, layer_cost, layer_expires, used = ep.layer_qty, ep.layer_cost, ep.layer_expires, ep.layer_used
+    delivery_units, delivery_cost, delivery_revenue = ep.delivery_units, ep.delivery_cost, ep.delivery_revenue
+    shipped, sku_integer, sales_location = ep.shipped, ep.sku_integer, ep.sales_location
+    limit_allocations(
+        allocations, ep.sales_has_decision, on_hand, sales_location, ep.sales_share, ep.sales_capacity, sku_integer, log
+    )
     shipped[:] = 0.0
     ring = delivery_units.shape[0]
     slot = period % ring
@@ -248,19 +217,19 @@ def customer_phase(
     penalty = serve_customers(
         new_demand,
         backlog,
-        lost_sales,
-        contract_first,
-        min_fill_rate,
-        tier_penalty,
+        ep.lost_sales,
+        ep.contract_first,
+        ep.tier_min_fill_rate,
+        ep.tier_penalty,
         sku_integer,
         allocations,
         on_hand,
-        reserve,
-        reserve_tiers,
-        tier_order,
-        tier_channel,
-        lane_start,
-        lane_index,
+        ep.reserve_quantity,
+        ep.reserve_tiers,
+        ep.tier_order,
+        ep.tier_channel,
+        ep.lane_start,
+        ep.lane_index,
         sales_location,
         served,
         served_new,
@@ -269,76 +238,28 @@ def customer_phase(
     )
     goods, freight, sales_value = dispatch_sales(
         shipped,
-        tier_price,
+        ep.tier_price,
         sales_location,
-        shipping_cost,
+        ep.sales_shipping_cost,
         slots,
         layer_qty,
         layer_cost,
         layer_expires,
         used,
         on_hand,
-        flows_out,
+        ep.flows_out,
         delivery_units,
         delivery_cost,
         delivery_revenue,
     )
     post(balance, SHIPPING, CASH, freight)
     post(balance, IN_TRANSIT, INVENTORY, goods)
-    revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane)
+    revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
     post(balance, RECEIVABLES, REVENUE, revenue)
     post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
-    return penalty, sales_value, freight, revenue
-
-
-@njit(cache=True, error_model="numpy")
-def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short, executed):
-    """:func:`customer_phase` on the episode's state; writes ``ep.shipped`` and ``ep.revenue_by_lane``,
-    then the allocations as capped into the decision's ``executed`` vector
-    (:meth:`FeasibilityLayer.record_allocations`)."""
-    result = customer_phase(
-        new_demand,
-        ep.backlog,
-        ep.lost_sales,
-        ep.contract_first,
-        ep.tier_min_fill_rate,
-        ep.tier_penalty,
-        ep.sku_integer,
-        allocations,
-        ep.sales_has_decision,
-        ep.sales_share,
-        ep.sales_capacity,
-        ep.on_hand,
-        ep.reserve_quantity,
-        ep.reserve_tiers,
-        ep.tier_order,
-        ep.tier_channel,
-        ep.lane_start,
-        ep.lane_index,
-        ep.sales_location,
-        ep.tier_price,
-        ep.sales_shipping_cost,
-        leads,
-        period,
-        ep.layer_qty,
-        ep.layer_cost,
-        ep.layer_expires,
-        ep.layer_used,
-        ep.flows_out,
-        ep.delivery_units,
-        ep.delivery_cost,
-        ep.delivery_revenue,
-        ep.balance,
-        log,
-        served,
-        served_new,
-        short,
-        ep.shipped,
-        ep.revenue_by_lane,
-    )
     rules = ep.rules
     kind, row, column = rules.kind, rules.row, rules.column
     for i in range(kind.shape[0]):
         if kind[i] == ALLOCATE:
             executed[i] = allocations[row[i], column[i]]
-    return result
+    return penalty, sales_value, freight, revenue

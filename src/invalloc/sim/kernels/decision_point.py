@@ -4,9 +4,10 @@ feasible set (:mod:`invalloc.sim.kernels.rules`) and the transfers sent
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels.rules import project_packed
+from invalloc.sim.kernels.rules import _project_with
 from invalloc.sim.kernels.transfers import send_transfers
 
 
@@ -30,14 +31,22 @@ def decision_point(
     log,
 ):
     """The decision point in one call: the period's books opened, the request projected
-    (:func:`project`, on the episode's stock) and the transfers sent (:func:`send_transfers`).
+    (:func:`~invalloc.sim.kernels.rules.project`, on the episode's stock) and the transfers
+    sent (:func:`~invalloc.sim.kernels.transfers.send_transfers`).
 
-    The outputs may come uninitialised (as for :func:`project_packed`). Returns (value of the
-    purchase orders, penalty for the shortfalls, cost of the goods transferred, transfer
-    freight), money.
+    The outputs may come uninitialised (as for :func:`~invalloc.sim.kernels.rules.project_packed`).
+    Returns (value of the purchase orders, penalty for the shortfalls, cost of the goods
+    transferred, transfer freight), money.
     """
-    ep.period_start[:] = ep.balance
-    value, penalty = project_packed(
+    start, balance = ep.period_start, ep.balance
+    for account in range(balance.shape[0]):
+        start[account] = balance[account]
+    orders[:] = 0.0
+    delayed[:] = 0.0
+    transfers[:] = 0.0
+    allocations[:] = np.inf
+    log[:] = 0.0
+    value, penalty = _project_with(
         ep.rules,
         flat,
         open_requests,

@@ -15,7 +15,13 @@ def reset_episode(ep, opening_stock, opening_unit_cost, opening_expiry, opening_
     Returns False (the layers hold nothing) if the layers have too few slots for the opening
     stock, as :func:`receive_layers` does.
     """
-    ep.on_hand[:] = opening_stock
+    # Copied by loops: an array-to-array assignment compiles numba's shape-mismatch message,
+    # string formatting included (seconds of the first compile).
+    on_hand, flows_into = ep.on_hand, ep.flows_into
+    for d in range(on_hand.shape[0]):
+        for s in range(on_hand.shape[1]):
+            on_hand[d, s] = opening_stock[d, s]
+            flows_into[d, s] = opening_stock[d, s]
     ep.inbound[:] = 0.0
     ep.backlog[:] = 0.0
     ep.transit_units[:] = 0.0
@@ -24,7 +30,6 @@ def reset_episode(ep, opening_stock, opening_unit_cost, opening_expiry, opening_
     ep.delivery_units[:] = 0.0
     ep.delivery_cost[:] = 0.0
     ep.delivery_revenue[:] = 0.0
-    ep.flows_into[:] = opening_stock
     ep.flows_out[:] = 0.0
     ep.balance[:] = 0.0
     ep.period_start[:] = 0.0

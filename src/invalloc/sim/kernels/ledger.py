@@ -27,8 +27,12 @@ INTEREST = int(Account.INTEREST)
 EQUITY = int(Account.EQUITY)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def post(balance, debit, credit, amount):
-    """Double entry on the ledger's balance vector (debit positive)."""
+    """Double entry on the ledger's balance vector (debit positive).
+
+    Inlined where it is called: the accounts are compile-time constants, so numba would
+    otherwise compile one ``post`` per pair of accounts.
+    """
     balance[debit] += amount
     balance[credit] -= amount

@@ -8,6 +8,7 @@ feasibility rules' constants.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from numba.core import types
 from numba.experimental import structref
 
@@ -153,3 +154,25 @@ def packable(fields, values: dict) -> tuple:
         missing, extra = set(fields) - set(values), set(values) - set(fields)
         raise TypeError(f"missing {sorted(missing)}, unexpected {sorted(extra)}")
     return tuple(_packable(values[name]) for name in fields)
+
+
+# Packed by compiled functions kept in numba's cache: the proxies' own constructors are
+# compiled afresh in every process (seconds for sixty fields).
+@njit(cache=True)
+def _new_rule_arrays(*fields):
+    return RuleArrays(*fields)
+
+
+@njit(cache=True)
+def _new_episode_arrays(*fields):
+    return EpisodeArrays(*fields)
+
+
+def pack_rules(fields: tuple) -> RuleArrays:
+    """:class:`RuleArrays` of ``fields`` (:func:`packable` values in :data:`RULE_FIELDS` order)."""
+    return _new_rule_arrays(*fields)
+
+
+def pack_episode(fields: tuple) -> EpisodeArrays:
+    """:class:`EpisodeArrays` of ``fields`` (in :data:`EPISODE_FIELDS` order, packable as they are)."""
+    return _new_episode_arrays(*fields)

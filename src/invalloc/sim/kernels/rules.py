@@ -346,6 +346,46 @@ def project_packed(
     transfers[:] = 0.0
     allocations[:] = np.inf
     log[:] = 0.0
+    return _project_with(
+        rules,
+        flat,
+        open_requests,
+        on_hand,
+        inbound,
+        released,
+        budget,
+        headroom,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _project_with(
+    rules,
+    flat,
+    open_requests,
+    on_hand,
+    inbound,
+    released,
+    budget,
+    headroom,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """:func:`project` with the packed rule constants unpacked (inlined where it is called)."""
     return project(
         flat,
         open_requests,
