@@ -140,7 +140,7 @@ _drop_stale_caches()
 
 
 #: Printed on stderr when a process starts compiling the kernels (no usable cached copy).
-COMPILE_NOTICE = "compiling simulator kernels (first run only, about a minute)…"
+COMPILE_NOTICE = "compiling simulator kernels (first run only, about 30 s)…"
 
 
 class _CompileNotice(event.Listener):
