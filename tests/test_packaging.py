@@ -25,6 +25,7 @@ import invalloc
 from invalloc.agents.experiment import EXPERIMENTS_DIR, ExperimentError, load_experiment
 from invalloc.config.loader import SCENARIO_DIR, ScenarioError, load_scenario
 from invalloc.config.shipped import shipped_folder
+from invalloc.sim.kernels import COMPILE_NOTICE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,16 +166,18 @@ def test_built_wheel_works_from_a_folder_outside_the_repository(installed):
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == f"invalloc {invalloc.__version__}"
 
-    # a one-episode simulate
+    # a one-episode simulate: the first after install compiles the kernels, and says so
     out = _run(installed, invalloc_command, "simulate", "--scenario", "tiny", "--episodes", "1", "--json")
     assert out.returncode == 0, out.stderr
     (episode,) = json.loads(out.stdout)["episodes"]
     assert episode["invariants_ok"] and len(episode["per_period_reward"]) == 20
-    # the shipped tuned parameters
+    assert COMPILE_NOTICE in out.stderr
+    # the shipped tuned parameters, from the kernels now cached: no notice
     out = _run(
         installed, invalloc_command, "simulate", "--scenario", "tiny", "--policy", "s_S", "--params", "tuned", "--json"
     )
     assert out.returncode == 0, out.stderr
+    assert COMPILE_NOTICE not in out.stderr
 
     # gym.make("invalloc/Allocation-v0", scenario="tiny"), reset and step; a shipped experiment resolves
     code = (

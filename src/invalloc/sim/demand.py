@@ -171,7 +171,11 @@ def _split_over_tiers(plan, network: Network, channel_demand: np.ndarray, rng: n
                 if k == len(members) - 1:
                     whole = remaining
                 else:
-                    whole = rng.binomial(remaining, min(shares[k] / left, 1.0) if left > 0 else 0.0)
+                    # Only the non-zero counts are drawn: a binomial of 0 trials is 0 and takes
+                    # nothing from the stream, so the draws (in C order) are the same numbers.
+                    whole = np.zeros_like(remaining)
+                    counted = remaining != 0
+                    whole[counted] = rng.binomial(remaining[counted], min(shares[k] / left, 1.0) if left > 0 else 0.0)
                     remaining = remaining - whole
                     left -= shares[k]
                 # Every SKU whole: np.where would pick ``whole`` everywhere (as float64).

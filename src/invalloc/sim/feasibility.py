@@ -170,7 +170,7 @@ class FeasibilityLayer:
             approval_delays=self._approval_delays,
             shortfall_penalty=n.decision_shortfall_penalty,
         )
-        self._rules = kernels.RuleArrays(*kernels.packable(kernels.RULE_FIELDS, rule_arrays))
+        self._rules = kernels.pack_rules(kernels.packable(kernels.RULE_FIELDS, rule_arrays))
         self._n_decisions = n.n_decisions
         self._n_rules = len(RULES)
 

@@ -315,6 +315,22 @@ class Sourcing:
         self.unit_cost = n.purchase_unit_cost * n.purchase_offered  # (P, S), as the layer values orders
         self.any_storage_limit = bool(np.isfinite(n.location_capacity).any())
         self.any_supplier_limit = bool(np.isfinite(n.supplier_capacity).any())
+        # Per rank and option, what request() reads of the network, gathered once:
+        # (rounding, unit cost (k,), minimum order − 1e-9 (k,), owner of the shared limit).
+        integer = n.integer_units
+        self._constants = [
+            [
+                (
+                    _Rounding(integer[skus]),
+                    self.unit_cost[lane, skus] if kind == "order" else None,
+                    n.purchase_moq[lane, skus] - 1e-9 if kind == "order" else None,
+                    int(n.transfer_source[lane] if kind == "transfer" else n.purchase_supplier[lane]),
+                )
+                for kind, lane, _, skus, _ in options
+            ]
+            for options in self.options
+        ]
+        self._kinds = [{kind for kind, *_ in options} for options in self.options]
 
     def request(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
         """Add to ``requests`` (n_decisions,) executable orders and transfers for ``need`` (D, S) units.
@@ -342,24 +358,22 @@ class Sourcing:
             np.add.at(room, n.purchase_location, -released.sum(axis=1))
         money = min(context.purchase_budget, context.purchase_headroom)
         transfers = np.zeros((len(n.transfer_source), n.n_skus))
-        for options in self.options:
+        for options, constants, kinds in zip(self.options, self._constants, self._kinds, strict=True):
             proposals = [remaining[d, skus] for _, _, d, skus, _ in options]
             # Per-SKU shared limits: a source DC's stock, a supplier's capacity.
             for limit, kind in ((stock_left, "transfer"), (supplier_left, "order")):
-                if kind == "order" and not self.any_supplier_limit:
-                    continue
+                if kind not in kinds or (kind == "order" and not self.any_supplier_limit):
+                    continue  # no option of this kind in this rank: nothing to limit
                 asked = np.zeros_like(limit)
-                for (k, lane, _, skus, _), q in zip(options, proposals, strict=True):
+                for (k, _, _, skus, _), (_, _, _, owner), q in zip(options, constants, proposals, strict=True):
                     if k == kind:
-                        owner = n.transfer_source[lane] if kind == "transfer" else n.purchase_supplier[lane]
                         asked[owner, skus] += q
                 factor = np.where(asked > limit, np.maximum(limit, 0.0) / np.maximum(asked, 1e-300), 1.0)
-                for i, (k, lane, _, skus, _) in enumerate(options):
+                for i, ((k, _, _, skus, _), (whole, _, _, owner)) in enumerate(zip(options, constants, strict=True)):
                     if k == kind:
-                        owner = n.transfer_source[lane] if kind == "transfer" else n.purchase_supplier[lane]
-                        proposals[i] = whole_units(proposals[i] * factor[owner, skus], integer[skus])
+                        proposals[i] = whole(proposals[i] * factor[owner, skus])
             # Per-lane limits: capacity in units, the approval limit in value.
-            for i, (kind, lane, _, skus, _) in enumerate(options):
+            for i, ((kind, lane, _, _, _), (whole, unit_cost, _, _)) in enumerate(zip(options, constants, strict=True)):
                 q = proposals[i]
                 total = q.sum()
                 if total <= 0:
@@ -368,41 +382,42 @@ class Sourcing:
                     cap = transfer_units[lane]
                 else:
                     cap = lane_units[lane]
-                    value = float(q @ self.unit_cost[lane, skus])
+                    value = float(q @ unit_cost)
                     allowed = self.approval_limit - n.purchase_fixed_cost[lane] - lane_value[lane]
                     if value > allowed:
-                        q = whole_units(q * max(allowed, 0.0) / value, integer[skus])
+                        q = whole(q * max(allowed, 0.0) / value)
                         total = q.sum()
                 if total > cap:
-                    q = whole_units(q * max(cap, 0.0) / total, integer[skus])
+                    q = whole(q * max(cap, 0.0) / total)
                 proposals[i] = q
             # Storage room at each destination.
             if self.any_storage_limit:
                 into = np.zeros(len(n.locations))
                 for (_, _, d, _, _), q in zip(options, proposals, strict=True):
                     into[d] += q.sum()
-                for i, (_, _, d, skus, _) in enumerate(options):
+                for i, ((_, _, d, _, _), (whole, _, _, _)) in enumerate(zip(options, constants, strict=True)):
                     if into[d] > room[d]:
-                        proposals[i] = whole_units(proposals[i] * max(room[d], 0.0) / into[d], integer[skus])
+                        proposals[i] = whole(proposals[i] * max(room[d], 0.0) / into[d])
             # Budget and cash headroom over all purchase orders (fixed costs of newly used lanes first).
-            if np.isfinite(money):
+            if np.isfinite(money) and "order" in kinds:
                 value, fixed = 0.0, 0.0
-                for (kind, lane, _, skus, _), q in zip(options, proposals, strict=True):
+                for (kind, lane, _, _, _), (_, unit_cost, _, _), q in zip(options, constants, proposals, strict=True):
                     if kind == "order" and q.sum() > 0:
-                        value += float(q @ self.unit_cost[lane, skus])
+                        value += float(q @ unit_cost)
                         fixed += 0.0 if lane_used[lane] else n.purchase_fixed_cost[lane]
                 if value + fixed > money:
                     factor = max(money - fixed, 0.0) / value if value > 0 else 0.0
-                    for i, (kind, _, _, skus, _) in enumerate(options):
+                    for i, ((kind, _, _, _, _), (whole, _, _, _)) in enumerate(zip(options, constants, strict=True)):
                         if kind == "order":
-                            proposals[i] = whole_units(proposals[i] * factor, integer[skus])
+                            proposals[i] = whole(proposals[i] * factor)
             # Minimum order quantities: a smaller order is left to the next lane.
-            for i, (kind, lane, _, skus, _) in enumerate(options):
+            for i, ((kind, _, _, _, _), (_, _, moq_floor, _)) in enumerate(zip(options, constants, strict=True)):
                 if kind == "order":
-                    moq = n.purchase_moq[lane, skus]
-                    proposals[i] = np.where(proposals[i] < moq - 1e-9, 0.0, proposals[i])
+                    proposals[i] = np.where(proposals[i] < moq_floor, 0.0, proposals[i])
             # Commit this rank.
-            for (kind, lane, d, skus, positions), q in zip(options, proposals, strict=True):
+            for (kind, lane, d, skus, positions), (_, unit_cost, _, owner), q in zip(
+                options, constants, proposals, strict=True
+            ):
                 total = q.sum()
                 if total <= 0:
                     continue
@@ -411,14 +426,30 @@ class Sourcing:
                 room[d] -= total
                 if kind == "transfer":
                     transfer_units[lane] -= total
-                    stock_left[n.transfer_source[lane], skus] -= q
+                    stock_left[owner, skus] -= q
                     transfers[lane, skus] += q
                 else:
-                    value = float(q @ self.unit_cost[lane, skus])
+                    value = float(q @ unit_cost)
                     money -= value + (0.0 if lane_used[lane] else n.purchase_fixed_cost[lane])
                     lane_used[lane] = True
                     lane_units[lane] -= total
                     lane_value[lane] += value
                     if self.any_supplier_limit:
-                        supplier_left[n.purchase_supplier[lane], skus] -= q
+                        supplier_left[owner, skus] -= q
         return transfers
+
+
+class _Rounding:
+    """:func:`whole_units` for one fixed set of SKUs: the same numbers, without ``np.where``
+    when the SKUs are all whole-unit or all fractional."""
+
+    def __init__(self, integer: np.ndarray) -> None:
+        self.integer = integer
+        self.mode = "all" if integer.all() else "none" if not integer.any() else "mixed"
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.mode == "all":
+            return np.floor(values + 1e-9)
+        if self.mode == "none":
+            return values
+        return np.where(self.integer, np.floor(values + 1e-9), values)

@@ -89,7 +89,10 @@ class RuleBasedPolicy:
 
     def reset(self, network: Network, seed: int | None = None) -> None:
         self.network = network
-        view = self.view = PlanningView(network)
+        # The planning view depends on the network only: built once, reused every episode.
+        view = getattr(self, "view", None)
+        if view is None or view.network is not network:
+            view = self.view = PlanningView(network)
         if self.levels is not None and len(self.levels) not in (1, len(network.locations)):
             raise PolicyError(
                 f"levels: {len(self.levels)} given, the scenario has {len(network.locations)} DCs "

@@ -325,31 +325,33 @@ class Simulator:
         """Pack the episode's state arrays for the kernels (once, and when the layers are replaced)."""
         layers, ledger = self.layers, self.ledger
         # In EPISODE_FIELDS order; every state array is allocated C-contiguous, so shared as is.
-        self._episode_arrays = kernels.EpisodeArrays(
-            *self._network_arrays,
-            self.on_hand,
-            self.inbound,
-            self.backlog,
-            self.transit_units,
-            self.transit_value,
-            self.transit_expires,
-            self.delivery_units,
-            self.delivery_cost,
-            self.delivery_revenue,
-            self.flows.into,
-            self.flows.out_of,
-            ledger.balance,
-            ledger.period_start,
-            layers.quantity,
-            layers.unit_cost,
-            layers.expires,
-            layers.used,
-            layers._scratch,
-            self._invoices,
-            self._transfer_value,
-            self._shipped,
-            self._revenue_by_lane,
-            self.feasibility._rules,
+        self._episode_arrays = kernels.pack_episode(
+            (
+                *self._network_arrays,
+                self.on_hand,
+                self.inbound,
+                self.backlog,
+                self.transit_units,
+                self.transit_value,
+                self.transit_expires,
+                self.delivery_units,
+                self.delivery_cost,
+                self.delivery_revenue,
+                self.flows.into,
+                self.flows.out_of,
+                ledger.balance,
+                ledger.period_start,
+                layers.quantity,
+                layers.unit_cost,
+                layers.expires,
+                layers.used,
+                layers._scratch,
+                self._invoices,
+                self._transfer_value,
+                self._shipped,
+                self._revenue_by_lane,
+                self.feasibility._rules,
+            )
         )
 
     # ------------------------------------------------------------------ public stepping

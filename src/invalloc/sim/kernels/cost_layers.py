@@ -1,0 +1,169 @@
+"""Inventory valuation: the cost layers of each DC × SKU (receipts, FIFO issues, expiry, NRV).
+
+Each receipt appends a layer (quantity, unit cost, expiry period) to a DC × SKU; issues are
+taken first-in first-out; under the weighted-average method every layer carries the moving
+average unit cost. Layers are (D, S, K) arrays with ``used`` (D, S) slots filled.
+``NEVER`` marks units that do not expire.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NEVER = np.iinfo(np.int64).max // 2
+
+
+@njit(cache=True, error_model="numpy")
+def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, out_expires):
+    """Take ``quantity`` (D, S) units first-in first-out from the cost layers (D, S, K).
+
+    Writes the cost (D, S) and earliest expiry period (D, S) of the units taken; the caller
+    guarantees ``quantity`` ≤ on hand.
+    """
+    n_loc, n_sku, _ = layer_qty.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            need = quantity[d, s]
+            cost = 0.0
+            expires = NEVER
+            if need > 0:
+                for k in range(used[d, s]):
+                    held = layer_qty[d, s, k]
+                    if held <= 0.0:
+                        continue
+                    take = held if held < need else need
+                    layer_qty[d, s, k] = held - take
+                    cost += take * layer_cost[d, s, k]
+                    if layer_expires[d, s, k] < expires:
+                        expires = layer_expires[d, s, k]
+                    need -= take
+                    if need <= 0.0:
+                        break
+                if layer_qty[d, s, 0] <= 0.0:
+                    # Drop the emptied oldest layers so that every loop over layers stays short.
+                    _compact_row(layer_qty, layer_cost, layer_expires, used, d, s)
+            out_cost[d, s] = cost
+            out_expires[d, s] = expires
+
+
+@njit(cache=True, error_model="numpy")
+def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
+    """Drop the empty layers of one DC × SKU, keeping receipt order."""
+    kept = 0
+    for k in range(used[d, s]):
+        if layer_qty[d, s, k] > 0.0:
+            if kept != k:
+                layer_qty[d, s, kept] = layer_qty[d, s, k]
+                layer_cost[d, s, kept] = layer_cost[d, s, k]
+                layer_expires[d, s, kept] = layer_expires[d, s, k]
+            kept += 1
+    for k in range(kept, used[d, s]):
+        layer_qty[d, s, k] = 0.0
+        layer_cost[d, s, k] = 0.0
+        layer_expires[d, s, k] = NEVER
+    used[d, s] = kept
+
+
+@njit(cache=True, error_model="numpy")
+def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
+    """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
+
+    Under the weighted-average method every layer of a DC × SKU then carries the moving
+    average unit cost.
+    """
+    n_loc, n_sku, slots = layer_qty.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            if quantity[d, s] > 0.0 and used[d, s] >= slots:
+                _compact_row(layer_qty, layer_cost, layer_expires, used, d, s)
+                if used[d, s] >= slots:
+                    return False
+    for d in range(n_loc):
+        for s in range(n_sku):
+            if quantity[d, s] <= 0.0:
+                continue
+            k = used[d, s]
+            layer_qty[d, s, k] = quantity[d, s]
+            layer_cost[d, s, k] = unit_cost[d, s]
+            layer_expires[d, s, k] = expires[d, s]
+            used[d, s] = k + 1
+            if weighted_average:
+                units = 0.0
+                value = 0.0
+                for j in range(k + 1):
+                    units += layer_qty[d, s, j]
+                    value += layer_qty[d, s, j] * layer_cost[d, s, j]
+                average = value / units if units > 0.0 else 0.0
+                for j in range(k + 1):
+                    layer_cost[d, s, j] = average
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def issue_outbound(
+    lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, lane_cost, lane_expires
+):
+    """Issue the units leaving each DC on L lanes (L, S) at FIFO cost.
+
+    Lanes leaving one DC in the same period share the cost of the units it issued in
+    proportion to their units. Writes each lane's cost (L, S) and earliest expiry (L, S).
+    """
+    n_loc, n_sku = on_hand.shape
+    outbound = np.zeros((n_loc, n_sku))
+    for lane in range(lane_units.shape[0]):
+        for s in range(n_sku):
+            outbound[lane_source[lane], s] += lane_units[lane, s]
+    cost = np.zeros((n_loc, n_sku))
+    expires = np.empty((n_loc, n_sku), dtype=np.int64)
+    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
+    for d in range(n_loc):
+        for s in range(n_sku):
+            on_hand[d, s] -= outbound[d, s]
+            flows_out[d, s] += outbound[d, s]
+    for lane in range(lane_units.shape[0]):
+        d = lane_source[lane]
+        for s in range(n_sku):
+            q = lane_units[lane, s]
+            if q > 0.0:
+                lane_cost[lane, s] = cost[d, s] * q / outbound[d, s]
+                lane_expires[lane, s] = expires[d, s]
+            else:
+                lane_cost[lane, s] = 0.0
+                lane_expires[lane, s] = NEVER
+
+
+@njit(cache=True, error_model="numpy")
+def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_units):
+    """Remove layers whose expiry period is ≤ ``period``; writes units (D, S), returns their cost."""
+    n_loc, n_sku, _ = layer_qty.shape
+    cost = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            units = 0.0
+            for k in range(used[d, s]):
+                q = layer_qty[d, s, k]
+                if q > 0.0 and layer_expires[d, s, k] <= period:
+                    units += q
+                    cost += q * layer_cost[d, s, k]
+                    layer_qty[d, s, k] = 0.0
+            expired_units[d, s] = units
+    return cost
+
+
+@njit(cache=True, error_model="numpy")
+def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
+    """Lower of cost and NRV: layers costing more than the SKU's NRV (S,) are written down to it.
+
+    Returns the write-down (money).
+    """
+    n_loc, n_sku, _ = layer_qty.shape
+    amount = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            nrv = net_realisable_value[s]
+            for k in range(used[d, s]):
+                if layer_qty[d, s, k] > 0.0 and layer_cost[d, s, k] > nrv:
+                    amount += layer_qty[d, s, k] * (layer_cost[d, s, k] - nrv)
+                    layer_cost[d, s, k] = nrv
+    return amount

@@ -1,0 +1,265 @@
+"""Customers: allocations capped, demand served tier by tier, goods issued, shipped, delivered
+and invoiced."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from invalloc.sim.kernels.cost_layers import issue_outbound
+from invalloc.sim.kernels.ledger import (
+    CASH,
+    COST_OF_GOODS_SOLD,
+    IN_TRANSIT,
+    INVENTORY,
+    RECEIVABLES,
+    REVENUE,
+    SHIPPING,
+    post,
+)
+from invalloc.sim.kernels.rules import ALLOCATE, limit_allocations
+
+
+@njit(cache=True, error_model="numpy")
+def serve_customers(
+    new_demand,
+    backlog,
+    lost_sales,
+    contract_first,
+    min_fill_rate,
+    tier_penalty,
+    sku_integer,
+    allocations,
+    on_hand,
+    reserve,
+    reserve_tiers,
+    tier_order,
+    tier_channel,
+    lane_start,
+    lane_index,
+    sales_location,
+    served,
+    served_new,
+    short,
+    shipped,
+):
+    """Serve this period's demand plus backlog, tier by tier, from the DCs' stock.
+
+    Tiers are served in ``tier_order``, each from its channel's sales lanes in lane order
+    (``lane_index[lane_start[c]:lane_start[c+1]]``) within the lanes' allocations (A, S).
+    With ``contract_first`` every tier first gets its contractual minimum (min fill rate ×
+    wanted, whole units rounded up), then the rest by priority. Reserve stock (D, S) is
+    only for the tiers marked in ``reserve_tiers`` (D, T).
+
+    Writes ``served``, ``served_new`` (served out of this period's demand, after backlog),
+    ``short`` (T, S) and ``shipped`` (A, T, S); updates ``backlog`` (T, S) in place (zero
+    under lost sales). Returns the penalty for units short (money).
+    """
+    n_tier, n_sku = new_demand.shape
+    reserve_left = np.minimum(reserve, on_hand)
+    free = on_hand - reserve_left
+    allocation_left = allocations.copy()
+    wanted = new_demand + backlog
+    for t in range(n_tier):
+        for s in range(n_sku):
+            served[t, s] = 0.0
+    for p in range(2):
+        if p == 0 and not contract_first:
+            continue
+        for t in tier_order:
+            if p == 0 and min_fill_rate[t] <= 0.0:
+                continue  # no contract minimum for this tier
+            c = tier_channel[t]
+            for s in range(n_sku):
+                target = wanted[t, s]
+                if p == 0:
+                    target = min_fill_rate[t] * target
+                    if sku_integer[s]:
+                        target = np.ceil(target - 1e-9)
+                need = target - served[t, s]
+                if need <= 0.0:
+                    continue
+                for j in range(lane_start[c], lane_start[c + 1]):
+                    a = lane_index[j]
+                    d = sales_location[a]
+                    room = allocation_left[a, s]
+                    take = min(need, room, free[d, s])
+                    free[d, s] -= take
+                    if reserve_tiers[d, t]:
+                        extra = min(need - take, room - take, reserve_left[d, s])
+                        reserve_left[d, s] -= extra
+                        take += extra
+                    allocation_left[a, s] -= take
+                    served[t, s] += take
+                    shipped[a, t, s] += take
+                    need -= take
+                    if need <= 0.0:
+                        break
+    penalty = 0.0
+    for t in range(n_tier):
+        for s in range(n_sku):
+            short[t, s] = wanted[t, s] - served[t, s]
+            served_new[t, s] = max(served[t, s] - backlog[t, s], 0.0)
+            penalty += tier_penalty[t] * short[t, s]
+            backlog[t, s] = 0.0 if lost_sales else short[t, s]
+    return penalty
+
+
+@njit(cache=True, error_model="numpy")
+def dispatch_sales(
+    shipped,
+    tier_price,
+    sales_location,
+    shipping_cost,
+    slots,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    on_hand,
+    flows_out,
+    delivery_units,
+    delivery_cost,
+    delivery_revenue,
+):
+    """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
+
+    Returns (cost of the goods, freight, sales value), money.
+    """
+    n_lanes, n_tiers, n_sku = shipped.shape
+    lane_units = np.zeros((n_lanes, n_sku))
+    freight = 0.0
+    sales_value = 0.0
+    for a in range(n_lanes):
+        revenue = 0.0
+        for t in range(n_tiers):
+            for s in range(n_sku):
+                q = shipped[a, t, s]
+                if q > 0.0:
+                    lane_units[a, s] += q
+                    revenue += q * tier_price[t, s]
+        units = 0.0
+        for s in range(n_sku):
+            units += lane_units[a, s]
+        freight += units * shipping_cost[a]
+        delivery_revenue[slots[a], a] += revenue
+        sales_value += revenue
+    lane_cost = np.empty((n_lanes, n_sku))
+    lane_expires = np.empty((n_lanes, n_sku), dtype=np.int64)
+    issue_outbound(
+        lane_units,
+        sales_location,
+        layer_qty,
+        layer_cost,
+        layer_expires,
+        used,
+        on_hand,
+        flows_out,
+        lane_cost,
+        lane_expires,
+    )
+    goods_cost = 0.0
+    for a in range(n_lanes):
+        d = sales_location[a]
+        r = slots[a]
+        for s in range(n_sku):
+            delivery_units[r, d, s] += lane_units[a, s]
+            delivery_cost[r, d, s] += lane_cost[a, s]
+            goods_cost += lane_cost[a, s]
+    return goods_cost, freight, sales_value
+
+
+@njit(cache=True, error_model="numpy")
+def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane):
+    """Empty ring slot ``slot`` of goods reaching customers; writes revenue per lane (A,).
+
+    Returns (revenue, cost of the goods), money.
+    """
+    revenue = 0.0
+    for a in range(delivery_revenue.shape[1]):
+        revenue_by_lane[a] = delivery_revenue[slot, a]
+        revenue += delivery_revenue[slot, a]
+        delivery_revenue[slot, a] = 0.0
+    cost = 0.0
+    units = delivery_units[slot]
+    goods = delivery_cost[slot]
+    for d in range(units.shape[0]):
+        for s in range(units.shape[1]):
+            cost += goods[d, s]
+            units[d, s] = 0.0
+            goods[d, s] = 0.0
+    return revenue, cost
+
+
+@njit(cache=True, error_model="numpy")
+def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short, executed):
+    """The customers' part of a period, booked, on the episode's state: allocations capped by
+    what is on hand now (:func:`~invalloc.sim.kernels.rules.limit_allocations`), demand served
+    (:func:`serve_customers`), goods issued and shipped (:func:`dispatch_sales`), and what
+    reaches customers this period delivered and invoiced; then the allocations as capped
+    recorded into the decision's ``executed`` vector (:meth:`FeasibilityLayer.record_allocations`).
+
+    Returns (penalty for units short, sales value shipped, freight, revenue invoiced), money;
+    writes ``served``, ``served_new``, ``short`` (T, S), ``ep.shipped`` (A, T, S) and
+    ``ep.revenue_by_lane`` (A,), the revenue invoiced per sales lane.
+    """
+    backlog, on_hand, balance = ep.backlog, ep.on_hand, ep.balance
+    layer_qty, layer_cost, layer_expires, used = ep.layer_qty, ep.layer_cost, ep.layer_expires, ep.layer_used
+    delivery_units, delivery_cost, delivery_revenue = ep.delivery_units, ep.delivery_cost, ep.delivery_revenue
+    shipped, sku_integer, sales_location = ep.shipped, ep.sku_integer, ep.sales_location
+    limit_allocations(
+        allocations, ep.sales_has_decision, on_hand, sales_location, ep.sales_share, ep.sales_capacity, sku_integer, log
+    )
+    shipped[:] = 0.0
+    ring = delivery_units.shape[0]
+    slot = period % ring
+    slots = (period + leads) % ring
+    penalty = serve_customers(
+        new_demand,
+        backlog,
+        ep.lost_sales,
+        ep.contract_first,
+        ep.tier_min_fill_rate,
+        ep.tier_penalty,
+        sku_integer,
+        allocations,
+        on_hand,
+        ep.reserve_quantity,
+        ep.reserve_tiers,
+        ep.tier_order,
+        ep.tier_channel,
+        ep.lane_start,
+        ep.lane_index,
+        sales_location,
+        served,
+        served_new,
+        short,
+        shipped,
+    )
+    goods, freight, sales_value = dispatch_sales(
+        shipped,
+        ep.tier_price,
+        sales_location,
+        ep.sales_shipping_cost,
+        slots,
+        layer_qty,
+        layer_cost,
+        layer_expires,
+        used,
+        on_hand,
+        ep.flows_out,
+        delivery_units,
+        delivery_cost,
+        delivery_revenue,
+    )
+    post(balance, SHIPPING, CASH, freight)
+    post(balance, IN_TRANSIT, INVENTORY, goods)
+    revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
+    post(balance, RECEIVABLES, REVENUE, revenue)
+    post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
+    rules = ep.rules
+    kind, row, column = rules.kind, rules.row, rules.column
+    for i in range(kind.shape[0]):
+        if kind[i] == ALLOCATE:
+            executed[i] = allocations[row[i], column[i]]
+    return penalty, sales_value, freight, revenue

@@ -1,0 +1,71 @@
+"""The decision point: the period's books opened, the policy's request projected onto the
+feasible set (:mod:`invalloc.sim.kernels.rules`) and the transfers sent
+(:mod:`invalloc.sim.kernels.transfers`), in one compiled call."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from invalloc.sim.kernels.rules import _project_with
+from invalloc.sim.kernels.transfers import send_transfers
+
+
+@njit(cache=True, error_model="numpy")
+def decision_point(
+    ep,
+    flat,
+    open_requests,
+    released,
+    budget,
+    headroom,
+    leads,
+    period,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """The decision point in one call: the period's books opened, the request projected
+    (:func:`~invalloc.sim.kernels.rules.project`, on the episode's stock) and the transfers
+    sent (:func:`~invalloc.sim.kernels.transfers.send_transfers`).
+
+    The outputs may come uninitialised (as for :func:`~invalloc.sim.kernels.rules.project_packed`).
+    Returns (value of the purchase orders, penalty for the shortfalls, cost of the goods
+    transferred, transfer freight), money.
+    """
+    start, balance = ep.period_start, ep.balance
+    for account in range(balance.shape[0]):
+        start[account] = balance[account]
+    orders[:] = 0.0
+    delayed[:] = 0.0
+    transfers[:] = 0.0
+    allocations[:] = np.inf
+    log[:] = 0.0
+    value, penalty = _project_with(
+        ep.rules,
+        flat,
+        open_requests,
+        ep.on_hand,
+        ep.inbound,
+        released,
+        budget,
+        headroom,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+    goods = 0.0
+    freight = 0.0
+    if transfers.shape[0] > 0:
+        goods, freight = send_transfers(ep, transfers, leads, period)
+    return value, penalty, goods, freight

@@ -1,0 +1,178 @@
+"""The arrays the compiled steps share with Python, packed into structrefs.
+
+:class:`EpisodeArrays` holds one episode's state (shared with the simulator, not copied)
+and the network's constants the period steps read; :class:`RuleArrays` holds the
+feasibility rules' constants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.experimental import structref
+
+# --------------------------------------------------------------------------- packed arguments
+# Every array passed to a compiled function from Python costs about 0.06 µs to type-check and
+# unbox, and the simulator's six calls per period used to pass ~130 of them. The arrays are
+# therefore packed into structrefs, the arrays shared with their Python owners, not copied:
+# the feasibility rules' constants once per layer, the episode's state together with the
+# network's constants once per reset. A structref argument itself costs ~0.6 µs (numba
+# types it in Python), so each call takes at most one.
+
+
+class _PackedArraysType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+@structref.register
+class _RuleArraysType(_PackedArraysType):
+    pass
+
+
+@structref.register
+class _EpisodeArraysType(_PackedArraysType):
+    pass
+
+
+class RuleArrays(structref.StructRefProxy):
+    """The network's constants the feasibility layer reads (see :data:`RULE_FIELDS`)."""
+
+
+class EpisodeArrays(structref.StructRefProxy):
+    """One episode's state arrays (shared with the simulator) and the network's constants the
+    period steps read (see :data:`EPISODE_FIELDS`)."""
+
+
+NETWORK_FIELDS = (
+    # suppliers (P lanes)
+    "purchase_unit_cost",  # (P, S) money per unit
+    "purchase_shipping_cost",  # (P,) money per unit
+    "purchase_fixed_cost",  # (P,) money per order
+    "purchase_location",  # (P,) destination DC
+    "shelf_life",  # (S,) periods, 0 = never expires
+    # transfers (X lanes)
+    "transfer_source",  # (X,)
+    "transfer_destination",  # (X,)
+    "transfer_shipping_cost",  # (X,) money per unit
+    # customers (T tiers, A sales lanes)
+    "lost_sales",  # bool: unserved demand is lost (else backlogged)
+    "contract_first",  # bool: contract minimums are served before priorities
+    "tier_min_fill_rate",  # (T,) share
+    "tier_penalty",  # (T,) money per unit short
+    "sku_integer",  # (S,) bool: whole units
+    "sales_has_decision",  # (A,) bool
+    "sales_share",  # (A,) the lane channel's max share of the DC's stock
+    "sales_capacity",  # (A,) units per period
+    "reserve_quantity",  # (D, S) units
+    "reserve_tiers",  # (D, T) bool
+    "tier_order",  # (T,) service order
+    "tier_channel",  # (T,)
+    "lane_start",  # (C + 1,) start of each channel's lanes in lane_index
+    "lane_index",  # (A,) sales lanes grouped by channel
+    "sales_location",  # (A,) source DC
+    "tier_price",  # (T, S) money per unit
+    "sales_shipping_cost",  # (A,) money per unit
+    # period close
+    "holding_cost",  # (D, S) money per unit and period
+    "interest_per_period",  # rate on credit used
+    "perishable",  # bool
+    "nrv_active",  # bool: lower of cost and NRV
+    "net_realisable_value",  # (S,) money per unit
+    "weighted_average",  # bool: cost method
+)
+
+RULE_FIELDS = (
+    "kind",  # (n_decisions,) ORDER, TRANSFER or ALLOCATE
+    "row",  # (n_decisions,) lane of the decision
+    "column",  # (n_decisions,) SKU of the decision
+    "decision_integer",  # (n_decisions,) bool: whole units
+    "sku_integer",  # (S,) bool
+    "reserve",  # (D, S) units
+    "transfer_source",  # (X,)
+    "transfer_destination",  # (X,)
+    "transfer_capacity",  # (X,) units per period
+    "purchase_location",  # (P,)
+    "purchase_supplier",  # (P,)
+    "purchase_capacity",  # (P,) units per period
+    "supplier_capacity",  # (suppliers, S) units per period
+    "location_capacity",  # (D,) units
+    "unit_cost",  # (P, S) money per unit offered
+    "fixed_cost",  # (P,) money per order
+    "minimum_order",  # (P, S) units
+    "approval_limit",  # money per order, inf = no approval rule
+    "approval_delays",  # bool: orders above the limit wait rather than being capped
+    "shortfall_penalty",  # (n_decisions,) money per unit not executed
+)
+
+EPISODE_FIELDS = NETWORK_FIELDS + (
+    "on_hand",  # (D, S)
+    "inbound",  # (D, S) units in transit to each DC
+    "backlog",  # (T, S)
+    "transit_units",  # (R, D, S)
+    "transit_value",  # (R, D, S)
+    "transit_expires",  # (R, D, S)
+    "delivery_units",  # (R, D, S) on the way to customers
+    "delivery_cost",  # (R, D, S)
+    "delivery_revenue",  # (R, A)
+    "flows_into",  # (D, S) cumulative units in, for the conservation invariant
+    "flows_out",  # (D, S) cumulative units out
+    "balance",  # ledger balances
+    "period_start",  # ledger balances at the start of the period
+    "layer_qty",  # (D, S, K) cost layers
+    "layer_cost",  # (D, S, K)
+    "layer_expires",  # (D, S, K)
+    "layer_used",  # (D, S)
+    "receipt_unit_cost",  # (D, S) scratch
+    "invoices",  # (P,) scratch: supplier invoice per lane this period
+    "transfer_value",  # (X, S) scratch: value per transfer lane this period
+    "shipped",  # (A, T, S) scratch: units shipped per sales lane and tier
+    "revenue_by_lane",  # (A,) scratch: revenue invoiced per sales lane
+    "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
+)
+
+structref.define_proxy(RuleArrays, _RuleArraysType, list(RULE_FIELDS))
+structref.define_proxy(EpisodeArrays, _EpisodeArraysType, list(EPISODE_FIELDS))
+
+
+def _packable(value):
+    """Arrays C-contiguous (one compiled signature for every scenario), flags as bool, money as
+    float; packed rule constants as they are."""
+    if isinstance(value, RuleArrays):
+        return value
+    if isinstance(value, np.ndarray):
+        return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return float(value)
+
+
+def packable(fields, values: dict) -> tuple:
+    """``values`` for exactly ``fields``, in field order, ready to pack (see :func:`_packable`)."""
+    if set(values) != set(fields):
+        missing, extra = set(fields) - set(values), set(values) - set(fields)
+        raise TypeError(f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+    return tuple(_packable(values[name]) for name in fields)
+
+
+# Packed by compiled functions kept in numba's cache: the proxies' own constructors are
+# compiled afresh in every process (seconds for sixty fields).
+@njit(cache=True)
+def _new_rule_arrays(*fields):
+    return RuleArrays(*fields)
+
+
+@njit(cache=True)
+def _new_episode_arrays(*fields):
+    return EpisodeArrays(*fields)
+
+
+def pack_rules(fields: tuple) -> RuleArrays:
+    """:class:`RuleArrays` of ``fields`` (:func:`packable` values in :data:`RULE_FIELDS` order)."""
+    return _new_rule_arrays(*fields)
+
+
+def pack_episode(fields: tuple) -> EpisodeArrays:
+    """:class:`EpisodeArrays` of ``fields`` (in :data:`EPISODE_FIELDS` order, packable as they are)."""
+    return _new_episode_arrays(*fields)

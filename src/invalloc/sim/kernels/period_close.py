@@ -1,0 +1,109 @@
+"""Period close: bills paid and payments collected, holding cost, penalties, interest, expiry
+and lower of cost and NRV, booked; the period's figures read from the ledger."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from invalloc.sim.kernels.cost_layers import expire_layers, write_down_layers
+from invalloc.sim.kernels.ledger import (
+    CASH,
+    COST_OF_GOODS_SOLD,
+    HOLDING,
+    INTEREST,
+    INVENTORY,
+    PAYABLES,
+    PENALTIES,
+    RECEIVABLES,
+    REVENUE,
+    WRITE_DOWNS,
+    post,
+)
+
+
+@njit(cache=True, error_model="numpy")
+def close_period(
+    paid,
+    collected,
+    holding_cost,
+    on_hand,
+    penalty,
+    interest_rate,
+    perishable,
+    period,
+    nrv_active,
+    net_realisable_value,
+    layer_qty,
+    layer_cost,
+    layer_expires,
+    used,
+    flows_out,
+    balance,
+):
+    """Period close, booked: supplier bills ``paid`` and customer payments ``collected`` that
+    fell due (money), holding cost on on-hand stock, penalties, interest on credit used,
+    expiry write-offs and lower of cost and NRV.
+
+    Returns (holding, interest, write-downs incl. expiry, expired units), money and units.
+    """
+    post(balance, PAYABLES, CASH, paid)
+    post(balance, CASH, RECEIVABLES, collected)
+    n_loc, n_sku = on_hand.shape
+    holding = 0.0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            holding += holding_cost[d, s] * on_hand[d, s]
+    post(balance, HOLDING, CASH, holding)
+    post(balance, PENALTIES, CASH, penalty)
+    interest = interest_rate * max(0.0, -balance[CASH])
+    post(balance, INTEREST, CASH, interest)
+    written = 0.0
+    expired_total = 0.0
+    if perishable:
+        expired = np.zeros((n_loc, n_sku))
+        written = expire_layers(layer_qty, layer_cost, layer_expires, used, period + 1, expired)
+        for d in range(n_loc):
+            for s in range(n_sku):
+                on_hand[d, s] -= expired[d, s]
+                flows_out[d, s] += expired[d, s]
+                expired_total += expired[d, s]
+    if nrv_active:
+        written += write_down_layers(layer_qty, layer_cost, used, net_realisable_value)
+    post(balance, WRITE_DOWNS, INVENTORY, written)
+    return holding, interest, written, expired_total
+
+
+@njit(cache=True, error_model="numpy")
+def close_books(ep, paid, collected, penalty, period):
+    """:func:`close_period` on the episode's state, and the period's figures from the ledger.
+
+    Returns (holding, interest, write-downs, expired units, revenue, profit, cost of goods
+    sold, cash, inventory value): money except the units. Profit sums the P&L accounts'
+    movements in chart order, as ``sum()`` over them would.
+    """
+    holding, interest, written, expired = close_period(
+        paid,
+        collected,
+        ep.holding_cost,
+        ep.on_hand,
+        penalty,
+        ep.interest_per_period,
+        ep.perishable,
+        period,
+        ep.nrv_active,
+        ep.net_realisable_value,
+        ep.layer_qty,
+        ep.layer_cost,
+        ep.layer_expires,
+        ep.layer_used,
+        ep.flows_out,
+        ep.balance,
+    )
+    balance, start = ep.balance, ep.period_start
+    pnl = 0.0
+    for account in range(REVENUE, INTEREST + 1):
+        pnl += balance[account] - start[account]
+    revenue = -(balance[REVENUE] - start[REVENUE])
+    cost_of_goods_sold = balance[COST_OF_GOODS_SOLD] - start[COST_OF_GOODS_SOLD]
+    return holding, interest, written, expired, revenue, -pnl, cost_of_goods_sold, balance[CASH], balance[INVENTORY]

@@ -1,0 +1,438 @@
+"""The feasibility rules at the decision point: a policy's requests projected onto what can execute.
+
+See :mod:`invalloc.sim.feasibility` for the rules and their order; allocations are capped
+again when customers are served (:func:`limit_allocations`), once this period's receipts
+are on hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Rule rows of the intervention log (count of decisions changed, units removed); the order
+# matches ``invalloc.sim.feasibility.RULES``.
+INVALID, NON_NEGATIVE, SOURCE_STOCK, LANE_CAPACITY, SUPPLIER_CAPACITY, LOCATION_CAPACITY = 0, 1, 2, 3, 4, 5
+PURCHASE_APPROVAL, PURCHASE_BUDGET, CASH_RULE, CHANNEL_SHARE, AVAILABLE_STOCK, MINIMUM_ORDER = 6, 7, 8, 9, 10, 11
+
+ORDER, TRANSFER, ALLOCATE = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy")
+def _whole(value, integer):
+    return np.floor(value + 1e-9) if integer else value
+
+
+@njit(cache=True, error_model="numpy")
+def _lower(block, i, s, new, log, rule):
+    """Set block[i, s] to ``new`` (never above the old value) and log the change under ``rule``."""
+    old = block[i, s]
+    if new != old:
+        log[rule, 0] += 1.0
+        log[rule, 1] += abs(old - new)
+        block[i, s] = new
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_row(block, i, factor, sku_integer, log, rule):
+    """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
+    for s in range(block.shape[1]):
+        _lower(block, i, s, _whole(block[i, s] * factor, sku_integer[s]), log, rule)
+
+
+@njit(cache=True, error_model="numpy")
+def _order_value(orders, unit_cost, fixed_cost):
+    """Value of all purchase orders (P, S): units × cost plus each ordering lane's fixed cost."""
+    total = 0.0
+    for p in range(orders.shape[0]):
+        lane = 0.0
+        units = 0.0
+        for s in range(orders.shape[1]):
+            lane += orders[p, s] * unit_cost[p, s]
+            units += orders[p, s]
+        if units > 0.0:
+            lane += fixed_cost[p]
+        total += lane
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
+    for p in range(orders.shape[0]):
+        for s in range(orders.shape[1]):
+            _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, rule)
+            _lower(delayed, p, s, _whole(delayed[p, s] * factor, sku_integer[s]), log, rule)
+
+
+@njit(cache=True, error_model="numpy")
+def project(
+    flat,
+    open_requests,
+    kind,
+    row,
+    column,
+    decision_integer,
+    sku_integer,
+    on_hand,
+    inbound,
+    reserve,
+    transfer_source,
+    transfer_destination,
+    transfer_capacity,
+    released,
+    purchase_location,
+    purchase_supplier,
+    purchase_capacity,
+    supplier_capacity,
+    location_capacity,
+    unit_cost,
+    fixed_cost,
+    minimum_order,
+    approval_limit,
+    approval_delays,
+    budget,
+    headroom,
+    shortfall_penalty,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """The feasibility layer's projection (see :mod:`invalloc.sim.feasibility`), in place.
+
+    Fills ``requested``, ``executed`` and ``shortfall`` (n_decisions,; the unexecuted part of
+    each replenishment request), ``orders``/``delayed`` (P, S), ``transfers`` (X, S),
+    ``allocations`` (A, S; +inf where a lane has no decision) and the intervention ``log``.
+    Returns (value of the purchase orders, penalty for the shortfalls), money.
+    """
+    n_sku = sku_integer.shape[0]
+    n_loc = on_hand.shape[0]
+    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added.
+    for i in range(flat.shape[0]):
+        value = flat[i]
+        if not np.isfinite(value):
+            log[INVALID, 0] += 1.0
+            value = 0.0
+        if value < 0.0:
+            log[NON_NEGATIVE, 0] += 1.0
+            log[NON_NEGATIVE, 1] -= value
+            value = 0.0
+        value = _whole(value, decision_integer[i]) + open_requests[i]
+        requested[i] = value
+        if kind[i] == ORDER:
+            orders[row[i], column[i]] = value
+        elif kind[i] == TRANSFER:
+            transfers[row[i], column[i]] = value
+        else:
+            allocations[row[i], column[i]] = value
+
+    # Transfers: lane capacity, then the source DC's unreserved stock at the start of the period.
+    n_transfer = transfers.shape[0]
+    if n_transfer:
+        for x in range(n_transfer):
+            total = 0.0
+            for s in range(n_sku):
+                total += transfers[x, s]
+            if total > transfer_capacity[x]:
+                factor = transfer_capacity[x] / total
+                _scale_row(transfers, x, factor, sku_integer, log, LANE_CAPACITY)
+        outbound = np.zeros((n_loc, n_sku))
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                outbound[transfer_source[x], s] += transfers[x, s]
+        for x in range(n_transfer):
+            d = transfer_source[x]
+            for s in range(n_sku):
+                unreserved = max(on_hand[d, s] - reserve[d, s], 0.0)
+                if outbound[d, s] > unreserved:
+                    factor = unreserved / outbound[d, s]
+                    _lower(transfers, x, s, _whole(transfers[x, s] * factor, sku_integer[s]), log, SOURCE_STOCK)
+
+    # Purchase orders: lane capacity, supplier capacity, after the orders released from approval
+    # this period, which take their share of both first.
+    n_purchase = orders.shape[0]
+    for p in range(n_purchase):
+        total = 0.0
+        taken = 0.0
+        for s in range(n_sku):
+            total += orders[p, s]
+            taken += released[p, s]
+        if total > 0.0 and total + taken > purchase_capacity[p]:
+            factor = max(purchase_capacity[p] - taken, 0.0) / total
+            _scale_row(orders, p, factor, sku_integer, log, LANE_CAPACITY)
+    if np.isfinite(supplier_capacity).any():
+        per_supplier = np.zeros(supplier_capacity.shape)
+        taken_supplier = np.zeros(supplier_capacity.shape)
+        for p in range(n_purchase):
+            for s in range(n_sku):
+                per_supplier[purchase_supplier[p], s] += orders[p, s]
+                taken_supplier[purchase_supplier[p], s] += released[p, s]
+        for p in range(n_purchase):
+            k = purchase_supplier[p]
+            for s in range(n_sku):
+                if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
+                    factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
+                    _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, SUPPLIER_CAPACITY)
+
+    # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
+    # their destination's room first; orders then get what room is left once the final
+    # transfers in and out are known, so no later step can push a DC over its capacity.
+    if np.isfinite(location_capacity).any():
+        room = np.empty(n_loc)
+        for d in range(n_loc):
+            position = 0.0
+            for s in range(n_sku):
+                position += on_hand[d, s] + inbound[d, s]
+            room[d] = max(location_capacity[d] - position, 0.0)
+        transfers_in = np.zeros(n_loc)
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                transfers_in[transfer_destination[x]] += transfers[x, s]
+        for x in range(n_transfer):
+            d = transfer_destination[x]
+            if transfers_in[d] > room[d]:
+                f = room[d] / transfers_in[d]
+                _scale_row(transfers, x, f, sku_integer, log, LOCATION_CAPACITY)
+        net_transfers = np.zeros(n_loc)
+        for x in range(n_transfer):
+            for s in range(n_sku):
+                net_transfers[transfer_destination[x]] += transfers[x, s]
+                net_transfers[transfer_source[x]] -= transfers[x, s]
+        ordered = np.zeros(n_loc)  # new orders (scalable)
+        arriving_released = np.zeros(n_loc)  # orders released from approval (already committed)
+        for p in range(n_purchase):
+            for s in range(n_sku):
+                ordered[purchase_location[p]] += orders[p, s]
+                arriving_released[purchase_location[p]] += released[p, s]
+        for p in range(n_purchase):
+            d = purchase_location[p]
+            if ordered[d] > 0.0 and ordered[d] + arriving_released[d] + net_transfers[d] > room[d]:
+                f = max(room[d] - net_transfers[d] - arriving_released[d], 0.0) / ordered[d]
+                _scale_row(orders, p, f, sku_integer, log, LOCATION_CAPACITY)
+
+    # Purchase approval: an order above the value limit is capped, or held for approval.
+    if np.isfinite(approval_limit):
+        for p in range(n_purchase):
+            variable = 0.0
+            units = 0.0
+            for s in range(n_sku):
+                variable += orders[p, s] * unit_cost[p, s]
+                units += orders[p, s]
+            if units <= 0.0 or variable + fixed_cost[p] <= approval_limit:
+                continue
+            if approval_delays:
+                for s in range(n_sku):
+                    delayed[p, s] = orders[p, s]
+                    _lower(orders, p, s, 0.0, log, PURCHASE_APPROVAL)
+            else:
+                factor = max(approval_limit - fixed_cost[p], 0.0) / variable
+                _scale_row(orders, p, factor, sku_integer, log, PURCHASE_APPROVAL)
+
+    # Purchase budget, then the cash rule: one common scale factor over all orders.
+    for rule in (PURCHASE_BUDGET, CASH_RULE):
+        limit = budget if rule == PURCHASE_BUDGET else headroom
+        if not np.isfinite(limit):
+            continue
+        total = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+        if total <= limit:
+            continue
+        fixed = 0.0
+        for p in range(n_purchase):
+            units = 0.0
+            for s in range(n_sku):
+                units += orders[p, s] + delayed[p, s]
+            if units > 0.0:
+                fixed += fixed_cost[p]
+        factor = max(limit - fixed, 0.0) / max(total - fixed, 1e-12) if limit > fixed else 0.0
+        _scale_purchases(orders, delayed, factor, sku_integer, log, rule)
+
+    # Minimum order quantity: a smaller order is dropped (the nearest feasible quantity below).
+    for p in range(n_purchase):
+        for s in range(n_sku):
+            if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
+                _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
+            if 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
+                _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
+
+    penalty = 0.0
+    for i in range(flat.shape[0]):
+        if kind[i] == ORDER:
+            executed[i] = orders[row[i], column[i]] + delayed[row[i], column[i]]
+        elif kind[i] == TRANSFER:
+            executed[i] = transfers[row[i], column[i]]
+        else:
+            executed[i] = allocations[row[i], column[i]]
+            shortfall[i] = 0.0
+            continue
+        shortfall[i] = requested[i] - executed[i]
+        penalty += shortfall[i] * shortfall_penalty[i]
+    value = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+    return value, penalty
+
+
+@njit(cache=True, error_model="numpy")
+def limit_allocations(
+    allocations, has_decision, available, sales_location, sales_share, sales_capacity, sku_integer, log
+):
+    """Cap allocations (A, S) by channel share, lane capacity and the stock ``available`` (D, S), in place.
+
+    Lanes without a decision may take all available stock, within the channel share and
+    the lane's capacity (no intervention is logged for those structural limits).
+    """
+    n_lanes, n_sku = allocations.shape
+    for a in range(n_lanes):
+        d = sales_location[a]
+        for s in range(n_sku):
+            stock = available[d, s]
+            cap = _whole(sales_share[a] * stock, sku_integer[s]) if sales_share[a] < 1.0 else stock
+            if not has_decision[a]:
+                allocations[a, s] = cap
+            elif allocations[a, s] > cap:
+                _lower(allocations, a, s, cap, log, CHANNEL_SHARE if cap < stock else AVAILABLE_STOCK)
+        if np.isfinite(sales_capacity[a]):
+            lane_total = 0.0
+            for s in range(n_sku):
+                lane_total += allocations[a, s]
+            if lane_total > sales_capacity[a]:
+                factor = sales_capacity[a] / lane_total
+                for s in range(n_sku):
+                    new = _whole(allocations[a, s] * factor, sku_integer[s])
+                    if has_decision[a]:
+                        _lower(allocations, a, s, new, log, LANE_CAPACITY)
+                    else:
+                        allocations[a, s] = new
+    total = np.zeros(available.shape)
+    for a in range(n_lanes):
+        if has_decision[a]:
+            for s in range(n_sku):
+                total[sales_location[a], s] += allocations[a, s]
+    for a in range(n_lanes):
+        if not has_decision[a]:
+            continue
+        d = sales_location[a]
+        for s in range(n_sku):
+            if total[d, s] > available[d, s]:
+                factor = available[d, s] / total[d, s]
+                _lower(allocations, a, s, _whole(allocations[a, s] * factor, sku_integer[s]), log, AVAILABLE_STOCK)
+
+
+@njit(cache=True, error_model="numpy")
+def project_packed(
+    rules,
+    flat,
+    open_requests,
+    on_hand,
+    inbound,
+    released,
+    budget,
+    headroom,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """:func:`project` with the rule constants packed; the outputs may come uninitialised
+    (``orders``, ``delayed``, ``transfers`` and ``log`` are zeroed, ``allocations`` set to +inf)."""
+    orders[:] = 0.0
+    delayed[:] = 0.0
+    transfers[:] = 0.0
+    allocations[:] = np.inf
+    log[:] = 0.0
+    return _project_with(
+        rules,
+        flat,
+        open_requests,
+        on_hand,
+        inbound,
+        released,
+        budget,
+        headroom,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _project_with(
+    rules,
+    flat,
+    open_requests,
+    on_hand,
+    inbound,
+    released,
+    budget,
+    headroom,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+):
+    """:func:`project` with the packed rule constants unpacked (inlined where it is called)."""
+    return project(
+        flat,
+        open_requests,
+        rules.kind,
+        rules.row,
+        rules.column,
+        rules.decision_integer,
+        rules.sku_integer,
+        on_hand,
+        inbound,
+        rules.reserve,
+        rules.transfer_source,
+        rules.transfer_destination,
+        rules.transfer_capacity,
+        released,
+        rules.purchase_location,
+        rules.purchase_supplier,
+        rules.purchase_capacity,
+        rules.supplier_capacity,
+        rules.location_capacity,
+        rules.unit_cost,
+        rules.fixed_cost,
+        rules.minimum_order,
+        rules.approval_limit,
+        rules.approval_delays,
+        budget,
+        headroom,
+        rules.shortfall_penalty,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def order_value_packed(rules, orders):
+    """:func:`_order_value` of purchase orders (P, S) at the offered unit costs."""
+    return _order_value(orders, rules.unit_cost, rules.fixed_cost)
+
+
+@njit(cache=True)
+def record_allocations(executed, allocations, positions, rows, columns):
+    """``executed[positions] = allocations[rows, columns]`` (int64 index vectors of one length)."""
+    for k in range(positions.shape[0]):
+        executed[positions[k]] = allocations[rows[k], columns[k]]

@@ -1,0 +1,91 @@
+"""Suppliers ship purchase orders: goods go in transit to the DC, invoices become payables."""
+
+from __future__ import annotations
+
+from numba import njit
+
+from invalloc.sim.kernels.cost_layers import NEVER
+from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
+
+
+@njit(cache=True, error_model="numpy")
+def ship_purchases(
+    ordered,
+    shipped,
+    unit_cost,
+    shipping_cost,
+    fixed_cost,
+    leads,
+    period,
+    shelf_life,
+    destinations,
+    transit_units,
+    transit_value,
+    transit_expires,
+    inbound,
+    flows_into,
+    invoices,
+    balance,
+):
+    """Suppliers' shipments (P, S) go in transit; writes each lane's invoice (P,) (goods + fixed cost).
+
+    Freight is capitalised into the goods' value in transit. Returns (goods value, fixed
+    ordering cost, freight), money.
+    """
+    n_lanes, n_sku = shipped.shape
+    ring = transit_units.shape[0]
+    goods_total = 0.0
+    ordering_total = 0.0
+    freight_total = 0.0
+    for p in range(n_lanes):
+        r = (period + leads[p]) % ring
+        d = destinations[p]
+        goods = 0.0
+        units_ordered = 0.0
+        for s in range(n_sku):
+            units_ordered += ordered[p, s]
+            q = shipped[p, s]
+            if q <= 0.0:
+                continue
+            value = q * unit_cost[p, s]
+            freight = q * shipping_cost[p]
+            goods += value
+            freight_total += freight
+            transit_units[r, d, s] += q
+            transit_value[r, d, s] += value + freight
+            expires = period + leads[p] + shelf_life[s] if shelf_life[s] > 0 else NEVER
+            if expires < transit_expires[r, d, s]:
+                transit_expires[r, d, s] = expires
+            inbound[d, s] += q
+            flows_into[d, s] += q
+        ordering = fixed_cost[p] if units_ordered > 0.0 else 0.0
+        invoices[p] = goods + ordering
+        goods_total += goods
+        ordering_total += ordering
+    post(balance, IN_TRANSIT, PAYABLES, goods_total)
+    post(balance, ORDERING, PAYABLES, ordering_total)
+    post(balance, IN_TRANSIT, CASH, freight_total)
+    return goods_total, ordering_total, freight_total
+
+
+@njit(cache=True, error_model="numpy")
+def ship_orders(ep, ordered, shipped, leads, period):
+    """:func:`ship_purchases` on the episode's state; writes ``ep.invoices``."""
+    return ship_purchases(
+        ordered,
+        shipped,
+        ep.purchase_unit_cost,
+        ep.purchase_shipping_cost,
+        ep.purchase_fixed_cost,
+        leads,
+        period,
+        ep.shelf_life,
+        ep.purchase_location,
+        ep.transit_units,
+        ep.transit_value,
+        ep.transit_expires,
+        ep.inbound,
+        ep.flows_into,
+        ep.invoices,
+        ep.balance,
+    )
