@@ -118,7 +118,7 @@ def test_export_records_the_anchor_and_sets_its_multipliers(exported):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["action_mode"] == "anchored" and json.loads(result.stdout)["anchor"] == ANCHOR
     result = runner.invoke(app, ["rules", "show", str(out)])
-    assert result.exit_code == 0 and "channel weights of the rule priority@tuned" in result.stdout
+    assert result.exit_code == 0 and "channel weights of the rule priority@tuned" in " ".join(result.stdout.split())
 
 
 def test_loaded_table_and_teacher_reproduce_the_exported_kpis(exported):
