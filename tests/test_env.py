@@ -115,6 +115,64 @@ def test_info_and_truncation():
         env.step(np.zeros(env.action_space.shape))
 
 
+def _same_info(a, b) -> bool:
+    """Deep equality of two infos: same keys, arrays equal with the same dtype, numbers equal."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_info(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.5])
+def test_lean_info_plays_the_same_episode_and_gives_the_full_info_on_demand(penalty):
+    """info="lean" (what training uses): the same float32 observations and rewards bit for bit,
+    a step info of ``period`` and ``constraint_cost`` only, and period_info() the full info."""
+    full = AllocationEnv("retail", projection_penalty=penalty, **SHORT)
+    lean = AllocationEnv("retail", projection_penalty=penalty, info="lean", **SHORT)
+    obs_full, _ = full.reset(seed=4)
+    obs_lean, _ = lean.reset(seed=4)
+    with pytest.raises(RuntimeError, match="period_info"):
+        lean.period_info()
+    actions = np.random.default_rng(3)
+    done = False
+    while not done:
+        assert obs_lean.dtype == np.float32 and obs_lean.tobytes() == obs_full.tobytes()
+        action = actions.uniform(-1.5, 1.5, full.action_space.shape)
+        obs_full, r_full, term_full, trunc_full, info_full = full.step(action)
+        obs_lean, r_lean, term_lean, trunc_lean, info_lean = lean.step(action)
+        assert (r_lean, term_lean, trunc_lean) == (r_full, term_full, trunc_full)
+        assert set(info_lean) == {"period", "constraint_cost"}
+        assert _same_info(dict(info_lean), {k: info_full[k] for k in ("period", "constraint_cost")})
+        assert _same_info(dict(lean.period_info()), dict(info_full))
+        done = trunc_lean
+    assert obs_lean.tobytes() == obs_full.tobytes()
+    with pytest.raises(ValueError, match="info='short'"):
+        AllocationEnv("tiny", info="short")
+
+
+def test_lean_info_carries_what_training_reads():
+    """Through SB3's DummyVecEnv and VecMonitor (as ``invalloc train`` wraps it) the lean env gives
+    the same episode returns and lengths and the same per-rule constraint costs as the full one."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    seen = {}
+    for kind in ("full", "lean"):
+        vec = VecMonitor(DummyVecEnv([lambda kind=kind: AllocationEnv("tiny", info=kind, **SHORT)]))
+        vec.seed(7)
+        vec.reset()
+        actions = np.random.default_rng(0)
+        episodes, costs = [], []
+        for _ in range(2 * SHORT["periods"]):
+            _, _, dones, infos = vec.step(actions.uniform(-1, 1, (1, *vec.action_space.shape)))
+            costs.append(infos[0]["constraint_cost"])
+            if dones[0]:
+                episodes.append((infos[0]["episode"]["r"], infos[0]["episode"]["l"]))
+        seen[kind] = (episodes, np.stack(costs))
+    assert len(seen["lean"][0]) == 2 and seen["lean"][0] == seen["full"][0]
+    np.testing.assert_array_equal(seen["lean"][1], seen["full"][1])
+
+
 def test_projection_penalty_lowers_the_reward_by_the_distance():
     plain = AllocationEnv("tiny", **SHORT)
     penalised = AllocationEnv("tiny", projection_penalty=0.5, **SHORT)

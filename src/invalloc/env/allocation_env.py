@@ -20,6 +20,9 @@ from invalloc.sim.network import compile_network
 from invalloc.sim.rule_policy import RuleBasedPolicy
 from invalloc.sim.simulator import PeriodReport, Simulator
 
+#: What a step's ``info`` holds: everything (``full``) or what training reads (``lean``).
+INFO_KINDS = ("full", "lean")
+
 
 class AllocationEnv(gym.Env):
     """One supply-chain scenario as a Gymnasium environment; one step is one period.
@@ -83,14 +86,17 @@ class AllocationEnv(gym.Env):
     removed per rule, an array in ``rule_names`` order), ``profit`` and ``reward_unscaled``
     (money, the period's), ``kpis`` (revenue, cash, inventory value, units short, rule
     interventions, each cost, and ``fill_rate_by_tier`` in ``tier_names`` order), ``period``.
+    With ``info="lean"`` (what ``invalloc train`` uses) a step's info holds only ``period``
+    and ``constraint_cost``, the same values; :meth:`period_info` gives the full info of the
+    last step on demand. Observations, rewards and the episode are the same either way.
 
     ## Arguments
     ``scenario`` (shipped name or YAML path), ``config_overrides`` (nested mapping merged
     over the YAML), ``action_mode``, ``anchor`` (with ``anchored`` only), ``observation``
     (``full`` or ``features``), ``features``, ``time_basis``, ``discount_rewards``, ``reward_scale``,
     ``projection_penalty``, ``periods``, ``check_invariants`` (books checked every period;
-    slower), ``render_mode`` ("ansi"). A bad argument raises ``ValueError`` naming it (a
-    ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
+    slower), ``info`` (``full`` or ``lean``), ``render_mode`` ("ansi"). A bad argument raises
+    ``ValueError`` naming it (a ``ScenarioError``, also a ``ValueError``, for the scenario and ``config_overrides``):
     ``reward_scale`` must be a finite number > 0 or None, ``projection_penalty`` finite and
     ≥ 0, ``periods`` a whole number from 1 to 10,000; ``reset`` takes a ``seed`` ≥ 0 (not a
     bool) and ``step`` before ``reset`` raises ``RuntimeError``.
@@ -112,6 +118,7 @@ class AllocationEnv(gym.Env):
         projection_penalty: float = 0.0,
         periods: int | None = None,
         check_invariants: bool = False,
+        info: str = "full",
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -129,6 +136,10 @@ class AllocationEnv(gym.Env):
             raise ValueError(f"projection_penalty={projection_penalty!r:.40}: must be a finite number ≥ 0")
         if not isinstance(check_invariants, bool | np.bool_):
             raise ValueError(f"check_invariants={check_invariants!r:.40}: must be true or false")
+        if info not in INFO_KINDS:
+            raise ValueError(f"info={info!r:.40}: choose one of {', '.join(INFO_KINDS)}")
+        self.info_kind = info
+        self._lean_info = info == "lean"
         self.render_mode = render_mode
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
@@ -159,6 +170,8 @@ class AllocationEnv(gym.Env):
         self.rule_names = list(RULES)
         self.tier_names = list(self.network.tiers)
         self._last_report: PeriodReport | None = None
+        # The last step's fill rate per tier and units short, for :meth:`period_info`.
+        self._last_record: tuple[np.ndarray, float] | None = None
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -174,6 +187,7 @@ class AllocationEnv(gym.Env):
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
         self.observations.reset()
         self._last_report = None
+        self._last_record = None
         observation = self.observations.observe() if self._features is None else self._features.observe()
         return observation, {"period": 0}
 
@@ -190,14 +204,38 @@ class AllocationEnv(gym.Env):
         else:
             fill_rate, units_short = self.observations.record(report)
             observation = self._features.observe()
-        decision = report.decision
-        distance = decision.projection_distance
-        scaled_distance = distance / self._distance_scale
+        self._last_record = (fill_rate, units_short)
         earned = report.reward if self.discount_rewards else report.undiscounted_reward
-        reward = earned / self.reward_scale - self.projection_penalty * scaled_distance
+        reward = earned / self.reward_scale
+        if self.projection_penalty or not self._lean_info:
+            distance = report.decision.projection_distance
+            # Without a penalty this subtracts 0.0: the same reward, bit for bit.
+            reward -= self.projection_penalty * (distance / self._distance_scale)
+        if self._lean_info:
+            # What training reads (the callback's per-rule interventions); the rest on demand.
+            info = _StepInfo(period=report.period, constraint_cost=report.decision.log[:, 1].copy())
+        else:
+            info = self._full_info(report, fill_rate, units_short, distance)
+        return observation, float(reward), False, self.simulator.done, info
+
+    def period_info(self) -> dict[str, Any]:
+        """The full info (see Info in the class docstring) of the last step, whatever ``info``.
+
+        Raises ``RuntimeError`` before the first step of an episode.
+        """
+        if self._last_report is None or self._last_record is None:
+            raise RuntimeError("period_info() before the episode's first step: call step() first")
+        report = self._last_report
+        fill_rate, units_short = self._last_record
+        return self._full_info(report, fill_rate.copy(), units_short, report.decision.projection_distance)
+
+    def _full_info(
+        self, report: PeriodReport, fill_rate: np.ndarray, units_short: float, distance: float
+    ) -> dict[str, Any]:
+        decision = report.decision
         # Arrays rather than nested dicts, and a dict whose deep copy is cheap: vector envs
         # deep-copy every info each step.
-        info = _StepInfo(
+        return _StepInfo(
             period=report.period,
             projection_distance=distance,
             bound_rules=decision.bound_rules(),
@@ -206,8 +244,6 @@ class AllocationEnv(gym.Env):
             reward_unscaled=report.undiscounted_reward,
             kpis=self._period_kpis(report, fill_rate, units_short),
         )
-        truncated = self.simulator.done
-        return observation, float(reward), False, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -228,7 +264,8 @@ class AllocationEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
     def _checked(self, action: np.ndarray) -> np.ndarray:
         """The action as float64 (n,), or ValueError naming what is wrong with it."""
-        if np.iscomplexobj(action):
+        # A real-valued array (what vector envs pass) needs no complex check.
+        if not (action.__class__ is np.ndarray and action.dtype.kind == "f") and np.iscomplexobj(action):
             raise ValueError("action has complex entries; expected real numbers in [-1, 1]")
         try:
             array = np.asarray(action, dtype=np.float64)
