@@ -178,28 +178,38 @@ class _Trials:
         self.errors: dict[str, tuple[bool, str]] = {}
         self.ended: set[str] = set()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Tune pickles its run config (callbacks included) into its experiment state: the copy
+        # records nothing; only this process's instance, the live one, matters.
+        return _Trials, (_ignore,)
 
-def _callback(trials: _Trials):
+
+def _ignore(_: str) -> None:
+    """A progress function that shows nothing."""
+
+
+def _callback(record: _Trials):
     from ray.tune import Callback
 
     class Recorder(Callback):
-        def on_trial_start(self, iteration, trials_, trial, **info):  # noqa: ANN001 - Tune's signature
-            trials.started[trial.trial_id] = trial
-            trials.advance("")
+        # Tune calls these with keyword arguments: iteration, trials, trial (and result).
+        def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
+            record.started[trial.trial_id] = trial
+            record.advance("")
 
-        def on_trial_result(self, iteration, trials_, trial, result, **info):  # noqa: ANN001
-            trials.results[trial.trial_id] = dict(result)
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+            record.results[trial.trial_id] = dict(result)
 
-        def on_trial_complete(self, iteration, trials_, trial, **info):  # noqa: ANN001
-            trials.started[trial.trial_id] = trial
-            trials.ended.add(trial.trial_id)
-            trials.advance(trial.trial_id)
+        def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+            record.started[trial.trial_id] = trial
+            record.ended.add(trial.trial_id)
+            record.advance(trial.trial_id)
 
-        def on_trial_error(self, iteration, trials_, trial, **info):  # noqa: ANN001
-            trials.started[trial.trial_id] = trial
-            trials.ended.add(trial.trial_id)
-            trials.errors[trial.trial_id] = _trial_error(trial)
-            trials.advance(trial.trial_id)
+        def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+            record.started[trial.trial_id] = trial
+            record.ended.add(trial.trial_id)
+            record.errors[trial.trial_id] = _trial_error(trial)
+            record.advance(trial.trial_id)
 
     return Recorder()
 
@@ -316,7 +326,7 @@ def run_sweep(
             log_with_hashes(client, parent_id, work / "config", "config")
             _log_sweep_params(client, parent_id, space, nodes, max_concurrent)
             spec = TrialSpec(tracking_uri, parent_id, space, configurations)
-            trials = _Trials(progress(space.trials()) if progress is not None else (lambda _: None))
+            trials = _Trials(progress(space.trials()) if progress is not None else _ignore)
             _quiet_tune()
             tuner = _tuner(spec, trials, work / "tune", max_concurrent)
             interrupted = False

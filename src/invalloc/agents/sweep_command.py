@@ -58,7 +58,7 @@ def sweep(
     from invalloc.agents.sweep_space import SweepError, check_space, parse_settings
     from invalloc.baselines import PolicyError
     from invalloc.baselines.tuning import parse_seeds
-    from invalloc.cluster import ClusterError, resolve_address
+    from invalloc.cluster import ClusterError, check_reachable, resolve_address
     from invalloc.tracking import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     parsed, problems = parse_settings(settings or [])
@@ -83,7 +83,9 @@ def sweep(
     uri = absolute_store(resolve_tracking_uri(tracking_uri))
     try:
         check_tracking_uri(uri)
-        resolve_address(address)
+        chosen, source = resolve_address(address)
+        if chosen is not None:
+            check_reachable(chosen, source)  # before Ray is imported, which retries for a minute
     except TrackingError as error:
         fail([str(error)])
     except ClusterError as error:
