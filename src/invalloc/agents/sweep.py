@@ -334,6 +334,10 @@ def run_sweep(
                 tuner.fit()
             except KeyboardInterrupt:
                 interrupted = True
+            except BaseException:
+                # Tune itself failed: its trials' workers are gone, so are the owners of their runs.
+                _end_orphans(client, exp_id, parent_id, "the sweep's Tune driver failed")
+                raise
             outcomes = _outcomes(client, exp_id, spec, trials)
             interrupted = interrupted or len(trials.ended) < space.trials()
             rows = summarise_configurations(outcomes)
@@ -404,6 +408,21 @@ def _outcomes(client: Any, exp_id: str, spec: TrialSpec, trials: _Trials) -> lis
         if run.info.status == "RUNNING":
             mark_killed(client, run.info.run_id, "sweep trial lost")
     return sorted(outcomes, key=lambda o: (configuration_key(o.overrides), o.seed, o.trial_id))
+
+
+def _end_orphans(client: Any, exp_id: str, parent_id: str, reason: str) -> None:
+    """Mark the parent's trial runs still RUNNING KILLED (best effort: the sweep is failing already)."""
+    from invalloc.tracking import mark_killed
+
+    try:
+        for run in client.search_runs(
+            [exp_id],
+            filter_string=f"tags.`{PARENT_TAG_KEY}` = '{parent_id}' and attributes.status = 'RUNNING'",
+            max_results=10_000,
+        ):
+            mark_killed(client, run.info.run_id, reason)
+    except Exception:  # noqa: BLE001 - the store may be what failed; the lease then ends the runs
+        pass
 
 
 def _log_sweep_params(client: Any, run_id: str, space: SweepSpace, nodes: int, max_concurrent: int | None) -> None:

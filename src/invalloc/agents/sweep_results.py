@@ -140,9 +140,21 @@ def write_results(outcomes: list[TrialOutcome], rows: list[ConfigurationResult],
 
 
 def results_table(rows: list[ConfigurationResult], title: str):
-    """The rich table the command prints: one row per configuration, best first."""
+    """The rich table the command prints: one row per configuration, best first.
+
+    Settings with one value in every configuration go to the title, not to every row.
+    """
     from rich.table import Table
 
+    keys = list(dict.fromkeys(key for row in rows for key in row.overrides))
+    fixed = {
+        key: rows[0].overrides[key]
+        for key in keys
+        if all(key in row.overrides for row in rows)
+        and len({configuration_key({key: row.overrides[key]}) for row in rows}) == 1
+    }
+    if fixed and len(rows) > 0:
+        title = f"{title} (all: {configuration_label(fixed)})"
     table = Table(title=title)
     for column, justify in (
         ("configuration", "left"),
@@ -152,14 +164,16 @@ def results_table(rows: list[ConfigurationResult], title: str):
         ("profit", "right"),
         ("fill rate", "right"),
     ):
-        table.add_column(column, justify=justify)
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=column != "configuration")
     for row in rows:
         seeds = f"{row.finished}/{row.trials}"
+        varied = {key: value for key, value in row.overrides.items() if key not in fixed}
+        label = configuration_label(varied) if varied or not row.overrides else "(as above)"
         if row.mean is None:
-            table.add_row(row.configuration, seeds, "—", "—", "—", "—")
+            table.add_row(label, seeds, "—", "—", "—", "—")
             continue
         table.add_row(
-            row.configuration,
+            label,
             seeds,
             f"{row.mean:,.2f}",
             f"[{row.ci_low:,.2f}, {row.ci_high:,.2f}]",
