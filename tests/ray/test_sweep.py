@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,174 +29,87 @@ TIMESTEPS = 256
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes
+# A cluster of its own for the test that kills a node (the session's cluster stays whole)
 # ---------------------------------------------------------------------------------------------
 
 
-def _children() -> dict[int, int]:
-    """Every process's parent: pid → ppid (Linux /proc)."""
-    parents = {}
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                text = (entry / "stat").read_text()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            parents[int(entry.name)] = int(text[text.rindex(")") + 2 :].split()[1])
-    return parents
-
-
-def descendants(pid: int) -> set[tuple[int, str]]:
-    """The processes below ``pid``, each with its start time (a reused pid is another process)."""
-    from invalloc.processes import process_start
-
-    parents = _children()
-    found, frontier = set(), [pid]
-    while frontier:
-        current = frontier.pop()
-        for child, parent in parents.items():
-            if parent == current:
-                frontier.append(child)
-                start = process_start(child)
-                if start is not None:
-                    found.add((child, start))
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
     return found
 
 
-def alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
-    from invalloc.processes import process_start
-
-    return {(pid, start) for pid, start in processes if process_start(pid) == start}
-
-
-def _wait_gone(processes: set[tuple[int, str]], seconds: float = 30.0) -> set[tuple[int, str]]:
-    deadline = time.monotonic() + seconds
-    while alive(processes) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return alive(processes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures: an MLflow server, a Ray cluster
-# ---------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real ``mlflow server`` on a free loopback port (sqlite backend, proxied artifacts)."""
-    import urllib.request
-
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "mlartifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],  # fmt: skip
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "wb"),  # noqa: SIM115 - closed with the process
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
+def _alive(pids: set[int]) -> set[int]:
+    running = set()
+    for pid in pids:
         try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as response:
-                if response.status == 200:
-                    break
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    processes = descendants(os.getpid())
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    assert not _wait_gone(processes), "an MLflow server process was left behind"
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
 
 
-@pytest.fixture(scope="module")
-def ray_token(tmp_path_factory: pytest.TempPathFactory):
-    """Token authentication for this process and the clusters it starts, set before ``import ray``."""
-    token = tmp_path_factory.mktemp("ray-token") / "auth_token"
-    token.touch(mode=0o600)
-    token.write_text(os.urandom(32).hex())
-    saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    os.environ.pop("RAY_ADDRESS", None)
-    yield token
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def _wait_ended(pids: set[int], seconds: float = 60.0) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _alive(pids)
+
+
+def _processes(nodes: list) -> set[int]:
+    """The processes of ``nodes`` (raylets, agents, the head's GCS) and their workers."""
+    pids: set[int] = set()
+    for node in nodes:
+        for infos in node.all_processes.values():
+            pids.update(info.process.pid for info in infos)
+    for pid in list(pids):
+        pids |= _descendants(pid)
+    return pids
 
 
 @pytest.fixture
-def cluster(ray_token: Path):
-    """A Ray cluster on this machine: a head with 0 CPUs and two worker nodes of 1 CPU each.
+def own_cluster(ray_test_cluster):
+    """Another cluster like the session's (a head with 0 CPUs, two 1-CPU workers), with the
+    session's token (Ray reads one per process), for a test that kills one of its nodes.
 
-    Torn down after the test, and every process it started must be gone. Never ``ray stop``
-    (it would stop every cluster on the machine).
+    Stopped after the test; every process it started must be gone. Never ``ray stop``.
     """
     from ray.cluster_utils import Cluster
 
-    before = descendants(os.getpid())
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0}, shutdown_at_exit=True)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    started: set[int] = set()
     try:
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         cluster.workers = workers
         yield cluster
     finally:
-        started = descendants(os.getpid()) - before
+        started = _processes(cluster.list_all_nodes()) | getattr(cluster, "removed_processes", set())
         cluster.shutdown()
-        left = _wait_gone(started)
-        assert not left, f"Ray processes left behind: {sorted(left)}"
+        left = _wait_ended(started)
+        assert not left, f"Ray processes left running: {sorted(left)}"
 
 
-def _sweep(cluster, server: str, *args: str) -> subprocess.Popen:
+def _sweep(address: str, server: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(SOURCE)}
     env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "invalloc.cli", "sweep", "tiny_smoke", "--address", address]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "invalloc.cli",
-            "sweep",
-            "tiny_smoke",
-            "--address",
-            cluster.address,
-            "--tracking-uri",
-            server,
-            *args,
-        ],  # fmt: skip
+        [*command, "--tracking-uri", server, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -223,7 +135,7 @@ def _trials(client, parent_id: str) -> list:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_sweep_runs_trials_on_both_nodes_like_serial_training(cluster, tracking_server, tmp_path):
+def test_sweep_runs_trials_on_both_nodes_like_serial_training(ray_test_cluster, mlflow_server, tmp_path):
     import mlflow
     import pandas as pd
     from typer.testing import CliRunner
@@ -232,8 +144,8 @@ def test_sweep_runs_trials_on_both_nodes_like_serial_training(cluster, tracking_
 
     rates = ["0.001", "0.0003"]
     sweep = _sweep(
-        cluster,
-        tracking_server,
+        ray_test_cluster.address,
+        mlflow_server.uri,
         "--set", f"hyperparameters.learning_rate={','.join(rates)}",
         "--set", f"timesteps={TIMESTEPS}",
         "--seeds", "0-1",
@@ -243,7 +155,7 @@ def test_sweep_runs_trials_on_both_nodes_like_serial_training(cluster, tracking_
     assert sweep.returncode == 0, stderr[-3000:]
     assert "4 trial(s) finished, 0 failed, 0 lost on 2 node(s)" in stdout, stdout
 
-    client = mlflow.MlflowClient(tracking_server)
+    client = mlflow.MlflowClient(mlflow_server.uri)
     parent_id = _parent_id(stdout)
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"
@@ -254,7 +166,7 @@ def test_sweep_runs_trials_on_both_nodes_like_serial_training(cluster, tracking_
     points = {(json.loads(run.data.tags[OVERRIDES_TAG])["hyperparameters.learning_rate"], run.data.tags[SEED_TAG])
               for run in runs}  # fmt: skip
     assert points == {(float(rate), seed) for rate in rates for seed in ("0", "1")}
-    assert {run.data.tags[NODE_TAG] for run in runs} == {node.node_id for node in cluster.workers}
+    assert {run.data.tags[NODE_TAG] for run in runs} == set(ray_test_cluster.worker_node_ids)
 
     # The parent's results: one row per configuration, each over both seeds.
     results = pd.read_csv(client.download_artifacts(parent_id, "sweep/results.csv", str(tmp_path)))
@@ -289,17 +201,17 @@ def test_sweep_runs_trials_on_both_nodes_like_serial_training(cluster, tracking_
         pd.testing.assert_frame_equal(trial, expected, check_exact=True)
 
 
-def test_losing_a_node_mid_sweep_leaves_no_run_running(cluster, tracking_server):
+def test_losing_a_node_mid_sweep_leaves_no_run_running(own_cluster, mlflow_server):
     import mlflow
 
     sweep = _sweep(
-        cluster,
-        tracking_server,
+        own_cluster.address,
+        mlflow_server.uri,
         "--set", "hyperparameters.learning_rate=0.001,0.0003",
         "--set", "timesteps=4096",
         "--seeds", "0-1",
     )  # fmt: skip
-    client = mlflow.MlflowClient(tracking_server)
+    client = mlflow.MlflowClient(mlflow_server.uri)
     parent_id = None
     victim = None
     deadline = time.monotonic() + 900
@@ -317,8 +229,9 @@ def test_losing_a_node_mid_sweep_leaves_no_run_running(cluster, tracking_server)
         running = [run for run in _trials(client, parent_id) if run.info.status == "RUNNING"]
         if running:
             victim = running[0]
-    node = next(node for node in cluster.workers if node.node_id == victim.data.tags[NODE_TAG])
-    cluster.remove_node(node, allow_graceful=False)
+    node = next(node for node in own_cluster.workers if node.node_id == victim.data.tags[NODE_TAG])
+    own_cluster.removed_processes = _processes([node])  # checked gone at teardown too
+    own_cluster.remove_node(node, allow_graceful=False)
 
     stdout, stderr = sweep.communicate(timeout=1800)
     assert sweep.returncode == 1, stderr[-3000:]
