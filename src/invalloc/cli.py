@@ -6,10 +6,12 @@ line per problem on standard error with exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,9 +23,18 @@ try:  # typer ≥ 0.20 vendors click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError
 
+from invalloc.cluster import ADDRESS_HELP, EXECUTOR_HELP, ClusterError, check_executor, ray_line
 from invalloc.config.loader import ScenarioError, load_scenario
 from invalloc.config.schema import MAX_PERIODS
 from invalloc.console import error_console, fail, output_file_problems
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from invalloc.config.loader import LoadedScenario
+    from invalloc.sim.network import Network
+    from invalloc.sim.policy import Policy
+    from invalloc.sim.simulator import Simulator
 
 #: Largest ``--seed`` (seeds are 63-bit) and most ``--episodes`` of one command.
 MAX_SEED = 2**62
@@ -88,6 +99,13 @@ def _options(
 
 def _fail(lines: list[str], code: int = 2) -> NoReturn:
     fail(lines, code)
+
+
+def _check_executor(executor: str, address: str | None) -> None:
+    try:
+        check_executor(executor, address)
+    except ClusterError as error:
+        _fail([str(error)])
 
 
 def _load(path: str, overrides: dict | None = None):
@@ -187,6 +205,92 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+def _simulate_policy(
+    loaded: LoadedScenario, policy: str, params: dict[str, str], actions: str | None, tracking_uri: str | None
+) -> Policy:
+    """The policy `simulate` runs: a baseline, or a trained agent or rule table checked against the scenario."""
+    if policy.startswith(("run:", "runs:/", "models:/", "rules:")):
+        # Trained agents and rule tables resolve like in `compare`: loaded, then checked against the scenario.
+        from invalloc.evaluation.specs import build_policy, check_scenario, parse_spec
+
+        spec = parse_spec(policy, scenario_name=loaded.scenario.name)
+        chosen = build_policy(spec, tracking_uri)
+        check_scenario(spec, chosen, loaded)
+        return chosen
+    from invalloc.baselines import make_policy
+
+    return make_policy(policy, params, actions)
+
+
+def _simulate_episode(
+    simulator: Simulator, network: Network, chosen: Policy, episode: int, seed: int
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One episode of `simulate`: its KPI row and its audit table (None without an audit log)."""
+    from invalloc.sim.kpis import episode_kpis
+    from invalloc.sim.simulator import run_episode
+
+    reports = run_episode(simulator, chosen, seed=seed)
+    kpis = episode_kpis(reports, network)
+    bound = getattr(chosen, "bound_of_last_episode", None)
+    if bound is not None:
+        # The hindsight-optimal LP value: no causal policy can beat it on this demand.
+        kpis["oracle_bound"] = float(bound)
+    frame = simulator.audit_log.frame(episode) if simulator.audit_log is not None else None
+    return {"episode": episode, "seed": seed, **kpis}, frame
+
+
+def _simulate_worker(
+    scenario: str,
+    policy: str,
+    params: dict[str, str],
+    actions: str | None,
+    demand_trace: str | None,
+    periods: int | None,
+    check_invariants: bool,
+    audit: bool,
+    tracking_uri: str | None,
+) -> Callable[[int, int], tuple[dict[str, Any], pd.DataFrame | None]]:
+    """The episode function of one Ray actor of `simulate` (simulator and policy built once)."""
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    loaded = load_scenario(scenario)
+    network = compile_network(loaded)
+    chosen = _simulate_policy(loaded, policy, params, actions, tracking_uri)
+    simulator = Simulator(
+        network, check_invariants=check_invariants, audit=audit, demand_trace=demand_trace, periods=periods
+    )
+    return functools.partial(_simulate_episode, simulator, network, chosen)
+
+
+def _absolute_policy(policy: str) -> str:
+    """``rules:DIR`` with an absolute DIR (Ray workers do not share this working directory)."""
+    if policy.startswith("rules:"):
+        return "rules:" + str(Path(policy.removeprefix("rules:")).expanduser().resolve())
+    return policy
+
+
+def _on_ray(
+    worker: Callable[[], Callable[..., Any]],
+    calls: list[tuple[int, int]],
+    policy: str,
+    tracking_uri: str | None,
+    address: str | None,
+    advance: Callable[[], None],
+) -> tuple[list[Any], list[str], int]:
+    """Run ``calls`` on Ray actors: (results in call order, node ids, workers)."""
+    from invalloc.cluster import WorkerPool, check_shared_tracking, ray_cluster
+
+    with ray_cluster(address) as cluster:
+        if policy.startswith(("run:", "runs:/", "models:/")):
+            from invalloc.tracking import resolve_tracking_uri
+
+            check_shared_tracking(resolve_tracking_uri(tracking_uri), cluster.nodes)
+        with WorkerPool(worker, size=len(calls)) as pool:
+            results = pool.map(calls, advance)
+            return results, sorted(pool.nodes), pool.size
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
@@ -224,14 +328,16 @@ def simulate(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store of run:/models:/ policies (default: local).")
     ] = None,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=ADDRESS_HELP)] = None,
 ) -> None:
     """Simulate a scenario with a policy (baseline, run:RUN_ID, models:/NAME@ALIAS, rules:DIR); KPIs ± 95% CI."""
-    from invalloc.baselines import PolicyError, make_policy
+    from invalloc.baselines import PolicyError
     from invalloc.sim.audit import write_table
     from invalloc.sim.demand import DemandTraceError
-    from invalloc.sim.kpis import episode_kpis, summarise
+    from invalloc.sim.kpis import summarise
     from invalloc.sim.network import compile_network
-    from invalloc.sim.simulator import InvariantError, Simulator, run_episode
+    from invalloc.sim.simulator import InvariantError, Simulator
 
     if audit_log is not None:
         problems = output_file_problems(audit_log, "--audit-log", (".csv", ".parquet"))
@@ -239,8 +345,10 @@ def simulate(
             _fail(problems)
     if actions is not None and policy != "replay":
         _fail([f"--actions {actions}: only --policy replay replays an actions CSV (the policy is {policy})"])
+    _check_executor(executor, ray_address)
     loaded = _load(scenario)
     network = compile_network(loaded)
+    nodes: list[str] = []
     try:
         params: dict[str, str] = {}
         if params_file is not None:
@@ -248,17 +356,9 @@ def simulate(
 
             _, params = load_params(params_file, policy=policy, scenario=loaded.scenario.name)
         params.update(_parse_params(param or []))
-        if policy.startswith(("run:", "runs:/", "models:/", "rules:")):
-            # Trained agents and rule tables resolve like in `compare`: loaded, then checked against the scenario.
-            from invalloc.evaluation.specs import build_policy, check_scenario, parse_spec
-
-            if params or actions is not None:
-                _fail([f"--policy {policy}: takes no --param, --params or --actions"])
-            spec = parse_spec(policy, scenario_name=loaded.scenario.name)
-            chosen = build_policy(spec, tracking_uri)
-            check_scenario(spec, chosen, loaded)
-        else:
-            chosen = make_policy(policy, params, str(actions) if actions else None)
+        if policy.startswith(("run:", "runs:/", "models:/", "rules:")) and (params or actions is not None):
+            _fail([f"--policy {policy}: takes no --param, --params or --actions"])
+        chosen = _simulate_policy(loaded, policy, params, str(actions) if actions else None, tracking_uri)
         try:
             simulator = Simulator(
                 network,
@@ -271,28 +371,44 @@ def simulate(
             raise
         except ValueError as error:  # an episode too large for memory
             _fail([f"--periods {periods or loaded.scenario.episode.horizon}: {error}"])
-        results, audit_tables = [], []
         from rich.progress import Progress
 
         with Progress(console=error_console, transient=True, disable=episodes < 3) as progress:
             task = progress.add_task("simulating", total=episodes)
-            for episode in range(episodes):
-                reports = run_episode(simulator, chosen, seed=seed + episode)
-                kpis = episode_kpis(reports, network)
-                bound = getattr(chosen, "bound_of_last_episode", None)
-                if bound is not None:
-                    # The hindsight-optimal LP value: no causal policy can beat it on this demand.
-                    kpis["oracle_bound"] = float(bound)
-                results.append({"episode": episode, "seed": seed + episode, **kpis})
-                if simulator.audit_log is not None:
-                    audit_tables.append(simulator.audit_log.frame(episode))
-                progress.advance(task)
+            calls = [(episode, seed + episode) for episode in range(episodes)]
+            if executor == "ray":
+                worker = functools.partial(
+                    _simulate_worker,
+                    str(Path(loaded.source).resolve()),
+                    _absolute_policy(policy),
+                    params,
+                    str(actions.resolve()) if actions else None,
+                    str(demand_trace.resolve()) if demand_trace else None,
+                    periods,
+                    check_invariants,
+                    audit_log is not None,
+                    tracking_uri,
+                )
+                outcomes, nodes, workers = _on_ray(
+                    worker, calls, policy, tracking_uri, ray_address, lambda: progress.advance(task)
+                )
+            else:
+                outcomes = []
+                for call in calls:
+                    outcomes.append(_simulate_episode(simulator, network, chosen, *call))
+                    progress.advance(task)
+        results = [kpis for kpis, _ in outcomes]
+        audit_tables = [frame for _, frame in outcomes if frame is not None]
     except DemandTraceError as error:
         _fail(error.lines())
     except PolicyError as error:
         _fail([str(error)], error.exit_code)
+    except ClusterError as error:
+        _fail([str(error)])
     except InvariantError as error:  # not bad input: exit 1
         _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
+    if nodes:
+        error_console.print(ray_line(workers, nodes), markup=False)
     if audit_log is not None:
         import pandas as pd
 
@@ -328,6 +444,8 @@ def tune(
     ] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the parameters YAML.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=ADDRESS_HELP)] = None,
 ) -> None:
     """Find a rule-based policy's best parameters on training seeds (common random numbers).
 
@@ -337,6 +455,7 @@ def tune(
     from invalloc.baselines.tuning import DEFAULT_BUDGET, parse_seeds, save_params
     from invalloc.baselines.tuning import tune as run_tune
 
+    _check_executor(executor, ray_address)
     loaded = _load(scenario)
     path = out or Path(f"{loaded.scenario.name}_{policy}_tuned.yaml")
     problems = output_file_problems(path, "--out", (".yaml", ".yml"))
@@ -344,9 +463,19 @@ def tune(
         _fail(problems)
     try:
         training = parse_seeds(seeds)
-        result = run_tune(scenario, policy, training, budget=budget or DEFAULT_BUDGET, seed=search_seed)
+        result = run_tune(
+            scenario,
+            policy,
+            training,
+            budget=budget or DEFAULT_BUDGET,
+            seed=search_seed,
+            executor=executor,
+            ray_address=ray_address,
+        )
     except (PolicyError, ValueError) as error:
         _fail([str(error)])
+    if result.settings.get("nodes"):
+        error_console.print(ray_line(result.settings["workers"], result.settings["nodes"]), markup=False)
     try:
         save_params(result, path)
     except OSError as error:

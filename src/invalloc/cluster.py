@@ -12,6 +12,9 @@ used, so ``import invalloc`` and the commands that run locally never load it.
   ``$RAY_AUTH_TOKEN_PATH`` or Ray's own ``~/.ray/auth_token`` (written by ``ray start``).
 - **Workers** (:func:`worker_env`): one math thread each, a persistent numba cache (a cold one
   costs about 70 s per new worker process) and this checkout's ``src`` on their path.
+- **Work** (:class:`WorkerPool`): Ray actors of one CPU each build their worker (a simulator
+  and its policies) once and take inputs as they become free (Ray's ``ActorPool``); results
+  come back in input order, so they do not depend on which node ran what.
 - **Tracking** (:func:`check_shared_tracking`): the nodes of a multi-node cluster cannot share
   an sqlite file or a store folder; an MLflow server is required.
 
@@ -27,7 +30,7 @@ import secrets
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +53,24 @@ MLFLOW_SERVER_HINT = (
 )
 
 
+#: Help of the ``--executor`` and ``--ray-address`` options (compare, tune, simulate).
+EXECUTOR_HELP = "local (this machine's processes) or ray (a Ray cluster; results are identical)."
+ADDRESS_HELP = "Ray head HOST:PORT or auto, with --executor ray (default: $RAY_ADDRESS, else a local cluster)."
+EXECUTORS = ("local", "ray")
+
+
 class ClusterError(ValueError):
     """A cluster that cannot be used as asked; the message is one line naming the option."""
+
+
+def check_executor(executor: str, address: str | None) -> None:
+    """Raise :class:`ClusterError` for an unknown executor or a ``--ray-address`` without ``ray``."""
+    if executor not in EXECUTORS:
+        raise ClusterError(f"--executor {executor}: must be local or ray")
+    if address is not None and executor != "ray":
+        raise ClusterError(f"--ray-address {address}: only used with --executor ray")
+    if executor == "ray":
+        resolve_address(address)  # a malformed address fails here, before any work
 
 
 @dataclass(frozen=True)
@@ -91,22 +110,38 @@ def resolve_address(address: str | None) -> tuple[str | None, str]:
     return chosen, source
 
 
-def check_reachable(address: str, source: str, timeout_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
-    """Raise :class:`ClusterError` unless ``HOST:PORT`` accepts a connection within the timeout.
+#: The opening of an HTTP/2 connection (the client preface and an empty SETTINGS frame): a Ray
+#: head's GCS is a gRPC server and answers with a SETTINGS frame (type 4); other servers do not.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
-    Checked before Ray is asked: Ray itself retries an unreachable head for about a minute.
+
+def check_reachable(address: str, source: str, timeout_seconds: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Raise :class:`ClusterError` unless ``HOST:PORT`` answers like a Ray head within the timeout.
+
+    Checked before Ray is asked: Ray itself retries an unreachable head, or a port where another
+    server listens, for minutes. The port must accept a connection and answer an HTTP/2 opening
+    with HTTP/2 (the GCS is a gRPC server); with ``RAY_USE_TLS`` only the connection is checked.
     """
     if address == "auto":
         return
     host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds) as connection:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            connection.sendall(_HTTP2_PREFACE)
+            reply = connection.recv(9)
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise ClusterError(
             f"{source} {address}: no Ray cluster answers there ({reason}); start one with `ray start --head` "
             "or leave the address out for a local cluster"
         ) from None
+    if len(reply) < 4 or reply[3] != 4:
+        raise ClusterError(
+            f"{source} {address}: a server answers there but it is not a Ray head (give the address "
+            "`ray start --head` printed, HOST:6379 by default)"
+        )
 
 
 def numba_cache_dir() -> str:
@@ -227,7 +262,7 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
                 ray.init(num_cpus=num_cpus, **options)
             else:
                 ray.init(address=chosen, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except Exception as error:  # Ray raises bare Exceptions too (a node that does not start in 30 s)
             text = " ".join(str(error).split()) or type(error).__name__
             where = f"{source} {chosen}" if chosen else "local Ray cluster"
             raise ClusterError(f"{where}: cannot connect ({text[:300]})") from None
@@ -235,6 +270,83 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
             yield _info(ray, started=chosen is None)
         finally:
             ray.shutdown()
+
+
+class _Actor:
+    """One Ray actor: ``build()`` once, then ``call(index, args)`` returns ``(index, node id, worker(*args))``."""
+
+    def __init__(self, build: Callable[[], Callable[..., Any]]) -> None:
+        self.worker = build()
+
+    def call(self, index: int, args: tuple[Any, ...]) -> tuple[int, str, Any]:
+        import ray
+
+        return index, ray.get_runtime_context().get_node_id(), self.worker(*args)
+
+
+class WorkerPool:
+    """Ray actors (one CPU each) that build a worker once and call it on many inputs.
+
+    Use inside :func:`ray_cluster`. An error raised by a worker is raised again here as itself
+    (not wrapped by Ray), so callers catch the same errors as with local processes.
+
+    :param build: a picklable callable, called once in each actor, returning the callable that
+        each input's arguments are passed to (e.g. ``functools.partial(Runner, scenario)`` for a
+        class whose instances are callable).
+    :param size: most actors; at most one per CPU of the cluster.
+    :ivar nodes: ids of the nodes whose actors returned results so far.
+    """
+
+    def __init__(self, build: Callable[[], Callable[..., Any]], size: int | None = None) -> None:
+        ray = _import_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < 1:
+            raise ClusterError("the Ray cluster has no CPUs for workers (add a node with `ray start --address …`)")
+        self.size = max(1, min(cpus, size or cpus))
+        actor = ray.remote(num_cpus=1)(_Actor)
+        self.actors = [actor.remote(build) for _ in range(self.size)]
+        self.nodes: set[str] = set()
+
+    def map(self, calls: Sequence[tuple[Any, ...]], advance: Callable[[], None] | None = None) -> list[Any]:
+        """``worker(*call)`` for each call, in the order of ``calls``; ``advance()`` after each one ends."""
+        import ray
+        from ray.util import ActorPool
+
+        results: list[Any] = [None] * len(calls)
+        pool = ActorPool(self.actors)
+        try:
+            for index, node, value in pool.map_unordered(
+                lambda actor, item: actor.call.remote(*item), list(enumerate(calls))
+            ):
+                results[index] = value
+                self.nodes.add(node)
+                if advance is not None:
+                    advance()
+        except ray.exceptions.RayTaskError as error:
+            cause = error.cause
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise
+        return results
+
+    def close(self) -> None:
+        """End the actors (their processes exit; the cluster stays)."""
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ray_line(workers: int, nodes: Sequence[str]) -> str:
+    """The line a command prints (on standard error) after running on Ray: workers and node ids."""
+    return f"ray: {workers} worker(s) on {len(nodes)} node(s): {', '.join(sorted(nodes))}"
 
 
 def _info(ray: Any, started: bool) -> ClusterInfo:
@@ -247,12 +359,15 @@ def _info(ray: Any, started: bool) -> ClusterInfo:
 __all__ = [
     "ClusterError",
     "ClusterInfo",
+    "WorkerPool",
     "alive_nodes",
+    "check_executor",
     "check_reachable",
     "check_shared_tracking",
     "is_local_store",
     "numba_cache_dir",
     "ray_cluster",
+    "ray_line",
     "resolve_address",
     "worker_env",
 ]

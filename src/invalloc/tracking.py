@@ -60,6 +60,9 @@ def configure_tracking(tracking_uri: str | None = None, timeout_seconds: float =
 
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, timeout_seconds, must_exist)
+    # With a server MLflow prints "View run … at: URL" on standard output as each run ends,
+    # which would break the commands' --json output (the run's id is in it anyway).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     return uri
 

@@ -1952,3 +1952,38 @@ ENV_CASES: dict[str, tuple[Callable[[Path], Any], str]] = {
 }
 for _name, (_call, _fragment) in ENV_CASES.items():
     case(f"env/{_name}", api=_call, expect=(_fragment,))
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. `--executor` and `--ray-address` (compare, tune, simulate): refused before Ray is imported
+# ---------------------------------------------------------------------------------------------
+
+_EXECUTOR_COMMANDS = {
+    "compare": ["compare", "--scenario", "tiny", "--policy", "base_stock", "--policy", "s_S", "--out", "{w}/out"],
+    "tune": ["tune", "--scenario", "tiny", "--seeds", "0-1", "--budget", "2", "--out", "{w}/t.yaml"],
+    "simulate": ["simulate", "--scenario", "tiny", "--periods", "5"],
+}
+#: name → (options after the command, files (``@env``: environment), fragments of the error)
+EXECUTORS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
+    "unknown": (["--executor", "dask"], {}, ("--executor dask", "local or ray")),
+    "address_without_ray": (["--ray-address", "127.0.0.1:6379"], {}, ("--ray-address", "--executor ray")),
+    "address_malformed": (
+        ["--executor", "ray", "--ray-address", "headnode"],
+        {},
+        ("--ray-address headnode", "HOST:PORT"),
+    ),
+    "address_port_zero": (["--executor", "ray", "--ray-address", "head:0"], {}, ("--ray-address head:0", "HOST:PORT")),
+    "address_client": (["--executor", "ray", "--ray-address", "ray://head:10001"], {}, ("ray://head:10001",)),
+    "address_unreachable": (["--executor", "ray", "--ray-address", "127.0.0.1:1"], {}, ("--ray-address 127.0.0.1:1",)),
+    "env_malformed": (["--executor", "ray"], {"@env": {"RAY_ADDRESS": "head:port"}}, ("RAY_ADDRESS head:port",)),
+}
+for _command, _base in _EXECUTOR_COMMANDS.items():
+    for _name, (_options, _files, _expect) in EXECUTORS.items():
+        case(f"executor/{_command}_{_name}", [*_base, *_options], _files, _expect)
+case(
+    "executor/subprocess_simulate_unreachable",
+    [*_EXECUTOR_COMMANDS["simulate"], "--executor", "ray", "--ray-address", "127.0.0.1:1"],
+    {},
+    ("--ray-address 127.0.0.1:1", "no Ray cluster"),
+    subprocess=True,
+)

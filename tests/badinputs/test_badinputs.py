@@ -81,6 +81,7 @@ def test_corpus_is_large_and_distinct():
         "states",
         "env",
         "sweep",
+        "executor",
     ):
         assert kind in kinds, kind
 

@@ -118,11 +118,9 @@ def ray_test_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayTe
 
     from ray.cluster_utils import Cluster  # after the environment: Ray reads it on import
 
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "include_dashboard": False, "gcs_server_port": free_port()},
-    )
+    cluster = Cluster()
     try:
+        cluster.add_node(num_cpus=0, include_dashboard=False, gcs_server_port=free_port())  # the head
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         yield RayTestCluster(cluster.address, frozenset(node.node_id for node in workers), token)

@@ -26,7 +26,8 @@ Repeated points are served from a cache and do not count against the budget. Epi
 with invariant checks off. When the start point shows the whole search would take more than
 about 15 seconds and the machine has two or more cores, candidates are evaluated by two
 worker processes (``spawn`` start method, created inside :func:`tune`; scripts that call it
-need the usual ``if __name__ == "__main__":`` guard).
+need the usual ``if __name__ == "__main__":`` guard). With ``executor="ray"`` they are Ray actors
+instead, one per CPU of the cluster (:class:`invalloc.cluster.WorkerPool`); the result is the same.
 
 >>> result = tune("tiny", "base_stock", seeds=range(4), budget=12, progress=False)  # doctest: +SKIP
 >>> result.params  # doctest: +SKIP
@@ -35,6 +36,7 @@ need the usual ``if __name__ == "__main__":`` guard).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -287,14 +289,33 @@ def _worker_run(task: tuple[str, dict[str, str], tuple[int, ...]]) -> np.ndarray
     return _run(_WORKER["simulator"], policy, params, seeds)
 
 
+def _ray_worker(scenario: str) -> Callable[[tuple[str, dict[str, str], tuple[int, ...]]], np.ndarray]:
+    """The task function of one Ray actor (its simulator built once)."""
+    simulator = _build_simulator(scenario)
+    return lambda task: _run(simulator, *task)
+
+
 class _Evaluator:
-    """Evaluates candidates on fixed seeds, in this process or on a pool of workers."""
+    """Evaluates candidates on fixed seeds, in this process or on a pool of workers (processes or Ray actors)."""
 
     def __init__(self, scenario: str, policy: str, seeds: Sequence[int]) -> None:
         self.scenario, self.policy, self.seeds = scenario, policy, tuple(int(s) for s in seeds)
         self.simulator = _build_simulator(scenario)
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Any = None  # a ProcessPoolExecutor or an invalloc.cluster.WorkerPool
         self.workers = 1
+
+    def start_ray(self, workers: int | None) -> None:
+        """Ray actors, at most ``workers`` (None: one per CPU of the connected cluster)."""
+        from invalloc.cluster import WorkerPool
+
+        if self.pool is None:
+            self.pool = WorkerPool(functools.partial(_ray_worker, self.scenario), size=workers)
+            self.workers = self.pool.size
+
+    @property
+    def nodes(self) -> list[str]:
+        """Ids of the Ray nodes that evaluated candidates (empty for local processes)."""
+        return sorted(getattr(self.pool, "nodes", ()))
 
     def start_pool(self, workers: int) -> None:
         if workers > 1 and self.pool is None:
@@ -309,9 +330,11 @@ class _Evaluator:
             self.workers = workers
 
     def close(self) -> None:
-        if self.pool is not None:
+        if isinstance(self.pool, ProcessPoolExecutor):
             self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+        elif self.pool is not None:
+            self.pool.close()
+        self.pool = None
 
     def __call__(self, candidates: Sequence[Mapping[str, str]]) -> list[np.ndarray]:
         if self.pool is None or not candidates:
@@ -320,7 +343,10 @@ class _Evaluator:
         chunks = self.workers if len(candidates) < self.workers else 1
         parts = [tuple(part.tolist()) for part in np.array_split(np.asarray(self.seeds), chunks) if len(part)]
         tasks = [(self.policy, dict(params), part) for params in candidates for part in parts]
-        results = list(self.pool.map(_worker_run, tasks))
+        if isinstance(self.pool, ProcessPoolExecutor):
+            results = list(self.pool.map(_worker_run, tasks))
+        else:
+            results = self.pool.map([(task,) for task in tasks])
         return [np.concatenate(results[i * len(parts) : (i + 1) * len(parts)]) for i in range(len(candidates))]
 
 
@@ -486,6 +512,8 @@ def tune(
     progress: bool = True,
     seed: int = 0,
     workers: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> TuneResult:
     """Find the parameters of ``policy`` with the best mean total reward on ``seeds``.
 
@@ -501,9 +529,34 @@ def tune(
     :param progress: show a rich progress bar on standard error.
     :param seed: seed of the Latin hypercube; the result is deterministic for a given seed.
     :param workers: worker processes; None picks 2 when the search is estimated to take more
-        than 15 s on one core and the machine has 2 or more cores, else 1.
+        than 15 s on one core and the machine has 2 or more cores, else 1. With ``executor="ray"``:
+        the most Ray actors (None: one per CPU of the cluster).
+    :param executor: ``local`` (processes of this machine) or ``ray`` (actors on the cluster that
+        :func:`invalloc.cluster.resolve_address` picks from ``ray_address``); same result.
     :raises PolicyError: unknown policy or parameter, or a bad search space.
+    :raises ClusterError: an unusable Ray cluster.
     """
+    if executor == "ray":
+        from invalloc.cluster import ray_cluster
+
+        with ray_cluster(ray_address):  # nested calls (covers in stages) reuse the connection
+            return _tune(scenario, policy, seeds, budget, search_space, progress, seed, workers, "ray")
+    if executor != "local":
+        raise PolicyError(f"--executor {executor}: must be local or ray")
+    return _tune(scenario, policy, seeds, budget, search_space, progress, seed, workers, "local")
+
+
+def _tune(
+    scenario: str | Path,
+    policy: str,
+    seeds: Sequence[int],
+    budget: int,
+    search_space: SearchSpace | SearchSpec | None,
+    progress: bool,
+    seed: int,
+    workers: int | None,
+    executor: str,
+) -> TuneResult:
     started = time.perf_counter()
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -513,7 +566,7 @@ def tune(
     if search_space is None:
         space = default_search_space(scenario, policy)
         if sum(d.key == "cover" for d in space.dimensions) >= 2:
-            return _tune_covers_in_stages(scenario, policy, seeds, space, budget, progress, seed, workers)
+            return _tune_covers_in_stages(scenario, policy, seeds, space, budget, progress, seed, workers, executor)
     elif isinstance(search_space, SearchSpace):
         space = search_space
     else:
@@ -536,7 +589,10 @@ def tune(
             start = space.start()
             search.evaluate([start], "start")
             seconds_per_candidate = time.perf_counter() - clock
-            if workers is None:
+            if executor == "ray":
+                evaluator.start_ray(workers)
+                workers = evaluator.workers
+            elif workers is None:
                 estimate = seconds_per_candidate * budget
                 workers = 2 if (os.cpu_count() or 1) >= 2 and estimate > PARALLEL_ABOVE_SECONDS else 1
             evaluator.start_pool(workers)
@@ -567,6 +623,7 @@ def tune(
                 if not far or search.left <= 2 * len(dims):
                     break
                 optima.append(search.compass(far[0], "restart"))
+            nodes = evaluator.nodes
         finally:
             evaluator.close()
 
@@ -590,6 +647,8 @@ def tune(
             "episodes": len(search.cache) * len(seeds),
             "seed": seed,
             "workers": workers,
+            "executor": executor,
+            "nodes": nodes,
             "scenario_source": source,
             "search_space": space.describe(),
             "wall_seconds": round(time.perf_counter() - started, 3),
@@ -606,6 +665,7 @@ def _tune_covers_in_stages(
     progress: bool,
     seed: int,
     workers: int | None,
+    executor: str,
 ) -> TuneResult:
     """A cover per DC, coarse to fine: 3/8 of the budget on one cover shared by every DC (with
     the other dimensions), the rest on a cover per DC starting from the first stage's best.
@@ -618,7 +678,7 @@ def _tune_covers_in_stages(
     others = [d for d in space.dimensions if d.key != "cover"]
     shared = SearchSpace((replace(covers[0], name="cover"), *others), space.fixed)
     first_budget = max(1, budget * 3 // 8)
-    options = dict(progress=progress, seed=seed, workers=workers)
+    options = dict(progress=progress, seed=seed, workers=workers, executor=executor)
     first = tune(scenario, policy, seeds, budget=first_budget, search_space=shared, **options)
     if budget - first_budget < 1:
         return first
@@ -634,6 +694,7 @@ def _tune_covers_in_stages(
         evaluations=first.settings["evaluations"] + second.settings["evaluations"],
         episodes=first.settings["episodes"] + second.settings["episodes"],
         wall_seconds=round(first.settings["wall_seconds"] + second.settings["wall_seconds"], 3),
+        nodes=sorted(set(first.settings["nodes"]) | set(second.settings["nodes"])),
         method=METHOD + "; a cover per DC in two stages (one shared cover, then one per DC from it)",
         search_space=space.describe(),
     )

@@ -14,7 +14,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from invalloc.console import fail
+from invalloc.cluster import ADDRESS_HELP, EXECUTOR_HELP, ray_line
+from invalloc.console import error_console, fail
 
 DEFAULT_EPISODES = 20
 #: Held out from ``invalloc tune``'s default training seeds (0–49), as the README's evaluations are.
@@ -61,6 +62,8 @@ def compare(
     check_invariants: Annotated[
         bool, typer.Option("--check-invariants/--no-check-invariants", help="Check the books every period.")
     ] = True,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=ADDRESS_HELP)] = None,
 ) -> None:
     """Compare policies on identical demand: KPIs with 95% CIs, paired differences, plots, an HTML report.
 
@@ -68,6 +71,7 @@ def compare(
 
     --out gets report.html, its PNG plots and the tables as CSV; MLflow gets one run.
     """
+    from invalloc.cluster import ClusterError, check_executor
     from invalloc.config.loader import ScenarioError, load_scenario
     from invalloc.evaluation.compare import ComparisonError, run_comparison
     from invalloc.evaluation.report import check_out_dir, print_tables, write_report
@@ -81,6 +85,10 @@ def compare(
         _fail([f"--episodes {episodes}: must be from 1 to {MAX_EPISODES:,}"])
     if processes is not None and not 1 <= processes <= MAX_PROCESSES:
         _fail([f"--processes {processes}: must be from 1 to {MAX_PROCESSES}"])
+    try:
+        check_executor(executor, ray_address)
+    except ClusterError as error:
+        _fail([str(error)])
     try:
         name = load_scenario(scenario).scenario.name
     except ScenarioError as error:
@@ -98,16 +106,20 @@ def compare(
             processes=processes,
             progress=True,
             check_invariants=check_invariants,
+            executor=executor,
+            ray_address=ray_address,
         )
         report = write_report(comparison, folder)
     except ScenarioError as error:
         _fail(error.lines())
-    except (PolicyError, ComparisonError, TrackingError) as error:
+    except (PolicyError, ComparisonError, TrackingError, ClusterError) as error:
         _fail([str(error)], getattr(error, "exit_code", 2))
     except InvariantError as error:  # not bad input: exit 1
         _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
     except OSError as error:
         _fail([f"--out {folder}: cannot write the report ({error.strerror or error})"])
+    if comparison.nodes:
+        error_console.print(ray_line(comparison.processes, comparison.nodes), markup=False)
     if as_json:
         print(json.dumps({**comparison.to_dict(), "report": str(report)}, allow_nan=False))
         return

@@ -22,11 +22,14 @@ Episodes run in this process, or — when the first episode shows the rest would
 than :data:`PARALLEL_ABOVE_SECONDS` — on a pool of ``spawn`` worker processes that each
 build the simulator and the policies from the resolved specs. An episode's result depends
 only on its seed, so the numbers are identical whatever the number of processes. Scripts
-that call :func:`run_comparison` need the usual ``if __name__ == "__main__":`` guard.
+that call :func:`run_comparison` need the usual ``if __name__ == "__main__":`` guard. With
+``executor="ray"`` every episode runs on Ray actors instead (:class:`invalloc.cluster.WorkerPool`,
+one simulator per actor), with the same results.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -203,6 +206,13 @@ class _Runner:
         return results
 
 
+def _runner_run(
+    scenario_source: str, specs: list[PolicySpec], tracking_uri: str | None, check: bool
+) -> Callable[[int, int], list[EpisodeResult]]:
+    """The episode function of one Ray actor (its runner built once)."""
+    return _Runner(scenario_source, specs, tracking_uri, check).run
+
+
 _WORKER: dict[str, _Runner] = {}  # per worker process: its runner, built once by _worker_init
 
 
@@ -241,6 +251,7 @@ class Comparison:
         ``oracle_bound``, ``gap_closed`` (share) and its ``ci_low``/``ci_high``; else None.
     :param tiers: ``channel/tier`` names; ``tier_min_fill_rate`` their contractual minimum.
     :param dcs: DC names. ``processes``: worker processes used (1 = in this process).
+    :param nodes: ids of the Ray nodes that ran episodes (empty when run locally).
     :param mlflow_run_id: the comparison's MLflow run (None if not logged), in ``tracking_uri``.
     """
 
@@ -265,6 +276,7 @@ class Comparison:
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -492,6 +504,28 @@ def _run_episodes(
     return by_episode, workers  # type: ignore[return-value]
 
 
+def _run_on_ray(
+    scenario_source: str,
+    specs: list[PolicySpec],
+    tracking_uri: str,
+    check_invariants: bool,
+    episodes: int,
+    seed: int,
+    processes: int | None,
+    address: str | None,
+    advance: Callable[[], None],
+) -> tuple[list[list[EpisodeResult]], int, list[str]]:
+    """Every episode on Ray actors: results per episode, the number of actors and the nodes used."""
+    from invalloc.cluster import WorkerPool, check_shared_tracking, ray_cluster
+
+    with ray_cluster(address) as cluster:
+        check_shared_tracking(tracking_uri, cluster.nodes)
+        build = functools.partial(_runner_run, scenario_source, specs, tracking_uri, check_invariants)
+        with WorkerPool(build, size=min(processes or episodes, episodes)) as pool:
+            rows = pool.map([(episode, seed + episode) for episode in range(episodes)], advance)
+            return rows, pool.size, sorted(pool.nodes)
+
+
 def run_comparison(
     scenario: str,
     specs: list[str],
@@ -504,6 +538,8 @@ def run_comparison(
     *,
     check_invariants: bool = True,
     log_to_mlflow: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Comparison:
     """Run every policy on episodes ``seed … seed + episodes − 1`` and compare them pairwise.
 
@@ -520,9 +556,13 @@ def run_comparison(
     :param progress: show a progress bar on standard error.
     :param check_invariants: check the books every period (an :class:`InvariantError` is a bug).
     :param log_to_mlflow: log the run (tables as artifacts, plots as figures, the HTML report).
+    :param executor: ``local`` (this process or a process pool) or ``ray`` (actors on the cluster
+        :func:`invalloc.cluster.resolve_address` picks from ``ray_address``; ``processes`` caps
+        the actors). Results are identical.
     :raises PolicyError: a bad spec (one line naming it), before any episode runs.
     :raises ComparisonError: too few policies or a bad number. Also ``ScenarioError`` and
-        ``TrackingError`` from loading the scenario and checking the store.
+        ``TrackingError`` from loading the scenario and checking the store, ``ClusterError``
+        for an unusable Ray cluster or a local store on a multi-node one.
 
     >>> comparison = run_comparison("tiny", ["base_stock", "base_stock:level=0"], 5, 0)  # doctest: +SKIP
     >>> comparison.paired.query("kpi == 'total_reward'")["verdict"].item()  # doctest: +SKIP
@@ -538,6 +578,8 @@ def run_comparison(
         raise ComparisonError(f"--episodes {episodes}: must be at least 1")
     if processes is not None and processes < 1:
         raise ComparisonError(f"--processes {processes}: must be at least 1")
+    if executor not in ("local", "ray"):
+        raise ComparisonError(f"--executor {executor}: must be local or ray")
     loaded = load_scenario(scenario)
     # Check the store before any work, so an unreachable server costs one line, not a run.
     uri = configure_tracking(tracking_uri) if log_to_mlflow else resolve_tracking_uri(tracking_uri)
@@ -563,12 +605,19 @@ def run_comparison(
     from rich.console import Console
     from rich.progress import Progress
 
+    nodes: list[str] = []
     with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
         task = bar.add_task(f"comparing {len(policy_specs)} policies", total=episodes)
-        by_episode, used = _run_episodes(
-            runner, source, policy_specs, uri, check_invariants, episodes, seed, processes,
-            lambda: bar.advance(task),
-        )  # fmt: skip
+        if executor == "ray":
+            by_episode, used, nodes = _run_on_ray(
+                source, policy_specs, uri, check_invariants, episodes, seed, processes, ray_address,
+                lambda: bar.advance(task),
+            )  # fmt: skip
+        else:
+            by_episode, used = _run_episodes(
+                runner, source, policy_specs, uri, check_invariants, episodes, seed, processes,
+                lambda: bar.advance(task),
+            )  # fmt: skip
 
     for episode, row in enumerate(by_episode):
         digests = {r.demand_digest for r in row}
@@ -598,6 +647,7 @@ def run_comparison(
         processes=used,
         seconds=time.perf_counter() - began,
         tracking_uri=uri,
+        nodes=nodes,
         extra={
             "treasury_buffer": float(loaded.scenario.finance.treasury_buffer),
             "currency": str(loaded.scenario.currency),
