@@ -236,10 +236,13 @@ def _tuner(spec: TrialSpec, trials: _Trials, storage: Path, max_concurrent: int 
     space = spec.space
     trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec), {"cpu": 1})
     if space.search == "optuna":
+        import optuna
         from ray.tune.search import Repeater
         from ray.tune.search.optuna import OptunaSearch
 
         from invalloc.agents.sweep_space import SEARCH_SEED
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
         param_space = {f"s{i}": tune.choice(list(range(len(s.values)))) for i, s in enumerate(space.settings)}
         search_alg = Repeater(OptunaSearch(seed=SEARCH_SEED), repeat=len(space.seeds), set_index=True)

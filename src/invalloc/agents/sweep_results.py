@@ -159,8 +159,7 @@ def results_table(rows: list[ConfigurationResult], title: str):
     for column, justify in (
         ("configuration", "left"),
         ("seeds", "right"),
-        ("final reward", "right"),
-        ("95% CI", "right"),
+        ("final reward ± 95% CI", "right"),
         ("profit", "right"),
         ("fill rate", "right"),
     ):
@@ -170,13 +169,12 @@ def results_table(rows: list[ConfigurationResult], title: str):
         varied = {key: value for key, value in row.overrides.items() if key not in fixed}
         label = configuration_label(varied) if varied or not row.overrides else "(as above)"
         if row.mean is None:
-            table.add_row(label, seeds, "—", "—", "—", "—")
+            table.add_row(label, seeds, "—", "—", "—")
             continue
         table.add_row(
             label,
             seeds,
-            f"{row.mean:,.2f}",
-            f"[{row.ci_low:,.2f}, {row.ci_high:,.2f}]",
+            f"{row.mean:,.2f} ± {row.ci_high - row.mean:,.2f}",
             "—" if row.profit is None else f"{row.profit:,.2f}",
             "—" if row.fill_rate is None else f"{row.fill_rate:.3f}",
         )
