@@ -356,7 +356,7 @@ def run_sweep(
         if interrupted:
             raise SweepInterrupted(result)
         return result
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C, SIGTERM (see exit_on_sigterm)
         status = "KILLED"
         raise
     finally:

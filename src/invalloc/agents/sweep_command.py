@@ -106,6 +106,7 @@ def _run(base, space, uri: str, address: str | None, max_concurrent: int | None,
     from invalloc.agents.sweep import SweepInterrupted, run_sweep
     from invalloc.agents.sweep_results import results_table
     from invalloc.cluster import ClusterError, check_shared_tracking, ray_cluster
+    from invalloc.processes import exit_on_sigterm
     from invalloc.tracking import TrackingError, configure_tracking
 
     try:
@@ -119,7 +120,7 @@ def _run(base, space, uri: str, address: str | None, max_concurrent: int | None,
                 f"{cluster.cpus} CPU(s)",
                 markup=False,
             )
-            with _progress() as progress:
+            with exit_on_sigterm(), _progress() as progress:
                 result = run_sweep(
                     base,
                     space,
