@@ -78,6 +78,8 @@ class SweepResult:
     registered_version: str | None = None
     nodes: list[str] = field(default_factory=list)
     tracking_uri: str = ""
+    #: trials the sweep meant to run (more than ``outcomes`` when it was interrupted first)
+    planned: int = 0
 
     def lost(self) -> list[TrialOutcome]:
         return [o for o in self.outcomes if o.status == KILLED]
@@ -351,7 +353,15 @@ def run_sweep(
         _log_summary(client, parent_id, outcomes, rows, best, register, version)
         status = "KILLED" if interrupted else FINISHED if all(o.status == FINISHED for o in outcomes) else FAILED
         result = SweepResult(
-            parent_id, status, outcomes, rows, best, version, sorted({o.node for o in outcomes if o.node}), tracking_uri
+            parent_id,
+            status,
+            outcomes,
+            rows,
+            best,
+            version,
+            sorted({o.node for o in outcomes if o.node}),
+            tracking_uri,
+            space.trials(),
         )
         if interrupted:
             raise SweepInterrupted(result)

@@ -161,9 +161,11 @@ def _report(result, results_table) -> None:  # noqa: ANN001
             markup=False,
         )
     finished = len(result.outcomes) - len(result.failed()) - len(result.lost())
+    unstarted = result.planned - len(result.outcomes)
     console.print(
-        f"{finished} trial(s) finished, {len(result.failed())} failed, {len(result.lost())} lost "
-        f"on {len(result.nodes)} node(s); sweep run {result.parent_run_id} {result.status}",
+        f"{finished} trial(s) finished, {len(result.failed())} failed, {len(result.lost())} lost"
+        + (f", {unstarted} not started" if unstarted > 0 else "")
+        + f" on {len(result.nodes)} node(s); sweep run {result.parent_run_id} {result.status}",
         markup=False,
     )
     if result.best is not None:

@@ -150,7 +150,8 @@ def results_table(rows: list[ConfigurationResult], title: str):
     fixed = {
         key: rows[0].overrides[key]
         for key in keys
-        if all(key in row.overrides for row in rows)
+        if len(rows) > 1
+        and all(key in row.overrides for row in rows)
         and len({configuration_key({key: row.overrides[key]}) for row in rows}) == 1
     }
     if fixed and len(rows) > 0:
