@@ -138,3 +138,47 @@ def test_training_runs_off_the_main_thread(tmp_path):
     thread.join()
     assert "error" not in outcome, repr(outcome.get("error"))
     assert outcome["result"].timesteps >= 128
+
+
+def test_outcomes_failed_lost_and_stopped_trials(tmp_path):
+    """How the driver reads its trials after Tune: a run that raised is FAILED; a run left RUNNING
+    by a worker that died (or that Tune stopped) is ended KILLED by the driver."""
+    import types
+
+    import mlflow
+
+    from invalloc.agents.sweep import PARENT_TAG_KEY, TRIAL_TAG, _outcomes, _Trials
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    _, space = check_space("tiny_smoke", parse_settings(["timesteps=128,256"])[0], [0], "grid", None)
+    spec = TrialSpec("unused", "parent", space, tuple(space.configurations()))
+    record = _Trials(lambda _: None)
+    statuses = {"done": "FINISHED", "raised": "FAILED", "lost": "RUNNING", "stopped": "RUNNING"}
+    for index, (trial_id, status) in enumerate(statuses.items()):
+        run = client.create_run(experiment, tags={PARENT_TAG_KEY: "parent", TRIAL_TAG: trial_id})
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, status)
+        config = {"point": {"configuration": index % 2, "seed": 0}}
+        record.started[trial_id] = types.SimpleNamespace(config=config)
+    record.started["never_ran"] = types.SimpleNamespace(config={"point": {"configuration": 0, "seed": 0}})
+    record.ended = {"done", "raised", "lost", "never_ran"}
+    record.results["done"] = {"final_reward": 5.0, "final_json": '{"eval/total_reward": 5.0}'}
+    record.errors = {
+        "raised": (False, "ValueError: boom"),
+        "lost": (True, "ActorDiedError: the actor died"),
+        "never_ran": (False, "RunFilesError: config missing"),
+    }
+    outcomes = {o.trial_id: o for o in _outcomes(client, experiment, spec, record)}
+    assert {k: o.status for k, o in outcomes.items()} == {
+        "done": FINISHED,
+        "raised": FAILED,
+        "lost": KILLED,
+        "stopped": KILLED,
+        "never_ran": FAILED,
+    }
+    assert outcomes["done"].final_reward == 5.0
+    assert "lost with its worker" in outcomes["lost"].reason
+    # No run of the sweep is left RUNNING.
+    runs = client.search_runs([experiment])
+    assert "RUNNING" not in {run.info.status for run in runs}
