@@ -7,8 +7,8 @@ used, so ``import invalloc`` and the commands that run locally never load it.
   new local cluster on this machine (stopped again when the command ends).
 - **Authentication:** Ray 2.60 turns token authentication on, and it binds the machine's
   address (not loopback), so it stays on. ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN_PATH`` must be set
-  before ``import ray`` (:func:`ray_cluster` does it): a new local cluster gets a fresh token in
-  a private temporary folder; an existing cluster is reached with ``$RAY_AUTH_TOKEN``,
+  before ``import ray`` (:func:`ray_cluster` does it): a local cluster gets a fresh token (one
+  per process) in a private temporary folder; an existing cluster is reached with ``$RAY_AUTH_TOKEN``,
   ``$RAY_AUTH_TOKEN_PATH`` or Ray's own ``~/.ray/auth_token`` (written by ``ray start``).
 - **Workers** (:func:`worker_env`): one math thread each, a persistent numba cache (a cold one
   costs about 70 s per new worker process) and this checkout's ``src`` on their path.
@@ -64,13 +64,16 @@ class ClusterError(ValueError):
 
 
 def check_executor(executor: str, address: str | None) -> None:
-    """Raise :class:`ClusterError` for an unknown executor or a ``--ray-address`` without ``ray``."""
+    """Raise :class:`ClusterError` for an unknown executor, a ``--ray-address`` without ``ray``, or
+    (with ``ray``) an address that is malformed or where no Ray head answers."""
     if executor not in EXECUTORS:
         raise ClusterError(f"--executor {executor}: must be local or ray")
     if address is not None and executor != "ray":
         raise ClusterError(f"--ray-address {address}: only used with --executor ray")
-    if executor == "ray":
-        resolve_address(address)  # a malformed address fails here, before any work
+    if executor == "ray":  # a malformed or unreachable address fails here, before any work
+        chosen, source = resolve_address(address)
+        if chosen is not None:
+            check_reachable(chosen, source)
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,20 @@ def _import_ray() -> Any:
     return ray
 
 
+#: This process's token for the local clusters it starts, in a private folder removed at exit.
+#: One per process: Ray caches the token it read, so a second local cluster must reuse it.
+_LOCAL_TOKEN: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def _local_token() -> str:
+    if not _LOCAL_TOKEN:
+        _LOCAL_TOKEN.append(tempfile.TemporaryDirectory(prefix="invalloc-ray-"))
+        token = Path(_LOCAL_TOKEN[0].name) / "auth_token"
+        token.touch(mode=0o600)
+        token.write_text(secrets.token_hex(32))
+    return str(Path(_LOCAL_TOKEN[0].name) / "auth_token")
+
+
 @contextlib.contextmanager
 def _auth_env(start_local: bool, source: str, address: str | None) -> Iterator[None]:
     """Token authentication for this process and the cluster it starts, restored afterwards."""
@@ -201,19 +218,15 @@ def _auth_env(start_local: bool, source: str, address: str | None) -> Iterator[N
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
     try:
-        with tempfile.TemporaryDirectory(prefix="invalloc-ray-") as folder:
-            if os.environ["RAY_AUTH_MODE"] == "token" and not has_token:
-                if start_local:
-                    token = Path(folder) / "auth_token"
-                    token.touch(mode=0o600)
-                    token.write_text(secrets.token_hex(32))
-                    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
-                elif not (Path.home() / ".ray" / "auth_token").is_file():
-                    raise ClusterError(
-                        f"{source} {address}: the cluster needs its auth token; set RAY_AUTH_TOKEN_PATH to the "
-                        "token file (`ray get-auth-token` on the head prints it)"
-                    )
-            yield
+        if os.environ["RAY_AUTH_MODE"] == "token" and not has_token:
+            if start_local:
+                os.environ["RAY_AUTH_TOKEN_PATH"] = _local_token()
+            elif not (Path.home() / ".ray" / "auth_token").is_file():
+                raise ClusterError(
+                    f"{source} {address}: the cluster needs its auth token; set RAY_AUTH_TOKEN_PATH to the "
+                    "token file (`ray get-auth-token` on the head prints it)"
+                )
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
@@ -259,7 +272,7 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
         }
         try:
             if chosen is None:
-                ray.init(num_cpus=num_cpus, **options)
+                ray.init(address="local", num_cpus=num_cpus, **options)  # never another user's cluster
             else:
                 ray.init(address=chosen, **options)
         except Exception as error:  # Ray raises bare Exceptions too (a node that does not start in 30 s)

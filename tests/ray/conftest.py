@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from process_tree import descendants, wait_ended  # noqa: I001 - the module beside this file
 
 #: Most seconds a process started here may take to come up or to end once told to.
 START_SECONDS = 120.0
@@ -44,54 +45,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc: Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """The processes of ``pids`` still running (zombies count as ended)."""
-    running = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
-
-
-def wait_ended(pids: set[int], seconds: float = STOP_SECONDS) -> set[int]:
-    """Wait until the processes end; returns those still alive after ``seconds`` (then killed)."""
-    deadline = time.monotonic() + seconds
-    while alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = alive(pids)
-    for pid in left:  # our own processes only, by id
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return left
 
 
 @dataclass(frozen=True)

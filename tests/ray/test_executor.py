@@ -143,3 +143,21 @@ def test_unreachable_address_is_one_line(ray_test_cluster, mlflow_server, tmp_pa
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2, done.stderr
         assert len(lines) == 1 and lines[0].startswith(f"error: --ray-address {address}: "), done.stderr
+
+
+def test_without_an_address_a_new_local_cluster_runs_and_stops(ray_test_cluster, monkeypatch) -> None:
+    """Not the test cluster already running on this machine (ray.init() alone would join it)."""
+    from process_tree import descendants, wait_ended
+
+    from invalloc.cluster import WorkerPool, ray_cluster
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = descendants(os.getpid())
+    with ray_cluster(num_cpus=1) as cluster:
+        assert cluster.started and cluster.nodes == 1 and cluster.address != ray_test_cluster.address
+        with WorkerPool(lambda: abs, size=4) as pool:  # at most one actor per CPU
+            assert pool.size == 1
+            assert pool.map([(-1,), (2,), (-3,)]) == [1, 2, 3]
+        started = descendants(os.getpid()) - before
+    assert started, "the local cluster started no process"
+    assert not wait_ended(started), "processes of the local cluster outlived it"
