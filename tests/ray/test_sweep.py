@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from process_tree import descendants, wait_ended  # noqa: I001 - the module beside this file
 
 from invalloc.agents.sweep import NODE_TAG, OVERRIDES_TAG, PARENT_TAG_KEY, SEED_TAG
 
@@ -33,43 +34,6 @@ TIMESTEPS = 256
 # ---------------------------------------------------------------------------------------------
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def _alive(pids: set[int]) -> set[int]:
-    running = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
-
-
-def _wait_ended(pids: set[int], seconds: float = 60.0) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while _alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return _alive(pids)
-
-
 def _processes(nodes: list) -> set[int]:
     """The processes of ``nodes`` (raylets, agents, the head's GCS) and their workers."""
     pids: set[int] = set()
@@ -77,7 +41,7 @@ def _processes(nodes: list) -> set[int]:
         for infos in node.all_processes.values():
             pids.update(info.process.pid for info in infos)
     for pid in list(pids):
-        pids |= _descendants(pid)
+        pids |= descendants(pid)
     return pids
 
 
@@ -100,7 +64,7 @@ def own_cluster(ray_test_cluster):
     finally:
         started = _processes(cluster.list_all_nodes()) | getattr(cluster, "removed_processes", set())
         cluster.shutdown()
-        left = _wait_ended(started)
+        left = wait_ended(started, seconds=60.0)
         assert not left, f"Ray processes left running: {sorted(left)}"
 
 
