@@ -613,6 +613,9 @@ def tune(
 from invalloc.agents.command import runs_clean, train  # noqa: E402 - commands of later layers, registered last
 
 app.command("train")(train)
+from invalloc.agents.sweep_command import sweep  # noqa: E402 - Ray is imported only when a sweep runs
+
+app.command("sweep")(sweep)
 runs_app = typer.Typer(help="Housekeeping of tracked runs.", no_args_is_help=True)
 runs_app.command("clean")(runs_clean)
 app.add_typer(runs_app, name="runs")

@@ -1268,6 +1268,70 @@ case(
     subprocess=True,
 )
 
+# `invalloc sweep`: every --set key and value is checked against the experiment schema before a
+# cluster starts or a run exists (one line naming the --set key).
+_STORE = ["--tracking-uri", "sqlite:///{w}/mlflow.db"]
+SWEEPS: dict[str, tuple[list[str], dict, tuple[str, ...]]] = {
+    "unknown_key": (["--set", "hyperparamters.learning_rate=0.1"], {}, ("--set hyperparamters", "unknown key")),
+    "not_a_hyperparameter": (["--set", "hyperparameters.learnin_rate=0.1"], {}, ("hyperparameters.learnin_rate",)),
+    "value_not_a_number": (
+        ["--set", "hyperparameters.learning_rate=fast"],
+        {},
+        ("hyperparameters.learning_rate=fast",),
+    ),
+    "value_out_of_range": (
+        ["--set", "hyperparameters.learning_rate=0.001,-1"],
+        {},
+        ("hyperparameters.learning_rate=-1", "must be"),
+    ),
+    "timesteps_zero": (["--set", "timesteps=256,0"], {}, ("--set timesteps=0",)),
+    "batch_above_rollout": (["--set", "hyperparameters.batch_size=64,512"], {}, ("hyperparameters.batch_size=512",)),
+    "settings_clash": (
+        ["--set", "env.n_envs=2,1", "--set", "hyperparameters.batch_size=64,256"],
+        {},
+        ("env.n_envs=1", "hyperparameters.batch_size=256"),
+    ),
+    "value_is_not_a_section": (["--set", "timesteps.every=1"], {}, ("--set timesteps.every", "not a section")),
+    "scenario_override": (["--set", "scenario_overrides.episode.horizon=-3"], {}, ("episode.horizon",)),
+    "net_arch_not_a_list": (["--set", "policy.net_arch=[64,64],wide"], {}, ("policy.net_arch=wide",)),
+    "no_equals": (["--set", "learning_rate"], {}, ("--set learning_rate", "KEY=VALUE")),
+    "empty_value": (["--set", "timesteps=256,"], {}, ("--set timesteps", "empty value")),
+    "value_twice": (["--set", "timesteps=256,256"], {}, ("--set timesteps", "twice")),
+    "key_twice": (["--set", "timesteps=256", "--set", "timesteps=512"], {}, ("--set timesteps", "twice")),
+    "bad_key_syntax": (["--set", "hyper parameters=1"], {}, ("hyper parameters",)),
+    "seed_key": (["--set", "seed=1,2"], {}, ("--set seed", "--seeds")),
+    "name_key": (["--set", "name=other"], {}, ("--set name",)),
+    "scenario_key": (["--set", "scenario=retail"], {}, ("--set scenario",)),
+    "seeds_reversed": (["--seeds", "3-1"], {}, ("--seeds 3-1",)),
+    "seeds_too_large": (["--seeds", str(2**32)], {}, ("--seeds",)),
+    "samples_with_grid": (["--samples", "3"], {}, ("--samples",)),
+    "random_without_samples": (["--search", "random"], {}, ("--search random", "--samples")),
+    "unknown_search": (["--search", "bayes"], {}, ("--search bayes",)),
+    "optuna_without_settings": (["--search", "optuna", "--samples", "2"], {}, ("--search optuna", "--set")),
+    "max_concurrent_zero": (["--max-concurrent", "0"], {}, ("--max-concurrent",)),
+    "address_malformed": (["--address", "nowhere"], {}, ("--address nowhere",)),
+    "address_unreachable": (["--address", "127.0.0.1:1"], {}, ("--address 127.0.0.1:1",)),
+    "register_blank": (["--register", " "], {}, ("--register",)),
+    "store_scheme": (["--tracking-uri", "gopher://x"], {}, ("gopher://x",)),
+}
+for _name, (_argv, _files, _expect) in SWEEPS.items():
+    _store = [] if "--tracking-uri" in _argv else _STORE
+    case(f"sweep/{_name}", ["sweep", "tiny_smoke", *_argv, *_store], _files, _expect)
+case("sweep/missing_experiment", ["sweep", "{w}/none.yaml", *_STORE], {}, ("none.yaml",))
+case(
+    "sweep/bad_experiment_file",
+    ["sweep", "{w}/exp.yaml", "--set", "timesteps=128,256", *_STORE],
+    {"exp.yaml": mutated(EXPERIMENT, {"hyperparameters.gamma": 2})},
+    ("exp.yaml", "hyperparameters.gamma"),
+)
+case(
+    "sweep/subprocess_unknown_key",
+    ["sweep", "tiny_smoke", "--set", "hyperparameters.learnin_rate=0.1,0.2", *_STORE],
+    {},
+    ("--set hyperparameters.learnin_rate=0.1",),
+    subprocess=True,
+)
+
 
 # ---------------------------------------------------------------------------------------------
 # 7. MLflow tracking URIs

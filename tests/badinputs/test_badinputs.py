@@ -80,6 +80,7 @@ def test_corpus_is_large_and_distinct():
         "rules-verify",
         "states",
         "env",
+        "sweep",
         "executor",
     ):
         assert kind in kinds, kind

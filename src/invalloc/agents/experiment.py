@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -322,10 +323,34 @@ def resolve_experiment_path(name_or_path: str | Path) -> Path:
     return resolve(name_or_path, "experiments")
 
 
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> str | None:
+    """Set ``data["a"]["b"]["c"] = value`` for ``key`` ``a.b.c`` (missing sections are created).
+
+    :returns: why it cannot be set (a part of the path is not a section), or None once set.
+    """
+    parts = key.split(".")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        inner = node.get(part)
+        if inner is None:
+            inner = node[part] = {}
+        if not isinstance(inner, dict):
+            return f"{'.'.join(parts[: depth + 1])} is a value, not a section"
+        node = inner
+    node[parts[-1]] = value
+    return None
+
+
 def load_experiment(
-    name_or_path: str | Path, timesteps: int | None = None, seed: int | None = None
+    name_or_path: str | Path,
+    timesteps: int | None = None,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> LoadedExperiment:
     """Load and validate an experiment and its scenario; ``timesteps``/``seed`` override the file.
+
+    ``overrides`` sets dotted keys before validation (``{"hyperparameters.learning_rate": 1e-3}``);
+    a key that names no setting is reported like an unknown key in the file.
 
     :raises ExperimentError: missing file, not YAML, invalid experiment or invalid scenario.
     """
@@ -352,6 +377,11 @@ def load_experiment(
         data["timesteps"] = timesteps
     if seed is not None:
         data["seed"] = seed
+    problems = [
+        f"{key}: {problem}" for key, value in (overrides or {}).items() if (problem := set_dotted(data, key, value))
+    ]
+    if problems:
+        raise ExperimentError(source, problems)
     problems = _hyperparameter_problems(data)
     try:
         experiment = Experiment.model_validate(data)

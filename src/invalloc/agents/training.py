@@ -34,7 +34,7 @@ import shutil
 import signal
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -267,7 +267,16 @@ def episodes_frame(episodes: list[dict]):
 
 @contextmanager
 def _stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set ``flag["stop"]``; the training callback stops at the next step."""
+    """Ctrl-C and SIGTERM set ``flag["stop"]``; the training callback stops at the next step.
+
+    Only the main thread may install signal handlers: off it (a Ray Tune trial runs its
+    trainable in a thread) the block runs without them, and whoever runs the thread stops it.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum, frame):  # noqa: ARG001 - signal handler signature
         flag["stop"] = True
@@ -536,12 +545,14 @@ def train(
     progress: bool = True,
     on_run_started: Callable[[str], None] | None = None,
     on_stale_run: Callable[[str, str], None] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train (or, with ``resume=RUN_ID``, continue) an experiment; returns the run's summary.
 
     Before anything starts, runs of the store whose owner process is gone are marked KILLED
     (``on_stale_run(run_id, reason)`` is told of each) and temporary folders of dead invalloc
-    processes are removed.
+    processes are removed. ``tags`` are set on a new run besides the standard ones (a sweep
+    nests its trials with ``mlflow.parentRunId``).
 
     :raises TrackingError: the tracking store is unreachable (before anything starts).
     :raises ExperimentError: the experiment or its scenario is invalid.
@@ -612,7 +623,7 @@ def train(
                            next_checkpoint=loaded.experiment.checkpoint_every_timesteps)  # fmt: skip
             exp_id = experiment_id(f"{EXPERIMENT_PREFIX}/{loaded.experiment.name}", uri)
             name = run_name or default_run_name(loaded)
-            run = create_run(client, exp_id, name, standard_tags(loaded.scenario.digest))
+            run = create_run(client, exp_id, name, {**standard_tags(loaded.scenario.digest), **(tags or {})})
             run_id = run.info.run_id
             try:
                 lease.acquire(run_id)
