@@ -317,7 +317,7 @@ def run_sweep(
     parent = create_run(
         client,
         exp_id,
-        f"sweep-{base.experiment.name}-{base.scenario.name}",
+        f"sweep-{base.experiment.name}-{base.scenario.scenario.name}",
         {**standard_tags(base.scenario.digest), PARENT_TAG: "parent"},
     )
     parent_id = parent.info.run_id
