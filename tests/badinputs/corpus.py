@@ -1765,6 +1765,18 @@ case(
     ("rules.dmn",),
 )
 case(
+    "rules-diff/other_scenario",
+    ["rules", "diff", "{w}/good", "{w}/table"],
+    {"good": rule_dir(), "table": rule_dir(_edit_manifest(**{"scenario|name": "retail"}))},
+    ("manifest.json", "scenario", "--across-scenarios"),
+)
+case(
+    "rules-diff/other_scenario_version",
+    ["rules", "diff", "{w}/good", "{w}/table"],
+    {"good": rule_dir(), "table": rule_dir(_edit_manifest(**{"scenario|digest": "0" * 64}))},
+    ("manifest.json", "scenario", "digests differ"),
+)
+case(
     "rules-diff/one_bad",
     ["rules", "diff", "{w}/good", "{w}/table"],
     {"good": rule_dir(), "table": RULE_DIRS["manifest_review_text"][0]},

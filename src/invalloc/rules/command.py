@@ -477,13 +477,38 @@ def diff(
     directory_a: Annotated[Path, typer.Argument(help="The old rule table directory.")],
     directory_b: Annotated[Path, typer.Argument(help="The new rule table directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
+    across_scenarios: Annotated[
+        bool,
+        typer.Option(
+            "--across-scenarios",
+            help="Diff tables exported on different scenarios anyway (their rules and KPIs do not compare).",
+        ),
+    ] = False,
 ) -> None:
     """Rules added, removed and changed (same conditions, other outputs) from A to B, and KPI deltas.
 
     Rule ids are derived from conditions, so the same conditions keep their id across exports.
+    Tables of two scenarios (or two versions of one) are refused unless ``--across-scenarios``.
     """
     table_a, manifest_a = _load(directory_a)
     table_b, manifest_b = _load(directory_b)
+    scenario_a, scenario_b = (m.get("scenario") or {} for m in (manifest_a, manifest_b))
+    same_scenario = (scenario_a.get("name"), scenario_a.get("digest")) == (
+        scenario_b.get("name"),
+        scenario_b.get("digest"),
+    )
+    if not same_scenario and not across_scenarios:
+        what = (
+            f"scenarios {scenario_a.get('name')} and {scenario_b.get('name')}"
+            if scenario_a.get("name") != scenario_b.get("name")
+            else f"two versions of scenario {scenario_a.get('name')} (digests differ)"
+        )
+        fail(
+            [
+                f"{directory_b / 'manifest.json'}: scenario: the tables were exported on {what}; their rules "
+                "and KPIs do not compare (--across-scenarios to list the differences anyway)"
+            ]
+        )
     result = table_diff(table_a, table_b)
     summary_a, summary_b = _summary(manifest_a, len(table_a)), _summary(manifest_b, len(table_b))
     keys = (
@@ -494,6 +519,7 @@ def diff(
         "profit",
         "intervention_rate",
     )
+    result["same_scenario"] = same_scenario
     result["kpi_deltas"] = {}
     for k in keys:
         a, b = summary_a[k], summary_b[k]
@@ -504,6 +530,12 @@ def diff(
     console.print(f"{directory_a} → {directory_b}", markup=False)
     for key in ("added", "removed"):
         console.print(f"{key}: {', '.join(result[key]) or 'none'}", markup=False)
+    if not same_scenario:
+        console.print(
+            f"scenarios differ ({scenario_a.get('name')} → {scenario_b.get('name')}): "
+            "rules compare by id only and the KPIs are of different networks",
+            markup=False,
+        )
     if result["features_changed"]:
         console.print("features differ: rules compare by id only", markup=False)
     changed = Table(title=f"changed ({len(result['changed'])})")
