@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Packages and top-level modules from the bottom up. Those of one entry may import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("invalloc", "console", "digests", "processes", "tracking", "cluster"),  # shared utilities
+    ("invalloc", "console", "digests", "processes", "tracking", "cluster", "workbooks"),  # shared utilities
     ("config", "scenarios", "experiments", "tuned"),
     ("sim",),
     ("env",),

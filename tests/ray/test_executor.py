@@ -40,7 +40,8 @@ def ray_nodes(stderr: str) -> set[str]:
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    """Every file under ``folder`` (the report's statements/ and trajectories/ too), by relative path."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def test_cli_import_does_not_import_ray() -> None:

@@ -600,12 +600,14 @@ def write_xlsx(table: RuleTable, summary: list[tuple[str, object]], path: Path) 
         values.column_dimensions["C"].width = 60
         for row in values.iter_rows(min_row=2, min_col=3, max_col=3):
             row[0].alignment = Alignment(wrap_text=True, vertical="top")
+    from invalloc.workbooks import save_workbook
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Saved beside the target, then moved into place: a failed save leaves nothing half-written.
     partial = path.with_name(f".{path.name}.partial")
     try:
-        book.save(partial)
+        save_workbook(book, partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

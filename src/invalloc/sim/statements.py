@@ -729,8 +729,9 @@ def write_statement_files(reported: list[tuple[str, int, Statements]], folder: P
                 for cell in column[1:]:
                     cell.number_format = "#,##0.000000" if header.endswith("_units") else "#,##0.00"
         ws.freeze_panes = "A2"
-    path = folder / WORKBOOK_FILE
-    workbook.save(path)
+    from invalloc.workbooks import save_workbook
+
+    path = save_workbook(workbook, folder / WORKBOOK_FILE)
     written.append(path)
     path = folder / SUMMARY_FILE
     path.write_text(json.dumps(_json_ready(info), indent=2), encoding="utf-8")
