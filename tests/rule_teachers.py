@@ -76,3 +76,33 @@ def export_tiny(out: Path, shift: float = 0.0, tracking_uri: str | None = None, 
         tracking_uri=tracking_uri,
         register=register,
     )
+
+
+#: Small but complete extraction settings on `retail`: every stage runs, in seconds.
+QUICK_RETAIL_SETTINGS = ExtractionSettings(
+    max_rules=8,
+    iterations=2,
+    episodes_per_iteration=2,
+    teacher_episodes=2,
+    validation_episodes=1,
+    evaluation_episodes=2,
+    min_gain=0.0,
+    seed=3,
+)
+
+
+def retail_ppo_teacher():
+    """An SB3 PPO policy on `retail` after a few hundred steps: state-dependent, deterministic."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from invalloc.agents.learned import LearnedPolicy
+    from invalloc.env import AllocationEnv
+
+    torch.set_num_threads(1)
+    model = PPO("MlpPolicy", AllocationEnv("retail"), device="cpu", seed=0, n_steps=128, batch_size=64, n_epochs=1)
+    model.learn(128)
+    with torch.no_grad():
+        # A freshly trained policy barely depends on the state; sharpen it so that imitation has work to do.
+        model.policy.action_net.weight.mul_(40.0)
+    return LearnedPolicy.from_model(model, "retail")

@@ -19,43 +19,21 @@ from typer.testing import CliRunner
 from invalloc.cli import app
 from invalloc.config.loader import load_scenario
 from invalloc.export.exporter import export_rule_table, register_table, review
-from invalloc.export.extraction import ExtractionSettings
 from invalloc.rules import RuleTableError, load_rule_table
 from invalloc.rules.manifest import content_digest
 from invalloc.rules.table import boundary_grid
+from rule_teachers import QUICK_RETAIL_SETTINGS, retail_ppo_teacher  # noqa: E402, I001 - tests/ helper
 
 runner = CliRunner()
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 MODEL = "invalloc-rules-retail"
 CHAMPION = f"models:/{MODEL}@champion"
-#: Small but complete settings: every stage runs, in seconds.
-QUICK = ExtractionSettings(
-    max_rules=8,
-    iterations=2,
-    episodes_per_iteration=2,
-    teacher_episodes=2,
-    validation_episodes=1,
-    evaluation_episodes=2,
-    min_gain=0.0,
-    seed=3,
-)
+QUICK = QUICK_RETAIL_SETTINGS
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    """An SB3 PPO policy on `retail` after a few hundred steps, sharpened to depend on the state."""
-    import torch
-    from stable_baselines3 import PPO
-
-    from invalloc.agents.learned import LearnedPolicy
-    from invalloc.env import AllocationEnv
-
-    torch.set_num_threads(1)
-    model = PPO("MlpPolicy", AllocationEnv("retail"), device="cpu", seed=0, n_steps=128, batch_size=64, n_epochs=1)
-    model.learn(128)
-    with torch.no_grad():
-        model.policy.action_net.weight.mul_(40.0)
-    return LearnedPolicy.from_model(model, "retail")
+    return retail_ppo_teacher()
 
 
 @pytest.fixture(scope="module")
