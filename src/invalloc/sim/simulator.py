@@ -129,11 +129,13 @@ class Simulator:
             )
         self.check_invariants = check_invariants
         self.audit_enabled = audit
-        self.feasibility = FeasibilityLayer(network)
+        # Input first: a bad trace is one error line before any kernel compiles (the first run's
+        # compile notice would otherwise precede it).
         trace = demand_trace
         if trace is None and scenario.demand.trace is not None:
             trace = network.loaded.base_dir / scenario.demand.trace
         self._trace = load_demand_trace(network, trace, self.periods) if trace is not None else None
+        self.feasibility = FeasibilityLayer(network)
         self.demand_model = DemandModel(network, self.periods)
         channel_mean = self.demand_model.expected  # (H + 1, C, S)
         if self._trace is not None and not scenario.demand.streams:
