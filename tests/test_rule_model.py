@@ -190,6 +190,25 @@ def test_a_tampered_registered_table_is_refused(registered, tmp_path, monkeypatc
     assert mlflow.pyfunc.load_model(CHAMPION).predict(_states(load_rule_table(folder)[0], 5)).shape[0] == 5
 
 
+def test_loading_the_model_in_process_leaves_workers_the_whole_package(registered):
+    """MLflow puts the model's own (partial) copy of invalloc first on sys.path; in a process that
+    already uses invalloc it is taken off again, so the processes it spawns import the whole package."""
+    import subprocess
+
+    import mlflow
+
+    mlflow.pyfunc.load_model(CHAMPION)
+    copies = [entry for entry in sys.path if (Path(entry or ".") / "invalloc" / "__init__.py").is_file()]
+    assert all(Path(entry or ".").resolve() == SOURCE.resolve() for entry in copies), copies
+    child = subprocess.run(
+        [sys.executable, "-c", "import invalloc.baselines.tuning, invalloc.evaluation.compare"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)},
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 0, child.stderr
+
+
 def test_export_twice_gives_the_same_version(registered, teacher, tmp_path):
     """Acceptance: the same run and settings give the same hashes and no new registered version."""
     import mlflow

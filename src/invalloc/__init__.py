@@ -19,6 +19,26 @@ __version__ = "0.1.0"
 ENV_ID = "invalloc/Allocation-v0"
 
 
+def _drop_shadowing_copies() -> None:
+    """Take other copies of invalloc off ``sys.path``, keeping the one this process imported.
+
+    MLflow puts a model's code folder (the logged models carry their own copy of the invalloc
+    modules they need) first on ``sys.path`` when the model loads, and leaves it there. In a
+    process that had already imported invalloc, that copy is never used, but every process it
+    spawns (``compare``'s and ``tune``'s workers) would import it first and miss the rest of the
+    package. The models' entry files call this once loaded; in a fresh serving process the copy
+    *is* the imported package and stays.
+    """
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent
+    sys.path[:] = [
+        entry
+        for entry in sys.path
+        if not (Path(entry or ".") / "invalloc" / "__init__.py").is_file() or Path(entry or ".").resolve() == here
+    ]
+
+
 def _register_environments(gymnasium) -> None:
     """Register :data:`ENV_ID` in ``gymnasium``'s registry (once).
 

@@ -2,6 +2,9 @@
 
 import mlflow.models
 
+import invalloc
 from invalloc.agents.pyfunc import PolicyModel
+
+invalloc._drop_shadowing_copies()  # the host's invalloc, if it had one, stays the only one on sys.path
 
 mlflow.models.set_model(PolicyModel())
