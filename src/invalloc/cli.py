@@ -249,11 +249,6 @@ def _simulate_episode(
     return {"episode": episode, "seed": seed, **kpis}, frame
 
 
-def _end_logged_episode(recorder: Any, unmet_demand: str, episode: int, seed: int, reports: list) -> None:
-    """Close a decision-logged episode: its periods' KPIs join the logged decisions."""
-    recorder.end_episode(episode, seed, reports, unmet_demand)
-
-
 def _simulate_worker(
     scenario: str,
     policy: str,
@@ -462,7 +457,7 @@ def simulate(
 
                 def on_reports(episode: int, episode_seed: int, reports: list) -> None:
                     if decision_log is not None:
-                        _end_logged_episode(chosen, unmet, episode, episode_seed, reports)
+                        chosen.end_episode(episode, episode_seed, reports, unmet)  # KPIs join the logged decisions
                     if reporting:
                         reporting.add(episode, reports, simulator.books)
 
