@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("invalloc", "console", "digests", "processes", "tracking", "cluster", "workbooks"),  # shared utilities
     ("config", "scenarios", "experiments", "tuned"),
+    ("history",),  # a planner's tables and sales history → scenario configuration
     ("sim",),
     ("env",),
     ("baselines",),
