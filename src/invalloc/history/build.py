@@ -323,11 +323,16 @@ def _write_validated(out: Path, files: dict[str, str], master: MasterData, rules
     """Write ``files`` into a scratch folder next to ``out``, validate the scenario there, then
     move each file into place (an atomic rename each). Nothing is left behind on failure."""
     folder = out.parent
+    created = folder  # the outermost folder this call creates (removed again on failure)
+    while not created.parent.exists() and created.parent != created.parent.parent:
+        created = created.parent
+    created = None if created.exists() else created
     try:
         folder.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
     except OSError as error:
         raise BuildError([f"--out {out}: cannot be written ({error.strerror or error})"]) from None
+    done = False
     try:
         for file_name, text in files.items():
             (scratch / file_name).write_text(text, encoding="utf-8")
@@ -342,9 +347,12 @@ def _write_validated(out: Path, files: dict[str, str], master: MasterData, rules
             target = folder / file_name
             os.replace(scratch / file_name, target)
             written.append(target)
+        done = True
         return written
     except OSError as error:
         raise BuildError([f"--out {out}: cannot be written ({error.strerror or error})"]) from None
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(scratch)
+            if not done and created is not None:
+                shutil.rmtree(created)

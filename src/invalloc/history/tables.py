@@ -91,9 +91,10 @@ def _number(low: float, high: float, what: str = "", *, above: bool = False) -> 
             return None, f"{text!r} is not a finite number"
         if value < 0 <= low:
             return None, f"{text} is negative"
-        if value < low or (above and value == low) or value > high:
-            bound = f"above {low:g}" if above else f"{low:g} … {high:g}"
-            return None, f"{text} is outside {bound}{what}"
+        if above and value <= low:
+            return None, f"{text} must be above {low:g}{what}"
+        if not low <= value <= high:
+            return None, f"{text} is outside {low:g} … {high:g}{what}"
         return value, None
 
     return parse
