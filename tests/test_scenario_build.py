@@ -118,6 +118,7 @@ def test_bootstrap_build_validates(tmp_path: Path):
     assert result.exit_code == 0, result.stderr
     scenario = load_scenario(out).scenario
     assert scenario.name == "boot" and scenario.episode.horizon == 10
+    assert scenario.demand.bootstrap is not None and (out.parent / scenario.demand.bootstrap.history).is_file()
     assert not (out.parent / "holdout.csv").exists()  # no hold-out asked for
 
 
@@ -383,3 +384,22 @@ def test_the_corpus_is_large_enough():
     assert len(BROKEN) >= 15
     assert len({case[0] for case in BROKEN}) == len(BROKEN)
     assert isinstance(yaml.safe_load(GOOD["rules.yaml"]), dict)
+
+
+def test_an_unreadable_table_does_not_make_every_reference_to_it_an_error(tmp_path: Path):
+    _write_company(tmp_path, {"channels.csv": "chanel,tier\nstores,\nonline,web\n"})
+    result = _invoke(_build_argv(tmp_path, tmp_path / "my.yaml"))
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [line.split(": ", 2)[1].rsplit("/", 1)[-1] for line in lines] == ["channels.csv:1:chanel", "channels.csv:1"]
+    assert "missing required column channel" in lines[1]
+
+
+def test_excel_csv_with_byte_order_mark_and_crlf_builds(tmp_path: Path):
+    _write_company(tmp_path, {})
+    for name in ("products.csv", "lanes.csv"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    result = _invoke(_build_argv(tmp_path, tmp_path / "my.yaml", "--method", "bootstrap"))
+    assert result.exit_code == 0, result.stderr
+    assert [p.id for p in load_scenario(tmp_path / "my.yaml").scenario.products] == ["A", "B"]

@@ -165,10 +165,10 @@ class _Table:
 def _read_table(
     path: Path,
     spec: dict[str, _Column],
-    prefixed: dict[str, tuple[Parser, set[str]]] | None = None,
+    prefixed: dict[str, tuple[Parser, set[str] | None]] | None = None,
 ) -> _Table:
     """Read one CSV against ``spec``; ``prefixed`` maps a column prefix (``price_``) to the parser
-    of such columns and the ids allowed after the prefix."""
+    of such columns and the ids allowed after the prefix (None: any, when they are unknown)."""
     prefixed = prefixed or {}
     table = _Table(str(path))
     try:
@@ -202,7 +202,7 @@ def _read_table(
                     if prefix is None:
                         known = ", ".join([*spec, *(f"{p}<id>" for p in prefixed)])
                         table.problem(1, name, f"unknown column (the columns are {known})")
-                    elif name[len(prefix) :] not in prefixed[prefix][1]:
+                    elif prefixed[prefix][1] is not None and name[len(prefix) :] not in prefixed[prefix][1]:
                         table.problem(1, name, f"no channel {name[len(prefix) :]!r} in the channels table")
                     else:
                         parsers[name] = prefixed[prefix][0]
@@ -567,10 +567,11 @@ def read_tables(paths: TablePaths) -> tuple[MasterData | None, list[str]]:
     channels_table = _read_table(paths.channels, CHANNEL_COLUMNS)
     channels = _channels(channels_table) if not channels_table.unreadable else []
     channel_ids = [c["id"] for c in channels]
-    products_table = _read_table(paths.products, PRODUCT_COLUMNS, {"price_": (_UNIT_MONEY, set(channel_ids))})
-    products = (
-        _products(products_table, channel_ids) if not (products_table.unreadable or channels_table.unreadable) else []
-    )
+    known_channels = None if channels_table.unreadable else set(channel_ids)
+    products_table = _read_table(paths.products, PRODUCT_COLUMNS, {"price_": (_UNIT_MONEY, known_channels)})
+    # Without the channels the prices cannot be checked, and so the SKUs are not known either.
+    products_unknown = products_table.unreadable or channels_table.unreadable
+    products = [] if products_unknown else _products(products_table, channel_ids)
     skus = {p["id"] for p in products}
     locations_table = _read_table(paths.locations, LOCATION_COLUMNS)
     locations = _locations(locations_table)
@@ -582,10 +583,12 @@ def read_tables(paths: TablePaths) -> tuple[MasterData | None, list[str]]:
         if node in channel_ids:
             locations_table.problem(row.line, "location", f"{node!r} is also a channel id; nodes need distinct ids")
     suppliers: list[dict[str, Any]] = []
+    suppliers_unreadable = False
     if paths.suppliers is not None:
         suppliers_table = _read_table(paths.suppliers, SUPPLIER_COLUMNS)
         tables.append(suppliers_table)
-        if not suppliers_table.unreadable and not products_table.unreadable:
+        suppliers_unreadable = suppliers_table.unreadable or products_unknown
+        if not suppliers_table.unreadable and not products_unknown:
             suppliers = _suppliers(suppliers_table, skus)
         for row in suppliers_table.rows:
             node = row.values.get("supplier")
@@ -597,7 +600,10 @@ def read_tables(paths: TablePaths) -> tuple[MasterData | None, list[str]]:
     lanes_table = _read_table(paths.lanes, LANE_COLUMNS)
     tables.append(lanes_table)
     lanes: list[dict[str, Any]] = []
-    if not lanes_table.unreadable:
+    # Lanes and stock are checked against the other tables only when those could be read (a
+    # table that could not be read would make every reference to it look unknown).
+    nodes_known = not (channels_table.unreadable or locations_table.unreadable or suppliers_unreadable)
+    if not lanes_table.unreadable and nodes_known:
         lanes, implied = _lanes(lanes_table, supplier_ids, location_ids, set(channel_ids), paths.suppliers is None)
         suppliers += [
             {"id": supplier, "items": {p["id"]: {"unit_cost": p["unit_cost"]} for p in products}}
@@ -606,7 +612,7 @@ def read_tables(paths: TablePaths) -> tuple[MasterData | None, list[str]]:
     if paths.stock is not None:
         stock_table = _read_table(paths.stock, STOCK_COLUMNS)
         tables.append(stock_table)
-        if not stock_table.unreadable:
+        if not (stock_table.unreadable or locations_table.unreadable or products_unknown):
             _stock(stock_table, locations, skus)
     problems = [line for table in tables for line in table.problems]
     if problems:
