@@ -332,6 +332,14 @@ BROKEN = [
         [],
     ),
     (
+        "rules-period-days-differ",
+        {"rules.yaml": "episode: {period_days: 1, unmet_demand: lost_sales}\n"},
+        ["rules.yaml: episode.period_days: 1 but the history", "has 7-day periods"],
+        [],
+    ),
+    ("rules-not-yaml", {"rules.yaml": "rules: [unclosed\n"}, ["rules.yaml: line 2, column 1: not valid YAML"], []),
+    ("rules-not-a-mapping", {"rules.yaml": "- rules\n"}, ["rules.yaml: (top level): expected a mapping"], []),
+    (
         "holdout-too-long",
         {},
         ["--holdout-periods 25: leaves 5 of the history's 30 periods"],

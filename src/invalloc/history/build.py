@@ -31,6 +31,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,12 +281,20 @@ def build_scenario(
     files.update(fit.files)
     if holdout is not None:
         files[HOLDOUT_FILE] = _holdout_csv(holdout)
-    written = _write_validated(out, files, master, rules_path)
-    if fit_report is not None:
+    report: list[Path] = []
+
+    def write_report() -> None:
+        """The fit report, written once the scenario has validated and before it is moved in."""
+        if fit_report is None:
+            return
         from invalloc.history.fit_report import write_fit_report
 
-        report_files = write_fit_report(fit, Path(fit_report))
-        written += [Path(p) for p in (report_files or [])] or [Path(fit_report)]
+        try:
+            report.extend(Path(p) for p in write_fit_report(fit, Path(fit_report)))
+        except OSError as error:
+            raise BuildError([f"--fit-report {fit_report}: cannot be written ({error.strerror or error})"]) from None
+
+    written = _write_validated(out, files, master, rules_path, write_report) + report
     streams = Counter(s.model for s in fit.series)
     return BuildResult(
         scenario=out,
@@ -319,9 +328,12 @@ def _yaml_text(scenario: dict[str, Any], paths: TablePaths, history: Path, rules
     return header + yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
 
 
-def _write_validated(out: Path, files: dict[str, str], master: MasterData, rules_path: Path | None) -> list[Path]:
-    """Write ``files`` into a scratch folder next to ``out``, validate the scenario there, then
-    move each file into place (an atomic rename each). Nothing is left behind on failure."""
+def _write_validated(
+    out: Path, files: dict[str, str], master: MasterData, rules_path: Path | None, before_commit: Callable[[], None]
+) -> list[Path]:
+    """Write ``files`` into a scratch folder next to ``out``, validate the scenario there, call
+    ``before_commit``, then move each file into place (an atomic rename each). Nothing is left
+    behind on failure."""
     folder = out.parent
     created = folder  # the outermost folder this call creates (removed again on failure)
     while not created.parent.exists() and created.parent != created.parent.parent:
@@ -342,6 +354,7 @@ def _write_validated(out: Path, files: dict[str, str], master: MasterData, rules
             origins = master.origins
             rules_source = str(rules_path) if rules_path is not None else None
             raise BuildError([_map_problem(p, origins, rules_source, str(out)) for p in error.problems]) from None
+        before_commit()
         written = []
         for file_name in files:
             target = folder / file_name
