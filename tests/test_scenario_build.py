@@ -340,6 +340,12 @@ BROKEN = [
     ("rules-not-yaml", {"rules.yaml": "rules: [unclosed\n"}, ["rules.yaml: line 2, column 1: not valid YAML"], []),
     ("rules-not-a-mapping", {"rules.yaml": "- rules\n"}, ["rules.yaml: (top level): expected a mapping"], []),
     (
+        "period-days-on-dated-history",
+        {},
+        ["--period-days 1: the dates of", "are 7 days apart"],
+        ["--period-days", "1"],
+    ),
+    (
         "holdout-too-long",
         {},
         ["--holdout-periods 25: leaves 5 of the history's 30 periods"],
@@ -411,3 +417,16 @@ def test_excel_csv_with_byte_order_mark_and_crlf_builds(tmp_path: Path):
     result = _invoke(_build_argv(tmp_path, tmp_path / "my.yaml", "--method", "bootstrap"))
     assert result.exit_code == 0, result.stderr
     assert [p.id for p in load_scenario(tmp_path / "my.yaml").scenario.products] == ["A", "B"]
+
+
+def test_a_period_numbered_history_takes_its_period_length_from_the_option(tmp_path: Path):
+    numbered = ["period,channel,sku,quantity"]
+    for line in SALES.splitlines()[1:]:
+        date, rest = line.split(",", 1)
+        week = (np.datetime64(date) - np.datetime64("2024-01-01")).astype(int) // 7
+        numbered.append(f"{week},{rest.rsplit(',', 1)[0]}")
+    _write_company(tmp_path, {"sales.csv": "\n".join(numbered) + "\n"})
+    result = _invoke(_build_argv(tmp_path, tmp_path / "my.yaml", "--period-days", "1", "--holdout-periods", "5"))
+    assert result.exit_code == 0, result.stderr
+    episode = load_scenario(tmp_path / "my.yaml").scenario.episode
+    assert (episode.period_days, episode.horizon) == (1, 5)

@@ -224,6 +224,9 @@ def scenario_build(
     ] = "model",
     fit_report: Annotated[Path | None, typer.Option(help="Folder for the fit report (HTML + JSON).")] = None,
     seed: Annotated[int, typer.Option(help="Seed passed to the fit.")] = 0,
+    period_days: Annotated[
+        int | None, typer.Option(help="Days per period of a history numbered by period (default 7).")
+    ] = None,
 ) -> None:
     """Build a validated scenario from master-data tables and a sales history (demand fitted)."""
     from invalloc.history.build import BuildError, build_scenario
@@ -242,6 +245,7 @@ def scenario_build(
             method=method,
             fit_report=fit_report,
             seed=seed,
+            period_days=period_days,
         )
     except BuildError as error:
         _fail(error.problems)

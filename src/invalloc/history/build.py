@@ -48,7 +48,7 @@ from invalloc.config.loader import (
     validation_problems,
 )
 from invalloc.config.schema import MAX_PERIODS, Episode, Finance, Rules
-from invalloc.history.sales import SalesHistory, read_sales
+from invalloc.history.sales import DEFAULT_PERIOD_DAYS, SalesHistory, read_sales
 from invalloc.history.tables import MasterData, TablePaths, read_tables
 
 #: Episode length without ``--horizon`` or a hold-out: half a year of periods.
@@ -169,6 +169,7 @@ def build_scenario(
     method: str = "model",
     fit_report: Path | None = None,
     seed: int = 0,
+    period_days: int | None = None,
 ) -> BuildResult:
     """Read the tables and history, fit the demand and write a validated scenario.
 
@@ -185,6 +186,8 @@ def build_scenario(
         method: ``model`` (fit the demand models) or ``bootstrap`` (resample the history).
         fit_report: folder for the fit report (HTML + JSON); None writes none.
         seed: passed to the fit.
+        period_days: days per period of a history numbered by ``period`` (default 7); a dated
+            history's buckets are read from its dates, and a different value is an error.
 
     Returns:
         a :class:`BuildResult`.
@@ -217,11 +220,21 @@ def build_scenario(
         rules = rules_data or {}
     history: SalesHistory | None = None
     if master is not None:
-        history, history_problems = read_sales(history_path, master.channel_ids, master.sku_ids)
+        history, history_problems = read_sales(
+            history_path, master.channel_ids, master.sku_ids, period_days=period_days or DEFAULT_PERIOD_DAYS
+        )
         problems += history_problems
     elif not Path(history_path).is_file():
         problems.append(f"{history_path}: file not found")
+    if period_days is not None and not 1 <= period_days <= 366:
+        problems.append(f"--period-days {period_days}: must be from 1 to 366")
     if history is not None:
+        if period_days is not None and not history.labels[0].isdigit():  # a dated history
+            if period_days != history.period_days:
+                problems.append(
+                    f"--period-days {period_days}: the dates of {history.source} are {history.period_days} days "
+                    "apart; leave --period-days out for a dated history"
+                )
         fitted = history.periods - max(holdout_periods, 0)
         if holdout_periods > 0 and fitted < MIN_FIT_PERIODS:
             problems.append(
