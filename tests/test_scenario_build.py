@@ -430,3 +430,11 @@ def test_a_period_numbered_history_takes_its_period_length_from_the_option(tmp_p
     assert result.exit_code == 0, result.stderr
     episode = load_scenario(tmp_path / "my.yaml").scenario.episode
     assert (episode.period_days, episode.horizon) == (1, 5)
+
+
+def test_a_table_full_of_problems_is_summarised(tmp_path: Path):
+    _write_company(tmp_path, _append("suppliers.csv", "\n".join(f"maker,Z{i},1,,10" for i in range(30))))
+    result = _invoke(_build_argv(tmp_path, tmp_path / "my.yaml"))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 21
+    assert "suppliers.csv: ... and 10 more problems" in lines[-1]

@@ -57,7 +57,7 @@ from invalloc.config.schema import MAX_DAYS, MAX_LEAD_TIME, MAX_MONEY, MAX_UNIT_
 
 #: Largest master-data table read.
 MAX_TABLE_BYTES = 50 * 1024 * 1024
-#: Row problems listed per table before the rest are summarised in one line.
+#: Problems listed per table before the rest are summarised in one line.
 MAX_ROW_PROBLEMS = 20
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -241,10 +241,6 @@ def _read_table(
                 table.rows.append(_Row(line, values if not bad else {**values, "_bad": True}))
             if not table.rows and not row_problems:
                 row_problems.append(f"{table.source}: has no rows")
-            if len(row_problems) > MAX_ROW_PROBLEMS:
-                row_problems = row_problems[:MAX_ROW_PROBLEMS] + [
-                    f"{table.source}: ... and {len(row_problems) - MAX_ROW_PROBLEMS} more row problems"
-                ]
             table.problems += row_problems
     except csv.Error as error:
         table.problem(None, None, f"cannot be read as CSV ({error})")
@@ -614,7 +610,11 @@ def read_tables(paths: TablePaths) -> tuple[MasterData | None, list[str]]:
         tables.append(stock_table)
         if not (stock_table.unreadable or locations_table.unreadable or products_unknown):
             _stock(stock_table, locations, skus)
-    problems = [line for table in tables for line in table.problems]
+    problems = []
+    for table in tables:
+        problems += table.problems[:MAX_ROW_PROBLEMS]
+        if len(table.problems) > MAX_ROW_PROBLEMS:
+            problems.append(f"{table.source}: ... and {len(table.problems) - MAX_ROW_PROBLEMS} more problems")
     if problems:
         return None, problems
     origins = {}
