@@ -261,6 +261,8 @@ def scenario_build(
             else ""
         )
         print(f"hold-out: last {result.holdout_periods} periods → holdout.csv{censored}")
+    for note in result.notes:
+        print(f"note: {note}")
     for path in result.files:
         print(f"wrote {path}")
 

@@ -268,11 +268,21 @@ def build_scenario(
         else holdout_periods or episode.get("horizon") or max(1, DEFAULT_HORIZON_DAYS // history.period_days)
     )
     fitted_labels = (fit_window.labels[0], fit_window.labels[-1])
-    description = rules.get("description") or (
+    built = (
         f"Built by invalloc scenario build from {Path(history_path).name}: demand fitted "
         f"({method}) on {fit_window.periods} periods {fitted_labels[0]} … {fitted_labels[1]}"
-        + (f"; the {holdout_periods} periods after them are in {HOLDOUT_FILE}" if holdout_periods else "")
+        + (f"; the {holdout_periods} periods after them are in {HOLDOUT_FILE}." if holdout_periods else ".")
     )
+    description = f"{rules['description'].strip()} {built}" if rules.get("description") else built
+    notes = []
+    if holdout_periods and episode["horizon"] > holdout_periods:
+        notes.append(
+            f"the horizon ({episode['horizon']}) is longer than the {holdout_periods} hold-out periods: "
+            f"{HOLDOUT_FILE} cannot be replayed over a whole episode (give --horizon {holdout_periods} or less)"
+        )
+    never = sum(s.model == "none" for s in fit.series)
+    if never:
+        notes.append(f"{never} channel × SKU series never sold in the fitted window: no demand for them")
     scenario: dict[str, Any] = {
         "name": scenario_name,
         "description": description,
@@ -319,6 +329,7 @@ def build_scenario(
         holdout_periods=holdout_periods,
         horizon=episode["horizon"],
         censored_in_holdout=int(holdout.stockout.sum()) if holdout is not None else 0,
+        notes=notes,
     )
 
 
