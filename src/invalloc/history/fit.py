@@ -181,7 +181,7 @@ class DemandFit:
         series: one :class:`SeriesFit` per channel × SKU, in the history's channel, SKU order.
         files: ``{file name: text}`` the caller writes next to the scenario YAML (the bootstrap
             history; empty for ``model``).
-        source: the history's file; labels: its first and last period label.
+        source: the history's file; labels: its first and last period label; period_labels: all.
         period_days: days per period; seasonal_period: the yearly period in periods.
         holdout_periods: periods held out for the hold-out check.
     """
@@ -192,6 +192,7 @@ class DemandFit:
     files: dict[str, str]
     source: str
     labels: tuple[str, str]
+    period_labels: tuple[str, ...]
     periods: int
     period_days: int
     seasonal_period: int
@@ -262,7 +263,7 @@ class _Estimate:
         return self.theta.size
 
     def mean(self, t: np.ndarray, omega: float) -> np.ndarray:
-        return _mean(self.theta, t, self.n, self.trend, self.seasonal, omega)[0]
+        return _mean(self.theta, _basis(t, self.n, omega), self.trend, self.seasonal)[0]
 
     def scenario_parameters(self, omega: float, period: int) -> tuple[float, float | None, float, dict | None]:
         """(mean at origin, std at origin, trend per period, seasonality) in the scenario's form."""
@@ -299,15 +300,21 @@ def _round(value: float, up: bool = False) -> float:
     return rounded
 
 
-def _mean(theta: np.ndarray, t: np.ndarray, n: int, trend: bool, seasonal: bool, omega: float):
-    """Mean per period (shape of ``t``) of a candidate, and the index of its next parameter."""
-    level = np.full(t.shape, math.exp(min(theta[0], 50.0)))
+def _basis(t: np.ndarray, n: int, omega: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean's regressors at periods ``t``: ``t / n`` (trend), ``sin ωt``, ``cos ωt`` (season)."""
+    return t / n, np.sin(omega * t), np.cos(omega * t)
+
+
+def _mean(theta: np.ndarray, basis: tuple[np.ndarray, ...], trend: bool, seasonal: bool) -> tuple[np.ndarray, int]:
+    """Mean per period of a candidate at :func:`_basis` ``basis``, and the index of its next parameter."""
+    scaled_t, sine, cosine = basis
+    level = np.full(scaled_t.shape, math.exp(min(theta[0], 50.0)))
     i = 1
     if trend:
-        level = level * np.maximum(1.0 + theta[i] * t / n, 0.0)
+        level = level * np.maximum(1.0 + theta[i] * scaled_t, 0.0)
         i += 1
     if seasonal:
-        level = level * (1.0 + theta[i] * np.sin(omega * t) + theta[i + 1] * np.cos(omega * t))
+        level = level * (1.0 + theta[i] * sine + theta[i + 1] * cosine)
         i += 2
     return np.maximum(level, _MIN_MEAN), i
 
@@ -383,7 +390,7 @@ def _start(series: _Series, trend: bool, seasonal: bool) -> tuple[np.ndarray, fl
     if seasonal:
         theta += [float(np.clip(rest[i], -0.9, 0.9)), float(np.clip(rest[i + 1], -0.9, 0.9))]
     theta = np.array(theta)
-    fitted = _mean(theta, t, series.n, trend, seasonal, series.omega)[0]
+    fitted = _mean(theta, _basis(t, series.n, series.omega), trend, seasonal)[0]
     cv = float(np.std(y - fitted) / max(fitted.mean(), 1e-3))
     return theta, max(cv, 1e-3)
 
@@ -392,8 +399,9 @@ def _bounds(series: _Series, trend: bool, seasonal: bool, dispersion: bool) -> l
     average = max(float(series.y.mean()), 1.0)
     bounds = [(math.log(1e-6 * average), math.log(MAX_UNITS))]
     if trend:
-        # trend · n: the level at the history's first period is 1 − this of the origin's (> 0).
-        bounds.append((-20.0, 1.0 - 1e-3))
+        # trend · n: the level at the history's first period is 1 − this of the origin's (> 0);
+        # at least −0.99 per period (the scenario refuses −1 and below).
+        bounds.append((max(-20.0, -0.99 * series.n), 1.0 - 1e-3))
     if seasonal:
         bounds += [(-1.0, 1.0), (-1.0, 1.0)]
     if dispersion:
@@ -403,11 +411,11 @@ def _bounds(series: _Series, trend: bool, seasonal: bool, dispersion: bool) -> l
 
 def _fit(series: _Series, distribution: str, trend: bool, seasonal: bool, start: np.ndarray) -> _Estimate:
     """Maximum likelihood of one candidate (scipy.optimize L-BFGS-B over scipy.stats log-likelihoods)."""
-    t, n, omega = series.t, series.n, series.omega
+    basis = _basis(series.t, series.n, series.omega)
     dispersion = distribution != "poisson"
 
     def negative_log_likelihood(theta: np.ndarray) -> float:
-        mu, i = _mean(theta, t, n, trend, seasonal, omega)
+        mu, i = _mean(theta, basis, trend, seasonal)
         cv = math.exp(theta[i]) if dispersion else 0.0
         value = -_log_likelihood(distribution, mu, cv, series)
         return value if math.isfinite(value) else 1e100
@@ -417,7 +425,7 @@ def _fit(series: _Series, distribution: str, trend: bool, seasonal: bool, start:
     result = optimize.minimize(negative_log_likelihood, start, method="L-BFGS-B", bounds=bounds)
     theta = result.x if result.fun <= negative_log_likelihood(start) else start
     aic = 2 * theta.size + 2 * negative_log_likelihood(theta)
-    return _Estimate(distribution, trend, seasonal, theta, n, float(aic))
+    return _Estimate(distribution, trend, seasonal, theta, series.n, float(aic))
 
 
 def _fit_candidates(series: _Series, period: int) -> list[_Estimate]:
@@ -648,6 +656,7 @@ def fit_demand(
     common = dict(
         source=history.source,
         labels=(history.labels[0], history.labels[-1]),
+        period_labels=tuple(history.labels),
         periods=periods,
         period_days=history.period_days,
         seasonal_period=seasonal_period,
