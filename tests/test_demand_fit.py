@@ -164,6 +164,18 @@ def test_intermittent_and_never_sold_series():
         fit_demand(_history(np.zeros((WEEKS, 1, 2))))
 
 
+@pytest.mark.parametrize("weeks", [1, 3, 9, 30])
+def test_short_histories_fit_without_season_and_validate(weeks):
+    """Too short for a season (or a trend, or a hold-out): still a valid demand block."""
+    quantity = np.random.default_rng(weeks).poisson(3, (weeks, 1, 2)).astype(float) + 1
+    for method in ("model", "bootstrap"):
+        fit = fit_demand(_history(quantity), method=method)
+        Demand.model_validate(fit.demand)
+        json.loads(fit.to_json())
+        assert not any("season" in name for s in fit.series for name in s.aic)
+        assert fit.holdout_periods == min(13, int(0.2 * weeks))
+
+
 # --------------------------------------------------------------------------------------------
 # Bootstrap
 

@@ -18,7 +18,8 @@ parametric demand (:class:`invalloc.config.schema.DemandStream`, drawn by
   ``max(std_t², mean_t)``; normal: drawn, truncated at zero and, for whole units, rounded).
 - **Where the data support it**: the yearly harmonic (period ``round(365.25 / period_days)``,
   52 for weekly history) is tried only when the history holds at least one full year of
-  periods; the trend only with at least :data:`MIN_TREND_PERIODS` periods.
+  periods; the trend only with at least :data:`MIN_TREND_PERIODS` periods. The sine's two
+  coefficients are each bounded to ±1; a fitted amplitude above 1 is written as 1.
 - **Whole-unit histories** (every quantity a whole number) are fitted as counts: Poisson and
   negative binomial probabilities, and the normal as the probability of the rounded,
   zero-truncated draw (``P(y − ½ < D ≤ y + ½)``, ``P(D ≤ ½)`` for 0), so every candidate's
@@ -591,8 +592,9 @@ def _streams(series: list[SeriesFit]) -> list[dict]:
 
 
 def _default_holdout(periods: int, seasonal_period: int) -> int:
+    """A quarter of a year of periods, at most a fifth of the history (0 for under 5 periods)."""
     quarter = max(1, round(HOLDOUT_YEAR_SHARE * max(seasonal_period, 4)))
-    return max(1, min(quarter, int(HOLDOUT_HISTORY_SHARE * periods)))
+    return min(quarter, int(HOLDOUT_HISTORY_SHARE * periods))
 
 
 def _imputed(history: SalesHistory) -> np.ndarray:
@@ -632,7 +634,8 @@ def fit_demand(
         method: ``model`` (parametric fit per series) or ``bootstrap`` (block resampling).
         holdout_periods: periods at the end held out for the hold-out check; None: a quarter of
             a year of periods (13 weekly), at most a fifth of the history. 0 skips the check.
-        block_periods: bootstrap block length in periods; None: four weeks of periods.
+        block_periods: bootstrap block length in periods; None: four weeks of periods (at most
+            the history's length).
         seed: unused by the fit itself (deterministic); kept for callers that pass one.
         bootstrap_file: the name of the bootstrap history in :attr:`DemandFit.files`.
 
@@ -663,7 +666,11 @@ def fit_demand(
         holdout_periods=h,
     )
     if method == "bootstrap":
-        block = max(1, round(BLOCK_DAYS / history.period_days)) if block_periods is None else int(block_periods)
+        block = (
+            min(max(1, round(BLOCK_DAYS / history.period_days)), periods)
+            if block_periods is None
+            else int(block_periods)
+        )
         if not 1 <= block <= periods:
             raise ValueError(f"block_periods={block_periods}: must be from 1 to {periods} (the history's periods)")
         quantity = _imputed(history)
