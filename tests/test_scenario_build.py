@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def _invoke(argv: list[str]):
 def built(tmp_path_factory) -> Path:
     """The example company built with a 26-week hold-out (fit on the first 78 weeks)."""
     out = tmp_path_factory.mktemp("build") / "company.yaml"
-    result = _invoke(_build_argv(EXAMPLE, out, "--holdout-periods", "26"))
+    result = _invoke(_build_argv(EXAMPLE, out, "--holdout-periods", "26", "--fit-report", str(out.parent / "fit")))
     assert result.exit_code == 0, result.stderr
     assert "50 SKUs × 3 channels" in result.stdout and "holdout.csv" in result.stdout
     return out
@@ -90,6 +91,13 @@ def test_example_builds_a_valid_scenario_with_a_holdout_trace(built: Path):
     np.testing.assert_array_equal(holdout, sales[78:])
     with (built.parent / "holdout.csv").open() as handle:
         assert sum(1 for _ in handle) == 1 + 26 * 3 * 50
+
+
+def test_the_fit_report_is_written_for_the_fitted_window(built: Path):
+    report = json.loads((built.parent / "fit" / "fit_report.json").read_text(encoding="utf-8"))
+    assert (report["first_period"], report["last_period"], report["periods"]) == ("2023-01-02", "2024-06-24", 78)
+    assert len(report["series"]) == 150
+    assert (built.parent / "fit" / "fit_report.html").is_file()
 
 
 def test_built_scenario_validates_and_simulates_on_the_holdout(built: Path):
