@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from invalloc.sim.kernels import sourcing as sourcing_kernels
 from invalloc.sim.network import Network
 from invalloc.sim.simulator import Simulator
 
@@ -331,13 +332,147 @@ class Sourcing:
             for options in self.options
         ]
         self._kinds = [{kind for kind, *_ in options} for options in self.options]
+        self._flat = self._flatten()
+
+    def _flatten(self) -> tuple | None:
+        """The options as flat arrays for the compiled rank loop
+        (:func:`invalloc.sim.kernels.sourcing.source_requests`), or None where the compiled
+        arithmetic cannot match numpy's here (then :meth:`request` runs the numpy code)."""
+        ddot = _exact_arithmetic()
+        if not ddot:
+            return None
+        n = self.network
+        flat_options = [option for options in self.options for option in options]
+        rank_start = np.cumsum([0] + [len(options) for options in self.options]).astype(np.int64)
+        sizes = [len(skus) for _, _, _, skus, _ in flat_options]
+        cell_start = np.cumsum([0, *sizes]).astype(np.int64)
+        empty_int, empty_float = np.zeros(0, dtype=np.int64), np.zeros(0)
+        order = sourcing_kernels.ORDER
+
+        def cells(values) -> np.ndarray:
+            return np.concatenate(values) if values else empty_float
+
+        unit_cost = cells(
+            [
+                (unit if unit is not None else np.zeros(len(skus))).astype(float)
+                for options, constants in zip(self.options, self._constants, strict=True)
+                for (_, _, _, skus, _), (_, unit, _, _) in zip(options, constants, strict=True)
+            ]
+        )
+        moq_floor = cells(
+            [
+                (floor if floor is not None else np.zeros(len(skus))).astype(float)
+                for options, constants in zip(self.options, self._constants, strict=True)
+                for (_, _, _, skus, _), (_, _, floor, _) in zip(options, constants, strict=True)
+            ]
+        )
+        return (
+            ddot,
+            rank_start,
+            np.array([order if kind == "order" else sourcing_kernels.TRANSFER for kind, *_ in flat_options], dtype=np.int64),
+            np.array([lane for _, lane, *_ in flat_options], dtype=np.int64),
+            np.array([d for _, _, d, *_ in flat_options], dtype=np.int64),
+            np.array([c[3] for constants in self._constants for c in constants], dtype=np.int64),
+            cell_start,
+            np.concatenate([skus for *_, skus, _ in flat_options]).astype(np.int64) if flat_options else empty_int,
+            np.concatenate([p for *_, p in flat_options]).astype(np.int64) if flat_options else empty_int,
+            np.ascontiguousarray(unit_cost),
+            np.ascontiguousarray(moq_floor),
+            np.array(["transfer" in kinds for kinds in self._kinds], dtype=bool),
+            np.array(["order" in kinds for kinds in self._kinds], dtype=bool),
+            n.integer_units.astype(bool),
+            n.purchase_fixed_cost.astype(float),
+            float(self.approval_limit),
+            self.any_supplier_limit,
+            self.any_storage_limit,
+        )
 
     def request(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
         """Add to ``requests`` (n_decisions,) executable orders and transfers for ``need`` (D, S) units.
 
         Returns the units requested on transfer lanes (X, S), so the caller knows what leaves
-        each source DC now.
+        each source DC now. The rank loop is compiled where its arithmetic matches numpy's
+        (:mod:`invalloc.sim.kernels.sourcing`); :meth:`request_numpy` is the same in numpy.
         """
+        if self._flat is None:
+            return self.request_numpy(simulator, need, requests)
+        state = self._state(simulator, need)
+        (
+            ddot,
+            rank_start,
+            kind,
+            lane,
+            location,
+            owner,
+            cell_start,
+            skus,
+            positions,
+            unit_cost,
+            moq_floor,
+            rank_transfers,
+            rank_orders,
+            integer,
+            fixed_cost,
+            approval_limit,
+            any_supplier_limit,
+            any_storage_limit,
+        ) = self._flat
+        remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers = state
+        sourcing_kernels.source_requests(
+            ddot,
+            remaining,
+            lane_units,
+            supplier_left,
+            transfer_units,
+            stock_left,
+            room,
+            float(money),
+            requests,
+            transfers,
+            rank_start,
+            kind,
+            lane,
+            location,
+            owner,
+            cell_start,
+            skus,
+            positions,
+            unit_cost,
+            moq_floor,
+            rank_transfers,
+            rank_orders,
+            integer,
+            fixed_cost,
+            approval_limit,
+            any_supplier_limit,
+            any_storage_limit,
+        )
+        return transfers
+
+    def _state(self, simulator: Simulator, need: np.ndarray) -> tuple:
+        """What the rank loop starts from: remaining need, the limits left, money, no transfers."""
+        n = self.network
+        integer = n.integer_units
+        context = simulator.context()
+        released = context.released_orders  # (P, S) released from approval: ship now, take capacity first
+        # Whole-unit SKUs: whole units only, so a fraction never books a lane's fixed cost.
+        remaining = whole_units(np.where(np.isfinite(need), np.maximum(need, 0.0), 0.0), integer[None, :])
+        lane_units = n.purchase_lane_capacity - released.sum(axis=1)  # (P,) units left
+        supplier_left = n.supplier_capacity.copy()
+        if self.any_supplier_limit:
+            np.add.at(supplier_left, n.purchase_supplier, -released)
+        transfer_units = n.transfer_capacity.astype(float).copy()  # (X,)
+        stock_left = np.maximum(simulator.on_hand - n.reserve_quantity, 0.0)  # (D, S) unreserved, for transfers
+        room = np.full(len(n.locations), np.inf)
+        if self.any_storage_limit:
+            room = n.location_capacity - (simulator.on_hand + simulator.inbound).sum(axis=1)
+            np.add.at(room, n.purchase_location, -released.sum(axis=1))
+        money = min(context.purchase_budget, context.purchase_headroom)
+        transfers = np.zeros((len(n.transfer_source), n.n_skus))
+        return remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers
+
+    def request_numpy(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
+        """:meth:`request` in numpy (where the compiled loop's arithmetic would differ, and in tests)."""
         n = self.network
         integer = n.integer_units
         context = simulator.context()
@@ -437,6 +572,16 @@ class Sourcing:
                     if self.any_supplier_limit:
                         supplier_left[owner, skus] -= q
         return transfers
+
+
+_EXACT: list[int] = []
+
+
+def _exact_arithmetic() -> int:
+    """:func:`invalloc.sim.kernels.sourcing.exact_arithmetic`, probed once per process."""
+    if not _EXACT:
+        _EXACT.append(sourcing_kernels.exact_arithmetic())
+    return _EXACT[0]
 
 
 class _Rounding:
