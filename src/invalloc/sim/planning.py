@@ -143,6 +143,8 @@ class PlanningView:
                 self._decision_location[span] = d
                 self._decision_sku[span] = skus
         self._replenishment_decisions = np.flatnonzero(self._decision_location >= 0)
+        self._purchase_locations = network.purchase_location.tolist()
+        self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
 
     def _order_to_customer(self) -> np.ndarray:
@@ -182,8 +184,11 @@ class PlanningView:
         approval (released in a later period) and backordered replenishment requests."""
         n = self.network
         held = np.zeros((len(n.locations), n.n_skus))
+        locations = self._purchase_locations
         for orders in simulator.pending_approval.values():
-            np.add.at(held, n.purchase_location, orders)
+            # As np.add.at(held, purchase_location, orders), lane by lane (much cheaper).
+            for p, d in enumerate(locations):
+                held[d] += orders[p]
         decisions = self._replenishment_decisions
         open_requests = simulator.open_requests[decisions]
         if open_requests.any():
@@ -205,7 +210,8 @@ class PlanningView:
         """Stock each DC can sell this period (D, S): on hand − ``transfers`` (X, S) leaving now + arriving now."""
         available = simulator.on_hand + simulator.arriving(simulator.period)
         if transfers is not None and len(transfers):
-            np.add.at(available, self.network.transfer_source, -transfers)
+            for x, d in enumerate(self._transfer_sources):  # as np.add.at(available, source, -transfers)
+                available[d] += -transfers[x]
         return available
 
     def channel_caps(self, available: np.ndarray) -> np.ndarray:
@@ -332,6 +338,8 @@ class Sourcing:
             for options in self.options
         ]
         self._kinds = [{kind for kind, *_ in options} for options in self.options]
+        self._purchase_locations = n.purchase_location.tolist()
+        self._purchase_suppliers = n.purchase_supplier.tolist()
         self._flat = self._flatten()
 
     def _flatten(self) -> tuple | None:
@@ -460,13 +468,15 @@ class Sourcing:
         lane_units = n.purchase_lane_capacity - released.sum(axis=1)  # (P,) units left
         supplier_left = n.supplier_capacity.copy()
         if self.any_supplier_limit:
-            np.add.at(supplier_left, n.purchase_supplier, -released)
+            for p, k in enumerate(self._purchase_suppliers):  # as np.add.at(…, -released), lane by lane
+                supplier_left[k] += -released[p]
         transfer_units = n.transfer_capacity.astype(float).copy()  # (X,)
         stock_left = np.maximum(simulator.on_hand - n.reserve_quantity, 0.0)  # (D, S) unreserved, for transfers
         room = np.full(len(n.locations), np.inf)
         if self.any_storage_limit:
             room = n.location_capacity - (simulator.on_hand + simulator.inbound).sum(axis=1)
-            np.add.at(room, n.purchase_location, -released.sum(axis=1))
+            for p, amount in enumerate((-released.sum(axis=1)).tolist()):  # as np.add.at, lane by lane
+                room[self._purchase_locations[p]] += amount
         money = min(context.purchase_budget, context.purchase_headroom)
         transfers = np.zeros((len(n.transfer_source), n.n_skus))
         return remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers
