@@ -1,4 +1,5 @@
-"""The compiled kernels' cache: the first-run notice and the guard against stale callers."""
+"""The compiled kernels' cache (the first-run notice, the guard against stale callers) and the
+compiled sourcing step's arithmetic, bit for bit numpy's."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from invalloc.sim import kernels
 
@@ -48,3 +52,63 @@ def test_a_changed_kernel_module_drops_the_cached_kernels_of_the_package(tmp_pat
     assert warm.returncode == 0, warm.stderr
     assert kernels.COMPILE_NOTICE in warm.stderr
     assert index.is_file() and stamp.read_text() != "a digest of other kernel sources"
+
+
+# --------------------------------------------------------------------------- the planner's sourcing step
+def test_compiled_sums_and_dot_products_are_numpys_bit_for_bit():
+    """The compiled sourcing step sums and multiplies exactly as numpy does (pairwise sums, numpy's ddot)."""
+    from invalloc.sim.kernels import sourcing
+
+    address = sourcing.numpy_ddot_address()
+    if not address:
+        pytest.skip("numpy's bundled OpenBLAS not found here: the planner keeps its numpy code")
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 5, 7, 8, 9, 16, 127, 128, 129, 130, 256, 257, 1000, 2047, 4100):
+        x = rng.normal(size=n + 5) * 10.0 ** rng.uniform(-2, 6)
+        y = rng.uniform(0.0, 50.0, size=n + 5)
+        assert sourcing.array_sum(x, 5, n) == float(x[5 : 5 + n].sum()), n
+        assert sourcing.dot(address, x, 5, y, 5, n) == float(x[5 : 5 + n] @ y[5 : 5 + n]), n
+    assert sourcing.exact_arithmetic() == address
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"integer_units": "mixed", "approval_action": "cap"},
+        {"integer_units": False, "approval_action": "delay", "backorder_replenishment": True},
+    ],
+)
+def test_the_compiled_sourcing_step_requests_what_the_numpy_code_requests(options):
+    from invalloc.baselines import make_policy
+    from invalloc.config.generate import generate_scenario
+    from invalloc.config.loader import parse_scenario
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    network = compile_network(parse_scenario(generate_scenario(40, 3, 3, seed=5, **options), "generated", Path.cwd()))
+    simulator = Simulator(network, check_invariants=False)
+    policy = make_policy("base_stock", None)
+    simulator.reset(seed=2)
+    policy.reset(network, seed=2)
+    sourcing = policy.view.sourcing
+    if sourcing._flat is None:
+        pytest.skip("numpy's bundled OpenBLAS not found here: the planner keeps its numpy code")
+    rng = np.random.default_rng(0)
+    shape = (len(network.locations), network.n_skus)
+    bound = 0
+    while not simulator.done:
+        for scale in (1.0, 20.0, 500.0):  # small needs, and needs that every limit cuts
+            need = np.where(rng.random(shape) < 0.2, 0.0, rng.uniform(0.0, scale, size=shape))
+            compiled, reference = np.zeros(network.n_decisions), np.zeros(network.n_decisions)
+            transfers = sourcing.request(simulator, need, compiled)
+            expected = sourcing.request_numpy(simulator, need, reference)
+            assert compiled.tobytes() == reference.tobytes()
+            assert transfers.tobytes() == expected.tobytes()
+            bound += int(compiled.sum() < whole_need(need, network))
+        simulator.step(policy.act(simulator))
+    assert bound > 0  # some limit cut the needs: the limits' branches ran
+
+
+def whole_need(need: np.ndarray, network) -> float:
+    return float(np.where(network.integer_units, np.floor(need + 1e-9), need).sum())
