@@ -341,6 +341,12 @@ class Sourcing:
         self._purchase_locations = n.purchase_location.tolist()
         self._purchase_suppliers = n.purchase_supplier.tolist()
         self._flat = self._flatten()
+        # The limits as float64 arrays, for the compiled state (:meth:`_compiled_state`).
+        self._lane_capacity = np.ascontiguousarray(n.purchase_lane_capacity, dtype=float)
+        self._supplier_capacity = np.ascontiguousarray(n.supplier_capacity, dtype=float)
+        self._transfer_capacity = np.ascontiguousarray(n.transfer_capacity, dtype=float)
+        self._reserve = np.ascontiguousarray(np.broadcast_to(n.reserve_quantity, (n_loc, n_sku)), dtype=float)
+        self._location_capacity = np.ascontiguousarray(n.location_capacity, dtype=float)
 
     def _flatten(self) -> tuple | None:
         """The options as flat arrays for the compiled rank loop
@@ -404,7 +410,7 @@ class Sourcing:
         """
         if self._flat is None:
             return self.request_numpy(simulator, need, requests)
-        state = self._state(simulator, need)
+        state = self._compiled_state(simulator, need)
         (
             ddot,
             rank_start,
@@ -456,6 +462,32 @@ class Sourcing:
             any_storage_limit,
         )
         return transfers
+
+    def _compiled_state(self, simulator: Simulator, need: np.ndarray) -> tuple:
+        """:meth:`_state` in one compiled call (the same numbers)."""
+        n = self.network
+        context = simulator.context()
+        released = np.ascontiguousarray(context.released_orders, dtype=float)
+        need = np.asarray(need, dtype=float)
+        remaining, lane_units, supplier_left, transfer_units, stock_left, room = sourcing_kernels.sourcing_state(
+            need,
+            self._flat[13],  # integer units per SKU
+            released,
+            self._lane_capacity,
+            self._supplier_capacity,
+            n.purchase_supplier,
+            n.purchase_location,
+            self._transfer_capacity,
+            simulator.on_hand,
+            simulator.inbound,
+            self._reserve,
+            self._location_capacity,
+            self.any_supplier_limit,
+            self.any_storage_limit,
+        )
+        money = min(context.purchase_budget, context.purchase_headroom)
+        transfers = np.zeros((len(n.transfer_source), n.n_skus))
+        return remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers
 
     def _state(self, simulator: Simulator, need: np.ndarray) -> tuple:
         """What the rank loop starts from: remaining need, the limits left, money, no transfers."""

@@ -176,6 +176,65 @@ def _scale(q, start, stop, factor, divisor, skus, integer):
 
 
 @njit(cache=True, error_model="numpy")
+def sourcing_state(
+    need,
+    integer,
+    released,
+    lane_capacity,
+    supplier_capacity,
+    purchase_supplier,
+    purchase_location,
+    transfer_capacity,
+    on_hand,
+    inbound,
+    reserve,
+    location_capacity,
+    any_supplier_limit,
+    any_storage_limit,
+):
+    """The state :func:`source_requests` starts from, as :meth:`Sourcing._state` computes it in
+    numpy: (remaining need (D, S), units left per purchase lane (P,), per supplier × SKU,
+    per transfer lane (X,), unreserved stock (D, S), storage room per DC (D,))."""
+    n_loc, n_sku = need.shape
+    remaining = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            value = need[d, s]
+            value = _maximum(value, 0.0) if np.isfinite(value) else 0.0
+            remaining[d, s] = np.floor(value + 1e-9) if integer[s] else value
+    n_lanes = released.shape[0]
+    released_units = np.empty(n_lanes)
+    for p in range(n_lanes):
+        released_units[p] = array_sum(released[p], 0, n_sku)
+    lane_units = np.empty(n_lanes)
+    for p in range(n_lanes):
+        lane_units[p] = lane_capacity[p] - released_units[p]
+    supplier_left = supplier_capacity.copy()
+    if any_supplier_limit:
+        for p in range(n_lanes):
+            k = purchase_supplier[p]
+            for s in range(n_sku):
+                supplier_left[k, s] += -released[p, s]
+    transfer_units = np.empty(transfer_capacity.shape[0])
+    for x in range(transfer_capacity.shape[0]):
+        transfer_units[x] = transfer_capacity[x]
+    stock_left = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            stock_left[d, s] = _maximum(on_hand[d, s] - reserve[d, s], 0.0)
+    room = np.full(n_loc, np.inf)
+    if any_storage_limit:
+        row = np.empty(n_sku)
+        for d in range(n_loc):
+            for s in range(n_sku):
+                row[s] = on_hand[d, s] + inbound[d, s]
+            room[d] = location_capacity[d] - array_sum(row, 0, n_sku)
+        for p in range(n_lanes):
+            room[purchase_location[p]] += -released_units[p]
+    return remaining, lane_units, supplier_left, transfer_units, stock_left, room
+
+
+@njit(cache=True, error_model="numpy")
 def source_requests(
     ddot,
     remaining,
