@@ -164,6 +164,7 @@ class Simulator:
         self._approval_delays = approval is not None and approval.action == "delay"
         self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1)
         self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
+        self._unreliable_reliability = np.ascontiguousarray(self._unreliable_ratio[:, 0])
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
@@ -602,13 +603,12 @@ class Simulator:
         Each whole unit arrives with probability ``reliability``; fractional SKUs, and orders
         beyond 2**53 units (no exact integer draw exists), get the expected share.
         """
-        integer = self.network.integer_units
-        shipped = ordered * self._unreliable_ratio
-        shipped[:, integer] = np.floor(shipped[:, integer])
-        for row, reliability in enumerate(self._unreliable_ratio[:, 0].tolist()):
-            draw = np.flatnonzero(integer & (ordered[row] > 0) & (ordered[row] < 2.0**53))
-            if draw.size:
-                shipped[row, draw] = self.supply_rng.binomial(ordered[row, draw].astype(np.int64), reliability)
+        shipped, units, probabilities, cells = kernels.partial_shipments(
+            ordered, self._unreliable_reliability, self.network.integer_units
+        )
+        if units.size:
+            # One call for all rows draws the same numbers as one call per row in turn.
+            shipped.ravel()[cells] = self.supply_rng.binomial(units, probabilities)
         return shipped
 
     def _receiving(self):

@@ -65,7 +65,7 @@ from invalloc.sim.kernels.rules import (
     project_packed,
     record_allocations,
 )
-from invalloc.sim.kernels.suppliers import ship_orders, ship_purchases
+from invalloc.sim.kernels.suppliers import partial_shipments, ship_orders, ship_purchases
 from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "pack_episode",
     "pack_rules",
     "packable",
+    "partial_shipments",
     "post",
     "project",
     "project_packed",

@@ -410,3 +410,43 @@ def exact_arithmetic() -> int:
         if out[k, 0] != float(x[:n] @ y[:n]) or out[k, 1] != float(x[:n].sum()):
             return 0
     return address
+
+
+@njit(cache=True, error_model="numpy")
+def _minimum(a, b):
+    """``np.minimum`` of two floats (NaN wins; ties keep ``a``)."""
+    if a <= b or a != a:
+        return a
+    return b
+
+
+@njit(cache=True, error_model="numpy")
+def open_allocation(
+    on_hand, arriving, transfers, transfer_source, locations, max_share, factor, integer, positions, requests
+):
+    """The ``open`` allocation of a capped rule policy, as its numpy code computes it.
+
+    Stock available to customers (D, S): on hand + ``arriving`` now − ``transfers`` (X, S)
+    leaving now; each allocation lane ``l`` (of DC ``locations[l]``) gets
+    ``floor(factor[l] × available)`` within its channel's maximum share ``max_share[l]``
+    (whole units rounded down), written to ``requests[positions[l, s]]``.
+    """
+    n_loc, n_sku = on_hand.shape
+    available = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            available[d, s] = on_hand[d, s] + arriving[d, s]
+    for x in range(transfers.shape[0]):
+        d = transfer_source[x]
+        for s in range(n_sku):
+            available[d, s] += -transfers[x, s]
+    for lane in range(locations.shape[0]):
+        d = locations[lane]
+        share = max_share[lane]
+        for s in range(n_sku):
+            stock = available[d, s]
+            if share < 1.0:
+                cap = np.floor(share * stock + 1e-9) if integer[s] else share * stock
+            else:
+                cap = stock
+            requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), cap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import NEVER
@@ -89,3 +90,37 @@ def ship_orders(ep, ordered, shipped, leads, period):
         ep.invoices,
         ep.balance,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def partial_shipments(ordered, ratio, integer):
+    """Units the unreliable lanes ship of their orders ``ordered`` (rows, S), before the draws.
+
+    ``ordered × ratio`` per row (whole-unit SKUs rounded down), and the whole-unit orders
+    whose shipped units are drawn instead: their units (int64), each row's ``ratio`` (the
+    probability that a unit arrives) and flat cells ``row × S + sku`` in the shipments, row
+    by row (:meth:`invalloc.sim.simulator.Simulator._partial_delivery`).
+    """
+    rows, n_sku = ordered.shape
+    shipped = np.empty((rows, n_sku))
+    count = 0
+    for r in range(rows):
+        for s in range(n_sku):
+            q = ordered[r, s] * ratio[r]
+            if integer[s]:
+                q = np.floor(q)
+                if 0.0 < ordered[r, s] < 2.0**53:
+                    count += 1
+            shipped[r, s] = q
+    units = np.empty(count, dtype=np.int64)
+    probabilities = np.empty(count)
+    cells = np.empty(count, dtype=np.int64)
+    i = 0
+    for r in range(rows):
+        for s in range(n_sku):
+            if integer[s] and 0.0 < ordered[r, s] < 2.0**53:
+                units[i] = np.int64(ordered[r, s])
+                probabilities[i] = ratio[r]
+                cells[i] = r * n_sku + s
+                i += 1
+    return shipped, units, probabilities, cells
