@@ -11,6 +11,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/sim_digest.py --write digests.json   # record today's digests
     .venv/bin/python scripts/sim_digest.py --check digests.json   # compare; exit 1 on a change
     .venv/bin/python scripts/sim_digest.py --quick ...            # fewer cases (no 2,000 SKUs)
+    .venv/bin/python scripts/sim_digest.py --only tiny ...        # one case (repeatable)
 """
 
 from __future__ import annotations
@@ -52,18 +53,29 @@ def _generated(n_skus: int, seed: int = 0, **options) -> Network:
     return compile_network(parse_scenario(data, "generated", Path.cwd()))
 
 
-def networks(quick: bool) -> Iterator[tuple[str, Network, list[int]]]:
-    """(name, network, seeds) of every case."""
-    for name in ("tiny", "retail", "newsvendor", "base_stock", "orgym_invmanagement_v0", "orgym_invmanagement_v1"):
-        if (SCENARIO_DIR / f"{name}.yaml").is_file():
-            yield name, compile_network(load_scenario(name)), [0, 1, 7]
-    yield "gen200", _generated(200), [0, 3]
-    yield "gen20_mixed_wa", _generated(20, 1, integer_units="mixed", cost_method="weighted_average"), [0, 1]
-    yield "gen20_delay_backorder", _generated(20, 2, approval_action="delay", backorder_replenishment=True), [0, 1]
-    yield "gen20_fractional_lost", _generated(20, 3, integer_units=False, unmet_demand="lost_sales"), [0, 1]
-    yield "gen30_shortfall_uniform", _generated(30, 4, shortfall_penalty=True, lead_time_kind="uniform"), [0]
+def networks(quick: bool, only: list[str] | None = None) -> Iterator[tuple[str, Network, list[int]]]:
+    """(name, network, seeds) of every case (``only``: of the cases named)."""
+    cases = [
+        (name, lambda name=name: compile_network(load_scenario(name)), [0, 1, 7])
+        for name in ("tiny", "retail", "newsvendor", "base_stock", "orgym_invmanagement_v0", "orgym_invmanagement_v1")
+        if (SCENARIO_DIR / f"{name}.yaml").is_file()
+    ]
+    cases += [
+        ("gen200", lambda: _generated(200), [0, 3]),
+        ("gen20_mixed_wa", lambda: _generated(20, 1, integer_units="mixed", cost_method="weighted_average"), [0, 1]),
+        (
+            "gen20_delay_backorder",
+            lambda: _generated(20, 2, approval_action="delay", backorder_replenishment=True),
+            [0, 1],
+        ),
+        ("gen20_fractional_lost", lambda: _generated(20, 3, integer_units=False, unmet_demand="lost_sales"), [0, 1]),
+        ("gen30_shortfall_uniform", lambda: _generated(30, 4, shortfall_penalty=True, lead_time_kind="uniform"), [0]),
+    ]
     if not quick:
-        yield "gen2000", _generated(2000), [0]
+        cases.append(("gen2000", lambda: _generated(2000), [0]))
+    for name, build, seeds in cases:
+        if only is None or name in only:
+            yield name, build(), seeds
 
 
 def _update(digest, value) -> None:
@@ -82,9 +94,7 @@ def _update(digest, value) -> None:
         digest.update(repr(value).encode())
 
 
-def episode_digest(
-    simulator: Simulator, policy, seed: int, anchored: bool = False
-) -> str:
+def episode_digest(simulator: Simulator, policy, seed: int, anchored: bool = False) -> str:
     """Hex digest of one episode's requests and period reports."""
     digest = hashlib.sha256()
     simulator.reset(seed=seed)
@@ -140,9 +150,9 @@ def episode_digest(
     return digest.hexdigest()
 
 
-def digests(quick: bool) -> dict[str, str]:
+def digests(quick: bool, only: list[str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, network, seeds in networks(quick):
+    for name, network, seeds in networks(quick, only):
         big = network.n_skus >= 1000
         modes = [(False, False)] if big else [(False, False), (True, False), (True, True)]
         for check, audit in modes:
@@ -168,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--write", type=Path, help="write the digests to this JSON file")
     group.add_argument("--check", type=Path, help="compare with the digests in this JSON file")
     parser.add_argument("--quick", action="store_true", help="leave out the 2,000-SKU network")
+    parser.add_argument("--only", action="append", metavar="CASE", help="only this network (tiny, retail, gen200, …)")
     args = parser.parse_args(argv)
-    result = digests(args.quick)
+    result = digests(args.quick, args.only)
     if args.write:
         args.write.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         print(f"{len(result)} digests written to {args.write}")

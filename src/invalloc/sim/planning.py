@@ -383,7 +383,9 @@ class Sourcing:
         return (
             ddot,
             rank_start,
-            np.array([order if kind == "order" else sourcing_kernels.TRANSFER for kind, *_ in flat_options], dtype=np.int64),
+            np.array(
+                [order if kind == "order" else sourcing_kernels.TRANSFER for kind, *_ in flat_options], dtype=np.int64
+            ),
             np.array([lane for _, lane, *_ in flat_options], dtype=np.int64),
             np.array([d for _, _, d, *_ in flat_options], dtype=np.int64),
             np.array([c[3] for constants in self._constants for c in constants], dtype=np.int64),

@@ -333,7 +333,9 @@ def source_requests(
             for o in range(first, last):
                 d = location[o]
                 if into[d] > room[d]:
-                    _scale(proposals, cell_start[o], cell_start[o + 1], _builtin_max(room[d], 0.0), into[d], skus, integer)
+                    _scale(
+                        proposals, cell_start[o], cell_start[o + 1], _builtin_max(room[d], 0.0), into[d], skus, integer
+                    )
         # Budget and cash headroom over all purchase orders (fixed costs of newly used lanes first).
         if np.isfinite(money) and rank_orders[r]:
             value, fixed = 0.0, 0.0
