@@ -338,15 +338,22 @@ class Sourcing:
             for options in self.options
         ]
         self._kinds = [{kind for kind, *_ in options} for options in self.options]
-        self._purchase_locations = n.purchase_location.tolist()
-        self._purchase_suppliers = n.purchase_supplier.tolist()
         self._flat = self._flatten()
-        # The limits as float64 arrays, for the compiled state (:meth:`_compiled_state`).
+        # The limits as float64 arrays, for the compiled step (:meth:`request`).
         self._lane_capacity = np.ascontiguousarray(n.purchase_lane_capacity, dtype=float)
         self._supplier_capacity = np.ascontiguousarray(n.supplier_capacity, dtype=float)
         self._transfer_capacity = np.ascontiguousarray(n.transfer_capacity, dtype=float)
         self._reserve = np.ascontiguousarray(np.broadcast_to(n.reserve_quantity, (n_loc, n_sku)), dtype=float)
         self._location_capacity = np.ascontiguousarray(n.location_capacity, dtype=float)
+        self._limits = (
+            self._lane_capacity,
+            self._supplier_capacity,
+            n.purchase_supplier,
+            n.purchase_location,
+            self._transfer_capacity,
+            self._reserve,
+            self._location_capacity,
+        )
 
     def _flatten(self) -> tuple | None:
         """The options as flat arrays for the compiled rank loop
@@ -412,108 +419,22 @@ class Sourcing:
         """
         if self._flat is None:
             return self.request_numpy(simulator, need, requests)
-        state = self._compiled_state(simulator, need)
-        (
-            ddot,
-            rank_start,
-            kind,
-            lane,
-            location,
-            owner,
-            cell_start,
-            skus,
-            positions,
-            unit_cost,
-            moq_floor,
-            rank_transfers,
-            rank_orders,
-            integer,
-            fixed_cost,
-            approval_limit,
-            any_supplier_limit,
-            any_storage_limit,
-        ) = self._flat
-        remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers = state
-        sourcing_kernels.source_requests(
-            ddot,
-            remaining,
-            lane_units,
-            supplier_left,
-            transfer_units,
-            stock_left,
-            room,
-            float(money),
-            requests,
-            transfers,
-            rank_start,
-            kind,
-            lane,
-            location,
-            owner,
-            cell_start,
-            skus,
-            positions,
-            unit_cost,
-            moq_floor,
-            rank_transfers,
-            rank_orders,
-            integer,
-            fixed_cost,
-            approval_limit,
-            any_supplier_limit,
-            any_storage_limit,
-        )
-        return transfers
-
-    def _compiled_state(self, simulator: Simulator, need: np.ndarray) -> tuple:
-        """:meth:`_state` in one compiled call (the same numbers)."""
         n = self.network
         context = simulator.context()
-        released = np.ascontiguousarray(context.released_orders, dtype=float)
-        need = np.asarray(need, dtype=float)
-        remaining, lane_units, supplier_left, transfer_units, stock_left, room = sourcing_kernels.sourcing_state(
-            need,
-            self._flat[13],  # integer units per SKU
-            released,
-            self._lane_capacity,
-            self._supplier_capacity,
-            n.purchase_supplier,
-            n.purchase_location,
-            self._transfer_capacity,
+        transfers = np.zeros((len(n.transfer_source), n.n_skus))
+        sourcing_kernels.plan_sources(
+            self._flat[0],  # numpy's ddot
+            np.asarray(need, dtype=float),
+            np.ascontiguousarray(context.released_orders, dtype=float),
             simulator.on_hand,
             simulator.inbound,
-            self._reserve,
-            self._location_capacity,
-            self.any_supplier_limit,
-            self.any_storage_limit,
+            float(min(context.purchase_budget, context.purchase_headroom)),
+            requests,
+            transfers,
+            *self._limits,
+            *self._flat[1:],
         )
-        money = min(context.purchase_budget, context.purchase_headroom)
-        transfers = np.zeros((len(n.transfer_source), n.n_skus))
-        return remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers
-
-    def _state(self, simulator: Simulator, need: np.ndarray) -> tuple:
-        """What the rank loop starts from: remaining need, the limits left, money, no transfers."""
-        n = self.network
-        integer = n.integer_units
-        context = simulator.context()
-        released = context.released_orders  # (P, S) released from approval: ship now, take capacity first
-        # Whole-unit SKUs: whole units only, so a fraction never books a lane's fixed cost.
-        remaining = whole_units(np.where(np.isfinite(need), np.maximum(need, 0.0), 0.0), integer[None, :])
-        lane_units = n.purchase_lane_capacity - released.sum(axis=1)  # (P,) units left
-        supplier_left = n.supplier_capacity.copy()
-        if self.any_supplier_limit:
-            for p, k in enumerate(self._purchase_suppliers):  # as np.add.at(…, -released), lane by lane
-                supplier_left[k] += -released[p]
-        transfer_units = n.transfer_capacity.astype(float).copy()  # (X,)
-        stock_left = np.maximum(simulator.on_hand - n.reserve_quantity, 0.0)  # (D, S) unreserved, for transfers
-        room = np.full(len(n.locations), np.inf)
-        if self.any_storage_limit:
-            room = n.location_capacity - (simulator.on_hand + simulator.inbound).sum(axis=1)
-            for p, amount in enumerate((-released.sum(axis=1)).tolist()):  # as np.add.at, lane by lane
-                room[self._purchase_locations[p]] += amount
-        money = min(context.purchase_budget, context.purchase_headroom)
-        transfers = np.zeros((len(n.transfer_source), n.n_skus))
-        return remaining, lane_units, supplier_left, transfer_units, stock_left, room, money, transfers
+        return transfers
 
     def request_numpy(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
         """:meth:`request` in numpy (where the compiled loop's arithmetic would differ, and in tests)."""

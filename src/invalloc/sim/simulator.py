@@ -165,6 +165,13 @@ class Simulator:
         self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1)
         self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
         self._unreliable_reliability = np.ascontiguousarray(self._unreliable_ratio[:, 0])
+        draws = len(self._unreliable_lanes) * network.n_skus  # at most one per unreliable lane × SKU
+        self._partial_scratch = (
+            np.empty((len(network.purchase_location), network.n_skus)),
+            np.empty(draws, dtype=np.int64),
+            np.empty(draws),
+            np.empty(draws, dtype=np.int64),
+        )
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
@@ -570,8 +577,7 @@ class Simulator:
         n = self.network
         shipped = orders
         if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
-            shipped = orders.copy()
-            shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
+            shipped = self._partial_delivery(orders)
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
         goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
         payables, period = self.payables, self.period
@@ -597,18 +603,27 @@ class Simulator:
                     shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]),
                 )
 
-    def _partial_delivery(self, ordered: np.ndarray) -> np.ndarray:
-        """Units shipped of the unreliable lanes' orders (lanes, S).
+    def _partial_delivery(self, orders: np.ndarray) -> np.ndarray:
+        """Units shipped of the purchase orders (P, S), the unreliable lanes' drawn.
 
         Each whole unit arrives with probability ``reliability``; fractional SKUs, and orders
-        beyond 2**53 units (no exact integer draw exists), get the expected share.
+        beyond 2**53 units (no exact integer draw exists), get the expected share. The draws
+        are one binomial call over the unreliable lanes in turn (the same numbers as one call
+        per lane). Returns a scratch array, valid until the next period.
         """
-        shipped, units, probabilities, cells = kernels.partial_shipments(
-            ordered, self._unreliable_reliability, self.network.integer_units
+        shipped, units, probabilities, cells = self._partial_scratch
+        count = kernels.partial_shipments(
+            orders,
+            self._unreliable_lanes,
+            self._unreliable_reliability,
+            self.network.integer_units,
+            shipped,
+            units,
+            probabilities,
+            cells,
         )
-        if units.size:
-            # One call for all rows draws the same numbers as one call per row in turn.
-            shipped.ravel()[cells] = self.supply_rng.binomial(units, probabilities)
+        if count:
+            shipped.ravel()[cells[:count]] = self.supply_rng.binomial(units[:count], probabilities[:count])
         return shipped
 
     def _receiving(self):

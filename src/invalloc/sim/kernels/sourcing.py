@@ -192,8 +192,8 @@ def sourcing_state(
     any_supplier_limit,
     any_storage_limit,
 ):
-    """The state :func:`source_requests` starts from, as :meth:`Sourcing._state` computes it in
-    numpy: (remaining need (D, S), units left per purchase lane (P,), per supplier × SKU,
+    """The state :func:`source_requests` starts from, as :meth:`Sourcing.request_numpy` computes
+    it in numpy: (remaining need (D, S), units left per purchase lane (P,), per supplier × SKU,
     per transfer lane (X,), unreserved stock (D, S), storage room per DC (D,))."""
     n_loc, n_sku = need.shape
     remaining = np.empty((n_loc, n_sku))
@@ -452,3 +452,87 @@ def open_allocation(
             else:
                 cap = stock
             requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), cap)
+
+
+@njit(cache=True, error_model="numpy")
+def plan_sources(
+    ddot,
+    need,
+    released,
+    on_hand,
+    inbound,
+    money,
+    requests,
+    transfers,
+    lane_capacity,
+    supplier_capacity,
+    purchase_supplier,
+    purchase_location,
+    transfer_capacity,
+    reserve,
+    location_capacity,
+    rank_start,
+    kind,
+    lane,
+    location,
+    owner,
+    cell_start,
+    skus,
+    positions,
+    unit_cost,
+    moq_floor,
+    rank_transfers,
+    rank_orders,
+    integer,
+    fixed_cost,
+    approval_limit,
+    any_supplier_limit,
+    any_storage_limit,
+):
+    """:meth:`Sourcing.request` in one call: :func:`sourcing_state`, then :func:`source_requests`
+    (its state stays inside: no arrays handed back to Python)."""
+    remaining, lane_units, supplier_left, transfer_units, stock_left, room = sourcing_state(
+        need,
+        integer,
+        released,
+        lane_capacity,
+        supplier_capacity,
+        purchase_supplier,
+        purchase_location,
+        transfer_capacity,
+        on_hand,
+        inbound,
+        reserve,
+        location_capacity,
+        any_supplier_limit,
+        any_storage_limit,
+    )
+    source_requests(
+        ddot,
+        remaining,
+        lane_units,
+        supplier_left,
+        transfer_units,
+        stock_left,
+        room,
+        money,
+        requests,
+        transfers,
+        rank_start,
+        kind,
+        lane,
+        location,
+        owner,
+        cell_start,
+        skus,
+        positions,
+        unit_cost,
+        moq_floor,
+        rank_transfers,
+        rank_orders,
+        integer,
+        fixed_cost,
+        approval_limit,
+        any_supplier_limit,
+        any_storage_limit,
+    )

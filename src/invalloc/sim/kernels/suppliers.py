@@ -93,34 +93,31 @@ def ship_orders(ep, ordered, shipped, leads, period):
 
 
 @njit(cache=True, error_model="numpy")
-def partial_shipments(ordered, ratio, integer):
-    """Units the unreliable lanes ship of their orders ``ordered`` (rows, S), before the draws.
+def partial_shipments(orders, lanes, ratio, integer, shipped, units, probabilities, cells):
+    """Units the suppliers ship of ``orders`` (P, S) before the unreliable lanes' draws.
 
-    ``ordered × ratio`` per row (whole-unit SKUs rounded down), and the whole-unit orders
-    whose shipped units are drawn instead: their units (int64), each row's ``ratio`` (the
-    probability that a unit arrives) and flat cells ``row × S + sku`` in the shipments, row
-    by row (:meth:`invalloc.sim.simulator.Simulator._partial_delivery`).
+    Writes ``shipped`` (P, S): the orders, except on the unreliable ``lanes`` (rows of
+    ``orders``) ``orders × ratio`` (whole-unit SKUs rounded down); and, lane by lane, the
+    whole-unit orders whose shipped units are drawn instead: their units (int64), the lane's
+    ``ratio`` (the probability that a unit arrives) and flat cells ``lane × S + sku`` of
+    ``shipped``. Returns how many (:meth:`invalloc.sim.simulator.Simulator._partial_delivery`).
     """
-    rows, n_sku = ordered.shape
-    shipped = np.empty((rows, n_sku))
-    count = 0
-    for r in range(rows):
+    n_sku = orders.shape[1]
+    for p in range(orders.shape[0]):
         for s in range(n_sku):
-            q = ordered[r, s] * ratio[r]
+            shipped[p, s] = orders[p, s]
+    count = 0
+    for r in range(lanes.shape[0]):
+        p = lanes[r]
+        for s in range(n_sku):
+            ordered = orders[p, s]
+            q = ordered * ratio[r]
             if integer[s]:
                 q = np.floor(q)
-                if 0.0 < ordered[r, s] < 2.0**53:
+                if 0.0 < ordered < 2.0**53:
+                    units[count] = np.int64(ordered)
+                    probabilities[count] = ratio[r]
+                    cells[count] = p * n_sku + s
                     count += 1
-            shipped[r, s] = q
-    units = np.empty(count, dtype=np.int64)
-    probabilities = np.empty(count)
-    cells = np.empty(count, dtype=np.int64)
-    i = 0
-    for r in range(rows):
-        for s in range(n_sku):
-            if integer[s] and 0.0 < ordered[r, s] < 2.0**53:
-                units[i] = np.int64(ordered[r, s])
-                probabilities[i] = ratio[r]
-                cells[i] = r * n_sku + s
-                i += 1
-    return shipped, units, probabilities, cells
+            shipped[p, s] = q
+    return count
