@@ -115,6 +115,11 @@ class RuleBasedPolicy:
         self._allocation_max_share = np.ascontiguousarray(
             network.channel_max_share[view.allocation_channels], dtype=float
         )
+        # The open split's factor per allocation lane (no channel weights): share / max(1, the
+        # shares of the DC's lanes together), as _allocate computes it.
+        share = network.channel_max_share[view.allocation_channels]
+        total = (view.allocation_incidence @ share)[view.allocation_locations]
+        self._open_factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
 
     def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
         """(D,) one value per DC from one value or a list downstream first."""
@@ -218,10 +223,14 @@ class RuleBasedPolicy:
             return
         if self.allocation == "open" and transfers is not None:
             # The capped open split below, compiled (the same numbers).
-            share = self.network.channel_max_share[view.allocation_channels]
-            if channel_weight is not None:
-                share = share * channel_weight[view.allocation_channels]
-            total = (view.allocation_incidence @ share)[view.allocation_locations]
+            if channel_weight is None:
+                factor = self._open_factor  # the same expression, computed once per reset
+            else:
+                share = (
+                    self.network.channel_max_share[view.allocation_channels] * channel_weight[view.allocation_channels]
+                )
+                total = (view.allocation_incidence @ share)[view.allocation_locations]
+                factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
             planner_kernels.open_allocation(
                 simulator.on_hand,
                 simulator.arriving(simulator.period),
@@ -229,7 +238,7 @@ class RuleBasedPolicy:
                 self.network.transfer_source,
                 view.allocation_locations,
                 self._allocation_max_share,
-                np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float),
+                factor,
                 self.network.integer_units,
                 view.allocation_positions,
                 requests,
