@@ -144,6 +144,7 @@ class PlanningView:
                 self._decision_sku[span] = skus
         self._replenishment_decisions = np.flatnonzero(self._decision_location >= 0)
         self._purchase_locations = network.purchase_location.tolist()
+        self._backorders = bool(network.scenario.episode.backorder_replenishment)
         self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
 
@@ -189,6 +190,8 @@ class PlanningView:
             # As np.add.at(held, purchase_location, orders), lane by lane (much cheaper).
             for p, d in enumerate(locations):
                 held[d] += orders[p]
+        if not self._backorders:
+            return held  # requests are never backordered: none is open
         decisions = self._replenishment_decisions
         open_requests = simulator.open_requests[decisions]
         if open_requests.any():

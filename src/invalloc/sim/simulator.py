@@ -316,6 +316,7 @@ class Simulator:
         self.receivables: dict[int, float] = defaultdict(float)
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = self.ledger.balance.item(CASH)
+        self._headroom_memo: tuple[int, float, float] | None = None
         self._requests: np.ndarray | None = None
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
@@ -433,8 +434,19 @@ class Simulator:
         return _due_before(self.payables, self.period + periods)
 
     def purchase_headroom(self) -> float:
-        """Money a purchase may commit now under the cash rule (may be negative)."""
-        return self._headroom_given(self.payables_due_within(self._payment_window + 1))
+        """Money a purchase may commit now under the cash rule (may be negative).
+
+        Remembered for the period and cash it was computed at: a policy reads it just before
+        the decision point reads it again, with nothing changed in between. (Bills and held
+        orders change only inside a period, after the decision point.)
+        """
+        cash = self.ledger.balance.item(CASH)
+        memo = self._headroom_memo
+        if memo is not None and memo[0] == self.period and memo[1] == cash:
+            return memo[2]
+        headroom = self._headroom_given(self.payables_due_within(self._payment_window + 1))
+        self._headroom_memo = (self.period, cash, headroom)
+        return headroom
 
     def _headroom_given(self, payables_due: float) -> float:
         """:meth:`purchase_headroom` with the payables due in the payment window already summed."""
