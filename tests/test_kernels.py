@@ -112,3 +112,65 @@ def test_the_compiled_sourcing_step_requests_what_the_numpy_code_requests(option
 
 def whole_need(need: np.ndarray, network) -> float:
     return float(np.where(network.integer_units, np.floor(need + 1e-9), need).sum())
+
+
+def _generated_simulation(options: dict, periods: int = 6):
+    from invalloc.baselines import make_policy
+    from invalloc.config.generate import generate_scenario
+    from invalloc.config.loader import parse_scenario
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    network = compile_network(parse_scenario(generate_scenario(30, 3, 3, seed=7, **options), "generated", Path.cwd()))
+    simulator = Simulator(network, check_invariants=True)
+    policy = make_policy("base_stock", None)
+    simulator.reset(seed=4)
+    policy.reset(network, seed=4)
+    for _ in range(periods):
+        simulator.step(policy.act(simulator))
+    return network, simulator, policy
+
+
+@pytest.mark.parametrize("options", [{}, {"integer_units": "mixed"}])
+def test_the_compiled_open_allocation_splits_as_the_numpy_rule(options):
+    network, simulator, policy = _generated_simulation(options)
+    view = policy.view
+    rng = np.random.default_rng(1)
+    for weight in (None, rng.uniform(0.5, 2.0, size=len(network.channels))):
+        requests = np.zeros(network.n_decisions)
+        transfers = policy._replenish(simulator, requests)
+        policy._allocate(simulator, requests, transfers, weight)
+        # The numpy rule: each lane's share of the DC's stock left to sell, within its channel's cap.
+        available = view.available_to_customers(simulator, transfers)
+        share = network.channel_max_share[view.allocation_channels]
+        if weight is not None:
+            share = share * weight[view.allocation_channels]
+        total = (view.allocation_incidence @ share)[view.allocation_locations]
+        given = np.floor((share / np.maximum(total, 1.0))[:, None] * available[view.allocation_locations])
+        expected = np.minimum(given, view.channel_caps(available))
+        assert requests[view.allocation_positions].tobytes() == expected.tobytes()
+        assert expected.sum() > 0
+
+
+def test_partial_deliveries_draw_as_one_binomial_call_per_unreliable_lane():
+    network, simulator, _ = _generated_simulation({"integer_units": "mixed"}, periods=1)
+    lanes = np.flatnonzero(network.purchase_reliability < 1)
+    assert lanes.size and network.integer_units.any() and not network.integer_units.all()
+    rng = np.random.default_rng(2)
+    orders = np.round(rng.uniform(0.0, 40.0, size=(len(network.purchase_location), network.n_skus)), 1)
+    orders[rng.random(orders.shape) < 0.3] = 0.0
+    simulator._supply_rng = np.random.default_rng(9)
+    shipped = simulator._partial_delivery(orders).copy()
+    # As it was drawn lane by lane in numpy.
+    draws = np.random.default_rng(9)
+    expected = orders.copy()
+    integer = network.integer_units
+    for lane in lanes:
+        reliability = float(network.purchase_reliability[lane])
+        row = orders[lane] * reliability
+        row[integer] = np.floor(row[integer])
+        whole = np.flatnonzero(integer & (orders[lane] > 0) & (orders[lane] < 2.0**53))
+        row[whole] = draws.binomial(orders[lane, whole].astype(np.int64), reliability)
+        expected[lane] = row
+    assert shipped.tobytes() == expected.tobytes()
+    assert (shipped[lanes] < orders[lanes]).any()  # some units did not arrive

@@ -1,4 +1,5 @@
-"""A planner's sourcing step (:meth:`invalloc.sim.planning.Sourcing.request`), compiled.
+"""A rule policy's planning, compiled: the sourcing step (:meth:`invalloc.sim.planning.Sourcing.request`,
+:func:`plan_sources`) and the capped open allocation (:func:`open_allocation`).
 
 The same arithmetic as the numpy code, in the same order, so the requests are the same bit
 for bit: sums are numpy's pairwise sums (:func:`pairwise_sum`), and dot products call the
