@@ -137,3 +137,39 @@ def test_bench_learning_episodes_option():
     for bad in ("x", "retail=1", ""):
         with pytest.raises(bench.BenchError, match="--episodes"):
             bench.parse_episodes(bad)
+
+
+def test_bench_sim_reports_every_row_with_its_yardstick_and_targets(tmp_path):
+    result = _script("bench_sim.py", "--seconds", "0.05", "--clock", "cpu", tmp=tmp_path / "tmp")
+    rows = {row["scenario"]: row for row in result["rows"]}
+    assert set(rows) == {"orgym_invmanagement_v1", "retail", "generated_200x3x3", "generated_2000x3x3"}
+    big = rows["generated_2000x3x3"]
+    assert big["shape"] == {
+        "skus": 2000,
+        "dcs": 3,
+        "channels": 3,
+        "decisions": big["shape"]["decisions"],
+        "horizon": 52,
+    }
+    assert big["target_periods_per_s"] == 1000.0 and big["target_sim_over_yardstick"] == 4.0
+    assert rows["generated_200x3x3"]["target_sim_over_yardstick"] == 4.0
+    for row in rows.values():
+        assert row["sim_over_yardstick"] == pytest.approx(
+            row["yardstick_periods_per_s"] / row["simulator_periods_per_s"]
+        )
+        assert 0.0 <= row["policy_share"] <= 1.0 and 0.0 <= row["reset_share"] <= 1.0
+
+
+def test_sim_digest_finds_the_recorded_episodes_unchanged_and_names_a_changed_one(tmp_path):
+    recorded = tmp_path / "digests.json"
+    command = [sys.executable, str(SCRIPTS / "sim_digest.py"), "--only", "tiny"]
+    written = subprocess.run([*command, "--write", str(recorded)], capture_output=True, text=True, timeout=600)
+    assert written.returncode == 0, written.stderr[-2000:]
+    digests = json.loads(recorded.read_text())
+    assert len(digests) > 20 and all(key.startswith("tiny/") for key in digests)
+    same = subprocess.run([*command, "--check", str(recorded)], capture_output=True, text=True, timeout=600)
+    assert same.returncode == 0 and f"{len(digests)} digests compared, 0 changed" in same.stdout
+    key = sorted(digests)[0]
+    recorded.write_text(json.dumps({**digests, key: "0" * 64}))
+    changed = subprocess.run([*command, "--check", str(recorded)], capture_output=True, text=True, timeout=600)
+    assert changed.returncode == 1 and f"CHANGED {key}" in changed.stdout

@@ -12,6 +12,7 @@ import numpy as np
 
 from invalloc.config.schema import DemandStream
 from invalloc.config.trace import read_history, read_trace
+from invalloc.sim.kernels import demand as demand_kernels
 from invalloc.sim.network import Network
 
 
@@ -129,9 +130,10 @@ class DemandModel:
                 # rate per period and SKU, then the tiers as Poisson thinnings of it.
                 positive, gamma_shape, gamma_scale = shape
                 rate = np.where(positive, rng.gamma(gamma_shape, gamma_scale), 0.0)
-            tiers[:, members[:, None], columns[None, :]] += rng.poisson(rate * shares)  # (H, M, k)
+            # tiers[:, members[:, None], columns[None, :]] += the draws (H, M, k), compiled.
+            demand_kernels.add_tier_draws(tiers, members, columns, rng.poisson(rate * shares))
         if channel_demand is not None:
-            tiers += _split_over_tiers(self._split, n, channel_demand, rng)
+            _add_split_over_tiers(self._split, n, channel_demand, rng, tiers)
         return tiers
 
 
@@ -199,6 +201,35 @@ def _tier_split_plan(network: Network) -> tuple[list[tuple[np.ndarray, np.ndarra
         members = np.flatnonzero(network.tier_channel == c)
         channels.append((members, network.tier_share[members]))
     return channels, bool(network.integer_units.any()), bool(network.integer_units.all())
+
+
+def _add_split_over_tiers(
+    plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator, tiers: np.ndarray
+) -> None:
+    """``tiers += _split_over_tiers(plan, network, channel_demand, rng)`` without the temporary
+    arrays: the same draws, and each element of ``tiers`` gets the same one addition."""
+    channels, any_integer, all_integer = plan
+    integer = network.integer_units
+    for c, (members, shares) in enumerate(channels):
+        total = channel_demand[:, c, :]
+        if len(members) == 1:
+            demand_kernels.add_channel_total(tiers, members[0], total)
+            continue
+        if not any_integer:
+            demand_kernels.add_pro_rata(tiers, members, shares, total)
+            continue
+        remaining = demand_kernels.whole_counts(total)
+        left = 1.0
+        no_draws = np.zeros(0, dtype=np.int64)
+        for k, member in enumerate(members):
+            last = k == len(members) - 1
+            draws = no_draws
+            if not last:
+                # Only the non-zero counts are drawn (as _split_over_tiers draws them).
+                counts = demand_kernels.nonzero_counts(remaining)
+                draws = rng.binomial(counts, min(shares[k] / left, 1.0) if left > 0 else 0.0)
+                left -= shares[k]
+            demand_kernels.add_tier_split(tiers, member, remaining, draws, last, total, shares[k], integer, all_integer)
 
 
 def _split_over_tiers(plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from invalloc.sim.kernels import sourcing as sourcing_kernels
 from invalloc.sim.network import Network
 from invalloc.sim.simulator import Simulator
 
@@ -142,6 +143,9 @@ class PlanningView:
                 self._decision_location[span] = d
                 self._decision_sku[span] = skus
         self._replenishment_decisions = np.flatnonzero(self._decision_location >= 0)
+        self._purchase_locations = network.purchase_location.tolist()
+        self._backorders = bool(network.scenario.episode.backorder_replenishment)
+        self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
 
     def _order_to_customer(self) -> np.ndarray:
@@ -181,8 +185,13 @@ class PlanningView:
         approval (released in a later period) and backordered replenishment requests."""
         n = self.network
         held = np.zeros((len(n.locations), n.n_skus))
+        locations = self._purchase_locations
         for orders in simulator.pending_approval.values():
-            np.add.at(held, n.purchase_location, orders)
+            # As np.add.at(held, purchase_location, orders), lane by lane (much cheaper).
+            for p, d in enumerate(locations):
+                held[d] += orders[p]
+        if not self._backorders:
+            return held  # requests are never backordered: none is open
         decisions = self._replenishment_decisions
         open_requests = simulator.open_requests[decisions]
         if open_requests.any():
@@ -204,7 +213,8 @@ class PlanningView:
         """Stock each DC can sell this period (D, S): on hand − ``transfers`` (X, S) leaving now + arriving now."""
         available = simulator.on_hand + simulator.arriving(simulator.period)
         if transfers is not None and len(transfers):
-            np.add.at(available, self.network.transfer_source, -transfers)
+            for x, d in enumerate(self._transfer_sources):  # as np.add.at(available, source, -transfers)
+                available[d] += -transfers[x]
         return available
 
     def channel_caps(self, available: np.ndarray) -> np.ndarray:
@@ -331,13 +341,106 @@ class Sourcing:
             for options in self.options
         ]
         self._kinds = [{kind for kind, *_ in options} for options in self.options]
+        self._flat = self._flatten()
+        # The limits as float64 arrays, for the compiled step (:meth:`request`).
+        self._lane_capacity = np.ascontiguousarray(n.purchase_lane_capacity, dtype=float)
+        self._supplier_capacity = np.ascontiguousarray(n.supplier_capacity, dtype=float)
+        self._transfer_capacity = np.ascontiguousarray(n.transfer_capacity, dtype=float)
+        self._reserve = np.ascontiguousarray(np.broadcast_to(n.reserve_quantity, (n_loc, n_sku)), dtype=float)
+        self._location_capacity = np.ascontiguousarray(n.location_capacity, dtype=float)
+        self._limits = (
+            self._lane_capacity,
+            self._supplier_capacity,
+            n.purchase_supplier,
+            n.purchase_location,
+            self._transfer_capacity,
+            self._reserve,
+            self._location_capacity,
+        )
+
+    def _flatten(self) -> tuple | None:
+        """The options as flat arrays for the compiled rank loop
+        (:func:`invalloc.sim.kernels.sourcing.source_requests`), or None where the compiled
+        arithmetic cannot match numpy's here (then :meth:`request` runs the numpy code)."""
+        ddot = _exact_arithmetic()
+        if not ddot:
+            return None
+        n = self.network
+        flat_options = [option for options in self.options for option in options]
+        rank_start = np.cumsum([0] + [len(options) for options in self.options]).astype(np.int64)
+        sizes = [len(skus) for _, _, _, skus, _ in flat_options]
+        cell_start = np.cumsum([0, *sizes]).astype(np.int64)
+        empty_int, empty_float = np.zeros(0, dtype=np.int64), np.zeros(0)
+        order = sourcing_kernels.ORDER
+
+        def cells(values) -> np.ndarray:
+            return np.concatenate(values) if values else empty_float
+
+        unit_cost = cells(
+            [
+                (unit if unit is not None else np.zeros(len(skus))).astype(float)
+                for options, constants in zip(self.options, self._constants, strict=True)
+                for (_, _, _, skus, _), (_, unit, _, _) in zip(options, constants, strict=True)
+            ]
+        )
+        moq_floor = cells(
+            [
+                (floor if floor is not None else np.zeros(len(skus))).astype(float)
+                for options, constants in zip(self.options, self._constants, strict=True)
+                for (_, _, _, skus, _), (_, _, floor, _) in zip(options, constants, strict=True)
+            ]
+        )
+        return (
+            ddot,
+            rank_start,
+            np.array(
+                [order if kind == "order" else sourcing_kernels.TRANSFER for kind, *_ in flat_options], dtype=np.int64
+            ),
+            np.array([lane for _, lane, *_ in flat_options], dtype=np.int64),
+            np.array([d for _, _, d, *_ in flat_options], dtype=np.int64),
+            np.array([c[3] for constants in self._constants for c in constants], dtype=np.int64),
+            cell_start,
+            np.concatenate([skus for *_, skus, _ in flat_options]).astype(np.int64) if flat_options else empty_int,
+            np.concatenate([p for *_, p in flat_options]).astype(np.int64) if flat_options else empty_int,
+            np.ascontiguousarray(unit_cost),
+            np.ascontiguousarray(moq_floor),
+            np.array(["transfer" in kinds for kinds in self._kinds], dtype=bool),
+            np.array(["order" in kinds for kinds in self._kinds], dtype=bool),
+            n.integer_units.astype(bool),
+            n.purchase_fixed_cost.astype(float),
+            float(self.approval_limit),
+            self.any_supplier_limit,
+            self.any_storage_limit,
+        )
 
     def request(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
         """Add to ``requests`` (n_decisions,) executable orders and transfers for ``need`` (D, S) units.
 
         Returns the units requested on transfer lanes (X, S), so the caller knows what leaves
-        each source DC now.
+        each source DC now. The rank loop is compiled where its arithmetic matches numpy's
+        (:mod:`invalloc.sim.kernels.sourcing`); :meth:`request_numpy` is the same in numpy.
         """
+        if self._flat is None:
+            return self.request_numpy(simulator, need, requests)
+        n = self.network
+        context = simulator.context()
+        transfers = np.zeros((len(n.transfer_source), n.n_skus))
+        sourcing_kernels.plan_sources(
+            self._flat[0],  # numpy's ddot
+            np.asarray(need, dtype=float),
+            np.ascontiguousarray(context.released_orders, dtype=float),
+            simulator.on_hand,
+            simulator.inbound,
+            float(min(context.purchase_budget, context.purchase_headroom)),
+            requests,
+            transfers,
+            *self._limits,
+            *self._flat[1:],
+        )
+        return transfers
+
+    def request_numpy(self, simulator: Simulator, need: np.ndarray, requests: np.ndarray) -> np.ndarray:
+        """:meth:`request` in numpy (where the compiled loop's arithmetic would differ, and in tests)."""
         n = self.network
         integer = n.integer_units
         context = simulator.context()
@@ -437,6 +540,16 @@ class Sourcing:
                     if self.any_supplier_limit:
                         supplier_left[owner, skus] -= q
         return transfers
+
+
+_EXACT: list[int] = []
+
+
+def _exact_arithmetic() -> int:
+    """:func:`invalloc.sim.kernels.sourcing.exact_arithmetic`, probed once per process."""
+    if not _EXACT:
+        _EXACT.append(sourcing_kernels.exact_arithmetic())
+    return _EXACT[0]
 
 
 class _Rounding:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from invalloc.sim.kernels import sourcing as planner_kernels
 from invalloc.sim.network import Network
 from invalloc.sim.planning import PlanningView, whole_units
 from invalloc.sim.policy import PolicyError
@@ -111,6 +112,14 @@ class RuleBasedPolicy:
         tier_priority = np.full(len(network.channels), np.inf)
         np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
         self.allocation_priority_order = np.argsort(tier_priority[view.allocation_channels], kind="stable")
+        self._allocation_max_share = np.ascontiguousarray(
+            network.channel_max_share[view.allocation_channels], dtype=float
+        )
+        # The open split's factor per allocation lane (no channel weights): share / max(1, the
+        # shares of the DC's lanes together), as _allocate computes it.
+        share = network.channel_max_share[view.allocation_channels]
+        total = (view.allocation_incidence @ share)[view.allocation_locations]
+        self._open_factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
 
     def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
         """(D,) one value per DC from one value or a list downstream first."""
@@ -211,6 +220,29 @@ class RuleBasedPolicy:
         """
         view = self.view
         if not len(view.allocation_channels):
+            return
+        if self.allocation == "open" and transfers is not None:
+            # The capped open split below, compiled (the same numbers).
+            if channel_weight is None:
+                factor = self._open_factor  # the same expression, computed once per reset
+            else:
+                share = (
+                    self.network.channel_max_share[view.allocation_channels] * channel_weight[view.allocation_channels]
+                )
+                total = (view.allocation_incidence @ share)[view.allocation_locations]
+                factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
+            planner_kernels.open_allocation(
+                simulator.on_hand,
+                simulator.arriving(simulator.period),
+                transfers,
+                self.network.transfer_source,
+                view.allocation_locations,
+                self._allocation_max_share,
+                factor,
+                self.network.integer_units,
+                view.allocation_positions,
+                requests,
+            )
             return
         if transfers is None:
             available = simulator.on_hand + simulator.arriving(simulator.period)

@@ -164,6 +164,14 @@ class Simulator:
         self._approval_delays = approval is not None and approval.action == "delay"
         self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1)
         self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
+        self._unreliable_reliability = np.ascontiguousarray(self._unreliable_ratio[:, 0])
+        draws = len(self._unreliable_lanes) * network.n_skus  # at most one per unreliable lane × SKU
+        self._partial_scratch = (
+            np.empty((len(network.purchase_location), network.n_skus)),
+            np.empty(draws, dtype=np.int64),
+            np.empty(draws),
+            np.empty(draws, dtype=np.int64),
+        )
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
         self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
@@ -308,6 +316,7 @@ class Simulator:
         self.receivables: dict[int, float] = defaultdict(float)
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = self.ledger.balance.item(CASH)
+        self._headroom_memo: tuple[int, float, float] | None = None
         self._requests: np.ndarray | None = None
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
@@ -425,8 +434,19 @@ class Simulator:
         return _due_before(self.payables, self.period + periods)
 
     def purchase_headroom(self) -> float:
-        """Money a purchase may commit now under the cash rule (may be negative)."""
-        return self._headroom_given(self.payables_due_within(self._payment_window + 1))
+        """Money a purchase may commit now under the cash rule (may be negative).
+
+        Remembered for the period and cash it was computed at: a policy reads it just before
+        the decision point reads it again, with nothing changed in between. (Bills and held
+        orders change only inside a period, after the decision point.)
+        """
+        cash = self.ledger.balance.item(CASH)
+        memo = self._headroom_memo
+        if memo is not None and memo[0] == self.period and memo[1] == cash:
+            return memo[2]
+        headroom = self._headroom_given(self.payables_due_within(self._payment_window + 1))
+        self._headroom_memo = (self.period, cash, headroom)
+        return headroom
 
     def _headroom_given(self, payables_due: float) -> float:
         """:meth:`purchase_headroom` with the payables due in the payment window already summed."""
@@ -569,8 +589,7 @@ class Simulator:
         n = self.network
         shipped = orders
         if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
-            shipped = orders.copy()
-            shipped[self._unreliable_lanes] = self._partial_delivery(orders[self._unreliable_lanes])
+            shipped = self._partial_delivery(orders)
         leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
         goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
         payables, period = self.payables, self.period
@@ -596,19 +615,27 @@ class Simulator:
                     shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]),
                 )
 
-    def _partial_delivery(self, ordered: np.ndarray) -> np.ndarray:
-        """Units shipped of the unreliable lanes' orders (lanes, S).
+    def _partial_delivery(self, orders: np.ndarray) -> np.ndarray:
+        """Units shipped of the purchase orders (P, S), the unreliable lanes' drawn.
 
         Each whole unit arrives with probability ``reliability``; fractional SKUs, and orders
-        beyond 2**53 units (no exact integer draw exists), get the expected share.
+        beyond 2**53 units (no exact integer draw exists), get the expected share. The draws
+        are one binomial call over the unreliable lanes in turn (the same numbers as one call
+        per lane). Returns a scratch array, valid until the next period.
         """
-        integer = self.network.integer_units
-        shipped = ordered * self._unreliable_ratio
-        shipped[:, integer] = np.floor(shipped[:, integer])
-        for row, reliability in enumerate(self._unreliable_ratio[:, 0].tolist()):
-            draw = np.flatnonzero(integer & (ordered[row] > 0) & (ordered[row] < 2.0**53))
-            if draw.size:
-                shipped[row, draw] = self.supply_rng.binomial(ordered[row, draw].astype(np.int64), reliability)
+        shipped, units, probabilities, cells = self._partial_scratch
+        count = kernels.partial_shipments(
+            orders,
+            self._unreliable_lanes,
+            self._unreliable_reliability,
+            self.network.integer_units,
+            shipped,
+            units,
+            probabilities,
+            cells,
+        )
+        if count:
+            shipped.ravel()[cells[:count]] = self.supply_rng.binomial(units[:count], probabilities[:count])
         return shipped
 
     def _receiving(self):

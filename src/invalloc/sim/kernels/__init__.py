@@ -12,7 +12,9 @@ array in place. In the order of a period (:mod:`invalloc.sim.simulator`):
 - :mod:`~invalloc.sim.kernels.customers`: demand served, goods shipped, delivered and invoiced;
 - :mod:`~invalloc.sim.kernels.period_close`: settlements, holding cost, interest, expiry, NRV;
 
-with :mod:`~invalloc.sim.kernels.episode` (an episode's start), the books they all post to
+with :mod:`~invalloc.sim.kernels.episode` (an episode's start and its demand,
+:mod:`~invalloc.sim.kernels.demand`), a rule policy's planning (:mod:`~invalloc.sim.kernels.sourcing`:
+sourcing over inbound lanes and the open allocation), the books they all post to
 (:mod:`~invalloc.sim.kernels.ledger`, :mod:`~invalloc.sim.kernels.cost_layers`) and the
 packed arguments (:mod:`~invalloc.sim.kernels.packing`).
 
@@ -65,7 +67,7 @@ from invalloc.sim.kernels.rules import (
     project_packed,
     record_allocations,
 )
-from invalloc.sim.kernels.suppliers import ship_orders, ship_purchases
+from invalloc.sim.kernels.suppliers import partial_shipments, ship_orders, ship_purchases
 from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "pack_episode",
     "pack_rules",
     "packable",
+    "partial_shipments",
     "post",
     "project",
     "project_packed",

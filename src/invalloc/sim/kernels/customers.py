@@ -108,6 +108,7 @@ def serve_customers(
 @njit(cache=True, error_model="numpy")
 def dispatch_sales(
     shipped,
+    lane_tiers,
     tier_price,
     sales_location,
     shipping_cost,
@@ -124,6 +125,8 @@ def dispatch_sales(
 ):
     """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
 
+    Only the tiers of each lane's channel (``lane_tiers`` (A, T), :func:`lane_tier_mask`) can
+    have shipped anything; the others are all zero and skipped.
     Returns (cost of the goods, freight, sales value), money.
     """
     n_lanes, n_tiers, n_sku = shipped.shape
@@ -133,6 +136,8 @@ def dispatch_sales(
     for a in range(n_lanes):
         revenue = 0.0
         for t in range(n_tiers):
+            if not lane_tiers[a, t]:
+                continue
             for s in range(n_sku):
                 q = shipped[a, t, s]
                 if q > 0.0:
@@ -167,6 +172,18 @@ def dispatch_sales(
             delivery_cost[r, d, s] += lane_cost[a, s]
             goods_cost += lane_cost[a, s]
     return goods_cost, freight, sales_value
+
+
+@njit(cache=True, error_model="numpy")
+def lane_tier_mask(tier_channel, lane_start, lane_index, n_lanes):
+    """(A, T) True where sales lane ``a`` serves tier ``t``'s channel."""
+    n_tiers = tier_channel.shape[0]
+    mask = np.zeros((n_lanes, n_tiers), dtype=np.bool_)
+    for t in range(n_tiers):
+        c = tier_channel[t]
+        for j in range(lane_start[c], lane_start[c + 1]):
+            mask[lane_index[j], t] = True
+    return mask
 
 
 @njit(cache=True, error_model="numpy")
@@ -210,7 +227,13 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     limit_allocations(
         allocations, ep.sales_has_decision, on_hand, sales_location, ep.sales_share, ep.sales_capacity, sku_integer, log
     )
-    shipped[:] = 0.0
+    lane_tiers = lane_tier_mask(ep.tier_channel, ep.lane_start, ep.lane_index, shipped.shape[0])
+    # Only a lane's own channel's tiers are ever written (serve_customers): the rest stay zero.
+    for a in range(shipped.shape[0]):
+        for t in range(shipped.shape[1]):
+            if lane_tiers[a, t]:
+                for s in range(shipped.shape[2]):
+                    shipped[a, t, s] = 0.0
     ring = delivery_units.shape[0]
     slot = period % ring
     slots = (period + leads) % ring
@@ -238,6 +261,7 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     )
     goods, freight, sales_value = dispatch_sales(
         shipped,
+        lane_tiers,
         ep.tier_price,
         sales_location,
         ep.sales_shipping_cost,

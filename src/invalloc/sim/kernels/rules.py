@@ -233,11 +233,20 @@ def project(
                 _scale_row(orders, p, factor, sku_integer, log, PURCHASE_APPROVAL)
 
     # Purchase budget, then the cash rule: one common scale factor over all orders.
+    # The orders' value is recomputed only when a rule changed an order since it was last
+    # computed (every change is counted in the log): the same number, fewer passes.
+    known_value = -1.0
+    known_at = -1.0
     for rule in (PURCHASE_BUDGET, CASH_RULE):
         limit = budget if rule == PURCHASE_BUDGET else headroom
         if not np.isfinite(limit):
             continue
-        total = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+        changes = _changes(log)
+        if known_at == changes:
+            total = known_value
+        else:
+            total = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+            known_value, known_at = total, changes
         if total <= limit:
             continue
         fixed = 0.0
@@ -270,8 +279,20 @@ def project(
             continue
         shortfall[i] = requested[i] - executed[i]
         penalty += shortfall[i] * shortfall_penalty[i]
-    value = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+    if known_at == _changes(log):
+        value = known_value
+    else:
+        value = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
     return value, penalty
+
+
+@njit(cache=True, error_model="numpy")
+def _changes(log):
+    """Decisions changed so far by any rule (the log's first column summed)."""
+    total = 0.0
+    for rule in range(log.shape[0]):
+        total += log[rule, 0]
+    return total
 
 
 @njit(cache=True, error_model="numpy")

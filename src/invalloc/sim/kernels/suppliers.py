@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import NEVER
@@ -89,3 +90,34 @@ def ship_orders(ep, ordered, shipped, leads, period):
         ep.invoices,
         ep.balance,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def partial_shipments(orders, lanes, ratio, integer, shipped, units, probabilities, cells):
+    """Units the suppliers ship of ``orders`` (P, S) before the unreliable lanes' draws.
+
+    Writes ``shipped`` (P, S): the orders, except on the unreliable ``lanes`` (rows of
+    ``orders``) ``orders × ratio`` (whole-unit SKUs rounded down); and, lane by lane, the
+    whole-unit orders whose shipped units are drawn instead: their units (int64), the lane's
+    ``ratio`` (the probability that a unit arrives) and flat cells ``lane × S + sku`` of
+    ``shipped``. Returns how many (:meth:`invalloc.sim.simulator.Simulator._partial_delivery`).
+    """
+    n_sku = orders.shape[1]
+    for p in range(orders.shape[0]):
+        for s in range(n_sku):
+            shipped[p, s] = orders[p, s]
+    count = 0
+    for r in range(lanes.shape[0]):
+        p = lanes[r]
+        for s in range(n_sku):
+            ordered = orders[p, s]
+            q = ordered * ratio[r]
+            if integer[s]:
+                q = np.floor(q)
+                if 0.0 < ordered < 2.0**53:
+                    units[count] = np.int64(ordered)
+                    probabilities[count] = ratio[r]
+                    cells[count] = p * n_sku + s
+                    count += 1
+            shipped[p, s] = q
+    return count
