@@ -26,3 +26,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev,ray]"
   echo "$want" > "$stamp"
 fi
+# Compile the numba kernels into their caches now (about 20 s of CPU each, once; seconds when warm),
+# so that the first simulate/compare/tune/train, and every Ray worker, starts warm. The kernels'
+# cache (__pycache__ beside them) also goes stale when their source changes, so this runs every time.
+.venv/bin/python scripts/warm_kernels.py --ray-workers
