@@ -100,14 +100,16 @@ class ClusterInfo:
     started: bool
 
 
-def resolve_address(address: str | None) -> tuple[str | None, str]:
-    """The cluster to use and where it came from: ``--ray-address``, ``$RAY_ADDRESS`` or neither.
+def resolve_address(address: str | None, option: str = "--ray-address") -> tuple[str | None, str]:
+    """The cluster to use and where it came from: ``address`` (given as ``option``: compare, tune
+    and simulate's ``--ray-address``, sweep's ``--address``), ``$RAY_ADDRESS`` or neither.
 
     Returns ``(address, source)``; ``address`` None means "start a local cluster". ``auto`` (the
-    cluster started on this machine by ``ray start``) and ``HOST:PORT`` are accepted.
+    cluster started on this machine by ``ray start``) and ``HOST:PORT`` are accepted. Errors
+    about the cluster name ``source``.
     :raises ClusterError: a malformed address (one line naming the option or variable).
     """
-    source = "--ray-address" if address else "RAY_ADDRESS"
+    source = option if address else "RAY_ADDRESS"
     chosen = (address if address else os.environ.get("RAY_ADDRESS", "")).strip()
     if not chosen:
         return None, source
@@ -250,12 +252,15 @@ def alive_nodes() -> int:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ClusterInfo]:
+def ray_cluster(
+    address: str | None = None, *, num_cpus: int | None = None, option: str = "--ray-address"
+) -> Iterator[ClusterInfo]:
     """Connect to the cluster :func:`resolve_address` names, or start a local one, for the block.
 
     Workers get :func:`worker_env`. On leaving, this process disconnects, and a local cluster it
     started is stopped (its processes end with it); a cluster this process was already connected
-    to is left connected. ``num_cpus`` caps a new local cluster's CPUs (default: all).
+    to is left connected. ``num_cpus`` caps a new local cluster's CPUs (default: all). Errors
+    name the address as ``option`` (see :func:`resolve_address`).
 
     :raises ClusterError: a malformed or unreachable address, a missing token, Ray not installed.
 
@@ -266,7 +271,7 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         yield _info(sys.modules["ray"], started=False)
         return
-    chosen, source = resolve_address(address)
+    chosen, source = resolve_address(address, option)
     if chosen is not None:
         check_reachable(chosen, source)
     with _auth_env(chosen is None, source, chosen):
