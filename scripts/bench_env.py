@@ -111,9 +111,72 @@ def _ppo(make_env, vec_env: str, seed: int):
     return model
 
 
-def ppo_throughput(makers: dict, timesteps: int, rounds: int, vec_env: str, seed: int = 0) -> dict:
+#: What ``--breakdown`` times (CPU), as (class path, method, label); nested ones are inside the others.
+BREAKDOWN = (
+    ("stable_baselines3.common.vec_env.DummyVecEnv", "step_wait", "vec env step (all of it)"),
+    ("stable_baselines3.PPO", "train", "PPO update"),
+    ("invalloc.env.AllocationEnv", "step", "env step"),
+    ("invalloc.env.AllocationEnv", "reset", "env reset"),
+    ("invalloc.env.AllocationEnv", "_checked", "  action check"),
+    ("invalloc.env.actions.ActionMapper", "requests", "  action mapping"),
+    ("invalloc.sim.simulator.Simulator", "step", "  simulator period"),
+    ("invalloc.env.observations.ObservationBuilder", "record_and_observe", "  record + observation"),
+    ("invalloc.sim.simulator.Simulator", "reset", "  simulator reset"),
+    ("__main__.NoOpEnv", "step", "env step"),
+    ("__main__.NoOpEnv", "reset", "env reset"),
+)
+
+
+class _Breakdown:
+    """CPU time spent in each of :data:`BREAKDOWN`'s methods, per run name (wrapped while active)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.totals: dict[str, dict[str, float]] = {}
+        self.current: dict[str, float] = {}
+        self._restore = []
+        for path, method, label in BREAKDOWN:
+            module, _, name = path.rpartition(".")
+            owner = sys.modules[__name__] if module == "__main__" else importlib.import_module(module)
+            cls = getattr(owner, name)
+            original = cls.__dict__.get(method) or getattr(cls, method)
+            self._restore.append((cls, method, cls.__dict__.get(method)))
+            setattr(cls, method, self._timed(original, label))
+
+    def _timed(self, original, label: str):
+        clock, current = time.process_time, self.current
+
+        def timed(*args, **kwargs):
+            start = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                current[label] = current.get(label, 0.0) + clock() - start
+
+        return timed
+
+    def collect(self, name: str) -> None:
+        """Add what was timed since the last call to run ``name``'s totals."""
+        totals = self.totals.setdefault(name, {})
+        for label, seconds in self.current.items():
+            totals[label] = totals.get(label, 0.0) + seconds
+        self.current.clear()
+
+    def close(self) -> None:
+        for cls, method, original in self._restore:
+            if original is None:
+                delattr(cls, method)
+            else:
+                setattr(cls, method, original)
+
+
+def ppo_throughput(
+    makers: dict, timesteps: int, rounds: int, vec_env: str, seed: int = 0, breakdown: bool = False
+) -> dict:
     """PPO timesteps per second on each of ``makers`` (name → env factory), wall and CPU, the
-    runs alternating in ``rounds`` rounds (the order flipped every round)."""
+    runs alternating in ``rounds`` rounds (the order flipped every round). With ``breakdown``
+    also the CPU time of each of :data:`BREAKDOWN`'s methods (their timers add ~1 µs a call)."""
     import torch
 
     # One intra-op thread: tiny MLP batches gain nothing from more, and on a busy 2-core
@@ -124,6 +187,7 @@ def ppo_throughput(makers: dict, timesteps: int, rounds: int, vec_env: str, seed
     wall = {name: [] for name in models}
     cpu = {name: [] for name in models}
     steps = dict.fromkeys(models, 0)
+    timers = _Breakdown() if breakdown else None
     for round_ in range(rounds):
         order = list(models) if round_ % 2 == 0 else list(reversed(models))
         for name in order:
@@ -135,9 +199,23 @@ def ppo_throughput(makers: dict, timesteps: int, rounds: int, vec_env: str, seed
             cpu[name].append(time.process_time() - start_cpu)
             # PPO collects whole rollouts (n_steps), so a round may run more than ``chunk``.
             steps[name] += model.num_timesteps - before
+            if timers is not None:
+                timers.collect(name)
     for model in models.values():
         model.get_env().close()
-    return {"chunk": chunk, "steps": steps, "wall": wall, "cpu": cpu}
+    result = {"chunk": chunk, "steps": steps, "wall": wall, "cpu": cpu}
+    if timers is not None:
+        timers.close()
+        # CPU µs per timestep: each method, and the rest of PPO (rollout bookkeeping, the policy's forward pass).
+        result["breakdown"] = {}
+        for name, totals in timers.totals.items():
+            per_step = {label: seconds / steps[name] * 1e6 for label, seconds in totals.items()}
+            per_step["total"] = sum(cpu[name]) / steps[name] * 1e6
+            per_step["rest of PPO"] = (
+                per_step["total"] - per_step.get("PPO update", 0.0) - per_step.get("vec env step (all of it)", 0.0)
+            )
+            result["breakdown"][name] = per_step
+    return result
 
 
 def _ratios(times: dict, real: str, noop: str) -> dict[str, float]:
@@ -177,6 +255,11 @@ def main() -> None:
     parser.add_argument(
         "--info", choices=["lean", "full"], default="lean", help="the env's per-step info (training uses lean)"
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time (CPU) the env's and PPO's parts per timestep (DummyVecEnv; the timers cost ~1 µs a call)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -191,7 +274,7 @@ def main() -> None:
     kinds = ["dummy", "subproc"] if args.vec_env == "both" else [args.vec_env]
     rows = []
     for kind in kinds:
-        measured = ppo_throughput(makers, args.timesteps, args.rounds, kind)
+        measured = ppo_throughput(makers, args.timesteps, args.rounds, kind, breakdown=args.breakdown)
         wall = _ratios(measured["wall"], "real", "noop")
         cpu = _ratios(measured["cpu"], "real", "noop") if kind == "dummy" else None
         # The verdict reads the CPU-time median where there is one (DummyVecEnv), else wall time's.
@@ -208,6 +291,7 @@ def main() -> None:
                 "ratio": wall,
                 "cpu_ratio": cpu,
                 "target_met": verdict >= TARGET_RATIO,
+                "breakdown_cpu_us_per_step": measured.get("breakdown"),
             }
         )
     result = {
@@ -265,6 +349,19 @@ def main() -> None:
             cell(row["cpu_ratio"]) + (f": {verdict}" if row["cpu_ratio"] is not None else ""),
         )
     console.print(table)
+    for row in rows:
+        parts = row["breakdown_cpu_us_per_step"]
+        if not parts:
+            continue
+        labels = [label for _, _, label in BREAKDOWN if label in parts["real"]]
+        labels = list(dict.fromkeys(labels)) + ["rest of PPO", "total"]
+        detail = Table(title=f"where a timestep's CPU time goes ({row['vec_env']}), µs per timestep")
+        for column in ("part", f"PPO on {args.scenario}", "PPO on the no-op env", "difference"):
+            detail.add_column(column, justify="left" if column == "part" else "right")
+        for label in labels:
+            real, noop = parts["real"].get(label, 0.0), parts["noop"].get(label, 0.0)
+            detail.add_row(label, f"{real:.1f}", f"{noop:.1f}", f"{real - noop:+.1f}")
+        console.print(detail)
 
 
 if __name__ == "__main__":
