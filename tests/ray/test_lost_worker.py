@@ -1,10 +1,11 @@
 """A worker node lost in the middle of ``--executor ray`` work: one ``error:`` line naming the
 node and the call it ran, exit code 1, nothing written.
 
-The command runs in a subprocess (its own Ray driver) on a cluster of the test's own
-(``own_cluster``: a head without CPUs, two 1-CPU worker nodes); once one of its actors is at
-work on a worker node, the test removes that node without grace (its raylet and workers are
-killed), as when a machine of the cluster goes down.
+A whole node: the command runs in a subprocess (its own Ray driver) on a cluster of the test's
+own (``own_cluster``: a head without CPUs, two 1-CPU worker nodes); once one of its actors is
+at work on a worker node, the test removes that node without grace (its raylet and workers are
+killed), as when a machine of the cluster goes down. One worker process: it exits in the middle
+of a call of the worker pool every command uses (compare, tune, simulate).
 """
 
 from __future__ import annotations
@@ -78,3 +79,23 @@ def test_losing_a_node_mid_simulate_is_one_error_line(own_cluster, tmp_path: Pat
     assert not audit.exists() and list(tmp_path.iterdir()) == []  # nothing written, not even the folder
     left = {pid for pid in descendants(os.getpid()) - before if pid != simulate.pid}
     assert not left, f"processes of the command outlived it: {sorted(left)}"
+
+
+def test_a_worker_process_that_dies_mid_call_is_one_lost_worker_error(ray_test_cluster) -> None:
+    """The worker process ends in the middle of a call (as when the system kills it), on the
+    session's cluster: the pool names the node the actor ran on, the call and the cause."""
+    from invalloc.cluster import WorkerLostError, WorkerPool, ray_cluster
+
+    def work(value: int) -> int:
+        if value == 3:
+            os._exit(1)  # the actor's process dies in this call
+        return value
+
+    with ray_cluster(ray_test_cluster.address), WorkerPool(lambda: work, size=2) as pool:
+        with pytest.raises(WorkerLostError) as lost:
+            pool.map([(value,) for value in range(6)], describe=lambda call: f"input {call[0]}")
+    line = str(lost.value)
+    assert "\n" not in line and lost.value.exit_code == 1
+    node = line.removeprefix("ray: lost the worker on node ").split()[0]
+    assert node in ray_test_cluster.worker_node_ids, line
+    assert line.endswith("while it ran input 3: its worker process died; stopped, nothing written"), line
