@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 16384] [--rounds 8]
-        [--vec-env dummy|subproc|both] [--info lean|full] [--seconds 3] [--json]
+        [--vec-env dummy|subproc|both] [--info lean|full] [--seconds 3] [--breakdown] [--json]
 
 Prints, measured in one run:
 
@@ -24,7 +24,10 @@ and the ratio of the totals beside it. Both wall time and this process's CPU tim
 measured: on a shared machine the CPU-time ratio is the one to read, and the verdict uses
 it (SubprocVecEnv's worker is another process, so only its wall time counts there). The
 machine's load average is printed before and after. The env is built as ``invalloc train``
-builds it (``info="lean"``; ``--info full`` for the full per-step info).
+builds it (``info="lean"``; ``--info full`` for the full per-step info). ``--breakdown``
+adds the CPU time per timestep of each part of the env (action check and mapping, the
+simulator's period and reset, the observation) and of PPO (update, the rest of the rollout),
+on both envs.
 """
 
 from __future__ import annotations
