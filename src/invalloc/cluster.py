@@ -13,8 +13,10 @@ used, so ``import invalloc`` and the commands that run locally never load it.
 - **Workers** (:func:`worker_env`): one math thread each, a persistent numba cache (a cold one
   costs about 70 s per new worker process) and this checkout's ``src`` on their path.
 - **Work** (:class:`WorkerPool`): Ray actors of one CPU each build their worker (a simulator
-  and its policies) once and take inputs as they become free (Ray's ``ActorPool``); results
-  come back in input order, so they do not depend on which node ran what.
+  and its policies) once and take inputs as they become free (as Ray's ``ActorPool`` does);
+  results come back in input order, so they do not depend on which node ran what. A worker
+  lost with its process or node is one :class:`WorkerLostError` line naming the node and the
+  input (commands exit 1 and write nothing); Ray's own notices of it stay off standard output.
 - **Tracking** (:func:`check_shared_tracking`): the nodes of a multi-node cluster cannot share
   an sqlite file or a store folder; an MLflow server is required.
 
