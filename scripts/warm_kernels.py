@@ -91,7 +91,8 @@ def main() -> None:
         workers = numba_cache_dir()
         if os.environ.get("NUMBA_CACHE_DIR") != workers:
             env = {**os.environ, "NUMBA_CACHE_DIR": workers}
-            subprocess.run([sys.executable, __file__], env=env, check=True)
+            if subprocess.run([sys.executable, __file__], env=env, check=False).returncode:
+                sys.exit(f"warm_kernels.py: the Ray workers' cache {workers} was not warmed (see above)")
 
 
 if __name__ == "__main__":
