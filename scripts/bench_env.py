@@ -2,8 +2,8 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 16384] [--rounds 4]
-        [--vec-env dummy|subproc|both] [--info lean|full] [--json]
+    .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 16384] [--rounds 8]
+        [--vec-env dummy|subproc|both] [--info lean|full] [--seconds 3] [--breakdown] [--json]
 
 Prints, measured in one run:
 
@@ -16,18 +16,26 @@ Prints, measured in one run:
   training time).
 
 The two PPO runs alternate in ``--rounds`` rounds of ``timesteps / rounds`` each (after one
-warm-up rollout each), so that a change in the machine's load weighs on both alike; the
-ratio is of the totals, and the lowest and highest round's ratio show the spread. Both wall
-time and this process's CPU time are measured: on a shared machine the CPU-time ratio is the
-steadier one (SubprocVecEnv's worker is another process, so only its wall time counts). The
-env is built as ``invalloc train`` builds it (``info="lean"``; ``--info full`` for the full
-per-step info).
+warm-up rollout each; the order flips every round, A B B A …), so that a change in the
+machine's load weighs on both alike. Each round gives a ratio (no-op time ÷ scenario time
+over the same number of timesteps); the headline is the **median of the rounds' ratios**,
+which one round hit by another job's burst cannot move, with the lowest and highest round
+and the ratio of the totals beside it. Both wall time and this process's CPU time are
+measured: on a shared machine the CPU-time ratio is the one to read, and the verdict uses
+it (SubprocVecEnv's worker is another process, so only its wall time counts there). The
+machine's load average is printed before and after. The env is built as ``invalloc train``
+builds it (``info="lean"``; ``--info full`` for the full per-step info). ``--breakdown``
+adds the CPU time per timestep of each part of the env (action check and mapping, the
+simulator's period and reset, the observation) and of PPO (update, the rest of the rollout),
+on both envs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import time
 from functools import partial
@@ -70,20 +78,26 @@ class NoOpEnv(gym.Env):
         return self._zeros.copy(), 0.0, False, self._t >= self.periods, {}
 
 
-def env_steps_per_second(scenario: str, seconds: float, info: str = "lean") -> float:
+def env_steps_per_second(scenario: str, seconds: float, info: str = "lean") -> dict[str, float]:
+    """Steps per second of the env alone (random actions, resets included), on wall and CPU
+    time, after one warm-up episode (which compiles the kernels on a cold cache)."""
     env = AllocationEnv(scenario, info=info)
     rng = np.random.default_rng(0)
+    shape = env.action_space.shape
     env.reset(seed=0)
-    steps, episodes = 0, 0
-    end = time.perf_counter() + seconds
-    start = time.perf_counter()
+    while not env.step(rng.uniform(-1, 1, shape))[3]:
+        pass
+    env.reset(seed=1)
+    steps, episodes = 0, 1
+    start, start_cpu = time.perf_counter(), time.process_time()
+    end = start + seconds
     while time.perf_counter() < end:
-        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, shape))
         steps += 1
         if terminated or truncated:
             episodes += 1
             env.reset(seed=episodes)
-    return steps / (time.perf_counter() - start)
+    return {"wall": steps / (time.perf_counter() - start), "cpu": steps / (time.process_time() - start_cpu)}
 
 
 def _ppo(make_env, vec_env: str, seed: int):
@@ -100,9 +114,72 @@ def _ppo(make_env, vec_env: str, seed: int):
     return model
 
 
-def ppo_throughput(makers: dict, timesteps: int, rounds: int, vec_env: str, seed: int = 0) -> dict:
+#: What ``--breakdown`` times (CPU), as (class path, method, label); nested ones are inside the others.
+BREAKDOWN = (
+    ("stable_baselines3.common.vec_env.DummyVecEnv", "step_wait", "vec env step (all of it)"),
+    ("stable_baselines3.PPO", "train", "PPO update"),
+    ("invalloc.env.AllocationEnv", "step", "env step"),
+    ("invalloc.env.AllocationEnv", "reset", "env reset"),
+    ("invalloc.env.AllocationEnv", "_checked", "  action check"),
+    ("invalloc.env.actions.ActionMapper", "requests", "  action mapping"),
+    ("invalloc.sim.simulator.Simulator", "step", "  simulator period"),
+    ("invalloc.env.observations.ObservationBuilder", "record_and_observe", "  record + observation"),
+    ("invalloc.sim.simulator.Simulator", "reset", "  simulator reset"),
+    ("__main__.NoOpEnv", "step", "env step"),
+    ("__main__.NoOpEnv", "reset", "env reset"),
+)
+
+
+class _Breakdown:
+    """CPU time spent in each of :data:`BREAKDOWN`'s methods, per run name (wrapped while active)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.totals: dict[str, dict[str, float]] = {}
+        self.current: dict[str, float] = {}
+        self._restore = []
+        for path, method, label in BREAKDOWN:
+            module, _, name = path.rpartition(".")
+            owner = sys.modules[__name__] if module == "__main__" else importlib.import_module(module)
+            cls = getattr(owner, name)
+            original = cls.__dict__.get(method) or getattr(cls, method)
+            self._restore.append((cls, method, cls.__dict__.get(method)))
+            setattr(cls, method, self._timed(original, label))
+
+    def _timed(self, original, label: str):
+        clock, current = time.process_time, self.current
+
+        def timed(*args, **kwargs):
+            start = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                current[label] = current.get(label, 0.0) + clock() - start
+
+        return timed
+
+    def collect(self, name: str) -> None:
+        """Add what was timed since the last call to run ``name``'s totals."""
+        totals = self.totals.setdefault(name, {})
+        for label, seconds in self.current.items():
+            totals[label] = totals.get(label, 0.0) + seconds
+        self.current.clear()
+
+    def close(self) -> None:
+        for cls, method, original in self._restore:
+            if original is None:
+                delattr(cls, method)
+            else:
+                setattr(cls, method, original)
+
+
+def ppo_throughput(
+    makers: dict, timesteps: int, rounds: int, vec_env: str, seed: int = 0, breakdown: bool = False
+) -> dict:
     """PPO timesteps per second on each of ``makers`` (name → env factory), wall and CPU, the
-    runs alternating in ``rounds`` rounds (the order flipped every round)."""
+    runs alternating in ``rounds`` rounds (the order flipped every round). With ``breakdown``
+    also the CPU time of each of :data:`BREAKDOWN`'s methods (their timers add ~1 µs a call)."""
     import torch
 
     # One intra-op thread: tiny MLP batches gain nothing from more, and on a busy 2-core
@@ -112,22 +189,56 @@ def ppo_throughput(makers: dict, timesteps: int, rounds: int, vec_env: str, seed
     chunk = max(timesteps // rounds, 1)
     wall = {name: [] for name in models}
     cpu = {name: [] for name in models}
+    steps = dict.fromkeys(models, 0)
+    timers = _Breakdown() if breakdown else None
     for round_ in range(rounds):
         order = list(models) if round_ % 2 == 0 else list(reversed(models))
         for name in order:
+            model = models[name]
+            before = model.num_timesteps
             start_wall, start_cpu = time.perf_counter(), time.process_time()
-            models[name].learn(total_timesteps=chunk, reset_num_timesteps=False)
+            model.learn(total_timesteps=chunk, reset_num_timesteps=False)
             wall[name].append(time.perf_counter() - start_wall)
             cpu[name].append(time.process_time() - start_cpu)
+            # PPO collects whole rollouts (n_steps), so a round may run more than ``chunk``.
+            steps[name] += model.num_timesteps - before
+            if timers is not None:
+                timers.collect(name)
     for model in models.values():
         model.get_env().close()
-    return {"chunk": chunk, "wall": wall, "cpu": cpu}
+    result = {"chunk": chunk, "steps": steps, "wall": wall, "cpu": cpu}
+    if timers is not None:
+        timers.close()
+        # CPU µs per timestep: each method, and the rest of PPO (rollout bookkeeping, the policy's forward pass).
+        result["breakdown"] = {}
+        for name, totals in timers.totals.items():
+            per_step = {label: seconds / steps[name] * 1e6 for label, seconds in totals.items()}
+            per_step["total"] = sum(cpu[name]) / steps[name] * 1e6
+            per_step["rest of PPO"] = (
+                per_step["total"] - per_step.get("PPO update", 0.0) - per_step.get("vec env step (all of it)", 0.0)
+            )
+            result["breakdown"][name] = per_step
+    return result
 
 
-def _ratios(times: dict, real: str, noop: str) -> tuple[float, float, float]:
-    """(ratio of the totals, lowest round's, highest round's): no-op time ÷ real time."""
+def _ratios(times: dict, real: str, noop: str) -> dict[str, float]:
+    """No-op time ÷ real time (both ran the same timesteps in each round): the median of the
+    rounds' ratios, the lowest and highest round's, and the ratio of the totals."""
     per_round = [n / r for n, r in zip(times[noop], times[real], strict=True)]
-    return sum(times[noop]) / sum(times[real]), min(per_round), max(per_round)
+    return {
+        "median": statistics.median(per_round),
+        "low": min(per_round),
+        "high": max(per_round),
+        "total": sum(times[noop]) / sum(times[real]),
+    }
+
+
+def _load() -> float | None:
+    """The machine's 1-minute load average (None where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def main() -> None:
@@ -135,20 +246,27 @@ def main() -> None:
     parser.add_argument("--scenario", default="retail")
     # Long enough that start-up (first rollout, warm caches) does not weigh on either side.
     parser.add_argument("--timesteps", type=int, default=16384, help="PPO timesteps per env, all rounds together")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of the two PPO runs")
+    # One PPO rollout (2,048 steps) and update per round by default: eight ratios to take the median of.
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds of the two PPO runs")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of the env-only measurement")
     parser.add_argument(
         "--vec-env",
         choices=["subproc", "dummy", "both"],
-        default="both",
-        help="SubprocVecEnv (the env steps in its own process), DummyVecEnv (in-process), or both",
+        default="dummy",
+        help="DummyVecEnv (in-process; the target's), SubprocVecEnv (the env steps in its own process), or both",
     )
     parser.add_argument(
         "--info", choices=["lean", "full"], default="lean", help="the env's per-step info (training uses lean)"
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time (CPU) the env's and PPO's parts per timestep (DummyVecEnv; the timers cost ~1 µs a call)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    load_before = _load()
     reference = AllocationEnv(args.scenario)
     periods = reference.simulator.periods
     steps = env_steps_per_second(args.scenario, args.seconds, args.info)
@@ -159,20 +277,24 @@ def main() -> None:
     kinds = ["dummy", "subproc"] if args.vec_env == "both" else [args.vec_env]
     rows = []
     for kind in kinds:
-        measured = ppo_throughput(makers, args.timesteps, args.rounds, kind)
-        total = measured["chunk"] * args.rounds
-        ratio, low, high = _ratios(measured["wall"], "real", "noop")
-        cpu_ratio, cpu_low, cpu_high = _ratios(measured["cpu"], "real", "noop")
+        measured = ppo_throughput(makers, args.timesteps, args.rounds, kind, breakdown=args.breakdown)
+        wall = _ratios(measured["wall"], "real", "noop")
+        cpu = _ratios(measured["cpu"], "real", "noop") if kind == "dummy" else None
+        # The verdict reads the CPU-time median where there is one (DummyVecEnv), else wall time's.
+        verdict = cpu["median"] if cpu is not None else wall["median"]
         rows.append(
             {
                 "vec_env": kind,
-                "ppo": total / sum(measured["wall"]["real"]),
-                "ppo_noop_env": total / sum(measured["wall"]["noop"]),
-                "ratio": ratio,
-                "ratio_rounds": [low, high],
-                "cpu_ratio": cpu_ratio if kind == "dummy" else None,
-                "cpu_ratio_rounds": [cpu_low, cpu_high] if kind == "dummy" else None,
-                "target_met": ratio >= TARGET_RATIO,
+                "timesteps": measured["steps"]["real"],
+                "ppo": measured["steps"]["real"] / sum(measured["wall"]["real"]),
+                "ppo_noop_env": measured["steps"]["noop"] / sum(measured["wall"]["noop"]),
+                # In-process CPU time: the whole of PPO's only with a DummyVecEnv.
+                "ppo_cpu": measured["steps"]["real"] / sum(measured["cpu"]["real"]) if cpu else None,
+                "ppo_noop_env_cpu": measured["steps"]["noop"] / sum(measured["cpu"]["noop"]) if cpu else None,
+                "ratio": wall,
+                "cpu_ratio": cpu,
+                "target_met": verdict >= TARGET_RATIO,
+                "breakdown_cpu_us_per_step": measured.get("breakdown"),
             }
         )
     result = {
@@ -180,11 +302,13 @@ def main() -> None:
         "info": args.info,
         "observation_size": int(reference.observation_space.shape[0]),
         "action_size": int(reference.action_space.shape[0]),
-        "env_steps_per_second": steps,
+        "env_steps_per_second": steps["wall"],
+        "env_steps_per_cpu_second": steps["cpu"],
         "timesteps": args.timesteps,
         "rounds": args.rounds,
         "ppo": rows,
         "target_ratio": TARGET_RATIO,
+        "load_average": [load_before, _load()],
     }
     if args.json:
         print(json.dumps(result))
@@ -195,35 +319,52 @@ def main() -> None:
     console = Console()
     console.print(
         f"{args.scenario}: observation {result['observation_size']}, action {result['action_size']}; "
-        f"env steps/s (random actions, resets included): {steps:,.0f}"
+        f"env steps/s (random actions, resets included): {steps['wall']:,.0f} wall, {steps['cpu']:,.0f} CPU; "
+        f"load average {load_before} before, {result['load_average'][1]} after"
     )
     table = Table(
         title=f"PPO training throughput, {args.timesteps} timesteps in {args.rounds} alternating rounds, "
-        f"SB3 defaults, CPU, info={args.info}"
+        f"SB3 defaults, CPU, info={args.info}; ratio = no-op time ÷ scenario time: median of the rounds "
+        "(lowest–highest round; totals)"
     )
     columns = (
         "vec env",
-        "PPO on the scenario (steps/s)",
-        "PPO on a no-op env (steps/s)",
-        "ratio (wall; rounds)",
-        "ratio (CPU; rounds)",
+        "PPO on the scenario (steps/s wall; CPU)",
+        "PPO on a no-op env (steps/s wall; CPU)",
+        "ratio, wall",
+        f"ratio, CPU (target ≥ {TARGET_RATIO})",
     )
     for column in columns:
         table.add_column(column, justify="right")
+
+    def cell(ratio: dict[str, float] | None) -> str:
+        if ratio is None:
+            return "–"
+        return f"{ratio['median']:.3f} ({ratio['low']:.2f}–{ratio['high']:.2f}; {ratio['total']:.3f})"
+
     for row in rows:
         verdict = "met" if row["target_met"] else "NOT met"
-        low, high = row["ratio_rounds"]
-        cpu = "–"
-        if row["cpu_ratio"] is not None:
-            cpu = f"{row['cpu_ratio']:.2f} ({row['cpu_ratio_rounds'][0]:.2f}–{row['cpu_ratio_rounds'][1]:.2f})"
         table.add_row(
             row["vec_env"],
-            f"{row['ppo']:,.0f}",
-            f"{row['ppo_noop_env']:,.0f}",
-            f"{row['ratio']:.2f} ({low:.2f}–{high:.2f}; target ≥ {TARGET_RATIO}: {verdict})",
-            cpu,
+            f"{row['ppo']:,.0f}" + (f"; {row['ppo_cpu']:,.0f}" if row["ppo_cpu"] else ""),
+            f"{row['ppo_noop_env']:,.0f}" + (f"; {row['ppo_noop_env_cpu']:,.0f}" if row["ppo_noop_env_cpu"] else ""),
+            cell(row["ratio"]) + ("" if row["cpu_ratio"] is not None else f": {verdict}"),
+            cell(row["cpu_ratio"]) + (f": {verdict}" if row["cpu_ratio"] is not None else ""),
         )
     console.print(table)
+    for row in rows:
+        parts = row["breakdown_cpu_us_per_step"]
+        if not parts:
+            continue
+        labels = [label for _, _, label in BREAKDOWN if label in parts["real"]]
+        labels = list(dict.fromkeys(labels)) + ["rest of PPO", "total"]
+        detail = Table(title=f"where a timestep's CPU time goes ({row['vec_env']}), µs per timestep")
+        for column in ("part", f"PPO on {args.scenario}", "PPO on the no-op env", "difference"):
+            detail.add_column(column, justify="left" if column == "part" else "right")
+        for label in labels:
+            real, noop = parts["real"].get(label, 0.0), parts["noop"].get(label, 0.0)
+            detail.add_row(label, f"{real:.1f}", f"{noop:.1f}", f"{real - noop:+.1f}")
+        console.print(detail)
 
 
 if __name__ == "__main__":

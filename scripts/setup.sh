@@ -26,3 +26,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev,ray]"
   echo "$want" > "$stamp"
 fi
+# Compile the numba kernels into their caches now (about 20 s of CPU each, once; seconds when warm),
+# so that the first simulate/compare/tune/train, and every Ray worker, starts warm. The kernels'
+# cache (__pycache__ beside them) also goes stale when their source changes, so this runs every time.
+# Only a head start: a failure (an unwritable cache) leaves the compile to the first run.
+.venv/bin/python scripts/warm_kernels.py --ray-workers \
+  || echo "warning: the numba kernels were not compiled ahead; the first run compiles them" >&2

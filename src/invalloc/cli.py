@@ -369,7 +369,7 @@ def _on_ray(
 
             check_shared_tracking(resolve_tracking_uri(tracking_uri), cluster.nodes)
         with WorkerPool(worker, size=len(calls)) as pool:
-            results = pool.map(calls, advance)
+            results = pool.map(calls, advance, describe=lambda call: f"episode {call[0]} (seed {call[1]})")
             return results, sorted(pool.nodes), pool.size
 
 
@@ -543,8 +543,8 @@ def simulate(
         _fail(error.lines())
     except PolicyError as error:
         _fail([str(error)], error.exit_code)
-    except ClusterError as error:
-        _fail([str(error)])
+    except ClusterError as error:  # a lost worker (WorkerLostError) is not bad input: exit 1
+        _fail([str(error)], getattr(error, "exit_code", 2))
     except InvariantError as error:  # not bad input: exit 1
         _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
     if nodes:
@@ -648,8 +648,8 @@ def tune(
             executor=executor,
             ray_address=ray_address,
         )
-    except (PolicyError, ValueError) as error:
-        _fail([str(error)])
+    except (PolicyError, ValueError) as error:  # ClusterError too; a lost Ray worker exits 1
+        _fail([str(error)], getattr(error, "exit_code", 2))
     if result.settings.get("nodes"):
         error_console.print(ray_line(result.settings["workers"], result.settings["nodes"]), markup=False)
     try:

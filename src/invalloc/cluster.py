@@ -13,8 +13,10 @@ used, so ``import invalloc`` and the commands that run locally never load it.
 - **Workers** (:func:`worker_env`): one math thread each, a persistent numba cache (a cold one
   costs about 70 s per new worker process) and this checkout's ``src`` on their path.
 - **Work** (:class:`WorkerPool`): Ray actors of one CPU each build their worker (a simulator
-  and its policies) once and take inputs as they become free (Ray's ``ActorPool``); results
-  come back in input order, so they do not depend on which node ran what.
+  and its policies) once and take inputs as they become free (as Ray's ``ActorPool`` does);
+  results come back in input order, so they do not depend on which node ran what. A worker
+  lost with its process or node is one :class:`WorkerLostError` line naming the node and the
+  input (commands exit 1 and write nothing); Ray's own notices of it stay off standard output.
 - **Tracking** (:func:`check_shared_tracking`): the nodes of a multi-node cluster cannot share
   an sqlite file or a store folder; an MLflow server is required.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -63,6 +66,13 @@ class ClusterError(ValueError):
     """A cluster that cannot be used as asked; the message is one line naming the option."""
 
 
+class WorkerLostError(ClusterError):
+    """A Ray worker (or its whole node) died while running a call: one line naming the node and
+    the call. Not bad input: commands exit with :attr:`exit_code` 1, having written nothing."""
+
+    exit_code = 1
+
+
 def check_executor(executor: str, address: str | None) -> None:
     """Raise :class:`ClusterError` for an unknown executor, a ``--ray-address`` without ``ray``, or
     (with ``ray``) an address that is malformed or where no Ray head answers."""
@@ -92,14 +102,16 @@ class ClusterInfo:
     started: bool
 
 
-def resolve_address(address: str | None) -> tuple[str | None, str]:
-    """The cluster to use and where it came from: ``--ray-address``, ``$RAY_ADDRESS`` or neither.
+def resolve_address(address: str | None, option: str = "--ray-address") -> tuple[str | None, str]:
+    """The cluster to use and where it came from: ``address`` (given as ``option``: compare, tune
+    and simulate's ``--ray-address``, sweep's ``--address``), ``$RAY_ADDRESS`` or neither.
 
     Returns ``(address, source)``; ``address`` None means "start a local cluster". ``auto`` (the
-    cluster started on this machine by ``ray start``) and ``HOST:PORT`` are accepted.
+    cluster started on this machine by ``ray start``) and ``HOST:PORT`` are accepted. Errors
+    about the cluster name ``source``.
     :raises ClusterError: a malformed address (one line naming the option or variable).
     """
-    source = "--ray-address" if address else "RAY_ADDRESS"
+    source = option if address else "RAY_ADDRESS"
     chosen = (address if address else os.environ.get("RAY_ADDRESS", "")).strip()
     if not chosen:
         return None, source
@@ -242,12 +254,15 @@ def alive_nodes() -> int:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ClusterInfo]:
+def ray_cluster(
+    address: str | None = None, *, num_cpus: int | None = None, option: str = "--ray-address"
+) -> Iterator[ClusterInfo]:
     """Connect to the cluster :func:`resolve_address` names, or start a local one, for the block.
 
     Workers get :func:`worker_env`. On leaving, this process disconnects, and a local cluster it
     started is stopped (its processes end with it); a cluster this process was already connected
-    to is left connected. ``num_cpus`` caps a new local cluster's CPUs (default: all).
+    to is left connected. ``num_cpus`` caps a new local cluster's CPUs (default: all). Errors
+    name the address as ``option`` (see :func:`resolve_address`).
 
     :raises ClusterError: a malformed or unreachable address, a missing token, Ray not installed.
 
@@ -258,11 +273,12 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         yield _info(sys.modules["ray"], started=False)
         return
-    chosen, source = resolve_address(address)
+    chosen, source = resolve_address(address, option)
     if chosen is not None:
         check_reachable(chosen, source)
     with _auth_env(chosen is None, source, chosen):
         ray = _import_ray()
+        _quiet_cluster_notices()
         options: dict[str, Any] = {
             "runtime_env": {"env_vars": worker_env()},
             "include_dashboard": False,
@@ -285,6 +301,30 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
             ray.shutdown()
 
 
+def _quiet_cluster_notices() -> None:
+    """Send the cluster's error notices to Ray's logger instead of this process's standard output.
+
+    Ray's driver prints what the cluster publishes (``(raylet) Raylet is terminated…`` when a
+    node dies) on *standard output*, where it would corrupt a command's ``--json``; the command
+    reports lost work itself (:class:`WorkerLostError`). Ray's logger is set to ERROR at
+    :func:`ray_cluster`'s ``ray.init``, so the notices are dropped unless it is made louder.
+    Ray's driver looks the printer up by name each time; once per process, best effort.
+    """
+    module = sys.modules.get("ray._private.worker")
+    printer = getattr(module, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "quiet_notices", False):
+        return
+
+    def print_to_stdstream(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":  # the notices; workers' own output (log_to_driver) is off anyway
+            logging.getLogger("ray").info("cluster notice: %s", " ".join(map(str, data.get("lines", []))))
+            return
+        printer(data, ignore_prefix)
+
+    print_to_stdstream.quiet_notices = True  # type: ignore[attr-defined]
+    module.print_to_stdstream = print_to_stdstream  # type: ignore[union-attr]
+
+
 class _Actor:
     """One Ray actor: ``build()`` once, then ``call(index, args)`` returns ``(index, node id, worker(*args))``."""
 
@@ -295,6 +335,12 @@ class _Actor:
         import ray
 
         return index, ray.get_runtime_context().get_node_id(), self.worker(*args)
+
+    def node(self) -> str:
+        """The id of the node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 class WorkerPool:
@@ -318,29 +364,72 @@ class WorkerPool:
         self.size = max(1, min(cpus, size or cpus))
         actor = ray.remote(num_cpus=1)(_Actor)
         self.actors = [actor.remote(build) for _ in range(self.size)]
+        # Each actor's node, asked first (answered once it is built, before its first call): an
+        # actor lost in its first call is still named by its node.
+        self._node_refs = [handle.node.remote() for handle in self.actors]
         self.nodes: set[str] = set()
 
-    def map(self, calls: Sequence[tuple[Any, ...]], advance: Callable[[], None] | None = None) -> list[Any]:
-        """``worker(*call)`` for each call, in the order of ``calls``; ``advance()`` after each one ends."""
+    def map(
+        self,
+        calls: Sequence[tuple[Any, ...]],
+        advance: Callable[[], None] | None = None,
+        describe: Callable[[tuple[Any, ...]], str] | None = None,
+    ) -> list[Any]:
+        """``worker(*call)`` for each call, in the order of ``calls``; ``advance()`` after each one ends.
+
+        Each free actor takes the next call (as Ray's ``ActorPool`` does), so the results do not
+        depend on which node ran what.
+
+        :param describe: names a call in the error when its worker is lost (e.g. ``episode 3``;
+            default: ``call 4 of 10``).
+        :raises WorkerLostError: an actor's process or its node died (Ray's ``RayActorError``,
+            ``WorkerCrashedError``, ``NodeDiedError``, ``ObjectLostError``): one line naming the
+            node and the call; the other actors' calls are abandoned.
+        """
         import ray
-        from ray.util import ActorPool
 
         results: list[Any] = [None] * len(calls)
-        pool = ActorPool(self.actors)
-        try:
-            for index, node, value in pool.map_unordered(
-                lambda actor, item: actor.call.remote(*item), list(enumerate(calls))
-            ):
-                results[index] = value
-                self.nodes.add(node)
-                if advance is not None:
-                    advance()
-        except ray.exceptions.RayTaskError as error:
-            cause = error.cause
-            if isinstance(cause, Exception):
-                raise cause from None
-            raise
+        pending: dict[Any, tuple[int, int]] = {}  # result ref → (call index, actor's slot)
+        waiting = iter(range(len(calls)))
+
+        def submit(slot: int) -> None:
+            index = next(waiting, None)
+            if index is not None:
+                pending[self.actors[slot].call.remote(index, calls[index])] = (index, slot)
+
+        for slot in range(len(self.actors)):
+            submit(slot)
+        while pending:
+            [ready], _ = ray.wait(list(pending), num_returns=1)
+            index, slot = pending.pop(ready)
+            try:
+                _, node, value = ray.get(ready)
+            except ray.exceptions.RayTaskError as error:  # the worker raised: raise it here as itself
+                cause = error.cause
+                if isinstance(cause, Exception):
+                    raise cause from None
+                raise
+            except _lost_errors(ray) as error:
+                what = describe(calls[index]) if describe is not None else f"call {index + 1} of {len(calls)}"
+                raise WorkerLostError(_lost_line(error, self._node_of(slot), what)) from None
+            results[index] = value
+            self.nodes.add(node)
+            if advance is not None:
+                advance()
+            submit(slot)
         return results
+
+    def _node_of(self, slot: int) -> str | None:
+        """The node of the actor in ``slot`` if it told it before it was lost, else None."""
+        import ray
+
+        ref = self._node_refs[slot]
+        try:
+            if ray.wait([ref], timeout=0)[0]:
+                return ray.get(ref, timeout=1)
+        except Exception:  # the actor was lost before it answered  # noqa: BLE001
+            pass
+        return None
 
     def close(self) -> None:
         """End the actors (their processes exit; the cluster stays)."""
@@ -355,6 +444,39 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's errors for work lost with its process or node (not an error the work raised)."""
+    errors = ray.exceptions
+    return (
+        errors.RayActorError,  # ActorDiedError, ActorUnavailableError
+        errors.WorkerCrashedError,
+        errors.NodeDiedError,
+        errors.ObjectLostError,
+        errors.LocalRayletDiedError,
+    )
+
+
+def _lost_line(error: BaseException, node: str | None, what: str) -> str:
+    """One line for a lost worker: the node (its id, and address where Ray gives one), the call, why."""
+    text = str(error)
+    found = re.search(r"Node Id: ([0-9a-f]+)", text)
+    node = found.group(1) if found else node
+    address = re.search(r"\bip: (\S+)", text)
+    where = f"node {node or '(unknown)'}" + (f" ({address.group(1)})" if address else "")
+    kind = type(error).__name__
+    if "node has died" in text or "raylet died" in text or kind == "NodeDiedError":
+        why = "its node died"
+    elif "worker process has died" in text or kind == "WorkerCrashedError":
+        why = "its worker process died"
+    elif kind == "ActorUnavailableError":
+        why = "it stopped answering (its process or node went down)"
+    elif getattr(error, "actor_init_failed", False):
+        why = "it failed to start: " + " ".join(text.split())[:200]
+    else:
+        why = " ".join(text.split())[:200] or kind
+    return f"ray: lost the worker on {where} while it ran {what}: {why}; stopped, nothing written"
 
 
 def ray_line(workers: int, nodes: Sequence[str]) -> str:
@@ -372,6 +494,7 @@ def _info(ray: Any, started: bool) -> ClusterInfo:
 __all__ = [
     "ClusterError",
     "ClusterInfo",
+    "WorkerLostError",
     "WorkerPool",
     "alive_nodes",
     "check_executor",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from process_tree import descendants, wait_ended  # noqa: I001 - the module beside this file
+from process_tree import descendants, node_processes, wait_ended  # noqa: I001 - the module beside this file
 
 #: Most seconds a process started here may take to come up or to end once told to.
 START_SECONDS = 120.0
@@ -91,13 +91,31 @@ def ray_test_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayTe
 
 def _cluster_processes(cluster: object) -> set[int]:
     """The processes of every node of ``cluster`` (GCS, raylets, agents, …) and their workers."""
-    pids: set[int] = set()
-    for node in cluster.list_all_nodes():  # type: ignore[attr-defined]
-        for infos in node.all_processes.values():
-            pids.update(info.process.pid for info in infos)
-    for pid in list(pids):
-        pids |= descendants(pid)
-    return pids
+    return node_processes(cluster.list_all_nodes())  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def own_cluster(ray_test_cluster):
+    """Another cluster like the session's (a head with 0 CPUs, two 1-CPU workers), with the
+    session's token (Ray reads one per process), for a test that kills one of its nodes
+    (the session's cluster stays whole). ``own_cluster.workers``: its two worker nodes; a test
+    that removes a node puts the node's processes in ``own_cluster.removed_processes``.
+
+    Stopped after the test; every process it started must be gone. Never ``ray stop``.
+    """
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        cluster.workers = workers
+        yield cluster
+    finally:
+        started = _cluster_processes(cluster) | getattr(cluster, "removed_processes", set())
+        cluster.shutdown()
+        left = wait_ended(started, seconds=60.0)
+        assert not left, f"Ray processes left running: {sorted(left)}"
 
 
 @dataclass(frozen=True)

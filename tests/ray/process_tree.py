@@ -57,3 +57,15 @@ def wait_ended(pids: set[int], seconds: float = STOP_SECONDS) -> set[int]:
         except OSError:
             pass
     return left
+
+
+def node_processes(nodes: list) -> set[int]:
+    """The processes of Ray ``nodes`` (``ray.cluster_utils.Cluster`` nodes: raylets, agents, the
+    head's GCS) and every process below them (their workers)."""
+    pids: set[int] = set()
+    for node in nodes:
+        for infos in node.all_processes.values():
+            pids.update(info.process.pid for info in infos)
+    for pid in list(pids):
+        pids |= descendants(pid)
+    return pids

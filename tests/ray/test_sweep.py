@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from process_tree import descendants, wait_ended  # noqa: I001 - the module beside this file
+from process_tree import node_processes  # noqa: I001 - the module beside this file
 
 from invalloc.agents.sweep import NODE_TAG, OVERRIDES_TAG, PARENT_TAG_KEY, SEED_TAG
 
@@ -27,45 +27,6 @@ if importlib.util.find_spec("ray") is None:  # not imported here: token auth is 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 #: Trial length of the sweeps here: one evaluation, at the end.
 TIMESTEPS = 256
-
-
-# ---------------------------------------------------------------------------------------------
-# A cluster of its own for the test that kills a node (the session's cluster stays whole)
-# ---------------------------------------------------------------------------------------------
-
-
-def _processes(nodes: list) -> set[int]:
-    """The processes of ``nodes`` (raylets, agents, the head's GCS) and their workers."""
-    pids: set[int] = set()
-    for node in nodes:
-        for infos in node.all_processes.values():
-            pids.update(info.process.pid for info in infos)
-    for pid in list(pids):
-        pids |= descendants(pid)
-    return pids
-
-
-@pytest.fixture
-def own_cluster(ray_test_cluster):
-    """Another cluster like the session's (a head with 0 CPUs, two 1-CPU workers), with the
-    session's token (Ray reads one per process), for a test that kills one of its nodes.
-
-    Stopped after the test; every process it started must be gone. Never ``ray stop``.
-    """
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    started: set[int] = set()
-    try:
-        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
-        cluster.wait_for_nodes()
-        cluster.workers = workers
-        yield cluster
-    finally:
-        started = _processes(cluster.list_all_nodes()) | getattr(cluster, "removed_processes", set())
-        cluster.shutdown()
-        left = wait_ended(started, seconds=60.0)
-        assert not left, f"Ray processes left running: {sorted(left)}"
 
 
 def _sweep(address: str, server: str, *args: str) -> subprocess.Popen:
@@ -194,7 +155,7 @@ def test_losing_a_node_mid_sweep_leaves_no_run_running(own_cluster, mlflow_serve
         if running:
             victim = running[0]
     node = next(node for node in own_cluster.workers if node.node_id == victim.data.tags[NODE_TAG])
-    own_cluster.removed_processes = _processes([node])  # checked gone at teardown too
+    own_cluster.removed_processes = node_processes([node])  # checked gone at teardown too
     own_cluster.remove_node(node, allow_graceful=False)
 
     stdout, stderr = sweep.communicate(timeout=1800)

@@ -83,23 +83,18 @@ def sweep(
     uri = absolute_store(resolve_tracking_uri(tracking_uri))
     try:
         check_tracking_uri(uri)
-        chosen, source = resolve_address(address)
+        chosen, source = resolve_address(address, option="--address")
         if chosen is not None:
             check_reachable(chosen, source)  # before Ray is imported, which retries for a minute
     except TrackingError as error:
         fail([str(error)])
     except ClusterError as error:
-        fail([_option_names(str(error))])
+        fail([str(error)])
     missing = [name for name in ("ray", "optuna") if name == "ray" or search == "optuna"]
     missing = [name for name in missing if importlib.util.find_spec(name) is None]
     if missing:
         fail([f"invalloc sweep needs {' and '.join(missing)}: pip install 'invalloc[ray]'"])
     _run(base, space, uri, address, max_concurrent, register)
-
-
-def _option_names(text: str) -> str:
-    """The cluster module names the ``--ray-address`` of compare/tune/simulate; sweep's is ``--address``."""
-    return text.replace("--ray-address", "--address").replace("--executor ray", "invalloc sweep")
 
 
 def _run(base, space, uri: str, address: str | None, max_concurrent: int | None, register: str | None) -> None:  # noqa: ANN001
@@ -110,7 +105,7 @@ def _run(base, space, uri: str, address: str | None, max_concurrent: int | None,
     from invalloc.tracking import TrackingError, configure_tracking
 
     try:
-        with ray_cluster(address) as cluster:
+        with ray_cluster(address, option="--address") as cluster:
             check_shared_tracking(uri, cluster.nodes)
             if cluster.cpus < 1:
                 fail(["the Ray cluster has no CPUs for trials (add a node with `ray start --address …`)"])
@@ -132,7 +127,7 @@ def _run(base, space, uri: str, address: str | None, max_concurrent: int | None,
                     progress=progress,
                 )
     except ClusterError as error:
-        fail([_option_names(str(error))])
+        fail([str(error)])
     except TrackingError as error:
         fail([str(error)])
     except SweepInterrupted as stopped:

@@ -127,7 +127,13 @@ class ActionMapper:
         rows, tiers = np.nonzero(view.backlog_to_location)
         self._backlog_location[tiers] = rows
         self._tier_channel = np.ascontiguousarray(n.tier_channel, dtype=np.int64)
-        self._channel_weight = np.ones(len(n.channels))
+        self._n_channels = len(n.channels)
+        self._channels_decided = np.ascontiguousarray(self.channels_decided, dtype=np.int64)
+        self._n_decisions = n.n_decisions
+        # The simulator's expected demand per tier and SKU (H + 1, T, S), as sim.demand_forecast().
+        self._tier_forecast = simulator._tier_forecast
+        self._routed_cells = view.routed_cells
+        self._routed_decisions = view.routed_decisions
         self._allocation_locations = np.ascontiguousarray(view.allocation_locations, dtype=np.int64)
         self._allocation_channels = np.ascontiguousarray(view.allocation_channels, dtype=np.int64)
         self._allocation_positions = np.ascontiguousarray(
@@ -143,43 +149,48 @@ class ActionMapper:
 
     def requests(self, action: np.ndarray) -> np.ndarray:
         """Requested quantities (n_decisions,) in units for a valid action (size,)."""
-        sim = self.simulator
-        view = self.view
-        requests = np.zeros(self.network.n_decisions)
-        demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
         if self.mode == "raw":
-            return self._raw(action, demand, requests)
+            sim = self.simulator
+            demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
+            return self._raw(action, demand, np.zeros(self.network.n_decisions))
         if self.mode == "anchored":
             return self._anchored(np.asarray(action, dtype=np.float64))
+        sim = self.simulator
+        # Channel weights from the action as given (the env passes float64), as a float64 array.
+        weight_of_decided = np.asarray(np.exp(2.0 * action[self._weight_start :]), dtype=np.float64)
         # (padded[sku dimension] + padded[location dimension]) / 2 per DC × SKU, where the padded
-        # action's last entry stands for "no such dimension" and is 0.
+        # action's last entry stands for "no such dimension" and is 0. The powers and
+        # exponentials stay numpy's (a compiled pow or exp may differ in the last bit).
         exponent = _cell_exponent(np.asarray(action, dtype=np.float64), self._sku_dimension, self._location_dimension)
-        weight = self._channel_weight  # 1 for channels without an action dimension
-        weight[self.channels_decided] = np.exp(2.0 * action[self._weight_start :])
+        scale = RANGE**exponent
         # The compiled equivalent of view.order_up_to(sim, requests, target) with
-        # target = demand × cover × RANGE**exponent, then view.allocate_by_weight(sim, requests,
-        # view.channel_need(sim) × the lanes' channel weights).
-        _compact_requests(
-            requests,
-            demand,
+        # target = view.demand_through(sim) × cover × scale, then view.allocate_by_weight(sim,
+        # requests, view.channel_need(sim) × the lanes' channel weights), the weights being 1
+        # for channels without an action dimension and exp(2·a_channel) for the others.
+        return _compact_requests(
+            self._n_decisions,
+            self._demand_through,
+            self._tier_forecast,
+            sim.period,
+            sim.periods,
             self._cover,
-            RANGE**exponent,
+            scale,
+            weight_of_decided,
+            self._channels_decided,
+            self._n_channels,
             sim.on_hand,
             sim.inbound,
             sim.backlog,
+            sim.transit_units,
             self._backlog_location,
-            view.routed_cells,
-            view.routed_decisions,
-            weight,
-            sim.demand_forecast(),
+            self._routed_cells,
+            self._routed_decisions,
             self._tier_channel,
-            sim.transit_units[sim.period % sim.transit_units.shape[0]],
             self._allocation_locations,
             self._allocation_channels,
             self._allocation_positions,
             self._even_share,
         )
-        return requests
 
     def _anchored(self, action: np.ndarray) -> np.ndarray:
         """The anchor's requests with its levels and channel weights scaled by the action."""
@@ -220,27 +231,35 @@ def _cell_exponent(action, sku_dimension, location_dimension):
 
 @njit(cache=True, error_model="numpy")
 def _compact_requests(
-    requests,
-    demand,
+    n_decisions,
+    demand_through,
+    tier_forecast,
+    period,
+    periods,
     cover,
     scale,
+    weight_of_decided,
+    channels_decided,
+    n_channels,
     on_hand,
     inbound,
     backlog,
+    transit_units,
     backlog_location,
     routed_cells,
     routed_decisions,
-    channel_weight,
-    forecast,
     tier_channel,
-    arriving,
     allocation_locations,
     allocation_channels,
     allocation_positions,
     even_share,
 ):
-    """Order-up-to and allocation requests of the compact mapping, added into ``requests``.
+    """Order-up-to and allocation requests (n_decisions,) of the compact mapping at ``period``.
 
+    ``demand_through`` (H + 1, D, S) and ``tier_forecast`` (H + 1, T, S) are the expected
+    demand through each DC and per tier for every period (row min(period, periods), as the
+    planning view reads them), ``transit_units`` the simulator's arrival ring (R, D, S);
+    channel ``channels_decided[k]`` weighs ``weight_of_decided[k]``, the other ``n_channels`` 1.
     Each routed DC × SKU orders ``max(demand × cover × scale − position, 0)`` where the
     position is on hand + inbound − the backlog counted against the DC
     (:meth:`PlanningView.order_up_to`); each DC's available stock (on hand + arriving now)
@@ -248,6 +267,11 @@ def _compact_requests(
     backlog) × the channel's weight, evenly where no lane has any weight, in whole units
     rounded down (:meth:`PlanningView.allocate_by_weight`).
     """
+    requests = np.zeros(n_decisions)
+    row = min(period, periods)
+    demand = demand_through[row]
+    forecast = tier_forecast[row]
+    arriving = transit_units[period % transit_units.shape[0]]
     n_loc, n_sku = on_hand.shape
     n_tier = backlog.shape[0]
     held = np.zeros((n_loc, n_sku))
@@ -264,8 +288,10 @@ def _compact_requests(
         requests[routed_decisions[j]] += max(target - position, 0.0)
     n_lanes = allocation_locations.shape[0]
     if n_lanes == 0:
-        return
-    n_channels = channel_weight.shape[0]
+        return requests
+    channel_weight = np.ones(n_channels)
+    for k in range(channels_decided.shape[0]):
+        channel_weight[channels_decided[k]] = weight_of_decided[k]
     need = np.zeros((n_channels, n_sku))
     for t in range(n_tier):
         c = tier_channel[t]
@@ -285,3 +311,4 @@ def _compact_requests(
             lane_total = total[d, s]
             share = weights[lane, s] / max(lane_total, 1e-300) if lane_total > 0 else even_share[lane]
             requests[allocation_positions[lane, s]] = np.floor(share * (on_hand[d, s] + arriving[d, s]))
+    return requests

@@ -256,7 +256,11 @@ def _run_on_ray(
         check_shared_tracking(tracking_uri, cluster.nodes)
         build = functools.partial(_runner_run, scenario_source, specs, tracking_uri, check_invariants, demand_trace)
         with WorkerPool(build, size=min(processes or episodes, episodes)) as pool:
-            rows = pool.map([(episode, seed + episode) for episode in range(episodes)], advance)
+            rows = pool.map(
+                [(episode, seed + episode) for episode in range(episodes)],
+                advance,
+                describe=lambda call: f"episode {call[0]} (seed {call[1]}) of every policy",
+            )
             return rows, pool.size, sorted(pool.nodes)
 
 

@@ -1,0 +1,99 @@
+"""Compile the simulator's and the environment's numba kernels into numba's cache, at set-up.
+
+Usage (from the repository root; ``scripts/setup.sh`` runs it after installing)::
+
+    .venv/bin/python scripts/warm_kernels.py [--ray-workers]
+
+The first simulation after an install compiles the kernels (about 20 s of CPU, printing
+``compiling simulator kernels (first run only…)``); this script pays that once, at install
+time, so that the user's first ``invalloc simulate``, ``compare``, ``tune`` or ``train`` starts
+from a warm cache. It runs one episode of every rule-based baseline on ``tiny`` (one DC) and
+``retail`` (several DCs, transfers, unreliable suppliers) — between them every kernel and
+every argument type the shipped scenarios compile — and one episode of the training
+environment in the compact and the anchored action modes.
+
+The cache is the one this process uses: numba's ``__pycache__`` beside the kernels, or
+``$NUMBA_CACHE_DIR``. With ``--ray-workers`` it warms, in a second process, the cache Ray
+workers are given too (:func:`invalloc.cluster.numba_cache_dir`, ``~/.cache/invalloc/numba``)
+when that is another folder. A warm cache makes this a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+#: Scenarios whose episodes between them compile every kernel signature of the shipped scenarios.
+SCENARIOS = ("tiny", "retail")
+#: The rule-based baselines (the oracle solves an LP and compiles nothing of its own).
+BASELINES = ("base_stock", "s_S", "proportional", "priority", "fixed_split")
+
+
+def warm() -> None:
+    """One episode of each baseline on each of :data:`SCENARIOS` (books checked, as ``simulate``
+    does), then one episode of the environment in the compact and anchored modes."""
+    import numpy as np
+
+    from invalloc.baselines import make_policy
+    from invalloc.config.loader import load_scenario
+    from invalloc.env import AllocationEnv
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator, run_episode
+
+    for scenario in SCENARIOS:
+        network = compile_network(load_scenario(scenario))
+        for name in BASELINES:
+            run_episode(Simulator(network, check_invariants=True), make_policy(name), seed=0)
+    environments = (
+        AllocationEnv("tiny", info="lean"),
+        AllocationEnv("retail", info="lean"),
+        AllocationEnv(
+            "retail",
+            action_mode="anchored",
+            anchor=make_policy("proportional"),
+            observation="features",
+            features=["days_remaining"],
+            time_basis=8,
+            info="lean",
+        ),
+    )
+    for env in environments:
+        env.reset(seed=0)
+        action = np.full(env.action_space.shape, 0.1)
+        while not env.step(action)[3]:
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--ray-workers", action="store_true", help="also warm the cache Ray workers use (~/.cache/invalloc/numba)"
+    )
+    args = parser.parse_args()
+    start, start_cpu = time.perf_counter(), time.process_time()
+    warm()
+    print(
+        f"numba cache warm ({os.environ.get('NUMBA_CACHE_DIR') or 'beside the kernels'}): "
+        f"{time.perf_counter() - start:.1f} s wall, {time.process_time() - start_cpu:.1f} s CPU",
+        file=sys.stderr,
+    )
+    if args.ray_workers:
+        from invalloc.cluster import numba_cache_dir
+
+        workers = numba_cache_dir()
+        if os.environ.get("NUMBA_CACHE_DIR") != workers:
+            env = {**os.environ, "NUMBA_CACHE_DIR": workers}
+            if subprocess.run([sys.executable, __file__], env=env, check=False).returncode:
+                sys.exit(f"warm_kernels.py: the Ray workers' cache {workers} was not warmed (see above)")
+
+
+if __name__ == "__main__":
+    main()
