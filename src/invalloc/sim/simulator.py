@@ -192,9 +192,11 @@ class Simulator:
         self._lane_start = np.searchsorted(network.sales_channel[order], np.arange(len(network.channels) + 1))
         self._backorder_replenishment = scenario.episode.backorder_replenishment
         shape = network.opening_stock.shape
-        self._opening_unit_cost = np.ascontiguousarray(np.broadcast_to(network.standard_cost, shape))
-        self._opening_expiry = np.ascontiguousarray(
-            np.broadcast_to(np.where(network.shelf_life > 0, network.shelf_life, NEVER), shape)
+        # Writable copies: with one DC ``ascontiguousarray`` of a broadcast returns the read-only
+        # view itself, and a read-only array compiles a second signature of the reset kernels.
+        self._opening_unit_cost = np.array(np.broadcast_to(network.standard_cost, shape), order="C")
+        self._opening_expiry = np.array(
+            np.broadcast_to(np.where(network.shelf_life > 0, network.shelf_life, NEVER), shape), order="C"
         )
         self._opening_value = float((network.opening_stock * network.standard_cost).sum())
         self._discount_factor = (self._discount ** np.arange(self.periods + 1)).tolist()
