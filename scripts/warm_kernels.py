@@ -7,8 +7,8 @@ Usage (from the repository root; ``scripts/setup.sh`` runs it after installing):
 The first simulation after an install compiles the kernels (about 20 s of CPU, printing
 ``compiling simulator kernels (first run only…)``); this script pays that once, at install
 time, so that the user's first ``invalloc simulate``, ``compare``, ``tune`` or ``train`` starts
-from a warm cache. It runs one episode of every rule-based baseline on ``tiny`` (one DC) and
-``retail`` (several DCs, transfers, unreliable suppliers) — between them every kernel and
+from a warm cache. It runs one episode of every rule-based baseline on every shipped scenario (one DC or
+several, transfers, unreliable suppliers, one SKU or many) — between them every kernel and
 every argument type the shipped scenarios compile — and one episode of the training
 environment in the compact and the anchored action modes.
 
@@ -31,24 +31,25 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-#: Scenarios whose episodes between them compile every kernel signature of the shipped scenarios.
-SCENARIOS = ("tiny", "retail")
 #: The rule-based baselines (the oracle solves an LP and compiles nothing of its own).
 BASELINES = ("base_stock", "s_S", "proportional", "priority", "fixed_split")
 
 
 def warm() -> None:
-    """One episode of each baseline on each of :data:`SCENARIOS` (books checked, as ``simulate``
+    """One episode of each baseline on every shipped scenario (books checked, as ``simulate``
     does), then one episode of the environment in the compact and anchored modes."""
     import numpy as np
 
     from invalloc.baselines import make_policy
     from invalloc.config.loader import load_scenario
+    from invalloc.config.shipped import shipped_names
     from invalloc.env import AllocationEnv
     from invalloc.sim.network import compile_network
     from invalloc.sim.simulator import Simulator, run_episode
 
-    for scenario in SCENARIOS:
+    # Every shipped scenario: between them every kernel signature a first run compiles (one DC
+    # or several, transfers, unreliable suppliers, single- and multi-SKU sourcing).
+    for scenario in shipped_names("scenarios"):
         network = compile_network(load_scenario(scenario))
         for name in BASELINES:
             run_episode(Simulator(network, check_invariants=True), make_policy(name), seed=0)
