@@ -43,7 +43,7 @@ DETAIL_SKUS = 3
 FIGURE_DPI = 110
 #: A request counts as cut by a rule when executed falls short of it by more than this (units).
 CUT_TOLERANCE = 1e-9
-_LABEL_WIDTH = 28
+_LABEL_WIDTH = 40  # fits a registered model with its alias, e.g. invalloc-policy-retail@champion
 
 
 class TrajectoryError(ValueError):
