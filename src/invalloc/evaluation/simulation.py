@@ -49,6 +49,7 @@ class Simulation:
     :param books: per episode its books (:class:`~invalloc.sim.statements.EpisodeBooks`), when kept.
     :param audit: per episode its audit table, with ``audit=True``.
     :param nodes: Ray nodes that ran episodes (empty when run here); ``workers`` their actors.
+    :param written: one line per folder of statements or plots written.
     """
 
     scenario: LoadedScenario
@@ -61,6 +62,7 @@ class Simulation:
     audit: list[pd.DataFrame] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     workers: int = 0
+    written: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, dict[str, float]]:
@@ -68,6 +70,27 @@ class Simulation:
         from invalloc.sim.kpis import summarise
 
         return summarise(self.episodes)
+
+    @property
+    def kpis(self) -> pd.DataFrame:
+        """One row per episode: ``episode``, ``seed`` and every scalar KPI (per-tier fill rates as
+        ``fill_rate_by_tier/<channel>/<tier>``)."""
+        import pandas as pd
+
+        from invalloc.sim.kpis import _flatten
+
+        return pd.DataFrame(
+            [{"episode": row["episode"], "seed": row["seed"], **_flatten(row)} for row in self.episodes]
+        )
+
+    def statements(self, episode: int = 0):  # noqa: ANN201 - Statements (imported on use)
+        """Episode ``episode``'s income statement, balance sheet, cash flow and inventory
+        roll-forward, reconciled with the ledger (kept books only)."""
+        from invalloc.sim.statements import build_statements
+
+        if not self.books:
+            raise SimulationError("the books were not kept: run with keep=True (invalloc.simulate keeps them)")
+        return build_statements(self.books[episode])
 
 
 def simulation_policy(
