@@ -128,6 +128,20 @@ def test_train_compare_backtest_and_export(tmp_path, mlflow_uri):
     assert set(paired["label"]) == {"tiny_smoke-tiny-s0", "invalloc-policy-tiny@champion"}
     assert set(paired["reference"]) == {"base_stock@tuned"} and (paired["n"] == 3).all()
     assert result.mlflow_run_id and json.dumps(result.to_dict())
+    # The plots name policies by label too, and money ticks carry thousands separators.
+    from invalloc.evaluation.report import figures
+
+    drawn = figures(result.comparison)
+    for stem in ("profit_distribution", "reward_difference"):
+        drawn[stem].draw_without_rendering()
+    box = drawn["profit_distribution"].axes[0]
+    assert [t.get_text() for t in box.get_yticklabels()] == list(result.labels.values())
+    ticks = [t.get_text() for t in box.get_xticklabels() if t.get_text()]
+    assert any("," in t for t in ticks) and not any("e" in t.lower() for t in ticks), ticks
+    forest = drawn["reward_difference"]
+    assert [t.get_text() for t in forest.axes[0].get_yticklabels()] == ["tiny_smoke-tiny-s0",
+                                                                        "invalloc-policy-tiny@champion"]  # fmt: skip
+    assert "reference: base_stock@tuned" in forest.get_suptitle()
 
     # A backtest on a hand-written trace: one episode, the trace named in the report.
     trace = tmp_path / "holdout.csv"

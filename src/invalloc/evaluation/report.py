@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from invalloc.evaluation.results import Comparison, ComparisonError, kpi_label, kpi_short_label
+from invalloc.evaluation.trajectories import thousands_axis
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -138,13 +139,6 @@ def _short_labels(comparison: Comparison) -> dict[str, str]:
     return comparison.short_labels
 
 
-def _money_axis(ax, axis: str = "y") -> None:
-    """Tick labels with thousands separators (``600,000`` rather than ``6e5``)."""
-    from matplotlib.ticker import FuncFormatter
-
-    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
-
-
 def _grouped_bars(ax, comparison: Comparison, prefix: str, groups: Sequence[str]) -> None:
     """Bars of ``prefix/<group>`` per policy with 95% CI whiskers."""
     colours = _colours(comparison)
@@ -184,7 +178,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         boxes["boxes"][i].set(facecolor=colours[label], alpha=0.35)
         ax.scatter(values, i + 1 + jitter.uniform(-0.15, 0.15, len(values)), s=10, color=colours[label], zorder=3)
     ax.set_yticks(range(1, len(labels) + 1), [short[label] for label in labels])
-    _money_axis(ax, "x")
+    thousands_axis(ax, "x")
     ax.invert_yaxis()
     ax.set_xlabel(f"profit per episode (accrual, {_currency(comparison)})")
     ax.set_title(f"{comparison.episodes} episodes, seeds {comparison.seed}–{comparison.seed + comparison.episodes - 1}")
@@ -205,7 +199,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(others)), [short[label] for label in others])
     for ax in axes:
-        _money_axis(ax, "x")
+        thousands_axis(ax, "x")
     axes[0].invert_yaxis()
     fig.suptitle(f"reference: {short[comparison.reference]} (95% CI of the mean paired difference)")
     out["reward_difference"] = fig
@@ -232,7 +226,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     bottom.legend(fontsize="small")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        _money_axis(ax)
+        thousands_axis(ax)
     out["episode_profit_cash"] = fig
 
     # Fill rate per tier against each tier's contractual minimum.
@@ -254,7 +248,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     ax = fig.add_subplot()
     _grouped_bars(ax, comparison, "inventory_value_by_dc", comparison.dcs)
     ax.set_ylabel(f"average on hand at standard cost ({_currency(comparison)})")
-    _money_axis(ax)
+    thousands_axis(ax)
     ax.set_title("mean over episodes with 95% CI")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     out["inventory_by_dc"] = fig

@@ -229,7 +229,9 @@ def trajectory_frame(
 
 
 # --------------------------------------------------------------------------- plots
-def _thousands(ax, axis: str = "y") -> None:
+def thousands_axis(ax, axis: str = "y") -> None:
+    """Tick labels with thousands separators (``600,000``, not ``6e5``); small values keep two
+    significant digits (``0.25``), so close ticks never print the same label."""
     from matplotlib.ticker import FuncFormatter
 
     def format_tick(value: float, _position: int) -> str:
@@ -319,7 +321,7 @@ def sku_figure(frame: pd.DataFrame, sku: str, title: str, currency: str) -> Figu
         _headroom(ax)
     for ax in (stock, orders, short, cash):
         ax.grid(alpha=0.3)
-        _thousands(ax)
+        thousands_axis(ax)
         _periods_axis(ax)
     fig.suptitle(title)
     return fig
@@ -345,7 +347,7 @@ def overview_figure(frame: pd.DataFrame, skus: Sequence[str], title: str) -> Fig
         ax.set_title(sku, fontsize="medium")
         _headroom(ax, 1.15)
         ax.grid(alpha=0.3)
-        _thousands(ax)
+        thousands_axis(ax)
         _periods_axis(ax)
     for ax in axes[len(skus) :]:
         ax.set_visible(False)
@@ -427,6 +429,7 @@ __all__ = [
     "sku_figure",
     "sku_revenue",
     "spec_labels",
+    "thousands_axis",
     "top_skus",
     "trajectory_frame",
     "unique_labels",
