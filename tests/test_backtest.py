@@ -49,6 +49,13 @@ def test_backtest_replays_the_trace_as_simulate_does(tmp_path, mlflow_uri):
     import hashlib
 
     assert data["demand_trace"]["sha256"] == hashlib.sha256(trace.read_bytes()).hexdigest()
+    import mlflow
+
+    logged = mlflow.MlflowClient(mlflow_uri).get_run(data["mlflow_run_id"]).data.params
+    assert (
+        logged["demand_trace"] == str(trace.resolve())
+        and logged["demand_trace_sha256"] == data["demand_trace"]["sha256"]
+    )
     for policy in ("base_stock", "priority"):
         simulated = run("simulate", "--scenario", "tiny", "--policy", policy, "--demand-trace", str(trace),
                         "--seed", "3", "--json")  # fmt: skip
