@@ -162,3 +162,16 @@ def test_train_compare_backtest_and_export(tmp_path, mlflow_uri):
     assert rules.manifest["registry"]["model_name"] == "invalloc-rules-tiny"
     replay = invalloc.simulate("tiny", rules.spec, episodes=2, seed=100)
     assert replay.kpis["fill_rate"].between(0.0, 1.0).all()
+
+
+def test_tune_writes_a_params_file_the_specs_read(tmp_path):
+    from invalloc.sim.policy import PolicyError
+
+    tuned = invalloc.tune("tiny", "base_stock", tmp_path / "tuned.yaml", seeds="0-4", budget=12)
+    assert tuned.spec == f"base_stock@{tmp_path / 'tuned.yaml'}" and set(tuned.params) >= {"cover"}
+    assert len(tuned.result.history) <= 12 and tuned.result.seeds == [0, 1, 2, 3, 4]
+    # The file gives the tuned policy back: simulated on the training seeds, its mean reward.
+    run = invalloc.simulate("tiny", "base_stock", params_file=tuned.file, episodes=5, seed=0)
+    assert run.kpis["total_reward"].mean() == pytest.approx(tuned.result.mean_reward)
+    with pytest.raises(PolicyError, match="colour"):
+        invalloc.simulate("tiny", "base_stock", params={"colour": "blue"})

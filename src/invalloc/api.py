@@ -15,6 +15,8 @@ one, gives one line per problem).
   — KPIs per episode, period records, books and statements;
 - :func:`compare` (``invalloc compare``, with ``demand_trace`` a backtest): a
   :class:`ComparisonResult` — the tables as DataFrames and the report folder;
+- :func:`tune` (``invalloc tune``): a :class:`TunedBaseline` — the parameters and their file
+  (``.spec``: ``NAME@FILE``);
 - :func:`train` (``invalloc train``): a :class:`~invalloc.agents.training.TrainResult` — run id,
   evaluations, model URI;
 - :func:`export_rules` (``invalloc export``): an :class:`ExportResult` — the rule table and its fidelity.
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from invalloc.agents.training import TrainResult
+    from invalloc.baselines.tuning import TuneResult
     from invalloc.env.allocation_env import AllocationEnv
     from invalloc.evaluation.results import Comparison
     from invalloc.evaluation.simulation import Simulation
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ComparisonResult",
     "ExportResult",
+    "TunedBaseline",
     "LoadedScenario",
     "compare",
     "export_rules",
@@ -62,6 +66,7 @@ __all__ = [
     "make_env",
     "simulate",
     "train",
+    "tune",
 ]
 
 
@@ -330,6 +335,60 @@ def train(
         experiment, timesteps=timesteps, seed=seed, tracking_uri=tracking_uri, run_name=run_name,
         register=register, progress=progress,
     )  # fmt: skip
+
+
+@dataclass
+class TunedBaseline:
+    """What :func:`tune` produced: the search's result and the parameters file written.
+
+    :param result: :class:`~invalloc.baselines.tuning.TuneResult` — ``params``, ``mean_reward``
+        on the training seeds (in-sample), every candidate evaluated.
+    :param file: the parameters YAML (what ``invalloc tune --out`` writes).
+    """
+
+    result: TuneResult
+    file: Path
+
+    @property
+    def spec(self) -> str:
+        """The tuned policy as a ``--policy`` spec: ``NAME@FILE``."""
+        return f"{self.result.policy}@{self.file}"
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.result.params)
+
+
+def tune(
+    scenario: str | Path,
+    policy: str = "base_stock",
+    out: str | Path | None = None,
+    *,
+    seeds: str | Sequence[int] = "0-49",
+    budget: int | None = None,
+    search_seed: int = 0,
+    progress: bool = False,
+) -> TunedBaseline:
+    """Find a rule-based policy's best parameters on training seeds and write them (``invalloc tune``).
+
+    :param policy: ``base_stock``, ``s_S``, ``proportional``, ``priority`` or ``fixed_split``.
+    :param out: the parameters YAML (None: ``<scenario>_<policy>_tuned.yaml`` here).
+    :param seeds: training seeds, ``"0-49"`` or a list (every candidate runs on all of them).
+    :param budget: most candidates to evaluate (None: the command's default).
+    :returns: the result and the file; ``.spec`` (``NAME@FILE``) is what :func:`compare` takes.
+    :raises PolicyError, ScenarioError, ValueError: bad input, before the search.
+
+    >>> tuned = invalloc.tune("tiny", "base_stock", "tuned.yaml", seeds="0-9", budget=20)  # doctest: +SKIP
+    >>> tuned.spec  # doctest: +SKIP
+    'base_stock@tuned.yaml'
+    """
+    from invalloc.baselines.tuning import DEFAULT_BUDGET, parse_seeds, save_params
+    from invalloc.baselines.tuning import tune as run_tune
+
+    name = load_scenario(scenario).scenario.name
+    training = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
+    result = run_tune(scenario, policy, training, budget=budget or DEFAULT_BUDGET, seed=search_seed, progress=progress)
+    return TunedBaseline(result, save_params(result, out or Path(f"{name}_{policy}_tuned.yaml")))
 
 
 @dataclass
