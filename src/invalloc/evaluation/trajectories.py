@@ -52,8 +52,8 @@ class TrajectoryError(ValueError):
 
 def policy_label(spec_text: str, name: str | None = None, width: int = _LABEL_WIDTH) -> str:
     """A short label for a policy: a trained agent's or rule table's ``name`` (its run name,
-    ``NAME@ALIAS``) rather than its 32-character run id; a baseline spec as typed, shortened to
-    ``width`` characters."""
+    ``NAME@ALIAS``) rather than its 32-character run id; a baseline spec as typed, its params
+    file by name alone (``base_stock@tuned.yaml``), shortened to ``width`` characters."""
     text = spec_text
     if spec_text.startswith(("run:", "runs:/")):
         run_id = spec_text.split(":", 1)[1].removeprefix("/").split("/")[0]
@@ -62,6 +62,10 @@ def policy_label(spec_text: str, name: str | None = None, width: int = _LABEL_WI
         text = spec_text.removeprefix("models:/")
     elif spec_text.startswith("rules:"):
         text = f"rules {Path(spec_text.removeprefix('rules:')).name}"
+    elif "@" in spec_text:  # a baseline with a params file: the file's name, not its folders
+        name, _, rest = spec_text.partition("@")
+        file, colon, overrides = rest.partition(":")
+        text = f"{name}@{Path(file).name}{colon}{overrides}"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
