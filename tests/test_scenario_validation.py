@@ -464,7 +464,7 @@ CASES = [
         setting("demand.streams[0].trend", -1.5),
         "demand.streams[0].trend: -1.5 would take the mean to zero or below",
     ),
-    Case("no demand at all", setting("demand", {}), "demand: give streams or a trace"),
+    Case("no demand at all", setting("demand", {}), "demand: give streams, a trace or a bootstrap"),
     Case("trace file missing", setting("demand.trace", "nope.csv"), "demand.trace: file 'nope.csv' not found"),
     Case(
         "trace without a column",

@@ -185,6 +185,78 @@ def scenario_show(
     console.print(f"{network.n_decisions} decisions, e.g. {', '.join(network.decision_names[:3])}")
 
 
+@scenario_app.command("build")
+def scenario_build(
+    products: Annotated[Path, typer.Option(help="products.csv: sku, unit_cost, price / price_<channel>, …")],
+    locations: Annotated[Path, typer.Option(help="locations.csv: location, capacity.")],
+    lanes: Annotated[Path, typer.Option(help="lanes.csv: from, to, lead_time, lead_time_max, cost_per_unit, …")],
+    channels: Annotated[
+        Path, typer.Option(help="channels.csv: channel, tier, priority, demand_share, min_fill_rate, …")
+    ],
+    history: Annotated[Path, typer.Option(help="Sales history CSV: date|period, channel, sku, quantity[, stockout].")],
+    out: Annotated[Path, typer.Option(help="Scenario YAML to write (holdout.csv and fitted files go next to it).")],
+    suppliers: Annotated[
+        Path | None, typer.Option(help="suppliers.csv: supplier, sku, unit_cost, minimum_order_quantity, …")
+    ] = None,
+    stock: Annotated[Path | None, typer.Option(help="Opening stock CSV: location, sku, quantity.")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="YAML with rules:, finance:, episode:, currency:, description: sections.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Scenario name (default: the --out file's stem).")] = None,
+    holdout_periods: Annotated[
+        int, typer.Option(help="Keep the last N periods out of the fit and write them as holdout.csv.")
+    ] = 0,
+    horizon: Annotated[
+        int | None, typer.Option(help="Episode length in periods (default: the hold-out length).")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="model: fit the demand models; bootstrap: resample the history.")
+    ] = "model",
+    fit_report: Annotated[Path | None, typer.Option(help="Folder for the fit report (HTML + JSON).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed passed to the fit.")] = 0,
+    period_days: Annotated[
+        int | None, typer.Option(help="Days per period of a history numbered by period (default 7).")
+    ] = None,
+) -> None:
+    """Build a validated scenario from master-data tables and a sales history (demand fitted)."""
+    from invalloc.history.build import BuildError, build_scenario
+    from invalloc.history.tables import TablePaths
+
+    paths = TablePaths(products, locations, lanes, channels, suppliers, stock)
+    try:
+        result = build_scenario(
+            paths,
+            history,
+            out,
+            rules_path=rules,
+            name=name,
+            holdout_periods=holdout_periods,
+            horizon=horizon,
+            method=method,
+            fit_report=fit_report,
+            seed=seed,
+            period_days=period_days,
+        )
+    except BuildError as error:
+        _fail(error.problems)
+    models = ", ".join(f"{count} {model}" for model, count in sorted(result.streams_by_model.items()))
+    print(
+        f"{result.scenario}: {result.skus} SKUs × {result.channels} channels; demand fitted on "
+        f"{result.fitted_periods[0]} … {result.fitted_periods[1]}: {models} series; horizon {result.horizon}"
+    )
+    if result.holdout_periods:
+        censored = (
+            f" ({result.censored_in_holdout} rows flagged stockout: their sales replay as demand)"
+            if result.censored_in_holdout
+            else ""
+        )
+        print(f"hold-out: last {result.holdout_periods} periods → holdout.csv{censored}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for path in result.files:
+        print(f"wrote {path}")
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

@@ -2,7 +2,7 @@
 
 A run logs under ``config/``: the resolved experiment (``experiment.yaml``), the resolved
 scenario beside it (``scenario.yaml``), the experiment as given, and a copy of every file
-the scenario references (today: ``demand.trace``) under ``files/``, listed with its path as
+the scenario references (``demand.trace``, ``demand.bootstrap.history``) under ``files/``, listed with its path as
 written and its sha256 in ``referenced_files.json``.
 
 :func:`restore_config` downloads that folder and lays the copies out so that each path as
@@ -44,6 +44,9 @@ def referenced_files(loaded: LoadedScenario) -> dict[str, tuple[str, Path]]:
     references = {}
     if scenario.demand.trace is not None:
         references["demand.trace"] = (scenario.demand.trace, loaded.base_dir / scenario.demand.trace)
+    if scenario.demand.bootstrap is not None:
+        history = scenario.demand.bootstrap.history
+        references["demand.bootstrap.history"] = (history, loaded.base_dir / history)
     return references
 
 

@@ -13,12 +13,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from invalloc.config.schema import (
+    Demand,
     DiscreteLeadTime,
     Location,
     Scenario,
     UniformLeadTime,
 )
-from invalloc.config.trace import read_trace
+from invalloc.config.trace import read_history, read_trace
 
 #: Most values (see :func:`episode_values`) an episode's arrays may hold (400 MB of float64 each).
 MAX_EPISODE_VALUES = 50_000_000
@@ -264,11 +265,40 @@ def _check_trace(scenario: Scenario, index: _Index, path: Path) -> list[str]:
     ]
 
 
+def _check_bootstrap(demand: Demand, index: _Index, base_dir: Path) -> list[str]:
+    """The bootstrap replaces the streams and the scenario's trace; its history must read and be
+    at least one block long."""
+    bootstrap = demand.bootstrap
+    problems = []
+    if demand.streams:
+        problems.append("demand.bootstrap: a bootstrap replaces the streams; remove demand.streams or the bootstrap")
+    if demand.trace is not None:
+        problems.append("demand.bootstrap: a bootstrap replaces the trace; remove demand.trace or the bootstrap")
+    path = base_dir / bootstrap.history
+    if not path.is_file():
+        return problems + [f"demand.bootstrap.history: file '{bootstrap.history}' not found (relative to {base_dir})"]
+    history, read_problems = read_history(path, list(index.channels), list(index.products))
+    problems += [
+        f"demand.bootstrap.history: {p}"
+        if p.startswith(("row ", "..."))
+        else f"demand.bootstrap.history: '{path.name}' {p}"
+        for p in read_problems
+    ]
+    if history is not None and bootstrap.block_periods > history.shape[0]:
+        problems.append(
+            f"demand.bootstrap.block_periods: {bootstrap.block_periods} is longer than the history's "
+            f"{history.shape[0]} periods; use at most {history.shape[0]}"
+        )
+    return problems
+
+
 def _check_demand(scenario: Scenario, index: _Index, base_dir: Path) -> list[str]:
     problems = []
     demand = scenario.demand
-    if not demand.streams and demand.trace is None:
-        problems.append("demand: give streams or a trace")
+    if not demand.streams and demand.trace is None and demand.bootstrap is None:
+        problems.append("demand: give streams, a trace or a bootstrap")
+    if demand.bootstrap is not None:
+        problems += _check_bootstrap(demand, index, base_dir)
     if demand.trace is not None:
         trace_path = base_dir / demand.trace
         if not trace_path.is_file():

@@ -191,11 +191,28 @@ class DemandStream(_Model):
     seasonality: Seasonality | None = None
 
 
+class Bootstrap(_Model):
+    """Demand block-resampled from a sales history, fresh for every episode seed.
+
+    Each episode is a sequence of blocks of ``block_periods`` whole periods (every channel and
+    SKU together), each block starting at a period of the history drawn uniformly: a moving-block
+    bootstrap, which keeps the correlation across channels and SKUs and over a block's periods.
+    """
+
+    history: str = Field(
+        description="CSV with columns period,channel,sku,quantity, periods 0 … P−1 (path relative to the YAML)."
+    )
+    block_periods: Annotated[int, Field(ge=1, le=MAX_PERIODS)] = Field(
+        4, description="Consecutive history periods per drawn block."
+    )
+
+
 class Demand(_Model):
     streams: list[DemandStream] = Field(default_factory=list)
     trace: str | None = Field(
         None, description="CSV with columns period,channel,sku,quantity; replayed exactly (path relative to the YAML)."
     )
+    bootstrap: Bootstrap | None = Field(None, description="Resample a sales history instead of streams.")
 
 
 class Finance(_Model):

@@ -145,3 +145,23 @@ def read_trace(path: Path, channels: list[str], skus: list[str], periods: int) -
                 "write periods without demand as zero rows"
             )
     return (None, problems) if problems else (demand, [])
+
+
+def read_history(path: Path, channels: list[str], skus: list[str]) -> tuple[np.ndarray | None, list[str]]:
+    """A whole history CSV ``period,channel,sku,quantity`` (periods 0 … P−1, P taken from the
+    file's largest period) as ``(P, C, S)`` units, or None and the problems (as :func:`read_trace`)."""
+    path = Path(path)
+    last = -1
+    try:
+        if path.is_file() and path.stat().st_size <= MAX_TRACE_BYTES:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+                if "period" in reader.fieldnames:
+                    for row in reader:
+                        period, _ = _period(row.get("period"))
+                        if period is not None and 0 <= period < MAX_PERIODS:
+                            last = max(last, period)
+    except (OSError, csv.Error, UnicodeDecodeError):
+        pass  # read_trace reports it
+    return read_trace(path, channels, skus, max(last + 1, 1))

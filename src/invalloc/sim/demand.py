@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from invalloc.config.schema import DemandStream
-from invalloc.config.trace import read_trace
+from invalloc.config.trace import read_history, read_trace
 from invalloc.sim.network import Network
 
 
@@ -91,10 +91,29 @@ class DemandModel:
                 shape = (rate_mean > 0, np.maximum(shape, 1e-12), rate_mean / np.maximum(shape, 1e-12))
             self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape))
         self._split = _tier_split_plan(network)
+        #: Moving-block bootstrap: (history (P, C, S) in units, block length), or None.
+        self._bootstrap: tuple[np.ndarray, int] | None = None
+        bootstrap = network.scenario.demand.bootstrap
+        if bootstrap is not None:
+            history = load_bootstrap_history(network)
+            self._bootstrap = (history, bootstrap.block_periods)
+            # Planners forecast the history's average (the bootstrap's expectation, up to its ends).
+            self.expected[:] = history.mean(axis=0)
+
+    def bootstrap_periods(self, rng: np.random.Generator) -> np.ndarray:
+        """History periods (H,) of one bootstrap episode: blocks of ``block_periods`` consecutive
+        periods, each starting at a uniformly drawn period 0 … P − block."""
+        history, block = self._bootstrap
+        starts = rng.integers(0, history.shape[0] - block + 1, size=-(-self.periods // block))
+        return (starts[:, None] + np.arange(block)[None, :]).ravel()[: self.periods]
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
         n = self.network
+        if self._bootstrap is not None:
+            # Whole history periods (every channel and SKU together), then split over tiers.
+            channel_demand = self._bootstrap[0][self.bootstrap_periods(rng)]
+            return _split_over_tiers(self._split, n, channel_demand, rng)
         tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
         channel_demand = None
         for kind, c, columns, members, shares, mean, std, shape in self._plans:
@@ -132,6 +151,35 @@ def load_demand_trace(network: Network, path: str | Path, periods: int) -> np.nd
     if problems:
         raise DemandTraceError(*[f"{path}: {problem}" for problem in problems])
     return demand
+
+
+#: Bootstrap histories read, by (file, modification time, size, channels, SKUs): every
+#: simulator of a comparison shares one read-only copy.
+_HISTORIES: dict[tuple, np.ndarray] = {}
+
+
+def load_bootstrap_history(network: Network) -> np.ndarray:
+    """The scenario's ``demand.bootstrap.history`` as (P, C, S) units (read-only).
+
+    :raises DemandTraceError: every problem of the file, one line each naming the file.
+    """
+    path = network.loaded.base_dir / network.scenario.demand.bootstrap.history
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(network.channels), tuple(network.skus))
+    except OSError:
+        key = None
+    if key is not None and key in _HISTORIES:
+        return _HISTORIES[key]
+    history, problems = read_history(path, list(network.channels), list(network.skus))
+    if problems:
+        raise DemandTraceError(*[f"{path}: {problem}" for problem in problems])
+    history.flags.writeable = False
+    if key is not None:
+        if len(_HISTORIES) >= 8:
+            _HISTORIES.clear()
+        _HISTORIES[key] = history
+    return history
 
 
 def split_over_tiers(network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
