@@ -4,9 +4,9 @@ Layers, each importing only from the ones before it:
 ``config`` → ``sim`` → ``env`` → ``baselines``/agents → evaluation → rule export → governance.
 
 Importing the package imports nothing but the standard library: a rule consumer
-(``import invalloc.rules``) pays for numpy alone. The Python API — ``invalloc.load_scenario``,
-``make_env``, ``simulate``, ``tune``, ``compare``, ``train``, ``export_rules`` (:mod:`invalloc.api`) — loads
-on first use of one of its names. The Gymnasium environment
+(``import invalloc.rules``) pays for numpy alone. The Python API — ``invalloc.build_scenario``,
+``load_scenario``, ``make_env``, ``simulate``, ``tune``, ``compare``, ``train``, ``export_rules``
+(:mod:`invalloc.api`) — loads on first use of one of its names. The Gymnasium environment
 ``invalloc/Allocation-v0`` is registered as soon as both ``invalloc`` and ``gymnasium`` are
 imported, in either order; ``gymnasium.make("invalloc:invalloc/Allocation-v0", ...)`` imports
 invalloc itself. (Gymnasium 1.x loads no plugin entry points, so importing ``gymnasium`` alone
@@ -23,7 +23,7 @@ ENV_ID = "invalloc/Allocation-v0"
 #: The Python API (:mod:`invalloc.api`): what the commands do, as functions returning Python
 #: objects. Each name loads ``invalloc.api`` on first use (below), so importing the package stays
 #: light; the package only names them — the functions live in the top layer, beside the CLI.
-API = ("load_scenario", "make_env", "simulate", "tune", "compare", "train", "export_rules")
+API = ("build_scenario", "load_scenario", "make_env", "simulate", "tune", "compare", "train", "export_rules")
 
 __all__ = ["ENV_ID", "__version__", *API]
 

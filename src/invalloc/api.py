@@ -9,6 +9,8 @@ or option (:class:`~invalloc.config.loader.ScenarioError`,
 :class:`~invalloc.evaluation.compare.ComparisonError` …; ``error.lines()``, where there is
 one, gives one line per problem).
 
+- :func:`build_scenario` (``invalloc scenario build``): a :class:`BuiltScenario` — the scenario
+  built from master-data tables and a sales history, its hold-out trace and fit report;
 - :func:`load_scenario` (``invalloc scenario validate``): a validated :class:`LoadedScenario`;
 - :func:`make_env`: the Gymnasium environment (:class:`~invalloc.env.allocation_env.AllocationEnv`);
 - :func:`simulate` (``invalloc simulate``): a :class:`~invalloc.evaluation.simulation.Simulation`
@@ -53,14 +55,18 @@ if TYPE_CHECKING:
     from invalloc.evaluation.results import Comparison
     from invalloc.evaluation.simulation import Simulation
     from invalloc.export.extraction import ExtractionSettings
+    from invalloc.history.build import BuildResult
     from invalloc.rules.table import RuleTable
 
 __all__ = [
+    "BuiltScenario",
     "ComparisonResult",
     "ExportResult",
+    "TABLE_FILES",
     "TunedBaseline",
     "LoadedScenario",
     "compare",
+    "build_scenario",
     "export_rules",
     "load_scenario",
     "make_env",
@@ -87,6 +93,170 @@ def load_scenario(scenario: str | Path, overrides: Mapping[str, Any] | None = No
     from invalloc.config.loader import load_scenario as load
 
     return load(scenario, overrides)
+
+
+#: File names :func:`build_scenario` looks for in a ``tables`` folder (as ``examples/history/`` names them).
+TABLE_FILES = {
+    "products": "products.csv",
+    "locations": "locations.csv",
+    "lanes": "lanes.csv",
+    "channels": "channels.csv",
+    "suppliers": "suppliers.csv",
+    "stock": "stock.csv",
+    "rules": "rules.yaml",
+    "history": "sales.csv",
+}
+_REQUIRED_TABLES = ("products", "locations", "lanes", "channels", "history")
+
+
+@dataclass
+class BuiltScenario:
+    """What :func:`build_scenario` wrote.
+
+    :param result: :class:`~invalloc.history.build.BuildResult` — the scenario's path, every file
+        written, SKUs, channels, series by demand model, the fitted window, the horizon.
+    """
+
+    result: BuildResult
+
+    @property
+    def path(self) -> Path:
+        """The scenario YAML (what every other function takes as ``scenario``)."""
+        return Path(self.result.scenario)
+
+    @property
+    def holdout(self) -> Path | None:
+        """The held-out periods as a demand trace (``demand_trace`` of :func:`compare`), or None."""
+        from invalloc.history.build import HOLDOUT_FILE
+
+        return next((Path(p) for p in self.result.files if Path(p).name == HOLDOUT_FILE), None)
+
+    @property
+    def fit_report(self) -> dict[str, Any] | None:
+        """The fit report's JSON (``fit_report=`` folder), or None when none was written."""
+        import json
+
+        path = next((Path(p) for p in self.result.files if Path(p).suffix == ".json"), None)
+        return None if path is None else json.loads(path.read_text(encoding="utf-8"))
+
+    @property
+    def fit_series(self) -> pd.DataFrame:
+        """The fit report's key table: per channel × SKU the chosen ``model`` (``none``: never
+        sold), its ``mean``, ``std``, ``trend`` and season ``amplitude``, the hold-out MAE of the
+        model and of the naive forecast, the ``verdict``, the periods flagged ``stockout`` and
+        the ``total_units`` sold."""
+        import pandas as pd
+
+        report = self.fit_report
+        if report is None:
+            raise ValueError("no fit report was written: build with fit_report=FOLDER")
+        rows = []
+        for item in report["series"]:
+            holdout = item.get("holdout") or {}
+            season = item.get("seasonality") or {}
+            rows.append(
+                {
+                    "channel": item["channel"],
+                    "sku": item["sku"],
+                    "model": item["model"],
+                    "candidate": item.get("candidate"),
+                    "mean": item.get("mean"),
+                    "std": item.get("std"),
+                    "trend": item.get("trend"),
+                    "amplitude": season.get("amplitude"),
+                    "holdout_mae": holdout.get("model_mae"),
+                    "naive_mae": holdout.get("naive_mae"),
+                    "verdict": item.get("verdict"),
+                    "censored_periods": item.get("censored_periods"),
+                    "total_units": item.get("total_units"),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def load(self) -> LoadedScenario:
+        """The built scenario, loaded and validated."""
+        return load_scenario(self.path)
+
+
+def build_scenario(
+    out: str | Path,
+    tables: str | Path | None = None,
+    *,
+    products: str | Path | None = None,
+    locations: str | Path | None = None,
+    lanes: str | Path | None = None,
+    channels: str | Path | None = None,
+    history: str | Path | None = None,
+    suppliers: str | Path | None = None,
+    stock: str | Path | None = None,
+    rules: str | Path | None = None,
+    name: str | None = None,
+    holdout_periods: int = 0,
+    horizon: int | None = None,
+    method: str = "model",
+    fit_report: str | Path | None = None,
+    seed: int = 0,
+    period_days: int | None = None,
+) -> BuiltScenario:
+    """Build a validated scenario from master-data tables and a sales history (``invalloc scenario build``).
+
+    :param out: the scenario YAML to write (the hold-out trace and fitted files go next to it).
+    :param tables: a folder holding the tables under the names of :data:`TABLE_FILES`
+        (``products.csv`` … ``sales.csv``, as ``examples/history/``); a path given by name
+        overrides the folder's file, and optional files (suppliers, stock, rules) the folder lacks
+        are left out.
+    :param holdout_periods: the last periods of the history kept out of the fit and written as
+        ``holdout.csv`` for a backtest (:attr:`BuiltScenario.holdout`).
+    :param method: ``model`` (fit Poisson, negative binomial, normal with trend and season per
+        channel × SKU) or ``bootstrap`` (block-resample the history).
+    :param fit_report: folder for the fit report (HTML + JSON; :attr:`BuiltScenario.fit_series`).
+    :raises BuildError: every problem of every file (``file:row:column: message``), one line each;
+        nothing is written.
+
+    >>> built = invalloc.build_scenario("my/company.yaml", tables="examples/history",
+    ...                                 holdout_periods=26, fit_report="my/fit")  # doctest: +SKIP
+    >>> built.fit_series.groupby("model").size()  # doctest: +SKIP
+    """
+    from invalloc.history.build import BuildError
+    from invalloc.history.build import build_scenario as build
+    from invalloc.history.tables import TablePaths
+
+    given = {
+        "products": products,
+        "locations": locations,
+        "lanes": lanes,
+        "channels": channels,
+        "history": history,
+        "suppliers": suppliers,
+        "stock": stock,
+        "rules": rules,
+    }
+    paths: dict[str, Path | None] = {}
+    for key, value in given.items():
+        found = Path(tables) / TABLE_FILES[key] if tables is not None else None
+        paths[key] = Path(value) if value is not None else (found if found is not None and found.is_file() else None)
+    missing = [key for key in _REQUIRED_TABLES if paths[key] is None]
+    if missing:
+        where = f"in {tables}" if tables is not None else "(no tables folder given)"
+        raise BuildError(
+            [f"--{key}: give {key}=PATH or a tables folder holding {TABLE_FILES[key]} {where}" for key in missing]
+        )
+    result = build(
+        TablePaths(
+            paths["products"], paths["locations"], paths["lanes"], paths["channels"], paths["suppliers"], paths["stock"]
+        ),
+        paths["history"],
+        Path(out),
+        rules_path=paths["rules"],
+        name=name,
+        holdout_periods=holdout_periods,
+        horizon=horizon,
+        method=method,
+        fit_report=Path(fit_report) if fit_report is not None else None,
+        seed=seed,
+        period_days=period_days,
+    )
+    return BuiltScenario(result)
 
 
 def make_env(scenario: str | Path = "retail", **options: Any) -> AllocationEnv:
