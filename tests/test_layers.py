@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation",),
     ("export",),
     ("governance",),
-    ("quickstart",),
+    ("quickstart", "api"),  # the whole path in one command, and the Python API (invalloc.api)
     ("cli", "__main__"),
 )
 

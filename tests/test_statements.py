@@ -276,5 +276,7 @@ def test_policy_labels_are_short() -> None:
     assert policy_label(f"run:{run_id}", "ppo-retail-s0") == "ppo-retail-s0"
     assert policy_label(f"run:{run_id}", f"run:{run_id}") == "run 01234567"
     assert policy_label("models:/retail_ppo@champion", "x") == "retail_ppo@champion"
-    assert len(policy_label("base_stock:cover=2.5,stop=auto,review=3,extra=1")) == 28
+    assert len(policy_label("base_stock:cover=2.5,stop=auto,review=3,extra=1")) == 40
+    assert policy_label("base_stock@/data/company/tuned.yaml:stop=auto") == "base_stock@tuned.yaml:stop=auto"
+    assert policy_label("base_stock@tuned") == "base_stock@tuned"
     assert unique_labels(["a", "a", "b"]) == ["a", "a (2)", "b"]

@@ -4,7 +4,9 @@ Layers, each importing only from the ones before it:
 ``config`` → ``sim`` → ``env`` → ``baselines``/agents → evaluation → rule export → governance.
 
 Importing the package imports nothing but the standard library: a rule consumer
-(``import invalloc.rules``) pays for numpy alone. The Gymnasium environment
+(``import invalloc.rules``) pays for numpy alone. The Python API — ``invalloc.build_scenario``,
+``load_scenario``, ``make_env``, ``simulate``, ``tune``, ``compare``, ``train``, ``export_rules``
+(:mod:`invalloc.api`) — loads on first use of one of its names. The Gymnasium environment
 ``invalloc/Allocation-v0`` is registered as soon as both ``invalloc`` and ``gymnasium`` are
 imported, in either order; ``gymnasium.make("invalloc:invalloc/Allocation-v0", ...)`` imports
 invalloc itself. (Gymnasium 1.x loads no plugin entry points, so importing ``gymnasium`` alone
@@ -17,6 +19,28 @@ __version__ = "0.1.0"
 
 #: The environment's id for ``gymnasium.make``.
 ENV_ID = "invalloc/Allocation-v0"
+
+#: The Python API (:mod:`invalloc.api`): what the commands do, as functions returning Python
+#: objects. Each name loads ``invalloc.api`` on first use (below), so importing the package stays
+#: light; the package only names them — the functions live in the top layer, beside the CLI.
+API = ("build_scenario", "load_scenario", "make_env", "simulate", "tune", "compare", "train", "export_rules")
+
+__all__ = ["ENV_ID", "__version__", *API]
+
+
+def __getattr__(name: str):
+    """``invalloc.simulate`` and the rest of :data:`API`, from :mod:`invalloc.api` on first use."""
+    if name in API:
+        import importlib
+
+        value = getattr(importlib.import_module("invalloc.api"), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *API})
 
 
 def _drop_shadowing_copies() -> None:

@@ -6,12 +6,10 @@ line per problem on standard error with exit code 2 — never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,14 +25,6 @@ from invalloc.cluster import ADDRESS_HELP, EXECUTOR_HELP, ClusterError, check_ex
 from invalloc.config.loader import ScenarioError, load_scenario
 from invalloc.config.schema import MAX_PERIODS
 from invalloc.console import error_console, fail, output_file_problems
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from invalloc.config.loader import LoadedScenario
-    from invalloc.sim.network import Network
-    from invalloc.sim.policy import Policy
-    from invalloc.sim.simulator import Simulator
 
 #: Largest ``--seed`` (seeds are 63-bit) and most ``--episodes`` of one command.
 MAX_SEED = 2**62
@@ -277,102 +267,6 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-def _simulate_policy(
-    loaded: LoadedScenario, policy: str, params: dict[str, str], actions: str | None, tracking_uri: str | None
-) -> Policy:
-    """The policy `simulate` runs: a baseline, or a trained agent or rule table checked against the scenario."""
-    if policy.startswith(("run:", "runs:/", "models:/", "rules:")):
-        # Trained agents and rule tables resolve like in `compare`: loaded, then checked against the scenario.
-        from invalloc.evaluation.specs import build_policy, check_scenario, parse_spec
-
-        spec = parse_spec(policy, scenario_name=loaded.scenario.name)
-        chosen = build_policy(spec, tracking_uri)
-        check_scenario(spec, chosen, loaded)
-        return chosen
-    from invalloc.baselines import make_policy
-
-    return make_policy(policy, params, actions)
-
-
-def _simulate_episode(
-    simulator: Simulator,
-    network: Network,
-    chosen: Policy,
-    episode: int,
-    seed: int,
-    on_reports: Callable[[int, int, list], None] | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """One episode of `simulate`: its KPI row and its audit table (None without an audit log).
-
-    ``on_reports(episode, seed, reports)`` sees the episode's period reports (the decision log).
-    """
-    from invalloc.sim.kpis import episode_kpis
-    from invalloc.sim.simulator import run_episode
-
-    reports = run_episode(simulator, chosen, seed=seed)
-    if on_reports is not None:
-        on_reports(episode, seed, reports)
-    kpis = episode_kpis(reports, network)
-    bound = getattr(chosen, "bound_of_last_episode", None)
-    if bound is not None:
-        # The hindsight-optimal LP value: no causal policy can beat it on this demand.
-        kpis["oracle_bound"] = float(bound)
-    frame = simulator.audit_log.frame(episode) if simulator.audit_log is not None else None
-    return {"episode": episode, "seed": seed, **kpis}, frame
-
-
-def _simulate_worker(
-    scenario: str,
-    policy: str,
-    params: dict[str, str],
-    actions: str | None,
-    demand_trace: str | None,
-    periods: int | None,
-    check_invariants: bool,
-    audit: bool,
-    tracking_uri: str | None,
-) -> Callable[[int, int], tuple[dict[str, Any], pd.DataFrame | None]]:
-    """The episode function of one Ray actor of `simulate` (simulator and policy built once)."""
-    from invalloc.sim.network import compile_network
-    from invalloc.sim.simulator import Simulator
-
-    loaded = load_scenario(scenario)
-    network = compile_network(loaded)
-    chosen = _simulate_policy(loaded, policy, params, actions, tracking_uri)
-    simulator = Simulator(
-        network, check_invariants=check_invariants, audit=audit, demand_trace=demand_trace, periods=periods
-    )
-    return functools.partial(_simulate_episode, simulator, network, chosen)
-
-
-def _absolute_policy(policy: str) -> str:
-    """``rules:DIR`` with an absolute DIR (Ray workers do not share this working directory)."""
-    if policy.startswith("rules:"):
-        return "rules:" + str(Path(policy.removeprefix("rules:")).expanduser().resolve())
-    return policy
-
-
-def _on_ray(
-    worker: Callable[[], Callable[..., Any]],
-    calls: list[tuple[int, int]],
-    policy: str,
-    tracking_uri: str | None,
-    address: str | None,
-    advance: Callable[[], None],
-) -> tuple[list[Any], list[str], int]:
-    """Run ``calls`` on Ray actors: (results in call order, node ids, workers)."""
-    from invalloc.cluster import WorkerPool, check_shared_tracking, ray_cluster
-
-    with ray_cluster(address) as cluster:
-        if policy.startswith(("run:", "runs:/", "models:/")):
-            from invalloc.tracking import resolve_tracking_uri
-
-            check_shared_tracking(resolve_tracking_uri(tracking_uri), cluster.nodes)
-        with WorkerPool(worker, size=len(calls)) as pool:
-            results = pool.map(calls, advance, describe=lambda call: f"episode {call[0]} (seed {call[1]})")
-            return results, sorted(pool.nodes), pool.size
-
-
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario YAML path or shipped name.")] = "retail",
@@ -443,11 +337,10 @@ def simulate(
 ) -> None:
     """Simulate a scenario with a policy (baseline, run:RUN_ID, models:/NAME@ALIAS, rules:DIR); KPIs ± 95% CI."""
     from invalloc.baselines import PolicyError
+    from invalloc.evaluation.simulation import SimulationError, run_simulation
     from invalloc.sim.audit import write_table
     from invalloc.sim.demand import DemandTraceError
-    from invalloc.sim.kpis import summarise
-    from invalloc.sim.network import compile_network
-    from invalloc.sim.simulator import InvariantError, Simulator
+    from invalloc.sim.simulator import InvariantError
 
     if audit_log is not None:
         problems = output_file_problems(audit_log, "--audit-log", (".csv", ".parquet"))
@@ -468,92 +361,51 @@ def simulate(
         _fail([f"--actions {actions}: only --policy replay replays an actions CSV (the policy is {policy})"])
     _check_executor(executor, ray_address)
     loaded = _load(scenario)
-    network = compile_network(loaded)
-    nodes: list[str] = []
-    reporting = _reporting_options(network, statements, plot, plot_skus, plot_dcs)
-    if reporting and executor == "ray":
-        _fail(["--statements/--plot: with --executor local only (the books are drawn up in this process)"])
+    from invalloc.sim.network import compile_network
+
+    reporting = _reporting_options(compile_network(loaded), statements, plot, plot_skus, plot_dcs)
+    from rich.progress import Progress
+
     try:
-        params: dict[str, str] = {}
-        if params_file is not None:
-            from invalloc.baselines.tuning import load_params
-
-            _, params = load_params(params_file, policy=policy, scenario=loaded.scenario.name)
-        params.update(_parse_params(param or []))
-        if policy.startswith(("run:", "runs:/", "models:/", "rules:")) and (params or actions is not None):
-            _fail([f"--policy {policy}: takes no --param, --params or --actions"])
-        chosen = _simulate_policy(loaded, policy, params, str(actions) if actions else None, tracking_uri)
-        if decision_log is not None:
-            from invalloc.rules.decision_log import DecisionRecorder
-
-            if not (hasattr(chosen, "table") and hasattr(chosen, "features")):
-                _fail([f"--decision-log {decision_log}: {policy} is not a rule table; only rule tables log decisions"])
-            if executor == "ray":
-                _fail([f"--decision-log {decision_log}: with --executor local only (the log is kept in this process)"])
-            chosen = DecisionRecorder(chosen)
-        try:
-            simulator = (reporting.simulator_class if reporting else Simulator)(
-                network,
-                check_invariants=check_invariants,
-                audit=audit_log is not None,
-                demand_trace=demand_trace,
-                periods=periods,
-            )
-        except DemandTraceError:
-            raise
-        except ValueError as error:  # an episode too large for memory
-            _fail([f"--periods {periods or loaded.scenario.episode.horizon}: {error}"])
-        from rich.progress import Progress
-
         with Progress(console=error_console, transient=True, disable=episodes < 3) as progress:
             task = progress.add_task("simulating", total=episodes)
-            calls = [(episode, seed + episode) for episode in range(episodes)]
-            if executor == "ray":
-                worker = functools.partial(
-                    _simulate_worker,
-                    str(Path(loaded.source).resolve()),
-                    _absolute_policy(policy),
-                    params,
-                    str(actions.resolve()) if actions else None,
-                    str(demand_trace.resolve()) if demand_trace else None,
-                    periods,
-                    check_invariants,
-                    audit_log is not None,
-                    tracking_uri,
-                )
-                outcomes, nodes, workers = _on_ray(
-                    worker, calls, policy, tracking_uri, ray_address, lambda: progress.advance(task)
-                )
-            else:
-                unmet = loaded.scenario.episode.unmet_demand
-
-                def on_reports(episode: int, episode_seed: int, reports: list) -> None:
-                    if decision_log is not None:
-                        chosen.end_episode(episode, episode_seed, reports, unmet)  # KPIs join the logged decisions
-                    if reporting:
-                        reporting.add(episode, reports, simulator.books)
-
-                outcomes = []
-                for call in calls:
-                    outcomes.append(_simulate_episode(simulator, network, chosen, *call, on_reports=on_reports))
-                    progress.advance(task)
-        results = [kpis for kpis, _ in outcomes]
-        audit_tables = [frame for _, frame in outcomes if frame is not None]
+            result = run_simulation(
+                loaded,
+                policy,
+                params=_parse_params(param or []),
+                params_file=params_file,
+                actions=actions,
+                demand_trace=demand_trace,
+                episodes=episodes,
+                seed=seed,
+                periods=periods,
+                check_invariants=check_invariants,
+                audit=audit_log is not None,
+                decision_log=decision_log,
+                reporting=reporting,
+                tracking_uri=tracking_uri,
+                executor=executor,
+                ray_address=ray_address,
+                advance=lambda: progress.advance(task),
+            )
     except DemandTraceError as error:
         _fail(error.lines())
     except PolicyError as error:
         _fail([str(error)], error.exit_code)
+    except SimulationError as error:
+        _fail([str(error)])
     except ClusterError as error:  # a lost worker (WorkerLostError) is not bad input: exit 1
         _fail([str(error)], getattr(error, "exit_code", 2))
     except InvariantError as error:  # not bad input: exit 1
         _fail([f"invariant broken (a simulator bug, please report): {error}"], 1)
-    if nodes:
-        error_console.print(ray_line(workers, nodes), markup=False)
+    results, chosen = result.episodes, result.policy
+    if result.nodes:
+        error_console.print(ray_line(result.workers, result.nodes), markup=False)
     if audit_log is not None:
         import pandas as pd
 
         try:
-            write_table(pd.concat(audit_tables, ignore_index=True), audit_log)
+            write_table(pd.concat(result.audit, ignore_index=True), audit_log)
         except OSError as error:
             _fail([f"--audit-log {audit_log}: cannot be written ({error.strerror or error})"])
     if decision_log is not None:
@@ -562,7 +414,7 @@ def simulate(
         except OSError as error:
             _fail([f"--decision-log {decision_log}: cannot be written ({error.strerror or error})"])
     written = _write_reports(reporting, getattr(chosen, "name", None), policy) if reporting else []
-    summary = summarise(results)
+    summary = result.summary
     if as_json:
         extra = {"statements_reconciled": reporting.reconciled} if statements is not None else {}
         out = {"scenario": loaded.scenario.name, "policy": policy, "episodes": results, "summary": summary, **extra}

@@ -184,7 +184,8 @@ def run_quickstart(
 
 
 def _short(label: str, width: int = 13) -> str:
-    """A policy label for an 80-column table: tuned baselines by name, long specs cut with …."""
+    """A policy label for an 80-column table: tuned baselines by name, long labels cut with …
+    (the learned policy is named ``learned``, its run name in the caption)."""
     label = label.removesuffix("@tuned")
     return label if len(label) <= width else label[: width - 1] + "…"
 
@@ -204,17 +205,20 @@ def summary_table(comparison) -> Table:
         if any(label.endswith("@tuned") for label in comparison.labels)
         else ""
     )
+    learned = {s.text: comparison.label(s.text) for s in comparison.specs if s.kind == "learned"}
+    names = {text: ("learned" if len(learned) == 1 else f"learned {i + 1}") for i, text in enumerate(learned)}
     table = Table(
         title=f"{comparison.scenario} · {comparison.episodes} episodes from seed {comparison.seed} · mean ± 95% CI",
-        caption=f"reference: {comparison.reference}{tuned}; every table, per-tier fill rates and plots: "
-        "the HTML report",
+        caption=f"reference: {comparison.label(comparison.reference)}{tuned}; "
+        + "".join(f"{names[text]}: {label}; " for text, label in learned.items())
+        + "every table, per-tier fill rates and plots: the HTML report",
     )
     table.add_column("policy", no_wrap=True)
     for _, title in columns:
         table.add_column(title, justify="right")
     table.add_column("reward − reference", justify="right")
     for label in comparison.labels:
-        row = [_short(label)]
+        row = [names.get(label) or _short(comparison.label(label))]
         for key, _ in columns:
             match = kpis[(kpis["policy"] == label) & (kpis["kpi"] == key)]
             if match.empty:

@@ -122,6 +122,11 @@ class TrainResult:
     evaluations: list[dict[str, float]]
     artifact_uri: str
 
+    @property
+    def spec(self) -> str:
+        """The trained policy as a ``--policy`` spec: ``run:RUN_ID`` (its best model)."""
+        return f"run:{self.run_id}"
+
 
 @dataclass
 class _State:

@@ -264,6 +264,51 @@ def _run_on_ray(
             return rows, pool.size, sorted(pool.nodes)
 
 
+def draws_besides_demand(network: Network) -> list[str]:
+    """What the scenario draws at random besides the channels' demand (from each episode's seed).
+
+    With a demand trace these are all that can make two episodes differ: the split of a
+    channel's whole units over its tiers, random lead times and partial deliveries.
+    """
+    found = []
+    integer = bool(network.integer_units.any())
+    if integer and any(np.count_nonzero(network.tier_channel == c) > 1 for c in range(len(network.channels))):
+        found.append("the split of channel demand over tiers")
+    samplers = network.purchase_lead_time + network.transfer_lead_time + network.sales_lead_time
+    if any(not sampler.is_fixed for sampler in samplers):
+        found.append("random lead times")
+    if bool((network.purchase_reliability < 1.0).any()):
+        found.append("partial deliveries")
+    return found
+
+
+def _check_trace(loaded, demand_trace: str | os.PathLike, episodes: int) -> dict[str, object]:  # noqa: ANN001
+    """Read the trace as the simulator will (every problem: :class:`DemandTraceError`) and
+    describe the backtest for the report: ``demand_trace`` (absolute path), its ``sha256`` and
+    what still varies between episodes.
+
+    :raises ComparisonError: more than one episode of a scenario that draws nothing else at
+        random (every episode would be the same).
+    """
+    from pathlib import Path
+
+    from invalloc.digests import sha256_file
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    network = compile_network(loaded)
+    Simulator(network, check_invariants=False, demand_trace=demand_trace)  # DemandTraceError
+    others = draws_besides_demand(network)
+    if episodes > 1 and not others:
+        raise ComparisonError(
+            f"--episodes {episodes}: with --demand-trace every episode replays the same demand and scenario "
+            f"{loaded.scenario.name} draws nothing else at random, so the episodes would be identical; "
+            "use --episodes 1"
+        )
+    path = Path(demand_trace).resolve()
+    return {"demand_trace": str(path), "demand_trace_sha256": sha256_file(path), "demand_trace_varies": others}
+
+
 def run_comparison(
     scenario: str,
     specs: list[str],
@@ -299,8 +344,10 @@ def run_comparison(
         :func:`invalloc.cluster.resolve_address` picks from ``ray_address``; ``processes`` caps
         the actors). Results are identical.
     :param demand_trace: a CSV ``period,channel,sku,quantity`` every episode replays instead of
-        the scenario's random demand (e.g. recent demand; other draws — lead times, supplier
-        reliability — still follow each episode's seed). Checked before the store is touched.
+        the scenario's random demand (a backtest on held-out history; other draws — the split
+        over tiers, lead times, supplier reliability — still follow each episode's seed:
+        :func:`draws_besides_demand`). Checked before the store is touched; more than one
+        episode is refused when the scenario draws nothing else (they would be identical).
     :raises PolicyError: a bad spec (one line naming it), before any episode runs.
     :raises ComparisonError: too few policies or a bad number. Also ``ScenarioError`` and
         ``TrackingError`` from loading the scenario and checking the store, ``ClusterError``
@@ -323,11 +370,9 @@ def run_comparison(
     if executor not in ("local", "ray"):
         raise ComparisonError(f"--executor {executor}: must be local or ray")
     loaded = load_scenario(scenario)
+    backtest: dict[str, object] = {}
     if demand_trace is not None:
-        from invalloc.sim.network import compile_network
-        from invalloc.sim.simulator import Simulator
-
-        Simulator(compile_network(loaded), check_invariants=False, demand_trace=demand_trace)  # DemandTraceError
+        backtest = _check_trace(loaded, demand_trace, episodes)
     # Check the store before any work, so an unreachable server costs one line, not a run.
     uri = configure_tracking(tracking_uri) if log_to_mlflow else resolve_tracking_uri(tracking_uri)
     texts = [str(text).strip() for text in specs]
@@ -399,7 +444,7 @@ def run_comparison(
         extra={
             "treasury_buffer": float(loaded.scenario.finance.treasury_buffer),
             "currency": str(loaded.scenario.currency),
-            **({"demand_trace": trace} if trace is not None else {}),
+            **backtest,
         },
     )
     if log_to_mlflow:

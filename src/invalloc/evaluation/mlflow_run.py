@@ -62,6 +62,8 @@ def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
             "check_invariants": comparison.check_invariants,
             "processes": comparison.processes,
             **{f"policy_{i}": spec.text for i, spec in enumerate(comparison.specs)},
+            **{f"label_{i}": comparison.label(spec.text) for i, spec in enumerate(comparison.specs)},
+            **{key: value for key, value in comparison.extra.items() if key in ("demand_trace", "demand_trace_sha256")},
         }
         now = int(time.time() * 1000)
         metrics = []

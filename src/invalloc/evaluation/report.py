@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from invalloc.evaluation.results import Comparison, ComparisonError, kpi_label, kpi_short_label
+from invalloc.evaluation.trajectories import thousands_axis
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,8 +32,13 @@ if TYPE_CHECKING:
 
 REPORT_FILE = "report.html"  # also marks a folder as a report that a new one may replace
 FIGURE_DPI = 110  # dots per inch of the PNGs (≈ 1000 px wide at the default sizes)
-TABLE_FILES = {"kpis": "kpis.csv", "paired": "paired_differences.csv", "gap": "gap_closed.csv"}
 EPISODES_FILE = "episodes.csv"
+TABLE_FILES = {
+    "kpis": "kpis.csv",
+    "paired": "paired_differences.csv",
+    "gap": "gap_closed.csv",
+    "episodes": EPISODES_FILE,
+}
 FIGURE_TITLES = {
     "profit_distribution": "Profit per episode",
     "reward_difference": "Paired difference against the reference",
@@ -66,7 +72,8 @@ def _interval(mean: float, low: float, high: float) -> str:
 
 
 def kpi_wide(comparison: Comparison, short: bool = False) -> pd.DataFrame:
-    """KPI rows × policy columns, each cell ``mean [95% CI]`` (text); KPIs a policy lacks are empty.
+    """KPI rows × policy columns (short labels), each cell ``mean [95% CI]`` (text); KPIs a policy
+    lacks are empty.
 
     :param short: KPI names without units (for terminals).
     """
@@ -76,7 +83,7 @@ def kpi_wide(comparison: Comparison, short: bool = False) -> pd.DataFrame:
     wide = pd.DataFrame({"KPI": [kpi_short_label(k) if short else kpi_label(k, currency) for k in order]})
     for label in comparison.labels:
         rows = table[table["policy"] == label].set_index("kpi")
-        wide[label] = [
+        wide[comparison.label(label)] = [
             _interval(rows.at[k, "mean"], rows.at[k, "ci_low"], rows.at[k, "ci_high"]) if k in rows.index else ""
             for k in order
         ]
@@ -105,7 +112,7 @@ def gap_wide(comparison: Comparison) -> pd.DataFrame | None:
     gap = comparison.gap
     return pd.DataFrame(
         {
-            "policy": gap["policy"],
+            "policy": [comparison.label(text) for text in gap["policy"]],
             "mean total reward": [format_number(v) for v in gap["mean_reward"]],
             "gap closed [95% CI]": [
                 "–" if not math.isfinite(c) else f"{c:.1%} [{lo:.1%}, {hi:.1%}]"
@@ -129,16 +136,7 @@ def _currency(comparison: Comparison) -> str:
 
 def _short_labels(comparison: Comparison) -> dict[str, str]:
     """Spec text → short unique label: a learned policy's run name or ``NAME@ALIAS``, not its run id."""
-    from invalloc.evaluation.trajectories import spec_labels
-
-    return spec_labels(comparison.specs)
-
-
-def _money_axis(ax, axis: str = "y") -> None:
-    """Tick labels with thousands separators (``600,000`` rather than ``6e5``)."""
-    from matplotlib.ticker import FuncFormatter
-
-    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    return comparison.short_labels
 
 
 def _grouped_bars(ax, comparison: Comparison, prefix: str, groups: Sequence[str]) -> None:
@@ -180,7 +178,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         boxes["boxes"][i].set(facecolor=colours[label], alpha=0.35)
         ax.scatter(values, i + 1 + jitter.uniform(-0.15, 0.15, len(values)), s=10, color=colours[label], zorder=3)
     ax.set_yticks(range(1, len(labels) + 1), [short[label] for label in labels])
-    _money_axis(ax, "x")
+    thousands_axis(ax, "x")
     ax.invert_yaxis()
     ax.set_xlabel(f"profit per episode (accrual, {_currency(comparison)})")
     ax.set_title(f"{comparison.episodes} episodes, seeds {comparison.seed}–{comparison.seed + comparison.episodes - 1}")
@@ -201,9 +199,9 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(others)), [short[label] for label in others])
     for ax in axes:
-        _money_axis(ax, "x")
+        thousands_axis(ax, "x")
     axes[0].invert_yaxis()
-    fig.suptitle(f"reference: {comparison.reference} (95% CI of the mean paired difference)")
+    fig.suptitle(f"reference: {short[comparison.reference]} (95% CI of the mean paired difference)")
     out["reward_difference"] = fig
 
     # One episode, period by period: cumulative profit and the cash it leaves.
@@ -228,7 +226,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     bottom.legend(fontsize="small")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        _money_axis(ax)
+        thousands_axis(ax)
     out["episode_profit_cash"] = fig
 
     # Fill rate per tier against each tier's contractual minimum.
@@ -250,7 +248,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
     ax = fig.add_subplot()
     _grouped_bars(ax, comparison, "inventory_value_by_dc", comparison.dcs)
     ax.set_ylabel(f"average on hand at standard cost ({_currency(comparison)})")
-    _money_axis(ax)
+    thousands_axis(ax)
     ax.set_title("mean over episodes with 95% CI")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     out["inventory_by_dc"] = fig
@@ -258,18 +256,24 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
 
 
 # --------------------------------------------------------------------------- files
+def _with_labels(comparison: Comparison, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each policy's short label in a ``label`` column before its spec (``policy``)."""
+    labelled = frame.copy()
+    labelled.insert(0, "label", [comparison.label(text) for text in frame["policy"]])
+    return labelled
+
+
 def write_tables(comparison: Comparison, folder: Path) -> list[Path]:
-    """The tables as CSV (numbers unrounded) plus every policy's KPIs per episode."""
+    """The tables as CSV (numbers unrounded) plus every policy's KPIs per episode; each row names
+    its policy by short ``label`` and full spec (``policy``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in (("kpis", comparison.kpis), ("paired", comparison.paired), ("gap", comparison.gap)):
+    tables = (("kpis", comparison.kpis), ("paired", comparison.paired), ("gap", comparison.gap))
+    for name, frame in (*tables, ("episodes", comparison.episode_table())):
         if frame is not None:
             path = folder / TABLE_FILES[name]
-            frame.to_csv(path, index=False)
+            _with_labels(comparison, frame).to_csv(path, index=False)
             written.append(path)
-    path = folder / EPISODES_FILE
-    comparison.episode_table().to_csv(path, index=False)
-    written.append(path)
     return written
 
 
@@ -288,8 +292,10 @@ def render_html(
         if comparison.mlflow_run_id
         else "not logged"
     )
+    labels = comparison.short_labels
     policies = pd.DataFrame(
         {
+            "label": [labels[s.text] for s in comparison.specs],
             "spec": [s.text for s in comparison.specs],
             "what it is": [s.describe() for s in comparison.specs],
             "role": [
@@ -313,22 +319,24 @@ def render_html(
         f"sha256 <code>{e(comparison.scenario_digest)}</code></li>",
         f"<li>{comparison.episodes} episodes, seeds {comparison.seed}–{comparison.seed + comparison.episodes - 1}; "
         "episode <i>i</i> uses the same seed, hence the same demand, for every policy (common random numbers)</li>",
-        f"<li>reference: <code>{e(comparison.reference)}</code></li>",
+        *([f"<li><b>{e(note)}</b></li>"] if (note := comparison.demand_note(full_digest=True)) else []),
+        f"<li>reference: <code>{e(labels[comparison.reference])}</code></li>",
         f"<li>books checked every period: {'yes' if comparison.check_invariants else 'no'}; "
         f"{comparison.processes} process(es), {comparison.seconds:,.1f} s</li>",
         f"<li>MLflow: {run}</li>",
         f"<li>written {datetime.now(UTC).isoformat(timespec='seconds')}</li></ul>",
         "<h2>Policies</h2>",
+        "<p>Tables and plots name each policy by its label; the spec is what was given to <code>--policy</code>.</p>",
         _table_html(policies),
         "<h2>KPIs — mean [95% CI] over episodes</h2>",
         _table_html(kpi_wide(comparison)),
-        f"<h2>Paired differences against <code>{e(comparison.reference)}</code></h2>",
+        f"<h2>Paired differences against <code>{e(labels[comparison.reference])}</code></h2>",
         "<p>Policy − reference on the same episodes: mean [95% CI], paired t-test (two-sided, not adjusted "
         "for the number of KPIs and policies). <i>better</i>/<i>worse</i> when the CI excludes 0.</p>",
     ]
     for label in comparison.labels:
         if label != comparison.reference:
-            parts += [f"<h3><code>{e(label)}</code></h3>", _table_html(paired_wide(comparison, label))]
+            parts += [f"<h3><code>{e(labels[label])}</code></h3>", _table_html(paired_wide(comparison, label))]
     gap = gap_wide(comparison)
     if gap is not None:
         parts += [
@@ -431,13 +439,15 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
     for row in wide.itertuples(index=False):
         table.add_row(*(Text(str(cell)) for cell in row))
     console.print(table)
-    paired = Table(title=Text(f"paired difference against {comparison.reference} (policy − reference)"))
+    paired = Table(
+        title=Text(f"paired difference against {comparison.label(comparison.reference)} (policy − reference)")
+    )
     for column in ("policy", "KPI", "difference [95% CI]", "p", "verdict"):
         paired.add_column(column, justify="right" if column in ("difference [95% CI]", "p") else "left")
     for row in comparison.paired.itertuples(index=False):
         style = {"better": "green", "worse": "red"}.get(row.verdict, "")
         paired.add_row(
-            Text(row.policy),
+            Text(comparison.label(row.policy)),
             Text(kpi_short_label(row.kpi)),
             Text(_interval(row.mean_difference, row.ci_low, row.ci_high)),
             Text(format_p(row.p_value)),
@@ -452,6 +462,9 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
         for row in gap.itertuples(index=False):
             closed.add_row(*(Text(str(cell)) for cell in row))
         console.print(closed)
+    note = comparison.demand_note()
+    if note:
+        console.print(Text(note))
 
 
 __all__ = [

@@ -157,7 +157,38 @@ class Comparison:
 
     @property
     def labels(self) -> list[str]:
+        """The policies' spec texts, in order: the keys of :attr:`results` and of every table."""
         return [spec.text for spec in self.specs]
+
+    @property
+    def short_labels(self) -> dict[str, str]:
+        """Spec text → the short, unique label tables and plots show: a trained agent's run name
+        (``tiny_smoke-tiny-s0``), a registered model's ``NAME@ALIAS``, a baseline spec as typed —
+        never a 32-character run id (:func:`invalloc.evaluation.trajectories.policy_label`)."""
+        from invalloc.evaluation.trajectories import spec_labels
+
+        return spec_labels(self.specs)
+
+    def label(self, text: str) -> str:
+        """The short label of the policy with spec ``text``."""
+        return self.short_labels.get(text, text)
+
+    def demand_note(self, full_digest: bool = False) -> str | None:
+        """What demand the episodes met when they replayed a trace (a backtest), else None."""
+        trace = self.extra.get("demand_trace")
+        if not trace:
+            return None
+        digest = str(self.extra.get("demand_trace_sha256", ""))
+        note = (
+            f"backtest: every episode replays the demand trace {trace} (sha256 "
+            f"{digest if full_digest else digest[:12] + '…'}) exactly"
+        )
+        varies = list(self.extra.get("demand_trace_varies") or [])
+        if self.episodes > 1 and varies:
+            note += f"; episodes differ only in {', '.join(varies)}, drawn from each episode's seed"
+        elif self.episodes == 1:
+            note += "; one episode: the differences are the backtest's own, without confidence intervals"
+        return note
 
     def episode_table(self) -> pd.DataFrame:
         """One row per policy and episode: ``policy``, ``episode``, ``seed`` and every KPI."""
@@ -171,11 +202,16 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready tables and settings (NaN → None)."""
 
+        labels = self.short_labels
+
         def records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
             if frame is None:
                 return None
             return [
-                {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+                {
+                    **({"label": labels.get(row["policy"], row["policy"])} if "policy" in row else {}),
+                    **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()},
+                }
                 for row in frame.to_dict(orient="records")
             ]
 
@@ -186,8 +222,21 @@ class Comparison:
             "episodes": self.episodes,
             "seeds": [self.seed, self.seed + self.episodes - 1],
             "reference": self.reference,
+            "reference_label": labels.get(self.reference, self.reference),
             "oracle": self.oracle,
-            "policies": [{"spec": s.text, "kind": s.kind, "description": s.describe()} for s in self.specs],
+            "policies": [
+                {"label": labels[s.text], "spec": s.text, "kind": s.kind, "description": s.describe()}
+                for s in self.specs
+            ],
+            "demand_trace": (
+                {
+                    "path": self.extra["demand_trace"],
+                    "sha256": self.extra.get("demand_trace_sha256"),
+                    "varies_between_episodes": self.extra.get("demand_trace_varies", []),
+                }
+                if self.extra.get("demand_trace")
+                else None
+            ),
             "kpis": records(self.kpis),
             "paired": records(self.paired),
             "gap": records(self.gap),

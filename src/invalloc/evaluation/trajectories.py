@@ -43,7 +43,7 @@ DETAIL_SKUS = 3
 FIGURE_DPI = 110
 #: A request counts as cut by a rule when executed falls short of it by more than this (units).
 CUT_TOLERANCE = 1e-9
-_LABEL_WIDTH = 28
+_LABEL_WIDTH = 40  # fits a registered model with its alias, e.g. invalloc-policy-retail@champion
 
 
 class TrajectoryError(ValueError):
@@ -52,8 +52,8 @@ class TrajectoryError(ValueError):
 
 def policy_label(spec_text: str, name: str | None = None, width: int = _LABEL_WIDTH) -> str:
     """A short label for a policy: a trained agent's or rule table's ``name`` (its run name,
-    ``NAME@ALIAS``) rather than its 32-character run id; a baseline spec as typed, shortened to
-    ``width`` characters."""
+    ``NAME@ALIAS``) rather than its 32-character run id; a baseline spec as typed, its params
+    file by name alone (``base_stock@tuned.yaml``), shortened to ``width`` characters."""
     text = spec_text
     if spec_text.startswith(("run:", "runs:/")):
         run_id = spec_text.split(":", 1)[1].removeprefix("/").split("/")[0]
@@ -62,6 +62,10 @@ def policy_label(spec_text: str, name: str | None = None, width: int = _LABEL_WI
         text = spec_text.removeprefix("models:/")
     elif spec_text.startswith("rules:"):
         text = f"rules {Path(spec_text.removeprefix('rules:')).name}"
+    elif "@" in spec_text:  # a baseline with a params file: the file's name, not its folders
+        name, _, rest = spec_text.partition("@")
+        file, colon, overrides = rest.partition(":")
+        text = f"{name}@{Path(file).name}{colon}{overrides}"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -229,7 +233,9 @@ def trajectory_frame(
 
 
 # --------------------------------------------------------------------------- plots
-def _thousands(ax, axis: str = "y") -> None:
+def thousands_axis(ax, axis: str = "y") -> None:
+    """Tick labels with thousands separators (``600,000``, not ``6e5``); small values keep two
+    significant digits (``0.25``), so close ticks never print the same label."""
     from matplotlib.ticker import FuncFormatter
 
     def format_tick(value: float, _position: int) -> str:
@@ -319,7 +325,7 @@ def sku_figure(frame: pd.DataFrame, sku: str, title: str, currency: str) -> Figu
         _headroom(ax)
     for ax in (stock, orders, short, cash):
         ax.grid(alpha=0.3)
-        _thousands(ax)
+        thousands_axis(ax)
         _periods_axis(ax)
     fig.suptitle(title)
     return fig
@@ -345,7 +351,7 @@ def overview_figure(frame: pd.DataFrame, skus: Sequence[str], title: str) -> Fig
         ax.set_title(sku, fontsize="medium")
         _headroom(ax, 1.15)
         ax.grid(alpha=0.3)
-        _thousands(ax)
+        thousands_axis(ax)
         _periods_axis(ax)
     for ax in axes[len(skus) :]:
         ax.set_visible(False)
@@ -427,6 +433,7 @@ __all__ = [
     "sku_figure",
     "sku_revenue",
     "spec_labels",
+    "thousands_axis",
     "top_skus",
     "trajectory_frame",
     "unique_labels",
