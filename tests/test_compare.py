@@ -241,7 +241,7 @@ def test_write_report_replaces_an_earlier_report_and_leaves_no_temporary_folder(
 
     comparison = run_comparison("tiny", ["base_stock", NOTHING], 1, 0, progress=False, log_to_mlflow=False)
     # One episode: a difference, but no interval or verdict (not a zero-width "significant" one).
-    assert set(comparison.paired["verdict"]) == {"too few episodes"} and comparison.paired["ci_low"].isna().all()
+    assert set(comparison.paired["verdict"]) == {"one episode: no CI"} and comparison.paired["ci_low"].isna().all()
     out = tmp_path / "report"
     write_report(comparison, out)
     (out / "stale.png").write_text("from an older report")

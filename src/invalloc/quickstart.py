@@ -208,7 +208,7 @@ def summary_table(comparison) -> Table:
     learned = {s.text: comparison.label(s.text) for s in comparison.specs if s.kind == "learned"}
     names = {text: ("learned" if len(learned) == 1 else f"learned {i + 1}") for i, text in enumerate(learned)}
     table = Table(
-        title=f"{comparison.scenario} · {comparison.episodes} episodes from seed {comparison.seed} · mean ± 95% CI",
+        title=f"{comparison.scenario} · {comparison.episodes_text()} · mean ± 95% CI",
         caption=f"reference: {comparison.label(comparison.reference)}{tuned}; "
         + "".join(f"{names[text]}: {label}; " for text, label in learned.items())
         + "every table, per-tier fill rates and plots: the HTML report",

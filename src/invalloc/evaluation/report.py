@@ -431,7 +431,7 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
     from rich.text import Text  # cells as Text: "[1.2, 3.4]" and spec texts are not markup
 
     console = console or Console(emoji=False)
-    title = f"{comparison.scenario} · {comparison.episodes} episodes from seed {comparison.seed} · mean [95% CI]"
+    title = f"{comparison.scenario} · {comparison.episodes_text()} · mean [95% CI]"
     table = Table(title=Text(title))
     wide = kpi_wide(comparison, short=True)
     for column in wide.columns:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -173,6 +174,15 @@ class Comparison:
         """The short label of the policy with spec ``text``."""
         return self.short_labels.get(text, text)
 
+    def episodes_text(self) -> str:
+        """The episodes in a few words, for a table's title: "30 episodes from seed 3000000",
+        "backtest on holdout.csv · 1 episode (seed 10000)"."""
+        count = f"{self.episodes} episode{'s' if self.episodes != 1 else ''}"
+        seeds = f"(seed {self.seed})" if self.episodes == 1 else f"from seed {self.seed}"
+        trace = self.extra.get("demand_trace")
+        prefix = f"backtest on {Path(str(trace)).name} · " if trace else ""
+        return f"{prefix}{count} {seeds}"
+
     def demand_note(self, full_digest: bool = False) -> str | None:
         """What demand the episodes met when they replayed a trace (a backtest), else None."""
         trace = self.extra.get("demand_trace")
@@ -266,7 +276,7 @@ def kpi_table(results: dict[str, list[EpisodeResult]], level: float = CONFIDENCE
 
 def _verdict(key: str, low: float, high: float) -> str:
     if math.isnan(low) or math.isnan(high):
-        return "too few episodes"
+        return "one episode: no CI"
     if low <= 0.0 <= high:
         return "no significant difference"
     direction = kpi_direction(key)
@@ -283,7 +293,7 @@ def paired_table(results: dict[str, list[EpisodeResult]], reference: str, level:
     episode the test is undefined and p is 1 (all zero) or 0 (a constant non-zero difference).
     ``verdict``: ``better``/``worse`` when the CI excludes 0 (by the KPI's direction),
     ``higher``/``lower`` for KPIs that are neither, else ``no significant difference``; with one
-    episode the CI, test and verdict are undefined (NaN, ``too few episodes``).
+    episode the CI, test and verdict are undefined (NaN, ``one episode: no CI``).
     """
     from scipy import stats
 
