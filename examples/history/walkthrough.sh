@@ -28,7 +28,7 @@ step "2. tune the base-stock rule on 20 training seeds (./configs/tuned/company/
 "$invalloc" tune --scenario company/company.yaml --policy base_stock --seeds 0-19 \
     --out configs/tuned/company/base_stock.yaml
 
-step "3. train a learned correction to the tuned rule (ARS, 100,000 steps)"
+step "3. train a learned correction to the tuned rule (ARS, 250,000 steps)"
 cp "$here/company_ars.yaml" company/company_ars.yaml
 "$invalloc" train company/company_ars.yaml --run-name company-ars-s0 | tee train.log
 run="$(sed -n 's/^MLflow run: //p' train.log)"
