@@ -31,9 +31,9 @@ __all__ = ["ENV_ID", "__version__", *API]
 def __getattr__(name: str):
     """``invalloc.simulate`` and the rest of :data:`API`, from :mod:`invalloc.api` on first use."""
     if name in API:
-        import importlib
+        from invalloc import api  # the one upward import, on first use only (tests/test_layers.py)
 
-        value = getattr(importlib.import_module("invalloc.api"), name)
+        value = getattr(api, name)
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -195,7 +195,6 @@ def build_scenario(
     horizon: int | None = None,
     method: str = "model",
     fit_report: str | Path | None = None,
-    seed: int = 0,
     period_days: int | None = None,
 ) -> BuiltScenario:
     """Build a validated scenario from master-data tables and a sales history (``invalloc scenario build``).
@@ -253,7 +252,6 @@ def build_scenario(
         horizon=horizon,
         method=method,
         fit_report=Path(fit_report) if fit_report is not None else None,
-        seed=seed,
         period_days=period_days,
     )
     return BuiltScenario(result)

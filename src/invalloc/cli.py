@@ -213,7 +213,6 @@ def scenario_build(
         str, typer.Option(help="model: fit the demand models; bootstrap: resample the history.")
     ] = "model",
     fit_report: Annotated[Path | None, typer.Option(help="Folder for the fit report (HTML + JSON).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed passed to the fit.")] = 0,
     period_days: Annotated[
         int | None, typer.Option(help="Days per period of a history numbered by period (default 7).")
     ] = None,
@@ -234,7 +233,6 @@ def scenario_build(
             horizon=horizon,
             method=method,
             fit_report=fit_report,
-            seed=seed,
             period_days=period_days,
         )
     except BuildError as error:

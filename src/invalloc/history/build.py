@@ -168,7 +168,6 @@ def build_scenario(
     horizon: int | None = None,
     method: str = "model",
     fit_report: Path | None = None,
-    seed: int = 0,
     period_days: int | None = None,
 ) -> BuildResult:
     """Read the tables and history, fit the demand and write a validated scenario.
@@ -185,7 +184,6 @@ def build_scenario(
             year of periods.
         method: ``model`` (fit the demand models) or ``bootstrap`` (resample the history).
         fit_report: folder for the fit report (HTML + JSON); None writes none.
-        seed: passed to the fit.
         period_days: days per period of a history numbered by ``period`` (default 7); a dated
             history's buckets are read from its dates, and a different value is an error.
 
@@ -256,7 +254,7 @@ def build_scenario(
     fit_window = history.window(0, history.periods - holdout_periods)
     holdout = history.window(history.periods - holdout_periods, history.periods) if holdout_periods else None
     try:
-        fit = fit_demand(fit_window, method=method, seed=seed)
+        fit = fit_demand(fit_window, method=method)
     except ValueError as error:
         raise BuildError([str(error)]) from None
 

@@ -622,7 +622,6 @@ def fit_demand(
     method: Literal["model", "bootstrap"] = "model",
     holdout_periods: int | None = None,
     block_periods: int | None = None,
-    seed: int = 0,
     bootstrap_file: str = BOOTSTRAP_FILE,
 ) -> DemandFit:
     """Fit the scenario's demand to a sales history (see the module docstring for the models,
@@ -636,7 +635,6 @@ def fit_demand(
             a year of periods (13 weekly), at most a fifth of the history. 0 skips the check.
         block_periods: bootstrap block length in periods; None: four weeks of periods (at most
             the history's length).
-        seed: unused by the fit itself (deterministic); kept for callers that pass one.
         bootstrap_file: the name of the bootstrap history in :attr:`DemandFit.files`.
 
     Returns:
@@ -646,7 +644,6 @@ def fit_demand(
         ValueError: an unknown method, a bad hold-out or block length, or (model) a history in
             which nothing ever sold (no stream could be written).
     """
-    del seed
     periods = history.quantity.shape[0]
     seasonal_period = int(round(YEAR_DAYS / history.period_days))
     if method not in ("model", "bootstrap"):
