@@ -141,6 +141,26 @@ def test_cli_report_folder_and_mlflow_run(tmp_path, mlflow_uri):
     assert len(files("figures")) == 5
     assert {"kpis.csv", "paired_differences.csv", "gap_closed.csv", "kpis.json"} <= files("tables")
     assert "report.html" in files("report")
+    # Drawn once: the folder logged to MLflow is the one written to --out, byte for byte.
+    logged = Path(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="report", tracking_uri=mlflow_uri)
+    )
+    assert (logged / "report.html").read_bytes() == (out / "report.html").read_bytes()
+    assert data["mlflow_run_id"] in (out / "report.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in logged.iterdir()) == sorted(p.name for p in out.iterdir())
+
+
+def test_compare_draws_its_report_once(tmp_path, mlflow_uri, monkeypatch):
+    from invalloc.evaluation import report as report_module
+    from invalloc.evaluation.command import compare_to_folder
+
+    drawn = []
+    render_folder = report_module.render_folder
+    monkeypatch.setattr(report_module, "render_folder", lambda *a: drawn.append(a[1]) or render_folder(*a))
+    comparison, page = compare_to_folder("tiny", ["base_stock", NOTHING], episodes=2, seed=3, out=tmp_path / "out")
+    assert len(drawn) == 1 and page == tmp_path / "out" / "report.html"
+    assert comparison.mlflow_run_id in page.read_text(encoding="utf-8")
+    assert not drawn[0].exists()  # the folder drawn for MLflow is not left behind
 
 
 def _saved_learned_run(uri: str, tmp_path: Path, overrides: dict | None) -> str:

@@ -20,6 +20,8 @@ the experiment), so the comparison is on demand no step of training has seen.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,11 +129,20 @@ def run_quickstart(
     )
 
     console.rule(f"2/4 · comparing with the tuned baselines on {episodes} held-out episodes")
-    comparison = run_comparison(
-        "retail", [learned, *BASELINES], episodes=episodes, seed=COMPARISON_SEED, tracking_uri=uri
-    )
-    console.print(summary_table(comparison))
-    report = write_report(comparison, out_dir / "report")
+    rendered = Path(tempfile.mkdtemp(prefix="invalloc-report-"))  # drawn once for MLflow, then copied
+    try:
+        comparison = run_comparison(
+            "retail",
+            [learned, *BASELINES],
+            episodes=episodes,
+            seed=COMPARISON_SEED,
+            tracking_uri=uri,
+            rendered_report=rendered,
+        )
+        console.print(summary_table(comparison))
+        report = write_report(comparison, out_dir / "report", rendered)
+    finally:
+        shutil.rmtree(rendered, ignore_errors=True)
     means = comparison.kpis
     rewards = {
         label: float(means.query("policy == @label and kpi == 'total_reward'")["mean"].iloc[0])

@@ -9,6 +9,8 @@ and without touching ``--out``.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -72,6 +74,8 @@ def compare_to_folder(
     check_executor(executor, ray_address)
     name = load_scenario(scenario).scenario.name
     folder = Path(out) if out is not None else Path(f"comparison_{name}")
+    # The report is drawn once, for the MLflow run, and copied into ``folder``.
+    rendered = Path(tempfile.mkdtemp(prefix="invalloc-report-"))
     try:
         check_out_dir(folder)
         comparison = run_comparison(
@@ -87,10 +91,13 @@ def compare_to_folder(
             executor=executor,
             ray_address=ray_address,
             demand_trace=str(demand_trace) if demand_trace is not None else None,
+            rendered_report=rendered,
         )
-        report = write_report(comparison, folder)
+        report = write_report(comparison, folder, rendered)
     except OSError as error:
         raise ComparisonError(f"--out {folder}: cannot write the report ({error.strerror or error})") from None
+    finally:
+        shutil.rmtree(rendered, ignore_errors=True)
     return comparison, report
 
 

@@ -60,6 +60,8 @@ from invalloc.evaluation.specs import PolicySpec, build_policy, parse_spec, reso
 from invalloc.sim.policy import Policy, PolicyError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from invalloc.sim.network import Network
     from invalloc.sim.simulator import PeriodReport
 
@@ -324,6 +326,7 @@ def run_comparison(
     executor: str = "local",
     ray_address: str | None = None,
     demand_trace: str | None = None,
+    rendered_report: Path | None = None,
 ) -> Comparison:
     """Run every policy on episodes ``seed … seed + episodes − 1`` and compare them pairwise.
 
@@ -348,6 +351,8 @@ def run_comparison(
         over tiers, lead times, supplier reliability — still follow each episode's seed:
         :func:`draws_besides_demand`). Checked before the store is touched; more than one
         episode is refused when the scenario draws nothing else (they would be identical).
+    :param rendered_report: an empty folder the logged report is drawn into and left in (for
+        :func:`~invalloc.evaluation.report.write_report` to copy); None: drawn in a temporary one.
     :raises PolicyError: a bad spec (one line naming it), before any episode runs.
     :raises ComparisonError: too few policies or a bad number. Also ``ScenarioError`` and
         ``TrackingError`` from loading the scenario and checking the store, ``ClusterError``
@@ -450,7 +455,7 @@ def run_comparison(
     if log_to_mlflow:
         from invalloc.evaluation.mlflow_run import log_comparison
 
-        comparison.mlflow_run_id = log_comparison(comparison, uri)
+        comparison.mlflow_run_id = log_comparison(comparison, uri, rendered_report)
     return comparison
 
 

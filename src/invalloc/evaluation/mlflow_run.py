@@ -28,10 +28,12 @@ def metric_key(*parts: str) -> str:
     return "/".join(_KEY_UNSAFE.sub("_", part) for part in parts)
 
 
-def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
+def log_comparison(comparison: Comparison, tracking_uri: str, rendered: Path | None = None) -> str:
     """Log ``comparison`` as one run of experiment :data:`EXPERIMENT_NAME`; returns its run id.
 
-    Sets ``comparison.mlflow_run_id`` (the logged report shows it).
+    Sets ``comparison.mlflow_run_id`` (the logged report shows it). The report folder is drawn
+    into ``rendered`` (an existing empty folder) and left there, so that ``write_report`` can
+    copy it instead of drawing it again; None: a temporary folder.
     """
     import mlflow
     from mlflow.entities import Metric, Param
@@ -87,8 +89,8 @@ def log_comparison(comparison: Comparison, tracking_uri: str) -> str:
             params=[Param(key, str(value)[:_PARAM_LIMIT]) for key, value in params.items()],
         )
         with tempfile.TemporaryDirectory(prefix="invalloc-compare-") as folder:
-            report = Path(folder) / "report"
-            report.mkdir()
+            report = rendered if rendered is not None else Path(folder) / "report"
+            report.mkdir(exist_ok=True)
             drawn = render_folder(comparison, report)
             for stem, figure in drawn.items():
                 client.log_figure(run_id, figure, f"figures/{stem}.png")

@@ -390,12 +390,14 @@ def check_out_dir(out_dir: Path) -> None:
         raise ComparisonError(f"--out {out_dir}: parent folder {parent} does not exist")
 
 
-def write_report(comparison: Comparison, out_dir: Path) -> Path:
+def write_report(comparison: Comparison, out_dir: Path, rendered: Path | None = None) -> Path:
     """Write the report folder and return the path of its ``report.html``.
 
     The folder is built beside ``out_dir`` and moved in place only when complete; an earlier
-    report in ``out_dir`` is replaced. Raises :class:`ComparisonError` if ``out_dir`` holds
-    other files (see :func:`check_out_dir`), ``OSError`` if it cannot be written.
+    report in ``out_dir`` is replaced. ``rendered``: a folder :func:`render_folder` already
+    filled for this comparison (the one logged to MLflow), copied instead of drawn again.
+    Raises :class:`ComparisonError` if ``out_dir`` holds other files (see
+    :func:`check_out_dir`), ``OSError`` if it cannot be written.
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
@@ -403,7 +405,10 @@ def write_report(comparison: Comparison, out_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     old: Path | None = None
     try:
-        render_folder(comparison, staging)
+        if rendered is not None and (Path(rendered) / REPORT_FILE).is_file():
+            shutil.copytree(rendered, staging, dirs_exist_ok=True)
+        else:
+            render_folder(comparison, staging)
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a report is meant to be shared
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
