@@ -43,6 +43,7 @@ from invalloc.sim.kernels.cost_layers import (
 )
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
+from invalloc.sim.kernels.draws import state_words
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -67,7 +68,7 @@ from invalloc.sim.kernels.rules import (
     project_packed,
     record_allocations,
 )
-from invalloc.sim.kernels.suppliers import partial_shipments, ship_orders, ship_purchases
+from invalloc.sim.kernels.suppliers import draw_shipped_units, partial_shipments, ship_orders, ship_purchases
 from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "close_period",
     "decision_point",
     "dispatch_transfers",
+    "draw_shipped_units",
     "expire_layers",
     "fifo_issue",
     "issue_outbound",
@@ -107,6 +109,7 @@ __all__ = [
     "serve_period",
     "ship_orders",
     "ship_purchases",
+    "state_words",
     "write_down_layers",
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from invalloc.sim.kernels import draws
 from invalloc.sim.kernels.cost_layers import NEVER
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
@@ -90,6 +91,18 @@ def ship_orders(ep, ordered, shipped, leads, period):
         ep.invoices,
         ep.balance,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def draw_shipped_units(state, shipped, units, probabilities, cells, count):
+    """The drawn part of :func:`partial_shipments`: ``shipped.ravel()[cells[:count]] =
+    Generator.binomial(units[:count], probabilities[:count])``, each whole unit arriving with
+    its lane's probability, drawn in order from the PCG64 ``state`` of the supply stream
+    (:func:`~invalloc.sim.kernels.draws.state_words`)."""
+    n_sku = shipped.shape[1]
+    for i in range(count):
+        cell = cells[i]
+        shipped[cell // n_sku, cell % n_sku] = draws.binomial(state, units[i], probabilities[i])
 
 
 @njit(cache=True, error_model="numpy")
