@@ -252,18 +252,24 @@ def test_compiled_draws_keep_numpys_buffered_half_word() -> None:
 
 
 def test_shipped_units_are_numpys_binomials() -> None:
-    rng_ours, rng_theirs = np.random.default_rng([4, 1]), np.random.default_rng([4, 1])
     g = _parameters(4)
-    shipped = g.uniform(0, 9, (3, 50))
-    expected = shipped.copy()
-    count = 70
-    cells = g.choice(150, count, replace=False).astype(np.int64)
-    units = g.integers(1, 5000, count)
-    probabilities = np.where(np.arange(count) % 2 == 0, 0.9, 0.35)
-    draw_shipped_units(draws.state_words(rng_ours), shipped, units, probabilities, cells, count)
-    expected.ravel()[cells] = rng_theirs.binomial(units, probabilities)
-    np.testing.assert_array_equal(shipped, expected)
-    assert rng_ours.bit_generator.state == rng_theirs.bit_generator.state
+    lanes = np.array([0, 2, 3], dtype=np.int64)  # unreliable rows of the orders
+    reliability = np.array([0.86, 0.35, 0.999])
+    tables = draws.binomial_inversion_tables(reliability)
+    assert draws.binomial_inversion_tables(reliability.copy()) is tables  # made once
+    for seed in range(20):
+        ours, theirs = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 1])
+        shipped = g.uniform(0, 9, (4, 50))
+        expected = shipped.copy()
+        count = 120
+        cells = np.sort(g.choice(np.concatenate([lane * 50 + np.arange(50) for lane in lanes]), count, replace=False))
+        units = g.integers(1, 400, count)
+        units[::10] = g.integers(1, 10**7, units[::10].size)  # past the tables, and BTPE
+        probabilities = reliability[np.searchsorted(lanes, cells // 50)]
+        draw_shipped_units(draws.state_words(ours), shipped, units, probabilities, cells, count, lanes, *tables)
+        expected.ravel()[cells] = theirs.binomial(units, probabilities)
+        np.testing.assert_array_equal(shipped, expected)
+        assert ours.bit_generator.state == theirs.bit_generator.state
 
 
 def _models() -> list[DemandModel]:

@@ -641,7 +641,9 @@ class Simulator:
             rng = self.supply_rng
             state = kernels.state_words(rng)
             if state is not None:
-                kernels.draw_shipped_units(state, shipped, units, probabilities, cells, count)
+                tables = kernels.binomial_inversion_tables(self._unreliable_reliability)
+                lanes = self._unreliable_lanes
+                kernels.draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes, *tables)
             else:
                 shipped.ravel()[cells[:count]] = rng.binomial(units[:count], probabilities[:count])
         return shipped

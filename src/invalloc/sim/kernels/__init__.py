@@ -43,7 +43,7 @@ from invalloc.sim.kernels.cost_layers import (
 )
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
-from invalloc.sim.kernels.draws import state_words
+from invalloc.sim.kernels.draws import binomial_inversion_tables, state_words
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -83,6 +83,7 @@ __all__ = [
     "RuleArrays",
     "any_nonzero",
     "any_nonzero_rows",
+    "binomial_inversion_tables",
     "close_books",
     "close_period",
     "decision_point",

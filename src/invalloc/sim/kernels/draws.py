@@ -538,3 +538,28 @@ def binomial_from_table(state, n, p, bounds, steps):
             u -= px
             px = steps[n, x]
     return x if p <= 0.5 else n - x
+
+
+#: :func:`binomial_inversion_tables` made, by the probabilities' bytes.
+_INVERSION_TABLES: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def binomial_inversion_tables(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`binomial_inversion_table` of each probability (L,), stacked: rows (L,) of each
+    table, its bounds (L, N) and steps (L, N, W), zero-padded. Made once per set of
+    probabilities (kept for later calls)."""
+    key = np.ascontiguousarray(probabilities, dtype=np.float64).tobytes()
+    tables = _INVERSION_TABLES.get(key)
+    if tables is None:
+        each = [binomial_inversion_table(float(p), INVERSION_TRIALS) for p in probabilities]
+        rows = np.array([bounds.shape[0] for bounds, _ in each], dtype=np.int64)
+        width = max([steps.shape[1] for _, steps in each], default=1)
+        bounds = np.zeros((len(each), max(rows, default=0)), dtype=np.int64)
+        steps = np.zeros((len(each), bounds.shape[1], width))
+        for lane, (lane_bounds, lane_steps) in enumerate(each):
+            bounds[lane, : rows[lane]] = lane_bounds
+            steps[lane, : rows[lane], : lane_steps.shape[1]] = lane_steps
+        if len(_INVERSION_TABLES) >= 64:
+            _INVERSION_TABLES.clear()
+        tables = _INVERSION_TABLES[key] = (rows, bounds, steps)
+    return tables
