@@ -239,6 +239,19 @@ def test_state_words_only_for_pcg64() -> None:
     assert draws.state_words(rng) is draws.state_words(rng)  # found once per generator
 
 
+def test_state_words_follow_a_state_set_or_advanced_by_numpy() -> None:
+    ours, theirs = np.random.default_rng(1), np.random.default_rng(1)
+    state = draws.state_words(ours)  # found before numpy moves the state
+    for rng in (ours, theirs):
+        rng.bit_generator.state = np.random.default_rng(77).bit_generator.state
+        rng.bit_generator.advance(12_345)
+        rng.random(3)
+    out = np.empty(50)
+    _doubles(state, out)
+    np.testing.assert_array_equal(out, theirs.random(50))
+    assert ours.bit_generator.state == theirs.bit_generator.state
+
+
 def test_compiled_draws_keep_numpys_buffered_half_word() -> None:
     ours, theirs = np.random.default_rng(9), np.random.default_rng(9)
     for rng in (ours, theirs):
