@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels import draws
+from invalloc.sim.kernels.draws import (
+    POISSON_LAM_MAX,
+    binomial_from_table,
+    gamma_from_constants,
+    normal,
+    poisson,
+    poisson_from_constants,
+)
 
 
 @njit(cache=True, error_model="numpy")
@@ -105,7 +112,7 @@ def draw_poisson_tiers(state, tiers, members, columns, constants, log_factorial)
         for m in range(members.shape[0]):
             t = members[m]
             for j in range(columns.shape[0]):
-                tiers[h, t, columns[j]] += draws.poisson_from_constants(state, constants, i, log_factorial)
+                tiers[h, t, columns[j]] += poisson_from_constants(state, constants, i, log_factorial)
                 i += 1
 
 
@@ -124,18 +131,18 @@ def draw_negative_binomial_tiers(
     for h in range(positive.shape[0]):
         for j in range(positive.shape[1]):
             i = h * positive.shape[1] + j
-            drawn = draws.gamma_from_constants(state, gamma_shape[h, j], gamma_scale[h, j], gamma_constants, i)
+            drawn = gamma_from_constants(state, gamma_shape[h, j], gamma_scale[h, j], gamma_constants, i)
             rate[h, j] = drawn if positive[h, j] else 0.0
     for h in range(rate.shape[0]):
         for m in range(shares.shape[0]):
             for j in range(rate.shape[1]):
-                if rate[h, j] * shares[m] > draws.POISSON_LAM_MAX:
+                if rate[h, j] * shares[m] > POISSON_LAM_MAX:
                     return False
     for h in range(rate.shape[0]):
         for m in range(shares.shape[0]):
             t = members[m]
             for j in range(rate.shape[1]):
-                tiers[h, t, columns[j]] += draws.poisson(state, rate[h, j] * shares[m], log_factorial)
+                tiers[h, t, columns[j]] += poisson(state, rate[h, j] * shares[m], log_factorial)
     return True
 
 
@@ -146,7 +153,7 @@ def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer)
     for whole-unit SKUs."""
     for h in range(means.shape[0]):
         for j in range(columns.shape[0]):
-            units = draws.normal(state, means[h, j], stds[h, j])
+            units = normal(state, means[h, j], stds[h, j])
             if not (units >= 0.0 or np.isnan(units)):
                 units = 0.0
             s = columns[j]
@@ -164,7 +171,7 @@ def draw_tier_split(state, tiers, member, remaining, p, bounds, steps, total, sh
         for s in range(remaining.shape[1]):
             whole = 0
             if remaining[h, s] != 0:
-                whole = draws.binomial_from_table(state, remaining[h, s], p, bounds, steps)
+                whole = binomial_from_table(state, remaining[h, s], p, bounds, steps)
                 remaining[h, s] -= whole
             if all_integer or integer[s]:
                 tiers[h, member, s] += whole

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels import draws
 from invalloc.sim.kernels.cost_layers import NEVER
+from invalloc.sim.kernels.draws import binomial_from_table
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
 
@@ -109,7 +109,7 @@ def draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes
         r = 0
         while lanes[r] != lane:
             r += 1
-        units_shipped = draws.binomial_from_table(state, units[i], probabilities[i], bounds[r, : rows[r]], steps[r])
+        units_shipped = binomial_from_table(state, units[i], probabilities[i], bounds[r, : rows[r]], steps[r])
         shipped[lane, cells[i] % n_sku] = units_shipped
 
 
