@@ -13,6 +13,7 @@ import numpy as np
 from invalloc.config.schema import DemandStream
 from invalloc.config.trace import read_history, read_trace
 from invalloc.sim.kernels import demand as demand_kernels
+from invalloc.sim.kernels import draws
 from invalloc.sim.network import Network
 
 
@@ -92,6 +93,9 @@ class DemandModel:
                 shape = (rate_mean > 0, np.maximum(shape, 1e-12), rate_mean / np.maximum(shape, 1e-12))
             self._plans.append((stream.distribution, c, columns, members, shares, mean[:, None, :], std, shape))
         self._split = _tier_split_plan(network)
+        #: The compiled draws' precomputed constants (:func:`_draw_plans`), made at the first
+        #: sample; False when numpy draws.
+        self._draw_plans = None
         #: Moving-block bootstrap: (history (P, C, S) in units, block length), or None.
         self._bootstrap: tuple[np.ndarray, int] | None = None
         bootstrap = network.scenario.demand.bootstrap
@@ -109,20 +113,59 @@ class DemandModel:
         return (starts[:, None] + np.arange(block)[None, :]).ravel()[: self.periods]
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """Demand per period, tier and SKU for one episode, shape (H, T, S), in units."""
+        """Demand per period, tier and SKU for one episode, shape (H, T, S), in units.
+
+        The draws are compiled (:mod:`invalloc.sim.kernels.draws`) when ``rng`` is numpy's
+        PCG64 ``Generator`` and the streams' parameters are ordinary (finite, non-negative):
+        the same numbers, and ``rng`` left in the same state, as :meth:`_sample_numpy`.
+        """
         n = self.network
         if self._bootstrap is not None:
             # Whole history periods (every channel and SKU together), then split over tiers.
             channel_demand = self._bootstrap[0][self.bootstrap_periods(rng)]
             return _split_over_tiers(self._split, n, channel_demand, rng)
+        if self._draw_plans is None:
+            self._draw_plans = _draw_plans(self)
+        state = draws.state_words(rng) if self._draw_plans is not False else None
+        if state is None:
+            return self._sample_numpy(rng)
+        return self._sample_compiled(state)
+
+    def _sample_compiled(self, state: np.ndarray) -> np.ndarray:
+        """:meth:`_sample_numpy`'s draws and additions, compiled, advancing the PCG64 ``state``
+        (:func:`~invalloc.sim.kernels.draws.state_words`)."""
+        n = self.network
+        tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
+        channel_demand = None
+        log_factorial, streams, split = self._draw_plans
+        for plan, (kind, c, columns, members, *_) in zip(streams, self._plans, strict=True):
+            if kind == "normal":
+                if channel_demand is None:
+                    channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
+                demand_kernels.draw_normal_channel(state, channel_demand, c, columns, *plan, n.integer_units)
+            elif kind == "negative_binomial":
+                drawn = demand_kernels.draw_negative_binomial_tiers(
+                    state, tiers, members, columns, *plan, log_factorial
+                )
+                if not drawn:
+                    raise ValueError("lam value too large")  # as numpy's Generator.poisson refuses it
+            else:
+                demand_kernels.draw_poisson_tiers(state, tiers, members, columns, plan, log_factorial)
+        if channel_demand is not None:
+            _draw_split_over_tiers(self._split, split, n, channel_demand, state, tiers)
+        return tiers
+
+    def _sample_numpy(self, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`sample` drawn by numpy, stream by stream (the reference the compiled draws match)."""
+        n = self.network
         tiers = np.zeros((self.periods, len(n.tiers), n.n_skus))
         channel_demand = None
         for kind, c, columns, members, shares, mean, std, shape in self._plans:
             if kind == "normal":
                 if channel_demand is None:
                     channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
-                draws = _draw_normal(mean[:, 0, :], std, rng)
-                channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(draws), draws)
+                units = _draw_normal(mean[:, 0, :], std, rng)
+                channel_demand[:, c, columns] += np.where(n.integer_units[columns], np.round(units), units)
                 continue
             rate = mean
             if kind == "negative_binomial":
@@ -135,6 +178,61 @@ class DemandModel:
         if channel_demand is not None:
             _add_split_over_tiers(self._split, n, channel_demand, rng, tiers)
         return tiers
+
+
+def _ordinary(*arrays: np.ndarray) -> bool:
+    """Every value finite and non-negative."""
+    return all(bool(np.all(np.isfinite(a) & (a >= 0))) for a in arrays)
+
+
+def _draw_plans(model: DemandModel):
+    """What the compiled draws of :meth:`DemandModel.sample` precompute, once per model:
+    numpy's ``random_log_gam`` table, per stream its constant arguments (Poisson: the means'
+    :func:`~invalloc.sim.kernels.draws.poisson_constants`; negative binomial: where positive,
+    gamma shape and scale (H, k) and the shapes' :func:`~invalloc.sim.kernels.draws.gamma_constants`,
+    tier shares (M,), a rate scratch (H, k); normal: means and
+    standard deviations (H, k)), and per channel and tier the binomial split's inversion table.
+    False when a parameter is out of the ordinary (numpy then draws, and checks it)."""
+    streams = []
+    for kind, _, _, _, shares, mean, std, shape in model._plans:
+        if kind == "normal":
+            means, stds = np.ascontiguousarray(mean[:, 0, :]), np.ascontiguousarray(std)
+            if not (_ordinary(stds) and np.all(np.isfinite(means))):
+                return False
+            streams.append((means, stds))
+        elif kind == "negative_binomial":
+            positive, gamma_shape, gamma_scale = shape
+            if not _ordinary(gamma_shape, gamma_scale):
+                return False
+            shapes = np.ascontiguousarray(gamma_shape[:, 0, :])
+            streams.append(
+                (
+                    np.ascontiguousarray(positive[:, 0, :]),
+                    shapes,
+                    np.ascontiguousarray(gamma_scale[:, 0, :]),
+                    draws.gamma_constants(shapes.ravel()),
+                    np.ascontiguousarray(shares[0, :, 0]),
+                    np.empty(positive[:, 0, :].shape),
+                )
+            )
+        else:
+            means = (mean * shares).ravel()  # (H, M, k) in C order, as numpy's draw computes them
+            if not (_ordinary(means) and np.all(means <= draws.POISSON_LAM_MAX)):
+                return False
+            streams.append(draws.poisson_constants(means))
+    channels = model._split[0]
+    split = []
+    for members, shares in channels:
+        tables = []
+        left = 1.0
+        for k in range(len(members) - 1):
+            p = min(shares[k] / left, 1.0) if left > 0 else 0.0
+            if not 0.0 <= p <= 1.0:
+                return False
+            tables.append((p, *draws.binomial_inversion_table(p, draws.INVERSION_TRIALS)))
+            left -= shares[k]
+        split.append(tables)
+    return draws.log_factorials(), streams, split
 
 
 def expected_demand(network: Network, periods: int) -> np.ndarray:
@@ -230,6 +328,33 @@ def _add_split_over_tiers(
                 draws = rng.binomial(counts, min(shares[k] / left, 1.0) if left > 0 else 0.0)
                 left -= shares[k]
             demand_kernels.add_tier_split(tiers, member, remaining, draws, last, total, shares[k], integer, all_integer)
+
+
+def _draw_split_over_tiers(
+    plan, tables, network: Network, channel_demand: np.ndarray, state: np.ndarray, tiers: np.ndarray
+) -> None:
+    """:func:`_add_split_over_tiers` with compiled binomial draws advancing the PCG64 ``state``
+    (``tables``: per channel and non-last tier, the probability and its inversion table)."""
+    channels, any_integer, all_integer = plan
+    integer = network.integer_units
+    for c, (members, shares) in enumerate(channels):
+        total = channel_demand[:, c, :]
+        if len(members) == 1:
+            demand_kernels.add_channel_total(tiers, members[0], total)
+            continue
+        if not any_integer:
+            demand_kernels.add_pro_rata(tiers, members, shares, total)
+            continue
+        remaining = demand_kernels.whole_counts(total)
+        for k, member in enumerate(members[:-1]):
+            p, bounds, steps = tables[c][k]
+            demand_kernels.draw_tier_split(
+                state, tiers, member, remaining, p, bounds, steps, total, shares[k], integer, all_integer
+            )
+        no_draws = np.zeros(0, dtype=np.int64)
+        demand_kernels.add_tier_split(
+            tiers, members[-1], remaining, no_draws, True, total, shares[-1], integer, all_integer
+        )
 
 
 def _split_over_tiers(plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:

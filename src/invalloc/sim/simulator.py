@@ -623,7 +623,8 @@ class Simulator:
         Each whole unit arrives with probability ``reliability``; fractional SKUs, and orders
         beyond 2**53 units (no exact integer draw exists), get the expected share. The draws
         are one binomial call over the unreliable lanes in turn (the same numbers as one call
-        per lane). Returns a scratch array, valid until the next period.
+        per lane), compiled when the supply stream is numpy's PCG64 (the same numbers).
+        Returns a scratch array, valid until the next period.
         """
         shipped, units, probabilities, cells = self._partial_scratch
         count = kernels.partial_shipments(
@@ -637,7 +638,14 @@ class Simulator:
             cells,
         )
         if count:
-            shipped.ravel()[cells[:count]] = self.supply_rng.binomial(units[:count], probabilities[:count])
+            rng = self.supply_rng
+            state = kernels.state_words(rng)
+            if state is not None:
+                tables = kernels.binomial_inversion_tables(self._unreliable_reliability)
+                lanes = self._unreliable_lanes
+                kernels.draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes, *tables)
+            else:
+                shipped.ravel()[cells[:count]] = rng.binomial(units[:count], probabilities[:count])
         return shipped
 
     def _receiving(self):

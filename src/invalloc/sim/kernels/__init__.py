@@ -43,6 +43,7 @@ from invalloc.sim.kernels.cost_layers import (
 )
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
+from invalloc.sim.kernels.draws import binomial_inversion_tables, state_words
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -67,7 +68,7 @@ from invalloc.sim.kernels.rules import (
     project_packed,
     record_allocations,
 )
-from invalloc.sim.kernels.suppliers import partial_shipments, ship_orders, ship_purchases
+from invalloc.sim.kernels.suppliers import draw_shipped_units, partial_shipments, ship_orders, ship_purchases
 from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
@@ -82,10 +83,12 @@ __all__ = [
     "RuleArrays",
     "any_nonzero",
     "any_nonzero_rows",
+    "binomial_inversion_tables",
     "close_books",
     "close_period",
     "decision_point",
     "dispatch_transfers",
+    "draw_shipped_units",
     "expire_layers",
     "fifo_issue",
     "issue_outbound",
@@ -107,6 +110,7 @@ __all__ = [
     "serve_period",
     "ship_orders",
     "ship_purchases",
+    "state_words",
     "write_down_layers",
 ]
 

@@ -1,13 +1,24 @@
 """Customers' demand drawn at reset: the draws put in place and split over tiers, compiled.
 
-The random numbers are drawn by numpy (:mod:`invalloc.sim.demand`); these loops only move
-them, with the same additions in the same order as the numpy code they replace.
+The ``draw_…`` kernels draw the random numbers themselves, with :mod:`invalloc.sim.kernels.draws`
+(the numbers numpy's ``Generator`` would draw, in the same order, from the borrowed state
+``state``); the other loops move numbers numpy drew. Either way they make the same additions
+in the same order as the numpy code they replace (:mod:`invalloc.sim.demand`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from invalloc.sim.kernels.draws import (
+    POISSON_LAM_MAX,
+    binomial_from_table,
+    gamma_from_constants,
+    normal,
+    poisson,
+    poisson_from_constants,
+)
 
 
 @njit(cache=True, error_model="numpy")
@@ -89,3 +100,80 @@ def add_pro_rata(tiers, members, shares, total):
             t = members[k]
             for s in range(total.shape[1]):
                 tiers[h, t, s] += total[h, s] * shares[k]
+
+
+@njit(cache=True, error_model="numpy")
+def draw_poisson_tiers(state, tiers, members, columns, constants, log_factorial):
+    """``tiers[:, members[:, None], columns[None, :]] += Generator.poisson(means)`` for Poisson
+    means (H, M, k) given by their :func:`~invalloc.sim.kernels.draws.poisson_constants`
+    ``constants`` (H·M·k, 6) in C order (no index repeats)."""
+    i = 0
+    for h in range(constants.shape[0] // (members.shape[0] * columns.shape[0])):
+        for m in range(members.shape[0]):
+            t = members[m]
+            for j in range(columns.shape[0]):
+                tiers[h, t, columns[j]] += poisson_from_constants(state, constants, i, log_factorial)
+                i += 1
+
+
+@njit(cache=True, error_model="numpy")
+def draw_negative_binomial_tiers(
+    state, tiers, members, columns, positive, gamma_shape, gamma_scale, gamma_constants, shares, rate, log_factorial
+):
+    """Negative binomial demand of one stream added to ``tiers`` as gamma–Poisson draws.
+
+    First every rate (H, k) in C order: ``Generator.gamma(gamma_shape, gamma_scale)`` (the
+    shapes' :func:`~invalloc.sim.kernels.draws.gamma_constants` ``gamma_constants`` (H·k, 2)),
+    kept where ``positive``, else 0 (written to ``rate``); then ``Generator.poisson(rate × shares)``
+    (H, M, k) added to ``tiers[:, members[:, None], columns[None, :]]``. Returns False, with no
+    Poisson drawn, when a Poisson mean exceeds numpy's limit (numpy refuses it).
+    """
+    for h in range(positive.shape[0]):
+        for j in range(positive.shape[1]):
+            i = h * positive.shape[1] + j
+            drawn = gamma_from_constants(state, gamma_shape[h, j], gamma_scale[h, j], gamma_constants, i)
+            rate[h, j] = drawn if positive[h, j] else 0.0
+    for h in range(rate.shape[0]):
+        for m in range(shares.shape[0]):
+            for j in range(rate.shape[1]):
+                if rate[h, j] * shares[m] > POISSON_LAM_MAX:
+                    return False
+    for h in range(rate.shape[0]):
+        for m in range(shares.shape[0]):
+            t = members[m]
+            for j in range(rate.shape[1]):
+                tiers[h, t, columns[j]] += poisson(state, rate[h, j] * shares[m], log_factorial)
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer):
+    """``channel_demand[:, c, columns] +=`` normal demand (H, k): ``Generator.normal(means, stds)``
+    in C order, truncated at zero (``np.maximum``), rounded to whole units (``np.round``)
+    for whole-unit SKUs."""
+    for h in range(means.shape[0]):
+        for j in range(columns.shape[0]):
+            units = normal(state, means[h, j], stds[h, j])
+            if not (units >= 0.0 or np.isnan(units)):
+                units = 0.0
+            s = columns[j]
+            if integer[s]:
+                units = np.rint(units)
+            channel_demand[h, c, s] += units
+
+
+@njit(cache=True, error_model="numpy")
+def draw_tier_split(state, tiers, member, remaining, p, bounds, steps, total, share, integer, all_integer):
+    """:func:`add_tier_split` of a tier that is not its channel's last, drawing its whole units:
+    ``Generator.binomial(count, p)`` of each non-zero count of ``remaining`` in C order (the
+    probability tabulated by :func:`~invalloc.sim.kernels.draws.binomial_inversion_table`)."""
+    for h in range(remaining.shape[0]):
+        for s in range(remaining.shape[1]):
+            whole = 0
+            if remaining[h, s] != 0:
+                whole = binomial_from_table(state, remaining[h, s], p, bounds, steps)
+                remaining[h, s] -= whole
+            if all_integer or integer[s]:
+                tiers[h, member, s] += whole
+            else:
+                tiers[h, member, s] += total[h, s] * share

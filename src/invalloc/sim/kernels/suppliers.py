@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import NEVER
+from invalloc.sim.kernels.draws import binomial_from_table
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
 
@@ -90,6 +91,26 @@ def ship_orders(ep, ordered, shipped, leads, period):
         ep.invoices,
         ep.balance,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes, rows, bounds, steps):
+    """The drawn part of :func:`partial_shipments`: ``shipped.ravel()[cells[:count]] =
+    Generator.binomial(units[:count], probabilities[:count])``, each whole unit arriving with
+    its lane's probability, drawn in order from the PCG64 ``state`` of the supply stream
+    (:func:`~invalloc.sim.kernels.draws.state_words`).
+
+    ``lanes`` (L,) are the unreliable lanes (rows of ``shipped``) and ``rows``, ``bounds``,
+    ``steps`` their probabilities' :func:`~invalloc.sim.kernels.draws.binomial_inversion_tables`.
+    """
+    n_sku = shipped.shape[1]
+    for i in range(count):
+        lane = cells[i] // n_sku
+        r = 0
+        while lanes[r] != lane:
+            r += 1
+        units_shipped = binomial_from_table(state, units[i], probabilities[i], bounds[r, : rows[r]], steps[r])
+        shipped[lane, cells[i] % n_sku] = units_shipped
 
 
 @njit(cache=True, error_model="numpy")
