@@ -101,6 +101,30 @@ def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_co
 
 
 @njit(cache=True, error_model="numpy")
+def issue_from_dcs(
+    lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
+):
+    """Issue the units leaving each DC on L lanes (L, S) at FIFO cost, out of its stock.
+
+    Writes the cost (D, S) and earliest expiry (D, S) of what each DC issued, and returns the
+    units each DC issued (D, S), the lanes' units summed in lane order.
+    """
+    n_loc, n_sku = on_hand.shape
+    outbound = np.zeros((n_loc, n_sku))
+    for lane in range(lane_units.shape[0]):
+        dc_out, units = outbound[lane_source[lane]], lane_units[lane]
+        for s in range(n_sku):
+            dc_out[s] += units[s]
+    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
+    for d in range(n_loc):
+        dc_on_hand, dc_flows_out, dc_out = on_hand[d], flows_out[d], outbound[d]
+        for s in range(n_sku):
+            dc_on_hand[s] -= dc_out[s]
+            dc_flows_out[s] += dc_out[s]
+    return outbound
+
+
+@njit(cache=True, error_model="numpy")
 def issue_outbound(
     lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, lane_cost, lane_expires
 ):
@@ -110,17 +134,11 @@ def issue_outbound(
     proportion to their units. Writes each lane's cost (L, S) and earliest expiry (L, S).
     """
     n_loc, n_sku = on_hand.shape
-    outbound = np.zeros((n_loc, n_sku))
-    for lane in range(lane_units.shape[0]):
-        for s in range(n_sku):
-            outbound[lane_source[lane], s] += lane_units[lane, s]
     cost = np.zeros((n_loc, n_sku))
     expires = np.empty((n_loc, n_sku), dtype=np.int64)
-    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
-    for d in range(n_loc):
-        for s in range(n_sku):
-            on_hand[d, s] -= outbound[d, s]
-            flows_out[d, s] += outbound[d, s]
+    outbound = issue_from_dcs(
+        lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
+    )
     for lane in range(lane_units.shape[0]):
         d = lane_source[lane]
         for s in range(n_sku):
