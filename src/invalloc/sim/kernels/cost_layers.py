@@ -47,7 +47,7 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
             out_expires[d, s] = expires
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
     """Drop the empty layers of one DC × SKU, keeping receipt order."""
     kept = 0
