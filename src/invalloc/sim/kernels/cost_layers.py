@@ -47,7 +47,7 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
             out_expires[d, s] = expires
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
     """Drop the empty layers of one DC × SKU, keeping receipt order."""
     kept = 0
@@ -66,12 +66,9 @@ def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
 
 
 @njit(cache=True, error_model="numpy")
-def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
-    """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
-
-    Under the weighted-average method every layer of a DC × SKU then carries the moving
-    average unit cost.
-    """
+def make_room(layer_qty, layer_cost, layer_expires, used, quantity):
+    """Whether every DC × SKU receiving ``quantity > 0`` (D, S) has a free layer slot, after
+    dropping the empty layers of those that are full."""
     n_loc, n_sku, slots = layer_qty.shape
     for d in range(n_loc):
         for s in range(n_sku):
@@ -79,25 +76,83 @@ def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_co
                 _compact_row(layer_qty, layer_cost, layer_expires, used, d, s)
                 if used[d, s] >= slots:
                     return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, quantity, unit_cost, expires, weighted_average):
+    """Append one layer to DC ``d`` × SKU ``s``, which has a free slot (:func:`make_room`).
+
+    Under the weighted-average method every layer of the DC × SKU then carries the moving
+    average unit cost.
+    """
+    k = used[d, s]
+    layer_qty[d, s, k] = quantity
+    layer_cost[d, s, k] = unit_cost
+    layer_expires[d, s, k] = expires
+    used[d, s] = k + 1
+    if weighted_average:
+        units = 0.0
+        value = 0.0
+        for j in range(k + 1):
+            units += layer_qty[d, s, j]
+            value += layer_qty[d, s, j] * layer_cost[d, s, j]
+        average = value / units if units > 0.0 else 0.0
+        for j in range(k + 1):
+            layer_cost[d, s, j] = average
+
+
+@njit(cache=True, error_model="numpy")
+def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
+    """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
+
+    Under the weighted-average method every layer of a DC × SKU then carries the moving
+    average unit cost.
+    """
+    if not make_room(layer_qty, layer_cost, layer_expires, used, quantity):
+        return False
+    n_loc, n_sku = used.shape
     for d in range(n_loc):
         for s in range(n_sku):
             if quantity[d, s] <= 0.0:
                 continue
-            k = used[d, s]
-            layer_qty[d, s, k] = quantity[d, s]
-            layer_cost[d, s, k] = unit_cost[d, s]
-            layer_expires[d, s, k] = expires[d, s]
-            used[d, s] = k + 1
-            if weighted_average:
-                units = 0.0
-                value = 0.0
-                for j in range(k + 1):
-                    units += layer_qty[d, s, j]
-                    value += layer_qty[d, s, j] * layer_cost[d, s, j]
-                average = value / units if units > 0.0 else 0.0
-                for j in range(k + 1):
-                    layer_cost[d, s, j] = average
+            receive_layer(
+                layer_qty,
+                layer_cost,
+                layer_expires,
+                used,
+                d,
+                s,
+                quantity[d, s],
+                unit_cost[d, s],
+                expires[d, s],
+                weighted_average,
+            )
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def issue_from_dcs(
+    lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
+):
+    """Issue the units leaving each DC on L lanes (L, S) at FIFO cost, out of its stock.
+
+    Writes the cost (D, S) and earliest expiry (D, S) of what each DC issued, and returns the
+    units each DC issued (D, S), the lanes' units summed in lane order.
+    """
+    n_loc, n_sku = on_hand.shape
+    outbound = np.zeros((n_loc, n_sku))
+    for lane in range(lane_units.shape[0]):
+        dc_out, units = outbound[lane_source[lane]], lane_units[lane]
+        for s in range(n_sku):
+            dc_out[s] += units[s]
+    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
+    for d in range(n_loc):
+        dc_on_hand, dc_flows_out, dc_out = on_hand[d], flows_out[d], outbound[d]
+        for s in range(n_sku):
+            dc_on_hand[s] -= dc_out[s]
+            dc_flows_out[s] += dc_out[s]
+    return outbound
 
 
 @njit(cache=True, error_model="numpy")
@@ -110,17 +165,11 @@ def issue_outbound(
     proportion to their units. Writes each lane's cost (L, S) and earliest expiry (L, S).
     """
     n_loc, n_sku = on_hand.shape
-    outbound = np.zeros((n_loc, n_sku))
-    for lane in range(lane_units.shape[0]):
-        for s in range(n_sku):
-            outbound[lane_source[lane], s] += lane_units[lane, s]
     cost = np.zeros((n_loc, n_sku))
     expires = np.empty((n_loc, n_sku), dtype=np.int64)
-    fifo_issue(layer_qty, layer_cost, layer_expires, used, outbound, cost, expires)
-    for d in range(n_loc):
-        for s in range(n_sku):
-            on_hand[d, s] -= outbound[d, s]
-            flows_out[d, s] += outbound[d, s]
+    outbound = issue_from_dcs(
+        lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
+    )
     for lane in range(lane_units.shape[0]):
         d = lane_source[lane]
         for s in range(n_sku):
@@ -133,6 +182,23 @@ def issue_outbound(
                 lane_expires[lane, s] = NEVER
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def expire_layer(layer_qty, layer_cost, layer_expires, used, d, s, period, cost):
+    """Remove the layers of DC ``d`` × SKU ``s`` whose expiry period is ≤ ``period``.
+
+    Returns (units removed, ``cost`` plus their cost): the cost is a running total, so that
+    a loop over DC × SKU adds every layer's cost in the same order as one sum would.
+    """
+    units = 0.0
+    for k in range(used[d, s]):
+        q = layer_qty[d, s, k]
+        if q > 0.0 and layer_expires[d, s, k] <= period:
+            units += q
+            cost += q * layer_cost[d, s, k]
+            layer_qty[d, s, k] = 0.0
+    return units, cost
+
+
 @njit(cache=True, error_model="numpy")
 def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_units):
     """Remove layers whose expiry period is ≤ ``period``; writes units (D, S), returns their cost."""
@@ -140,15 +206,20 @@ def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_un
     cost = 0.0
     for d in range(n_loc):
         for s in range(n_sku):
-            units = 0.0
-            for k in range(used[d, s]):
-                q = layer_qty[d, s, k]
-                if q > 0.0 and layer_expires[d, s, k] <= period:
-                    units += q
-                    cost += q * layer_cost[d, s, k]
-                    layer_qty[d, s, k] = 0.0
-            expired_units[d, s] = units
+            expired_units[d, s], cost = expire_layer(layer_qty, layer_cost, layer_expires, used, d, s, period, cost)
     return cost
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def write_down_layer(layer_qty, layer_cost, used, d, s, net_realisable_value, amount):
+    """Lower of cost and NRV on DC ``d`` × SKU ``s``: layers costing more than the unit
+    ``net_realisable_value`` are written down to it. Returns the running total ``amount`` plus
+    the write-down (money)."""
+    for k in range(used[d, s]):
+        if layer_qty[d, s, k] > 0.0 and layer_cost[d, s, k] > net_realisable_value:
+            amount += layer_qty[d, s, k] * (layer_cost[d, s, k] - net_realisable_value)
+            layer_cost[d, s, k] = net_realisable_value
+    return amount
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,9 +232,5 @@ def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
     amount = 0.0
     for d in range(n_loc):
         for s in range(n_sku):
-            nrv = net_realisable_value[s]
-            for k in range(used[d, s]):
-                if layer_qty[d, s, k] > 0.0 and layer_cost[d, s, k] > nrv:
-                    amount += layer_qty[d, s, k] * (layer_cost[d, s, k] - nrv)
-                    layer_cost[d, s, k] = nrv
+            amount = write_down_layer(layer_qty, layer_cost, used, d, s, net_realisable_value[s], amount)
     return amount

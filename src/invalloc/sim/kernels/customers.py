@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels.cost_layers import issue_outbound
+from invalloc.sim.kernels.cost_layers import issue_from_dcs
 from invalloc.sim.kernels.ledger import (
     CASH,
     COST_OF_GOODS_SOLD,
@@ -60,6 +60,7 @@ def serve_customers(
     free = on_hand - reserve_left
     allocation_left = allocations.copy()
     wanted = new_demand + backlog
+    need = np.empty(n_sku)  # units tier t still needs, per SKU
     for t in range(n_tier):
         for s in range(n_sku):
             served[t, s] = 0.0
@@ -76,25 +77,30 @@ def serve_customers(
                     target = min_fill_rate[t] * target
                     if sku_integer[s]:
                         target = np.ceil(target - 1e-9)
-                need = target - served[t, s]
-                if need <= 0.0:
-                    continue
-                for j in range(lane_start[c], lane_start[c + 1]):
-                    a = lane_index[j]
-                    d = sales_location[a]
-                    room = allocation_left[a, s]
-                    take = min(need, room, free[d, s])
-                    free[d, s] -= take
-                    if reserve_tiers[d, t]:
-                        extra = min(need - take, room - take, reserve_left[d, s])
-                        reserve_left[d, s] -= extra
+                need[s] = target - served[t, s]
+            # Lane by lane, every SKU: what one SKU takes from a lane depends only on that SKU's
+            # earlier lanes, so the SKUs run innermost over contiguous rows.
+            for j in range(lane_start[c], lane_start[c + 1]):
+                a = lane_index[j]
+                d = sales_location[a]
+                from_reserve = reserve_tiers[d, t]
+                lane_room, lane_shipped, tier_served = allocation_left[a], shipped[a, t], served[t]
+                dc_free, dc_reserve = free[d], reserve_left[d]
+                for s in range(n_sku):
+                    units = need[s]
+                    if units <= 0.0:
+                        continue  # served in full by earlier lanes (or nothing wanted)
+                    room = lane_room[s]
+                    take = min(units, room, dc_free[s])
+                    dc_free[s] -= take
+                    if from_reserve:
+                        extra = min(units - take, room - take, dc_reserve[s])
+                        dc_reserve[s] -= extra
                         take += extra
-                    allocation_left[a, s] -= take
-                    served[t, s] += take
-                    shipped[a, t, s] += take
-                    need -= take
-                    if need <= 0.0:
-                        break
+                    lane_room[s] -= take
+                    tier_served[s] += take
+                    lane_shipped[s] += take
+                    need[s] = units - take
     penalty = 0.0
     for t in range(n_tier):
         for s in range(n_sku):
@@ -135,42 +141,41 @@ def dispatch_sales(
     sales_value = 0.0
     for a in range(n_lanes):
         revenue = 0.0
+        units_row = lane_units[a]
         for t in range(n_tiers):
             if not lane_tiers[a, t]:
                 continue
+            tier_shipped, price = shipped[a, t], tier_price[t]
             for s in range(n_sku):
-                q = shipped[a, t, s]
+                q = tier_shipped[s]
                 if q > 0.0:
-                    lane_units[a, s] += q
-                    revenue += q * tier_price[t, s]
+                    units_row[s] += q
+                    revenue += q * price[s]
         units = 0.0
         for s in range(n_sku):
-            units += lane_units[a, s]
+            units += units_row[s]
         freight += units * shipping_cost[a]
         delivery_revenue[slots[a], a] += revenue
         sales_value += revenue
-    lane_cost = np.empty((n_lanes, n_sku))
-    lane_expires = np.empty((n_lanes, n_sku), dtype=np.int64)
-    issue_outbound(
-        lane_units,
-        sales_location,
-        layer_qty,
-        layer_cost,
-        layer_expires,
-        used,
-        on_hand,
-        flows_out,
-        lane_cost,
-        lane_expires,
+    n_loc = on_hand.shape[0]
+    dc_cost = np.empty((n_loc, n_sku))
+    dc_expires = np.empty((n_loc, n_sku), dtype=np.int64)
+    outbound = issue_from_dcs(
+        lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, dc_cost, dc_expires
     )
+    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound).
     goods_cost = 0.0
     for a in range(n_lanes):
         d = sales_location[a]
         r = slots[a]
+        units_row, issued, issued_cost = lane_units[a], outbound[d], dc_cost[d]
+        to_customers, to_customers_cost = delivery_units[r, d], delivery_cost[r, d]
         for s in range(n_sku):
-            delivery_units[r, d, s] += lane_units[a, s]
-            delivery_cost[r, d, s] += lane_cost[a, s]
-            goods_cost += lane_cost[a, s]
+            q = units_row[s]
+            lane_cost = issued_cost[s] * q / issued[s] if q > 0.0 else 0.0
+            to_customers[s] += q
+            to_customers_cost[s] += lane_cost
+            goods_cost += lane_cost
     return goods_cost, freight, sales_value
 
 

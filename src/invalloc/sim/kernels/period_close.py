@@ -3,10 +3,9 @@ and lower of cost and NRV, booked; the period's figures read from the ledger."""
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels.cost_layers import expire_layers, write_down_layers
+from invalloc.sim.kernels.cost_layers import expire_layer, write_down_layer
 from invalloc.sim.kernels.ledger import (
     CASH,
     COST_OF_GOODS_SOLD,
@@ -49,27 +48,32 @@ def close_period(
     """
     post(balance, PAYABLES, CASH, paid)
     post(balance, CASH, RECEIVABLES, collected)
+    # One pass over DC × SKU: holding cost on the stock before expiry, then expiry and NRV,
+    # each money total a running sum in DC × SKU order (as separate passes would add them).
     n_loc, n_sku = on_hand.shape
     holding = 0.0
+    expired_cost = 0.0
+    expired_total = 0.0
+    write_down = 0.0
     for d in range(n_loc):
         for s in range(n_sku):
             holding += holding_cost[d, s] * on_hand[d, s]
+            if perishable:
+                units, expired_cost = expire_layer(
+                    layer_qty, layer_cost, layer_expires, used, d, s, period + 1, expired_cost
+                )
+                on_hand[d, s] -= units
+                flows_out[d, s] += units
+                expired_total += units
+            if nrv_active:
+                write_down = write_down_layer(layer_qty, layer_cost, used, d, s, net_realisable_value[s], write_down)
     post(balance, HOLDING, CASH, holding)
     post(balance, PENALTIES, CASH, penalty)
     interest = interest_rate * max(0.0, -balance[CASH])
     post(balance, INTEREST, CASH, interest)
-    written = 0.0
-    expired_total = 0.0
-    if perishable:
-        expired = np.zeros((n_loc, n_sku))
-        written = expire_layers(layer_qty, layer_cost, layer_expires, used, period + 1, expired)
-        for d in range(n_loc):
-            for s in range(n_sku):
-                on_hand[d, s] -= expired[d, s]
-                flows_out[d, s] += expired[d, s]
-                expired_total += expired[d, s]
+    written = expired_cost if perishable else 0.0
     if nrv_active:
-        written += write_down_layers(layer_qty, layer_cost, used, net_realisable_value)
+        written += write_down
     post(balance, WRITE_DOWNS, INVENTORY, written)
     return holding, interest, written, expired_total
 

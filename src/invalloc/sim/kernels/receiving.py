@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from invalloc.sim.kernels.cost_layers import NEVER, receive_layers
+from invalloc.sim.kernels.cost_layers import NEVER, make_room, receive_layer
 from invalloc.sim.kernels.ledger import IN_TRANSIT, INVENTORY, post
 
 
@@ -31,31 +31,37 @@ def receive_arrivals(
     n_loc, n_sku = on_hand.shape
     units = transit_units[slot]
     value = transit_value[slot]
+    expires = transit_expires[slot]
+    if not make_room(layer_qty, layer_cost, layer_expires, used, units):
+        return -1.0
+    # The arrivals' unit costs, layers and stock, the value received summed in DC × SKU order.
     total = 0.0
     for d in range(n_loc):
         for s in range(n_sku):
             q = units[d, s]
             unit_cost[d, s] = value[d, s] / q if q > 0.0 else 0.0
             total += value[d, s]
-    if not receive_layers(
-        layer_qty, layer_cost, layer_expires, used, units, unit_cost, transit_expires[slot], weighted_average
-    ):
-        return -1.0
+            if not q <= 0.0:
+                receive_layer(
+                    layer_qty, layer_cost, layer_expires, used, d, s, q, unit_cost[d, s], expires[d, s], weighted_average
+                )
+            if q > 0.0:
+                on_hand[d, s] += q
+    # The slot emptied, and what is still in transit recounted rather than subtracted: a huge
+    # shipment would otherwise leave a floating-point residue behind once it has arrived.
+    ring = transit_units.shape[0]
     for d in range(n_loc):
+        arrived, arrived_value, arrived_expires, in_transit = units[d], value[d], expires[d], inbound[d]
         for s in range(n_sku):
-            if units[d, s] > 0.0:
-                on_hand[d, s] += units[d, s]
-            units[d, s] = 0.0
-            value[d, s] = 0.0
-            transit_expires[slot, d, s] = NEVER
-    # Recount what is still in transit rather than subtracting: a huge shipment would
-    # otherwise leave a floating-point residue behind once it has arrived.
-    for d in range(n_loc):
+            arrived[s] = 0.0
+            arrived_value[s] = 0.0
+            arrived_expires[s] = NEVER
         for s in range(n_sku):
-            remaining = 0.0
-            for r in range(transit_units.shape[0]):
-                remaining += transit_units[r, d, s]
-            inbound[d, s] = remaining
+            in_transit[s] = 0.0
+        for r in range(ring):
+            planned = transit_units[r, d]
+            for s in range(n_sku):
+                in_transit[s] += planned[s]
     post(balance, INVENTORY, IN_TRANSIT, total)
     return total
 
