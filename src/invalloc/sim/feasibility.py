@@ -137,6 +137,11 @@ class FeasibilityLayer:
             self._kind[span] = kinds[kind]
             self._row[span] = lane
             self._column[span] = skus
+        # The decisions as runs of one kind and lane (the compiled loops walk them lane by lane).
+        changes = np.flatnonzero((np.diff(self._kind) != 0) | (np.diff(self._row) != 0)) + 1
+        block_start = np.concatenate(([0], changes, [n.n_decisions])).astype(np.int64)
+        if n.n_decisions == 0:
+            block_start = np.zeros(1, dtype=np.int64)
         self._no_open = np.zeros(n.n_decisions)
         allocate = self._kind == kernels.ALLOCATE
         self._allocate_positions = np.flatnonzero(allocate)
@@ -152,6 +157,9 @@ class FeasibilityLayer:
             kind=self._kind,
             row=self._row,
             column=self._column,
+            block_start=block_start,
+            block_kind=self._kind[block_start[:-1]],
+            block_row=self._row[block_start[:-1]],
             decision_integer=n.decision_integer,
             sku_integer=n.integer_units,
             reserve=n.reserve_quantity,

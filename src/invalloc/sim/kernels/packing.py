@@ -87,6 +87,9 @@ RULE_FIELDS = (
     "kind",  # (n_decisions,) ORDER, TRANSFER or ALLOCATE
     "row",  # (n_decisions,) lane of the decision
     "column",  # (n_decisions,) SKU of the decision
+    "block_start",  # (B + 1,) decisions in blocks of one kind and lane: block b is [block_start[b]:block_start[b + 1]]
+    "block_kind",  # (B,) ORDER, TRANSFER or ALLOCATE
+    "block_row",  # (B,) lane of the block
     "decision_integer",  # (n_decisions,) bool: whole units
     "sku_integer",  # (S,) bool
     "reserve",  # (D, S) units
