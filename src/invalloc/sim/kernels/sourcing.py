@@ -266,11 +266,16 @@ def source_requests(
     any_storage_limit,
 ):
     """The rank loop of :meth:`Sourcing.request` on its prepared state; updates ``remaining``,
-    the limits, ``requests`` and ``transfers`` (X, S) in place."""
+    the limits, ``requests`` and ``transfers`` (X, S) in place.
+
+    Each option's units (its proposals summed, :func:`array_sum`) are kept in ``units``
+    from the lane limits on, and summed again only where a step changed its proposals.
+    """
     n_lanes = fixed_cost.shape[0]
     lane_value = np.zeros(n_lanes)
     lane_used = np.zeros(n_lanes, dtype=np.bool_)
     proposals = np.empty(skus.shape[0])
+    units = np.empty(kind.shape[0])
     limit_approval = approval_limit < np.inf
     for r in range(rank_start.shape[0] - 1):
         first, last = rank_start[r], rank_start[r + 1]
@@ -311,6 +316,7 @@ def source_requests(
         for o in range(first, last):
             start, stop = cell_start[o], cell_start[o + 1]
             total = array_sum(proposals, start, stop - start)
+            units[o] = total
             if total <= 0:
                 continue
             ln = lane[o]
@@ -323,61 +329,72 @@ def source_requests(
                     allowed = approval_limit - fixed_cost[ln] - lane_value[ln]
                     if value > allowed:
                         _scale(proposals, start, stop, _builtin_max(allowed, 0.0), value, skus, integer)
-                        total = array_sum(proposals, start, stop - start)
+                        total = units[o] = array_sum(proposals, start, stop - start)
             if total > cap:
                 _scale(proposals, start, stop, _builtin_max(cap, 0.0), total, skus, integer)
+                units[o] = array_sum(proposals, start, stop - start)
         # Storage room at each destination.
         if any_storage_limit:
             into = np.zeros(room.shape[0])
             for o in range(first, last):
-                into[location[o]] += array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
+                into[location[o]] += units[o]
             for o in range(first, last):
                 d = location[o]
                 if into[d] > room[d]:
-                    _scale(
-                        proposals, cell_start[o], cell_start[o + 1], _builtin_max(room[d], 0.0), into[d], skus, integer
-                    )
+                    start, stop = cell_start[o], cell_start[o + 1]
+                    _scale(proposals, start, stop, _builtin_max(room[d], 0.0), into[d], skus, integer)
+                    units[o] = array_sum(proposals, start, stop - start)
         # Budget and cash headroom over all purchase orders (fixed costs of newly used lanes first).
         if np.isfinite(money) and rank_orders[r]:
             value, fixed = 0.0, 0.0
             for o in range(first, last):
                 if kind[o] == ORDER:
                     start, stop = cell_start[o], cell_start[o + 1]
-                    if array_sum(proposals, start, stop - start) > 0:
+                    if units[o] > 0:
                         value += dot(ddot, proposals, start, unit_cost, start, stop - start)
                         fixed += 0.0 if lane_used[lane[o]] else fixed_cost[lane[o]]
             if value + fixed > money:
                 factor = _builtin_max(money - fixed, 0.0) / value if value > 0 else 0.0
                 for o in range(first, last):
                     if kind[o] == ORDER:
-                        for i in range(cell_start[o], cell_start[o + 1]):
+                        start, stop = cell_start[o], cell_start[o + 1]
+                        for i in range(start, stop):
                             q = proposals[i] * factor
                             if integer[skus[i]]:
                                 q = np.floor(q + 1e-9)
                             proposals[i] = q
+                        units[o] = array_sum(proposals, start, stop - start)
         # Minimum order quantities: a smaller order is left to the next lane.
         for o in range(first, last):
             if kind[o] == ORDER:
+                dropped = False
                 for i in range(cell_start[o], cell_start[o + 1]):
                     if proposals[i] < moq_floor[i]:
+                        dropped = dropped or proposals[i] != 0.0
                         proposals[i] = 0.0
-        # Commit this rank.
+                if dropped:
+                    units[o] = array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
+        # Commit this rank (each array's cells updated in the same order as one loop per array).
         for o in range(first, last):
             start, stop = cell_start[o], cell_start[o + 1]
-            total = array_sum(proposals, start, stop - start)
+            total = units[o]
             if total <= 0:
                 continue
             d, ln, w = location[o], lane[o], owner[o]
-            for i in range(start, stop):
-                requests[positions[i]] += proposals[i]
-                remaining[d, skus[i]] -= proposals[i]
             room[d] -= total
             if kind[o] == TRANSFER:
                 transfer_units[ln] -= total
                 for i in range(start, stop):
-                    stock_left[w, skus[i]] -= proposals[i]
-                    transfers[ln, skus[i]] += proposals[i]
+                    q, s = proposals[i], skus[i]
+                    requests[positions[i]] += q
+                    remaining[d, s] -= q
+                    stock_left[w, s] -= q
+                    transfers[ln, s] += q
             else:
+                for i in range(start, stop):
+                    q = proposals[i]
+                    requests[positions[i]] += q
+                    remaining[d, skus[i]] -= q
                 value = dot(ddot, proposals, start, unit_cost, start, stop - start)
                 money -= value + (0.0 if lane_used[ln] else fixed_cost[ln])
                 lane_used[ln] = True
