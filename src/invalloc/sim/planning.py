@@ -7,11 +7,13 @@ follow :mod:`invalloc.sim.network` (``L`` = sales lanes with an allocation decis
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from invalloc.sim.kernels import sourcing as sourcing_kernels
+from invalloc.sim.kernels.packing import SOURCING_FIELDS, pack_sourcing, packable
 from invalloc.sim.network import Network
 from invalloc.sim.simulator import Simulator
 
@@ -147,6 +149,7 @@ class PlanningView:
         self._backorders = bool(network.scenario.episode.backorder_replenishment)
         self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
+        self._through_memo = PeriodMemo()
 
     def _order_to_customer(self) -> np.ndarray:
         """(D,) periods from a DC's replenishment order to the earliest customer delivery of it.
@@ -199,8 +202,16 @@ class PlanningView:
         return held
 
     def demand_through(self, simulator: Simulator) -> np.ndarray:
-        """Expected demand per period flowing through each DC (D, S), units."""
-        return self.through @ simulator.demand_forecast()
+        """Expected demand per period flowing through each DC (D, S), units (read-only).
+
+        A simulator's forecast is fixed (from the scenario), so this is computed once per
+        simulator and period (:class:`PeriodMemo`).
+        """
+        memo = self._through_memo.of(simulator)
+        through = memo.get(simulator.period)
+        if through is None:
+            through = memo[simulator.period] = _read_only(self.through @ simulator.demand_forecast())
+        return through
 
     def order_up_to(
         self, simulator: Simulator, requests: np.ndarray, target: np.ndarray, echelon: bool = False
@@ -245,6 +256,28 @@ class PlanningView:
         # Where no lane of a DC has any weight, its lanes share evenly.
         shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self._even_share)
         requests[self.allocation_positions] = np.floor(shares * available)
+
+
+class PeriodMemo:
+    """Values that depend only on a simulator's fixed data and its period, computed once per
+    period and kept while the same simulator is used (:meth:`of` starts afresh for another)."""
+
+    def __init__(self) -> None:
+        self._simulator: weakref.ref | None = None
+        self._values: dict[int, np.ndarray] = {}
+
+    def of(self, simulator: Simulator) -> dict[int, np.ndarray]:
+        """The values remembered for ``simulator``, by period."""
+        if self._simulator is None or self._simulator() is not simulator:
+            self._simulator = weakref.ref(simulator)
+            self._values = {}
+        return self._values
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values``, marked read-only (shared by every caller of a memo)."""
+    values.flags.writeable = False
+    return values
 
 
 def whole_units(values: np.ndarray, integer: np.ndarray) -> np.ndarray:
@@ -357,6 +390,11 @@ class Sourcing:
             self._reserve,
             self._location_capacity,
         )
+        # The limits and options packed once (one compiled argument instead of 24).
+        self._packed = None
+        if self._flat is not None:
+            self._packed = pack_sourcing(packable(SOURCING_FIELDS, dict(zip(SOURCING_FIELDS, self._limits + self._flat[1:], strict=True))))
+        self._n_transfers = len(n.transfer_source)
 
     def _flatten(self) -> tuple | None:
         """The options as flat arrays for the compiled rank loop
@@ -420,13 +458,13 @@ class Sourcing:
         each source DC now. The rank loop is compiled where its arithmetic matches numpy's
         (:mod:`invalloc.sim.kernels.sourcing`); :meth:`request_numpy` is the same in numpy.
         """
-        if self._flat is None:
+        if self._packed is None:
             return self.request_numpy(simulator, need, requests)
-        n = self.network
         context = simulator.context()
-        transfers = np.zeros((len(n.transfer_source), n.n_skus))
-        sourcing_kernels.plan_sources(
+        transfers = np.zeros((self._n_transfers, self.network.n_skus))
+        sourcing_kernels.plan_sources_packed(
             self._flat[0],  # numpy's ddot
+            self._packed,
             np.asarray(need, dtype=float),
             np.ascontiguousarray(context.released_orders, dtype=float),
             simulator.on_hand,
@@ -434,8 +472,6 @@ class Sourcing:
             float(min(context.purchase_budget, context.purchase_headroom)),
             requests,
             transfers,
-            *self._limits,
-            *self._flat[1:],
         )
         return transfers
 

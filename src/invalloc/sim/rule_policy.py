@@ -27,7 +27,7 @@ import numpy as np
 
 from invalloc.sim.kernels import sourcing as planner_kernels
 from invalloc.sim.network import Network
-from invalloc.sim.planning import PlanningView, whole_units
+from invalloc.sim.planning import PeriodMemo, PlanningView, whole_units
 from invalloc.sim.policy import PolicyError
 from invalloc.sim.simulator import Simulator
 
@@ -104,6 +104,7 @@ class RuleBasedPolicy:
         if isinstance(self.stop, list) and len(self.stop) not in (1, len(network.locations)):
             raise PolicyError(f"stop: {len(self.stop)} periods given, the scenario has {len(network.locations)} DCs")
         self.fixed_targets = self._fixed_targets()
+        self._demand_targets = PeriodMemo()  # demand through × cover periods, per period
         self.last_order = self._last_order()
         # Cover counts from the lead time of the lane the need goes to first.
         lead = view.sourcing.lead_time if self.capped else view.route.lead_time
@@ -180,7 +181,11 @@ class RuleBasedPolicy:
         view = self.view
         target = self.fixed_targets
         if target is None:
-            target = view.demand_through(simulator) * self.cover_periods
+            targets = self._demand_targets.of(simulator)
+            target = targets.get(simulator.period)
+            if target is None:
+                target = targets[simulator.period] = view.demand_through(simulator) * self.cover_periods
+                target.flags.writeable = False
         if target_scale is not None:
             target = target * target_scale
         if self.last_order is not None:

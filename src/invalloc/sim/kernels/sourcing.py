@@ -554,3 +554,43 @@ def plan_sources(
         any_supplier_limit,
         any_storage_limit,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def plan_sources_packed(ddot, plan, need, released, on_hand, inbound, money, requests, transfers):
+    """:func:`plan_sources` with the network's constants packed (a
+    :class:`~invalloc.sim.kernels.packing.SourcingArrays`): one argument instead of 24."""
+    plan_sources(
+        ddot,
+        need,
+        released,
+        on_hand,
+        inbound,
+        money,
+        requests,
+        transfers,
+        plan.lane_capacity,
+        plan.supplier_capacity,
+        plan.purchase_supplier,
+        plan.purchase_location,
+        plan.transfer_capacity,
+        plan.reserve,
+        plan.location_capacity,
+        plan.rank_start,
+        plan.kind,
+        plan.lane,
+        plan.location,
+        plan.owner,
+        plan.cell_start,
+        plan.skus,
+        plan.positions,
+        plan.unit_cost,
+        plan.moq_floor,
+        plan.rank_transfers,
+        plan.rank_orders,
+        plan.integer,
+        plan.fixed_cost,
+        plan.approval_limit,
+        plan.any_supplier_limit,
+        plan.any_storage_limit,
+    )
