@@ -99,6 +99,7 @@ RULE_FIELDS = (
     "block_start",  # (B + 1,) decisions in blocks of one kind and lane: block b is [block_start[b]:block_start[b + 1]]
     "block_kind",  # (B,) ORDER, TRANSFER or ALLOCATE
     "block_row",  # (B,) lane of the block
+    "block_first_column",  # (B,) the block's first SKU where its SKUs are consecutive, else -1
     "decision_integer",  # (n_decisions,) bool: whole units
     "sku_integer",  # (S,) bool
     "reserve",  # (D, S) units

@@ -99,12 +99,36 @@ def _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost):
 
 @njit(cache=True, error_model="numpy")
 def _finite_non_negative(values):
-    """Whether every one of ``values`` (1-D) is finite and ≥ 0."""
+    """Whether every one of ``values`` (1-D) is finite and ≥ 0 (counted without an early exit,
+    which the compiler vectorises: several times faster when they all are)."""
+    bad = 0
     for i in range(values.shape[0]):
         value = values[i]
-        if not (value >= 0.0 and value < np.inf):
-            return False
-    return True
+        bad += not (value >= 0.0 and value < np.inf)
+    return bad == 0
+
+
+@njit(cache=True, error_model="numpy")
+def _penalty(shortfall, shortfall_penalty, block_start, block_kind):
+    """Σ shortfall × penalty over the replenishment decisions, added in decision order.
+
+    Terms of ±0.0 leave the sum as it is (it starts at +0.0), so they are skipped, and the sum
+    is taken only when some term is non-zero (counted first, in a loop the compiler vectorises).
+    """
+    nonzero = 0
+    for i in range(shortfall.shape[0]):
+        nonzero += shortfall[i] * shortfall_penalty[i] != 0.0
+    penalty = 0.0
+    if nonzero == 0:
+        return penalty
+    for b in range(block_kind.shape[0]):
+        if block_kind[b] == ALLOCATE:
+            continue
+        for i in range(block_start[b], block_start[b + 1]):
+            cost = shortfall[i] * shortfall_penalty[i]
+            if cost != 0.0:
+                penalty += cost
+    return penalty
 
 
 @njit(cache=True, error_model="numpy")
@@ -122,6 +146,7 @@ def project(
     block_start,
     block_kind,
     block_row,
+    block_first_column,
     column,
     decision_integer,
     sku_integer,
@@ -158,7 +183,8 @@ def project(
 
     Decisions come in blocks of one kind and lane: block ``b`` is decisions
     ``block_start[b]:block_start[b + 1]`` of kind ``block_kind[b]`` on lane ``block_row[b]``,
-    decision ``i`` for SKU ``column[i]``. Fills ``requested``, ``executed`` and ``shortfall``
+    decision ``i`` for SKU ``column[i]`` (SKUs ``block_first_column[b]`` onwards, one after another,
+    where that is ≥ 0). Fills ``requested``, ``executed`` and ``shortfall``
     (n_decisions,; the unexecuted part of each replenishment request), ``orders``/``delayed``
     (P, S), ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and
     the intervention ``log``. Returns (value of the purchase orders, penalty for the
@@ -186,9 +212,13 @@ def project(
     for b in range(block_kind.shape[0]):
         k = block_kind[b]
         lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
-        r = block_row[b]
-        for i in range(block_start[b], block_start[b + 1]):
-            lanes[r, column[i]] = requested[i]
+        r, first, last = block_row[b], block_start[b], block_start[b + 1]
+        if block_first_column[b] >= 0:  # consecutive SKUs: a plain copy
+            c = block_first_column[b]
+            lanes[r, c : c + last - first] = requested[first:last]
+        else:
+            for i in range(first, last):
+                lanes[r, column[i]] = requested[i]
 
     # Transfers: lane capacity, then the source DC's unreserved stock at the start of the period.
     n_transfer = transfers.shape[0]
@@ -354,24 +384,25 @@ def project(
             if any_delayed and 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
                 _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
 
-    penalty = 0.0
     for b in range(block_kind.shape[0]):
         k = block_kind[b]
-        r = block_row[b]
+        lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
+        r, first, last = block_row[b], block_start[b], block_start[b + 1]
+        c = block_first_column[b]
+        if c >= 0:  # consecutive SKUs: a plain copy
+            executed[first:last] = lanes[r, c : c + last - first]
+        else:
+            for i in range(first, last):
+                executed[i] = lanes[r, column[i]]
         if k == ALLOCATE:
-            for i in range(block_start[b], block_start[b + 1]):
-                executed[i] = allocations[r, column[i]]
-                shortfall[i] = 0.0
+            shortfall[first:last] = 0.0
             continue
-        for i in range(block_start[b], block_start[b + 1]):
-            if k == ORDER:
-                executed[i] = orders[r, column[i]] + delayed[r, column[i]]
-            else:
-                executed[i] = transfers[r, column[i]]
+        if k == ORDER:
+            for i in range(first, last):
+                executed[i] = executed[i] + delayed[r, column[i]]
+        for i in range(first, last):
             shortfall[i] = requested[i] - executed[i]
-            cost = shortfall[i] * shortfall_penalty[i]
-            if cost != 0.0:  # adding ±0.0 would leave the sum as it is (it starts at +0.0)
-                penalty += cost
+    penalty = _penalty(shortfall, shortfall_penalty, block_start, block_kind)
     if known_at == _changes(log):
         value = known_value
     else:
@@ -506,6 +537,7 @@ def _project_with(
         rules.block_start,
         rules.block_kind,
         rules.block_row,
+        rules.block_first_column,
         rules.column,
         rules.decision_integer,
         rules.sku_integer,
