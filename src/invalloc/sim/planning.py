@@ -183,6 +183,24 @@ class PlanningView:
             position = position + self.committed(simulator)
         return self.echelon @ position if echelon else position
 
+    def need(self, simulator: Simulator, target: np.ndarray, committed: bool = False) -> np.ndarray:
+        """Units that bring each DC × SKU's position up to ``target`` (D, S), never negative:
+        ``np.maximum(target - self.positions(simulator, committed=committed), 0.0)``, the same
+        numbers with the position's arithmetic compiled (no temporaries)."""
+        backlog_at = self.backlog_to_location @ simulator.backlog
+        held = self.committed(simulator) if committed else backlog_at
+        gap = np.empty(backlog_at.shape)
+        sourcing_kernels.position_gap(
+            np.ascontiguousarray(target, dtype=float),
+            simulator.on_hand,
+            simulator.inbound,
+            backlog_at,
+            held,
+            committed,
+            gap,
+        )
+        return np.maximum(gap, 0.0, out=gap)
+
     def committed(self, simulator: Simulator) -> np.ndarray:
         """Units ordered but not yet shipped per DC × SKU (D, S): purchase orders held for
         approval (released in a later period) and backordered replenishment requests."""

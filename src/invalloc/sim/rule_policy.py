@@ -191,16 +191,19 @@ class RuleBasedPolicy:
         if self.last_order is not None:
             target = np.where(simulator.period > self.last_order, -np.inf, target)
         echelon = self.levels is not None
-        position = view.positions(simulator, echelon, committed=self.capped)
-        if self.replenishment == "s_S":
-            # Order up to S only where the position has fallen to s or below.
-            reorder_point = self.reorder_point
-            if reorder_point is None:
-                reorder_point = view.demand_through(simulator) * (self.lead_time + self.reorder_cover)
-            if target_scale is not None:
-                reorder_point = reorder_point * target_scale
-            target = np.where(position <= reorder_point, target, -np.inf)
-        need = np.maximum(target - position, 0.0)  # (D, S) units
+        if self.replenishment == "s_S" or echelon:
+            position = view.positions(simulator, echelon, committed=self.capped)
+            if self.replenishment == "s_S":
+                # Order up to S only where the position has fallen to s or below.
+                reorder_point = self.reorder_point
+                if reorder_point is None:
+                    reorder_point = view.demand_through(simulator) * (self.lead_time + self.reorder_cover)
+                if target_scale is not None:
+                    reorder_point = reorder_point * target_scale
+                target = np.where(position <= reorder_point, target, -np.inf)
+            need = np.maximum(target - position, 0.0)  # (D, S) units
+        else:
+            need = view.need(simulator, target, committed=self.capped)  # the same, compiled
         if not self.capped:
             requests[view.routed_decisions] += need.ravel()[view.routed_cells]
             return None

@@ -473,6 +473,20 @@ def open_allocation(
 
 
 @njit(cache=True, error_model="numpy")
+def position_gap(target, on_hand, inbound, backlog_at, held, with_held, gap):
+    """``target − position`` per DC × SKU (D, S) into ``gap``, element by element as numpy computes
+    ``target - (on_hand + inbound - backlog_at [+ held])`` (``held`` added only ``with_held``):
+    the inventory position's gap to an order-up-to level, without the temporaries."""
+    n_loc, n_sku = gap.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            position = on_hand[d, s] + inbound[d, s] - backlog_at[d, s]
+            if with_held:
+                position = position + held[d, s]
+            gap[d, s] = target[d, s] - position
+
+
+@njit(cache=True, error_model="numpy")
 def plan_sources(
     ddot,
     need,
