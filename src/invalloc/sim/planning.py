@@ -150,6 +150,7 @@ class PlanningView:
         self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
         self._through_memo = PeriodMemo()
+        self._nothing_committed = _read_only(np.zeros((n_loc, network.n_skus)))
 
     def _order_to_customer(self) -> np.ndarray:
         """(D,) periods from a DC's replenishment order to the earliest customer delivery of it.
@@ -188,7 +189,7 @@ class PlanningView:
         ``np.maximum(target - self.positions(simulator, committed=committed), 0.0)``, the same
         numbers with the position's arithmetic compiled (no temporaries)."""
         backlog_at = self.backlog_to_location @ simulator.backlog
-        held = self.committed(simulator) if committed else backlog_at
+        held = self._committed_or_zeros(simulator) if committed else backlog_at
         gap = np.empty(backlog_at.shape)
         sourcing_kernels.position_gap(
             np.ascontiguousarray(target, dtype=float),
@@ -200,6 +201,25 @@ class PlanningView:
             gap,
         )
         return np.maximum(gap, 0.0, out=gap)
+
+    def _committed_or_zeros(self, simulator: Simulator) -> np.ndarray:
+        """:meth:`committed`, or a shared read-only array of zeros when nothing is committed
+        (no order held for approval, no open request): the same numbers, no new array."""
+        if not simulator.pending_approval and not (
+            self._backorders and simulator.open_requests[self._replenishment_decisions].any()
+        ):
+            return self._nothing_committed
+        return self.committed(simulator)
+
+    @staticmethod
+    def arriving_now(simulator: Simulator) -> np.ndarray:
+        """Units arriving at each DC this period (D, S): ``simulator.arriving(simulator.period)``
+        as a read-only view of the ring of goods in transit (indexed by arrival period modulo
+        its length), not a copy."""
+        ring = simulator.transit_units
+        arriving = ring[simulator.period % ring.shape[0]]
+        arriving.flags.writeable = False
+        return arriving
 
     def committed(self, simulator: Simulator) -> np.ndarray:
         """Units ordered but not yet shipped per DC × SKU (D, S): purchase orders held for

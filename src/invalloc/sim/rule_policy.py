@@ -241,7 +241,7 @@ class RuleBasedPolicy:
                 factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
             planner_kernels.open_allocation(
                 simulator.on_hand,
-                simulator.arriving(simulator.period),
+                view.arriving_now(simulator),
                 transfers,
                 self.network.transfer_source,
                 view.allocation_locations,
