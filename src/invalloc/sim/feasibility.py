@@ -119,6 +119,16 @@ class FeasibleDecision:
         return [rule for rule, count in zip(RULES, self.log[:, 0].tolist(), strict=True) if count]
 
 
+def _first_columns(column: np.ndarray, block_start: np.ndarray) -> np.ndarray:
+    """Per block of decisions: its first SKU where its SKUs are consecutive (``first, first + 1,
+    …``), else -1."""
+    first = np.full(len(block_start) - 1, -1, dtype=np.int64)
+    for b, (start, stop) in enumerate(zip(block_start[:-1].tolist(), block_start[1:].tolist(), strict=True)):
+        if stop > start and np.array_equal(column[start:stop], np.arange(column[start], column[start] + stop - start)):
+            first[b] = column[start]
+    return first
+
+
 class FeasibilityLayer:
     """Projects requests onto the feasible set of one scenario (see the module docstring)."""
 
@@ -137,6 +147,11 @@ class FeasibilityLayer:
             self._kind[span] = kinds[kind]
             self._row[span] = lane
             self._column[span] = skus
+        # The decisions as runs of one kind and lane (the compiled loops walk them lane by lane).
+        changes = np.flatnonzero((np.diff(self._kind) != 0) | (np.diff(self._row) != 0)) + 1
+        block_start = np.concatenate(([0], changes, [n.n_decisions])).astype(np.int64)
+        if n.n_decisions == 0:
+            block_start = np.zeros(1, dtype=np.int64)
         self._no_open = np.zeros(n.n_decisions)
         allocate = self._kind == kernels.ALLOCATE
         self._allocate_positions = np.flatnonzero(allocate)
@@ -152,6 +167,10 @@ class FeasibilityLayer:
             kind=self._kind,
             row=self._row,
             column=self._column,
+            block_start=block_start,
+            block_kind=self._kind[block_start[:-1]],
+            block_row=self._row[block_start[:-1]],
+            block_first_column=_first_columns(self._column, block_start),
             decision_integer=n.decision_integer,
             sku_integer=n.integer_units,
             reserve=n.reserve_quantity,

@@ -7,11 +7,13 @@ follow :mod:`invalloc.sim.network` (``L`` = sales lanes with an allocation decis
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from invalloc.sim.kernels import sourcing as sourcing_kernels
+from invalloc.sim.kernels.packing import SOURCING_FIELDS, pack_sourcing, packable
 from invalloc.sim.network import Network
 from invalloc.sim.simulator import Simulator
 
@@ -147,6 +149,8 @@ class PlanningView:
         self._backorders = bool(network.scenario.episode.backorder_replenishment)
         self._transfer_sources = network.transfer_source.tolist()
         self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
+        self._through_memo = PeriodMemo()
+        self._nothing_committed = _read_only(np.zeros((n_loc, network.n_skus)))
 
     def _order_to_customer(self) -> np.ndarray:
         """(D,) periods from a DC's replenishment order to the earliest customer delivery of it.
@@ -180,6 +184,43 @@ class PlanningView:
             position = position + self.committed(simulator)
         return self.echelon @ position if echelon else position
 
+    def need(self, simulator: Simulator, target: np.ndarray, committed: bool = False) -> np.ndarray:
+        """Units that bring each DC × SKU's position up to ``target`` (D, S), never negative:
+        ``np.maximum(target - self.positions(simulator, committed=committed), 0.0)``, the same
+        numbers with the position's arithmetic compiled (no temporaries)."""
+        backlog_at = self.backlog_to_location @ simulator.backlog
+        held = self._committed_or_zeros(simulator) if committed else backlog_at
+        gap = np.empty(backlog_at.shape)
+        sourcing_kernels.position_gap(
+            np.ascontiguousarray(target, dtype=float),
+            simulator.on_hand,
+            simulator.inbound,
+            backlog_at,
+            held,
+            committed,
+            gap,
+        )
+        return np.maximum(gap, 0.0, out=gap)
+
+    def _committed_or_zeros(self, simulator: Simulator) -> np.ndarray:
+        """:meth:`committed`, or a shared read-only array of zeros when nothing is committed
+        (no order held for approval, no open request): the same numbers, no new array."""
+        if not simulator.pending_approval and not (
+            self._backorders and simulator.open_requests[self._replenishment_decisions].any()
+        ):
+            return self._nothing_committed
+        return self.committed(simulator)
+
+    @staticmethod
+    def arriving_now(simulator: Simulator) -> np.ndarray:
+        """Units arriving at each DC this period (D, S): ``simulator.arriving(simulator.period)``
+        as a read-only view of the ring of goods in transit (indexed by arrival period modulo
+        its length), not a copy."""
+        ring = simulator.transit_units
+        arriving = ring[simulator.period % ring.shape[0]]
+        arriving.flags.writeable = False
+        return arriving
+
     def committed(self, simulator: Simulator) -> np.ndarray:
         """Units ordered but not yet shipped per DC × SKU (D, S): purchase orders held for
         approval (released in a later period) and backordered replenishment requests."""
@@ -199,8 +240,16 @@ class PlanningView:
         return held
 
     def demand_through(self, simulator: Simulator) -> np.ndarray:
-        """Expected demand per period flowing through each DC (D, S), units."""
-        return self.through @ simulator.demand_forecast()
+        """Expected demand per period flowing through each DC (D, S), units (read-only).
+
+        A simulator's forecast is fixed (from the scenario), so this is computed once per
+        simulator and period (:class:`PeriodMemo`).
+        """
+        memo = self._through_memo.of(simulator)
+        through = memo.get(simulator.period)
+        if through is None:
+            through = memo[simulator.period] = _read_only(self.through @ simulator.demand_forecast())
+        return through
 
     def order_up_to(
         self, simulator: Simulator, requests: np.ndarray, target: np.ndarray, echelon: bool = False
@@ -245,6 +294,28 @@ class PlanningView:
         # Where no lane of a DC has any weight, its lanes share evenly.
         shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self._even_share)
         requests[self.allocation_positions] = np.floor(shares * available)
+
+
+class PeriodMemo:
+    """Values that depend only on a simulator's fixed data and its period, computed once per
+    period and kept while the same simulator is used (:meth:`of` starts afresh for another)."""
+
+    def __init__(self) -> None:
+        self._simulator: weakref.ref | None = None
+        self._values: dict[int, np.ndarray] = {}
+
+    def of(self, simulator: Simulator) -> dict[int, np.ndarray]:
+        """The values remembered for ``simulator``, by period."""
+        if self._simulator is None or self._simulator() is not simulator:
+            self._simulator = weakref.ref(simulator)
+            self._values = {}
+        return self._values
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values``, marked read-only (shared by every caller of a memo)."""
+    values.flags.writeable = False
+    return values
 
 
 def whole_units(values: np.ndarray, integer: np.ndarray) -> np.ndarray:
@@ -357,6 +428,11 @@ class Sourcing:
             self._reserve,
             self._location_capacity,
         )
+        # The limits and options packed once (one compiled argument instead of 24).
+        self._packed = None
+        if self._flat is not None:
+            self._packed = pack_sourcing(packable(SOURCING_FIELDS, dict(zip(SOURCING_FIELDS, self._limits + self._flat[1:], strict=True))))
+        self._n_transfers = len(n.transfer_source)
 
     def _flatten(self) -> tuple | None:
         """The options as flat arrays for the compiled rank loop
@@ -420,13 +496,13 @@ class Sourcing:
         each source DC now. The rank loop is compiled where its arithmetic matches numpy's
         (:mod:`invalloc.sim.kernels.sourcing`); :meth:`request_numpy` is the same in numpy.
         """
-        if self._flat is None:
+        if self._packed is None:
             return self.request_numpy(simulator, need, requests)
-        n = self.network
         context = simulator.context()
-        transfers = np.zeros((len(n.transfer_source), n.n_skus))
-        sourcing_kernels.plan_sources(
+        transfers = np.zeros((self._n_transfers, self.network.n_skus))
+        sourcing_kernels.plan_sources_packed(
             self._flat[0],  # numpy's ddot
+            self._packed,
             np.asarray(need, dtype=float),
             np.ascontiguousarray(context.released_orders, dtype=float),
             simulator.on_hand,
@@ -434,8 +510,6 @@ class Sourcing:
             float(min(context.purchase_budget, context.purchase_headroom)),
             requests,
             transfers,
-            *self._limits,
-            *self._flat[1:],
         )
         return transfers
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from invalloc.sim.kernels import sourcing as planner_kernels
 from invalloc.sim.network import Network
-from invalloc.sim.planning import PlanningView, whole_units
+from invalloc.sim.planning import PeriodMemo, PlanningView, whole_units
 from invalloc.sim.policy import PolicyError
 from invalloc.sim.simulator import Simulator
 
@@ -104,6 +104,7 @@ class RuleBasedPolicy:
         if isinstance(self.stop, list) and len(self.stop) not in (1, len(network.locations)):
             raise PolicyError(f"stop: {len(self.stop)} periods given, the scenario has {len(network.locations)} DCs")
         self.fixed_targets = self._fixed_targets()
+        self._demand_targets = PeriodMemo()  # demand through × cover periods, per period
         self.last_order = self._last_order()
         # Cover counts from the lead time of the lane the need goes to first.
         lead = view.sourcing.lead_time if self.capped else view.route.lead_time
@@ -180,22 +181,29 @@ class RuleBasedPolicy:
         view = self.view
         target = self.fixed_targets
         if target is None:
-            target = view.demand_through(simulator) * self.cover_periods
+            targets = self._demand_targets.of(simulator)
+            target = targets.get(simulator.period)
+            if target is None:
+                target = targets[simulator.period] = view.demand_through(simulator) * self.cover_periods
+                target.flags.writeable = False
         if target_scale is not None:
             target = target * target_scale
         if self.last_order is not None:
             target = np.where(simulator.period > self.last_order, -np.inf, target)
         echelon = self.levels is not None
-        position = view.positions(simulator, echelon, committed=self.capped)
-        if self.replenishment == "s_S":
-            # Order up to S only where the position has fallen to s or below.
-            reorder_point = self.reorder_point
-            if reorder_point is None:
-                reorder_point = view.demand_through(simulator) * (self.lead_time + self.reorder_cover)
-            if target_scale is not None:
-                reorder_point = reorder_point * target_scale
-            target = np.where(position <= reorder_point, target, -np.inf)
-        need = np.maximum(target - position, 0.0)  # (D, S) units
+        if self.replenishment == "s_S" or echelon:
+            position = view.positions(simulator, echelon, committed=self.capped)
+            if self.replenishment == "s_S":
+                # Order up to S only where the position has fallen to s or below.
+                reorder_point = self.reorder_point
+                if reorder_point is None:
+                    reorder_point = view.demand_through(simulator) * (self.lead_time + self.reorder_cover)
+                if target_scale is not None:
+                    reorder_point = reorder_point * target_scale
+                target = np.where(position <= reorder_point, target, -np.inf)
+            need = np.maximum(target - position, 0.0)  # (D, S) units
+        else:
+            need = view.need(simulator, target, committed=self.capped)  # the same, compiled
         if not self.capped:
             requests[view.routed_decisions] += need.ravel()[view.routed_cells]
             return None
@@ -233,7 +241,7 @@ class RuleBasedPolicy:
                 factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
             planner_kernels.open_allocation(
                 simulator.on_hand,
-                simulator.arriving(simulator.period),
+                view.arriving_now(simulator),
                 transfers,
                 self.network.transfer_source,
                 view.allocation_locations,

@@ -2,7 +2,7 @@
 
 :class:`EpisodeArrays` holds one episode's state (shared with the simulator, not copied)
 and the network's constants the period steps read; :class:`RuleArrays` holds the
-feasibility rules' constants.
+feasibility rules' constants, :class:`SourcingArrays` a rule policy's sourcing constants.
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ class _EpisodeArraysType(_PackedArraysType):
     pass
 
 
+@structref.register
+class _SourcingArraysType(_PackedArraysType):
+    pass
+
+
 class RuleArrays(structref.StructRefProxy):
     """The network's constants the feasibility layer reads (see :data:`RULE_FIELDS`)."""
 
@@ -43,6 +48,10 @@ class RuleArrays(structref.StructRefProxy):
 class EpisodeArrays(structref.StructRefProxy):
     """One episode's state arrays (shared with the simulator) and the network's constants the
     period steps read (see :data:`EPISODE_FIELDS`)."""
+
+
+class SourcingArrays(structref.StructRefProxy):
+    """A rule policy's sourcing constants (see :data:`SOURCING_FIELDS`)."""
 
 
 NETWORK_FIELDS = (
@@ -87,6 +96,10 @@ RULE_FIELDS = (
     "kind",  # (n_decisions,) ORDER, TRANSFER or ALLOCATE
     "row",  # (n_decisions,) lane of the decision
     "column",  # (n_decisions,) SKU of the decision
+    "block_start",  # (B + 1,) decisions in blocks of one kind and lane: block b is [block_start[b]:block_start[b + 1]]
+    "block_kind",  # (B,) ORDER, TRANSFER or ALLOCATE
+    "block_row",  # (B,) lane of the block
+    "block_first_column",  # (B,) the block's first SKU where its SKUs are consecutive, else -1
     "decision_integer",  # (n_decisions,) bool: whole units
     "sku_integer",  # (S,) bool
     "reserve",  # (D, S) units
@@ -132,8 +145,39 @@ EPISODE_FIELDS = NETWORK_FIELDS + (
     "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
 )
 
+#: What a rule policy's sourcing step (:func:`invalloc.sim.kernels.sourcing.plan_sources`) reads
+#: of the network: its limits, then the options (lanes ranked per DC × SKU) flattened as
+#: :mod:`invalloc.sim.kernels.sourcing` describes.
+SOURCING_FIELDS = (
+    "lane_capacity",  # (P,) units per period
+    "supplier_capacity",  # (suppliers, S) units per period
+    "purchase_supplier",  # (P,)
+    "purchase_location",  # (P,)
+    "transfer_capacity",  # (X,) units per period
+    "reserve",  # (D, S) units
+    "location_capacity",  # (D,) units
+    "rank_start",  # (ranks + 1,) options of each rank
+    "kind",  # (options,) ORDER or TRANSFER
+    "lane",  # (options,)
+    "location",  # (options,) destination DC
+    "owner",  # (options,) source DC of a transfer, supplier of an order
+    "cell_start",  # (options + 1,) cells of each option
+    "skus",  # (cells,)
+    "positions",  # (cells,) decision index
+    "unit_cost",  # (cells,) money per unit (0 for transfers)
+    "moq_floor",  # (cells,) minimum order − 1e-9, units (0 for transfers)
+    "rank_transfers",  # (ranks,) bool: the rank has a transfer option
+    "rank_orders",  # (ranks,) bool: the rank has an order option
+    "integer",  # (S,) bool: whole units
+    "fixed_cost",  # (P,) money per order
+    "approval_limit",  # money per order, inf = no approval rule
+    "any_supplier_limit",  # bool
+    "any_storage_limit",  # bool
+)
+
 structref.define_proxy(RuleArrays, _RuleArraysType, list(RULE_FIELDS))
 structref.define_proxy(EpisodeArrays, _EpisodeArraysType, list(EPISODE_FIELDS))
+structref.define_proxy(SourcingArrays, _SourcingArraysType, list(SOURCING_FIELDS))
 
 
 def _packable(value):
@@ -168,6 +212,11 @@ def _new_episode_arrays(*fields):
     return EpisodeArrays(*fields)
 
 
+@njit(cache=True)
+def _new_sourcing_arrays(*fields):
+    return SourcingArrays(*fields)
+
+
 def pack_rules(fields: tuple) -> RuleArrays:
     """:class:`RuleArrays` of ``fields`` (:func:`packable` values in :data:`RULE_FIELDS` order)."""
     return _new_rule_arrays(*fields)
@@ -176,3 +225,8 @@ def pack_rules(fields: tuple) -> RuleArrays:
 def pack_episode(fields: tuple) -> EpisodeArrays:
     """:class:`EpisodeArrays` of ``fields`` (in :data:`EPISODE_FIELDS` order, packable as they are)."""
     return _new_episode_arrays(*fields)
+
+
+def pack_sourcing(fields: tuple) -> SourcingArrays:
+    """:class:`SourcingArrays` of ``fields`` (:func:`packable` values in :data:`SOURCING_FIELDS` order)."""
+    return _new_sourcing_arrays(*fields)

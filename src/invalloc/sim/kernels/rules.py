@@ -34,6 +34,25 @@ def _lower(block, i, s, new, log, rule):
 
 
 @njit(cache=True, error_model="numpy")
+def _any_finite(values):
+    """Whether any of ``values`` is finite (as ``np.isfinite(values).any()``, without the array)."""
+    for value in values.flat:
+        if np.isfinite(value):
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _add_row(start, block, i):
+    """``start`` plus row ``i`` of ``block``, added in column order (the sum kept in a register,
+    not in the array element it goes to)."""
+    total = start
+    for s in range(block.shape[1]):
+        total += block[i, s]
+    return total
+
+
+@njit(cache=True, error_model="numpy")
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
     for s in range(block.shape[1]):
@@ -57,6 +76,62 @@ def _order_value(orders, unit_cost, fixed_cost):
 
 
 @njit(cache=True, error_model="numpy")
+def _lanes_value(lane_variable, lane_units, fixed_cost):
+    """:func:`_order_value` from each lane's sums already taken: units × cost (P,) and units (P,)."""
+    total = 0.0
+    for p in range(lane_variable.shape[0]):
+        lane = lane_variable[p]
+        if lane_units[p] > 0.0:
+            lane += fixed_cost[p]
+        total += lane
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost):
+    """Value of the orders plus that of the delayed orders (:func:`_order_value` of each); the
+    latter only where some may be non-zero (all-zero orders are worth +0.0, which adds nothing)."""
+    value = _order_value(orders, unit_cost, fixed_cost)
+    if any_delayed:
+        value = value + _order_value(delayed, unit_cost, fixed_cost)
+    return value
+
+
+@njit(cache=True, error_model="numpy")
+def _finite_non_negative(values):
+    """Whether every one of ``values`` (1-D) is finite and ≥ 0 (counted without an early exit,
+    which the compiler vectorises: several times faster when they all are)."""
+    bad = 0
+    for i in range(values.shape[0]):
+        value = values[i]
+        bad += not (value >= 0.0 and value < np.inf)
+    return bad == 0
+
+
+@njit(cache=True, error_model="numpy")
+def _penalty(shortfall, shortfall_penalty, block_start, block_kind):
+    """Σ shortfall × penalty over the replenishment decisions, added in decision order.
+
+    Terms of ±0.0 leave the sum as it is (it starts at +0.0), so they are skipped, and the sum
+    is taken only when some term is non-zero (counted first, in a loop the compiler vectorises).
+    """
+    nonzero = 0
+    for i in range(shortfall.shape[0]):
+        nonzero += shortfall[i] * shortfall_penalty[i] != 0.0
+    penalty = 0.0
+    if nonzero == 0:
+        return penalty
+    for b in range(block_kind.shape[0]):
+        if block_kind[b] == ALLOCATE:
+            continue
+        for i in range(block_start[b], block_start[b + 1]):
+            cost = shortfall[i] * shortfall_penalty[i]
+            if cost != 0.0:
+                penalty += cost
+    return penalty
+
+
+@njit(cache=True, error_model="numpy")
 def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
     for p in range(orders.shape[0]):
         for s in range(orders.shape[1]):
@@ -68,8 +143,10 @@ def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
 def project(
     flat,
     open_requests,
-    kind,
-    row,
+    block_start,
+    block_kind,
+    block_row,
+    block_first_column,
     column,
     decision_integer,
     sku_integer,
@@ -104,36 +181,51 @@ def project(
 ):
     """The feasibility layer's projection (see :mod:`invalloc.sim.feasibility`), in place.
 
-    Fills ``requested``, ``executed`` and ``shortfall`` (n_decisions,; the unexecuted part of
-    each replenishment request), ``orders``/``delayed`` (P, S), ``transfers`` (X, S),
-    ``allocations`` (A, S; +inf where a lane has no decision) and the intervention ``log``.
-    Returns (value of the purchase orders, penalty for the shortfalls), money.
+    Decisions come in blocks of one kind and lane: block ``b`` is decisions
+    ``block_start[b]:block_start[b + 1]`` of kind ``block_kind[b]`` on lane ``block_row[b]``,
+    decision ``i`` for SKU ``column[i]`` (SKUs ``block_first_column[b]`` onwards, one after another,
+    where that is ≥ 0). Fills ``requested``, ``executed`` and ``shortfall``
+    (n_decisions,; the unexecuted part of each replenishment request), ``orders``/``delayed``
+    (P, S), ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and
+    the intervention ``log``. Returns (value of the purchase orders, penalty for the
+    shortfalls), money.
     """
     n_sku = sku_integer.shape[0]
     n_loc = on_hand.shape[0]
     # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added.
-    for i in range(flat.shape[0]):
-        value = flat[i]
-        if not np.isfinite(value):
-            log[INVALID, 0] += 1.0
-            value = 0.0
-        if value < 0.0:
-            log[NON_NEGATIVE, 0] += 1.0
-            log[NON_NEGATIVE, 1] -= value
-            value = 0.0
-        value = _whole(value, decision_integer[i]) + open_requests[i]
-        requested[i] = value
-        if kind[i] == ORDER:
-            orders[row[i], column[i]] = value
-        elif kind[i] == TRANSFER:
-            transfers[row[i], column[i]] = value
+    # When every request is finite and non-negative (as a rule policy's are), nothing is
+    # logged and the checks are skipped: the same values, in a loop the compiler vectorises.
+    if _finite_non_negative(flat):
+        for i in range(flat.shape[0]):
+            requested[i] = _whole(flat[i], decision_integer[i]) + open_requests[i]
+    else:
+        for i in range(flat.shape[0]):
+            value = flat[i]
+            if not np.isfinite(value):
+                log[INVALID, 0] += 1.0
+                value = 0.0
+            if value < 0.0:
+                log[NON_NEGATIVE, 0] += 1.0
+                log[NON_NEGATIVE, 1] -= value
+                value = 0.0
+            requested[i] = _whole(value, decision_integer[i]) + open_requests[i]
+    for b in range(block_kind.shape[0]):
+        k = block_kind[b]
+        lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
+        r, first, last = block_row[b], block_start[b], block_start[b + 1]
+        if block_first_column[b] >= 0:  # consecutive SKUs: a plain copy
+            c = block_first_column[b]
+            lanes[r, c : c + last - first] = requested[first:last]
         else:
-            allocations[row[i], column[i]] = value
+            for i in range(first, last):
+                lanes[r, column[i]] = requested[i]
 
     # Transfers: lane capacity, then the source DC's unreserved stock at the start of the period.
     n_transfer = transfers.shape[0]
     if n_transfer:
         for x in range(n_transfer):
+            if transfer_capacity[x] == np.inf:
+                continue  # no total exceeds it
             total = 0.0
             for s in range(n_sku):
                 total += transfers[x, s]
@@ -156,6 +248,8 @@ def project(
     # this period, which take their share of both first.
     n_purchase = orders.shape[0]
     for p in range(n_purchase):
+        if purchase_capacity[p] == np.inf:
+            continue  # no total exceeds it
         total = 0.0
         taken = 0.0
         for s in range(n_sku):
@@ -164,7 +258,7 @@ def project(
         if total > 0.0 and total + taken > purchase_capacity[p]:
             factor = max(purchase_capacity[p] - taken, 0.0) / total
             _scale_row(orders, p, factor, sku_integer, log, LANE_CAPACITY)
-    if np.isfinite(supplier_capacity).any():
+    if _any_finite(supplier_capacity):
         per_supplier = np.zeros(supplier_capacity.shape)
         taken_supplier = np.zeros(supplier_capacity.shape)
         for p in range(n_purchase):
@@ -181,7 +275,7 @@ def project(
     # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
     # their destination's room first; orders then get what room is left once the final
     # transfers in and out are known, so no later step can push a DC over its capacity.
-    if np.isfinite(location_capacity).any():
+    if _any_finite(location_capacity):
         room = np.empty(n_loc)
         for d in range(n_loc):
             position = 0.0
@@ -190,8 +284,7 @@ def project(
             room[d] = max(location_capacity[d] - position, 0.0)
         transfers_in = np.zeros(n_loc)
         for x in range(n_transfer):
-            for s in range(n_sku):
-                transfers_in[transfer_destination[x]] += transfers[x, s]
+            transfers_in[transfer_destination[x]] = _add_row(transfers_in[transfer_destination[x]], transfers, x)
         for x in range(n_transfer):
             d = transfer_destination[x]
             if transfers_in[d] > room[d]:
@@ -199,44 +292,67 @@ def project(
                 _scale_row(transfers, x, f, sku_integer, log, LOCATION_CAPACITY)
         net_transfers = np.zeros(n_loc)
         for x in range(n_transfer):
+            into, out_of = transfer_destination[x], transfer_source[x]
+            if into == out_of:
+                for s in range(n_sku):
+                    net_transfers[into] += transfers[x, s]
+                    net_transfers[into] -= transfers[x, s]
+                continue
+            arriving, leaving = net_transfers[into], net_transfers[out_of]
             for s in range(n_sku):
-                net_transfers[transfer_destination[x]] += transfers[x, s]
-                net_transfers[transfer_source[x]] -= transfers[x, s]
+                arriving += transfers[x, s]
+                leaving -= transfers[x, s]
+            net_transfers[into], net_transfers[out_of] = arriving, leaving
         ordered = np.zeros(n_loc)  # new orders (scalable)
         arriving_released = np.zeros(n_loc)  # orders released from approval (already committed)
         for p in range(n_purchase):
+            d = purchase_location[p]
+            new, committed = ordered[d], arriving_released[d]
             for s in range(n_sku):
-                ordered[purchase_location[p]] += orders[p, s]
-                arriving_released[purchase_location[p]] += released[p, s]
+                new += orders[p, s]
+                committed += released[p, s]
+            ordered[d], arriving_released[d] = new, committed
         for p in range(n_purchase):
             d = purchase_location[p]
             if ordered[d] > 0.0 and ordered[d] + arriving_released[d] + net_transfers[d] > room[d]:
                 f = max(room[d] - net_transfers[d] - arriving_released[d], 0.0) / ordered[d]
                 _scale_row(orders, p, f, sku_integer, log, LOCATION_CAPACITY)
 
+    # The orders' value (:func:`_purchase_value`) is recomputed only when a rule changed an
+    # order since it was last computed (every change is counted in the log): the same
+    # number, fewer passes. ``any_delayed``: whether an order may be held for approval (else
+    # ``delayed`` is all zero, and so is its value).
+    known_value = -1.0
+    known_at = -1.0
+    any_delayed = False
+
     # Purchase approval: an order above the value limit is capped, or held for approval.
     if np.isfinite(approval_limit):
+        before = _changes(log)
+        lane_variable = np.empty(n_purchase)
+        lane_units = np.empty(n_purchase)
         for p in range(n_purchase):
             variable = 0.0
             units = 0.0
             for s in range(n_sku):
                 variable += orders[p, s] * unit_cost[p, s]
                 units += orders[p, s]
+            lane_variable[p], lane_units[p] = variable, units
             if units <= 0.0 or variable + fixed_cost[p] <= approval_limit:
                 continue
             if approval_delays:
+                any_delayed = True
                 for s in range(n_sku):
                     delayed[p, s] = orders[p, s]
                     _lower(orders, p, s, 0.0, log, PURCHASE_APPROVAL)
             else:
                 factor = max(approval_limit - fixed_cost[p], 0.0) / variable
                 _scale_row(orders, p, factor, sku_integer, log, PURCHASE_APPROVAL)
+        if _changes(log) == before:
+            # Nothing changed: the value is the lanes' sums just taken, added as _order_value adds them.
+            known_value, known_at = _lanes_value(lane_variable, lane_units, fixed_cost), before
 
     # Purchase budget, then the cash rule: one common scale factor over all orders.
-    # The orders' value is recomputed only when a rule changed an order since it was last
-    # computed (every change is counted in the log): the same number, fewer passes.
-    known_value = -1.0
-    known_at = -1.0
     for rule in (PURCHASE_BUDGET, CASH_RULE):
         limit = budget if rule == PURCHASE_BUDGET else headroom
         if not np.isfinite(limit):
@@ -245,7 +361,7 @@ def project(
         if known_at == changes:
             total = known_value
         else:
-            total = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+            total = _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost)
             known_value, known_at = total, changes
         if total <= limit:
             continue
@@ -258,31 +374,39 @@ def project(
                 fixed += fixed_cost[p]
         factor = max(limit - fixed, 0.0) / max(total - fixed, 1e-12) if limit > fixed else 0.0
         _scale_purchases(orders, delayed, factor, sku_integer, log, rule)
+        any_delayed = any_delayed or not np.isfinite(factor)  # 0 × inf would not stay 0
 
     # Minimum order quantity: a smaller order is dropped (the nearest feasible quantity below).
     for p in range(n_purchase):
         for s in range(n_sku):
             if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
                 _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
-            if 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
+            if any_delayed and 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
                 _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
 
-    penalty = 0.0
-    for i in range(flat.shape[0]):
-        if kind[i] == ORDER:
-            executed[i] = orders[row[i], column[i]] + delayed[row[i], column[i]]
-        elif kind[i] == TRANSFER:
-            executed[i] = transfers[row[i], column[i]]
+    for b in range(block_kind.shape[0]):
+        k = block_kind[b]
+        lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
+        r, first, last = block_row[b], block_start[b], block_start[b + 1]
+        c = block_first_column[b]
+        if c >= 0:  # consecutive SKUs: a plain copy
+            executed[first:last] = lanes[r, c : c + last - first]
         else:
-            executed[i] = allocations[row[i], column[i]]
-            shortfall[i] = 0.0
+            for i in range(first, last):
+                executed[i] = lanes[r, column[i]]
+        if k == ALLOCATE:
+            shortfall[first:last] = 0.0
             continue
-        shortfall[i] = requested[i] - executed[i]
-        penalty += shortfall[i] * shortfall_penalty[i]
+        if k == ORDER:
+            for i in range(first, last):
+                executed[i] = executed[i] + delayed[r, column[i]]
+        for i in range(first, last):
+            shortfall[i] = requested[i] - executed[i]
+    penalty = _penalty(shortfall, shortfall_penalty, block_start, block_kind)
     if known_at == _changes(log):
         value = known_value
     else:
-        value = _order_value(orders, unit_cost, fixed_cost) + _order_value(delayed, unit_cost, fixed_cost)
+        value = _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost)
     return value, penalty
 
 
@@ -410,8 +534,10 @@ def _project_with(
     return project(
         flat,
         open_requests,
-        rules.kind,
-        rules.row,
+        rules.block_start,
+        rules.block_kind,
+        rules.block_row,
+        rules.block_first_column,
         rules.column,
         rules.decision_integer,
         rules.sku_integer,

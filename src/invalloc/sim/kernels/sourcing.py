@@ -266,11 +266,16 @@ def source_requests(
     any_storage_limit,
 ):
     """The rank loop of :meth:`Sourcing.request` on its prepared state; updates ``remaining``,
-    the limits, ``requests`` and ``transfers`` (X, S) in place."""
+    the limits, ``requests`` and ``transfers`` (X, S) in place.
+
+    Each option's units (its proposals summed, :func:`array_sum`) are kept in ``units``
+    from the lane limits on, and summed again only where a step changed its proposals.
+    """
     n_lanes = fixed_cost.shape[0]
     lane_value = np.zeros(n_lanes)
     lane_used = np.zeros(n_lanes, dtype=np.bool_)
     proposals = np.empty(skus.shape[0])
+    units = np.empty(kind.shape[0])
     limit_approval = approval_limit < np.inf
     for r in range(rank_start.shape[0] - 1):
         first, last = rank_start[r], rank_start[r + 1]
@@ -311,6 +316,7 @@ def source_requests(
         for o in range(first, last):
             start, stop = cell_start[o], cell_start[o + 1]
             total = array_sum(proposals, start, stop - start)
+            units[o] = total
             if total <= 0:
                 continue
             ln = lane[o]
@@ -323,61 +329,72 @@ def source_requests(
                     allowed = approval_limit - fixed_cost[ln] - lane_value[ln]
                     if value > allowed:
                         _scale(proposals, start, stop, _builtin_max(allowed, 0.0), value, skus, integer)
-                        total = array_sum(proposals, start, stop - start)
+                        total = units[o] = array_sum(proposals, start, stop - start)
             if total > cap:
                 _scale(proposals, start, stop, _builtin_max(cap, 0.0), total, skus, integer)
+                units[o] = array_sum(proposals, start, stop - start)
         # Storage room at each destination.
         if any_storage_limit:
             into = np.zeros(room.shape[0])
             for o in range(first, last):
-                into[location[o]] += array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
+                into[location[o]] += units[o]
             for o in range(first, last):
                 d = location[o]
                 if into[d] > room[d]:
-                    _scale(
-                        proposals, cell_start[o], cell_start[o + 1], _builtin_max(room[d], 0.0), into[d], skus, integer
-                    )
+                    start, stop = cell_start[o], cell_start[o + 1]
+                    _scale(proposals, start, stop, _builtin_max(room[d], 0.0), into[d], skus, integer)
+                    units[o] = array_sum(proposals, start, stop - start)
         # Budget and cash headroom over all purchase orders (fixed costs of newly used lanes first).
         if np.isfinite(money) and rank_orders[r]:
             value, fixed = 0.0, 0.0
             for o in range(first, last):
                 if kind[o] == ORDER:
                     start, stop = cell_start[o], cell_start[o + 1]
-                    if array_sum(proposals, start, stop - start) > 0:
+                    if units[o] > 0:
                         value += dot(ddot, proposals, start, unit_cost, start, stop - start)
                         fixed += 0.0 if lane_used[lane[o]] else fixed_cost[lane[o]]
             if value + fixed > money:
                 factor = _builtin_max(money - fixed, 0.0) / value if value > 0 else 0.0
                 for o in range(first, last):
                     if kind[o] == ORDER:
-                        for i in range(cell_start[o], cell_start[o + 1]):
+                        start, stop = cell_start[o], cell_start[o + 1]
+                        for i in range(start, stop):
                             q = proposals[i] * factor
                             if integer[skus[i]]:
                                 q = np.floor(q + 1e-9)
                             proposals[i] = q
+                        units[o] = array_sum(proposals, start, stop - start)
         # Minimum order quantities: a smaller order is left to the next lane.
         for o in range(first, last):
             if kind[o] == ORDER:
+                dropped = False
                 for i in range(cell_start[o], cell_start[o + 1]):
                     if proposals[i] < moq_floor[i]:
+                        dropped = dropped or proposals[i] != 0.0
                         proposals[i] = 0.0
-        # Commit this rank.
+                if dropped:
+                    units[o] = array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
+        # Commit this rank (each array's cells updated in the same order as one loop per array).
         for o in range(first, last):
             start, stop = cell_start[o], cell_start[o + 1]
-            total = array_sum(proposals, start, stop - start)
+            total = units[o]
             if total <= 0:
                 continue
             d, ln, w = location[o], lane[o], owner[o]
-            for i in range(start, stop):
-                requests[positions[i]] += proposals[i]
-                remaining[d, skus[i]] -= proposals[i]
             room[d] -= total
             if kind[o] == TRANSFER:
                 transfer_units[ln] -= total
                 for i in range(start, stop):
-                    stock_left[w, skus[i]] -= proposals[i]
-                    transfers[ln, skus[i]] += proposals[i]
+                    q, s = proposals[i], skus[i]
+                    requests[positions[i]] += q
+                    remaining[d, s] -= q
+                    stock_left[w, s] -= q
+                    transfers[ln, s] += q
             else:
+                for i in range(start, stop):
+                    q = proposals[i]
+                    requests[positions[i]] += q
+                    remaining[d, skus[i]] -= q
                 value = dot(ddot, proposals, start, unit_cost, start, stop - start)
                 money -= value + (0.0 if lane_used[ln] else fixed_cost[ln])
                 lane_used[ln] = True
@@ -453,6 +470,20 @@ def open_allocation(
             else:
                 cap = stock
             requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), cap)
+
+
+@njit(cache=True, error_model="numpy")
+def position_gap(target, on_hand, inbound, backlog_at, held, with_held, gap):
+    """``target − position`` per DC × SKU (D, S) into ``gap``, element by element as numpy computes
+    ``target - (on_hand + inbound - backlog_at [+ held])`` (``held`` added only ``with_held``):
+    the inventory position's gap to an order-up-to level, without the temporaries."""
+    n_loc, n_sku = gap.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            position = on_hand[d, s] + inbound[d, s] - backlog_at[d, s]
+            if with_held:
+                position = position + held[d, s]
+            gap[d, s] = target[d, s] - position
 
 
 @njit(cache=True, error_model="numpy")
@@ -536,4 +567,44 @@ def plan_sources(
         approval_limit,
         any_supplier_limit,
         any_storage_limit,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def plan_sources_packed(ddot, plan, need, released, on_hand, inbound, money, requests, transfers):
+    """:func:`plan_sources` with the network's constants packed (a
+    :class:`~invalloc.sim.kernels.packing.SourcingArrays`): one argument instead of 24."""
+    plan_sources(
+        ddot,
+        need,
+        released,
+        on_hand,
+        inbound,
+        money,
+        requests,
+        transfers,
+        plan.lane_capacity,
+        plan.supplier_capacity,
+        plan.purchase_supplier,
+        plan.purchase_location,
+        plan.transfer_capacity,
+        plan.reserve,
+        plan.location_capacity,
+        plan.rank_start,
+        plan.kind,
+        plan.lane,
+        plan.location,
+        plan.owner,
+        plan.cell_start,
+        plan.skus,
+        plan.positions,
+        plan.unit_cost,
+        plan.moq_floor,
+        plan.rank_transfers,
+        plan.rank_orders,
+        plan.integer,
+        plan.fixed_cost,
+        plan.approval_limit,
+        plan.any_supplier_limit,
+        plan.any_storage_limit,
     )
