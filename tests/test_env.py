@@ -204,6 +204,42 @@ def test_observation_features_are_named_and_scaled():
     assert named["episode_progress"] == 0.0
 
 
+def test_money_features_and_headroom_read_the_bills_open_now():
+    """The observation's bills due soon and cash headroom, which the simulator remembers for the
+    next decision point, equal a fresh sum over the open bills and held orders at every step
+    and after a reset (retail: cash rule, orders held for approval, bills due within 4 weeks)."""
+    env = AllocationEnv("retail", check_invariants=True)
+    sim = env.simulator
+    money = env.observations.money_scale
+    window = sim.payment_window + 1
+    column = {name: i for i, name in enumerate(env.feature_names)}
+    rng = np.random.default_rng(3)
+
+    def fresh_bills_and_headroom() -> tuple[float, float]:
+        bills = float(sum(amount for due, amount in sim.payables.items() if due < sim.period + window))
+        held = sum(sim._pending_value.values())
+        scenario = sim.network.scenario
+        buffer, credit = scenario.finance.treasury_buffer, scenario.finance.credit_line
+        return bills, sim.cash + credit - bills - held - buffer
+
+    def scaled(value: float) -> np.float32:
+        return np.float32(np.clip(value / money, -10.0, 10.0))
+
+    held_orders = 0
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        assert sim.purchase_headroom() == fresh_bills_and_headroom()[1]
+        truncated = False
+        while not truncated:
+            obs, _, _, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+            bills, headroom = fresh_bills_and_headroom()
+            assert obs[column["payables_due_soon"]] == scaled(bills)
+            assert obs[column["cash_headroom_over_buffer"]] == scaled(headroom)
+            assert sim.purchase_headroom() == headroom
+            held_orders += bool(sim._pending_value)
+    assert held_orders  # the held orders' value counted in some periods
+
+
 def test_feature_observation_is_the_rule_features_and_changes_nothing_else():
     """observation="features" shows the agent the rule table's features; the episode — rewards,
     KPIs, the next state — is the one the full observation's env plays with the same actions."""

@@ -219,9 +219,11 @@ class ObservationBuilder:
         cash = sim.cash
         credit_used = max(0.0, -cash)
         window = self._window
-        payables = sim.payables_due_within(window)
-        # sim.purchase_headroom(), without summing the payables again.
-        headroom = sim._headroom_given(payables) if self._cash_rule else cash + credit_line
+        # The bills due within the window (payment window + 1) and the headroom, remembered by
+        # the simulator for the next decision point, which reads the headroom again.
+        payables, headroom = sim.bills_and_headroom()
+        if not self._cash_rule:
+            headroom = cash + credit_line
         features = self._money
         features[0] = headroom / money
         features[1] = (credit_line - credit_used) / money

@@ -318,7 +318,8 @@ class Simulator:
         self.receivables: dict[int, float] = defaultdict(float)
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = self.ledger.balance.item(CASH)
-        self._headroom_memo: tuple[int, float, float] | None = None
+        # (period, cash, (bills due in the payment window, purchase headroom)): see bills_and_headroom.
+        self._headroom_memo: tuple[int, float, tuple[float, float]] | None = None
         self._requests: np.ndarray | None = None
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
@@ -442,13 +443,20 @@ class Simulator:
         the decision point reads it again, with nothing changed in between. (Bills and held
         orders change only inside a period, after the decision point.)
         """
+        return self.bills_and_headroom()[1]
+
+    def bills_and_headroom(self) -> tuple[float, float]:
+        """(supplier bills due within the payment window, i.e. ``payables_due_within(payment_window
+        + 1)``, and :meth:`purchase_headroom`), remembered as :meth:`purchase_headroom` is: the
+        environment's observation reads both after a period, the next decision point the headroom."""
         cash = self.ledger.balance.item(CASH)
         memo = self._headroom_memo
         if memo is not None and memo[0] == self.period and memo[1] == cash:
             return memo[2]
-        headroom = self._headroom_given(self.payables_due_within(self._payment_window + 1))
-        self._headroom_memo = (self.period, cash, headroom)
-        return headroom
+        bills = self.payables_due_within(self._payment_window + 1)
+        outlook = (bills, self._headroom_given(bills))
+        self._headroom_memo = (self.period, cash, outlook)
+        return outlook
 
     def _headroom_given(self, payables_due: float) -> float:
         """:meth:`purchase_headroom` with the payables due in the payment window already summed."""
@@ -650,25 +658,25 @@ class Simulator:
 
     def _receiving(self):
         """DCs put away everything that arrives this period, one cost layer per DC × SKU."""
-        n = self.network
         while True:
             slot = self.period % self._ring
-            units = self.transit_units[slot]
-            if self.audit_log is not None and units.any():
-                for d in np.flatnonzero(units.sum(axis=1)):
-                    self.audit_log.movements(
-                        self.period,
-                        "receipt",
-                        "in_transit",
-                        n.locations[d],
-                        n.skus,
-                        units[d],
-                        self.transit_value[slot, d],
-                    )
+            if self.audit_log is not None:
+                self._audit_receipts(slot)
             while kernels.put_away(self._episode_arrays, slot) < 0.0:
                 self.layers.grow()  # nothing was put away: retry with twice the layer slots
                 self._pack_episode()
             yield
+
+    def _audit_receipts(self, slot: int) -> None:
+        """The goods arriving this period (ring slot ``slot``) reached their DCs."""
+        n = self.network
+        units = self.transit_units[slot]
+        if not units.any():
+            return
+        for d in np.flatnonzero(units.sum(axis=1)):
+            self.audit_log.movements(
+                self.period, "receipt", "in_transit", n.locations[d], n.skus, units[d], self.transit_value[slot, d]
+            )
 
     def _customers(self):
         """Customers' demand arrives; tiers are served in priority order, contract minimums first.
