@@ -431,7 +431,8 @@ class Sourcing:
         # The limits and options packed once (one compiled argument instead of 24).
         self._packed = None
         if self._flat is not None:
-            self._packed = pack_sourcing(packable(SOURCING_FIELDS, dict(zip(SOURCING_FIELDS, self._limits + self._flat[1:], strict=True))))
+            fields = dict(zip(SOURCING_FIELDS, self._limits + self._flat[1:], strict=True))
+            self._packed = pack_sourcing(packable(SOURCING_FIELDS, fields))
         self._n_transfers = len(n.transfer_source)
 
     def _flatten(self) -> tuple | None:

@@ -42,9 +42,8 @@ def receive_arrivals(
             unit_cost[d, s] = value[d, s] / q if q > 0.0 else 0.0
             total += value[d, s]
             if not q <= 0.0:
-                receive_layer(
-                    layer_qty, layer_cost, layer_expires, used, d, s, q, unit_cost[d, s], expires[d, s], weighted_average
-                )
+                cost, expiry = unit_cost[d, s], expires[d, s]
+                receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, q, cost, expiry, weighted_average)
             if q > 0.0:
                 on_hand[d, s] += q
     # The slot emptied, and what is still in transit recounted rather than subtracted: a huge
