@@ -301,6 +301,20 @@ def _tier_split_plan(network: Network) -> tuple[list[tuple[np.ndarray, np.ndarra
     return channels, bool(network.integer_units.any()), bool(network.integer_units.all())
 
 
+def _added_without_draws(
+    tiers: np.ndarray, members: np.ndarray, shares: np.ndarray, total: np.ndarray, any_integer: bool
+) -> bool:
+    """Add a channel's demand ``total`` (H, S) to its tiers where no draw is needed: a single
+    tier keeps it all, and with no whole-unit SKU it is split pro rata. False: it needs draws."""
+    if len(members) == 1:
+        demand_kernels.add_channel_total(tiers, members[0], total)
+        return True
+    if not any_integer:
+        demand_kernels.add_pro_rata(tiers, members, shares, total)
+        return True
+    return False
+
+
 def _add_split_over_tiers(
     plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator, tiers: np.ndarray
 ) -> None:
@@ -310,11 +324,7 @@ def _add_split_over_tiers(
     integer = network.integer_units
     for c, (members, shares) in enumerate(channels):
         total = channel_demand[:, c, :]
-        if len(members) == 1:
-            demand_kernels.add_channel_total(tiers, members[0], total)
-            continue
-        if not any_integer:
-            demand_kernels.add_pro_rata(tiers, members, shares, total)
+        if _added_without_draws(tiers, members, shares, total, any_integer):
             continue
         remaining = demand_kernels.whole_counts(total)
         left = 1.0
@@ -339,11 +349,7 @@ def _draw_split_over_tiers(
     integer = network.integer_units
     for c, (members, shares) in enumerate(channels):
         total = channel_demand[:, c, :]
-        if len(members) == 1:
-            demand_kernels.add_channel_total(tiers, members[0], total)
-            continue
-        if not any_integer:
-            demand_kernels.add_pro_rata(tiers, members, shares, total)
+        if _added_without_draws(tiers, members, shares, total, any_integer):
             continue
         remaining = demand_kernels.whole_counts(total)
         for k, member in enumerate(members[:-1]):
