@@ -6,6 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/bench_sim.py --json       # the numbers as JSON
     .venv/bin/python scripts/bench_sim.py --seconds 5  # longer measurements
     .venv/bin/python scripts/bench_sim.py --clock cpu  # this process's CPU time (a loaded machine)
+    .venv/bin/python scripts/bench_sim.py --profile generated_2000x3x3  # where a period's time goes
 
 Rows:
 
@@ -185,20 +186,45 @@ class Yardstick:
         return self.horizon
 
 
+#: The rows: (key, the network, policy name, policy params).
+CASES: list[tuple[str, Callable[[], Network], str, dict[str, str] | None]] = [
+    (
+        "orgym_invmanagement_v1",
+        lambda: compile_network(load_scenario("orgym_invmanagement_v1")),
+        "fixed",
+        {"quantities": "20"},
+    ),
+    ("retail", lambda: compile_network(load_scenario("retail")), "base_stock", None),
+    ("generated_200x3x3", lambda: generated_network(200, 3, 3), "base_stock", None),
+    ("generated_2000x3x3", lambda: generated_network(2000, 3, 3), "base_stock", None),
+]
+
+
+def profile(key: str, seconds: float, top: int = 15) -> None:
+    """Where one row's time goes: its episodes run under cProfile for ≈ ``seconds`` after a
+    warm-up; prints the ``top`` functions by own time, in µs per simulated period."""
+    import cProfile
+    import pstats
+
+    _, build, policy, params = next(case for case in CASES if case[0] == key)
+    episode = SimulatorEpisode(build(), policy, params)
+    profiler = cProfile.Profile()
+    timed(episode, seconds, profiler.enable)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, name) → (calls, calls, own s, cumulative s, callers)
+    periods = sum(
+        calls for (file, _, name), (calls, *_rest) in stats.items() if name == "step" and file.endswith("simulator.py")
+    )
+    rows = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    print(f"{key}: {periods:,} periods profiled; µs per period, own time (cumulative), calls per period")
+    for (file, line, name), (calls, _, own, cumulative, _) in rows:
+        where = f"{Path(file).name}:{line}({name})" if line else name
+        print(f"{own / periods * 1e6:9.1f} ({cumulative / periods * 1e6:8.1f})  {calls / periods:6.2f}  {where}")
+
+
 def rows(seconds: float) -> list[dict]:
-    cases: list[tuple[str, Callable[[], Network], str, dict[str, str] | None]] = [
-        (
-            "orgym_invmanagement_v1",
-            lambda: compile_network(load_scenario("orgym_invmanagement_v1")),
-            "fixed",
-            {"quantities": "20"},
-        ),
-        ("retail", lambda: compile_network(load_scenario("retail")), "base_stock", None),
-        ("generated_200x3x3", lambda: generated_network(200, 3, 3), "base_stock", None),
-        ("generated_2000x3x3", lambda: generated_network(2000, 3, 3), "base_stock", None),
-    ]
     results = []
-    for key, build, policy, params in cases:
+    for key, build, policy, params in CASES:
         row: dict = {
             "scenario": key,
             "policy": policy + (f" ({params['quantities']} units)" if params else ""),
@@ -310,11 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clock", choices=sorted(CLOCKS), default="wall", help="wall time (default) or this process's CPU time"
     )
+    parser.add_argument(
+        "--profile",
+        choices=[case[0] for case in CASES],
+        help="instead of the table: where one row's time goes (cProfile, µs per period by function)",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
     global clock
     clock = CLOCKS[args.clock]
+    if args.profile:
+        profile(args.profile, args.seconds)
+        return 0
     results = rows(args.seconds)
     if args.json:
         print(json.dumps({"seconds": args.seconds, "clock": args.clock, "rows": results}, indent=2))

@@ -160,6 +160,21 @@ def test_bench_sim_reports_every_row_with_its_yardstick_and_targets(tmp_path):
         assert 0.0 <= row["policy_share"] <= 1.0 and 0.0 <= row["reset_share"] <= 1.0
 
 
+def test_bench_sim_profile_names_where_a_period_goes():
+    command = [sys.executable, str(SCRIPTS / "bench_sim.py"), "--profile", "retail", "--seconds", "0.3"]
+    out = subprocess.run([*command, "--clock", "cpu"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    header, *lines = out.stdout.strip().splitlines()[-16:]
+    periods = int(header.split(": ")[1].split(" periods")[0].replace(",", ""))
+    assert header.startswith("retail: ") and periods >= 52  # at least one whole episode
+    assert len(lines) == 15
+    own = [float(line.split()[0]) for line in lines]
+    assert own == sorted(own, reverse=True) and own[0] > 0.0
+    # Kernels called once a period show one call per period.
+    calls = {line.split()[-1].split("(")[-1].rstrip(")"): float(line.split()[-2]) for line in lines if ".py:" in line}
+    assert calls.get("serve_period") == pytest.approx(1.0)
+
+
 def test_sim_digest_finds_the_recorded_episodes_unchanged_and_names_a_changed_one(tmp_path):
     recorded = tmp_path / "digests.json"
     command = [sys.executable, str(SCRIPTS / "sim_digest.py"), "--only", "tiny"]

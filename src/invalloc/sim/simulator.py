@@ -165,6 +165,10 @@ class Simulator:
         self._unreliable_lanes = np.flatnonzero(network.purchase_reliability < 1)
         self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
         self._unreliable_reliability = np.ascontiguousarray(self._unreliable_ratio[:, 0])
+        # The compiled binomial draws' inversion tables of those reliabilities (fixed per network).
+        self._reliability_tables = (
+            kernels.binomial_inversion_tables(self._unreliable_reliability) if self._unreliable_lanes.size else None
+        )
         draws = len(self._unreliable_lanes) * network.n_skus  # at most one per unreliable lane × SKU
         self._partial_scratch = (
             np.empty((len(network.purchase_location), network.n_skus)),
@@ -649,8 +653,7 @@ class Simulator:
             rng = self.supply_rng
             state = kernels.state_words(rng)
             if state is not None:
-                tables = kernels.binomial_inversion_tables(self._unreliable_reliability)
-                lanes = self._unreliable_lanes
+                lanes, tables = self._unreliable_lanes, self._reliability_tables
                 kernels.draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes, *tables)
             else:
                 shipped.ravel()[cells[:count]] = rng.binomial(units[:count], probabilities[:count])
