@@ -26,59 +26,83 @@ SEEDS = range(40)
 
 @njit
 def _uint64s(state, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.next_uint64(state)
+        out[i], pcg = draws.next_uint64(pcg)
+    draws.store_state(state, pcg)
 
 
 @njit
 def _doubles(state, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.next_double(state)
+        out[i], pcg = draws.next_double(pcg)
+    draws.store_state(state, pcg)
+
+
+@njit
+def _doubles_in_place(state, out):
+    for i in range(out.shape[0]):
+        out[i] = draws.next_double_in_place(state)
 
 
 @njit
 def _normals(state, loc, scale, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.normal(state, loc[i], scale[i])
+        out[i], pcg = draws.normal(pcg, loc[i], scale[i])
+    draws.store_state(state, pcg)
 
 
 @njit
 def _exponentials(state, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.standard_exponential(state)
+        out[i], pcg = draws.standard_exponential(pcg)
+    draws.store_state(state, pcg)
 
 
 @njit
 def _gammas(state, shape, scale, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.gamma(state, shape[i], scale[i])
+        out[i], pcg = draws.gamma(pcg, shape[i], scale[i])
+    draws.store_state(state, pcg)
 
 
 @njit
 def _gammas_from_constants(state, shape, scale, out):
     constants = draws.gamma_constants(shape)
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.gamma_from_constants(state, shape[i], scale[i], constants, i)
+        out[i], pcg = draws.gamma_from_constants(pcg, shape[i], scale[i], constants, i)
+    draws.store_state(state, pcg)
 
 
 @njit
 def _poissons(state, lam, log_factorial, out):
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.poisson(state, lam[i], log_factorial)
+        out[i], pcg = draws.poisson(pcg, lam[i], log_factorial)
+    draws.store_state(state, pcg)
 
 
 @njit
 def _poissons_from_constants(state, lam, log_factorial, out):
     constants = draws.poisson_constants(lam)
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.poisson_from_constants(state, constants, i, log_factorial)
+        out[i], pcg = draws.poisson_from_constants(pcg, constants, i, log_factorial)
+    draws.store_state(state, pcg)
 
 
 @njit
 def _binomials_from_table(state, n, p, out):
     bounds, steps = draws.binomial_inversion_table(p, draws.INVERSION_TRIALS)
+    pcg = draws.load_state(state)
     for i in range(out.shape[0]):
-        out[i] = draws.binomial_from_table(state, n[i], p, bounds, steps)
+        out[i], pcg = draws.binomial_from_table(pcg, n[i], p, bounds, steps)
+    draws.store_state(state, pcg)
 
 
 def _same(seed: int, compiled, reference) -> None:
@@ -112,6 +136,7 @@ def _filled(fill, dtype, size):
 def test_generator_words_and_uniforms(seed: int) -> None:
     _same(seed, _filled(_uint64s, np.uint64, 5000), lambda rng: rng.integers(0, 2**64, 5000, dtype=np.uint64))
     _same(seed, _filled(_doubles, np.float64, 5000), lambda rng: rng.random(5000))
+    _same(seed, _filled(_doubles_in_place, np.float64, 500), lambda rng: rng.random(500))  # BTPE's uniforms
 
 
 @pytest.mark.parametrize("seed", SEEDS)

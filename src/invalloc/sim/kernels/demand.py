@@ -2,7 +2,7 @@
 
 The ``draw_…`` kernels draw the random numbers themselves, with :mod:`invalloc.sim.kernels.draws`
 (the numbers numpy's ``Generator`` would draw, in the same order, from the borrowed state
-``state``); the other loops move numbers numpy drew. Either way they make the same additions
+array ``state``, loaded at the kernel's start and written back at its end); the other loops move numbers numpy drew. Either way they make the same additions
 in the same order as the numpy code they replace (:mod:`invalloc.sim.demand`).
 """
 
@@ -15,9 +15,11 @@ from invalloc.sim.kernels.draws import (
     POISSON_LAM_MAX,
     binomial_from_table,
     gamma_from_constants,
+    load_state,
     normal,
     poisson,
     poisson_from_constants,
+    store_state,
 )
 
 
@@ -107,13 +109,16 @@ def draw_poisson_tiers(state, tiers, members, columns, constants, log_factorial)
     """``tiers[:, members[:, None], columns[None, :]] += Generator.poisson(means)`` for Poisson
     means (H, M, k) given by their :func:`~invalloc.sim.kernels.draws.poisson_constants`
     ``constants`` (H·M·k, 6) in C order (no index repeats)."""
+    pcg = load_state(state)
     i = 0
     for h in range(constants.shape[0] // (members.shape[0] * columns.shape[0])):
         for m in range(members.shape[0]):
             t = members[m]
             for j in range(columns.shape[0]):
-                tiers[h, t, columns[j]] += poisson_from_constants(state, constants, i, log_factorial)
+                units, pcg = poisson_from_constants(pcg, constants, i, log_factorial)
+                tiers[h, t, columns[j]] += units
                 i += 1
+    store_state(state, pcg)
 
 
 @njit(cache=True, error_model="numpy")
@@ -128,11 +133,13 @@ def draw_negative_binomial_tiers(
     (H, M, k) added to ``tiers[:, members[:, None], columns[None, :]]``. Returns False, with no
     Poisson drawn, when a Poisson mean exceeds numpy's limit (numpy refuses it).
     """
+    pcg = load_state(state)
     for h in range(positive.shape[0]):
         for j in range(positive.shape[1]):
             i = h * positive.shape[1] + j
-            drawn = gamma_from_constants(state, gamma_shape[h, j], gamma_scale[h, j], gamma_constants, i)
+            drawn, pcg = gamma_from_constants(pcg, gamma_shape[h, j], gamma_scale[h, j], gamma_constants, i)
             rate[h, j] = drawn if positive[h, j] else 0.0
+    store_state(state, pcg)
     for h in range(rate.shape[0]):
         for m in range(shares.shape[0]):
             for j in range(rate.shape[1]):
@@ -142,7 +149,9 @@ def draw_negative_binomial_tiers(
         for m in range(shares.shape[0]):
             t = members[m]
             for j in range(rate.shape[1]):
-                tiers[h, t, columns[j]] += poisson(state, rate[h, j] * shares[m], log_factorial)
+                units, pcg = poisson(pcg, rate[h, j] * shares[m], log_factorial)
+                tiers[h, t, columns[j]] += units
+    store_state(state, pcg)
     return True
 
 
@@ -151,15 +160,17 @@ def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer)
     """``channel_demand[:, c, columns] +=`` normal demand (H, k): ``Generator.normal(means, stds)``
     in C order, truncated at zero (``np.maximum``), rounded to whole units (``np.round``)
     for whole-unit SKUs."""
+    pcg = load_state(state)
     for h in range(means.shape[0]):
         for j in range(columns.shape[0]):
-            units = normal(state, means[h, j], stds[h, j])
+            units, pcg = normal(pcg, means[h, j], stds[h, j])
             if not (units >= 0.0 or np.isnan(units)):
                 units = 0.0
             s = columns[j]
             if integer[s]:
                 units = np.rint(units)
             channel_demand[h, c, s] += units
+    store_state(state, pcg)
 
 
 @njit(cache=True, error_model="numpy")
@@ -167,13 +178,15 @@ def draw_tier_split(state, tiers, member, remaining, p, bounds, steps, total, sh
     """:func:`add_tier_split` of a tier that is not its channel's last, drawing its whole units:
     ``Generator.binomial(count, p)`` of each non-zero count of ``remaining`` in C order (the
     probability tabulated by :func:`~invalloc.sim.kernels.draws.binomial_inversion_table`)."""
+    pcg = load_state(state)
     for h in range(remaining.shape[0]):
         for s in range(remaining.shape[1]):
             whole = 0
             if remaining[h, s] != 0:
-                whole = binomial_from_table(state, remaining[h, s], p, bounds, steps)
+                whole, pcg = binomial_from_table(pcg, remaining[h, s], p, bounds, steps)
                 remaining[h, s] -= whole
             if all_integer or integer[s]:
                 tiers[h, member, s] += whole
             else:
                 tiers[h, member, s] += total[h, s] * share
+    store_state(state, pcg)

@@ -7,8 +7,10 @@ distribution's constants can be computed once per cell (:func:`poisson_constants
 :func:`binomial_inversion_constants`) — while every draw stays the number numpy would draw:
 
 - :func:`state_words` gives the compiled draws a ``Generator``'s PCG64 state (a view on
-  numpy's own memory), which they advance in place: the ``Generator`` continues exactly
-  where numpy's own draws would have left it;
+  numpy's own memory). A kernel loads it once into the value ``pcg`` (:func:`load_state`),
+  which every draw takes and returns advanced, and writes it back at its end
+  (:func:`store_state`): the ``Generator`` continues exactly where numpy's own draws would
+  have left it;
 - each distribution follows, step for step and in the same floating-point operations, the
   numpy C function its docstring names (``numpy/random/src/distributions/distributions.c``),
   taking the same uniforms in the same order.
@@ -136,37 +138,69 @@ def _multiply_high(typingctx, a, b):
     return signature, codegen
 
 
+# The compiled draws carry the generator's state as a value, ``pcg`` = (low, high, increment
+# low, increment high): a tuple of four uint64 that the compiler keeps in registers. A kernel
+# loads it from the state array once (:func:`load_state`), threads it through its draws — each
+# draw takes ``pcg`` and returns its number with the advanced ``pcg`` — and writes it back once
+# at its end (:func:`store_state`). (Advancing the array in place on every uniform costs a
+# store and a reload of the state words on the LCG's critical path: 20–30% of a Poisson draw.)
+
+
 @njit(cache=True, inline="always")
-def next_uint64(state):
+def load_state(state):
+    """The PCG64 state array (:func:`state_words`) as the value ``pcg`` the draws carry."""
+    return (state[0], state[1], state[2], state[3])
+
+
+@njit(cache=True, inline="always")
+def store_state(state, pcg):
+    """Write ``pcg``'s LCG state back to the state array (the increment never changes)."""
+    state[0] = pcg[0]
+    state[1] = pcg[1]
+
+
+@njit(cache=True, inline="always")
+def next_uint64(pcg):
     """numpy's ``pcg64_next64``: one LCG step (state × multiplier + increment, mod 2**128),
-    then the XSL-RR output of the new state (high ^ low word, rotated right by the top 6 bits)."""
-    low = state[0]
-    high = state[1]
-    new_low = low * _MULTIPLIER_LOW + state[2]
-    carry = _U1 if new_low < state[2] else np.uint64(0)
+    then the XSL-RR output of the new state (high ^ low word, rotated right by the top 6 bits).
+    Returns (the 64-bit word, the advanced ``pcg``)."""
+    low, high, increment_low, increment_high = pcg
+    new_low = low * _MULTIPLIER_LOW + increment_low
+    carry = _U1 if new_low < increment_low else np.uint64(0)
     new_high = _multiply_high(low, _MULTIPLIER_LOW) + low * _MULTIPLIER_HIGH + high * _MULTIPLIER_LOW
-    new_high = new_high + state[3] + carry
-    state[0] = new_low
-    state[1] = new_high
+    new_high = new_high + increment_high + carry
     folded = new_high ^ new_low
     rotation = new_high >> _U58
-    return (folded >> rotation) | (folded << ((_U64 - rotation) & _U63))
+    word = (folded >> rotation) | (folded << ((_U64 - rotation) & _U63))
+    return word, (new_low, new_high, increment_low, increment_high)
 
 
 @njit(cache=True, inline="always")
-def next_double(state):
-    """numpy's ``pcg64_next_double``: a uniform double in [0, 1) from the top 53 bits."""
-    return np.float64(next_uint64(state) >> _U11) * _DOUBLE_UNIT
+def next_double(pcg):
+    """numpy's ``pcg64_next_double``: a uniform double in [0, 1) from the top 53 bits.
+    Returns (the double, the advanced ``pcg``)."""
+    word, pcg = next_uint64(pcg)
+    return np.float64(word >> _U11) * _DOUBLE_UNIT, pcg
+
+
+@njit(cache=True, inline="always")
+def next_double_in_place(state):
+    """:func:`next_double` advancing the state array itself, for numba's BTPE binomial
+    (:func:`binomial_btpe`), which draws through such a function."""
+    u, pcg = next_double(load_state(state))
+    store_state(state, pcg)
+    return u
 
 
 # --- Continuous distributions ----------------------------------------------------------------
 
 
 @njit(cache=True)
-def standard_normal(state):
-    """numpy's ``random_standard_normal``: the 256-layer ziggurat (numpy's tables)."""
+def standard_normal(pcg):
+    """numpy's ``random_standard_normal``: the 256-layer ziggurat (numpy's tables).
+    Returns (the draw, the advanced ``pcg``), as every draw below does."""
     while True:
-        r = next_uint64(state)
+        r, pcg = next_uint64(pcg)
         idx = r & _LOW_BYTE
         r >>= _U8
         negative = (r & _U1) != 0
@@ -175,85 +209,90 @@ def standard_normal(state):
         if negative:
             x = -x
         if rabs < ki_double[idx]:
-            return x
+            return x, pcg
         if idx == 0:
             # The tail beyond the base layer, by Marsaglia's exponential rejection.
             while True:
-                xx = -ziggurat_nor_inv_r * np.log1p(-next_double(state))
-                yy = -np.log1p(-next_double(state))
+                u, pcg = next_double(pcg)
+                xx = -ziggurat_nor_inv_r * np.log1p(-u)
+                u, pcg = next_double(pcg)
+                yy = -np.log1p(-u)
                 if yy + yy > xx * xx:
                     if ((rabs >> _U8) & _U1) != 0:
-                        return -(ziggurat_nor_r + xx)
-                    return ziggurat_nor_r + xx
-        elif (fi_double[idx - 1] - fi_double[idx]) * next_double(state) + fi_double[idx] < np.exp(-0.5 * x * x):
-            return x
+                        return -(ziggurat_nor_r + xx), pcg
+                    return ziggurat_nor_r + xx, pcg
+        u, pcg = next_double(pcg)
+        if (fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx] < np.exp(-0.5 * x * x):
+            return x, pcg
 
 
-@njit(cache=True)
-def normal(state, loc, scale):
+@njit(cache=True, inline="always")
+def normal(pcg, loc, scale):
     """numpy's ``random_normal``: ``loc + scale × standard normal``."""
-    scaled = scale * standard_normal(state)
-    return loc + scaled
+    z, pcg = standard_normal(pcg)
+    scaled = scale * z
+    return loc + scaled, pcg
 
 
 @njit(cache=True)
-def standard_exponential(state):
+def standard_exponential(pcg):
     """numpy's ``random_standard_exponential`` (the ziggurat, ``_zig`` in older numpy)."""
     while True:
-        ri = next_uint64(state)
+        ri, pcg = next_uint64(pcg)
         ri >>= _U3
         idx = ri & _LOW_BYTE
         ri >>= _U8
         x = np.float64(ri) * we_double[idx]
         if ri < ke_double[idx]:
-            return x
+            return x, pcg
+        u, pcg = next_double(pcg)
         if idx == 0:
-            return ziggurat_exp_r - np.log1p(-next_double(state))
-        if (fe_double[idx - 1] - fe_double[idx]) * next_double(state) + fe_double[idx] < np.exp(-x):
-            return x
+            return ziggurat_exp_r - np.log1p(-u), pcg
+        if (fe_double[idx - 1] - fe_double[idx]) * u + fe_double[idx] < np.exp(-x):
+            return x, pcg
 
 
 @njit(cache=True)
-def standard_gamma(state, shape):
+def standard_gamma(pcg, shape):
     """numpy's ``random_standard_gamma``: exponential at shape 1, zero at shape 0, the
     Ahrens–Dieter/Best rejection below 1 and Marsaglia–Tsang above."""
     if shape == 1.0:
-        return standard_exponential(state)
+        return standard_exponential(pcg)
     if shape == 0.0:
-        return 0.0
+        return 0.0, pcg
     if shape < 1.0:
         while True:
-            u = next_double(state)
-            v = standard_exponential(state)
+            u, pcg = next_double(pcg)
+            v, pcg = standard_exponential(pcg)
             if u <= 1.0 - shape:
                 x = u ** (1.0 / shape)
                 if x <= v:
-                    return x
+                    return x, pcg
             else:
                 y = -np.log((1 - u) / shape)
                 x = (1.0 - shape + shape * y) ** (1.0 / shape)
                 if x <= v + y:
-                    return x
+                    return x, pcg
     b = shape - 1.0 / 3.0
-    return marsaglia_tsang(state, b, 1.0 / np.sqrt(9 * b))
+    return marsaglia_tsang(pcg, b, 1.0 / np.sqrt(9 * b))
 
 
 @njit(cache=True, inline="always")
-def marsaglia_tsang(state, b, c):
+def marsaglia_tsang(pcg, b, c):
     """The Marsaglia–Tsang branch of numpy's ``random_standard_gamma`` (shape > 1), given its
     constants b = shape − 1/3 and c = 1/√(9b) (:func:`gamma_constants`)."""
     while True:
         while True:
-            x = standard_normal(state)
+            x, pcg = standard_normal(pcg)
             v = 1.0 + c * x
             if v > 0.0:
                 break
         v = v * v * v
-        u = next_double(state)
+        u, pcg = next_double(pcg)
         if u < 1.0 - 0.0331 * (x * x) * (x * x):
-            return b * v
+            return b * v, pcg
         if np.log(u) < 0.5 * x * x + b * (1.0 - v + np.log(v)):
-            return b * v
+            return b * v, pcg
 
 
 @njit(cache=True)
@@ -271,17 +310,20 @@ def gamma_constants(shapes):
 
 
 @njit(cache=True, inline="always")
-def gamma_from_constants(state, shape, scale, constants, i):
+def gamma_from_constants(pcg, shape, scale, constants, i):
     """numpy's ``random_gamma`` for a shape whose :func:`gamma_constants` are row ``i``."""
     if shape > 1.0:
-        return scale * marsaglia_tsang(state, constants[i, 0], constants[i, 1])
-    return scale * standard_gamma(state, shape)
+        drawn, pcg = marsaglia_tsang(pcg, constants[i, 0], constants[i, 1])
+    else:
+        drawn, pcg = standard_gamma(pcg, shape)
+    return scale * drawn, pcg
 
 
 @njit(cache=True)
-def gamma(state, shape, scale):
+def gamma(pcg, shape, scale):
     """numpy's ``random_gamma``: ``scale × standard gamma(shape)``."""
-    return scale * standard_gamma(state, shape)
+    drawn, pcg = standard_gamma(pcg, shape)
+    return scale * drawn, pcg
 
 
 # --- Poisson ---------------------------------------------------------------------------------
@@ -348,51 +390,53 @@ def log_factorials():
 
 
 @njit(cache=True, inline="always")
-def poisson_multiplication(state, exp_neg_lam):
+def poisson_multiplication(pcg, exp_neg_lam):
     """numpy's ``random_poisson_mult`` (means below 10), given exp(−mean): the number of
     uniforms whose running product stays above exp(−mean)."""
     count = 0
     product = 1.0
     while True:
-        product *= next_double(state)
+        u, pcg = next_double(pcg)
+        product *= u
         if product > exp_neg_lam:
             count += 1
         else:
-            return count
+            return count, pcg
 
 
 @njit(cache=True, inline="always")
-def poisson_ptrs(state, lam, loglam, b, a, log_invalpha, vr, log_factorial):
+def poisson_ptrs(pcg, lam, loglam, b, a, log_invalpha, vr, log_factorial):
     """numpy's ``random_poisson_ptrs`` (means of 10 and more): Hörmann's transformed
     rejection, given its constants (:func:`poisson_constants`) and :func:`log_factorials`."""
     while True:
-        u = next_double(state) - 0.5
-        v = next_double(state)
+        u, pcg = next_double(pcg)
+        u = u - 0.5
+        v, pcg = next_double(pcg)
         us = 0.5 - np.fabs(u)
         k = np.int64(np.floor((2 * a / us + b) * u + lam + 0.43))
         if us >= 0.07 and v <= vr:
-            return k
+            return k, pcg
         if k < 0 or (us < 0.013 and v > us):
             continue
         log_k_factorial = log_factorial[k] if k < log_factorial.shape[0] else loggam(np.float64(k + 1))
         if np.log(v) + log_invalpha - np.log(a / (us * us) + b) <= -lam + k * loglam - log_k_factorial:
-            return k
+            return k, pcg
 
 
 @njit(cache=True, inline="always")
-def poisson_from_constants(state, constants, i, log_factorial):
+def poisson_from_constants(pcg, constants, i, log_factorial):
     """numpy's ``random_poisson`` for row ``i`` of :func:`poisson_constants`."""
     lam = constants[i, 0]
     if lam >= 10:
         loglam, b, a = constants[i, 1], constants[i, 2], constants[i, 3]
-        return poisson_ptrs(state, lam, loglam, b, a, constants[i, 4], constants[i, 5], log_factorial)
+        return poisson_ptrs(pcg, lam, loglam, b, a, constants[i, 4], constants[i, 5], log_factorial)
     if lam == 0:
-        return 0
-    return poisson_multiplication(state, constants[i, 1])
+        return 0, pcg
+    return poisson_multiplication(pcg, constants[i, 1])
 
 
 @njit(cache=True, inline="always")
-def poisson(state, lam, log_factorial):
+def poisson(pcg, lam, log_factorial):
     """numpy's ``random_poisson``: PTRS from mean 10, none at 0, multiplication below.
 
     The mean must be in [0, :data:`POISSON_LAM_MAX`] (numpy's ``Generator.poisson`` checks it
@@ -403,25 +447,30 @@ def poisson(state, lam, log_factorial):
         a = -0.059 + 0.02483 * b
         log_invalpha = np.log(1.1239 + 1.1328 / (b - 3.4))
         vr = 0.9277 - 3.6224 / (b - 2)
-        return poisson_ptrs(state, lam, np.log(lam), b, a, log_invalpha, vr, log_factorial)
+        return poisson_ptrs(pcg, lam, np.log(lam), b, a, log_invalpha, vr, log_factorial)
     if lam == 0:
-        return 0
-    return poisson_multiplication(state, np.exp(-lam))
+        return 0, pcg
+    return poisson_multiplication(pcg, np.exp(-lam))
 
 
 # --- Binomial --------------------------------------------------------------------------------
 
 
-_binomial_btpe_r = make_binomial_btpe(next_double, _binomial_btpe_squeeze)
+_binomial_btpe_r = make_binomial_btpe(next_double_in_place, _binomial_btpe_squeeze)
 
 
 @njit(cache=True)
-def binomial_btpe(state, n, p):
+def binomial_btpe(pcg, n, p):
     """numpy's ``random_binomial_btpe`` (Kachitvichyanukul–Schmeiser; numba's translation,
-    which tracks numpy's version, driven by this generator)."""
+    which tracks numpy's version, driven by this generator through a state array)."""
+    state = np.empty(4, dtype=np.uint64)
+    state[0] = pcg[0]
+    state[1] = pcg[1]
+    state[2] = pcg[2]
+    state[3] = pcg[3]
     r = min(p, 1.0 - p)
     y = _binomial_btpe_r(state, n, r)
-    return n - y if p > 0.5 else y
+    return (n - y if p > 0.5 else y), load_state(state)
 
 
 @njit(cache=True)
@@ -435,48 +484,52 @@ def binomial_inversion_constants(n, p):
 
 
 @njit(cache=True)
-def binomial_inversion(state, n, p, q, qn, bound):
+def binomial_inversion(pcg, n, p, q, qn, bound):
     """numpy's ``random_binomial_inversion`` given its constants (:func:`binomial_inversion_constants`):
     the successes by inverting the CDF from 0 up, restarting past ``bound``."""
     x = 0
     px = qn
-    u = next_double(state)
+    u, pcg = next_double(pcg)
     while u > px:
         x += 1
         if x > bound:
             x = 0
             px = qn
-            u = next_double(state)
+            u, pcg = next_double(pcg)
         else:
             u -= px
             px = ((n - x + 1) * p * px) / (x * q)
-    return x
+    return x, pcg
 
 
 @njit(cache=True)
-def binomial(state, n, p):
+def binomial(pcg, n, p):
     """numpy's ``random_binomial``: none for n = 0 or p = 0; inversion while the smaller of
     p, 1 − p times n is at most 30, BTPE above (counted from the other side when p > 0.5)."""
     if n == 0 or p == 0.0:
-        return 0
+        return 0, pcg
     if p <= 0.5:
         if p * n <= 30.0:
             q, qn, bound = binomial_inversion_constants(n, p)
-            return binomial_inversion(state, n, p, q, qn, bound)
-        return binomial_btpe(state, n, p)
+            return binomial_inversion(pcg, n, p, q, qn, bound)
+        return binomial_btpe(pcg, n, p)
     q = 1.0 - p
     if q * n <= 30.0:
         qq, qn, bound = binomial_inversion_constants(n, q)
-        return n - binomial_inversion(state, n, q, qq, qn, bound)
-    return n - binomial_btpe(state, n, q)
+        x, pcg = binomial_inversion(pcg, n, q, qq, qn, bound)
+    else:
+        x, pcg = binomial_btpe(pcg, n, q)
+    return n - x, pcg
 
 
 @njit(cache=True)
 def binomial_fill(state, counts, probabilities, out):
     """``out[:] = Generator.binomial(counts, probabilities)`` for int64 ``counts`` (n,) and
-    ``probabilities`` (n,) in [0, 1]: the draws in order."""
+    ``probabilities`` (n,) in [0, 1]: the draws in order, advancing the state array."""
+    pcg = load_state(state)
     for i in range(counts.shape[0]):
-        out[i] = binomial(state, counts[i], probabilities[i])
+        out[i], pcg = binomial(pcg, counts[i], probabilities[i])
+    store_state(state, pcg)
 
 
 #: Trials up to which :func:`binomial_inversion_table` tabulates the inversion.
@@ -515,29 +568,29 @@ def binomial_inversion_table(p, max_trials):
 
 
 @njit(cache=True, inline="always")
-def binomial_from_table(state, n, p, bounds, steps):
+def binomial_from_table(pcg, n, p, bounds, steps):
     """numpy's ``random_binomial`` for a probability ``p`` tabulated by
     :func:`binomial_inversion_table`: the inversion walks the table (no divisions); trials
     beyond it, and BTPE, are drawn by :func:`binomial`."""
     if n == 0 or p == 0.0:
-        return 0
+        return 0, pcg
     r = p if p <= 0.5 else 1.0 - p
     if r * n > 30.0 or n >= bounds.shape[0]:
-        return binomial(state, n, p)
+        return binomial(pcg, n, p)
     bound = bounds[n]
     x = 0
     px = steps[n, 0]
-    u = next_double(state)
+    u, pcg = next_double(pcg)
     while u > px:
         x += 1
         if x > bound:
             x = 0
             px = steps[n, 0]
-            u = next_double(state)
+            u, pcg = next_double(pcg)
         else:
             u -= px
             px = steps[n, x]
-    return x if p <= 0.5 else n - x
+    return (x if p <= 0.5 else n - x), pcg
 
 
 #: :func:`binomial_inversion_tables` made, by the probabilities' bytes.

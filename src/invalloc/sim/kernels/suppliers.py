@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import NEVER
-from invalloc.sim.kernels.draws import binomial_from_table
+from invalloc.sim.kernels.draws import binomial_from_table, load_state, store_state
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
 
@@ -104,13 +104,15 @@ def draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes
     ``steps`` their probabilities' :func:`~invalloc.sim.kernels.draws.binomial_inversion_tables`.
     """
     n_sku = shipped.shape[1]
+    pcg = load_state(state)
     for i in range(count):
         lane = cells[i] // n_sku
         r = 0
         while lanes[r] != lane:
             r += 1
-        units_shipped = binomial_from_table(state, units[i], probabilities[i], bounds[r, : rows[r]], steps[r])
+        units_shipped, pcg = binomial_from_table(pcg, units[i], probabilities[i], bounds[r, : rows[r]], steps[r])
         shipped[lane, cells[i] % n_sku] = units_shipped
+    store_state(state, pcg)
 
 
 @njit(cache=True, error_model="numpy")
