@@ -319,7 +319,24 @@ def _models() -> list[DemandModel]:
         data = generate_scenario(n_skus, 3, 3, seed=seed)
         network = compile_network(parse_scenario(data, "generated", Path.cwd()))
         models.append(DemandModel(network, 26))
+    models.append(DemandModel(_three_tiers_some_fractional(), 26))
     return models
+
+
+def _three_tiers_some_fractional():
+    """A generated network whose first channel has three tiers and some of whose SKUs are not
+    counted in whole units (split pro rata, yet their truncated counts are drawn)."""
+    data = generate_scenario(30, 3, 3, seed=5)
+    tiers = data["channels"][0]["tiers"]
+    bronze = {**tiers[-1], "id": "ch_0_bronze", "priority": len(tiers), "demand_share": 0.2}
+    tiers[-1]["demand_share"] = round(tiers[-1]["demand_share"] - 0.2, 6)
+    tiers.append(bronze)
+    for product in data["products"][::4]:
+        product["integer_units"] = False
+    network = compile_network(parse_scenario(data, "generated", Path.cwd()))
+    assert network.integer_units.any() and not network.integer_units.all()
+    assert max(int((network.tier_channel == c).sum()) for c in range(len(network.channels))) == 3
+    return network
 
 
 def test_demand_sample_is_numpys() -> None:

@@ -191,7 +191,8 @@ def _draw_plans(model: DemandModel):
     :func:`~invalloc.sim.kernels.draws.poisson_constants`; negative binomial: where positive,
     gamma shape and scale (H, k) and the shapes' :func:`~invalloc.sim.kernels.draws.gamma_constants`,
     tier shares (M,), a rate scratch (H, k); normal: means and
-    standard deviations (H, k)), and per channel and tier the binomial split's inversion table.
+    standard deviations (H, k)), and per channel its tiers' binomial split probabilities and
+    their inversion tables.
     False when a parameter is out of the ordinary (numpy then draws, and checks it)."""
     streams = []
     for kind, _, _, _, shares, mean, std, shape in model._plans:
@@ -223,15 +224,16 @@ def _draw_plans(model: DemandModel):
     channels = model._split[0]
     split = []
     for members, shares in channels:
-        tables = []
+        probabilities = []
         left = 1.0
         for k in range(len(members) - 1):
             p = min(shares[k] / left, 1.0) if left > 0 else 0.0
             if not 0.0 <= p <= 1.0:
                 return False
-            tables.append((p, *draws.binomial_inversion_table(p, draws.INVERSION_TRIALS)))
+            probabilities.append(p)
             left -= shares[k]
-        split.append(tables)
+        probabilities = np.array(probabilities)
+        split.append((probabilities, *draws.binomial_inversion_tables(probabilities)))
     return draws.log_factorials(), streams, split
 
 
@@ -344,23 +346,15 @@ def _draw_split_over_tiers(
     plan, tables, network: Network, channel_demand: np.ndarray, state: np.ndarray, tiers: np.ndarray
 ) -> None:
     """:func:`_add_split_over_tiers` with compiled binomial draws advancing the PCG64 ``state``
-    (``tables``: per channel and non-last tier, the probability and its inversion table)."""
+    (``tables``: per channel, its non-last tiers' probabilities and their
+    :func:`~invalloc.sim.kernels.draws.binomial_inversion_tables`)."""
     channels, any_integer, all_integer = plan
     integer = network.integer_units
     for c, (members, shares) in enumerate(channels):
         total = channel_demand[:, c, :]
         if _added_without_draws(tiers, members, shares, total, any_integer):
             continue
-        remaining = demand_kernels.whole_counts(total)
-        for k, member in enumerate(members[:-1]):
-            p, bounds, steps = tables[c][k]
-            demand_kernels.draw_tier_split(
-                state, tiers, member, remaining, p, bounds, steps, total, shares[k], integer, all_integer
-            )
-        no_draws = np.zeros(0, dtype=np.int64)
-        demand_kernels.add_tier_split(
-            tiers, members[-1], remaining, no_draws, True, total, shares[-1], integer, all_integer
-        )
+        demand_kernels.draw_channel_split(state, tiers, members, *tables[c], total, shares, integer, all_integer)
 
 
 def _split_over_tiers(plan, network: Network, channel_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -174,11 +174,33 @@ def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer)
 
 
 @njit(cache=True, error_model="numpy")
-def draw_tier_split(state, tiers, member, remaining, p, bounds, steps, total, share, integer, all_integer):
+def draw_channel_split(state, tiers, members, probabilities, rows, bounds, steps, total, shares, integer, all_integer):
+    """One channel's demand ``total`` (H, S) split over its tiers ``members`` (M ≥ 2, rows of
+    ``tiers``) and added to them, as :func:`whole_counts` then :func:`add_tier_split` of each
+    tier in turn do, drawing the whole units of every tier but the last
+    (:func:`draw_tier_split`, with ``probabilities[k]`` tabulated by
+    :func:`~invalloc.sim.kernels.draws.binomial_inversion_tables`: ``rows``, ``bounds``,
+    ``steps``). The last tier gets the counts left.
+    """
+    remaining = whole_counts(total)
+    pcg = load_state(state)
+    last = members.shape[0] - 1
+    for k in range(last):
+        tier_bounds = bounds[k, : rows[k]]
+        pcg = draw_tier_split(
+            pcg, tiers, members[k], remaining, probabilities[k], tier_bounds, steps[k], total, shares[k], integer, all_integer
+        )
+    store_state(state, pcg)
+    no_draws = np.zeros(0, dtype=np.int64)
+    add_tier_split(tiers, members[last], remaining, no_draws, True, total, shares[last], integer, all_integer)
+
+
+@njit(cache=True, error_model="numpy")
+def draw_tier_split(pcg, tiers, member, remaining, p, bounds, steps, total, share, integer, all_integer):
     """:func:`add_tier_split` of a tier that is not its channel's last, drawing its whole units:
     ``Generator.binomial(count, p)`` of each non-zero count of ``remaining`` in C order (the
-    probability tabulated by :func:`~invalloc.sim.kernels.draws.binomial_inversion_table`)."""
-    pcg = load_state(state)
+    probability tabulated by :func:`~invalloc.sim.kernels.draws.binomial_inversion_table`).
+    Returns the advanced ``pcg``."""
     for h in range(remaining.shape[0]):
         for s in range(remaining.shape[1]):
             whole = 0
@@ -189,4 +211,4 @@ def draw_tier_split(state, tiers, member, remaining, p, bounds, steps, total, sh
                 tiers[h, member, s] += whole
             else:
                 tiers[h, member, s] += total[h, s] * share
-    store_state(state, pcg)
+    return pcg

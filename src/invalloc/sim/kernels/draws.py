@@ -195,12 +195,29 @@ def next_double_in_place(state):
 # --- Continuous distributions ----------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def standard_normal(pcg):
     """numpy's ``random_standard_normal``: the 256-layer ziggurat (numpy's tables).
-    Returns (the draw, the advanced ``pcg``), as every draw below does."""
+    Returns (the draw, the advanced ``pcg``), as every draw below does.
+
+    The first try, accepted inside its layer's rectangle 99% of the time, is inlined into
+    the caller; the rest of the ziggurat is :func:`_standard_normal_beyond`."""
+    word, pcg = next_uint64(pcg)
+    idx = word & _LOW_BYTE
+    r = word >> _U8
+    rabs = (r >> _U1) & _MANTISSA_52
+    if rabs < ki_double[idx]:
+        x = np.float64(rabs) * wi_double[idx]
+        return (-x if (r & _U1) != 0 else x), pcg
+    return _standard_normal_beyond(pcg, word)
+
+
+@njit(cache=True)
+def _standard_normal_beyond(pcg, word):
+    """:func:`standard_normal` from a first 64-bit ``word`` that fell outside its layer's
+    rectangle: the wedge or tail test, then further tries."""
+    r = word
     while True:
-        r, pcg = next_uint64(pcg)
         idx = r & _LOW_BYTE
         r >>= _U8
         negative = (r & _U1) != 0
@@ -224,6 +241,7 @@ def standard_normal(pcg):
         u, pcg = next_double(pcg)
         if (fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx] < np.exp(-0.5 * x * x):
             return x, pcg
+        r, pcg = next_uint64(pcg)
 
 
 @njit(cache=True, inline="always")
