@@ -18,6 +18,7 @@ from invalloc.config.generate import generate_scenario
 from invalloc.config.loader import load_scenario, parse_scenario
 from invalloc.sim.demand import DemandModel
 from invalloc.sim.kernels import draws
+from invalloc.sim.kernels.demand import draw_negative_binomial_tiers
 from invalloc.sim.kernels.suppliers import draw_shipped_units
 from invalloc.sim.network import compile_network
 
@@ -308,6 +309,37 @@ def test_shipped_units_are_numpys_binomials() -> None:
         expected.ravel()[cells] = theirs.binomial(units, probabilities)
         np.testing.assert_array_equal(shipped, expected)
         assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_negative_binomial_past_numpys_poisson_limit_stops_where_numpy_does(seed: int) -> None:
+    """A gamma rate so large that numpy's Poisson refuses it: the kernel reports it (False),
+    with the generator where numpy leaves it (the gammas drawn, no Poisson)."""
+    gamma_shape = np.array([[2.5, 1e40, 0.7], [3.0, 4.0, 1e40]])
+    gamma_scale = np.full(gamma_shape.shape, 1.5)
+    positive = np.ones(gamma_shape.shape, dtype=bool)
+    shares = np.array([0.4, 0.6])
+    ours, theirs = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 2])
+    tiers = np.zeros((2, 2, 3))
+    drawn = draw_negative_binomial_tiers(
+        draws.state_words(ours),
+        tiers,
+        np.array([0, 1]),
+        np.array([0, 1, 2]),
+        positive,
+        gamma_shape,
+        gamma_scale,
+        draws.gamma_constants(gamma_shape.ravel()),
+        shares,
+        np.empty(gamma_shape.shape),
+        draws.log_factorials(),
+    )
+    rate = theirs.gamma(gamma_shape, gamma_scale)
+    with pytest.raises(ValueError, match="lam value too large"):
+        theirs.poisson(rate[:, None, :] * shares[None, :, None])
+    assert drawn is False
+    assert not tiers.any()
+    assert ours.bit_generator.state == theirs.bit_generator.state
 
 
 def _models() -> list[DemandModel]:

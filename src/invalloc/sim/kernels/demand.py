@@ -2,8 +2,9 @@
 
 The ``draw_…`` kernels draw the random numbers themselves, with :mod:`invalloc.sim.kernels.draws`
 (the numbers numpy's ``Generator`` would draw, in the same order, from the borrowed state
-array ``state``, loaded at the kernel's start and written back at its end); the other loops move numbers numpy drew. Either way they make the same additions
-in the same order as the numpy code they replace (:mod:`invalloc.sim.demand`).
+array ``state``, loaded at the kernel's start and written back at its end); the other loops
+move numbers numpy drew. Either way they make the same additions in the same order as the
+numpy code they replace (:mod:`invalloc.sim.demand`).
 """
 
 from __future__ import annotations
@@ -186,9 +187,9 @@ def draw_channel_split(state, tiers, members, probabilities, rows, bounds, steps
     pcg = load_state(state)
     last = members.shape[0] - 1
     for k in range(last):
-        tier_bounds = bounds[k, : rows[k]]
+        table = (bounds[k, : rows[k]], steps[k])
         pcg = draw_tier_split(
-            pcg, tiers, members[k], remaining, probabilities[k], tier_bounds, steps[k], total, shares[k], integer, all_integer
+            pcg, tiers, members[k], remaining, probabilities[k], *table, total, shares[k], integer, all_integer
         )
     store_state(state, pcg)
     no_draws = np.zeros(0, dtype=np.int64)
