@@ -28,8 +28,8 @@ import ctypes
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
-from numba.core import types
+from numba import carray, njit
+from numba.core import cgutils, types
 from numba.cpython._binomial import make_binomial_btpe
 from numba.extending import intrinsic
 from numba.np.random._constants import (
@@ -477,15 +477,24 @@ def poisson(pcg, lam, log_factorial):
 _binomial_btpe_r = make_binomial_btpe(next_double_in_place, _binomial_btpe_squeeze)
 
 
+@intrinsic
+def _stack_words(typingctx):
+    """A pointer to four uint64 on the calling function's stack (allocated once, at its entry)."""
+    signature = types.CPointer(types.uint64)()
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, ir.IntType(64), size=4)
+
+    return signature, codegen
+
+
 @njit(cache=True)
 def binomial_btpe(pcg, n, p):
     """numpy's ``random_binomial_btpe`` (Kachitvichyanukul–Schmeiser; numba's translation,
-    which tracks numpy's version, driven by this generator through a state array)."""
-    state = np.empty(4, dtype=np.uint64)
-    state[0] = pcg[0]
-    state[1] = pcg[1]
-    state[2] = pcg[2]
-    state[3] = pcg[3]
+    which tracks numpy's version). It draws through a state array: ``pcg`` is copied to a
+    ``uint64[4]`` on the stack, advanced there, and read back."""
+    state = carray(_stack_words(), 4)
+    state[0], state[1], state[2], state[3] = pcg
     r = min(p, 1.0 - p)
     y = _binomial_btpe_r(state, n, r)
     return (n - y if p > 0.5 else y), load_state(state)
