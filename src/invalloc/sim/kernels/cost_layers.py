@@ -27,7 +27,20 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
             need = quantity[d, s]
             cost = 0.0
             expires = NEVER
-            if need > 0:
+            if need > 0 and used[d, s] == 1 and layer_qty[d, s, 0] > 0.0:
+                # One layer, the common case: taken, and dropped if emptied (as the general case
+                # below), with selects rather than branches on whether it empties.
+                held = layer_qty[d, s, 0]
+                take = held if held < need else need
+                left = held - take
+                cost += take * layer_cost[d, s, 0]
+                expires = min(expires, layer_expires[d, s, 0])
+                emptied = left <= 0.0
+                layer_qty[d, s, 0] = 0.0 if emptied else left
+                layer_cost[d, s, 0] = 0.0 if emptied else layer_cost[d, s, 0]
+                layer_expires[d, s, 0] = NEVER if emptied else layer_expires[d, s, 0]
+                used[d, s] = 0 if emptied else 1
+            elif need > 0:
                 for k in range(used[d, s]):
                     held = layer_qty[d, s, k]
                     if held <= 0.0:
