@@ -100,19 +100,24 @@ def receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, quantity, un
     average unit cost.
     """
     k = used[d, s]
-    layer_qty[d, s, k] = quantity
-    layer_cost[d, s, k] = unit_cost
-    layer_expires[d, s, k] = expires
-    used[d, s] = k + 1
+    cost = unit_cost
     if weighted_average:
+        # The units and value of the older layers, then of the new one, summed in layer order
+        # (the new layer's figures kept in registers rather than read back).
         units = 0.0
         value = 0.0
-        for j in range(k + 1):
+        for j in range(k):
             units += layer_qty[d, s, j]
             value += layer_qty[d, s, j] * layer_cost[d, s, j]
-        average = value / units if units > 0.0 else 0.0
-        for j in range(k + 1):
-            layer_cost[d, s, j] = average
+        units += quantity
+        value += quantity * unit_cost
+        cost = value / units if units > 0.0 else 0.0
+        for j in range(k):
+            layer_cost[d, s, j] = cost
+    layer_qty[d, s, k] = quantity
+    layer_cost[d, s, k] = cost
+    layer_expires[d, s, k] = expires
+    used[d, s] = k + 1
 
 
 @njit(cache=True, error_model="numpy")

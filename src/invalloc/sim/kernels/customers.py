@@ -173,8 +173,10 @@ def dispatch_sales(
     outbound = issue_from_dcs(
         lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, dc_cost, dc_expires
     )
-    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound).
+    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound);
+    # the lane's costs summed in SKU order in a second loop, so that the first has no running sum.
     goods_cost = 0.0
+    cost_row = np.empty(n_sku)
     for a in range(n_lanes):
         d = sales_location[a]
         r = slots[a]
@@ -185,7 +187,9 @@ def dispatch_sales(
             lane_cost = issued_cost[s] * q / issued[s] if q > 0.0 else 0.0
             to_customers[s] += q
             to_customers_cost[s] += lane_cost
-            goods_cost += lane_cost
+            cost_row[s] = lane_cost
+        for s in range(n_sku):
+            goods_cost += cost_row[s]
     return goods_cost, freight, sales_value
 
 
