@@ -83,6 +83,13 @@ def make_room(layer_qty, layer_cost, layer_expires, used, quantity):
     """Whether every DC × SKU receiving ``quantity > 0`` (D, S) has a free layer slot, after
     dropping the empty layers of those that are full."""
     n_loc, n_sku, slots = layer_qty.shape
+    # Counted first, in a loop without branches (the compiler vectorises it): usually none is full.
+    full = 0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            full += (quantity[d, s] > 0.0) & (used[d, s] >= slots)
+    if full == 0:
+        return True
     for d in range(n_loc):
         for s in range(n_sku):
             if quantity[d, s] > 0.0 and used[d, s] >= slots:

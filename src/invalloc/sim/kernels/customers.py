@@ -59,8 +59,7 @@ def serve_customers(
     reserve_left = np.minimum(reserve, on_hand)
     free = on_hand - reserve_left
     allocation_left = allocations.copy()
-    wanted = new_demand + backlog
-    need = np.empty(n_sku)  # units tier t still needs, per SKU
+    need = np.empty(n_sku)  # units tier t still needs from its channel's next lanes, per SKU
     for t in range(n_tier):
         for s in range(n_sku):
             served[t, s] = 0.0
@@ -71,24 +70,30 @@ def serve_customers(
             if p == 0 and min_fill_rate[t] <= 0.0:
                 continue  # no contract minimum for this tier
             c = tier_channel[t]
-            for s in range(n_sku):
-                target = wanted[t, s]
-                if p == 0:
-                    target = min_fill_rate[t] * target
-                    if sku_integer[s]:
-                        target = np.ceil(target - 1e-9)
-                need[s] = target - served[t, s]
+            first_lane = lane_start[c]
+            demand, owed = new_demand[t], backlog[t]
             # Lane by lane, every SKU: what one SKU takes from a lane depends only on that SKU's
             # earlier lanes, so the SKUs run innermost over contiguous rows.
-            for j in range(lane_start[c], lane_start[c + 1]):
+            for j in range(first_lane, lane_start[c + 1]):
                 a = lane_index[j]
                 d = sales_location[a]
                 from_reserve = reserve_tiers[d, t]
                 lane_room, lane_shipped, tier_served = allocation_left[a], shipped[a, t], served[t]
                 dc_free, dc_reserve = free[d], reserve_left[d]
                 for s in range(n_sku):
-                    units = need[s]
+                    if j == first_lane:
+                        # What the tier wants (demand plus backlog; the contract minimum first,
+                        # whole units rounded up), less what it has been served.
+                        target = demand[s] + owed[s]
+                        if p == 0:
+                            target = min_fill_rate[t] * target
+                            if sku_integer[s]:
+                                target = np.ceil(target - 1e-9)
+                        units = target - tier_served[s]
+                    else:
+                        units = need[s]
                     if units <= 0.0:
+                        need[s] = units
                         continue  # served in full by earlier lanes (or nothing wanted)
                     room = lane_room[s]
                     take = min(units, room, dc_free[s])
@@ -104,7 +109,8 @@ def serve_customers(
     penalty = 0.0
     for t in range(n_tier):
         for s in range(n_sku):
-            short[t, s] = wanted[t, s] - served[t, s]
+            wanted = new_demand[t, s] + backlog[t, s]
+            short[t, s] = wanted - served[t, s]
             served_new[t, s] = max(served[t, s] - backlog[t, s], 0.0)
             penalty += tier_penalty[t] * short[t, s]
             backlog[t, s] = 0.0 if lost_sales else short[t, s]
