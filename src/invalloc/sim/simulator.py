@@ -278,6 +278,11 @@ class Simulator:
         self._invoices = np.zeros(len(n.purchase_location))
         self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
         self._revenue_by_lane = np.zeros(len(n.sales_location))
+        # The SKUs whose layers can expire, and those lower of cost and NRV can write down.
+        self._perishable_skus = np.flatnonzero(n.shelf_life > 0).astype(np.int64)
+        self._nrv_skus = np.flatnonzero(n.net_realisable_value != np.inf).astype(np.int64)
+        # (A, T) whether sales lane a serves tier t's channel: the only tiers it can ship to.
+        self._lane_tiers = n.sales_channel[:, None] == n.tier_channel[None, :]
         self._pack_episode()
 
     def reset(self, seed: int | None = None) -> None:
@@ -368,6 +373,9 @@ class Simulator:
                 self._transfer_value,
                 self._shipped,
                 self._revenue_by_lane,
+                self._perishable_skus,
+                self._nrv_skus,
+                self._lane_tiers,
                 self.feasibility._rules,
             )
         )

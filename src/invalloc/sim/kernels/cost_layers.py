@@ -27,7 +27,20 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
             need = quantity[d, s]
             cost = 0.0
             expires = NEVER
-            if need > 0:
+            if need > 0 and used[d, s] == 1 and layer_qty[d, s, 0] > 0.0:
+                # One layer, the common case: taken, and dropped if emptied (as the general case
+                # below), with selects rather than branches on whether it empties.
+                held = layer_qty[d, s, 0]
+                take = held if held < need else need
+                left = held - take
+                cost += take * layer_cost[d, s, 0]
+                expires = min(expires, layer_expires[d, s, 0])
+                emptied = left <= 0.0
+                layer_qty[d, s, 0] = 0.0 if emptied else left
+                layer_cost[d, s, 0] = 0.0 if emptied else layer_cost[d, s, 0]
+                layer_expires[d, s, 0] = NEVER if emptied else layer_expires[d, s, 0]
+                used[d, s] = 0 if emptied else 1
+            elif need > 0:
                 for k in range(used[d, s]):
                     held = layer_qty[d, s, k]
                     if held <= 0.0:
@@ -70,6 +83,13 @@ def make_room(layer_qty, layer_cost, layer_expires, used, quantity):
     """Whether every DC × SKU receiving ``quantity > 0`` (D, S) has a free layer slot, after
     dropping the empty layers of those that are full."""
     n_loc, n_sku, slots = layer_qty.shape
+    # Counted first, in a loop without branches (the compiler vectorises it): usually none is full.
+    full = 0
+    for d in range(n_loc):
+        for s in range(n_sku):
+            full += (quantity[d, s] > 0.0) & (used[d, s] >= slots)
+    if full == 0:
+        return True
     for d in range(n_loc):
         for s in range(n_sku):
             if quantity[d, s] > 0.0 and used[d, s] >= slots:
@@ -87,19 +107,24 @@ def receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, quantity, un
     average unit cost.
     """
     k = used[d, s]
-    layer_qty[d, s, k] = quantity
-    layer_cost[d, s, k] = unit_cost
-    layer_expires[d, s, k] = expires
-    used[d, s] = k + 1
+    cost = unit_cost
     if weighted_average:
+        # The units and value of the older layers, then of the new one, summed in layer order
+        # (the new layer's figures kept in registers rather than read back).
         units = 0.0
         value = 0.0
-        for j in range(k + 1):
+        for j in range(k):
             units += layer_qty[d, s, j]
             value += layer_qty[d, s, j] * layer_cost[d, s, j]
-        average = value / units if units > 0.0 else 0.0
-        for j in range(k + 1):
-            layer_cost[d, s, j] = average
+        units += quantity
+        value += quantity * unit_cost
+        cost = value / units if units > 0.0 else 0.0
+        for j in range(k):
+            layer_cost[d, s, j] = cost
+    layer_qty[d, s, k] = quantity
+    layer_cost[d, s, k] = cost
+    layer_expires[d, s, k] = expires
+    used[d, s] = k + 1
 
 
 @njit(cache=True, error_model="numpy")

@@ -59,8 +59,7 @@ def serve_customers(
     reserve_left = np.minimum(reserve, on_hand)
     free = on_hand - reserve_left
     allocation_left = allocations.copy()
-    wanted = new_demand + backlog
-    need = np.empty(n_sku)  # units tier t still needs, per SKU
+    need = np.empty(n_sku)  # units tier t still needs from its channel's next lanes, per SKU
     for t in range(n_tier):
         for s in range(n_sku):
             served[t, s] = 0.0
@@ -71,24 +70,30 @@ def serve_customers(
             if p == 0 and min_fill_rate[t] <= 0.0:
                 continue  # no contract minimum for this tier
             c = tier_channel[t]
-            for s in range(n_sku):
-                target = wanted[t, s]
-                if p == 0:
-                    target = min_fill_rate[t] * target
-                    if sku_integer[s]:
-                        target = np.ceil(target - 1e-9)
-                need[s] = target - served[t, s]
+            first_lane = lane_start[c]
+            demand, owed = new_demand[t], backlog[t]
             # Lane by lane, every SKU: what one SKU takes from a lane depends only on that SKU's
             # earlier lanes, so the SKUs run innermost over contiguous rows.
-            for j in range(lane_start[c], lane_start[c + 1]):
+            for j in range(first_lane, lane_start[c + 1]):
                 a = lane_index[j]
                 d = sales_location[a]
                 from_reserve = reserve_tiers[d, t]
                 lane_room, lane_shipped, tier_served = allocation_left[a], shipped[a, t], served[t]
                 dc_free, dc_reserve = free[d], reserve_left[d]
                 for s in range(n_sku):
-                    units = need[s]
+                    if j == first_lane:
+                        # What the tier wants (demand plus backlog; the contract minimum first,
+                        # whole units rounded up), less what it has been served.
+                        target = demand[s] + owed[s]
+                        if p == 0:
+                            target = min_fill_rate[t] * target
+                            if sku_integer[s]:
+                                target = np.ceil(target - 1e-9)
+                        units = target - tier_served[s]
+                    else:
+                        units = need[s]
                     if units <= 0.0:
+                        need[s] = units
                         continue  # served in full by earlier lanes (or nothing wanted)
                     room = lane_room[s]
                     take = min(units, room, dc_free[s])
@@ -104,7 +109,8 @@ def serve_customers(
     penalty = 0.0
     for t in range(n_tier):
         for s in range(n_sku):
-            short[t, s] = wanted[t, s] - served[t, s]
+            wanted = new_demand[t, s] + backlog[t, s]
+            short[t, s] = wanted - served[t, s]
             served_new[t, s] = max(served[t, s] - backlog[t, s], 0.0)
             penalty += tier_penalty[t] * short[t, s]
             backlog[t, s] = 0.0 if lost_sales else short[t, s]
@@ -131,8 +137,8 @@ def dispatch_sales(
 ):
     """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
 
-    Only the tiers of each lane's channel (``lane_tiers`` (A, T), :func:`lane_tier_mask`) can
-    have shipped anything; the others are all zero and skipped.
+    Only the tiers of each lane's channel (``lane_tiers`` (A, T) True) can have shipped
+    anything; the others are all zero and skipped.
     Returns (cost of the goods, freight, sales value), money.
     """
     n_lanes, n_tiers, n_sku = shipped.shape
@@ -141,19 +147,29 @@ def dispatch_sales(
     sales_value = 0.0
     for a in range(n_lanes):
         revenue = 0.0
+        units = 0.0  # the lane's units, summed in SKU order
         units_row = lane_units[a]
+        last = -1  # the lane's last tier: its pass completes each SKU's units, and sums them
+        for t in range(n_tiers):
+            if lane_tiers[a, t]:
+                last = t
         for t in range(n_tiers):
             if not lane_tiers[a, t]:
                 continue
             tier_shipped, price = shipped[a, t], tier_price[t]
-            for s in range(n_sku):
-                q = tier_shipped[s]
-                if q > 0.0:
-                    units_row[s] += q
-                    revenue += q * price[s]
-        units = 0.0
-        for s in range(n_sku):
-            units += units_row[s]
+            if t == last:
+                for s in range(n_sku):
+                    q = tier_shipped[s]
+                    if q > 0.0:
+                        units_row[s] += q
+                        revenue += q * price[s]
+                    units += units_row[s]
+            else:
+                for s in range(n_sku):
+                    q = tier_shipped[s]
+                    if q > 0.0:
+                        units_row[s] += q
+                        revenue += q * price[s]
         freight += units * shipping_cost[a]
         delivery_revenue[slots[a], a] += revenue
         sales_value += revenue
@@ -163,8 +179,10 @@ def dispatch_sales(
     outbound = issue_from_dcs(
         lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, dc_cost, dc_expires
     )
-    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound).
+    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound);
+    # the lane's costs summed in SKU order in a second loop, so that the first has no running sum.
     goods_cost = 0.0
+    cost_row = np.empty(n_sku)
     for a in range(n_lanes):
         d = sales_location[a]
         r = slots[a]
@@ -175,20 +193,10 @@ def dispatch_sales(
             lane_cost = issued_cost[s] * q / issued[s] if q > 0.0 else 0.0
             to_customers[s] += q
             to_customers_cost[s] += lane_cost
-            goods_cost += lane_cost
+            cost_row[s] = lane_cost
+        for s in range(n_sku):
+            goods_cost += cost_row[s]
     return goods_cost, freight, sales_value
-
-
-@njit(cache=True, error_model="numpy")
-def lane_tier_mask(tier_channel, lane_start, lane_index, n_lanes):
-    """(A, T) True where sales lane ``a`` serves tier ``t``'s channel."""
-    n_tiers = tier_channel.shape[0]
-    mask = np.zeros((n_lanes, n_tiers), dtype=np.bool_)
-    for t in range(n_tiers):
-        c = tier_channel[t]
-        for j in range(lane_start[c], lane_start[c + 1]):
-            mask[lane_index[j], t] = True
-    return mask
 
 
 @njit(cache=True, error_model="numpy")
@@ -232,7 +240,7 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     limit_allocations(
         allocations, ep.sales_has_decision, on_hand, sales_location, ep.sales_share, ep.sales_capacity, sku_integer, log
     )
-    lane_tiers = lane_tier_mask(ep.tier_channel, ep.lane_start, ep.lane_index, shipped.shape[0])
+    lane_tiers = ep.lane_tiers
     # Only a lane's own channel's tiers are ever written (serve_customers): the rest stay zero.
     for a in range(shipped.shape[0]):
         for t in range(shipped.shape[1]):
@@ -286,9 +294,12 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
     post(balance, RECEIVABLES, REVENUE, revenue)
     post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
+    # The allocations' decisions come in blocks of one sales lane each.
     rules = ep.rules
-    kind, row, column = rules.kind, rules.row, rules.column
-    for i in range(kind.shape[0]):
-        if kind[i] == ALLOCATE:
-            executed[i] = allocations[row[i], column[i]]
+    block_start, block_kind, block_row, column = rules.block_start, rules.block_kind, rules.block_row, rules.column
+    for b in range(block_kind.shape[0]):
+        if block_kind[b] == ALLOCATE:
+            lane_allocations = allocations[block_row[b]]
+            for i in range(block_start[b], block_start[b + 1]):
+                executed[i] = lane_allocations[column[i]]
     return penalty, sales_value, freight, revenue

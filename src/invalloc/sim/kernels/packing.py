@@ -142,6 +142,9 @@ EPISODE_FIELDS = NETWORK_FIELDS + (
     "transfer_value",  # (X, S) scratch: value per transfer lane this period
     "shipped",  # (A, T, S) scratch: units shipped per sales lane and tier
     "revenue_by_lane",  # (A,) scratch: revenue invoiced per sales lane
+    "perishable_skus",  # (k,) int64: SKUs with a shelf life (the only ones whose layers expire)
+    "nrv_skus",  # (k,) int64: SKUs whose NRV is not +inf (the only ones written down)
+    "lane_tiers",  # (A, T) bool: sales lane a serves tier t's channel
     "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
 )
 

@@ -39,33 +39,44 @@ def close_period(
     used,
     flows_out,
     balance,
+    perishable_skus,
+    nrv_skus,
 ):
     """Period close, booked: supplier bills ``paid`` and customer payments ``collected`` that
     fell due (money), holding cost on on-hand stock, penalties, interest on credit used,
     expiry write-offs and lower of cost and NRV.
 
+    Only the SKUs in ``perishable_skus`` (int64, ascending: those with a shelf life) can have
+    layers that expire, and only those in ``nrv_skus`` (ascending: NRV not +inf) layers that
+    are written down; the other SKUs' layers are left as they are.
+
     Returns (holding, interest, write-downs incl. expiry, expired units), money and units.
     """
     post(balance, PAYABLES, CASH, paid)
     post(balance, CASH, RECEIVABLES, collected)
-    # One pass over DC × SKU: holding cost on the stock before expiry, then expiry and NRV,
-    # each money total a running sum in DC × SKU order (as separate passes would add them).
+    # Holding cost on the stock before expiry, then expiry, then NRV, each money total a running
+    # sum in DC × SKU order over the SKUs it can concern (the others would add nothing to it:
+    # a layer of a SKU without shelf life never expires, none costs more than an NRV of +inf).
     n_loc, n_sku = on_hand.shape
     holding = 0.0
-    expired_cost = 0.0
-    expired_total = 0.0
-    write_down = 0.0
     for d in range(n_loc):
         for s in range(n_sku):
             holding += holding_cost[d, s] * on_hand[d, s]
-            if perishable:
+    expired_cost = 0.0
+    expired_total = 0.0
+    if perishable:
+        for d in range(n_loc):
+            for s in perishable_skus:
                 units, expired_cost = expire_layer(
                     layer_qty, layer_cost, layer_expires, used, d, s, period + 1, expired_cost
                 )
                 on_hand[d, s] -= units
                 flows_out[d, s] += units
                 expired_total += units
-            if nrv_active:
+    write_down = 0.0
+    if nrv_active:
+        for d in range(n_loc):
+            for s in nrv_skus:
                 write_down = write_down_layer(layer_qty, layer_cost, used, d, s, net_realisable_value[s], write_down)
     post(balance, HOLDING, CASH, holding)
     post(balance, PENALTIES, CASH, penalty)
@@ -103,6 +114,8 @@ def close_books(ep, paid, collected, penalty, period):
         ep.layer_used,
         ep.flows_out,
         ep.balance,
+        ep.perishable_skus,
+        ep.nrv_skus,
     )
     balance, start = ep.balance, ep.period_start
     pnl = 0.0

@@ -39,10 +39,11 @@ def receive_arrivals(
     for d in range(n_loc):
         for s in range(n_sku):
             q = units[d, s]
-            unit_cost[d, s] = value[d, s] / q if q > 0.0 else 0.0
+            cost = value[d, s] / q if q > 0.0 else 0.0
+            unit_cost[d, s] = cost
             total += value[d, s]
             if not q <= 0.0:
-                cost, expiry = unit_cost[d, s], expires[d, s]
+                expiry = expires[d, s]
                 receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, q, cost, expiry, weighted_average)
             if q > 0.0:
                 on_hand[d, s] += q
