@@ -52,6 +52,7 @@ ANCHOR_RANGE = 2.0
 #: Action modes.
 ACTION_MODES = ("compact", "anchored", "raw")
 _FLOAT64 = np.dtype(np.float64)
+_RANGE_BASE = np.array(RANGE)  # RANGE as numpy's power reads it
 
 
 class ActionMapper:
@@ -143,9 +144,12 @@ class ActionMapper:
         self._even_share = np.ascontiguousarray(
             view._even_share[:, 0] if len(view.allocation_locations) else np.ones(0)
         )
-        # Scratch of each compact mapping: the cells' exponents (D, S), 2 × the channel dimensions.
+        # Scratch of each compact mapping: the cells' exponents and scales (D, S), 2 × the channel
+        # dimensions and the channels' weights.
         self._exponent = np.empty((len(n.locations), n.n_skus))
         self._doubled_weight = np.empty(len(self.channels_decided))
+        self._scale = np.empty_like(self._exponent)
+        self._weight_of_decided = np.empty_like(self._doubled_weight)
 
     @property
     def size(self) -> int:
@@ -167,8 +171,10 @@ class ActionMapper:
         # power and the exponential stay numpy's (a compiled pow or exp may differ in the last bit).
         exponent, doubled_weight = self._exponent, self._doubled_weight
         _compact_exponents(action, self._sku_dimension, self._location_dimension, exponent, doubled_weight)
-        scale = RANGE**exponent
-        weight_of_decided = np.exp(doubled_weight)
+        # RANGE ** exponent and exp(doubled_weight) into scratch: numpy's loops as for `RANGE**exponent`
+        # (the base a 0-d array rather than a Python float, which numpy converts on every call).
+        scale = np.power(_RANGE_BASE, exponent, out=self._scale)
+        weight_of_decided = np.exp(doubled_weight, out=self._weight_of_decided)
         # The compiled equivalent of view.order_up_to(sim, requests, target) with
         # target = view.demand_through(sim) × cover × scale, then view.allocate_by_weight(sim,
         # requests, view.channel_need(sim) × the lanes' channel weights), the weights being 1
