@@ -26,15 +26,16 @@ it (SubprocVecEnv's worker is another process, so only its wall time counts ther
 machine's load average is printed before and after. The env is built as ``invalloc train``
 builds it (``info="lean"``; ``--info full`` for the full per-step info). ``--breakdown``
 adds the CPU time per timestep of each part of the env (action check and mapping, the
-simulator's period with its compiled business steps and lead-time draws, its reset with the
-episode's demand draws, the observation) and of PPO (update, the rest of the rollout), on both
-envs. Its timers cost ~1 µs a call, about a dozen calls a step on the real env only: read the
-ratio from a run without it.
+simulator's period with each actor's turn, its compiled business steps and lead-time draws, its
+reset with the episode's demand draws, the observation) and of PPO (update, the rest of the
+rollout), on both envs. Its timers cost ~1 µs a call, about twenty calls a step on the real env
+only: read the ratio from a run without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
@@ -126,8 +127,15 @@ BREAKDOWN = (
     ("invalloc.env.AllocationEnv", "_checked", "  action check"),
     ("invalloc.env.actions.ActionMapper", "requests", "  action mapping"),
     ("invalloc.sim.simulator.Simulator", "step", "  simulator period"),
-    # The period's compiled business steps (sim/kernels), the rest of the period being the
-    # simulator's Python (SimPy calendar, actors, books of payables and receivables, report).
+    # Its actors' turns (each with its compiled step and lead-time draws; the rest of the period
+    # is SimPy's calendar). Wrapped at a simulator's reset, when its calendar makes the actors.
+    ("invalloc.sim.simulator.Simulator", "_decision_point", "    decision point"),
+    ("invalloc.sim.simulator.Simulator", "_suppliers", "    suppliers"),
+    ("invalloc.sim.simulator.Simulator", "_receiving", "    receiving"),
+    ("invalloc.sim.simulator.Simulator", "_customers", "    customers"),
+    ("invalloc.sim.simulator.Simulator", "_finance", "    finance"),
+    # The actors' compiled business steps (sim/kernels) and lead-time draws; the rest of an
+    # actor's turn is the simulator's Python (books of payables and receivables, the report).
     ("invalloc.sim.kernels", "decision_point", "    compiled steps"),
     ("invalloc.sim.kernels", "ship_orders", "    compiled steps"),
     ("invalloc.sim.kernels", "put_away", "    compiled steps"),
@@ -161,6 +169,19 @@ class _Breakdown:
 
     def _timed(self, original, label: str):
         clock, current = time.process_time, self.current
+        if inspect.isgeneratorfunction(original):
+            # An actor: time each turn (each ``next``) of the generators it makes.
+            def actor(*args, **kwargs):
+                generator = original(*args, **kwargs)
+                while True:
+                    start = clock()
+                    try:
+                        next(generator)
+                    finally:
+                        current[label] = current.get(label, 0.0) + clock() - start
+                    yield
+
+            return actor
 
         def timed(*args, **kwargs):
             start = clock()

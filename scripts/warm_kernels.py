@@ -68,9 +68,11 @@ def warm() -> None:
     )
     for env in environments:
         env.reset(seed=0)
-        action = np.full(env.action_space.shape, 0.1)
-        while not env.step(action)[3]:
-            pass
+        # float64 actions (policies) and float32 ones (vector envs, action_space.sample()) alternately.
+        actions = (np.full(env.action_space.shape, 0.1), np.full(env.action_space.shape, 0.1, dtype=np.float32))
+        period = 0
+        while not env.step(actions[period % 2])[3]:
+            period += 1
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ RANGE = 4.0
 ANCHOR_RANGE = 2.0
 #: Action modes.
 ACTION_MODES = ("compact", "anchored", "raw")
+_FLOAT64 = np.dtype(np.float64)
+_RANGE_BASE = np.array(RANGE)  # RANGE as numpy's power reads it
 
 
 class ActionMapper:
@@ -142,27 +144,37 @@ class ActionMapper:
         self._even_share = np.ascontiguousarray(
             view._even_share[:, 0] if len(view.allocation_locations) else np.ones(0)
         )
+        # Scratch of each compact mapping: the cells' exponents and scales (D, S), 2 × the channel
+        # dimensions and the channels' weights.
+        self._exponent = np.empty((len(n.locations), n.n_skus))
+        self._doubled_weight = np.empty(len(self.channels_decided))
+        self._scale = np.empty_like(self._exponent)
+        self._weight_of_decided = np.empty_like(self._doubled_weight)
 
     @property
     def size(self) -> int:
         return len(self.names)
 
     def requests(self, action: np.ndarray) -> np.ndarray:
-        """Requested quantities (n_decisions,) in units for a valid action (size,)."""
+        """Requested quantities (n_decisions,) in units for a valid action (size,), read as float64."""
         if self.mode == "raw":
             sim = self.simulator
             demand = self._demand_through[min(sim.period, sim.periods)]  # (D, S), as view.demand_through(sim)
             return self._raw(action, demand, np.zeros(self.network.n_decisions))
         if self.mode == "anchored":
             return self._anchored(np.asarray(action, dtype=np.float64))
+        if action.__class__ is not np.ndarray or action.dtype is not _FLOAT64 or not action.flags.c_contiguous:
+            action = np.ascontiguousarray(action, dtype=np.float64)  # the compiled pass's one signature
         sim = self.simulator
-        # Channel weights from the action as given (the env passes float64), as a float64 array.
-        weight_of_decided = np.asarray(np.exp(2.0 * action[self._weight_start :]), dtype=np.float64)
-        # (padded[sku dimension] + padded[location dimension]) / 2 per DC × SKU, where the padded
-        # action's last entry stands for "no such dimension" and is 0. The powers and
-        # exponentials stay numpy's (a compiled pow or exp may differ in the last bit).
-        exponent = _cell_exponent(np.asarray(action, dtype=np.float64), self._sku_dimension, self._location_dimension)
-        scale = RANGE**exponent
+        # One compiled pass writes, per DC × SKU, the mean of its SKU and location dimensions
+        # (a missing dimension counting 0) and, per decided channel, 2 × its dimension; the
+        # power and the exponential stay numpy's (a compiled pow or exp may differ in the last bit).
+        exponent, doubled_weight = self._exponent, self._doubled_weight
+        _compact_exponents(action, self._sku_dimension, self._location_dimension, exponent, doubled_weight)
+        # RANGE ** exponent and exp(doubled_weight) into scratch: numpy's loops as for `RANGE**exponent`
+        # (the base a 0-d array rather than a Python float, which numpy converts on every call).
+        scale = np.power(_RANGE_BASE, exponent, out=self._scale)
+        weight_of_decided = np.exp(doubled_weight, out=self._weight_of_decided)
         # The compiled equivalent of view.order_up_to(sim, requests, target) with
         # target = view.demand_through(sim) × cover × scale, then view.allocate_by_weight(sim,
         # requests, view.channel_need(sim) × the lanes' channel weights), the weights being 1
@@ -227,6 +239,24 @@ def _cell_exponent(action, sku_dimension, location_dimension):
             j = location_dimension[d, s]
             out[d, s] = ((action[i] if i < size else 0.0) + (action[j] if j < size else 0.0)) / 2
     return out
+
+
+@njit(cache=True)
+def _compact_exponents(action, sku_dimension, location_dimension, exponent, doubled_weight):
+    """The compact mapping's exponents: :func:`_cell_exponent` into ``exponent`` (D, S), and
+    2 × each channel dimension (the action's last ``len(doubled_weight)`` entries) into
+    ``doubled_weight``, the values numpy's ``RANGE ** exponent`` and ``exp(doubled_weight)``
+    turn into the targets' scale and the channels' weights."""
+    size = action.shape[0]
+    n_loc, n_sku = sku_dimension.shape
+    for d in range(n_loc):
+        for s in range(n_sku):
+            i = sku_dimension[d, s]
+            j = location_dimension[d, s]
+            exponent[d, s] = ((action[i] if i < size else 0.0) + (action[j] if j < size else 0.0)) / 2
+    start = size - doubled_weight.shape[0]
+    for k in range(doubled_weight.shape[0]):
+        doubled_weight[k] = 2.0 * action[start + k]
 
 
 @njit(cache=True, error_model="numpy")

@@ -263,8 +263,18 @@ class AllocationEnv(gym.Env):
 
     # ------------------------------------------------------------------ helpers
     def _checked(self, action: np.ndarray) -> np.ndarray:
-        """The action as float64 (n,), or ValueError naming what is wrong with it."""
-        # A real-valued array (what vector envs pass) needs no complex check.
+        """The action as float64 (n,) clipped to [-1, 1], or ValueError naming what is wrong with it."""
+        # What vector envs pass (a float32 or float64 row of the right length): one compiled
+        # pass casts, checks and clips it.
+        if (
+            action.__class__ is np.ndarray
+            and (action.dtype is _FLOAT32 or action.dtype is _FLOAT64)
+            and action.shape == self._action_shape
+            and action.flags.c_contiguous
+        ):
+            checked = _cast_and_clip(action)
+            if checked is not None:
+                return checked
         if not (action.__class__ is np.ndarray and action.dtype.kind == "f") and np.iscomplexobj(action):
             raise ValueError("action has complex entries; expected real numbers in [-1, 1]")
         try:
@@ -343,6 +353,23 @@ class _StepInfo(dict):
 
     def __reduce__(self):
         return dict, (dict(self),)
+
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+@njit(cache=True)
+def _cast_and_clip(action):
+    """The action (n,) as a new float64 array clipped to [-1, 1] (``np.clip``'s values), or
+    None when an entry is NaN or infinite."""
+    out = np.empty(action.shape[0])
+    for i in range(action.shape[0]):
+        value = np.float64(action[i])
+        if not np.isfinite(value):
+            return None
+        out[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
+    return out
 
 
 @njit(cache=True)

@@ -103,7 +103,6 @@ class ObservationBuilder:
             season = 2 * np.pi * (t + self.season_phase) / self.season_period if self.season_period else 0.0
             calendar.append((np.sin(season), np.cos(season), t / periods))
         self._calendar = np.array(calendar, dtype=float)
-        self._money = np.empty(5)  # scratch: the money features of one observation
         # Constants of the money features: credit line, cash rule, payment window + 1, budget.
         self._credit_line = n.scenario.finance.credit_line
         self._cash_rule = simulator.cash_rule_active
@@ -154,7 +153,6 @@ class ObservationBuilder:
     def observe(self) -> np.ndarray:
         """Observation (size,) float32 at the current decision point from the recorded history."""
         sim = self.simulator
-        t = sim.period
         observation = np.empty(self._size, dtype=np.float32)
         # The fill rate to date (served ÷ demand, 1 without demand) is divided in the kernel.
         _fill_observation(
@@ -162,13 +160,14 @@ class ObservationBuilder:
             self.unit_scale,
             sim.on_hand,
             sim.transit_units,
-            t,
+            sim.period,
+            sim.periods,
             self.transit_horizon,
             sim.backlog,
             self.recent_demand,
-            self._scaled_forecast[min(t, sim.periods)],
-            self._money_features(),
-            self._calendar[min(t, sim.periods)],
+            self._scaled_forecast,
+            self._calendar,
+            *self._money_features(),
             self._served_to_date,
             self._demand_to_date,
             CLIP,
@@ -186,7 +185,7 @@ class ObservationBuilder:
         fill_rate = np.empty(self._n_tiers)
         observation = np.empty(self._size, dtype=np.float32)
         sim = self.simulator
-        t = sim.period
+        headroom, credit, payables, receivables, budget = self._money_features()
         short = _record_and_observe(
             report.demand,
             report.served_new,
@@ -200,37 +199,42 @@ class ObservationBuilder:
             self.unit_scale,
             sim.on_hand,
             sim.transit_units,
-            t,
+            sim.period,
+            sim.periods,
             self.transit_horizon,
             sim.backlog,
-            self._scaled_forecast[min(t, sim.periods)],
-            self._money_features(),
-            self._calendar[min(t, sim.periods)],
+            self._scaled_forecast,
+            self._calendar,
+            headroom,
+            credit,
+            payables,
+            receivables,
+            budget,
             CLIP,
         )
         self._seen_period = report.period + 1
         return fill_rate, short, observation
 
-    def _money_features(self) -> np.ndarray:
-        """The five money features (scratch (5,), reused), scaled."""
+    def _money_features(self) -> tuple[float, float, float, float, float]:
+        """The five money features, scaled: cash headroom over the buffer, credit headroom,
+        payables and receivables due soon, purchase budget left."""
         sim = self.simulator
         money = self.money_scale
         credit_line = self._credit_line
         cash = sim.cash
         credit_used = max(0.0, -cash)
-        window = self._window
         # The bills due within the window (payment window + 1) and the headroom, remembered by
         # the simulator for the next decision point, which reads the headroom again.
         payables, headroom = sim.bills_and_headroom()
         if not self._cash_rule:
             headroom = cash + credit_line
-        features = self._money
-        features[0] = headroom / money
-        features[1] = (credit_line - credit_used) / money
-        features[2] = payables / money
-        features[3] = sim.receivables_due_within(window) / money
-        features[4] = self._budget_feature
-        return features
+        return (
+            headroom / money,
+            (credit_line - credit_used) / money,
+            payables / money,
+            sim.receivables_due_within(self._window) / money,
+            self._budget_feature,
+        )
 
 
 @njit(cache=True, error_model="numpy")
@@ -271,11 +275,16 @@ def _record_and_observe(
     on_hand,
     transit_units,
     period,
+    periods,
     horizon,
     backlog,
     scaled_forecast,
-    money_features,
     calendar,
+    cash_headroom,
+    credit_headroom,
+    payables_due,
+    receivables_due,
+    budget_left,
     clip,
 ):
     """:func:`_record_period` then :func:`_fill_observation` with the fill rates to date."""
@@ -288,12 +297,17 @@ def _record_and_observe(
         on_hand,
         transit_units,
         period,
+        periods,
         horizon,
         backlog,
         recent_demand,
         scaled_forecast,
-        money_features,
         calendar,
+        cash_headroom,
+        credit_headroom,
+        payables_due,
+        receivables_due,
+        budget_left,
         served_to_date,
         demand_to_date,
         clip,
@@ -308,21 +322,29 @@ def _fill_observation(
     on_hand,
     transit_units,
     period,
+    periods,
     horizon,
     backlog,
     recent_demand,
     scaled_forecast,
-    money_features,
     calendar,
+    cash_headroom,
+    credit_headroom,
+    payables_due,
+    receivables_due,
+    budget_left,
     fill_served,
     fill_demand,
     clip,
 ):
     """Write the features in :attr:`ObservationBuilder.feature_names` order, scaled and clipped.
 
-    Each value is scaled in float64 and rounded once to float32, as numpy's assignment of a
-    float64 block into the float32 vector does; the pipeline holds arrivals in periods
-    t … t + horizon − 1 (horizon ≤ ring length, so none is beyond the longest lead time).
+    ``scaled_forecast`` (H + 1, C × S) and ``calendar`` (H + 1, 3) hold the features that
+    depend only on the period, read at row min(period, periods); the five money features
+    come scaled. Each value is scaled in float64 and rounded once to float32, as numpy's
+    assignment of a float64 block into the float32 vector does; the pipeline holds arrivals
+    in periods t … t + horizon − 1 (horizon ≤ ring length, so none is beyond the longest
+    lead time).
     """
     i = 0
     n_loc, n_sku = on_hand.shape
@@ -345,14 +367,18 @@ def _fill_observation(
         for s in range(n_sku):
             observation[i] = recent_demand[c, s] / unit[s]
             i += 1
-    for j in range(scaled_forecast.shape[0]):
-        observation[i] = scaled_forecast[j]
+    row = min(period, periods)
+    for j in range(scaled_forecast.shape[1]):
+        observation[i] = scaled_forecast[row, j]
         i += 1
-    for j in range(money_features.shape[0]):
-        observation[i] = money_features[j]
-        i += 1
-    for j in range(calendar.shape[0]):
-        observation[i] = calendar[j]
+    observation[i] = cash_headroom
+    observation[i + 1] = credit_headroom
+    observation[i + 2] = payables_due
+    observation[i + 3] = receivables_due
+    observation[i + 4] = budget_left
+    i += 5
+    for j in range(calendar.shape[1]):
+        observation[i] = calendar[row, j]
         i += 1
     for j in range(fill_served.shape[0]):
         observation[i] = fill_served[j] / fill_demand[j] if fill_demand[j] > 0 else 1.0

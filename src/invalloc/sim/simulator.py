@@ -38,6 +38,7 @@ from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
 from invalloc.sim.demand import DemandModel, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
+from invalloc.sim.kernels.lead_times import draw_lead_times, lead_time_tables
 from invalloc.sim.network import Network
 
 CASH, INVENTORY = int(Account.CASH), int(Account.INVENTORY)
@@ -182,13 +183,10 @@ class Simulator:
         self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
         self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
         self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
-        # Per list of lead-time samplers (keyed by the list's id): the fixed lanes' lead times
-        # (lanes,; 0 where random) and the lanes with a random lead time, in lane order.
+        # Per list of lead-time samplers (keyed by the list's id): what :meth:`_draw_leads` reads
+        # (the fixed lanes' lead times, the random lanes and their inverse CDFs).
         self._lead_plans = {
-            id(samplers): (
-                np.array([sampler.values.item(0) if sampler.is_fixed else 0 for sampler in samplers], dtype=np.int64),
-                [lane for lane, sampler in enumerate(samplers) if not sampler.is_fixed],
-            )
+            id(samplers): lead_time_tables(samplers)
             for samplers in (network.purchase_lead_time, network.sales_lead_time, network.transfer_lead_time)
         }
         order = np.argsort(network.sales_channel, kind="stable")
@@ -585,12 +583,18 @@ class Simulator:
     def _draw_leads(self, samplers) -> np.ndarray:
         """Lead time per lane (lanes,) in periods; random ones drawn from the supply stream.
 
-        One uniform per random lane, in lane order (as ``sampler.draw`` takes them); a scalar
-        draw gives the same number as the next entry of an array draw, without the array.
+        One uniform per random lane, in lane order, on its inverse CDF (as ``sampler.draw``
+        takes them): one compiled call when the supply stream is numpy's PCG64 (the same
+        numbers), else numpy draws them (a scalar draw is the next entry of an array draw).
         """
-        fixed, random_lanes = self._lead_plans[id(samplers)]
+        plan = self._lead_plans[id(samplers)]
+        rng = self.supply_rng
+        state = kernels.state_words(rng)
+        if state is not None:
+            return draw_lead_times(state, *plan)
+        fixed, random_lanes = plan[0], plan[1].tolist()
         leads = fixed.copy()
-        random = self.supply_rng.random
+        random = rng.random
         for lane in random_lanes:
             leads[lane] = samplers[lane].value_at(random())
         return leads
