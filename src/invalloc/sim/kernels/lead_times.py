@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels.draws import next_double
+from invalloc.sim.kernels.draws import load_state, next_double, store_state
 
 
 def lead_time_tables(samplers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -31,12 +31,14 @@ def lead_time_tables(samplers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 @njit(cache=True)
 def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total):
     """Lead time per lane (lanes,) in periods: ``fixed``, and for each random lane in turn one
-    uniform of the PCG64 stream ``state`` (advanced in place, numpy's ``random()``) on its
+    uniform of the PCG64 stream ``state`` (written back advanced, numpy's ``random()``) on its
     inverse CDF: the first value whose cumulative probability exceeds uniform × total, else
     the last (:meth:`LeadTimeSampler.value_at`)."""
     leads = fixed.copy()
+    pcg = load_state(state)
     for k in range(random_lanes.shape[0]):
-        u = next_double(state) * total[k]
+        u, pcg = next_double(pcg)
+        u = u * total[k]
         end = first[k + 1]
         lead = values[end - 1]
         for j in range(first[k], end):
@@ -44,4 +46,5 @@ def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total
                 lead = values[j]
                 break
         leads[random_lanes[k]] = lead
+    store_state(state, pcg)
     return leads
