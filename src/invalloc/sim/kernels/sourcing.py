@@ -299,16 +299,25 @@ def source_requests(
                     w = owner[o]
                     for i in range(cell_start[o], cell_start[o + 1]):
                         asked[w, skus[i]] += proposals[i]
+            # The factor per owner × SKU (1 within the limit), in place of what was asked.
+            factor = asked
+            exceeded = 0
+            for w in range(limit.shape[0]):
+                for s in range(limit.shape[1]):
+                    over = asked[w, s] > limit[w, s]
+                    exceeded += over
+                    factor[w, s] = _maximum(limit[w, s], 0.0) / _maximum(asked[w, s], 1e-300) if over else 1.0
+            # Where no SKU is over its limit every factor is 1 and the proposals stay as they
+            # are (already whole where the SKU is: the need was rounded down, and every take
+            # from it is whole).
+            if exceeded == 0:
+                continue
             for o in range(first, last):
                 if kind[o] == limited:
                     w = owner[o]
                     for i in range(cell_start[o], cell_start[o + 1]):
                         s = skus[i]
-                        if asked[w, s] > limit[w, s]:
-                            factor = _maximum(limit[w, s], 0.0) / _maximum(asked[w, s], 1e-300)
-                        else:
-                            factor = 1.0
-                        q = proposals[i] * factor
+                        q = proposals[i] * factor[w, s]
                         if integer[s]:
                             q = np.floor(q + 1e-9)
                         proposals[i] = q
@@ -367,11 +376,12 @@ def source_requests(
         # Minimum order quantities: a smaller order is left to the next lane.
         for o in range(first, last):
             if kind[o] == ORDER:
-                dropped = False
+                dropped = 0  # proposals set to 0 that were not 0 (counted without a branch)
                 for i in range(cell_start[o], cell_start[o + 1]):
-                    if proposals[i] < moq_floor[i]:
-                        dropped = dropped or proposals[i] != 0.0
-                        proposals[i] = 0.0
+                    q = proposals[i]
+                    below = q < moq_floor[i]
+                    dropped += below & (q != 0.0)
+                    proposals[i] = 0.0 if below else q
                 if dropped:
                     units[o] = array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
         # Commit this rank (each array's cells updated in the same order as one loop per array).
