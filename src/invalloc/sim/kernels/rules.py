@@ -194,7 +194,8 @@ def project(
     Decisions come in blocks of one kind and lane: block ``b`` is decisions
     ``block_start[b]:block_start[b + 1]`` of kind ``block_kind[b]`` on lane ``block_row[b]``,
     decision ``i`` for SKU ``column[i]`` (SKUs ``block_first_column[b]`` onwards, one after another,
-    where that is ≥ 0). Fills ``requested``, ``executed`` and ``shortfall``
+    where that is ≥ 0). ``open_requests`` (n_decisions,) are added to the requests (empty:
+    none open). Fills ``requested``, ``executed`` and ``shortfall``
     (n_decisions,; the unexecuted part of each replenishment request), ``orders``/``delayed``
     (P, S), ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and
     the intervention ``log``. Returns (value of the purchase orders, penalty for the
@@ -202,12 +203,18 @@ def project(
     """
     n_sku = sku_integer.shape[0]
     n_loc = on_hand.shape[0]
-    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added.
+    no_open = open_requests.shape[0] == 0
+    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added
+    # (none given: +0.0 added, as a vector of zeros adds).
     # When every request is finite and non-negative (as a rule policy's are), nothing is
     # logged and the checks are skipped: the same values, in a loop the compiler vectorises.
     if _finite_non_negative(flat):
-        for i in range(flat.shape[0]):
-            requested[i] = _whole(flat[i], decision_integer[i]) + open_requests[i]
+        if no_open:
+            for i in range(flat.shape[0]):
+                requested[i] = _whole(flat[i], decision_integer[i]) + 0.0
+        else:
+            for i in range(flat.shape[0]):
+                requested[i] = _whole(flat[i], decision_integer[i]) + open_requests[i]
     else:
         for i in range(flat.shape[0]):
             value = flat[i]
@@ -218,7 +225,7 @@ def project(
                 log[NON_NEGATIVE, 0] += 1.0
                 log[NON_NEGATIVE, 1] -= value
                 value = 0.0
-            requested[i] = _whole(value, decision_integer[i]) + open_requests[i]
+            requested[i] = _whole(value, decision_integer[i]) + (0.0 if no_open else open_requests[i])
     for b in range(block_kind.shape[0]):
         k = block_kind[b]
         lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
