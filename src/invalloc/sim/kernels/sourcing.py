@@ -178,7 +178,7 @@ def _scale(q, start, stop, factor, divisor, skus, integer):
 
 
 @njit(cache=True, error_model="numpy")
-def _all_positive_zero(values):
+def all_positive_zero(values):
     """Whether every one of ``values`` (2-D) is +0.0 (counted without an early exit, which the
     compiler vectorises)."""
     other = 0
@@ -217,7 +217,7 @@ def sourcing_state(
     n_lanes = released.shape[0]
     # No order released this period (all +0.0): what they take sums to +0.0, and taking
     # +0.0 (adding −0.0) leaves every limit as it is, so the released orders are not read.
-    any_released = not _all_positive_zero(released)
+    any_released = not all_positive_zero(released)
     released_units = np.zeros(n_lanes)
     if any_released:
         for p in range(n_lanes):
