@@ -152,7 +152,7 @@ class FeasibilityLayer:
         block_start = np.concatenate(([0], changes, [n.n_decisions])).astype(np.int64)
         if n.n_decisions == 0:
             block_start = np.zeros(1, dtype=np.int64)
-        self._no_open = np.zeros(n.n_decisions)
+        self._no_open = np.zeros(0)  # no request open (the projection adds +0.0)
         allocate = self._kind == kernels.ALLOCATE
         self._allocate_positions = np.flatnonzero(allocate)
         self._allocate_rows = self._row[allocate]

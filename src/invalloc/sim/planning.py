@@ -188,7 +188,7 @@ class PlanningView:
         """Units that bring each DC × SKU's position up to ``target`` (D, S), never negative:
         ``np.maximum(target - self.positions(simulator, committed=committed), 0.0)``, the same
         numbers with the position's arithmetic compiled (no temporaries)."""
-        backlog_at = self.backlog_to_location @ simulator.backlog
+        backlog_at = self._backlog_at(simulator)
         held = self._committed_or_zeros(simulator) if committed else backlog_at
         gap = np.empty(backlog_at.shape)
         sourcing_kernels.position_gap(
@@ -201,6 +201,14 @@ class PlanningView:
             gap,
         )
         return np.maximum(gap, 0.0, out=gap)
+
+    def _backlog_at(self, simulator: Simulator) -> np.ndarray:
+        """Customer backlog counted against each DC (D, S): ``backlog_to_location @ backlog``, or
+        a shared read-only array of +0.0 when the backlog is all +0.0 (as with lost sales), which
+        is what the product gives then (no matrix product)."""
+        if sourcing_kernels.all_positive_zero(simulator.backlog):
+            return self._nothing_committed
+        return self.backlog_to_location @ simulator.backlog
 
     def _committed_or_zeros(self, simulator: Simulator) -> np.ndarray:
         """:meth:`committed`, or a shared read-only array of zeros when nothing is committed

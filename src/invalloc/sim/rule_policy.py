@@ -104,12 +104,23 @@ class RuleBasedPolicy:
         if isinstance(self.stop, list) and len(self.stop) not in (1, len(network.locations)):
             raise PolicyError(f"stop: {len(self.stop)} periods given, the scenario has {len(network.locations)} DCs")
         self.fixed_targets = self._fixed_targets()
-        self._demand_targets = PeriodMemo()  # demand through × cover periods, per period
         self.last_order = self._last_order()
         # Cover counts from the lead time of the lane the need goes to first.
         lead = view.sourcing.lead_time if self.capped else view.route.lead_time
         self.lead_time = lead
-        self.cover_periods = lead + self._per_location(self.cover, "cover")[:, None]  # (D, S)
+        cover_periods = lead + self._per_location(self.cover, "cover")[:, None]  # (D, S)
+        # Demand through × cover periods, per simulator and period: kept from the last episode
+        # while the planning view and the cover periods are the same (bit for bit).
+        previous = getattr(self, "cover_periods", None)
+        if (
+            getattr(self, "_targets_view", None) is not view
+            or previous is None
+            or previous.shape != cover_periods.shape
+            or previous.tobytes() != cover_periods.tobytes()
+        ):
+            self._demand_targets = PeriodMemo()
+        self._targets_view = view
+        self.cover_periods = cover_periods
         tier_priority = np.full(len(network.channels), np.inf)
         np.minimum.at(tier_priority, network.tier_channel, network.tier_priority)
         self.allocation_priority_order = np.argsort(tier_priority[view.allocation_channels], kind="stable")

@@ -240,7 +240,7 @@ class Simulator:
         self._has_transfers = len(network.transfer_source) > 0
         self._weighted_average = finance.cost_method == "weighted_average"
         self._opening_cash = finance.opening_cash
-        self._no_open = np.zeros(network.n_decisions)
+        self._no_open = np.zeros(0)  # no request open (the decision point adds +0.0)
         self._no_leads = np.zeros(0, dtype=np.int64)
         self._allocate_state()
         self.reset(seed=0)

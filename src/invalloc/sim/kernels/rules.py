@@ -18,7 +18,7 @@ PURCHASE_APPROVAL, PURCHASE_BUDGET, CASH_RULE, CHANNEL_SHARE, AVAILABLE_STOCK, M
 ORDER, TRANSFER, ALLOCATE = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _whole(value, integer):
     return np.floor(value + 1e-9) if integer else value
 
@@ -40,6 +40,16 @@ def _any_finite(values):
         if np.isfinite(value):
             return True
     return False
+
+
+@njit(cache=True, error_model="numpy")
+def _any_nonzero(values):
+    """Whether any of ``values`` is non-zero (NaN counts; counted without an early exit, which the
+    compiler vectorises)."""
+    nonzero = 0
+    for value in values.flat:
+        nonzero += value != 0.0
+    return nonzero > 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -184,7 +194,8 @@ def project(
     Decisions come in blocks of one kind and lane: block ``b`` is decisions
     ``block_start[b]:block_start[b + 1]`` of kind ``block_kind[b]`` on lane ``block_row[b]``,
     decision ``i`` for SKU ``column[i]`` (SKUs ``block_first_column[b]`` onwards, one after another,
-    where that is ≥ 0). Fills ``requested``, ``executed`` and ``shortfall``
+    where that is ≥ 0). ``open_requests`` (n_decisions,) are added to the requests (empty:
+    none open). Fills ``requested``, ``executed`` and ``shortfall``
     (n_decisions,; the unexecuted part of each replenishment request), ``orders``/``delayed``
     (P, S), ``transfers`` (X, S), ``allocations`` (A, S; +inf where a lane has no decision) and
     the intervention ``log``. Returns (value of the purchase orders, penalty for the
@@ -192,12 +203,18 @@ def project(
     """
     n_sku = sku_integer.shape[0]
     n_loc = on_hand.shape[0]
-    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added.
+    no_open = open_requests.shape[0] == 0
+    # Sanitise: NaN/inf and negatives become 0; whole units rounded down; open requests added
+    # (none given: +0.0 added, as a vector of zeros adds).
     # When every request is finite and non-negative (as a rule policy's are), nothing is
     # logged and the checks are skipped: the same values, in a loop the compiler vectorises.
     if _finite_non_negative(flat):
-        for i in range(flat.shape[0]):
-            requested[i] = _whole(flat[i], decision_integer[i]) + open_requests[i]
+        if no_open:
+            for i in range(flat.shape[0]):
+                requested[i] = _whole(flat[i], decision_integer[i]) + 0.0
+        else:
+            for i in range(flat.shape[0]):
+                requested[i] = _whole(flat[i], decision_integer[i]) + open_requests[i]
     else:
         for i in range(flat.shape[0]):
             value = flat[i]
@@ -208,7 +225,7 @@ def project(
                 log[NON_NEGATIVE, 0] += 1.0
                 log[NON_NEGATIVE, 1] -= value
                 value = 0.0
-            requested[i] = _whole(value, decision_integer[i]) + open_requests[i]
+            requested[i] = _whole(value, decision_integer[i]) + (0.0 if no_open else open_requests[i])
     for b in range(block_kind.shape[0]):
         k = block_kind[b]
         lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
@@ -246,15 +263,21 @@ def project(
 
     # Purchase orders: lane capacity, supplier capacity, after the orders released from approval
     # this period, which take their share of both first.
+    # With no order released (all zero), what they take sums to +0.0 everywhere: not summed.
     n_purchase = orders.shape[0]
+    any_released = _any_nonzero(released)
     for p in range(n_purchase):
         if purchase_capacity[p] == np.inf:
             continue  # no total exceeds it
         total = 0.0
         taken = 0.0
-        for s in range(n_sku):
-            total += orders[p, s]
-            taken += released[p, s]
+        if any_released:
+            for s in range(n_sku):
+                total += orders[p, s]
+                taken += released[p, s]
+        else:
+            for s in range(n_sku):
+                total += orders[p, s]
         if total > 0.0 and total + taken > purchase_capacity[p]:
             factor = max(purchase_capacity[p] - taken, 0.0) / total
             _scale_row(orders, p, factor, sku_integer, log, LANE_CAPACITY)
@@ -262,15 +285,25 @@ def project(
         per_supplier = np.zeros(supplier_capacity.shape)
         taken_supplier = np.zeros(supplier_capacity.shape)
         for p in range(n_purchase):
-            for s in range(n_sku):
-                per_supplier[purchase_supplier[p], s] += orders[p, s]
-                taken_supplier[purchase_supplier[p], s] += released[p, s]
-        for p in range(n_purchase):
             k = purchase_supplier[p]
             for s in range(n_sku):
-                if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
-                    factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
-                    _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, SUPPLIER_CAPACITY)
+                per_supplier[k, s] += orders[p, s]
+            if any_released:
+                for s in range(n_sku):
+                    taken_supplier[k, s] += released[p, s]
+        # Counted first (no branch per SKU); orders are lowered only where some SKU is over.
+        over = 0
+        for k in range(per_supplier.shape[0]):
+            for s in range(n_sku):
+                asked = per_supplier[k, s]
+                over += (asked > 0.0) & (asked + taken_supplier[k, s] > supplier_capacity[k, s])
+        if over:
+            for p in range(n_purchase):
+                k = purchase_supplier[p]
+                for s in range(n_sku):
+                    if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
+                        factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
+                        _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, SUPPLIER_CAPACITY)
 
     # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
     # their destination's room first; orders then get what room is left once the final
@@ -308,9 +341,13 @@ def project(
         for p in range(n_purchase):
             d = purchase_location[p]
             new, committed = ordered[d], arriving_released[d]
-            for s in range(n_sku):
-                new += orders[p, s]
-                committed += released[p, s]
+            if any_released:
+                for s in range(n_sku):
+                    new += orders[p, s]
+                    committed += released[p, s]
+            else:
+                for s in range(n_sku):
+                    new += orders[p, s]
             ordered[d], arriving_released[d] = new, committed
         for p in range(n_purchase):
             d = purchase_location[p]
@@ -377,31 +414,45 @@ def project(
         any_delayed = any_delayed or not np.isfinite(factor)  # 0 × inf would not stay 0
 
     # Minimum order quantity: a smaller order is dropped (the nearest feasible quantity below).
+    # Counted first (no branch per order); dropped in order only where some order is too small.
+    small = 0
     for p in range(n_purchase):
         for s in range(n_sku):
-            if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
-                _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
-            if any_delayed and 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
-                _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
+            smallest = minimum_order[p, s] - 1e-9
+            small += (0.0 < orders[p, s]) & (orders[p, s] < smallest)
+            if any_delayed:
+                small += (0.0 < delayed[p, s]) & (delayed[p, s] < smallest)
+    if small:
+        for p in range(n_purchase):
+            for s in range(n_sku):
+                if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
+                    _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
+                if any_delayed and 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
+                    _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
 
+    # Executed: the final lanes (orders plus those held for approval); shortfall: the
+    # replenishment requests' unexecuted part (0 for allocations). One pass per block.
     for b in range(block_kind.shape[0]):
         k = block_kind[b]
         lanes = orders if k == ORDER else transfers if k == TRANSFER else allocations
         r, first, last = block_row[b], block_start[b], block_start[b + 1]
-        c = block_first_column[b]
-        if c >= 0:  # consecutive SKUs: a plain copy
-            executed[first:last] = lanes[r, c : c + last - first]
+        c = block_first_column[b] - first  # SKU of decision i is c + i where consecutive
+        consecutive = block_first_column[b] >= 0
+        if k == ALLOCATE:
+            for i in range(first, last):
+                executed[i] = lanes[r, c + i if consecutive else column[i]]
+                shortfall[i] = 0.0
+        elif k == ORDER:
+            for i in range(first, last):
+                s = c + i if consecutive else column[i]
+                done = lanes[r, s] + delayed[r, s]
+                executed[i] = done
+                shortfall[i] = requested[i] - done
         else:
             for i in range(first, last):
-                executed[i] = lanes[r, column[i]]
-        if k == ALLOCATE:
-            shortfall[first:last] = 0.0
-            continue
-        if k == ORDER:
-            for i in range(first, last):
-                executed[i] = executed[i] + delayed[r, column[i]]
-        for i in range(first, last):
-            shortfall[i] = requested[i] - executed[i]
+                done = lanes[r, c + i if consecutive else column[i]]
+                executed[i] = done
+                shortfall[i] = requested[i] - done
     penalty = _penalty(shortfall, shortfall_penalty, block_start, block_kind)
     if known_at == _changes(log):
         value = known_value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import math
 import os
 
 import numpy as np
@@ -177,6 +178,16 @@ def _scale(q, start, stop, factor, divisor, skus, integer):
 
 
 @njit(cache=True, error_model="numpy")
+def all_positive_zero(values):
+    """Whether every one of ``values`` (2-D) is +0.0 (counted without an early exit, which the
+    compiler vectorises)."""
+    other = 0
+    for value in values.flat:
+        other += (value != 0.0) | (math.copysign(1.0, value) < 0.0)
+    return other == 0
+
+
+@njit(cache=True, error_model="numpy")
 def sourcing_state(
     need,
     integer,
@@ -204,14 +215,18 @@ def sourcing_state(
             value = _maximum(value, 0.0) if np.isfinite(value) else 0.0
             remaining[d, s] = np.floor(value + 1e-9) if integer[s] else value
     n_lanes = released.shape[0]
-    released_units = np.empty(n_lanes)
-    for p in range(n_lanes):
-        released_units[p] = array_sum(released[p], 0, n_sku)
+    # No order released this period (all +0.0): what they take sums to +0.0, and taking
+    # +0.0 (adding −0.0) leaves every limit as it is, so the released orders are not read.
+    any_released = not all_positive_zero(released)
+    released_units = np.zeros(n_lanes)
+    if any_released:
+        for p in range(n_lanes):
+            released_units[p] = array_sum(released[p], 0, n_sku)
     lane_units = np.empty(n_lanes)
     for p in range(n_lanes):
         lane_units[p] = lane_capacity[p] - released_units[p]
     supplier_left = supplier_capacity.copy()
-    if any_supplier_limit:
+    if any_supplier_limit and any_released:
         for p in range(n_lanes):
             k = purchase_supplier[p]
             for s in range(n_sku):
@@ -230,8 +245,9 @@ def sourcing_state(
             for s in range(n_sku):
                 row[s] = on_hand[d, s] + inbound[d, s]
             room[d] = location_capacity[d] - array_sum(row, 0, n_sku)
-        for p in range(n_lanes):
-            room[purchase_location[p]] += -released_units[p]
+        if any_released:
+            for p in range(n_lanes):
+                room[purchase_location[p]] += -released_units[p]
     return remaining, lane_units, supplier_left, transfer_units, stock_left, room
 
 
@@ -294,21 +310,34 @@ def source_requests(
                     continue
                 limit = supplier_left
             asked = np.zeros_like(limit)
+            asking = np.zeros(limit.shape[0], dtype=np.bool_)  # owners with an option here
             for o in range(first, last):
                 if kind[o] == limited:
                     w = owner[o]
+                    asking[w] = True
                     for i in range(cell_start[o], cell_start[o + 1]):
                         asked[w, skus[i]] += proposals[i]
+            # The factor per owner × SKU (1 within the limit), in place of what was asked.
+            factor = asked
+            exceeded = 0
+            for w in range(limit.shape[0]):
+                if not asking[w]:
+                    continue
+                for s in range(limit.shape[1]):
+                    over = asked[w, s] > limit[w, s]
+                    exceeded += over
+                    factor[w, s] = _maximum(limit[w, s], 0.0) / _maximum(asked[w, s], 1e-300) if over else 1.0
+            # Where no SKU is over its limit every factor is 1 and the proposals stay as they
+            # are (already whole where the SKU is: the need was rounded down, and every take
+            # from it is whole).
+            if exceeded == 0:
+                continue
             for o in range(first, last):
                 if kind[o] == limited:
                     w = owner[o]
                     for i in range(cell_start[o], cell_start[o + 1]):
                         s = skus[i]
-                        if asked[w, s] > limit[w, s]:
-                            factor = _maximum(limit[w, s], 0.0) / _maximum(asked[w, s], 1e-300)
-                        else:
-                            factor = 1.0
-                        q = proposals[i] * factor
+                        q = proposals[i] * factor[w, s]
                         if integer[s]:
                             q = np.floor(q + 1e-9)
                         proposals[i] = q
@@ -367,11 +396,12 @@ def source_requests(
         # Minimum order quantities: a smaller order is left to the next lane.
         for o in range(first, last):
             if kind[o] == ORDER:
-                dropped = False
+                dropped = 0  # proposals set to 0 that were not 0 (counted without a branch)
                 for i in range(cell_start[o], cell_start[o + 1]):
-                    if proposals[i] < moq_floor[i]:
-                        dropped = dropped or proposals[i] != 0.0
-                        proposals[i] = 0.0
+                    q = proposals[i]
+                    below = q < moq_floor[i]
+                    dropped += below & (q != 0.0)
+                    proposals[i] = 0.0 if below else q
                 if dropped:
                     units[o] = array_sum(proposals, cell_start[o], cell_start[o + 1] - cell_start[o])
         # Commit this rank (each array's cells updated in the same order as one loop per array).
