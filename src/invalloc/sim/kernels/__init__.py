@@ -147,7 +147,7 @@ _drop_stale_caches()
 
 
 #: Printed on stderr when a process starts compiling the kernels (no usable cached copy).
-COMPILE_NOTICE = "compiling simulator kernels (first run only, about 30 s)…"
+COMPILE_NOTICE = "compiling simulator kernels (first run only, up to a minute)…"
 
 
 class _CompileNotice(event.Listener):
