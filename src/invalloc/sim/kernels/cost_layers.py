@@ -40,6 +40,31 @@ def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, o
                 layer_cost[d, s, 0] = 0.0 if emptied else layer_cost[d, s, 0]
                 layer_expires[d, s, 0] = NEVER if emptied else layer_expires[d, s, 0]
                 used[d, s] = 0 if emptied else 1
+            elif need > 0 and used[d, s] == 2 and 0.0 < layer_qty[d, s, 0] <= need:
+                # Two layers, the oldest emptied: the next common case (a receipt a period, sold
+                # through in order). As the general case below, written out: the oldest layer
+                # taken whole, what is still needed from the next one, then the emptied layers
+                # dropped (the next one moved down to the oldest slot if anything is left of it).
+                held = layer_qty[d, s, 0]
+                cost += held * layer_cost[d, s, 0]
+                expires = min(expires, layer_expires[d, s, 0])
+                need -= held
+                next_held = layer_qty[d, s, 1]
+                next_cost = layer_cost[d, s, 1]
+                next_expires = layer_expires[d, s, 1]
+                if need > 0.0 and next_held > 0.0:
+                    take = next_held if next_held < need else need
+                    next_held -= take
+                    cost += take * next_cost
+                    expires = min(expires, next_expires)
+                kept = next_held > 0.0
+                layer_qty[d, s, 0] = next_held if kept else 0.0
+                layer_cost[d, s, 0] = next_cost if kept else 0.0
+                layer_expires[d, s, 0] = next_expires if kept else NEVER
+                layer_qty[d, s, 1] = 0.0
+                layer_cost[d, s, 1] = 0.0
+                layer_expires[d, s, 1] = NEVER
+                used[d, s] = 1 if kept else 0
             elif need > 0:
                 for k in range(used[d, s]):
                     held = layer_qty[d, s, k]

@@ -42,6 +42,7 @@ def serve_customers(
     served_new,
     short,
     shipped,
+    short_penalty,
 ):
     """Serve this period's demand plus backlog, tier by tier, from the DCs' stock.
 
@@ -53,7 +54,7 @@ def serve_customers(
 
     Writes ``served``, ``served_new`` (served out of this period's demand, after backlog),
     ``short`` (T, S) and ``shipped`` (A, T, S); updates ``backlog`` (T, S) in place (zero
-    under lost sales). Returns the penalty for units short (money).
+    under lost sales), and ``short_penalty`` (T, S): the penalty for the units short (money).
     """
     n_tier, n_sku = new_demand.shape
     reserve_left = np.minimum(reserve, on_hand)
@@ -106,15 +107,13 @@ def serve_customers(
                     tier_served[s] += take
                     lane_shipped[s] += take
                     need[s] = units - take
-    penalty = 0.0
     for t in range(n_tier):
         for s in range(n_sku):
             wanted = new_demand[t, s] + backlog[t, s]
             short[t, s] = wanted - served[t, s]
             served_new[t, s] = max(served[t, s] - backlog[t, s], 0.0)
-            penalty += tier_penalty[t] * short[t, s]
+            short_penalty[t, s] = tier_penalty[t] * short[t, s]
             backlog[t, s] = 0.0 if lost_sales else short[t, s]
-    return penalty
 
 
 @njit(cache=True, error_model="numpy")
@@ -134,12 +133,13 @@ def dispatch_sales(
     delivery_units,
     delivery_cost,
     delivery_revenue,
+    goods_cost,
 ):
     """Issue units shipped per sales lane and tier (A, T, S) at FIFO cost and send them to customers.
 
     Only the tiers of each lane's channel (``lane_tiers`` (A, T) True) can have shipped
-    anything; the others are all zero and skipped.
-    Returns (cost of the goods, freight, sales value), money.
+    anything; the others are all zero and skipped. Writes the cost of the goods per lane
+    ``goods_cost`` (A, S), money. Returns (freight, sales value), money.
     """
     n_lanes, n_tiers, n_sku = shipped.shape
     lane_units = np.zeros((n_lanes, n_sku))
@@ -179,46 +179,63 @@ def dispatch_sales(
     outbound = issue_from_dcs(
         lane_units, sales_location, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, dc_cost, dc_expires
     )
-    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound);
-    # the lane's costs summed in SKU order in a second loop, so that the first has no running sum.
-    goods_cost = 0.0
-    cost_row = np.empty(n_sku)
+    # Each lane's share of its DC's FIFO cost, in proportion to its units (as issue_outbound).
     for a in range(n_lanes):
         d = sales_location[a]
         r = slots[a]
         units_row, issued, issued_cost = lane_units[a], outbound[d], dc_cost[d]
         to_customers, to_customers_cost = delivery_units[r, d], delivery_cost[r, d]
+        cost_row = goods_cost[a]
         for s in range(n_sku):
             q = units_row[s]
             lane_cost = issued_cost[s] * q / issued[s] if q > 0.0 else 0.0
             to_customers[s] += q
             to_customers_cost[s] += lane_cost
             cost_row[s] = lane_cost
-        for s in range(n_sku):
-            goods_cost += cost_row[s]
-    return goods_cost, freight, sales_value
+    return freight, sales_value
 
 
 @njit(cache=True, error_model="numpy")
 def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane):
-    """Empty ring slot ``slot`` of goods reaching customers; writes revenue per lane (A,).
+    """Empty ring slot ``slot`` of goods reaching customers (its cost of the goods read
+    first: :func:`three_totals`); writes revenue per lane (A,).
 
-    Returns (revenue, cost of the goods), money.
+    Returns the revenue, money.
     """
     revenue = 0.0
     for a in range(delivery_revenue.shape[1]):
         revenue_by_lane[a] = delivery_revenue[slot, a]
         revenue += delivery_revenue[slot, a]
         delivery_revenue[slot, a] = 0.0
-    cost = 0.0
     units = delivery_units[slot]
     goods = delivery_cost[slot]
     for d in range(units.shape[0]):
         for s in range(units.shape[1]):
-            cost += goods[d, s]
             units[d, s] = 0.0
             goods[d, s] = 0.0
-    return revenue, cost
+    return revenue
+
+
+@njit(cache=True, error_model="numpy")
+def three_totals(first, second, third):
+    """The sums of three C-contiguous arrays, each a running total in its own element order.
+
+    Summed in one loop so that the three chains of additions overlap (each total's additions
+    are the same, in the same order, as in a loop of its own).
+    """
+    x, y, z = first.reshape(-1), second.reshape(-1), third.reshape(-1)
+    n_x, n_y, n_z = x.shape[0], y.shape[0], z.shape[0]
+    total_x = 0.0
+    total_y = 0.0
+    total_z = 0.0
+    for i in range(max(n_x, n_y, n_z)):
+        if i < n_x:
+            total_x += x[i]
+        if i < n_y:
+            total_y += y[i]
+        if i < n_z:
+            total_z += z[i]
+    return total_x, total_y, total_z
 
 
 @njit(cache=True, error_model="numpy")
@@ -250,7 +267,10 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     ring = delivery_units.shape[0]
     slot = period % ring
     slots = (period + leads) % ring
-    penalty = serve_customers(
+    n_lanes, n_tiers, n_sku = shipped.shape
+    short_penalty = np.empty((n_tiers, n_sku))  # per tier × SKU, money
+    goods_cost = np.empty((n_lanes, n_sku))  # per lane × SKU, money
+    serve_customers(
         new_demand,
         backlog,
         ep.lost_sales,
@@ -271,8 +291,9 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
         served_new,
         short,
         shipped,
+        short_penalty,
     )
-    goods, freight, sales_value = dispatch_sales(
+    freight, sales_value = dispatch_sales(
         shipped,
         lane_tiers,
         ep.tier_price,
@@ -288,10 +309,13 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
         delivery_units,
         delivery_cost,
         delivery_revenue,
+        goods_cost,
     )
+    # The penalty, the goods shipped and the goods delivered, each summed in its arrays' order.
+    penalty, goods, cost = three_totals(short_penalty, goods_cost, delivery_cost[slot])
     post(balance, SHIPPING, CASH, freight)
     post(balance, IN_TRANSIT, INVENTORY, goods)
-    revenue, cost = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
+    revenue = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
     post(balance, RECEIVABLES, REVENUE, revenue)
     post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
     # The allocations' decisions come in blocks of one sales lane each.
