@@ -63,6 +63,28 @@ def _add_row(start, block, i):
 
 
 @njit(cache=True, error_model="numpy")
+def _add_rows_into(totals, block, group):
+    """Add each row ``i`` of ``block`` into ``totals[group[i]]``, rows in order and each row's
+    SKUs in column order (as :func:`_add_row` row after row). Two consecutive rows of different
+    groups are summed side by side in one pass (independent sums, the same additions)."""
+    n_rows, n_sku = block.shape
+    i = 0
+    while i < n_rows:
+        g0 = group[i]
+        if i + 1 < n_rows and group[i + 1] != g0:
+            g1 = group[i + 1]
+            t0, t1 = totals[g0], totals[g1]
+            for s in range(n_sku):
+                t0 += block[i, s]
+                t1 += block[i + 1, s]
+            totals[g0], totals[g1] = t0, t1
+            i += 2
+        else:
+            totals[g0] = _add_row(totals[g0], block, i)
+            i += 1
+
+
+@njit(cache=True, error_model="numpy")
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
     for s in range(block.shape[1]):
@@ -360,8 +382,7 @@ def project(
         for d in range(n_loc):
             room[d] = max(location_capacity[d] - room[d], 0.0)
         transfers_in = np.zeros(n_loc)
-        for x in range(n_transfer):
-            transfers_in[transfer_destination[x]] = _add_row(transfers_in[transfer_destination[x]], transfers, x)
+        _add_rows_into(transfers_in, transfers, transfer_destination)
         for x in range(n_transfer):
             d = transfer_destination[x]
             if transfers_in[d] > room[d]:
@@ -382,17 +403,16 @@ def project(
             net_transfers[into], net_transfers[out_of] = arriving, leaving
         ordered = np.zeros(n_loc)  # new orders (scalable)
         arriving_released = np.zeros(n_loc)  # orders released from approval (already committed)
-        for p in range(n_purchase):
-            d = purchase_location[p]
-            new, committed = ordered[d], arriving_released[d]
-            if any_released:
+        if any_released:
+            for p in range(n_purchase):
+                d = purchase_location[p]
+                new, committed = ordered[d], arriving_released[d]
                 for s in range(n_sku):
                     new += orders[p, s]
                     committed += released[p, s]
-            else:
-                for s in range(n_sku):
-                    new += orders[p, s]
-            ordered[d], arriving_released[d] = new, committed
+                ordered[d], arriving_released[d] = new, committed
+        else:
+            _add_rows_into(ordered, orders, purchase_location)
         for p in range(n_purchase):
             d = purchase_location[p]
             if ordered[d] > 0.0 and ordered[d] + arriving_released[d] + net_transfers[d] > room[d]:
