@@ -4,10 +4,9 @@ feasible set (:mod:`invalloc.sim.kernels.rules`) and the transfers sent
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-from invalloc.sim.kernels.rules import _project_with
+from invalloc.sim.kernels.rules import _project_with, clear_outputs
 from invalloc.sim.kernels.transfers import send_transfers
 
 
@@ -41,11 +40,7 @@ def decision_point(
     start, balance = ep.period_start, ep.balance
     for account in range(balance.shape[0]):
         start[account] = balance[account]
-    orders[:] = 0.0
-    delayed[:] = 0.0
-    transfers[:] = 0.0
-    allocations[:] = np.inf
-    log[:] = 0.0
+    clear_outputs(ep.rules, orders, delayed, transfers, allocations, log)
     value, penalty = _project_with(
         ep.rules,
         flat,

@@ -63,6 +63,28 @@ def _add_row(start, block, i):
 
 
 @njit(cache=True, error_model="numpy")
+def _add_rows_into(totals, block, group):
+    """Add each row ``i`` of ``block`` into ``totals[group[i]]``, rows in order and each row's
+    SKUs in column order (as :func:`_add_row` row after row). Two consecutive rows of different
+    groups are summed side by side in one pass (independent sums, the same additions)."""
+    n_rows, n_sku = block.shape
+    i = 0
+    while i < n_rows:
+        g0 = group[i]
+        if i + 1 < n_rows and group[i + 1] != g0:
+            g1 = group[i + 1]
+            t0, t1 = totals[g0], totals[g1]
+            for s in range(n_sku):
+                t0 += block[i, s]
+                t1 += block[i + 1, s]
+            totals[g0], totals[g1] = t0, t1
+            i += 2
+        else:
+            totals[g0] = _add_row(totals[g0], block, i)
+            i += 1
+
+
+@njit(cache=True, error_model="numpy")
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
     for s in range(block.shape[1]):
@@ -105,6 +127,53 @@ def _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost):
     if any_delayed:
         value = value + _order_value(delayed, unit_cost, fixed_cost)
     return value
+
+
+@njit(cache=True, error_model="numpy")
+def _stock_positions(on_hand, inbound):
+    """Each DC's stock position (D,): Σ over SKUs of on hand + in transit, added in SKU order.
+
+    Up to four DCs are summed side by side in one pass over the SKUs (independent sums, each
+    with its own additions in its own order; rows past the last DC repeat it and are dropped).
+    """
+    n_loc, n_sku = on_hand.shape
+    position = np.empty(n_loc)
+    for d0 in range(0, n_loc, 4):
+        d1, d2, d3 = min(d0 + 1, n_loc - 1), min(d0 + 2, n_loc - 1), min(d0 + 3, n_loc - 1)
+        t0 = t1 = t2 = t3 = 0.0
+        for s in range(n_sku):
+            t0 += on_hand[d0, s] + inbound[d0, s]
+            t1 += on_hand[d1, s] + inbound[d1, s]
+            t2 += on_hand[d2, s] + inbound[d2, s]
+            t3 += on_hand[d3, s] + inbound[d3, s]
+        position[d3], position[d2], position[d1], position[d0] = t3, t2, t1, t0
+    return position
+
+
+@njit(cache=True, error_model="numpy")
+def _lane_sums(orders, unit_cost):
+    """Each purchase lane's variable value Σ units × unit cost and its units Σ units (P,), each
+    added in SKU order; up to four lanes side by side in one pass over the SKUs (as
+    :func:`_stock_positions`)."""
+    n_lanes, n_sku = orders.shape
+    variable = np.empty(n_lanes)
+    units = np.empty(n_lanes)
+    for p0 in range(0, n_lanes, 4):
+        p1, p2, p3 = min(p0 + 1, n_lanes - 1), min(p0 + 2, n_lanes - 1), min(p0 + 3, n_lanes - 1)
+        v0 = v1 = v2 = v3 = 0.0
+        u0 = u1 = u2 = u3 = 0.0
+        for s in range(n_sku):
+            v0 += orders[p0, s] * unit_cost[p0, s]
+            u0 += orders[p0, s]
+            v1 += orders[p1, s] * unit_cost[p1, s]
+            u1 += orders[p1, s]
+            v2 += orders[p2, s] * unit_cost[p2, s]
+            u2 += orders[p2, s]
+            v3 += orders[p3, s] * unit_cost[p3, s]
+            u3 += orders[p3, s]
+        variable[p3], variable[p2], variable[p1], variable[p0] = v3, v2, v1, v0
+        units[p3], units[p2], units[p1], units[p0] = u3, u2, u1, u0
+    return variable, units
 
 
 @njit(cache=True, error_model="numpy")
@@ -309,15 +378,11 @@ def project(
     # their destination's room first; orders then get what room is left once the final
     # transfers in and out are known, so no later step can push a DC over its capacity.
     if _any_finite(location_capacity):
-        room = np.empty(n_loc)
+        room = _stock_positions(on_hand, inbound)
         for d in range(n_loc):
-            position = 0.0
-            for s in range(n_sku):
-                position += on_hand[d, s] + inbound[d, s]
-            room[d] = max(location_capacity[d] - position, 0.0)
+            room[d] = max(location_capacity[d] - room[d], 0.0)
         transfers_in = np.zeros(n_loc)
-        for x in range(n_transfer):
-            transfers_in[transfer_destination[x]] = _add_row(transfers_in[transfer_destination[x]], transfers, x)
+        _add_rows_into(transfers_in, transfers, transfer_destination)
         for x in range(n_transfer):
             d = transfer_destination[x]
             if transfers_in[d] > room[d]:
@@ -338,17 +403,16 @@ def project(
             net_transfers[into], net_transfers[out_of] = arriving, leaving
         ordered = np.zeros(n_loc)  # new orders (scalable)
         arriving_released = np.zeros(n_loc)  # orders released from approval (already committed)
-        for p in range(n_purchase):
-            d = purchase_location[p]
-            new, committed = ordered[d], arriving_released[d]
-            if any_released:
+        if any_released:
+            for p in range(n_purchase):
+                d = purchase_location[p]
+                new, committed = ordered[d], arriving_released[d]
                 for s in range(n_sku):
                     new += orders[p, s]
                     committed += released[p, s]
-            else:
-                for s in range(n_sku):
-                    new += orders[p, s]
-            ordered[d], arriving_released[d] = new, committed
+                ordered[d], arriving_released[d] = new, committed
+        else:
+            _add_rows_into(ordered, orders, purchase_location)
         for p in range(n_purchase):
             d = purchase_location[p]
             if ordered[d] > 0.0 and ordered[d] + arriving_released[d] + net_transfers[d] > room[d]:
@@ -366,15 +430,10 @@ def project(
     # Purchase approval: an order above the value limit is capped, or held for approval.
     if np.isfinite(approval_limit):
         before = _changes(log)
-        lane_variable = np.empty(n_purchase)
-        lane_units = np.empty(n_purchase)
+        # Each lane's sums are taken before any lane is changed: a change to lane p alters no other lane.
+        lane_variable, lane_units = _lane_sums(orders, unit_cost)
         for p in range(n_purchase):
-            variable = 0.0
-            units = 0.0
-            for s in range(n_sku):
-                variable += orders[p, s] * unit_cost[p, s]
-                units += orders[p, s]
-            lane_variable[p], lane_units[p] = variable, units
+            variable, units = lane_variable[p], lane_units[p]
             if units <= 0.0 or variable + fixed_cost[p] <= approval_limit:
                 continue
             if approval_delays:
@@ -517,6 +576,41 @@ def limit_allocations(
 
 
 @njit(cache=True, error_model="numpy")
+def _overwritten(kind, row, n_sku, block_start, block_kind, block_row, block_first_column):
+    """Whether a block of consecutive SKUs covers the whole lane ``row`` of ``kind`` (then
+    :func:`project` copies the requests over all of it, whatever it held)."""
+    for b in range(block_kind.shape[0]):
+        if (
+            block_kind[b] == kind
+            and block_row[b] == row
+            and block_first_column[b] == 0
+            and block_start[b + 1] - block_start[b] == n_sku
+        ):
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def clear_outputs(rules, orders, delayed, transfers, allocations, log):
+    """Prepare :func:`project`'s outputs (they may come uninitialised): ``orders``, ``delayed``,
+    ``transfers`` and ``log`` zeroed, ``allocations`` set to +inf, except the lanes a block of
+    consecutive SKUs then overwrites whole (:func:`_overwritten`)."""
+    n_sku = orders.shape[1]
+    start, kind, row, first = rules.block_start, rules.block_kind, rules.block_row, rules.block_first_column
+    for p in range(orders.shape[0]):
+        if not _overwritten(ORDER, p, n_sku, start, kind, row, first):
+            orders[p, :] = 0.0
+    delayed[:] = 0.0
+    for x in range(transfers.shape[0]):
+        if not _overwritten(TRANSFER, x, n_sku, start, kind, row, first):
+            transfers[x, :] = 0.0
+    for a in range(allocations.shape[0]):
+        if not _overwritten(ALLOCATE, a, n_sku, start, kind, row, first):
+            allocations[a, :] = np.inf
+    log[:] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def project_packed(
     rules,
     flat,
@@ -536,12 +630,8 @@ def project_packed(
     log,
 ):
     """:func:`project` with the rule constants packed; the outputs may come uninitialised
-    (``orders``, ``delayed``, ``transfers`` and ``log`` are zeroed, ``allocations`` set to +inf)."""
-    orders[:] = 0.0
-    delayed[:] = 0.0
-    transfers[:] = 0.0
-    allocations[:] = np.inf
-    log[:] = 0.0
+    (prepared by :func:`clear_outputs`)."""
+    clear_outputs(rules, orders, delayed, transfers, allocations, log)
     return _project_with(
         rules,
         flat,
