@@ -382,12 +382,8 @@ def poisson_constants(means):
         lam = means[i]
         out[i, 0] = lam
         if lam >= 10:
-            b = 0.931 + 2.53 * np.sqrt(lam)
             out[i, 1] = np.log(lam)
-            out[i, 2] = b
-            out[i, 3] = -0.059 + 0.02483 * b
-            out[i, 4] = np.log(1.1239 + 1.1328 / (b - 3.4))
-            out[i, 5] = 0.9277 - 3.6224 / (b - 2)
+            out[i, 2], out[i, 3], out[i, 4], out[i, 5] = ptrs_constants(lam)
         else:
             out[i, 1] = np.exp(-lam)
     return out
@@ -442,6 +438,15 @@ def poisson_ptrs(pcg, lam, loglam, b, a, log_invalpha, vr, log_factorial):
 
 
 @njit(cache=True, inline="always")
+def ptrs_constants(lam):
+    """PTRS's constants of a mean of 10 and more, as numpy's ``random_poisson_ptrs`` computes
+    them (after log(mean)): b, a, log(1/α) and v_r."""
+    b = 0.931 + 2.53 * np.sqrt(lam)
+    a = -0.059 + 0.02483 * b
+    return b, a, np.log(1.1239 + 1.1328 / (b - 3.4)), 0.9277 - 3.6224 / (b - 2)
+
+
+@njit(cache=True, inline="always")
 def poisson_from_constants(pcg, constants, i, log_factorial):
     """numpy's ``random_poisson`` for row ``i`` of :func:`poisson_constants`."""
     lam = constants[i, 0]
@@ -461,10 +466,7 @@ def poisson(pcg, lam, log_factorial):
     first; callers check too).
     """
     if lam >= 10:
-        b = 0.931 + 2.53 * np.sqrt(lam)
-        a = -0.059 + 0.02483 * b
-        log_invalpha = np.log(1.1239 + 1.1328 / (b - 3.4))
-        vr = 0.9277 - 3.6224 / (b - 2)
+        b, a, log_invalpha, vr = ptrs_constants(lam)
         return poisson_ptrs(pcg, lam, np.log(lam), b, a, log_invalpha, vr, log_factorial)
     if lam == 0:
         return 0, pcg
