@@ -26,8 +26,9 @@ def test_compiled_draw_takes_the_samplers_numbers_in_lane_order():
     rng, twin = np.random.default_rng([7, 1]), np.random.default_rng([7, 1])
     tables = lead_time_tables(SAMPLERS)
     seen = set()
+    leads = np.full(len(SAMPLERS), -1, dtype=np.int64)
     for _ in range(500):
-        leads = draw_lead_times(state_words(rng), *tables)
+        draw_lead_times(state_words(rng), *tables, leads)
         expected = [sampler.draw(twin) for sampler in SAMPLERS]
         assert leads.dtype == np.int64 and leads.tolist() == expected
         seen.update(zip(range(len(SAMPLERS)), expected, strict=True))

@@ -179,8 +179,11 @@ class ActionMapper:
         # target = view.demand_through(sim) × cover × scale, then view.allocate_by_weight(sim,
         # requests, view.channel_need(sim) × the lanes' channel weights), the weights being 1
         # for channels without an action dimension and exp(2·a_channel) for the others.
-        return _compact_requests(
-            self._n_decisions,
+        # The kernel fills a new array (the caller may keep it) made here: a new array handed
+        # back from compiled code costs numba an unpickling on every call.
+        requests = np.zeros(self._n_decisions)
+        _compact_requests(
+            requests,
             self._demand_through,
             self._tier_forecast,
             sim.period,
@@ -203,6 +206,7 @@ class ActionMapper:
             self._allocation_positions,
             self._even_share,
         )
+        return requests
 
     def _anchored(self, action: np.ndarray) -> np.ndarray:
         """The anchor's requests with its levels and channel weights scaled by the action."""
@@ -261,7 +265,7 @@ def _compact_exponents(action, sku_dimension, location_dimension, exponent, doub
 
 @njit(cache=True, error_model="numpy")
 def _compact_requests(
-    n_decisions,
+    requests,
     demand_through,
     tier_forecast,
     period,
@@ -284,7 +288,8 @@ def _compact_requests(
     allocation_positions,
     even_share,
 ):
-    """Order-up-to and allocation requests (n_decisions,) of the compact mapping at ``period``.
+    """Order-up-to and allocation requests of the compact mapping at ``period``, added to
+    ``requests`` (n_decisions,) of zeros.
 
     ``demand_through`` (H + 1, D, S) and ``tier_forecast`` (H + 1, T, S) are the expected
     demand through each DC and per tier for every period (row min(period, periods), as the
@@ -297,7 +302,6 @@ def _compact_requests(
     backlog) × the channel's weight, evenly where no lane has any weight, in whole units
     rounded down (:meth:`PlanningView.allocate_by_weight`).
     """
-    requests = np.zeros(n_decisions)
     row = min(period, periods)
     demand = demand_through[row]
     forecast = tier_forecast[row]
@@ -318,7 +322,7 @@ def _compact_requests(
         requests[routed_decisions[j]] += max(target - position, 0.0)
     n_lanes = allocation_locations.shape[0]
     if n_lanes == 0:
-        return requests
+        return
     channel_weight = np.ones(n_channels)
     for k in range(channels_decided.shape[0]):
         channel_weight[channels_decided[k]] = weight_of_decided[k]
@@ -341,4 +345,3 @@ def _compact_requests(
             lane_total = total[d, s]
             share = weights[lane, s] / max(lane_total, 1e-300) if lane_total > 0 else even_share[lane]
             requests[allocation_positions[lane, s]] = np.floor(share * (on_hand[d, s] + arriving[d, s]))
-    return requests

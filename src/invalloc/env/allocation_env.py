@@ -159,6 +159,7 @@ class AllocationEnv(gym.Env):
         self._distance_scale = float(self.observations.unit_scale.mean())  # units, like on-hand features
         self.action_space = spaces.Box(-1.0, 1.0, (self.actions.size,), dtype=np.float32)
         self._action_shape = (self.actions.size,)
+        self._checked_action = np.empty(self.actions.size)  # what _checked returns, rewritten each step
         if self._features is None:
             self.observation_space = spaces.Box(-CLIP, CLIP, (self.observations.size,), dtype=np.float32)
             self.feature_names = self.observations.feature_names
@@ -272,9 +273,8 @@ class AllocationEnv(gym.Env):
             and action.shape == self._action_shape
             and action.flags.c_contiguous
         ):
-            checked = _cast_and_clip(action)
-            if checked is not None:
-                return checked
+            if _cast_and_clip(action, self._checked_action):
+                return self._checked_action
         if not (action.__class__ is np.ndarray and action.dtype.kind == "f") and np.iscomplexobj(action):
             raise ValueError("action has complex entries; expected real numbers in [-1, 1]")
         try:
@@ -360,16 +360,17 @@ _FLOAT64 = np.dtype(np.float64)
 
 
 @njit(cache=True)
-def _cast_and_clip(action):
-    """The action (n,) as a new float64 array clipped to [-1, 1] (``np.clip``'s values), or
-    None when an entry is NaN or infinite."""
-    out = np.empty(action.shape[0])
+def _cast_and_clip(action, out):
+    """Write the action (n,) as float64 clipped to [-1, 1] (``np.clip``'s values) to ``out``;
+    False, with ``out`` partly written, when an entry is NaN or infinite.
+
+    Into the caller's array: returning a new one costs numba an unpickling on every call."""
     for i in range(action.shape[0]):
         value = np.float64(action[i])
         if not np.isfinite(value):
-            return None
+            return False
         out[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
-    return out
+    return True
 
 
 @njit(cache=True)

@@ -184,9 +184,10 @@ class Simulator:
         self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
         self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
         # Per list of lead-time samplers (keyed by the list's id): what :meth:`_draw_leads` reads
-        # (the fixed lanes' lead times, the random lanes and their inverse CDFs).
+        # (the fixed lanes' lead times, the random lanes and their inverse CDFs) and the array
+        # it draws into (read by the phase that drew it, within the period).
         self._lead_plans = {
-            id(samplers): lead_time_tables(samplers)
+            id(samplers): (lead_time_tables(samplers), np.empty(len(samplers), dtype=np.int64))
             for samplers in (network.purchase_lead_time, network.sales_lead_time, network.transfer_lead_time)
         }
         order = np.argsort(network.sales_channel, kind="stable")
@@ -587,11 +588,12 @@ class Simulator:
         takes them): one compiled call when the supply stream is numpy's PCG64 (the same
         numbers), else numpy draws them (a scalar draw is the next entry of an array draw).
         """
-        plan = self._lead_plans[id(samplers)]
+        plan, leads = self._lead_plans[id(samplers)]
         rng = self.supply_rng
         state = kernels.state_words(rng)
         if state is not None:
-            return draw_lead_times(state, *plan)
+            draw_lead_times(state, *plan, leads)
+            return leads
         fixed, random_lanes = plan[0], plan[1].tolist()
         leads = fixed.copy()
         random = rng.random

@@ -29,12 +29,16 @@ def lead_time_tables(samplers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 
 @njit(cache=True)
-def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total):
-    """Lead time per lane (lanes,) in periods: ``fixed``, and for each random lane in turn one
-    uniform of the PCG64 stream ``state`` (written back advanced, numpy's ``random()``) on its
-    inverse CDF: the first value whose cumulative probability exceeds uniform × total, else
-    the last (:meth:`LeadTimeSampler.value_at`)."""
-    leads = fixed.copy()
+def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total, leads):
+    """Lead time per lane written to ``leads`` (lanes,) in periods: ``fixed``, and for each
+    random lane in turn one uniform of the PCG64 stream ``state`` (written back advanced,
+    numpy's ``random()``) on its inverse CDF: the first value whose cumulative probability
+    exceeds uniform × total, else the last (:meth:`LeadTimeSampler.value_at`).
+
+    Written into the caller's array rather than returned: handing a new array back to Python
+    costs numba an unpickling of the array type on every call."""
+    for lane in range(fixed.shape[0]):
+        leads[lane] = fixed[lane]
     pcg = load_state(state)
     for k in range(random_lanes.shape[0]):
         u, pcg = next_double(pcg)
@@ -47,4 +51,3 @@ def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total
                 break
         leads[random_lanes[k]] = lead
     store_state(state, pcg)
-    return leads
