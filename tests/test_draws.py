@@ -18,7 +18,7 @@ from invalloc.config.generate import generate_scenario
 from invalloc.config.loader import load_scenario, parse_scenario
 from invalloc.sim.demand import DemandModel
 from invalloc.sim.kernels import draws
-from invalloc.sim.kernels.demand import draw_negative_binomial_tiers
+from invalloc.sim.kernels.demand import draw_negative_binomial_tiers, draw_poisson_tiers
 from invalloc.sim.kernels.suppliers import draw_shipped_units
 from invalloc.sim.network import compile_network
 
@@ -88,13 +88,12 @@ def _poissons(state, lam, log_factorial, out):
     draws.store_state(state, pcg)
 
 
-@njit
 def _poissons_from_constants(state, lam, log_factorial, out):
-    constants = draws.poisson_constants(lam)
-    pcg = draws.load_state(state)
-    for i in range(out.shape[0]):
-        out[i], pcg = draws.poisson_from_constants(pcg, constants, i, log_factorial)
-    draws.store_state(state, pcg)
+    """The demand kernel's Poisson draws (from the means' constants), one tier of one period."""
+    tiers = np.zeros((1, 1, lam.size))
+    columns = np.arange(lam.size, dtype=np.int64)
+    draw_poisson_tiers(state, tiers, np.zeros(1, dtype=np.int64), columns, draws.poisson_constants(lam), log_factorial)
+    out[:] = tiers[0, 0]
 
 
 @njit

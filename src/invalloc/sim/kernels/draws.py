@@ -447,18 +447,6 @@ def ptrs_constants(lam):
 
 
 @njit(cache=True, inline="always")
-def poisson_from_constants(pcg, constants, i, log_factorial):
-    """numpy's ``random_poisson`` for row ``i`` of :func:`poisson_constants`."""
-    lam = constants[i, 0]
-    if lam >= 10:
-        loglam, b, a = constants[i, 1], constants[i, 2], constants[i, 3]
-        return poisson_ptrs(pcg, lam, loglam, b, a, constants[i, 4], constants[i, 5], log_factorial)
-    if lam == 0:
-        return 0, pcg
-    return poisson_multiplication(pcg, constants[i, 1])
-
-
-@njit(cache=True, inline="always")
 def poisson(pcg, lam, log_factorial):
     """numpy's ``random_poisson``: PTRS from mean 10, none at 0, multiplication below.
 
