@@ -175,6 +175,50 @@ def test_bench_sim_profile_names_where_a_period_goes():
     assert calls.get("serve_period") == pytest.approx(1.0)
 
 
+def _bench_ab():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ab", SCRIPTS / "bench_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_ab_alternates_two_trees_over_fresh_process_pairs():
+    """This tree against itself: every round measures both, in alternating order, and the
+    rounds are shared over the process pairs asked for."""
+    bench_ab = _bench_ab()
+    said: list[str] = []
+    (result,) = bench_ab.compare(bench_ab.ROOT, ["orgym_invmanagement_v1"], 3, 0.1, 2, said.append)
+    assert len(result["ratios"]) == len(result["this_periods_per_s"]) == len(result["base_periods_per_s"]) == 3
+    assert all(rate > 0 for rate in result["this_periods_per_s"] + result["base_periods_per_s"])
+    rates = zip(result["this_periods_per_s"], result["base_periods_per_s"], strict=True)
+    assert result["ratios"] == [this / base for this, base in rates]
+    assert result["median_ratio"] == sorted(result["ratios"])[1]
+    assert result["rounds_faster"] == sum(ratio > 1 for ratio in result["ratios"])
+    assert sum("starting both trees" in line for line in said) == 2  # rounds 1-2, then round 3
+    assert [line.split(": ")[1].split(":")[0] for line in said if "round " in line] == [
+        "round 1/3",
+        "round 2/3",
+        "round 3/3",
+    ]
+
+
+def test_bench_ab_refuses_a_bad_base_or_row_with_one_error_line_and_leaves_no_worktree():
+    root = SCRIPTS.parent
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=root, capture_output=True, text=True).stdout
+    command = [sys.executable, str(SCRIPTS / "bench_ab.py")]
+    bad_base = subprocess.run([*command, "no-such-commit"], capture_output=True, text=True, timeout=120)
+    assert bad_base.returncode == 2 and bad_base.stdout == ""
+    assert bad_base.stderr.strip().splitlines() == ["error: base: 'no-such-commit' is not a commit of this repository"]
+    bad_row = subprocess.run([*command, "HEAD", "--row", "nope"], capture_output=True, text=True, timeout=300)
+    assert bad_row.returncode == 2 and "Traceback" not in bad_row.stderr
+    errors = [line for line in bad_row.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "row 'nope' is not in this tree's bench_sim" in errors[0]
+    after = subprocess.run(["git", "worktree", "list"], cwd=root, capture_output=True, text=True).stdout
+    assert after == worktrees
+
+
 def test_sim_digest_finds_the_recorded_episodes_unchanged_and_names_a_changed_one(tmp_path):
     recorded = tmp_path / "digests.json"
     command = [sys.executable, str(SCRIPTS / "sim_digest.py"), "--only", "tiny"]
