@@ -18,13 +18,19 @@ Each simulator rate counts whole episodes (reset, policy and steps). Beside it, 
 *yardstick*: a minimal pure-numpy step of the same network (on hand (D, S), a ring buffer of
 goods in transit, a Poisson demand draw, ``min()`` sales, holding cost; no SimPy, no books,
 no rules) timed in the same run. ``sim/yard`` is the simulator's time per period divided by
-the yardstick's: how many times slower the full simulator is than the bare arithmetic.
+the yardstick's: how many times slower the full simulator is than the bare arithmetic. The
+two take turns in :data:`ROUNDS` rounds (A B, B A, …) and ``sim/yard`` is the median of the
+rounds' ratios, so that a drift in the machine's speed weighs on both.
+
+The rates themselves depend on the machine of the day (seen here: the same code 30% slower
+than on the day before); ``scripts/bench_ab.py`` compares two commits in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -84,6 +90,74 @@ def timed(
         now = clock()
         if now >= end:
             return periods / (now - start), now - start
+
+
+#: Rounds in which a row's simulator and its yardstick take turns (A B, B A, …): a shared
+#: machine's speed drifts by tens of per cent within a minute, which a ratio of two rates
+#: measured one after the other would carry whole.
+ROUNDS = 6
+
+
+class _Meter:
+    """Whole episodes of ``episode(seed) -> periods run``, timed slice by slice (the seeds go
+    on from one slice to the next)."""
+
+    def __init__(self, episode: Callable[[int], int]) -> None:
+        self.episode = episode
+        self.seed = 0
+
+    def warm(self, seconds: float) -> None:
+        end = clock() + min(WARMUP_SECONDS, seconds)
+        while clock() < end or self.seed < 2:  # at least two warm-up episodes (JIT, caches)
+            self.episode(self.seed)
+            self.seed += 1
+
+    def slice(self, seconds: float) -> tuple[int, float]:
+        """(periods run, time taken) over whole episodes lasting ≈ ``seconds`` (at least one)."""
+        periods = 0
+        start = clock()
+        end = start + seconds
+        while True:
+            periods += self.episode(self.seed)
+            self.seed += 1
+            now = clock()
+            if now >= end:
+                return periods, now - start
+
+
+def alternating(
+    simulator: Callable[[int], int],
+    yardstick: Callable[[int], int],
+    seconds: float,
+    rounds: int = ROUNDS,
+    on_warm: Callable[[], None] | None = None,
+) -> dict:
+    """The simulator's and the yardstick's rates over ≈ ``seconds`` each, measured in ``rounds``
+    alternating slices after both warmed up (``on_warm`` called then), and each round's
+    yardstick rate ÷ simulator rate. Returns ``simulator`` and ``yardstick`` (periods per
+    second over all their slices), ``ratios`` (per round) and ``simulator_seconds``."""
+    meters = {"simulator": _Meter(simulator), "yardstick": _Meter(yardstick)}
+    for meter in meters.values():
+        meter.warm(seconds)
+    if on_warm is not None:
+        on_warm()
+    totals = {name: [0, 0.0] for name in meters}
+    ratios = []
+    for round_ in range(rounds):
+        names = ["simulator", "yardstick"] if round_ % 2 == 0 else ["yardstick", "simulator"]
+        rate = {}
+        for name in names:
+            periods, elapsed = meters[name].slice(seconds / rounds)
+            totals[name][0] += periods
+            totals[name][1] += elapsed
+            rate[name] = periods / elapsed
+        ratios.append(rate["yardstick"] / rate["simulator"])
+    return {
+        "simulator": totals["simulator"][0] / totals["simulator"][1],
+        "yardstick": totals["yardstick"][0] / totals["yardstick"][1],
+        "ratios": ratios,
+        "simulator_seconds": totals["simulator"][1],
+    }
 
 
 class SimulatorEpisode:
@@ -246,12 +320,15 @@ def rows(seconds: float) -> list[dict]:
         def restart_clocks(episode: SimulatorEpisode = episode) -> None:
             episode.policy_seconds = episode.reset_seconds = 0.0
 
-        row["simulator_periods_per_s"], elapsed = timed(episode, seconds, restart_clocks)
-        # Shares of the simulator's wall time spent in the policy's act() and in reset().
-        row["policy_share"] = episode.policy_seconds / elapsed
-        row["reset_share"] = episode.reset_seconds / elapsed
-        row["yardstick_periods_per_s"], _ = timed(Yardstick(network).episode, seconds)
-        row["sim_over_yardstick"] = row["yardstick_periods_per_s"] / row["simulator_periods_per_s"]
+        # The simulator and the yardstick take turns, so the machine's drifts weigh on both.
+        measured = alternating(episode, Yardstick(network).episode, seconds, on_warm=restart_clocks)
+        row["simulator_periods_per_s"] = measured["simulator"]
+        # Shares of the simulator's time spent in the policy's act() and in reset().
+        row["policy_share"] = episode.policy_seconds / measured["simulator_seconds"]
+        row["reset_share"] = episode.reset_seconds / measured["simulator_seconds"]
+        row["yardstick_periods_per_s"] = measured["yardstick"]
+        row["sim_over_yardstick_rounds"] = measured["ratios"]
+        row["sim_over_yardstick"] = statistics.median(measured["ratios"])
         if key in TARGETS:
             row["target_periods_per_s"] = TARGETS[key]
             row["target_met"] = row["simulator_periods_per_s"] >= TARGETS[key]
@@ -324,7 +401,10 @@ def print_table(results: list[dict], seconds: float, clock_name: str = "wall") -
             console = Console(width=160)
         console.print(grid)
     print("policy / reset: share of the simulator's time spent in the policy's act() and in reset().")
-    print("sim/yard: the simulator's time per period ÷ a bare numpy step of the same shapes.")
+    print(
+        "sim/yard: the simulator's time per period ÷ a bare numpy step of the same shapes "
+        f"(the median of {ROUNDS} rounds in which the two take turns)."
+    )
     for note in notes:
         print(note)
 
