@@ -18,7 +18,7 @@ from invalloc.config.generate import generate_scenario
 from invalloc.config.loader import load_scenario, parse_scenario
 from invalloc.sim.demand import DemandModel
 from invalloc.sim.kernels import draws
-from invalloc.sim.kernels.demand import draw_negative_binomial_tiers, draw_poisson_tiers
+from invalloc.sim.kernels.demand import draw_negative_binomial_tiers, draw_poisson_of_rates, draw_poisson_tiers
 from invalloc.sim.kernels.suppliers import draw_shipped_units
 from invalloc.sim.network import compile_network
 
@@ -80,12 +80,12 @@ def _gammas_from_constants(state, shape, scale, out):
     draws.store_state(state, pcg)
 
 
-@njit
 def _poissons(state, lam, log_factorial, out):
-    pcg = draws.load_state(state)
-    for i in range(out.shape[0]):
-        out[i], pcg = draws.poisson(pcg, lam[i], log_factorial)
-    draws.store_state(state, pcg)
+    """The negative binomial's Poisson draws (each mean's constants computed as it is drawn)."""
+    tiers = np.zeros((1, 1, lam.size))
+    columns = np.arange(lam.size, dtype=np.int64)
+    draw_poisson_of_rates(state, tiers, np.zeros(1, dtype=np.int64), columns, lam[None, :], np.ones(1), log_factorial)
+    out[:] = tiers[0, 0]
 
 
 def _poissons_from_constants(state, lam, log_factorial, out):

@@ -143,8 +143,9 @@ def draw_negative_binomial_tiers(
     First every rate (H, k) in C order: ``Generator.gamma(gamma_shape, gamma_scale)`` (the
     shapes' :func:`~invalloc.sim.kernels.draws.gamma_constants` ``gamma_constants`` (H·k, 2)),
     kept where ``positive``, else 0 (written to ``rate``); then ``Generator.poisson(rate × shares)``
-    (H, M, k) added to ``tiers[:, members[:, None], columns[None, :]]``. Returns False, with no
-    Poisson drawn, when a Poisson mean exceeds numpy's limit (numpy refuses it).
+    (H, M, k) added to ``tiers[:, members[:, None], columns[None, :]]`` (:func:`draw_poisson_of_rates`).
+    Returns False, with no Poisson drawn, when a Poisson mean exceeds numpy's limit (numpy
+    refuses it).
     """
     pcg = load_state(state)
     for h in range(positive.shape[0]):
@@ -158,11 +159,25 @@ def draw_negative_binomial_tiers(
             for j in range(rate.shape[1]):
                 if rate[h, j] * shares[m] > POISSON_LAM_MAX:
                     return False
+    draw_poisson_of_rates(state, tiers, members, columns, rate, shares, log_factorial)
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def draw_poisson_of_rates(state, tiers, members, columns, rate, shares, log_factorial):
+    """``tiers[:, members[:, None], columns[None, :]] += Generator.poisson(rate × shares)`` for
+    rates (H, k) and tier shares (M,), the means in C order of (H, M, k), each at most
+    :data:`~invalloc.sim.kernels.draws.POISSON_LAM_MAX` (callers check it first, as numpy does).
+
+    numpy's ``random_poisson`` with the constants of each mean computed as it is drawn: PTRS
+    from mean 10, none at 0, multiplication below.
+    """
+    pcg = load_state(state)
     for h in range(rate.shape[0]):
         for m in range(shares.shape[0]):
             t = members[m]
             for j in range(rate.shape[1]):
-                # draws.poisson(pcg, lam, log_factorial), its choice made here (as above).
+                # The choice is made in the loop, as in draw_poisson_tiers.
                 lam = rate[h, j] * shares[m]
                 if lam >= 10:
                     b, a, log_invalpha, vr = ptrs_constants(lam)
@@ -173,7 +188,6 @@ def draw_negative_binomial_tiers(
                     units, pcg = poisson_multiplication(pcg, np.exp(-lam))
                 tiers[h, t, columns[j]] += units
     store_state(state, pcg)
-    return True
 
 
 @njit(cache=True, error_model="numpy")

@@ -446,21 +446,6 @@ def ptrs_constants(lam):
     return b, a, np.log(1.1239 + 1.1328 / (b - 3.4)), 0.9277 - 3.6224 / (b - 2)
 
 
-@njit(cache=True, inline="always")
-def poisson(pcg, lam, log_factorial):
-    """numpy's ``random_poisson``: PTRS from mean 10, none at 0, multiplication below.
-
-    The mean must be in [0, :data:`POISSON_LAM_MAX`] (numpy's ``Generator.poisson`` checks it
-    first; callers check too).
-    """
-    if lam >= 10:
-        b, a, log_invalpha, vr = ptrs_constants(lam)
-        return poisson_ptrs(pcg, lam, np.log(lam), b, a, log_invalpha, vr, log_factorial)
-    if lam == 0:
-        return 0, pcg
-    return poisson_multiplication(pcg, np.exp(-lam))
-
-
 # --- Binomial --------------------------------------------------------------------------------
 
 
