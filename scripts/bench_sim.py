@@ -66,32 +66,6 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
 
 
-def timed(
-    episode: Callable[[int], int], seconds: float, on_warm: Callable[[], None] | None = None
-) -> tuple[float, float]:
-    """Periods per second of ``episode(seed) -> periods run`` over ≈ ``seconds`` after a warm-up.
-
-    Returns the rate and the measured wall time; ``on_warm`` is called between warm-up and
-    measurement.
-    """
-    seed = 0
-    end = clock() + min(WARMUP_SECONDS, seconds)
-    while clock() < end or seed < 2:  # at least two warm-up episodes (JIT, caches)
-        episode(seed)
-        seed += 1
-    if on_warm is not None:
-        on_warm()
-    periods = 0
-    start = clock()
-    end = start + seconds
-    while True:
-        periods += episode(seed)
-        seed += 1
-        now = clock()
-        if now >= end:
-            return periods / (now - start), now - start
-
-
 #: Rounds in which a row's simulator and its yardstick take turns (A B, B A, …): a shared
 #: machine's speed drifts by tens of per cent within a minute, which a ratio of two rates
 #: measured one after the other would carry whole.
@@ -123,6 +97,22 @@ class _Meter:
             now = clock()
             if now >= end:
                 return periods, now - start
+
+
+def timed(
+    episode: Callable[[int], int], seconds: float, on_warm: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Periods per second of ``episode(seed) -> periods run`` over ≈ ``seconds`` after a warm-up.
+
+    Returns the rate and the measured time; ``on_warm`` is called between warm-up and
+    measurement.
+    """
+    meter = _Meter(episode)
+    meter.warm(seconds)
+    if on_warm is not None:
+        on_warm()
+    periods, elapsed = meter.slice(seconds)
+    return periods / elapsed, elapsed
 
 
 def alternating(
