@@ -1,9 +1,8 @@
 """Simulator speed of this tree against another commit, as ratios measured in one run.
 
-A machine shared with others runs at different speeds from one minute to the next (seen
-here: the same code at 580 and at 700 periods/s ten minutes apart, and a whole table 30%
-slower than the day before), so a rate measured today says little against one measured
-yesterday. This script measures ``scripts/bench_sim.py``'s rows for this tree and for a base
+A machine shared with others runs at different speeds from one minute to the next and from
+one day to the next, so a rate measured today says little against one measured yesterday.
+This script measures ``scripts/bench_sim.py``'s rows for this tree and for a base
 commit *alternately*: each tree's simulator runs warm in a process of its own, on its own
 tree's code, and the two take turns in short rounds ordered A B, B A, A B, … ; per row the
 script reports the median over the rounds of this ÷ base (periods per CPU second), with the
@@ -106,8 +105,8 @@ def compare(base: Path, rows: list[str], rounds: int, seconds: float, pairs: int
 
     Each tree's simulator stays warm in a process of its own, so a round is two measurements a
     few seconds apart: drifts of the machine's speed cancel in the ratio. One process's speed
-    also depends on where its memory happens to lie (seen here: fresh processes of the same
-    code 15% apart), so the rounds are shared out over ``pairs`` fresh pairs of processes."""
+    also depends on where its memory happens to lie, so the rounds are shared out over ``pairs``
+    fresh pairs of processes."""
     results = []
     for row in rows:
         this_rates: list[float] = []

@@ -22,8 +22,8 @@ the yardstick's: how many times slower the full simulator is than the bare arith
 two take turns in :data:`ROUNDS` rounds (A B, B A, …) and ``sim/yard`` is the median of the
 rounds' ratios, so that a drift in the machine's speed weighs on both.
 
-The rates themselves depend on the machine of the day (seen here: the same code 30% slower
-than on the day before); ``scripts/bench_ab.py`` compares two commits in one run.
+The rates themselves depend on the machine of the day; ``scripts/bench_ab.py`` compares two
+commits in one run.
 """
 
 from __future__ import annotations
