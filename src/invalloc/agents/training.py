@@ -60,7 +60,7 @@ from invalloc.processes import exit_on_sigterm, remove_stale_temporary_folders, 
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.kpis import episode_kpis, mean_confidence_interval
 from invalloc.sim.network import Network, compile_network
-from invalloc.sim.simulator import Simulator, run_episode
+from invalloc.sim.simulator import Simulator, run_episodes
 from invalloc.tracking import (
     RunBusy,
     RunLease,
@@ -238,7 +238,8 @@ def build_model(loaded: LoadedExperiment, vec_env: Any):
 def evaluate(policy: Any, network: Network, seeds: list[int]) -> list[dict]:
     """KPIs (``episode_kpis``) of ``policy`` on each seed; deterministic, common random numbers."""
     simulator = Simulator(network)
-    return [{"seed": seed, **episode_kpis(run_episode(simulator, policy, seed=seed), network)} for seed in seeds]
+    episodes = run_episodes(simulator, policy, seeds)
+    return [{"seed": seed, **episode_kpis(reports, network)} for seed, reports in zip(seeds, episodes, strict=True)]
 
 
 def evaluation_metrics(episodes: list[dict]) -> dict[str, float]:

@@ -268,12 +268,14 @@ def _build_simulator(scenario: str | Path):
 
 def _run(simulator, policy: str, params: Mapping[str, str], seeds: Sequence[int]) -> np.ndarray:
     """Total (discounted) reward of one episode per seed, shape (len(seeds),)."""
-    from invalloc.sim.simulator import run_episode
+    from invalloc.sim.simulator import run_episodes
 
     chosen = make_policy(policy, dict(params))
+    # Every candidate runs on these seeds: their demand is drawn once, then kept.
+    simulator.demands.keep(seeds)
     totals = np.empty(len(seeds))
-    for i, seed in enumerate(seeds):
-        totals[i] = math.fsum(report.reward for report in run_episode(simulator, chosen, seed=int(seed)))
+    for i, reports in enumerate(run_episodes(simulator, chosen, seeds)):
+        totals[i] = math.fsum(report.reward for report in reports)
     return totals
 
 

@@ -75,7 +75,9 @@ class AllocationEnv(gym.Env):
 
     ## Starting State
     The scenario's opening stock, cash and empty pipelines at period 0; demand for the
-    episode drawn from the seed (the same for every policy: common random numbers).
+    episode drawn from the seed (the same for every policy: common random numbers). A
+    ``reset()`` without a seed (a vector env's automatic reset) also starts drawing the next
+    such episode's demand on a background thread (the same demand as drawn at its reset).
 
     ## Episode End
     - Termination: never (no terminal state in the business).
@@ -186,6 +188,11 @@ class AllocationEnv(gym.Env):
         self._needs_reset = False
         # The simulator's own seed comes from the env's generator: reset(seed=s) fixes it.
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
+        if seed is None:
+            # Resets without a seed go on drawing from the generator: the next one's simulator
+            # seed is known now, and its demand can be drawn while this episode runs.
+            coming = copy.deepcopy(self.np_random)
+            self.simulator.draw_ahead(int(coming.integers(2**63 - 1)))
         self.observations.reset()
         self._last_report = None
         self._last_record = None

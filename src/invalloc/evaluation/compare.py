@@ -121,8 +121,9 @@ class _Runner:
         self.demand_trace = demand_trace
         self.policies = list(policies) if policies is not None else [build_policy(s, tracking_uri) for s in specs]
 
-    def run(self, episode: int, seed: int) -> list[EpisodeResult]:
-        """Every policy on ``seed``, in spec order."""
+    def run(self, episode: int, seed: int, next_seed: int | None = None) -> list[EpisodeResult]:
+        """Every policy on ``seed``, in spec order (one draw of its demand, kept for them all); the
+        demand of ``next_seed``, the episode to run next if known, is drawn meanwhile."""
         from invalloc.sim.simulator import run_episode
 
         results = []
@@ -135,8 +136,11 @@ class _Runner:
                     self.network, check_invariants=self._check_invariants, demand_trace=self.demand_trace
                 )
             simulator = self._booked
-        for policy in self.policies:
-            reports = run_episode(simulator, policy, seed=seed)
+            if next_seed is not None:
+                self.simulator.draw_ahead(next_seed)  # the next episode runs on the plain simulator
+                next_seed = None
+        for i, policy in enumerate(self.policies):
+            reports = run_episode(simulator, policy, seed=seed, next_seed=next_seed if i == 0 else None)
             kpis = _kpis(reports, self.network)
             bound = getattr(policy, "bound_of_last_episode", None)
             if bound is not None:
@@ -203,7 +207,7 @@ def _run_episodes(
     """Results per episode (each a list in spec order) and the number of processes used."""
     began = time.perf_counter()
     by_episode: list[list[EpisodeResult] | None] = [None] * episodes
-    by_episode[0] = runner.run(0, seed)
+    by_episode[0] = runner.run(0, seed, seed + 1 if episodes > 1 else None)
     advance()
     remaining = episodes - 1
     if remaining == 0:
@@ -215,7 +219,9 @@ def _run_episodes(
         workers = min(processes, remaining)
     if workers <= 1:
         for episode in range(1, episodes):
-            by_episode[episode] = runner.run(episode, seed + episode)
+            by_episode[episode] = runner.run(
+                episode, seed + episode, seed + episode + 1 if episode + 1 < episodes else None
+            )
             advance()
         return by_episode, 1  # type: ignore[return-value]
     import multiprocessing

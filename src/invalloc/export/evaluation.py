@@ -27,7 +27,7 @@ from invalloc.rules.decision_log import monitoring_reference
 from invalloc.rules.policy import RuleTablePolicy
 from invalloc.rules.table import RuleTable, anchor_label
 from invalloc.sim.kpis import episode_kpis
-from invalloc.sim.simulator import PeriodReport, Simulator, run_episode
+from invalloc.sim.simulator import PeriodReport, Simulator, run_episodes
 
 #: Rule-based baselines the table is compared with: with the parameters tuned for the scenario
 #: where invalloc or the project ships them (``NAME@tuned``), else with their defaults.
@@ -94,6 +94,7 @@ def evaluate(
         hit rate and the per-period KPIs of the table on the held-out episodes).
     """
     seeds = list(range(settings.evaluation_seed, settings.evaluation_seed + settings.evaluation_episodes))
+    simulator.demands.keep(seeds)  # every policy below runs on them: their demand is drawn once
     rollouts = Rollouts(simulator, teacher)
     student = RuleTablePolicy(table, simulator.network.loaded.digest, name="rules")
     on_teacher = rollouts.run(seeds, student=None)
@@ -107,7 +108,7 @@ def evaluate(
     }
     baselines = {}
     for name, policy in _baselines(simulator.network.scenario.name).items():
-        baselines[name] = _kpi_summary([run_episode(simulator, policy, seed=s) for s in seeds], simulator)
+        baselines[name] = _kpi_summary(list(run_episodes(simulator, policy, seeds)), simulator)
     best = max(baselines, key=lambda name: baselines[name]["profit"])
     teacher_profit = summaries["teacher"]["profit"]
     retention = summaries["rules"]["profit"] / teacher_profit if teacher_profit > 0 else None
@@ -118,7 +119,7 @@ def evaluate(
         rule = build_anchor(teacher.anchor or {})
         anchor = {
             "name": anchor_label(teacher.anchor),
-            **_kpi_summary([run_episode(simulator, rule, seed=s) for s in seeds], simulator),
+            **_kpi_summary(list(run_episodes(simulator, rule, seeds)), simulator),
         }
     states = [on_table.features, on_teacher.features] + ([seen] if seen is not None else [])
     monitoring = monitoring_reference(

@@ -6,6 +6,10 @@ only on the seed, never on what a policy does (common random numbers).
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +100,7 @@ class DemandModel:
         #: The compiled draws' precomputed constants (:func:`_draw_plans`), made at the first
         #: sample; False when numpy draws.
         self._draw_plans = None
+        self._plans_lock = threading.Lock()
         #: Moving-block bootstrap: (history (P, C, S) in units, block length), or None.
         self._bootstrap: tuple[np.ndarray, int] | None = None
         bootstrap = network.scenario.demand.bootstrap
@@ -125,7 +130,9 @@ class DemandModel:
             channel_demand = self._bootstrap[0][self.bootstrap_periods(rng)]
             return _split_over_tiers(self._split, n, channel_demand, rng)
         if self._draw_plans is None:
-            self._draw_plans = _draw_plans(self)
+            with self._plans_lock:  # a simulator's thread and its background thread may both come
+                if self._draw_plans is None:
+                    self._draw_plans = _draw_plans(self)
         state = draws.state_words(rng) if self._draw_plans is not False else None
         if state is None:
             return self._sample_numpy(rng)
@@ -144,8 +151,9 @@ class DemandModel:
                     channel_demand = np.zeros((self.periods, len(n.channels), n.n_skus))
                 demand_kernels.draw_normal_channel(state, channel_demand, c, columns, *plan, n.integer_units)
             elif kind == "negative_binomial":
+                rate = np.empty(plan[0].shape)  # the drawn rates (H, k); each call its own (threads)
                 drawn = demand_kernels.draw_negative_binomial_tiers(
-                    state, tiers, members, columns, *plan, log_factorial
+                    state, tiers, members, columns, *plan, rate, log_factorial
                 )
                 if not drawn:
                     raise ValueError("lam value too large")  # as numpy's Generator.poisson refuses it
@@ -179,6 +187,120 @@ class DemandModel:
             _add_split_over_tiers(self._split, n, channel_demand, rng, tiers)
         return tiers
 
+    @property
+    def draws_compiled(self) -> bool:
+        """Whether :meth:`sample` draws in compiled code, which lets other threads run meanwhile
+        (known after the first sample; a bootstrap resamples history with numpy)."""
+        return self._bootstrap is None and self._draw_plans not in (None, False)
+
+
+#: The fewest demand values (H × T × S) of an episode drawn ahead: below, handing the draw to
+#: the background thread costs more than it saves (``scripts/bench_sim.py``: OR-Gym's 30 values
+#: ran at 0.85× and retail's 8,736 at 0.96× of one thread; 62,400 at 200 SKUs at 1.28×).
+AHEAD_MIN_VALUES = 20_000
+#: Bytes of demand one simulator keeps for the seeds it is told come back (:meth:`EpisodeDemands.keep`).
+KEEP_BYTES = 512 * 2**20
+
+
+class EpisodeDemands:
+    """One simulator's episode demand by seed: drawn when an episode starts, or ahead of time on
+    a background thread, and kept while the same seed may start another episode.
+
+    Demand depends only on the seed (common random numbers), so where it was drawn never
+    changes an episode: only how long its reset takes.
+
+    - The last episode's demand is kept: every policy of a comparison runs on the same seed.
+    - :meth:`draw_ahead` draws a coming episode's demand on the process's background thread
+      while this one runs, when its draws are compiled (they let the simulator's thread run)
+      and it has at least :data:`AHEAD_MIN_VALUES` values.
+    - :meth:`keep` names seeds that will come back (a tuner's evaluation seeds), whose demand
+      is then kept, up to :data:`KEEP_BYTES`.
+
+    The arrays handed out are read-only, since several episodes share them.
+    """
+
+    def __init__(self, draw: Callable[[int], np.ndarray], background: Callable[[], bool]) -> None:
+        #: draw(seed) -> demand (H, T, S), a pure function of the seed; background() whether
+        #: drawing ahead pays (the draws are compiled).
+        self._draw, self._background = draw, background
+        self._last: tuple[int, np.ndarray] | None = None
+        self._kept: dict[int, np.ndarray | None] = {}
+        #: The demand being drawn ahead: (process id, seed, future), or None.
+        self._ahead: tuple[int, int, Future] | None = None
+
+    def get(self, seed: int) -> np.ndarray:
+        """The demand of episode ``seed``: kept, drawn ahead (waiting for it if need be), or drawn now."""
+        if self._last is not None and self._last[0] == seed:
+            return self._last[1]
+        demand = self._kept.get(seed)
+        if demand is None:
+            demand = self._take_ahead(seed)
+        if demand is None:
+            demand = self._drawn(seed)
+        if seed in self._kept and self._kept[seed] is None and self._kept_bytes() + demand.nbytes <= KEEP_BYTES:
+            self._kept[seed] = demand
+        self._last = (seed, demand)
+        return demand
+
+    def draw_ahead(self, seed: int) -> None:
+        """Start drawing episode ``seed``'s demand on the background thread, unless it is at hand,
+        small (the last episode's had fewer than :data:`AHEAD_MIN_VALUES` values) or not drawn
+        compiled. One episode ahead at most: a later call replaces it."""
+        if self._last is None or self._last[1].size < AHEAD_MIN_VALUES or self.at_hand(seed):
+            return
+        if not self._background():
+            return
+        if self._ahead is not None and self._ahead[:2] == (os.getpid(), seed):
+            return
+        self._ahead = (os.getpid(), seed, _background_thread().submit(self._drawn, seed))
+
+    def keep(self, seeds: Iterable[int]) -> None:
+        """Keep the demand of ``seeds`` (and only theirs) once drawn, up to :data:`KEEP_BYTES`."""
+        self._kept = {int(seed): self._kept.get(int(seed)) for seed in seeds}
+
+    def at_hand(self, seed: int) -> bool:
+        """Whether episode ``seed``'s demand is kept (no draw needed to start it)."""
+        return (self._last is not None and self._last[0] == seed) or self._kept.get(seed) is not None
+
+    def _take_ahead(self, seed: int) -> np.ndarray | None:
+        """The demand drawn ahead for ``seed`` (waited for), or None; a guess that missed is dropped."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != os.getpid():  # drawn ahead in the parent of a fork: not here
+            return None
+        if ahead[1] != seed:
+            return None
+        return ahead[2].result()  # a failed draw raises here, as drawing now would
+
+    def _drawn(self, seed: int) -> np.ndarray:
+        demand = self._draw(seed)
+        demand.flags.writeable = False
+        return demand
+
+    def _kept_bytes(self) -> int:
+        return sum(demand.nbytes for demand in self._kept.values() if demand is not None)
+
+
+#: The process's background thread for demand drawn ahead (made when first needed).
+_BACKGROUND: list[ThreadPoolExecutor | None] = [None]
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def _background_thread() -> ThreadPoolExecutor:
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND[0] is None:
+            _BACKGROUND[0] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invalloc-demand")
+        return _BACKGROUND[0]
+
+
+def _forget_background_thread() -> None:
+    """In a forked child: the parent's thread did not come along (nor may its lock be free)."""
+    global _BACKGROUND_LOCK
+    _BACKGROUND_LOCK = threading.Lock()
+    _BACKGROUND[0] = None
+
+
+os.register_at_fork(after_in_child=_forget_background_thread)
+
 
 def _ordinary(*arrays: np.ndarray) -> bool:
     """Every value finite and non-negative."""
@@ -190,7 +312,7 @@ def _draw_plans(model: DemandModel):
     numpy's ``random_log_gam`` table, per stream its constant arguments (Poisson: the means'
     :func:`~invalloc.sim.kernels.draws.poisson_constants`; negative binomial: where positive,
     gamma shape and scale (H, k) and the shapes' :func:`~invalloc.sim.kernels.draws.gamma_constants`,
-    tier shares (M,), a rate scratch (H, k); normal: means and
+    tier shares (M,); normal: means and
     standard deviations (H, k)), and per channel its tiers' binomial split probabilities and
     their inversion tables.
     False when a parameter is out of the ordinary (numpy then draws, and checks it)."""
@@ -213,7 +335,6 @@ def _draw_plans(model: DemandModel):
                     np.ascontiguousarray(gamma_scale[:, 0, :]),
                     draws.gamma_constants(shapes.ravel()),
                     np.ascontiguousarray(shares[0, :, 0]),
-                    np.empty(positive[:, 0, :].shape),
                 )
             )
         else:

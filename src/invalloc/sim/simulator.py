@@ -24,6 +24,7 @@ environment does), or :func:`run_episode` with a policy.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from invalloc.sim import kernels
 from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
 from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
-from invalloc.sim.demand import DemandModel, load_demand_trace, split_over_tiers
+from invalloc.sim.demand import DemandModel, EpisodeDemands, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
 from invalloc.sim.kernels.lead_times import draw_lead_times, lead_time_tables
 from invalloc.sim.network import Network
@@ -244,6 +245,10 @@ class Simulator:
         self._no_open = np.zeros(0)  # no request open (the decision point adds +0.0)
         self._no_leads = np.zeros(0, dtype=np.int64)
         self._allocate_state()
+        #: Each episode's demand by seed (drawn ahead, kept for seeds that come back).
+        self.demands = EpisodeDemands(
+            self._draw_demand, lambda: self._trace is None and self.demand_model.draws_compiled
+        )
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ episode set-up
@@ -294,15 +299,10 @@ class Simulator:
         n = self.network
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
-        # Two independent streams derived from the seed: demand (and its split over tiers), and
-        # supply (lead times, partial deliveries; created when first drawn from).
-        demand_rng = np.random.default_rng([seed, 0])
         self._seed = seed
+        # Supply's own stream (lead times, partial deliveries; created when first drawn from).
         self._supply_rng: np.random.Generator | None = None
-        if self._trace is not None:
-            self.tier_demand = split_over_tiers(n, self._trace, demand_rng)
-        else:
-            self.tier_demand = self.demand_model.sample(demand_rng)  # (H, T, S)
+        self.tier_demand = self.demands.get(seed)  # (H, T, S), read-only (see _draw_demand)
 
         self.period = 0
         if self.layers.quantity.shape[2] != LAYER_SLOTS:  # the last episode made the layers grow
@@ -335,6 +335,20 @@ class Simulator:
         # SimPy sequences the periods: one process, one event per period (see _calendar).
         self.env = simpy.Environment()
         self.env.process(self._calendar())
+
+    def _draw_demand(self, seed: int) -> np.ndarray:
+        """Episode ``seed``'s tier demand (H, T, S), from its own stream: the first of two
+        independent streams derived from the seed (the second is :attr:`supply_rng`). A pure
+        function of the seed, which may run on :attr:`demands`' background thread."""
+        demand_rng = np.random.default_rng([seed, 0])
+        if self._trace is not None:
+            return split_over_tiers(self.network, self._trace, demand_rng)
+        return self.demand_model.sample(demand_rng)
+
+    def draw_ahead(self, seed: int) -> None:
+        """Start drawing the demand of a coming episode ``seed`` on a background thread, so that
+        its :meth:`reset` need not (:class:`~invalloc.sim.demand.EpisodeDemands`)."""
+        self.demands.draw_ahead(seed)
 
     @property
     def supply_rng(self) -> np.random.Generator:
@@ -887,11 +901,24 @@ def _due_before(amounts: dict[int, float], period: int) -> float:
     return float(total)
 
 
-def run_episode(simulator: Simulator, policy, seed: int | None = None) -> list[PeriodReport]:
-    """Reset ``simulator`` with ``seed`` and let ``policy`` decide every period."""
+def run_episode(
+    simulator: Simulator, policy, seed: int | None = None, next_seed: int | None = None
+) -> list[PeriodReport]:
+    """Reset ``simulator`` with ``seed`` and let ``policy`` decide every period; the demand of
+    the episode ``next_seed`` that follows, if given, is drawn meanwhile on a background thread."""
     simulator.reset(seed=seed)
+    if next_seed is not None:
+        simulator.draw_ahead(next_seed)
     policy.reset(simulator.network, seed=seed)
     reports = []
     while not simulator.done:
         reports.append(simulator.step(policy.act(simulator)))
     return reports
+
+
+def run_episodes(simulator: Simulator, policy, seeds: Iterable[int]) -> Iterator[list[PeriodReport]]:
+    """:func:`run_episode` on each of ``seeds`` in turn, yielding each episode's reports; each
+    next episode's demand is drawn on a background thread while the one before runs."""
+    seeds = [int(seed) for seed in seeds]
+    for i, seed in enumerate(seeds):
+        yield run_episode(simulator, policy, seed, seeds[i + 1] if i + 1 < len(seeds) else None)

@@ -14,7 +14,7 @@ from numba import njit
 NEVER = np.iinfo(np.int64).max // 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def fifo_issue(layer_qty, layer_cost, layer_expires, used, quantity, out_cost, out_expires):
     """Take ``quantity`` (D, S) units first-in first-out from the cost layers (D, S, K).
 
@@ -103,7 +103,7 @@ def _compact_row(layer_qty, layer_cost, layer_expires, used, d, s):
     used[d, s] = kept
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def make_room(layer_qty, layer_cost, layer_expires, used, quantity):
     """Whether every DC × SKU receiving ``quantity > 0`` (D, S) has a free layer slot, after
     dropping the empty layers of those that are full."""
@@ -152,7 +152,7 @@ def receive_layer(layer_qty, layer_cost, layer_expires, used, d, s, quantity, un
     used[d, s] = k + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_cost, expires, weighted_average):
     """Append one layer per DC × SKU with ``quantity > 0``; False (nothing changed) if slots run out.
 
@@ -181,7 +181,7 @@ def receive_layers(layer_qty, layer_cost, layer_expires, used, quantity, unit_co
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def issue_from_dcs(
     lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, cost, expires
 ):
@@ -205,7 +205,7 @@ def issue_from_dcs(
     return outbound
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def issue_outbound(
     lane_units, lane_source, layer_qty, layer_cost, layer_expires, used, on_hand, flows_out, lane_cost, lane_expires
 ):
@@ -249,7 +249,7 @@ def expire_layer(layer_qty, layer_cost, layer_expires, used, d, s, period, cost)
     return units, cost
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def expire_layers(layer_qty, layer_cost, layer_expires, used, period, expired_units):
     """Remove layers whose expiry period is ≤ ``period``; writes units (D, S), returns their cost."""
     n_loc, n_sku, _ = layer_qty.shape
@@ -272,7 +272,7 @@ def write_down_layer(layer_qty, layer_cost, used, d, s, net_realisable_value, am
     return amount
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def write_down_layers(layer_qty, layer_cost, used, net_realisable_value):
     """Lower of cost and NRV: layers costing more than the SKU's NRV (S,) are written down to it.
 

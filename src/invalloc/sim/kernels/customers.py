@@ -20,7 +20,7 @@ from invalloc.sim.kernels.ledger import (
 from invalloc.sim.kernels.rules import ALLOCATE, limit_allocations
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def serve_customers(
     new_demand,
     backlog,
@@ -116,7 +116,7 @@ def serve_customers(
             backlog[t, s] = 0.0 if lost_sales else short[t, s]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def dispatch_sales(
     shipped,
     lane_tiers,
@@ -195,7 +195,7 @@ def dispatch_sales(
     return freight, sales_value
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, revenue_by_lane):
     """Empty ring slot ``slot`` of goods reaching customers (its cost of the goods read
     first: :func:`three_totals`); writes revenue per lane (A,).
@@ -216,7 +216,7 @@ def take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, reven
     return revenue
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def three_totals(first, second, third):
     """The sums of three C-contiguous arrays, each a running total in its own element order.
 
@@ -238,7 +238,7 @@ def three_totals(first, second, third):
     return total_x, total_y, total_z
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def serve_period(ep, new_demand, allocations, leads, period, log, served, served_new, short, executed):
     """The customers' part of a period, booked, on the episode's state: allocations capped by
     what is on hand now (:func:`~invalloc.sim.kernels.rules.limit_allocations`), demand served

@@ -10,7 +10,7 @@ from invalloc.sim.kernels.rules import _project_with, clear_outputs
 from invalloc.sim.kernels.transfers import send_transfers
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def decision_point(
     ep,
     flat,

@@ -25,7 +25,7 @@ from invalloc.sim.kernels.draws import (
 )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def add_tier_draws(tiers, members, columns, draws):
     """``tiers[:, members[:, None], columns[None, :]] += draws`` (H, M, k) (no index repeats)."""
     for h in range(draws.shape[0]):
@@ -35,7 +35,7 @@ def add_tier_draws(tiers, members, columns, draws):
                 tiers[h, t, columns[j]] += draws[h, m, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def whole_counts(total):
     """``total.astype(np.int64)`` of one channel's demand (H, S)."""
     remaining = np.empty(total.shape, dtype=np.int64)
@@ -45,7 +45,7 @@ def whole_counts(total):
     return remaining
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def nonzero_counts(remaining):
     """``remaining[remaining != 0]``: the counts to split, in C order."""
     count = 0
@@ -63,7 +63,7 @@ def nonzero_counts(remaining):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def add_tier_split(tiers, member, remaining, draws, last, total, share, integer, all_integer):
     """One tier's part of a channel's demand added to ``tiers[:, member, :]``.
 
@@ -88,7 +88,7 @@ def add_tier_split(tiers, member, remaining, draws, last, total, share, integer,
                 tiers[h, member, s] += total[h, s] * share
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def add_channel_total(tiers, member, total):
     """``tiers[:, member, :] += total`` (H, S)."""
     for h in range(total.shape[0]):
@@ -96,7 +96,7 @@ def add_channel_total(tiers, member, total):
             tiers[h, member, s] += total[h, s]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def add_pro_rata(tiers, members, shares, total):
     """``tiers[:, members, :] += (total[..., None] * shares).transpose(0, 2, 1)``."""
     for h in range(total.shape[0]):
@@ -106,7 +106,7 @@ def add_pro_rata(tiers, members, shares, total):
                 tiers[h, t, s] += total[h, s] * shares[k]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_poisson_tiers(state, tiers, members, columns, constants, log_factorial):
     """``tiers[:, members[:, None], columns[None, :]] += Generator.poisson(means)`` for Poisson
     means (H, M, k) given by their :func:`~invalloc.sim.kernels.draws.poisson_constants`
@@ -134,7 +134,7 @@ def draw_poisson_tiers(state, tiers, members, columns, constants, log_factorial)
     store_state(state, pcg)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_negative_binomial_tiers(
     state, tiers, members, columns, positive, gamma_shape, gamma_scale, gamma_constants, shares, rate, log_factorial
 ):
@@ -163,7 +163,7 @@ def draw_negative_binomial_tiers(
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_poisson_of_rates(state, tiers, members, columns, rate, shares, log_factorial):
     """``tiers[:, members[:, None], columns[None, :]] += Generator.poisson(rate × shares)`` for
     rates (H, k) and tier shares (M,), the means in C order of (H, M, k), each at most
@@ -190,7 +190,7 @@ def draw_poisson_of_rates(state, tiers, members, columns, rate, shares, log_fact
     store_state(state, pcg)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer):
     """``channel_demand[:, c, columns] +=`` normal demand (H, k): ``Generator.normal(means, stds)``
     in C order, truncated at zero (``np.maximum``), rounded to whole units (``np.round``)
@@ -208,7 +208,7 @@ def draw_normal_channel(state, channel_demand, c, columns, means, stds, integer)
     store_state(state, pcg)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_channel_split(state, tiers, members, probabilities, rows, bounds, steps, total, shares, integer, all_integer):
     """One channel's demand ``total`` (H, S) split over its tiers ``members`` (M ≥ 2, rows of
     ``tiers``) and added to them, as :func:`whole_counts` then :func:`add_tier_split` of each
@@ -230,7 +230,7 @@ def draw_channel_split(state, tiers, members, probabilities, rows, bounds, steps
     add_tier_split(tiers, members[last], remaining, no_draws, True, total, shares[last], integer, all_integer)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_tier_split(pcg, tiers, member, remaining, p, bounds, steps, total, share, integer, all_integer):
     """:func:`add_tier_split` of a tier that is not its channel's last, drawing its whole units:
     ``Generator.binomial(count, p)`` of each non-zero count of ``remaining`` in C order (the

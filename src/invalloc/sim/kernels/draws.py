@@ -212,7 +212,7 @@ def standard_normal(pcg):
     return _standard_normal_beyond(pcg, word)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _standard_normal_beyond(pcg, word):
     """:func:`standard_normal` from a first 64-bit ``word`` that fell outside its layer's
     rectangle: the wedge or tail test, then further tries."""
@@ -252,7 +252,7 @@ def normal(pcg, loc, scale):
     return loc + scaled, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def standard_exponential(pcg):
     """numpy's ``random_standard_exponential`` (the ziggurat, ``_zig`` in older numpy)."""
     while True:
@@ -270,7 +270,7 @@ def standard_exponential(pcg):
             return x, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def standard_gamma(pcg, shape):
     """numpy's ``random_standard_gamma``: exponential at shape 1, zero at shape 0, the
     Ahrens–Dieter/Best rejection below 1 and Marsaglia–Tsang above."""
@@ -313,7 +313,7 @@ def marsaglia_tsang(pcg, b, c):
             return b * v, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gamma_constants(shapes):
     """Per gamma shape (n,), the Marsaglia–Tsang constants numpy computes on every draw, (n, 2):
     b = shape − 1/3 and c = 1/√(9b) (NaN below shape 1, which uses other methods)."""
@@ -337,7 +337,7 @@ def gamma_from_constants(pcg, shape, scale, constants, i):
     return scale * drawn, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gamma(pcg, shape, scale):
     """numpy's ``random_gamma``: ``scale × standard gamma(shape)``."""
     drawn, pcg = standard_gamma(pcg, shape)
@@ -347,7 +347,7 @@ def gamma(pcg, shape, scale):
 # --- Poisson ---------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def loggam(x):
     """numpy's ``random_loggam``: log Γ(x) by the SPECFUN series (x shifted up to 7)."""
     if x == 1.0 or x == 2.0:
@@ -374,7 +374,7 @@ def loggam(x):
 POISSON_CONSTANTS = 6
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def poisson_constants(means):
     """Per mean (n,), the constants numpy's ``random_poisson`` computes on every draw, (n, 6)."""
     out = np.zeros((means.shape[0], POISSON_CONSTANTS))
@@ -393,7 +393,7 @@ def poisson_constants(means):
 LOG_FACTORIALS = 1024
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_factorials():
     """log k! for k < :data:`LOG_FACTORIALS`: numpy's ``random_loggam(k + 1)``, the same numbers,
     looked up instead of recomputed by :func:`poisson_ptrs`."""
@@ -463,7 +463,7 @@ def _stack_words(typingctx):
     return signature, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial_btpe(pcg, n, p):
     """numpy's ``random_binomial_btpe`` (Kachitvichyanukul–Schmeiser; numba's translation,
     which tracks numpy's version). It draws through a state array: ``pcg`` is copied to a
@@ -475,7 +475,7 @@ def binomial_btpe(pcg, n, p):
     return (n - y if p > 0.5 else y), load_state(state)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial_inversion_constants(n, p):
     """What numpy's ``random_binomial_inversion`` computes per draw: (q, qⁿ, bound)."""
     q = 1.0 - p
@@ -485,7 +485,7 @@ def binomial_inversion_constants(n, p):
     return q, qn, bound
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial_inversion(pcg, n, p, q, qn, bound):
     """numpy's ``random_binomial_inversion`` given its constants (:func:`binomial_inversion_constants`):
     the successes by inverting the CDF from 0 up, restarting past ``bound``."""
@@ -504,7 +504,7 @@ def binomial_inversion(pcg, n, p, q, qn, bound):
     return x, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial(pcg, n, p):
     """numpy's ``random_binomial``: none for n = 0 or p = 0; inversion while the smaller of
     p, 1 − p times n is at most 30, BTPE above (counted from the other side when p > 0.5)."""
@@ -524,7 +524,7 @@ def binomial(pcg, n, p):
     return n - x, pcg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial_fill(state, counts, probabilities, out):
     """``out[:] = Generator.binomial(counts, probabilities)`` for int64 ``counts`` (n,) and
     ``probabilities`` (n,) in [0, 1]: the draws in order, advancing the state array."""
@@ -538,7 +538,7 @@ def binomial_fill(state, counts, probabilities, out):
 INVERSION_TRIALS = 1024
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def binomial_inversion_table(p, max_trials):
     """The probabilities numpy's ``random_binomial_inversion`` steps through, for one success
     probability ``p`` and every number of trials n ≤ ``max_trials`` that numpy draws by

@@ -8,7 +8,7 @@ from invalloc.sim.kernels.cost_layers import NEVER, receive_layers
 from invalloc.sim.kernels.ledger import CASH, EQUITY, INVENTORY, post
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def reset_episode(ep, opening_stock, opening_unit_cost, opening_expiry, opening_value, opening_cash):
     """Empty the episode's state arrays in place, then book the opening stock and cash.
 
@@ -61,7 +61,7 @@ def reset_episode(ep, opening_stock, opening_unit_cost, opening_expiry, opening_
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def any_nonzero(array):
     """Whether any entry of a 2-D array is non-zero (``array.any()`` without numpy's reduction set-up)."""
     for row in range(array.shape[0]):
@@ -71,7 +71,7 @@ def any_nonzero(array):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def any_nonzero_rows(array, rows):
     """Whether any entry in the given ``rows`` (int64 (k,)) of a 2-D array is non-zero
     (``array[rows].any()`` without the copy)."""

@@ -28,7 +28,7 @@ def lead_time_tables(samplers) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_lead_times(state, fixed, random_lanes, values, cumulative, first, total, leads):
     """Lead time per lane written to ``leads`` (lanes,) in periods: ``fixed``, and for each
     random lane in turn one uniform of the PCG64 stream ``state`` (written back advanced,

@@ -205,17 +205,17 @@ def packable(fields, values: dict) -> tuple:
 
 # Packed by compiled functions kept in numba's cache: the proxies' own constructors are
 # compiled afresh in every process (seconds for sixty fields).
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _new_rule_arrays(*fields):
     return RuleArrays(*fields)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _new_episode_arrays(*fields):
     return EpisodeArrays(*fields)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _new_sourcing_arrays(*fields):
     return SourcingArrays(*fields)
 

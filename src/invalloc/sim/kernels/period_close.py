@@ -21,7 +21,7 @@ from invalloc.sim.kernels.ledger import (
 )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def close_period(
     paid,
     collected,
@@ -89,7 +89,7 @@ def close_period(
     return holding, interest, written, expired_total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def close_books(ep, paid, collected, penalty, period):
     """:func:`close_period` on the episode's state, and the period's figures from the ledger.
 

@@ -8,7 +8,7 @@ from invalloc.sim.kernels.cost_layers import NEVER, make_room, receive_layer
 from invalloc.sim.kernels.ledger import IN_TRANSIT, INVENTORY, post
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def receive_arrivals(
     slot,
     transit_units,
@@ -66,7 +66,7 @@ def receive_arrivals(
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def put_away(ep, slot):
     """:func:`receive_arrivals` of ring slot ``slot``; −1.0 (nothing changed) if the layers need more slots."""
     return receive_arrivals(

@@ -23,7 +23,7 @@ def _whole(value, integer):
     return np.floor(value + 1e-9) if integer else value
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _lower(block, i, s, new, log, rule):
     """Set block[i, s] to ``new`` (never above the old value) and log the change under ``rule``."""
     old = block[i, s]
@@ -33,7 +33,7 @@ def _lower(block, i, s, new, log, rule):
         block[i, s] = new
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _any_finite(values):
     """Whether any of ``values`` is finite (as ``np.isfinite(values).any()``, without the array)."""
     for value in values.flat:
@@ -42,7 +42,7 @@ def _any_finite(values):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _any_nonzero(values):
     """Whether any of ``values`` is non-zero (NaN counts; counted without an early exit, which the
     compiler vectorises)."""
@@ -52,7 +52,7 @@ def _any_nonzero(values):
     return nonzero > 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _add_row(start, block, i):
     """``start`` plus row ``i`` of ``block``, added in column order (the sum kept in a register,
     not in the array element it goes to)."""
@@ -62,7 +62,7 @@ def _add_row(start, block, i):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _add_rows_into(totals, block, group):
     """Add each row ``i`` of ``block`` into ``totals[group[i]]``, rows in order and each row's
     SKUs in column order (as :func:`_add_row` row after row). Two consecutive rows of different
@@ -84,14 +84,14 @@ def _add_rows_into(totals, block, group):
             i += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
     for s in range(block.shape[1]):
         _lower(block, i, s, _whole(block[i, s] * factor, sku_integer[s]), log, rule)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _order_value(orders, unit_cost, fixed_cost):
     """Value of all purchase orders (P, S): units × cost plus each ordering lane's fixed cost."""
     total = 0.0
@@ -107,7 +107,7 @@ def _order_value(orders, unit_cost, fixed_cost):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _lanes_value(lane_variable, lane_units, fixed_cost):
     """:func:`_order_value` from each lane's sums already taken: units × cost (P,) and units (P,)."""
     total = 0.0
@@ -119,7 +119,7 @@ def _lanes_value(lane_variable, lane_units, fixed_cost):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost):
     """Value of the orders plus that of the delayed orders (:func:`_order_value` of each); the
     latter only where some may be non-zero (all-zero orders are worth +0.0, which adds nothing)."""
@@ -129,7 +129,7 @@ def _purchase_value(orders, delayed, any_delayed, unit_cost, fixed_cost):
     return value
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _stock_positions(on_hand, inbound):
     """Each DC's stock position (D,): Σ over SKUs of on hand + in transit, added in SKU order.
 
@@ -150,7 +150,7 @@ def _stock_positions(on_hand, inbound):
     return position
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _lane_sums(orders, unit_cost):
     """Each purchase lane's variable value Σ units × unit cost and its units Σ units (P,), each
     added in SKU order; up to four lanes side by side in one pass over the SKUs (as
@@ -176,7 +176,7 @@ def _lane_sums(orders, unit_cost):
     return variable, units
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _finite_non_negative(values):
     """Whether every one of ``values`` (1-D) is finite and ≥ 0 (counted without an early exit,
     which the compiler vectorises: several times faster when they all are)."""
@@ -187,7 +187,7 @@ def _finite_non_negative(values):
     return bad == 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _penalty(shortfall, shortfall_penalty, block_start, block_kind):
     """Σ shortfall × penalty over the replenishment decisions, added in decision order.
 
@@ -210,7 +210,7 @@ def _penalty(shortfall, shortfall_penalty, block_start, block_kind):
     return penalty
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
     for p in range(orders.shape[0]):
         for s in range(orders.shape[1]):
@@ -218,7 +218,7 @@ def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
             _lower(delayed, p, s, _whole(delayed[p, s] * factor, sku_integer[s]), log, rule)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def project(
     flat,
     open_requests,
@@ -520,7 +520,7 @@ def project(
     return value, penalty
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _changes(log):
     """Decisions changed so far by any rule (the log's first column summed)."""
     total = 0.0
@@ -529,7 +529,7 @@ def _changes(log):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def limit_allocations(
     allocations, has_decision, available, sales_location, sales_share, sales_capacity, sku_integer, log
 ):
@@ -575,7 +575,7 @@ def limit_allocations(
                 _lower(allocations, a, s, _whole(allocations[a, s] * factor, sku_integer[s]), log, AVAILABLE_STOCK)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _overwritten(kind, row, n_sku, block_start, block_kind, block_row, block_first_column):
     """Whether a block of consecutive SKUs covers the whole lane ``row`` of ``kind`` (then
     :func:`project` copies the requests over all of it, whatever it held)."""
@@ -590,7 +590,7 @@ def _overwritten(kind, row, n_sku, block_start, block_kind, block_row, block_fir
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def clear_outputs(rules, orders, delayed, transfers, allocations, log):
     """Prepare :func:`project`'s outputs (they may come uninitialised): ``orders``, ``delayed``,
     ``transfers`` and ``log`` zeroed, ``allocations`` set to +inf, except the lanes a block of
@@ -610,7 +610,7 @@ def clear_outputs(rules, orders, delayed, transfers, allocations, log):
     log[:] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def project_packed(
     rules,
     flat,
@@ -713,13 +713,13 @@ def _project_with(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def order_value_packed(rules, orders):
     """:func:`_order_value` of purchase orders (P, S) at the offered unit costs."""
     return _order_value(orders, rules.unit_cost, rules.fixed_cost)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def record_allocations(executed, allocations, positions, rows, columns):
     """``executed[positions] = allocations[rows, columns]`` (int64 index vectors of one length)."""
     for k in range(positions.shape[0]):

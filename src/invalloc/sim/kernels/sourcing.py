@@ -68,7 +68,7 @@ def numpy_ddot_address() -> int:
     return 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def dot(address, x, x_start, y, y_start, n):
     """``float(x[x_start:x_start+n] @ y[y_start:y_start+n])`` as numpy computes it (contiguous float64)."""
     if n <= 0:
@@ -76,7 +76,7 @@ def dot(address, x, x_start, y, y_start, n):
     return 0.0 + _ddot(address, n, x, x_start, y, y_start)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _block_sum(a, start, n):
     """numpy's pairwise sum of at most 128 values: eight running sums, then the rest in turn."""
     if n < 8:
@@ -106,7 +106,7 @@ def _block_sum(a, start, n):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def pairwise_sum(a, start, n):
     """numpy's pairwise sum of ``a[start:start+n]`` (contiguous float64), without its 0.0 start.
 
@@ -141,13 +141,13 @@ def pairwise_sum(a, start, n):
     return partial[0]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def array_sum(a, start, n):
     """``float(a[start:start+n].sum())`` as numpy computes it."""
     return 0.0 + pairwise_sum(a, start, n)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _maximum(a, b):
     """``np.maximum`` of two floats (NaN wins; ties keep ``a``)."""
     if a >= b or a != a:
@@ -155,13 +155,13 @@ def _maximum(a, b):
     return b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _builtin_max(a, b):
     """Python's ``max(a, b)`` of two floats (``b`` only if it is larger)."""
     return b if b > a else a
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _round(q, start, stop, skus, integer):
     """Whole-unit SKUs rounded down (``floor(q + 1e-9)``) in ``q[start:stop]``."""
     for i in range(start, stop):
@@ -169,7 +169,7 @@ def _round(q, start, stop, skus, integer):
             q[i] = np.floor(q[i] + 1e-9)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _scale(q, start, stop, factor, divisor, skus, integer):
     """``whole(q * factor / divisor)`` on ``q[start:stop]`` (in numpy's order of operations)."""
     for i in range(start, stop):
@@ -177,7 +177,7 @@ def _scale(q, start, stop, factor, divisor, skus, integer):
     _round(q, start, stop, skus, integer)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def all_positive_zero(values):
     """Whether every one of ``values`` (2-D) is +0.0 (counted without an early exit, which the
     compiler vectorises)."""
@@ -187,7 +187,7 @@ def all_positive_zero(values):
     return other == 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def sourcing_state(
     need,
     integer,
@@ -251,7 +251,7 @@ def sourcing_state(
     return remaining, lane_units, supplier_left, transfer_units, stock_left, room
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def source_requests(
     ddot,
     remaining,
@@ -435,7 +435,7 @@ def source_requests(
                         supplier_left[w, skus[i]] -= proposals[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _probe(ddot, x, y, lengths):
     """(dot, sum) of ``x[:n]``, ``y[:n]`` per ``n`` in ``lengths``, for :func:`exact_arithmetic`."""
     out = np.empty((lengths.shape[0], 2))
@@ -462,7 +462,7 @@ def exact_arithmetic() -> int:
     return address
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _minimum(a, b):
     """``np.minimum`` of two floats (NaN wins; ties keep ``a``)."""
     if a <= b or a != a:
@@ -470,7 +470,7 @@ def _minimum(a, b):
     return b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def open_allocation(
     on_hand, arriving, transfers, transfer_source, locations, max_share, factor, integer, positions, requests
 ):
@@ -502,7 +502,7 @@ def open_allocation(
             requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), cap)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def position_gap(target, on_hand, inbound, backlog_at, held, with_held, gap):
     """``target − position`` per DC × SKU (D, S) into ``gap``, element by element as numpy computes
     ``target - (on_hand + inbound - backlog_at [+ held])`` (``held`` added only ``with_held``):
@@ -516,7 +516,7 @@ def position_gap(target, on_hand, inbound, backlog_at, held, with_held, gap):
             gap[d, s] = target[d, s] - position
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def plan_sources(
     ddot,
     need,
@@ -600,7 +600,7 @@ def plan_sources(
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def plan_sources_packed(ddot, plan, need, released, on_hand, inbound, money, requests, transfers):
     """:func:`plan_sources` with the network's constants packed (a
     :class:`~invalloc.sim.kernels.packing.SourcingArrays`): one argument instead of 24."""

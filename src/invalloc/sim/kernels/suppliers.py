@@ -10,7 +10,7 @@ from invalloc.sim.kernels.draws import binomial_from_table, load_state, store_st
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def ship_purchases(
     ordered,
     shipped,
@@ -70,7 +70,7 @@ def ship_purchases(
     return goods_total, ordering_total, freight_total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def ship_orders(ep, ordered, shipped, leads, period):
     """:func:`ship_purchases` on the episode's state; writes ``ep.invoices``."""
     return ship_purchases(
@@ -93,7 +93,7 @@ def ship_orders(ep, ordered, shipped, leads, period):
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes, rows, bounds, steps):
     """The drawn part of :func:`partial_shipments`: ``shipped.ravel()[cells[:count]] =
     Generator.binomial(units[:count], probabilities[:count])``, each whole unit arriving with
@@ -115,7 +115,7 @@ def draw_shipped_units(state, shipped, units, probabilities, cells, count, lanes
     store_state(state, pcg)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def partial_shipments(orders, lanes, ratio, integer, shipped, units, probabilities, cells):
     """Units the suppliers ship of ``orders`` (P, S) before the unreliable lanes' draws.
 

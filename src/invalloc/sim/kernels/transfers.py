@@ -9,7 +9,7 @@ from invalloc.sim.kernels.cost_layers import issue_outbound
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, INVENTORY, post
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def put_in_transit(
     slots, destinations, units, value, expires, transit_units, transit_value, transit_expires, inbound, flows_into
 ):
@@ -30,7 +30,7 @@ def put_in_transit(
             flows_into[d, s] += q
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def dispatch_transfers(
     transfers,
     transfer_source,
@@ -91,7 +91,7 @@ def dispatch_transfers(
     return goods, freight
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def send_transfers(ep, transfers, leads, period):
     """:func:`dispatch_transfers` on the episode's state; writes ``ep.transfer_value``."""
     return dispatch_transfers(
