@@ -160,6 +160,11 @@ def test_bench_sim_reports_every_row_with_its_yardstick_and_targets(tmp_path):
         assert row["sim_over_yardstick"] == pytest.approx(sum(middle) / 2)
         assert row["simulator_periods_per_s"] > 0 and row["yardstick_periods_per_s"] > 0
         assert 0.0 <= row["policy_share"] <= 1.0 and 0.0 <= row["reset_share"] <= 1.0
+        # Also measured with each next episode's demand drawn ahead; a rate target is met by either.
+        assert row["ahead_periods_per_s"] > 0 and row["ahead_over_simulator"] > 0
+        if "target_periods_per_s" in row:
+            best = max(row["simulator_periods_per_s"], row["ahead_periods_per_s"])
+            assert row["target_met"] == (best >= row["target_periods_per_s"])
 
 
 def test_bench_sim_profile_names_where_a_period_goes():
