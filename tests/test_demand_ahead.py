@@ -194,3 +194,33 @@ def test_the_env_draws_the_next_automatic_resets_demand_ahead(any_size):
     # reset(seed=5) and the first reset() draw now; each later one was drawn ahead.
     assert names[:2] == [threading.main_thread().name] * 2
     assert names[2:] and all(name.startswith("invalloc-demand") for name in names[2:])
+
+
+def test_compare_and_simulate_draw_ahead_and_give_the_same_results(any_size, monkeypatch, tmp_path):
+    from invalloc.evaluation.compare import run_comparison
+    from invalloc.evaluation.simulation import run_simulation
+
+    threads: list[str] = []
+    draw = Simulator._draw_demand
+
+    def recorded(self, seed: int) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return draw(self, seed)
+
+    monkeypatch.setattr(Simulator, "_draw_demand", recorded)
+
+    def results():
+        comparison = run_comparison(
+            "retail", ["base_stock", "s_S"], 3, 4, processes=1, progress=False, log_to_mlflow=False,
+            tracking_uri=f"sqlite:///{tmp_path}/unused.db",
+        )  # fmt: skip
+        episodes = {spec: [r.kpis for r in rows] for spec, rows in comparison.results.items()}
+        simulated = run_simulation(load_scenario("retail"), "base_stock", episodes=3, seed=4).episodes
+        return episodes, simulated
+
+    ahead = results()
+    assert sum(name.startswith("invalloc-demand") for name in threads) >= 3  # compare's 2, simulate's 2
+    threads.clear()
+    monkeypatch.setattr(Simulator, "draw_ahead", lambda self, seed: None)
+    assert results() == ahead
+    assert not any(name.startswith("invalloc-demand") for name in threads)

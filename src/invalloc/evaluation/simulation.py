@@ -120,15 +120,17 @@ def simulate_episode(
     episode: int,
     seed: int,
     on_reports: Callable[[int, int, list], None] | None = None,
+    next_seed: int | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """One episode: its KPI row and its audit table (None without an audit log).
 
-    ``on_reports(episode, seed, reports)`` sees the episode's period reports (the decision log).
+    ``on_reports(episode, seed, reports)`` sees the episode's period reports (the decision log);
+    the demand of ``next_seed``, the episode to run next if known, is drawn meanwhile.
     """
     from invalloc.sim.kpis import episode_kpis
     from invalloc.sim.simulator import run_episode
 
-    reports = run_episode(simulator, chosen, seed=seed)
+    reports = run_episode(simulator, chosen, seed=seed, next_seed=next_seed)
     if on_reports is not None:
         on_reports(episode, seed, reports)
     kpis = episode_kpis(reports, network)
@@ -301,8 +303,11 @@ def run_simulation(
                 result.books.append(simulator.books)
 
         outcomes = []
-        for call in calls:
-            outcomes.append(simulate_episode(simulator, network, chosen, *call, on_reports=on_reports))
+        for i, call in enumerate(calls):
+            following = calls[i + 1][1] if i + 1 < len(calls) else None
+            outcomes.append(
+                simulate_episode(simulator, network, chosen, *call, on_reports=on_reports, next_seed=following)
+            )
             step()
     result.episodes = [kpis for kpis, _ in outcomes]
     result.audit = [frame for _, frame in outcomes if frame is not None]
