@@ -101,13 +101,13 @@ def test_kept_seeds_are_drawn_once_and_others_not_kept(generated, monkeypatch):
         simulator.reset(seed=seed)
     assert sorted(seed for seed, _ in recorded.threads) == [1, 2, 3, 3]
     assert simulator.demands.at_hand(1) and simulator.demands.at_hand(3) and not simulator.demands.at_hand(4)
-    # Beyond the budget nothing more is kept.
-    monkeypatch.setattr(demand_module, "KEEP_BYTES", simulator.tier_demand.nbytes)
+    # More seeds are kept beside them, up to the budget in all: beyond it, nothing more.
+    monkeypatch.setattr(demand_module, "KEEP_BYTES", 3 * simulator.tier_demand.nbytes)
     simulator.demands.keep([5, 6])
-    for seed in [5, 6, 5, 6]:
+    for seed in [5, 6, 5, 6, 1, 2]:
         simulator.reset(seed=seed)
-    assert [seed for seed, _ in recorded.threads].count(6) == 2
-    assert [seed for seed, _ in recorded.threads].count(5) == 1
+    drawn = [seed for seed, _ in recorded.threads]
+    assert drawn.count(5) == 1 and drawn.count(6) == 2 and drawn.count(1) == drawn.count(2) == 1
 
 
 def test_a_failed_draw_ahead_raises_at_the_reset_that_needs_it_and_only_there(any_size):

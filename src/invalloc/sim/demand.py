@@ -196,7 +196,7 @@ class DemandModel:
 
 #: The fewest demand values (H × T × S) of an episode drawn ahead: below, handing the draw to
 #: the background thread costs more than it saves (``scripts/bench_sim.py``: OR-Gym's 30 values
-#: ran at 0.85× and retail's 8,736 at 0.96× of one thread; 62,400 at 200 SKUs at 1.28×).
+#: ran at 0.85–0.98× and retail's 8,736 at 0.95–1.01× of one thread; 62,400 at 200 SKUs at 1.22–1.28×).
 AHEAD_MIN_VALUES = 20_000
 #: Bytes of demand one simulator keeps for the seeds it is told come back (:meth:`EpisodeDemands.keep`).
 KEEP_BYTES = 512 * 2**20
@@ -255,8 +255,10 @@ class EpisodeDemands:
         self._ahead = (os.getpid(), seed, _background_thread().submit(self._drawn, seed))
 
     def keep(self, seeds: Iterable[int]) -> None:
-        """Keep the demand of ``seeds`` (and only theirs) once drawn, up to :data:`KEEP_BYTES`."""
-        self._kept = {int(seed): self._kept.get(int(seed)) for seed in seeds}
+        """Keep the demand of ``seeds`` once drawn, beside the seeds kept before (a tuner's
+        workers may get its seeds in chunks), up to :data:`KEEP_BYTES` in all."""
+        for seed in seeds:
+            self._kept.setdefault(int(seed), None)
 
     def at_hand(self, seed: int) -> bool:
         """Whether episode ``seed``'s demand is kept (no draw needed to start it)."""
