@@ -138,7 +138,7 @@ def test_numpy_drawn_or_small_demand_is_drawn_at_reset(any_size, monkeypatch):
     assert simulator.demands._background()  # retail's draws are compiled …
     monkeypatch.setattr(demand_module, "AHEAD_MIN_VALUES", simulator.tier_demand.size + 1)
     simulator.draw_ahead(3)  # … but small
-    assert simulator.demands._ahead is None
+    assert simulator.demands._ahead is None and not simulator.demands.ahead_pays()
     monkeypatch.setattr(demand_module, "AHEAD_MIN_VALUES", simulator.tier_demand.size)
     simulator.draw_ahead(3)
     assert simulator.demands._ahead is not None and simulator.demands._ahead[1] == 3

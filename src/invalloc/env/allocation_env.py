@@ -188,7 +188,7 @@ class AllocationEnv(gym.Env):
         self._needs_reset = False
         # The simulator's own seed comes from the env's generator: reset(seed=s) fixes it.
         self.simulator.reset(seed=int(self.np_random.integers(2**63 - 1)))
-        if seed is None:
+        if seed is None and self.simulator.demands.ahead_pays():
             # Resets without a seed go on drawing from the generator: the next one's simulator
             # seed is known now, and its demand can be drawn while this episode runs.
             coming = copy.deepcopy(self.np_random)

@@ -246,13 +246,16 @@ class EpisodeDemands:
         """Start drawing episode ``seed``'s demand on the background thread, unless it is at hand,
         small (the last episode's had fewer than :data:`AHEAD_MIN_VALUES` values) or not drawn
         compiled. One episode ahead at most: a later call replaces it."""
-        if self._last is None or self._last[1].size < AHEAD_MIN_VALUES or self.at_hand(seed):
-            return
-        if not self._background():
+        if self.at_hand(seed) or not self.ahead_pays():
             return
         if self._ahead is not None and self._ahead[:2] == (os.getpid(), seed):
             return
         self._ahead = (os.getpid(), seed, _background_thread().submit(self._drawn, seed))
+
+    def ahead_pays(self) -> bool:
+        """Whether :meth:`draw_ahead` draws at all: the last episode had at least
+        :data:`AHEAD_MIN_VALUES` demand values, drawn compiled."""
+        return self._last is not None and self._last[1].size >= AHEAD_MIN_VALUES and self._background()
 
     def keep(self, seeds: Iterable[int]) -> None:
         """Keep the demand of ``seeds`` once drawn, beside the seeds kept before (a tuner's
