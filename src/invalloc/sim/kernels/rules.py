@@ -23,14 +23,17 @@ def _whole(value, integer):
     return np.floor(value + 1e-9) if integer else value
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _lower(block, i, s, new, log, rule):
-    """Set block[i, s] to ``new`` (never above the old value) and log the change under ``rule``."""
-    old = block[i, s]
-    if new != old:
-        log[rule, 0] += 1.0
-        log[rule, 1] += abs(old - new)
-        block[i, s] = new
+# The intervention log is tallied in registers inside a loop over SKUs and written back after
+# it (:func:`_tally`): read and written in the loop, the log cannot be kept in a register (it
+# might be one of the arrays the loop writes), and the round trips through memory cost about
+# ten times the rest of the loop. Each rule's count and units are summed in the same order.
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _tally(old, new, count, units):
+    """A rule's running (count of decisions changed, units removed) after lowering ``old`` to ``new``."""
+    changed = new != old
+    return count + (1.0 if changed else 0.0), units + (abs(old - new) if changed else 0.0)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -87,8 +90,14 @@ def _add_rows_into(totals, block, group):
 @njit(cache=True, error_model="numpy", nogil=True)
 def _scale_row(block, i, factor, sku_integer, log, rule):
     """Scale row ``i`` of ``block`` (lanes, S) by ``factor`` ≤ 1, whole units rounded down."""
+    row = block[i]
+    count, units = log[rule, 0], log[rule, 1]
     for s in range(block.shape[1]):
-        _lower(block, i, s, _whole(block[i, s] * factor, sku_integer[s]), log, rule)
+        old = row[s]
+        new = _whole(old * factor, sku_integer[s])
+        count, units = _tally(old, new, count, units)
+        row[s] = new if new != old else old
+    log[rule, 0], log[rule, 1] = count, units
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -212,10 +221,20 @@ def _penalty(shortfall, shortfall_penalty, block_start, block_kind):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
+    """Scale the orders and the delayed orders (P, S) by ``factor`` ≤ 1, whole units rounded down."""
+    count, units = log[rule, 0], log[rule, 1]
     for p in range(orders.shape[0]):
+        order_row, delayed_row = orders[p], delayed[p]
         for s in range(orders.shape[1]):
-            _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, rule)
-            _lower(delayed, p, s, _whole(delayed[p, s] * factor, sku_integer[s]), log, rule)
+            old = order_row[s]
+            new = _whole(old * factor, sku_integer[s])
+            count, units = _tally(old, new, count, units)
+            order_row[s] = new if new != old else old
+            old = delayed_row[s]
+            new = _whole(old * factor, sku_integer[s])
+            count, units = _tally(old, new, count, units)
+            delayed_row[s] = new if new != old else old
+    log[rule, 0], log[rule, 1] = count, units
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -322,13 +341,19 @@ def project(
         for x in range(n_transfer):
             for s in range(n_sku):
                 outbound[transfer_source[x], s] += transfers[x, s]
+        count, units = log[SOURCE_STOCK, 0], log[SOURCE_STOCK, 1]
         for x in range(n_transfer):
             d = transfer_source[x]
+            row = transfers[x]
             for s in range(n_sku):
                 unreserved = max(on_hand[d, s] - reserve[d, s], 0.0)
                 if outbound[d, s] > unreserved:
                     factor = unreserved / outbound[d, s]
-                    _lower(transfers, x, s, _whole(transfers[x, s] * factor, sku_integer[s]), log, SOURCE_STOCK)
+                    old = row[s]
+                    new = _whole(old * factor, sku_integer[s])
+                    count, units = _tally(old, new, count, units)
+                    row[s] = new if new != old else old
+        log[SOURCE_STOCK, 0], log[SOURCE_STOCK, 1] = count, units
 
     # Purchase orders: lane capacity, supplier capacity, after the orders released from approval
     # this period, which take their share of both first.
@@ -367,12 +392,18 @@ def project(
                 asked = per_supplier[k, s]
                 over += (asked > 0.0) & (asked + taken_supplier[k, s] > supplier_capacity[k, s])
         if over:
+            count, units = log[SUPPLIER_CAPACITY, 0], log[SUPPLIER_CAPACITY, 1]
             for p in range(n_purchase):
                 k = purchase_supplier[p]
+                row = orders[p]
                 for s in range(n_sku):
                     if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
                         factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
-                        _lower(orders, p, s, _whole(orders[p, s] * factor, sku_integer[s]), log, SUPPLIER_CAPACITY)
+                        old = row[s]
+                        new = _whole(old * factor, sku_integer[s])
+                        count, units = _tally(old, new, count, units)
+                        row[s] = new if new != old else old
+            log[SUPPLIER_CAPACITY, 0], log[SUPPLIER_CAPACITY, 1] = count, units
 
     # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
     # their destination's room first; orders then get what room is left once the final
@@ -438,9 +469,14 @@ def project(
                 continue
             if approval_delays:
                 any_delayed = True
+                count, units = log[PURCHASE_APPROVAL, 0], log[PURCHASE_APPROVAL, 1]
+                order_row, delayed_row = orders[p], delayed[p]
                 for s in range(n_sku):
-                    delayed[p, s] = orders[p, s]
-                    _lower(orders, p, s, 0.0, log, PURCHASE_APPROVAL)
+                    old = order_row[s]
+                    delayed_row[s] = old
+                    count, units = _tally(old, 0.0, count, units)
+                    order_row[s] = 0.0 if old != 0.0 else old
+                log[PURCHASE_APPROVAL, 0], log[PURCHASE_APPROVAL, 1] = count, units
             else:
                 factor = max(approval_limit - fixed_cost[p], 0.0) / variable
                 _scale_row(orders, p, factor, sku_integer, log, PURCHASE_APPROVAL)
@@ -482,12 +518,19 @@ def project(
             if any_delayed:
                 small += (0.0 < delayed[p, s]) & (delayed[p, s] < smallest)
     if small:
+        count, units = log[MINIMUM_ORDER, 0], log[MINIMUM_ORDER, 1]
         for p in range(n_purchase):
+            order_row, delayed_row = orders[p], delayed[p]
             for s in range(n_sku):
-                if 0.0 < orders[p, s] < minimum_order[p, s] - 1e-9:
-                    _lower(orders, p, s, 0.0, log, MINIMUM_ORDER)
-                if any_delayed and 0.0 < delayed[p, s] < minimum_order[p, s] - 1e-9:
-                    _lower(delayed, p, s, 0.0, log, MINIMUM_ORDER)
+                old = order_row[s]
+                if 0.0 < old < minimum_order[p, s] - 1e-9:
+                    count, units = _tally(old, 0.0, count, units)
+                    order_row[s] = 0.0
+                old = delayed_row[s]
+                if any_delayed and 0.0 < old < minimum_order[p, s] - 1e-9:
+                    count, units = _tally(old, 0.0, count, units)
+                    delayed_row[s] = 0.0
+        log[MINIMUM_ORDER, 0], log[MINIMUM_ORDER, 1] = count, units
 
     # Executed: the final lanes (orders plus those held for approval); shortfall: the
     # replenishment requests' unexecuted part (0 for allocations). One pass per block.
@@ -541,38 +584,57 @@ def limit_allocations(
     n_lanes, n_sku = allocations.shape
     for a in range(n_lanes):
         d = sales_location[a]
-        for s in range(n_sku):
-            stock = available[d, s]
-            cap = _whole(sales_share[a] * stock, sku_integer[s]) if sales_share[a] < 1.0 else stock
-            if not has_decision[a]:
-                allocations[a, s] = cap
-            elif allocations[a, s] > cap:
-                _lower(allocations, a, s, cap, log, CHANNEL_SHARE if cap < stock else AVAILABLE_STOCK)
+        row, stock_row, share = allocations[a], available[d], sales_share[a]
+        if not has_decision[a]:
+            for s in range(n_sku):
+                stock = stock_row[s]
+                row[s] = _whole(share * stock, sku_integer[s]) if share < 1.0 else stock
+        else:
+            # A cap below the stock is the channel share's, else the stock's.
+            share_count, share_units = log[CHANNEL_SHARE, 0], log[CHANNEL_SHARE, 1]
+            stock_count, stock_units = log[AVAILABLE_STOCK, 0], log[AVAILABLE_STOCK, 1]
+            for s in range(n_sku):
+                stock = stock_row[s]
+                cap = _whole(share * stock, sku_integer[s]) if share < 1.0 else stock
+                old = row[s]
+                if old > cap:
+                    if cap < stock:
+                        share_count, share_units = _tally(old, cap, share_count, share_units)
+                    else:
+                        stock_count, stock_units = _tally(old, cap, stock_count, stock_units)
+                    row[s] = cap
+            log[CHANNEL_SHARE, 0], log[CHANNEL_SHARE, 1] = share_count, share_units
+            log[AVAILABLE_STOCK, 0], log[AVAILABLE_STOCK, 1] = stock_count, stock_units
         if np.isfinite(sales_capacity[a]):
             lane_total = 0.0
             for s in range(n_sku):
-                lane_total += allocations[a, s]
+                lane_total += row[s]
             if lane_total > sales_capacity[a]:
                 factor = sales_capacity[a] / lane_total
-                for s in range(n_sku):
-                    new = _whole(allocations[a, s] * factor, sku_integer[s])
-                    if has_decision[a]:
-                        _lower(allocations, a, s, new, log, LANE_CAPACITY)
-                    else:
-                        allocations[a, s] = new
+                if has_decision[a]:
+                    _scale_row(allocations, a, factor, sku_integer, log, LANE_CAPACITY)
+                else:
+                    for s in range(n_sku):
+                        row[s] = _whole(row[s] * factor, sku_integer[s])
     total = np.zeros(available.shape)
     for a in range(n_lanes):
         if has_decision[a]:
             for s in range(n_sku):
                 total[sales_location[a], s] += allocations[a, s]
+    count, units = log[AVAILABLE_STOCK, 0], log[AVAILABLE_STOCK, 1]
     for a in range(n_lanes):
         if not has_decision[a]:
             continue
         d = sales_location[a]
+        row, dc_total, dc_stock = allocations[a], total[d], available[d]
         for s in range(n_sku):
-            if total[d, s] > available[d, s]:
-                factor = available[d, s] / total[d, s]
-                _lower(allocations, a, s, _whole(allocations[a, s] * factor, sku_integer[s]), log, AVAILABLE_STOCK)
+            if dc_total[s] > dc_stock[s]:
+                factor = dc_stock[s] / dc_total[s]
+                old = row[s]
+                new = _whole(old * factor, sku_integer[s])
+                count, units = _tally(old, new, count, units)
+                row[s] = new if new != old else old
+    log[AVAILABLE_STOCK, 0], log[AVAILABLE_STOCK, 1] = count, units
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
