@@ -8,6 +8,8 @@ Usage (from the repository root)::
 Prints, measured in one run:
 
 - environment steps per second on the scenario with random actions (resets included);
+- the median time of one env step taken back to back, and taken right after a forward pass of
+  the PPO policy, as in a rollout (how much colder the env runs between forward passes);
 - SB3 PPO training throughput (timesteps per second, SB3's default hyper-parameters, one
   env in a DummyVecEnv and/or a SubprocVecEnv) on the scenario, and on a no-op environment
   with identical observation and action spaces and episode length;
@@ -101,6 +103,37 @@ def env_steps_per_second(scenario: str, seconds: float, info: str = "lean") -> d
             episodes += 1
             env.reset(seed=episodes)
     return {"wall": steps / (time.perf_counter() - start), "cpu": steps / (time.process_time() - start_cpu)}
+
+
+def step_after_forward(scenario: str, info: str = "lean", steps: int = 2000, rounds: int = 3) -> dict[str, float]:
+    """Median wall µs of one env step (random actions, resets included) taken back to back, and
+    taken right after one forward pass of an SB3 PPO policy (CPU, one thread) on the last
+    observation, as each step of a rollout is: blocks of ``steps`` of each, alternating
+    ``rounds`` times. Their ratio is how much slower the env runs between the policy's forward
+    passes, with the CPU caches holding PyTorch's code and data rather than the simulator's."""
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    env = AllocationEnv(scenario, info=info)
+    policy = PPO("MlpPolicy", env, seed=0, device="cpu", verbose=0).policy
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32)
+    observation, _ = env.reset(seed=0)
+    times: dict[str, list[float]] = {"alone": [], "after_forward": []}
+    for _ in range(rounds):
+        for kind, samples in times.items():
+            for action in actions:
+                if kind == "after_forward":
+                    with torch.no_grad():
+                        policy(torch.as_tensor(observation[None]))
+                start = time.perf_counter()
+                observation, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    observation, _ = env.reset()
+                samples.append(time.perf_counter() - start)
+    alone, after = (statistics.median(times[kind]) * 1e6 for kind in ("alone", "after_forward"))
+    return {"alone_us": alone, "after_forward_us": after, "ratio": after / alone}
 
 
 def _ppo(make_env, vec_env: str, seed: int):
@@ -303,6 +336,7 @@ def main() -> None:
     reference = AllocationEnv(args.scenario)
     periods = reference.simulator.periods
     steps = env_steps_per_second(args.scenario, args.seconds, args.info)
+    cold = step_after_forward(args.scenario, args.info)
     makers = {
         "real": partial(AllocationEnv, args.scenario, info=args.info),
         "noop": partial(NoOpEnv, reference.observation_space, reference.action_space, periods),
@@ -337,6 +371,7 @@ def main() -> None:
         "action_size": int(reference.action_space.shape[0]),
         "env_steps_per_second": steps["wall"],
         "env_steps_per_cpu_second": steps["cpu"],
+        "env_step_us": cold,
         "timesteps": args.timesteps,
         "rounds": args.rounds,
         "ppo": rows,
@@ -354,6 +389,11 @@ def main() -> None:
         f"{args.scenario}: observation {result['observation_size']}, action {result['action_size']}; "
         f"env steps/s (random actions, resets included): {steps['wall']:,.0f} wall, {steps['cpu']:,.0f} CPU; "
         f"load average {load_before} before, {result['load_average'][1]} after"
+    )
+    console.print(
+        f"one env step (median, wall): {cold['alone_us']:.0f} µs back to back, {cold['after_forward_us']:.0f} µs "
+        f"right after a forward pass of the PPO policy ({cold['ratio']:.2f}×: the caches hold PyTorch's, not the "
+        "simulator's, code and data)"
     )
     table = Table(
         title=f"PPO training throughput, {args.timesteps} timesteps in {args.rounds} alternating rounds, "
