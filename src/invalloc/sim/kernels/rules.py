@@ -36,6 +36,16 @@ def _tally(old, new, count, units):
     return count + (1.0 if changed else 0.0), units + (abs(old - new) if changed else 0.0)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _scale_cell(row, s, factor, integer, count, units):
+    """Scale ``row[s]`` by ``factor`` ≤ 1 (whole units rounded down if ``integer``); returns the
+    rule's running (count, units) after it (:func:`_tally`)."""
+    old = row[s]
+    new = _whole(old * factor, integer)
+    row[s] = new if new != old else old
+    return _tally(old, new, count, units)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _any_finite(values):
     """Whether any of ``values`` is finite (as ``np.isfinite(values).any()``, without the array)."""
@@ -93,10 +103,7 @@ def _scale_row(block, i, factor, sku_integer, log, rule):
     row = block[i]
     count, units = log[rule, 0], log[rule, 1]
     for s in range(block.shape[1]):
-        old = row[s]
-        new = _whole(old * factor, sku_integer[s])
-        count, units = _tally(old, new, count, units)
-        row[s] = new if new != old else old
+        count, units = _scale_cell(row, s, factor, sku_integer[s], count, units)
     log[rule, 0], log[rule, 1] = count, units
 
 
@@ -226,14 +233,8 @@ def _scale_purchases(orders, delayed, factor, sku_integer, log, rule):
     for p in range(orders.shape[0]):
         order_row, delayed_row = orders[p], delayed[p]
         for s in range(orders.shape[1]):
-            old = order_row[s]
-            new = _whole(old * factor, sku_integer[s])
-            count, units = _tally(old, new, count, units)
-            order_row[s] = new if new != old else old
-            old = delayed_row[s]
-            new = _whole(old * factor, sku_integer[s])
-            count, units = _tally(old, new, count, units)
-            delayed_row[s] = new if new != old else old
+            count, units = _scale_cell(order_row, s, factor, sku_integer[s], count, units)
+            count, units = _scale_cell(delayed_row, s, factor, sku_integer[s], count, units)
     log[rule, 0], log[rule, 1] = count, units
 
 
@@ -349,10 +350,7 @@ def project(
                 unreserved = max(on_hand[d, s] - reserve[d, s], 0.0)
                 if outbound[d, s] > unreserved:
                     factor = unreserved / outbound[d, s]
-                    old = row[s]
-                    new = _whole(old * factor, sku_integer[s])
-                    count, units = _tally(old, new, count, units)
-                    row[s] = new if new != old else old
+                    count, units = _scale_cell(row, s, factor, sku_integer[s], count, units)
         log[SOURCE_STOCK, 0], log[SOURCE_STOCK, 1] = count, units
 
     # Purchase orders: lane capacity, supplier capacity, after the orders released from approval
@@ -399,10 +397,7 @@ def project(
                 for s in range(n_sku):
                     if per_supplier[k, s] > 0.0 and per_supplier[k, s] + taken_supplier[k, s] > supplier_capacity[k, s]:
                         factor = max(supplier_capacity[k, s] - taken_supplier[k, s], 0.0) / per_supplier[k, s]
-                        old = row[s]
-                        new = _whole(old * factor, sku_integer[s])
-                        count, units = _tally(old, new, count, units)
-                        row[s] = new if new != old else old
+                        count, units = _scale_cell(row, s, factor, sku_integer[s], count, units)
             log[SUPPLIER_CAPACITY, 0], log[SUPPLIER_CAPACITY, 1] = count, units
 
     # Storage: on hand + in transit + new inbound ≤ the DC's capacity. Transfers are limited by
@@ -630,10 +625,7 @@ def limit_allocations(
         for s in range(n_sku):
             if dc_total[s] > dc_stock[s]:
                 factor = dc_stock[s] / dc_total[s]
-                old = row[s]
-                new = _whole(old * factor, sku_integer[s])
-                count, units = _tally(old, new, count, units)
-                row[s] = new if new != old else old
+                count, units = _scale_cell(row, s, factor, sku_integer[s], count, units)
     log[AVAILABLE_STOCK, 0], log[AVAILABLE_STOCK, 1] = count, units
 
 
