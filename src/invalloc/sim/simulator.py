@@ -23,7 +23,6 @@ environment does), or :func:`run_episode` with a policy.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
 from invalloc.sim.demand import DemandModel, EpisodeDemands, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
+from invalloc.sim.kernels.dues import PAYABLES_BOOK, RECEIVABLES_BOOK
 from invalloc.sim.kernels.lead_times import draw_lead_times, lead_time_tables
 from invalloc.sim.network import Network
 
@@ -168,9 +168,7 @@ class Simulator:
         self._unreliable_ratio = network.purchase_reliability[self._unreliable_lanes][:, None]
         self._unreliable_reliability = np.ascontiguousarray(self._unreliable_ratio[:, 0])
         # The compiled binomial draws' inversion tables of those reliabilities (fixed per network).
-        self._reliability_tables = (
-            kernels.binomial_inversion_tables(self._unreliable_reliability) if self._unreliable_lanes.size else None
-        )
+        self._reliability_tables = kernels.binomial_inversion_tables(self._unreliable_reliability)
         draws = len(self._unreliable_lanes) * network.n_skus  # at most one per unreliable lane × SKU
         self._partial_scratch = (
             np.empty((len(network.purchase_location), network.n_skus)),
@@ -180,9 +178,7 @@ class Simulator:
         )
         self._sales_leads = self._fixed_leads(network.sales_lead_time)
         self._sales_share = network.channel_max_share[network.sales_channel]
-        self._lane_payment_periods = network.channel_payment_periods[network.sales_channel].astype(int).tolist()
         self._purchase_leads = self._fixed_leads(network.purchase_lead_time)
-        self._purchase_payment_periods = network.purchase_payment_periods.astype(int).tolist()
         self._transfer_leads = self._fixed_leads(network.transfer_lead_time)
         # Per list of lead-time samplers (keyed by the list's id): what :meth:`_draw_leads` reads
         # (the fixed lanes' lead times, the random lanes and their inverse CDFs) and the array
@@ -244,6 +240,10 @@ class Simulator:
         self._opening_cash = finance.opening_cash
         self._no_open = np.zeros(0)  # no request open (the decision point adds +0.0)
         self._no_leads = np.zeros(0, dtype=np.int64)
+        # Whether the suppliers draw from the supply stream (random lead times, unreliable lanes);
+        # if not, their compiled step gets a state it never reads, and the stream is not made.
+        self._supply_draws = bool(self._unreliable_lanes.size) or self._purchase_leads is None
+        self._no_draws = np.zeros(4, dtype=np.uint64)
         self._allocate_state()
         #: Each episode's demand by seed (drawn ahead, kept for seeds that come back).
         self.demands = EpisodeDemands(
@@ -282,6 +282,16 @@ class Simulator:
         self._invoices = np.zeros(len(n.purchase_location))
         self._shipped = np.zeros((len(n.sales_location), n_tier, n_sku))
         self._revenue_by_lane = np.zeros(len(n.sales_location))
+        # The books of money falling due (kernels.dues): an entry is booked for its own period
+        # or later and leaves at its period, so the longest payment term + 2 entries suffice.
+        purchase_terms = n.purchase_payment_periods.astype(np.int64)
+        lane_terms = n.channel_payment_periods[n.sales_channel].astype(np.int64)
+        self._purchase_terms, self._lane_terms = purchase_terms, lane_terms
+        self._payable_due = np.zeros(int(purchase_terms.max(initial=0)) + 2, dtype=np.int64)
+        self._payable_amount = np.zeros(self._payable_due.shape[0])
+        self._receivable_due = np.zeros(int(lane_terms.max(initial=0)) + 2, dtype=np.int64)
+        self._receivable_amount = np.zeros(self._receivable_due.shape[0])
+        self._due_count = np.zeros(2, dtype=np.int64)
         # The SKUs whose layers can expire, and those lower of cost and NRV can write down.
         self._perishable_skus = np.flatnonzero(n.shelf_life > 0).astype(np.int64)
         self._nrv_skus = np.flatnonzero(n.net_realisable_value != np.inf).astype(np.int64)
@@ -322,8 +332,7 @@ class Simulator:
             self._pack_episode()
         self.pending_approval: dict[int, np.ndarray] = {}  # release period → (P, S) orders
         self._pending_value: dict[int, float] = {}  # release period → their value (order_value)
-        self.payables: dict[int, float] = defaultdict(float)  # due period → money
-        self.receivables: dict[int, float] = defaultdict(float)
+        self._due_count[:] = 0  # no bill or customer payment open (kernels.dues)
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = self.ledger.balance.item(CASH)
         # (period, cash, (bills due in the payment window, purchase headroom)): see bills_and_headroom.
@@ -360,6 +369,7 @@ class Simulator:
     def _pack_episode(self) -> None:
         """Pack the episode's state arrays for the kernels (once, and when the layers are replaced)."""
         layers, ledger = self.layers, self.ledger
+        purchase_plan, purchase_leads = self._lead_plans[id(self.network.purchase_lead_time)]
         # In EPISODE_FIELDS order; every state array is allocated C-contiguous, so shared as is.
         self._episode_arrays = kernels.pack_episode(
             (
@@ -389,6 +399,19 @@ class Simulator:
                 self._perishable_skus,
                 self._nrv_skus,
                 self._lane_tiers,
+                self._unreliable_lanes,
+                self._unreliable_reliability,
+                *self._reliability_tables,
+                *self._partial_scratch,
+                *purchase_plan,
+                purchase_leads,
+                self._payable_due,
+                self._payable_amount,
+                self._receivable_due,
+                self._receivable_amount,
+                self._due_count,
+                self._purchase_terms,
+                self._lane_terms,
                 self.feasibility._rules,
             )
         )
@@ -453,13 +476,28 @@ class Simulator:
     def cash_rule_active(self) -> bool:
         return bool(self._cash_rule)
 
+    @property
+    def payables(self) -> dict[int, float]:
+        """Supplier bills not yet paid: due period → money, in the order they were first booked
+        (a copy; the books are :mod:`invalloc.sim.kernels.dues`)."""
+        return _book(self._payable_due, self._payable_amount, self._due_count[PAYABLES_BOOK])
+
+    @property
+    def receivables(self) -> dict[int, float]:
+        """Customer payments not yet received: due period → money, as :attr:`payables`."""
+        return _book(self._receivable_due, self._receivable_amount, self._due_count[RECEIVABLES_BOOK])
+
     def receivables_due_within(self, periods: int) -> float:
         """Customer payments (money) falling due in the next ``periods`` periods."""
-        return _due_before(self.receivables, self.period + periods)
+        return kernels.due_before(
+            self._receivable_due, self._receivable_amount, self._due_count, RECEIVABLES_BOOK, self.period + periods
+        )
 
     def payables_due_within(self, periods: int) -> float:
         """Supplier bills (money) falling due in the next ``periods`` periods."""
-        return _due_before(self.payables, self.period + periods)
+        return kernels.due_before(
+            self._payable_due, self._payable_amount, self._due_count, PAYABLES_BOOK, self.period + periods
+        )
 
     def purchase_headroom(self) -> float:
         """Money a purchase may commit now under the cash rule (may be negative).
@@ -629,15 +667,17 @@ class Simulator:
     def _fulfil_orders(self, orders: np.ndarray) -> None:
         """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
         n = self.network
-        shipped = orders
-        if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
-            shipped = self._partial_delivery(orders)
-        leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
-        goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
-        payables, period = self.payables, self.period
-        for amount, payment_periods in zip(self._invoices.tolist(), self._purchase_payment_periods, strict=True):
-            if amount:
-                payables[period + payment_periods] += amount
+        state = kernels.state_words(self.supply_rng) if self._supply_draws else self._no_draws
+        if state is not None:
+            # One compiled call: the unreliable lanes' shipments and the lead times drawn, the goods sent.
+            goods, ordering, freight, partial = kernels.supply_orders(self._episode_arrays, state, orders, self.period)
+            shipped = self._partial_scratch[0] if partial else orders
+        else:  # the supply stream is not PCG64 laid out as expected: numpy draws
+            shipped = orders
+            if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
+                shipped = self._partial_delivery(orders)
+            leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
+            goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
         self._period_purchases += goods + ordering
         self._period_freight += freight
         if self.audit_log is not None:
@@ -718,12 +758,11 @@ class Simulator:
         """
         n = self.network
         shape = (3, len(n.tiers), n.n_skus)  # served, served new, short
-        revenue_by_lane = self._revenue_by_lane  # scratch, per sales lane
-        lane_payment_periods = self._lane_payment_periods
         while True:
             decision = self._decision
             new_demand = self.tier_demand[self.period]
-            served, served_new, short = np.empty(shape)  # one allocation, three (T, S) views
+            outcome = np.empty(shape)  # one allocation, three (T, S) views
+            served, served_new, short = outcome[0], outcome[1], outcome[2]
             shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
             penalty, sales_value, freight, revenue = kernels.serve_period(
@@ -743,11 +782,6 @@ class Simulator:
             self._penalty = penalty + self._shortfall_penalty
             self._sales_value = sales_value
             self._period_freight += freight
-            if revenue:
-                receivables, period = self.receivables, self.period
-                for amount, payment_periods in zip(revenue_by_lane.tolist(), lane_payment_periods, strict=True):
-                    if amount:
-                        receivables[period + payment_periods] += amount
             if self.audit_log is not None:
                 self._audit_sales(shipped)
             yield
@@ -774,12 +808,10 @@ class Simulator:
         and lower of cost and NRV, reports the period and checks the invariants.
         """
         while True:
-            # Bills and customer payments that fall due this period are settled in cash.
-            paid = self.payables.pop(self.period, 0.0)
-            collected = self.receivables.pop(self.period, 0.0)
-            if self.audit_log is not None:
-                self.audit_log.payment(self.period, paid, collected)
+            # Bills and customer payments that fall due this period are settled in cash, then the close.
             (
+                paid,
+                collected,
                 holding,
                 interest,
                 written,
@@ -789,9 +821,11 @@ class Simulator:
                 cost_of_goods_sold,
                 cash,
                 inventory_value,
-            ) = kernels.close_books(self._episode_arrays, paid, collected, self._penalty, self.period)
-            if self.audit_log is not None and (written or holding or self._penalty):
-                self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
+            ) = kernels.close_books(self._episode_arrays, self._penalty, self.period)
+            if self.audit_log is not None:
+                self.audit_log.payment(self.period, paid, collected)
+                if written or holding or self._penalty:
+                    self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
             if cash < self.min_cash:
                 self.min_cash = cash
             costs = {
@@ -892,13 +926,9 @@ class Simulator:
         return True
 
 
-def _due_before(amounts: dict[int, float], period: int) -> float:
-    """Money in ``amounts`` (due period → money) due before ``period``, summed in the dict's order."""
-    total = 0
-    for due, amount in amounts.items():
-        if due < period:
-            total += amount
-    return float(total)
+def _book(due: np.ndarray, amount: np.ndarray, count: int) -> dict[int, float]:
+    """One book of money due (:mod:`invalloc.sim.kernels.dues`) as a dict, in its order."""
+    return dict(zip(due[:count].tolist(), amount[:count].tolist(), strict=True))
 
 
 def run_episode(

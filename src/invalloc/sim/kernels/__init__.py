@@ -44,6 +44,7 @@ from invalloc.sim.kernels.cost_layers import (
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
 from invalloc.sim.kernels.draws import binomial_inversion_tables, state_words
+from invalloc.sim.kernels.dues import due_before
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -68,7 +69,13 @@ from invalloc.sim.kernels.rules import (
     project_packed,
     record_allocations,
 )
-from invalloc.sim.kernels.suppliers import draw_shipped_units, partial_shipments, ship_orders, ship_purchases
+from invalloc.sim.kernels.suppliers import (
+    draw_shipped_units,
+    partial_shipments,
+    ship_orders,
+    ship_purchases,
+    supply_orders,
+)
 from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
@@ -88,6 +95,7 @@ __all__ = [
     "close_period",
     "decision_point",
     "dispatch_transfers",
+    "due_before",
     "draw_shipped_units",
     "expire_layers",
     "fifo_issue",
@@ -108,6 +116,7 @@ __all__ = [
     "reset_episode",
     "send_transfers",
     "serve_period",
+    "supply_orders",
     "ship_orders",
     "ship_purchases",
     "state_words",

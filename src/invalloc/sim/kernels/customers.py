@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import issue_from_dcs
+from invalloc.sim.kernels.dues import RECEIVABLES_BOOK, book_due
 from invalloc.sim.kernels.ledger import (
     CASH,
     COST_OF_GOODS_SOLD,
@@ -248,7 +249,8 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
 
     Returns (penalty for units short, sales value shipped, freight, revenue invoiced), money;
     writes ``served``, ``served_new``, ``short`` (T, S), ``ep.shipped`` (A, T, S) and
-    ``ep.revenue_by_lane`` (A,), the revenue invoiced per sales lane.
+    ``ep.revenue_by_lane`` (A,), the revenue invoiced per sales lane, each lane's booked as
+    a customer payment due after its channel's terms (``ep.receivable_due``).
     """
     backlog, on_hand, balance = ep.backlog, ep.on_hand, ep.balance
     layer_qty, layer_cost, layer_expires, used = ep.layer_qty, ep.layer_cost, ep.layer_expires, ep.layer_used
@@ -317,6 +319,19 @@ def serve_period(ep, new_demand, allocations, leads, period, log, served, served
     post(balance, IN_TRANSIT, INVENTORY, goods)
     revenue = take_deliveries(slot, delivery_units, delivery_cost, delivery_revenue, ep.revenue_by_lane)
     post(balance, RECEIVABLES, REVENUE, revenue)
+    if revenue != 0.0:
+        # Each lane's invoice falls due after its channel's payment terms, booked in lane order.
+        revenue_by_lane, terms = ep.revenue_by_lane, ep.lane_payment_periods
+        for a in range(revenue_by_lane.shape[0]):
+            if revenue_by_lane[a] != 0.0:
+                book_due(
+                    ep.receivable_due,
+                    ep.receivable_amount,
+                    ep.due_count,
+                    RECEIVABLES_BOOK,
+                    period + terms[a],
+                    revenue_by_lane[a],
+                )
     post(balance, COST_OF_GOODS_SOLD, IN_TRANSIT, cost)
     # The allocations' decisions come in blocks of one sales lane each.
     rules = ep.rules

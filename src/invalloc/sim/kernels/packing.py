@@ -145,6 +145,31 @@ EPISODE_FIELDS = NETWORK_FIELDS + (
     "perishable_skus",  # (k,) int64: SKUs with a shelf life (the only ones whose layers expire)
     "nrv_skus",  # (k,) int64: SKUs whose NRV is not +inf (the only ones written down)
     "lane_tiers",  # (A, T) bool: sales lane a serves tier t's channel
+    # suppliers' draws (:func:`invalloc.sim.kernels.suppliers.supply_orders`)
+    "unreliable_lanes",  # (L,) int64: purchase lanes that may ship short
+    "unreliable_reliability",  # (L,) probability that a unit arrives
+    "reliability_rows",  # (L,) int64: their binomial inversion tables (draws.binomial_inversion_tables)
+    "reliability_bounds",  # (L, N) int64
+    "reliability_steps",  # (L, N, W)
+    "partial_shipped",  # (P, S) scratch: units shipped when an unreliable lane ships short
+    "partial_units",  # (L × S,) int64 scratch: units ordered, per drawn cell
+    "partial_probabilities",  # (L × S,) scratch
+    "partial_cells",  # (L × S,) int64 scratch: flat cells of partial_shipped
+    "purchase_lead_fixed",  # (P,) int64: lead time where fixed (lead_times.lead_time_tables)
+    "purchase_lead_random",  # (k,) int64: the lanes whose lead time is drawn
+    "purchase_lead_values",  # int64: their inverse CDFs, flattened
+    "purchase_lead_cumulative",
+    "purchase_lead_first",  # int64
+    "purchase_lead_total",
+    "purchase_leads",  # (P,) int64 scratch: this period's lead time per purchase lane
+    # money falling due (:mod:`invalloc.sim.kernels.dues`)
+    "payable_due",  # (M,) int64: due period of each open supplier bill, in booking order
+    "payable_amount",  # (M,) money
+    "receivable_due",  # (M,) int64: due period of each open customer payment
+    "receivable_amount",  # (M,) money
+    "due_count",  # (2,) int64: open entries of each book (payables, receivables)
+    "purchase_payment_periods",  # (P,) int64: periods from a supplier's invoice to its payment
+    "lane_payment_periods",  # (A,) int64: periods from a sales lane's invoice to the customer's payment
     "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from numba import njit
 
 from invalloc.sim.kernels.cost_layers import expire_layer, write_down_layer
+from invalloc.sim.kernels.dues import PAYABLES_BOOK, RECEIVABLES_BOOK, settle_due
 from invalloc.sim.kernels.ledger import (
     CASH,
     COST_OF_GOODS_SOLD,
@@ -90,13 +91,17 @@ def close_period(
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def close_books(ep, paid, collected, penalty, period):
-    """:func:`close_period` on the episode's state, and the period's figures from the ledger.
+def close_books(ep, penalty, period):
+    """The bills and customer payments due this period settled (taken out of their books,
+    :mod:`~invalloc.sim.kernels.dues`), then :func:`close_period` on the episode's state, and
+    the period's figures from the ledger.
 
-    Returns (holding, interest, write-downs, expired units, revenue, profit, cost of goods
-    sold, cash, inventory value): money except the units. Profit sums the P&L accounts'
-    movements in chart order, as ``sum()`` over them would.
+    Returns (paid, collected, holding, interest, write-downs, expired units, revenue, profit,
+    cost of goods sold, cash, inventory value): money except the units. Profit sums the P&L
+    accounts' movements in chart order, as ``sum()`` over them would.
     """
+    paid = settle_due(ep.payable_due, ep.payable_amount, ep.due_count, PAYABLES_BOOK, period)
+    collected = settle_due(ep.receivable_due, ep.receivable_amount, ep.due_count, RECEIVABLES_BOOK, period)
     holding, interest, written, expired = close_period(
         paid,
         collected,
@@ -123,4 +128,16 @@ def close_books(ep, paid, collected, penalty, period):
         pnl += balance[account] - start[account]
     revenue = -(balance[REVENUE] - start[REVENUE])
     cost_of_goods_sold = balance[COST_OF_GOODS_SOLD] - start[COST_OF_GOODS_SOLD]
-    return holding, interest, written, expired, revenue, -pnl, cost_of_goods_sold, balance[CASH], balance[INVENTORY]
+    return (
+        paid,
+        collected,
+        holding,
+        interest,
+        written,
+        expired,
+        revenue,
+        -pnl,
+        cost_of_goods_sold,
+        balance[CASH],
+        balance[INVENTORY],
+    )

@@ -7,6 +7,9 @@ from numba import njit
 
 from invalloc.sim.kernels.cost_layers import NEVER
 from invalloc.sim.kernels.draws import binomial_from_table, load_state, store_state
+from invalloc.sim.kernels.dues import PAYABLES_BOOK, book_due
+from invalloc.sim.kernels.episode import any_nonzero_rows
+from invalloc.sim.kernels.lead_times import draw_lead_times
 from invalloc.sim.kernels.ledger import CASH, IN_TRANSIT, ORDERING, PAYABLES, post
 
 
@@ -72,8 +75,9 @@ def ship_purchases(
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def ship_orders(ep, ordered, shipped, leads, period):
-    """:func:`ship_purchases` on the episode's state; writes ``ep.invoices``."""
-    return ship_purchases(
+    """:func:`ship_purchases` on the episode's state; writes ``ep.invoices`` and books each
+    lane's invoice (if any) as a bill due after the supplier's payment terms, in lane order."""
+    goods, ordering, freight = ship_purchases(
         ordered,
         shipped,
         ep.purchase_unit_cost,
@@ -91,6 +95,11 @@ def ship_orders(ep, ordered, shipped, leads, period):
         ep.invoices,
         ep.balance,
     )
+    invoices, terms = ep.invoices, ep.purchase_payment_periods
+    for p in range(invoices.shape[0]):
+        if invoices[p] != 0.0:
+            book_due(ep.payable_due, ep.payable_amount, ep.due_count, PAYABLES_BOOK, period + terms[p], invoices[p])
+    return goods, ordering, freight
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -144,3 +153,54 @@ def partial_shipments(orders, lanes, ratio, integer, shipped, units, probabiliti
                     count += 1
             shipped[p, s] = q
     return count
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def supply_orders(ep, state, orders, period):
+    """The suppliers' part of a period in one call, drawing from the supply stream's PCG64
+    ``state`` (:func:`~invalloc.sim.kernels.draws.state_words`): what the unreliable lanes
+    ship of ``orders`` (P, S) (:func:`partial_shipments`, then :func:`draw_shipped_units`
+    into ``ep.partial_shipped``), each lane's lead time
+    (:func:`~invalloc.sim.kernels.lead_times.draw_lead_times` into ``ep.purchase_leads``),
+    then the shipments sent (:func:`ship_orders`). The draws come in that order, as numpy's
+    would: the same numbers as the calls one by one.
+
+    Returns (goods value, fixed ordering cost, freight), money, and whether the shipments
+    differ from the orders (then ``ep.partial_shipped`` holds them).
+    """
+    shipped = orders
+    partial = False
+    lanes = ep.unreliable_lanes
+    if lanes.shape[0] > 0 and any_nonzero_rows(orders, lanes):
+        shipped = ep.partial_shipped
+        units, probabilities, cells = ep.partial_units, ep.partial_probabilities, ep.partial_cells
+        count = partial_shipments(
+            orders, lanes, ep.unreliable_reliability, ep.sku_integer, shipped, units, probabilities, cells
+        )
+        if count:
+            draw_shipped_units(
+                state,
+                shipped,
+                units,
+                probabilities,
+                cells,
+                count,
+                lanes,
+                ep.reliability_rows,
+                ep.reliability_bounds,
+                ep.reliability_steps,
+            )
+        partial = True
+    leads = ep.purchase_leads
+    draw_lead_times(
+        state,
+        ep.purchase_lead_fixed,
+        ep.purchase_lead_random,
+        ep.purchase_lead_values,
+        ep.purchase_lead_cumulative,
+        ep.purchase_lead_first,
+        ep.purchase_lead_total,
+        leads,
+    )
+    goods, ordering, freight = ship_orders(ep, orders, shipped, leads, period)
+    return goods, ordering, freight, partial

@@ -1,0 +1,57 @@
+"""Money falling due: supplier bills (payables) and customer payments (receivables) by the
+period they fall due in, each book kept in the order its due periods were first booked.
+
+A book is two arrays, ``due`` (M,) int64 and ``amount`` (M,) money, whose first ``count``
+entries are open: the dict ``{due period: amount}`` the simulator kept before, in the same
+order, so that sums over it add the same amounts in the same order (the same bits). An entry
+falls due and leaves the book at its period; entries are booked for the period they are made
+in or later, so ``M`` = the longest payment term + 2 always has room.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+#: The books in ``count``: supplier bills, customer payments.
+PAYABLES_BOOK = 0
+RECEIVABLES_BOOK = 1
+
+
+@njit(cache=True, nogil=True)
+def book_due(due, amount, count, book, period, money):
+    """Add ``money`` (not 0) to book ``book``'s entry due in ``period``, opening one at the end if
+    there is none (``count`` (books,) holds each book's number of open entries)."""
+    n = count[book]
+    for i in range(n):
+        if due[i] == period:
+            amount[i] += money
+            return
+    due[n] = period
+    amount[n] = 0.0 + money  # as a missing dict entry starts at 0.0
+    count[book] = n + 1
+
+
+@njit(cache=True, nogil=True)
+def settle_due(due, amount, count, book, period):
+    """Remove book ``book``'s entry due in ``period`` and return its money (0.0 if none); the
+    entries after it move up one, keeping their order."""
+    n = count[book]
+    for i in range(n):
+        if due[i] == period:
+            money = amount[i]
+            for j in range(i + 1, n):
+                due[j - 1] = due[j]
+                amount[j - 1] = amount[j]
+            count[book] = n - 1
+            return money
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def due_before(due, amount, count, book, period):
+    """Money of book ``book`` due before ``period``, summed in the book's order."""
+    total = 0.0
+    for i in range(count[book]):
+        if due[i] < period:
+            total += amount[i]
+    return total
