@@ -155,6 +155,9 @@ class Simulator:
         self._interest_per_period = finance.cost_of_capital * scenario.episode.period_days / 365.0
         self._cash_rule = scenario.rules.cash_rule and np.isfinite(self._buffer)
         self._budget = scenario.rules.purchase_budget_per_period
+        self._purchase_budget = np.inf if self._budget is None else self._budget
+        self._outcome_shape = (3, len(network.tiers), network.n_skus)  # served, served new, short
+        self._figures = np.empty(kernels.N_FIGURES)  # a period's figures from kernels.run_period
         self._contract_first = scenario.rules.serve_contract_minimums_first and bool(
             (network.tier_min_fill_rate > 0).any()
         )
@@ -292,6 +295,15 @@ class Simulator:
         self._receivable_due = np.zeros(int(lane_terms.max(initial=0)) + 2, dtype=np.int64)
         self._receivable_amount = np.zeros(self._receivable_due.shape[0])
         self._due_count = np.zeros(2, dtype=np.int64)
+        # Purchase orders held for approval, by release period modulo the delay + 1: every order
+        # is held for exactly the delay, so each slot is free again when its turn comes.
+        approval = n.scenario.rules.purchase_approval
+        slots = approval.delay_periods + 1 if self._approval_delays else 1
+        n_purchase = len(n.purchase_location)
+        self._held_orders = np.zeros((slots, n_purchase, n_sku))
+        self._held_value = np.zeros(slots)
+        self._held_release = np.full(slots, -1, dtype=np.int64)
+        self._released_orders = np.zeros((n_purchase, n_sku))
         # The SKUs whose layers can expire, and those lower of cost and NRV can write down.
         self._perishable_skus = np.flatnonzero(n.shelf_life > 0).astype(np.int64)
         self._nrv_skus = np.flatnonzero(n.net_realisable_value != np.inf).astype(np.int64)
@@ -330,8 +342,7 @@ class Simulator:
         ):
             self.layers.grow()
             self._pack_episode()
-        self.pending_approval: dict[int, np.ndarray] = {}  # release period → (P, S) orders
-        self._pending_value: dict[int, float] = {}  # release period → their value (order_value)
+        self._held_release[:] = -1  # no order held for approval
         self._due_count[:] = 0  # no bill or customer payment open (kernels.dues)
         self.audit_log = AuditLog() if self.audit_enabled else None
         self.min_cash = self.ledger.balance.item(CASH)
@@ -412,6 +423,11 @@ class Simulator:
                 self._due_count,
                 self._purchase_terms,
                 self._lane_terms,
+                self._held_orders,
+                self._held_value,
+                self._held_release,
+                self._no_release,
+                self._released_orders,
                 self.feasibility._rules,
             )
         )
@@ -448,7 +464,7 @@ class Simulator:
             inbound=self.inbound,
             purchase_headroom=self.purchase_headroom() if self._cash_rule else np.inf,
             purchase_budget=np.inf if self._budget is None else self._budget,
-            released_orders=self.pending_approval.get(self.period, self._no_release),
+            released_orders=self._released_now(),
         )
 
     def arriving(self, period: int) -> np.ndarray:
@@ -516,18 +532,43 @@ class Simulator:
         memo = self._headroom_memo
         if memo is not None and memo[0] == self.period and memo[1] == cash:
             return memo[2]
-        bills = self.payables_due_within(self._payment_window + 1)
-        outlook = (bills, self._headroom_given(bills))
+        # Cash + credit line − the bills − the orders held for approval (summed in release
+        # order, as they were held) − the buffer, in one compiled call.
+        outlook = kernels.bills_and_headroom(
+            self._episode_arrays, self.period, self._payment_window + 1, self._credit_line, self._buffer
+        )
         self._headroom_memo = (self.period, cash, outlook)
         return outlook
 
-    def _headroom_given(self, payables_due: float) -> float:
-        """:meth:`purchase_headroom` with the payables due in the payment window already summed."""
-        # The value of the orders awaiting approval, summed in release order as they were held.
-        committed = 0
-        for value in self._pending_value.values():
-            committed += value
-        return self.ledger.balance.item(CASH) + self._credit_line - payables_due - committed - self._buffer
+    @property
+    def pending_approval(self) -> dict[int, np.ndarray]:
+        """Purchase orders held for approval: release period → (P, S) units, in release order
+        (read-only views of the ring the kernels keep, valid until the release)."""
+        releases = self._held_release
+        if (releases < 0).all():
+            return {}
+        held = {}
+        for release in sorted(int(release) for release in releases if release >= 0):
+            orders = self._held_orders[release % releases.shape[0]].view()
+            orders.flags.writeable = False
+            held[release] = orders
+        return held
+
+    @property
+    def _pending_value(self) -> dict[int, float]:
+        """The value of :attr:`pending_approval`'s orders (money), by release period in release order."""
+        releases, slots = self._held_release, self._held_release.shape[0]
+        return {
+            int(release): float(self._held_value[release % slots])
+            for release in sorted(releases.tolist())
+            if release >= 0
+        }
+
+    def _released_now(self) -> np.ndarray:
+        """The orders released from approval this period (P, S), or zeros."""
+        releases = self._held_release
+        slot = self.period % releases.shape[0]
+        return self._held_orders[slot] if releases[slot] == self.period else self._no_release
 
     def demand_forecast(self, periods_ahead: int = 0) -> np.ndarray:
         """Expected new demand per tier and SKU in period t + ``periods_ahead`` (T, S).
@@ -552,64 +593,132 @@ class Simulator:
             self._customers(),  # t + 0.3
             self._finance(),  # t + 0.9
         )
+        if self._one_call_periods():
+            actors = (self._whole_period(),)
         turns = [actor.__next__ for actor in actors]
         while True:
             for take_turn in turns:
                 take_turn()
             yield self.env.timeout(1)
 
+    def _one_call_periods(self) -> bool:
+        """Whether the actors' business steps can run in one compiled call a period
+        (:meth:`_whole_period`): nothing to write between them (no audit log), no actor
+        replaced by a subclass, lead times of transfers and sales fixed (those of purchases are
+        drawn in the call) and the supply stream drawn compiled."""
+        own = all(getattr(type(self), name) is getattr(Simulator, name) for name in _ACTORS)
+        fixed = (self._transfer_leads is not None or not self._has_transfers) and self._sales_leads is not None
+        return self.audit_log is None and own and fixed and self._supply_state() is not None
+
+    def _supply_state(self) -> np.ndarray | None:
+        """The supply stream's PCG64 state words for the compiled draws (a dummy the kernels never
+        read when the suppliers draw nothing), or None when numpy must draw."""
+        return kernels.state_words(self.supply_rng) if self._supply_draws else self._no_draws
+
+    def _whole_period(self):
+        """Once a period, the five actors' business steps in their order, in one compiled call
+        (:func:`~invalloc.sim.kernels.run_period`), each actor's figures then recorded as its
+        own turn records them: the decision, the suppliers' shipments, the customers served,
+        the close and the report."""
+        feasibility, figures = self.feasibility, self._figures
+        budget, state = self._purchase_budget, self._supply_state()
+        transfer_leads = self._transfer_leads if self._has_transfers else self._no_leads
+        while True:
+            flat = feasibility.checked_request(self._requests)
+            headroom = self.purchase_headroom() if self._cash_rule else np.inf
+            outputs = feasibility.new_outputs()
+            outcome = self._new_outcome()
+            new_demand = self.tier_demand[self.period]
+            received = kernels.run_period(
+                self._episode_arrays,
+                state,
+                flat,
+                self.open_requests if self._backorder_replenishment else self._no_open,
+                budget,
+                headroom,
+                transfer_leads,
+                self._sales_leads,
+                self.period,
+                *outputs,
+                new_demand,
+                *outcome,
+                figures,
+            )
+            value, penalty, freight, goods, ordering, purchase_freight, *served = figures.tolist()
+            decision = self._decided(outputs, value, penalty, freight, headroom)
+            self._supplied(goods, ordering, purchase_freight)
+            if received:
+                self._served_customers(new_demand, outcome, *served[:3])
+                self._closed(*served[3:])
+            else:  # the cost layers had no room for the arrivals: grown, then the rest of the period
+                self._put_away(self.period % self._ring)
+                penalty, sales_value, freight, _ = kernels.serve_period(
+                    self._episode_arrays,
+                    new_demand,
+                    decision.allocations,
+                    self._sales_leads,
+                    self.period,
+                    decision.log,
+                    *outcome,
+                    decision.executed,
+                )
+                self._served_customers(new_demand, outcome, penalty, sales_value, freight)
+                self._closed(*kernels.close_books(self._episode_arrays, self._penalty, self.period))
+            yield
+
     def _decision_point(self):
         """Once a period: the policy's requests become an executable decision; transfers leave."""
         n = self.network
         feasibility = self.feasibility
         backorders = self._backorder_replenishment
-        budget = np.inf if self._budget is None else self._budget
-        approval = n.scenario.rules.purchase_approval
-        delay = approval.delay_periods if self._approval_delays else 0
+        budget = self._purchase_budget
         while True:
             flat = feasibility.checked_request(self._requests)
             headroom = self.purchase_headroom() if self._cash_rule else np.inf
-            released = self.pending_approval.get(self.period, self._no_release)
             leads = self._no_leads
             if self._has_transfers:
                 leads = (
                     self._transfer_leads if self._transfer_leads is not None else self._draw_leads(n.transfer_lead_time)
                 )
             outputs = feasibility.new_outputs()
-            # Opens the period's books, projects the request on the stock now, sends the transfers.
-            value, penalty, _, freight = kernels.decision_point(
+            # Opens the period's books, projects the request on the stock now (with the orders
+            # released from approval), sends the transfers, holds the orders approval delays.
+            value, penalty, _, freight, _ = kernels.decision_point(
                 self._episode_arrays,
                 flat,
                 self.open_requests if backorders else self._no_open,
-                released,
                 budget,
                 headroom,
                 leads,
                 self.period,
                 *outputs,
             )
-            decision = feasibility.decision(outputs, value, penalty)
-            self._decision = decision
-            self._shortfall_penalty = penalty
-            if backorders:
-                self.open_requests = decision.shortfall
-            self._period_purchases = 0.0
-            self._period_freight = freight
-            if self._cash_rule and value > 0:
-                # The invariant: what the rule allowed, recorded before any money moves. Headroom
-                # may already be negative (bills falling due); then no purchase may be made.
-                self._headroom_after_purchases = headroom - value
-            else:
-                self._headroom_after_purchases = 0.0
-            if self._approval_delays and kernels.any_nonzero(decision.delayed_orders):
-                release = self.period + delay
-                held = self.pending_approval[release] = self.pending_approval.get(release, 0) + decision.delayed_orders
-                self._pending_value[release] = feasibility.order_value(held)
+            decision = self._decided(outputs, value, penalty, freight, headroom)
             if self.audit_log is not None:
                 if self._has_transfers:
                     self._audit_transfers(decision.transfers)
                 self.audit_log.interventions(self.period, decision)
             yield
+
+    def _decided(
+        self, outputs: tuple[np.ndarray, ...], value: float, penalty: float, freight: float, headroom: float
+    ) -> FeasibleDecision:
+        """The period's decision (the projection's filled ``outputs``), its purchase value,
+        shortfall penalty and transfer freight recorded; the purchase headroom it saw."""
+        decision = self.feasibility.decision(outputs, value, penalty)
+        self._decision = decision
+        self._shortfall_penalty = penalty
+        if self._backorder_replenishment:
+            self.open_requests = decision.shortfall
+        self._period_purchases = 0.0
+        self._period_freight = freight
+        if self._cash_rule and value > 0:
+            # The invariant: what the rule allowed, recorded before any money moves. Headroom
+            # may already be negative (bills falling due); then no purchase may be made.
+            self._headroom_after_purchases = headroom - value
+        else:
+            self._headroom_after_purchases = 0.0
+        return decision
 
     def _audit_transfers(self, transfers: np.ndarray) -> None:
         """Transfers left their source DC at FIFO cost (value in ``_transfer_value``) for the destination DC."""
@@ -656,30 +765,32 @@ class Simulator:
     def _suppliers(self):
         """Suppliers ship the purchase orders released to them, possibly short, with lead times."""
         while True:
-            orders = self._decision.orders
-            released = self.pending_approval.pop(self.period, None)
-            self._pending_value.pop(self.period, None)
-            if released is not None:
-                orders = orders + released
-            self._fulfil_orders(orders)
+            self._fulfil_orders(self._decision.orders)
             yield
 
     def _fulfil_orders(self, orders: np.ndarray) -> None:
-        """Each supplier ships what it can of each order (binomial per unit when unreliable)."""
+        """The orders released from approval join the period's ``orders``; each supplier ships
+        what it can of each order (binomial per unit when unreliable)."""
         n = self.network
-        state = kernels.state_words(self.supply_rng) if self._supply_draws else self._no_draws
+        state = self._supply_state()
         if state is not None:
-            # One compiled call: the unreliable lanes' shipments and the lead times drawn, the goods sent.
-            goods, ordering, freight, partial = kernels.supply_orders(self._episode_arrays, state, orders, self.period)
+            # One compiled call: the released orders added, the unreliable lanes' shipments and
+            # the lead times drawn, the goods sent.
+            goods, ordering, freight, released, partial = kernels.supply_orders(
+                self._episode_arrays, state, orders, self.period
+            )
+            if released:
+                orders = self._released_orders
             shipped = self._partial_scratch[0] if partial else orders
         else:  # the supply stream is not PCG64 laid out as expected: numpy draws
+            if kernels.release_orders(self._episode_arrays, orders, self.period):
+                orders = self._released_orders
             shipped = orders
             if self._unreliable_lanes.size and kernels.any_nonzero_rows(orders, self._unreliable_lanes):
                 shipped = self._partial_delivery(orders)
             leads = self._purchase_leads if self._purchase_leads is not None else self._draw_leads(n.purchase_lead_time)
             goods, ordering, freight = kernels.ship_orders(self._episode_arrays, orders, shipped, leads, self.period)
-        self._period_purchases += goods + ordering
-        self._period_freight += freight
+        self._supplied(goods, ordering, freight)
         if self.audit_log is not None:
             for p in np.flatnonzero(orders.sum(axis=1) > 0):
                 supplier = n.suppliers[n.purchase_supplier[p]]
@@ -696,6 +807,11 @@ class Simulator:
                     shipped[p],
                     shipped[p] * (n.purchase_unit_cost[p] + n.purchase_shipping_cost[p]),
                 )
+
+    def _supplied(self, goods: float, ordering: float, freight: float) -> None:
+        """The suppliers' shipments' cost recorded: goods and fixed ordering cost, freight."""
+        self._period_purchases += goods + ordering
+        self._period_freight += freight
 
     def _partial_delivery(self, orders: np.ndarray) -> np.ndarray:
         """Units shipped of the purchase orders (P, S), the unreliable lanes' drawn.
@@ -733,10 +849,14 @@ class Simulator:
             slot = self.period % self._ring
             if self.audit_log is not None:
                 self._audit_receipts(slot)
-            while kernels.put_away(self._episode_arrays, slot) < 0.0:
-                self.layers.grow()  # nothing was put away: retry with twice the layer slots
-                self._pack_episode()
+            self._put_away(slot)
             yield
+
+    def _put_away(self, slot: int) -> None:
+        """Ring slot ``slot``'s arrivals put away, the layers grown until they have room."""
+        while kernels.put_away(self._episode_arrays, slot) < 0.0:
+            self.layers.grow()  # nothing was put away: retry with twice the layer slots
+            self._pack_episode()
 
     def _audit_receipts(self, slot: int) -> None:
         """The goods arriving this period (ring slot ``slot``) reached their DCs."""
@@ -757,34 +877,47 @@ class Simulator:
         delivered and invoiced (receivables fall due after the channel's payment terms).
         """
         n = self.network
-        shape = (3, len(n.tiers), n.n_skus)  # served, served new, short
         while True:
             decision = self._decision
             new_demand = self.tier_demand[self.period]
-            outcome = np.empty(shape)  # one allocation, three (T, S) views
-            served, served_new, short = outcome[0], outcome[1], outcome[2]
-            shipped = self._shipped  # scratch (A, T, S), zeroed by the kernel
+            outcome = self._new_outcome()
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
-            penalty, sales_value, freight, revenue = kernels.serve_period(
+            penalty, sales_value, freight, _ = kernels.serve_period(
                 self._episode_arrays,
                 new_demand,
                 decision.allocations,
                 leads,
                 self.period,
                 decision.log,
-                served,
-                served_new,
-                short,
+                *outcome,
                 decision.executed,  # the allocations as capped are recorded in it
             )
-            self._served, self._served_new, self._short = served, served_new, short
-            self._new_demand = new_demand
-            self._penalty = penalty + self._shortfall_penalty
-            self._sales_value = sales_value
-            self._period_freight += freight
+            self._served_customers(new_demand, outcome, penalty, sales_value, freight)
             if self.audit_log is not None:
-                self._audit_sales(shipped)
+                self._audit_sales(self._shipped)  # scratch (A, T, S), zeroed by the kernel
             yield
+
+    def _new_outcome(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """New arrays for the period's units served, served out of new demand and short (T, S):
+        views of one allocation."""
+        outcome = np.empty(self._outcome_shape)
+        return outcome[0], outcome[1], outcome[2]
+
+    def _served_customers(
+        self,
+        new_demand: np.ndarray,
+        outcome: tuple[np.ndarray, np.ndarray, np.ndarray],
+        penalty: float,
+        sales_value: float,
+        freight: float,
+    ) -> None:
+        """The customers' period recorded: demand, what was served and short, the penalty for
+        the units short (with the decision's shortfall penalty), sales value and freight."""
+        self._served, self._served_new, self._short = outcome
+        self._new_demand = new_demand
+        self._penalty = penalty + self._shortfall_penalty
+        self._sales_value = sales_value
+        self._period_freight += freight
 
     def _audit_sales(self, shipped: np.ndarray) -> None:
         n = self.network
@@ -809,69 +942,71 @@ class Simulator:
         """
         while True:
             # Bills and customer payments that fall due this period are settled in cash, then the close.
-            (
-                paid,
-                collected,
-                holding,
-                interest,
-                written,
-                expired_units,
-                revenue,
-                profit,
-                cost_of_goods_sold,
-                cash,
-                inventory_value,
-            ) = kernels.close_books(self._episode_arrays, self._penalty, self.period)
+            closing = kernels.close_books(self._episode_arrays, self._penalty, self.period)
             if self.audit_log is not None:
+                paid, collected, holding, interest, written, expired_units = closing[:6]
                 self.audit_log.payment(self.period, paid, collected)
                 if written or holding or self._penalty:
                     self.audit_log.close(self.period, holding, self._penalty, interest, written, expired_units)
-            if cash < self.min_cash:
-                self.min_cash = cash
-            costs = {
-                "cost_of_goods_sold": cost_of_goods_sold,
-                "purchases": self._period_purchases,
-                "holding": holding,
-                "shipping": self._period_freight,
-                "penalties": self._penalty,
-                "interest": interest,
-                "write_downs": written,
-            }
-            if self._economic:
-                undiscounted = (
-                    self._sales_value
-                    - self._period_purchases
-                    - self._period_freight
-                    - holding
-                    - self._penalty
-                    - interest
-                )
-            else:
-                undiscounted = profit
-            ok = self._check(undiscounted, profit) if self.check_invariants else True
-            # Positional, in field order (cheaper than keywords): period, reward,
-            # undiscounted_reward, profit, revenue, costs, demand, served_new, served, short,
-            # decision, cash, inventory_value, on_hand, written_down, expired_units, invariants_ok.
-            self._report = PeriodReport(
-                self.period,
-                undiscounted * self._discount_factor[self.period],
-                undiscounted,
-                profit,
-                revenue,
-                costs,
-                self._new_demand,
-                self._served_new,
-                self._served,
-                self._short,
-                self._decision,
-                cash,
-                inventory_value,
-                self.on_hand.copy(),
-                written,
-                expired_units,
-                ok,
-            )
+            self._closed(*closing)
             yield
+
+    def _closed(
+        self,
+        paid: float,
+        collected: float,
+        holding: float,
+        interest: float,
+        written: float,
+        expired_units: float,
+        revenue: float,
+        profit: float,
+        cost_of_goods_sold: float,
+        cash: float,
+        inventory_value: float,
+    ) -> None:
+        """The period closed (:func:`~invalloc.sim.kernels.close_books`' figures): its costs
+        and reward, the invariants checked, the period's report made."""
+        if cash < self.min_cash:
+            self.min_cash = cash
+        costs = {
+            "cost_of_goods_sold": cost_of_goods_sold,
+            "purchases": self._period_purchases,
+            "holding": holding,
+            "shipping": self._period_freight,
+            "penalties": self._penalty,
+            "interest": interest,
+            "write_downs": written,
+        }
+        if self._economic:
+            undiscounted = (
+                self._sales_value - self._period_purchases - self._period_freight - holding - self._penalty - interest
+            )
+        else:
+            undiscounted = profit
+        ok = self._check(undiscounted, profit) if self.check_invariants else True
+        # Positional, in field order (cheaper than keywords): period, reward,
+        # undiscounted_reward, profit, revenue, costs, demand, served_new, served, short,
+        # decision, cash, inventory_value, on_hand, written_down, expired_units, invariants_ok.
+        self._report = PeriodReport(
+            self.period,
+            undiscounted * self._discount_factor[self.period],
+            undiscounted,
+            profit,
+            revenue,
+            costs,
+            self._new_demand,
+            self._served_new,
+            self._served,
+            self._short,
+            self._decision,
+            cash,
+            inventory_value,
+            self.on_hand.copy(),
+            written,
+            expired_units,
+            ok,
+        )
 
     # ------------------------------------------------------------------ invariants
     def _check(self, reward: float = 0.0, profit: float = 0.0) -> bool:
@@ -924,6 +1059,10 @@ class Simulator:
         if problems:
             raise InvariantError(f"period {self.period}: " + "; ".join(problems))
         return True
+
+
+#: The business actors, in phase order: each one generator taking its turn every period.
+_ACTORS = ("_decision_point", "_suppliers", "_receiving", "_customers", "_finance")
 
 
 def _book(due: np.ndarray, amount: np.ndarray, count: int) -> dict[int, float]:

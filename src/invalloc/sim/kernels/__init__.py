@@ -44,7 +44,7 @@ from invalloc.sim.kernels.cost_layers import (
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
 from invalloc.sim.kernels.draws import binomial_inversion_tables, state_words
-from invalloc.sim.kernels.dues import due_before
+from invalloc.sim.kernels.dues import bills_and_headroom, due_before
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -57,6 +57,7 @@ from invalloc.sim.kernels.packing import (
     pack_rules,
     packable,
 )
+from invalloc.sim.kernels.period import N_FIGURES, run_period
 from invalloc.sim.kernels.period_close import close_books, close_period
 from invalloc.sim.kernels.receiving import put_away, receive_arrivals
 from invalloc.sim.kernels.rules import (
@@ -72,6 +73,7 @@ from invalloc.sim.kernels.rules import (
 from invalloc.sim.kernels.suppliers import (
     draw_shipped_units,
     partial_shipments,
+    release_orders,
     ship_orders,
     ship_purchases,
     supply_orders,
@@ -80,6 +82,7 @@ from invalloc.sim.kernels.transfers import dispatch_transfers, send_transfers
 
 __all__ = [
     "ALLOCATE",
+    "N_FIGURES",
     "EPISODE_FIELDS",
     "NETWORK_FIELDS",
     "NEVER",
@@ -90,6 +93,7 @@ __all__ = [
     "RuleArrays",
     "any_nonzero",
     "any_nonzero_rows",
+    "bills_and_headroom",
     "binomial_inversion_tables",
     "close_books",
     "close_period",
@@ -113,7 +117,9 @@ __all__ = [
     "receive_arrivals",
     "receive_layers",
     "record_allocations",
+    "release_orders",
     "reset_episode",
+    "run_period",
     "send_transfers",
     "serve_period",
     "supply_orders",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from invalloc.sim.kernels.rules import _project_with, clear_outputs
+from invalloc.sim.kernels.rules import _project_with, clear_outputs, order_value_packed
 from invalloc.sim.kernels.transfers import send_transfers
 
 
@@ -15,7 +15,6 @@ def decision_point(
     ep,
     flat,
     open_requests,
-    released,
     budget,
     headroom,
     leads,
@@ -33,10 +32,17 @@ def decision_point(
     (:func:`~invalloc.sim.kernels.rules.project`, on the episode's stock) and the transfers
     sent (:func:`~invalloc.sim.kernels.transfers.send_transfers`).
 
-    The outputs may come uninitialised (as for :func:`~invalloc.sim.kernels.rules.project_packed`).
-    Returns (value of the purchase orders, penalty for the shortfalls, cost of the goods
-    transferred, transfer freight), money.
+    The orders released from approval this period (``ep.held_*``) count as ordered; orders
+    the approval rule delays are held until ``period`` + the delay (the ring's slots − 1),
+    with their value. The outputs may come uninitialised (as for
+    :func:`~invalloc.sim.kernels.rules.project_packed`). Returns (value of the purchase orders,
+    penalty for the shortfalls, cost of the goods transferred, transfer freight), money, and
+    whether orders were held.
     """
+    releases = ep.held_release
+    slots = releases.shape[0]
+    now = period % slots
+    released = ep.held_orders[now] if releases[now] == period else ep.no_release
     start, balance = ep.period_start, ep.balance
     for account in range(balance.shape[0]):
         start[account] = balance[account]
@@ -63,4 +69,25 @@ def decision_point(
     freight = 0.0
     if transfers.shape[0] > 0:
         goods, freight = send_transfers(ep, transfers, leads, period)
-    return value, penalty, goods, freight
+    held = False
+    if ep.rules.approval_delays and _any(delayed):
+        release = period + slots - 1
+        slot = release % slots  # emptied when its last orders were released, a period ago
+        orders_held = ep.held_orders[slot]
+        for p in range(delayed.shape[0]):
+            for s in range(delayed.shape[1]):
+                orders_held[p, s] = 0.0 + delayed[p, s]
+        ep.held_value[slot] = order_value_packed(ep.rules, orders_held)
+        releases[slot] = release
+        held = True
+    return value, penalty, goods, freight, held
+
+
+@njit(cache=True, nogil=True)
+def _any(array):
+    """Whether any entry of a 2-D array is non-zero."""
+    for row in range(array.shape[0]):
+        for column in range(array.shape[1]):
+            if array[row, column] != 0:
+                return True
+    return False

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from invalloc.sim.kernels.ledger import CASH
+
 #: The books in ``count``: supplier bills, customer payments.
 PAYABLES_BOOK = 0
 RECEIVABLES_BOOK = 1
@@ -55,3 +57,27 @@ def due_before(due, amount, count, book, period):
         if due[i] < period:
             total += amount[i]
     return total
+
+
+@njit(cache=True, nogil=True)
+def held_value(ep, period):
+    """The value of the purchase orders held for approval (``ep.held_*``), summed in release
+    order: the slots from ``period``'s on hold releases ``period`` … ``period`` + slots − 1."""
+    releases, values = ep.held_release, ep.held_value
+    slots = releases.shape[0]
+    committed = 0.0
+    for k in range(slots):
+        slot = (period + k) % slots
+        if releases[slot] >= 0:
+            committed += values[slot]
+    return committed
+
+
+@njit(cache=True, nogil=True)
+def bills_and_headroom(ep, period, window, credit_line, buffer):
+    """(Supplier bills due before ``period + window``, the purchase headroom): money a purchase
+    may commit now under the cash rule, cash + credit line − those bills − the orders held for
+    approval − the treasury buffer (may be negative)."""
+    bills = due_before(ep.payable_due, ep.payable_amount, ep.due_count, PAYABLES_BOOK, period + window)
+    headroom = ep.balance[CASH] + credit_line - bills - held_value(ep, period) - buffer
+    return bills, headroom

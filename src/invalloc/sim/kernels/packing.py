@@ -170,6 +170,12 @@ EPISODE_FIELDS = NETWORK_FIELDS + (
     "due_count",  # (2,) int64: open entries of each book (payables, receivables)
     "purchase_payment_periods",  # (P,) int64: periods from a supplier's invoice to its payment
     "lane_payment_periods",  # (A,) int64: periods from a sales lane's invoice to the customer's payment
+    # purchase orders held for approval, by release period modulo the delay + 1 (a ring)
+    "held_orders",  # (Q, P, S) units
+    "held_value",  # (Q,) money (rules.order_value_packed)
+    "held_release",  # (Q,) int64: the slot's release period, -1 when empty
+    "no_release",  # (P, S) zeros: nothing released this period
+    "released_orders",  # (P, S) scratch: this period's orders with the released ones added
     "rules",  # RuleArrays: the feasibility layer's constants (for the decision point)
 )
 

@@ -165,9 +165,15 @@ def supply_orders(ep, state, orders, period):
     then the shipments sent (:func:`ship_orders`). The draws come in that order, as numpy's
     would: the same numbers as the calls one by one.
 
-    Returns (goods value, fixed ordering cost, freight), money, and whether the shipments
-    differ from the orders (then ``ep.partial_shipped`` holds them).
+    The orders released from approval this period are added to ``orders`` first (into
+    ``ep.released_orders``) and leave the ring of held orders. Returns (goods value, fixed
+    ordering cost, freight), money, whether orders were released (``ep.released_orders``
+    holds all the period's orders) and whether the shipments differ from the orders
+    (``ep.partial_shipped`` holds them).
     """
+    released = release_orders(ep, orders, period)
+    if released:
+        orders = ep.released_orders
     shipped = orders
     partial = False
     lanes = ep.unreliable_lanes
@@ -203,4 +209,20 @@ def supply_orders(ep, state, orders, period):
         leads,
     )
     goods, ordering, freight = ship_orders(ep, orders, shipped, leads, period)
-    return goods, ordering, freight, partial
+    return goods, ordering, freight, released, partial
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def release_orders(ep, orders, period):
+    """If orders held for approval are released this ``period``: ``ep.released_orders`` =
+    ``orders`` + them, their slot emptied, and True."""
+    releases = ep.held_release
+    slot = period % releases.shape[0]
+    if releases[slot] != period:
+        return False
+    held, combined = ep.held_orders[slot], ep.released_orders
+    for p in range(orders.shape[0]):
+        for s in range(orders.shape[1]):
+            combined[p, s] = orders[p, s] + held[p, s]
+    releases[slot] = -1
+    return True

@@ -1,0 +1,96 @@
+"""A whole period in one compiled call: the business steps of the five actors, in their order.
+
+The simulator's actors (:mod:`invalloc.sim.simulator`) each make one compiled call a period;
+without an audit log to write between them, :func:`run_period` makes the same calls in the
+same order from compiled code, which saves the four hand-overs to Python (``scripts/bench_env.py``).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from invalloc.sim.kernels.customers import serve_period
+from invalloc.sim.kernels.decision_point import decision_point
+from invalloc.sim.kernels.period_close import close_books
+from invalloc.sim.kernels.receiving import put_away
+from invalloc.sim.kernels.suppliers import supply_orders
+
+#: Where :func:`run_period` writes each figure of the period in its ``figures`` (money unless noted).
+DECISION_FIGURES = slice(0, 3)  # purchase value, shortfall penalty, transfer freight
+SUPPLY_FIGURES = slice(3, 6)  # goods, fixed ordering cost, purchase freight
+CUSTOMER_FIGURES = slice(6, 9)  # penalty for units short, sales value, sales freight
+CLOSE_FIGURES = slice(9, 20)  # close_books' eleven figures
+N_FIGURES = 20
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_period(
+    ep,
+    state,
+    flat,
+    open_requests,
+    budget,
+    headroom,
+    transfer_leads,
+    sales_leads,
+    period,
+    requested,
+    orders,
+    delayed,
+    transfers,
+    allocations,
+    executed,
+    shortfall,
+    log,
+    new_demand,
+    served,
+    served_new,
+    short,
+    figures,
+):
+    """The period's :func:`~invalloc.sim.kernels.decision_point`, the suppliers'
+    :func:`~invalloc.sim.kernels.suppliers.supply_orders` (drawing from ``state``), the DCs'
+    :func:`~invalloc.sim.kernels.receiving.put_away`, the customers'
+    :func:`~invalloc.sim.kernels.customers.serve_period` and the finance team's
+    :func:`~invalloc.sim.kernels.period_close.close_books`, with the lead times given.
+
+    Writes the period's figures into ``figures`` (:data:`N_FIGURES`,), at the slices above.
+    Returns False, after the suppliers' step, if the cost layers have too few slots for the
+    arrivals (nothing put away): the caller grows them and finishes the period.
+    """
+    value, penalty, _, transfer_freight, _ = decision_point(
+        ep,
+        flat,
+        open_requests,
+        budget,
+        headroom,
+        transfer_leads,
+        period,
+        requested,
+        orders,
+        delayed,
+        transfers,
+        allocations,
+        executed,
+        shortfall,
+        log,
+    )
+    figures[0] = value
+    figures[1] = penalty
+    figures[2] = transfer_freight
+    goods, ordering, purchase_freight, _, _ = supply_orders(ep, state, orders, period)
+    figures[3] = goods
+    figures[4] = ordering
+    figures[5] = purchase_freight
+    if put_away(ep, period % ep.transit_units.shape[0]) < 0.0:
+        return False
+    short_penalty, sales_value, sales_freight, _ = serve_period(
+        ep, new_demand, allocations, sales_leads, period, log, served, served_new, short, executed
+    )
+    figures[6] = short_penalty
+    figures[7] = sales_value
+    figures[8] = sales_freight
+    closing = close_books(ep, short_penalty + penalty, period)
+    for i in range(len(closing)):
+        figures[9 + i] = closing[i]
+    return True
