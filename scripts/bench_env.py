@@ -161,7 +161,9 @@ BREAKDOWN = (
     ("invalloc.env.actions.ActionMapper", "requests", "  action mapping"),
     ("invalloc.sim.simulator.Simulator", "step", "  simulator period"),
     # Its actors' turns (each with its compiled step and lead-time draws; the rest of the period
-    # is SimPy's calendar). Wrapped at a simulator's reset, when its calendar makes the actors.
+    # is SimPy's calendar), or, without an audit log, the one turn that runs their business
+    # steps in one compiled call. Wrapped at a simulator's reset, when its calendar makes them.
+    ("invalloc.sim.simulator.Simulator", "_whole_period", "    the actors' turns in one"),
     ("invalloc.sim.simulator.Simulator", "_decision_point", "    decision point"),
     ("invalloc.sim.simulator.Simulator", "_suppliers", "    suppliers"),
     ("invalloc.sim.simulator.Simulator", "_receiving", "    receiving"),
@@ -174,6 +176,8 @@ BREAKDOWN = (
     ("invalloc.sim.kernels", "put_away", "    compiled steps"),
     ("invalloc.sim.kernels", "serve_period", "    compiled steps"),
     ("invalloc.sim.kernels", "close_books", "    compiled steps"),
+    ("invalloc.sim.kernels", "supply_orders", "    compiled steps"),
+    ("invalloc.sim.kernels", "run_period", "    compiled steps"),
     ("invalloc.sim.simulator.Simulator", "_draw_leads", "    lead-time draws"),
     ("invalloc.env.observations.ObservationBuilder", "record_and_observe", "  record + observation"),
     ("invalloc.sim.simulator.Simulator", "reset", "  simulator reset"),

@@ -544,12 +544,12 @@ class Simulator:
     def pending_approval(self) -> dict[int, np.ndarray]:
         """Purchase orders held for approval: release period → (P, S) units, in release order
         (read-only views of the ring the kernels keep, valid until the release)."""
-        releases = self._held_release
-        if (releases < 0).all():
+        releases = self._held_release.tolist()
+        if max(releases) < 0:
             return {}
         held = {}
-        for release in sorted(int(release) for release in releases if release >= 0):
-            orders = self._held_orders[release % releases.shape[0]].view()
+        for release in sorted(release for release in releases if release >= 0):
+            orders = self._held_orders[release % len(releases)].view()
             orders.flags.writeable = False
             held[release] = orders
         return held
