@@ -51,6 +51,7 @@ RANGE = 4.0
 ANCHOR_RANGE = 2.0
 #: Action modes.
 ACTION_MODES = ("compact", "anchored", "raw")
+_FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 _RANGE_BASE = np.array(RANGE)  # RANGE as numpy's power reads it
 
@@ -148,6 +149,8 @@ class ActionMapper:
         # dimensions and the channels' weights.
         self._exponent = np.empty((len(n.locations), n.n_skus))
         self._doubled_weight = np.empty(len(self.channels_decided))
+        self._shape = (len(self.names),)
+        self._clipped = np.empty(len(self.names))  # the action clipped, float64 (clipped_compact_requests)
         self._scale = np.empty_like(self._exponent)
         self._weight_of_decided = np.empty_like(self._doubled_weight)
 
@@ -165,12 +168,34 @@ class ActionMapper:
             return self._anchored(np.asarray(action, dtype=np.float64))
         if action.__class__ is not np.ndarray or action.dtype is not _FLOAT64 or not action.flags.c_contiguous:
             action = np.ascontiguousarray(action, dtype=np.float64)  # the compiled pass's one signature
-        sim = self.simulator
         # One compiled pass writes, per DC × SKU, the mean of its SKU and location dimensions
-        # (a missing dimension counting 0) and, per decided channel, 2 × its dimension; the
-        # power and the exponential stay numpy's (a compiled pow or exp may differ in the last bit).
+        # (a missing dimension counting 0) and, per decided channel, 2 × its dimension.
+        _compact_exponents(action, self._sku_dimension, self._location_dimension, self._exponent, self._doubled_weight)
+        return self._compact_requests_from_exponents()
+
+    def clipped_compact_requests(self, action: np.ndarray) -> np.ndarray | None:
+        """:meth:`requests` of a compact-mode action as a vector env passes it (a C-contiguous
+        float32 or float64 array of the action's size), clipped to [-1, 1] in the same compiled
+        pass that computes its exponents; None if it is not such an array or has a NaN or
+        infinite entry (the caller then checks it and reports what is wrong)."""
+        if not (
+            action.__class__ is np.ndarray
+            and (action.dtype is _FLOAT32 or action.dtype is _FLOAT64)
+            and action.shape == self._shape
+            and action.flags.c_contiguous
+        ):
+            return None
+        if not _clip_and_exponents(
+            action, self._clipped, self._sku_dimension, self._location_dimension, self._exponent, self._doubled_weight
+        ):
+            return None
+        return self._compact_requests_from_exponents()
+
+    def _compact_requests_from_exponents(self) -> np.ndarray:
+        """The compact mapping's requests from the exponents in scratch (:func:`_compact_exponents`)."""
+        sim = self.simulator
         exponent, doubled_weight = self._exponent, self._doubled_weight
-        _compact_exponents(action, self._sku_dimension, self._location_dimension, exponent, doubled_weight)
+        # The power and the exponential stay numpy's (a compiled pow or exp may differ in the last bit).
         # RANGE ** exponent and exp(doubled_weight) into scratch: numpy's loops as for `RANGE**exponent`
         # (the base a 0-d array rather than a Python float, which numpy converts on every call).
         scale = np.power(_RANGE_BASE, exponent, out=self._scale)
@@ -261,6 +286,19 @@ def _compact_exponents(action, sku_dimension, location_dimension, exponent, doub
     start = size - doubled_weight.shape[0]
     for k in range(doubled_weight.shape[0]):
         doubled_weight[k] = 2.0 * action[start + k]
+
+
+@njit(cache=True, error_model="numpy")
+def _clip_and_exponents(action, clipped, sku_dimension, location_dimension, exponent, doubled_weight):
+    """The action (n,) as float64 clipped to [-1, 1] (``np.clip``'s values) into ``clipped``, then
+    :func:`_compact_exponents` of it; False (nothing more written) at a NaN or infinite entry."""
+    for i in range(action.shape[0]):
+        value = np.float64(action[i])
+        if not np.isfinite(value):
+            return False
+        clipped[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
+    _compact_exponents(clipped, sku_dimension, location_dimension, exponent, doubled_weight)
+    return True
 
 
 @njit(cache=True, error_model="numpy")

@@ -146,6 +146,7 @@ class AllocationEnv(gym.Env):
         self.network = compile_network(load_scenario(scenario, config_overrides))
         self.simulator = Simulator(self.network, check_invariants=check_invariants, periods=periods)
         self.actions = ActionMapper(self.simulator, action_mode, anchor)
+        self._compact = self.actions.mode == "compact"
         if not isinstance(discount_rewards, bool | np.bool_):
             raise ValueError(f"discount_rewards={discount_rewards!r:.40}: must be true or false")
         self.discount_rewards = bool(discount_rewards)
@@ -204,8 +205,11 @@ class AllocationEnv(gym.Env):
             raise RuntimeError("step() before reset(): call reset() to start an episode")
         if self.simulator.done:
             raise RuntimeError("the episode is over (truncated); call reset()")
-        action = self._checked(action)
-        report = self.simulator.step(self.actions.requests(action))
+        # A compact action as vector envs pass it: checked, clipped and mapped in one pass.
+        requests = self.actions.clipped_compact_requests(action) if self._compact else None
+        if requests is None:
+            requests = self.actions.requests(self._checked(action))
+        report = self.simulator.step(requests)
         self._last_report = report
         if self._features is None:
             fill_rate, units_short, observation = self.observations.record_and_observe(report)

@@ -221,18 +221,18 @@ class ObservationBuilder:
         sim = self.simulator
         money = self.money_scale
         credit_line = self._credit_line
-        cash = sim.cash
+        # Cash, the bills due within the window (payment window + 1), the headroom (remembered by
+        # the simulator for the next decision point, which reads it again) and the customer
+        # payments due within the window, in one compiled call.
+        cash, payables, headroom, receivables = sim.money_outlook(self._window)
         credit_used = max(0.0, -cash)
-        # The bills due within the window (payment window + 1) and the headroom, remembered by
-        # the simulator for the next decision point, which reads the headroom again.
-        payables, headroom = sim.bills_and_headroom()
         if not self._cash_rule:
             headroom = cash + credit_line
         return (
             headroom / money,
             (credit_line - credit_used) / money,
             payables / money,
-            sim.receivables_due_within(self._window) / money,
+            receivables / money,
             self._budget_feature,
         )
 

@@ -15,7 +15,11 @@ one generator per actor, in a fixed order of phases inside the period::
 Quantities are numpy arrays over SKUs owned by the simulator (one event moves a whole
 vector). SimPy sequences the periods: one process, the calendar, lets the actors take their
 turns in phase order and then waits one period, so each period costs one SimPy event
-rather than one per actor. Shapes follow :mod:`invalloc.sim.network`.
+rather than one per actor. Each actor's business step is one compiled call
+(:mod:`invalloc.sim.kernels`); when nothing has to be written between them (no audit log) and
+no subclass replaces an actor, the calendar makes the five calls as one
+(:meth:`Simulator._whole_period`), in the same order, and records each actor's figures as its
+turn would. Shapes follow :mod:`invalloc.sim.network`.
 
 Use :meth:`Simulator.reset` then :meth:`Simulator.step` per period (the Gymnasium
 environment does), or :func:`run_episode` with a policy.
@@ -539,6 +543,15 @@ class Simulator:
         )
         self._headroom_memo = (self.period, cash, outlook)
         return outlook
+
+    def money_outlook(self, periods: int) -> tuple[float, float, float, float]:
+        """(Cash, :meth:`bills_and_headroom`'s bills and headroom, :meth:`receivables_due_within`
+        ``periods``) in one compiled call; the headroom remembered as :meth:`purchase_headroom` is."""
+        cash, bills, headroom, receivables = kernels.money_outlook(
+            self._episode_arrays, self.period, self._payment_window + 1, self._credit_line, self._buffer, periods
+        )
+        self._headroom_memo = (self.period, cash, (bills, headroom))
+        return cash, bills, headroom, receivables
 
     @property
     def pending_approval(self) -> dict[int, np.ndarray]:

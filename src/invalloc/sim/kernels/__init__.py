@@ -44,7 +44,7 @@ from invalloc.sim.kernels.cost_layers import (
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
 from invalloc.sim.kernels.draws import binomial_inversion_tables, state_words
-from invalloc.sim.kernels.dues import bills_and_headroom, due_before
+from invalloc.sim.kernels.dues import bills_and_headroom, due_before, money_outlook
 from invalloc.sim.kernels.episode import any_nonzero, any_nonzero_rows, reset_episode
 from invalloc.sim.kernels.ledger import post
 from invalloc.sim.kernels.packing import (
@@ -105,6 +105,7 @@ __all__ = [
     "fifo_issue",
     "issue_outbound",
     "limit_allocations",
+    "money_outlook",
     "order_value_packed",
     "pack_episode",
     "pack_rules",

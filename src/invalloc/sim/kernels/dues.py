@@ -81,3 +81,14 @@ def bills_and_headroom(ep, period, window, credit_line, buffer):
     bills = due_before(ep.payable_due, ep.payable_amount, ep.due_count, PAYABLES_BOOK, period + window)
     headroom = ep.balance[CASH] + credit_line - bills - held_value(ep, period) - buffer
     return bills, headroom
+
+
+@njit(cache=True, nogil=True)
+def money_outlook(ep, period, window, credit_line, buffer, receivables_window):
+    """(Cash, :func:`bills_and_headroom`'s two figures, customer payments due before ``period +
+    receivables_window``): what the environment's money features read, in one call."""
+    bills, headroom = bills_and_headroom(ep, period, window, credit_line, buffer)
+    receivables = due_before(
+        ep.receivable_due, ep.receivable_amount, ep.due_count, RECEIVABLES_BOOK, period + receivables_window
+    )
+    return ep.balance[CASH], bills, headroom, receivables
