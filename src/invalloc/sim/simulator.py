@@ -652,9 +652,9 @@ class Simulator:
                 transfer_leads,
                 self._sales_leads,
                 self.period,
-                *outputs,
+                outputs,
                 new_demand,
-                *outcome,
+                outcome,
                 figures,
             )
             value, penalty, freight, goods, ordering, purchase_freight, *served = figures.tolist()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from invalloc.sim.kernels.episode import any_nonzero
 from invalloc.sim.kernels.rules import _project_with, clear_outputs, order_value_packed
 from invalloc.sim.kernels.transfers import send_transfers
 
@@ -70,7 +71,7 @@ def decision_point(
     if transfers.shape[0] > 0:
         goods, freight = send_transfers(ep, transfers, leads, period)
     held = False
-    if ep.rules.approval_delays and _any(delayed):
+    if ep.rules.approval_delays and any_nonzero(delayed):
         release = period + slots - 1
         slot = release % slots  # emptied when its last orders were released, a period ago
         orders_held = ep.held_orders[slot]
@@ -81,13 +82,3 @@ def decision_point(
         releases[slot] = release
         held = True
     return value, penalty, goods, freight, held
-
-
-@njit(cache=True, nogil=True)
-def _any(array):
-    """Whether any entry of a 2-D array is non-zero."""
-    for row in range(array.shape[0]):
-        for column in range(array.shape[1]):
-            if array[row, column] != 0:
-                return True
-    return False

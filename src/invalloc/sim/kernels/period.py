@@ -15,11 +15,7 @@ from invalloc.sim.kernels.period_close import close_books
 from invalloc.sim.kernels.receiving import put_away
 from invalloc.sim.kernels.suppliers import supply_orders
 
-#: Where :func:`run_period` writes each figure of the period in its ``figures`` (money unless noted).
-DECISION_FIGURES = slice(0, 3)  # purchase value, shortfall penalty, transfer freight
-SUPPLY_FIGURES = slice(3, 6)  # goods, fixed ordering cost, purchase freight
-CUSTOMER_FIGURES = slice(6, 9)  # penalty for units short, sales value, sales freight
-CLOSE_FIGURES = slice(9, 20)  # close_books' eleven figures
+#: How many figures :func:`run_period` writes (money, but for the expired units among close_books').
 N_FIGURES = 20
 
 
@@ -34,18 +30,9 @@ def run_period(
     transfer_leads,
     sales_leads,
     period,
-    requested,
-    orders,
-    delayed,
-    transfers,
-    allocations,
-    executed,
-    shortfall,
-    log,
+    outputs,
     new_demand,
-    served,
-    served_new,
-    short,
+    outcome,
     figures,
 ):
     """The period's :func:`~invalloc.sim.kernels.decision_point`, the suppliers'
@@ -54,38 +41,30 @@ def run_period(
     :func:`~invalloc.sim.kernels.customers.serve_period` and the finance team's
     :func:`~invalloc.sim.kernels.period_close.close_books`, with the lead times given.
 
-    Writes the period's figures into ``figures`` (:data:`N_FIGURES`,), at the slices above.
+    ``outputs`` are the decision's arrays (:meth:`~invalloc.sim.feasibility.FeasibilityLayer.new_outputs`:
+    requested, orders, delayed, transfers, allocations, executed, shortfall, log) and
+    ``outcome`` the customers' (served, served new, short). Writes the period's figures into
+    ``figures`` (:data:`N_FIGURES`,): the decision's purchase value, shortfall penalty and
+    transfer freight; the suppliers' goods, fixed ordering cost and freight; the customers'
+    penalty for units short, sales value and freight; ``close_books``' eleven figures.
     Returns False, after the suppliers' step, if the cost layers have too few slots for the
     arrivals (nothing put away): the caller grows them and finishes the period.
     """
     value, penalty, _, transfer_freight, _ = decision_point(
-        ep,
-        flat,
-        open_requests,
-        budget,
-        headroom,
-        transfer_leads,
-        period,
-        requested,
-        orders,
-        delayed,
-        transfers,
-        allocations,
-        executed,
-        shortfall,
-        log,
+        ep, flat, open_requests, budget, headroom, transfer_leads, period, *outputs
     )
     figures[0] = value
     figures[1] = penalty
     figures[2] = transfer_freight
-    goods, ordering, purchase_freight, _, _ = supply_orders(ep, state, orders, period)
+    goods, ordering, purchase_freight, _, _ = supply_orders(ep, state, outputs[1], period)
     figures[3] = goods
     figures[4] = ordering
     figures[5] = purchase_freight
     if put_away(ep, period % ep.transit_units.shape[0]) < 0.0:
         return False
+    allocations, executed, log = outputs[4], outputs[5], outputs[7]
     short_penalty, sales_value, sales_freight, _ = serve_period(
-        ep, new_demand, allocations, sales_leads, period, log, served, served_new, short, executed
+        ep, new_demand, allocations, sales_leads, period, log, *outcome, executed
     )
     figures[6] = short_penalty
     figures[7] = sales_value
