@@ -178,12 +178,7 @@ class ActionMapper:
         float32 or float64 array of the action's size), clipped to [-1, 1] in the same compiled
         pass that computes its exponents; None if it is not such an array or has a NaN or
         infinite entry (the caller then checks it and reports what is wrong)."""
-        if not (
-            action.__class__ is np.ndarray
-            and (action.dtype is _FLOAT32 or action.dtype is _FLOAT64)
-            and action.shape == self._shape
-            and action.flags.c_contiguous
-        ):
+        if not is_vector_env_action(action, self._shape):
             return None
         if not _clip_and_exponents(
             action, self._clipped, self._sku_dimension, self._location_dimension, self._exponent, self._doubled_weight
@@ -288,15 +283,37 @@ def _compact_exponents(action, sku_dimension, location_dimension, exponent, doub
         doubled_weight[k] = 2.0 * action[start + k]
 
 
-@njit(cache=True, error_model="numpy")
-def _clip_and_exponents(action, clipped, sku_dimension, location_dimension, exponent, doubled_weight):
-    """The action (n,) as float64 clipped to [-1, 1] (``np.clip``'s values) into ``clipped``, then
-    :func:`_compact_exponents` of it; False (nothing more written) at a NaN or infinite entry."""
+def is_vector_env_action(action, shape: tuple[int]) -> bool:
+    """Whether ``action`` is what vector envs pass: a C-contiguous float32 or float64 array of
+    ``shape`` (what :func:`cast_and_clip` takes)."""
+    return (
+        action.__class__ is np.ndarray
+        and (action.dtype is _FLOAT32 or action.dtype is _FLOAT64)
+        and action.shape == shape
+        and action.flags.c_contiguous
+    )
+
+
+@njit(cache=True)
+def cast_and_clip(action, out):
+    """Write the action (n,) as float64 clipped to [-1, 1] (``np.clip``'s values) to ``out``;
+    False, with ``out`` partly written, when an entry is NaN or infinite.
+
+    Into the caller's array: returning a new one costs numba an unpickling on every call."""
     for i in range(action.shape[0]):
         value = np.float64(action[i])
         if not np.isfinite(value):
             return False
-        clipped[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
+        out[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _clip_and_exponents(action, clipped, sku_dimension, location_dimension, exponent, doubled_weight):
+    """:func:`cast_and_clip` into ``clipped``, then :func:`_compact_exponents` of it; False
+    (nothing more written) at a NaN or infinite entry."""
+    if not cast_and_clip(action, clipped):
+        return False
     _compact_exponents(clipped, sku_dimension, location_dimension, exponent, doubled_weight)
     return True
 

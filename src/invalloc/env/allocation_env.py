@@ -13,7 +13,7 @@ from gymnasium import spaces
 from numba import njit
 
 from invalloc.config.loader import load_scenario
-from invalloc.env.actions import ActionMapper
+from invalloc.env.actions import ActionMapper, cast_and_clip, is_vector_env_action
 from invalloc.env.observations import CLIP, ObservationBuilder, observation_source
 from invalloc.sim.feasibility import RULES
 from invalloc.sim.network import compile_network
@@ -278,13 +278,8 @@ class AllocationEnv(gym.Env):
         """The action as float64 (n,) clipped to [-1, 1], or ValueError naming what is wrong with it."""
         # What vector envs pass (a float32 or float64 row of the right length): one compiled
         # pass casts, checks and clips it.
-        if (
-            action.__class__ is np.ndarray
-            and (action.dtype is _FLOAT32 or action.dtype is _FLOAT64)
-            and action.shape == self._action_shape
-            and action.flags.c_contiguous
-        ):
-            if _cast_and_clip(action, self._checked_action):
+        if is_vector_env_action(action, self._action_shape):
+            if cast_and_clip(action, self._checked_action):
                 return self._checked_action
         if not (action.__class__ is np.ndarray and action.dtype.kind == "f") and np.iscomplexobj(action):
             raise ValueError("action has complex entries; expected real numbers in [-1, 1]")
@@ -364,24 +359,6 @@ class _StepInfo(dict):
 
     def __reduce__(self):
         return dict, (dict(self),)
-
-
-_FLOAT32 = np.dtype(np.float32)
-_FLOAT64 = np.dtype(np.float64)
-
-
-@njit(cache=True)
-def _cast_and_clip(action, out):
-    """Write the action (n,) as float64 clipped to [-1, 1] (``np.clip``'s values) to ``out``;
-    False, with ``out`` partly written, when an entry is NaN or infinite.
-
-    Into the caller's array: returning a new one costs numba an unpickling on every call."""
-    for i in range(action.shape[0]):
-        value = np.float64(action[i])
-        if not np.isfinite(value):
-            return False
-        out[i] = -1.0 if value < -1.0 else (1.0 if value > 1.0 else value)
-    return True
 
 
 @njit(cache=True)

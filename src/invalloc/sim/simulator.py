@@ -467,7 +467,7 @@ class Simulator:
             on_hand=self.on_hand,
             inbound=self.inbound,
             purchase_headroom=self.purchase_headroom() if self._cash_rule else np.inf,
-            purchase_budget=np.inf if self._budget is None else self._budget,
+            purchase_budget=self._purchase_budget,
             released_orders=self._released_now(),
         )
 
@@ -599,15 +599,16 @@ class Simulator:
         Each actor is a generator that does one period's work and yields; the phases are an
         order within the period, so one SimPy event per period sequences them all.
         """
-        actors = (
-            self._decision_point(),  # t + 0.0
-            self._suppliers(),  # t + 0.1
-            self._receiving(),  # t + 0.2
-            self._customers(),  # t + 0.3
-            self._finance(),  # t + 0.9
-        )
         if self._one_call_periods():
             actors = (self._whole_period(),)
+        else:
+            actors = (
+                self._decision_point(),  # t + 0.0
+                self._suppliers(),  # t + 0.1
+                self._receiving(),  # t + 0.2
+                self._customers(),  # t + 0.3
+                self._finance(),  # t + 0.9
+            )
         turns = [actor.__next__ for actor in actors]
         while True:
             for take_turn in turns:
@@ -665,18 +666,8 @@ class Simulator:
                 self._closed(*served[3:])
             else:  # the cost layers had no room for the arrivals: grown, then the rest of the period
                 self._put_away(self.period % self._ring)
-                penalty, sales_value, freight, _ = kernels.serve_period(
-                    self._episode_arrays,
-                    new_demand,
-                    decision.allocations,
-                    self._sales_leads,
-                    self.period,
-                    decision.log,
-                    *outcome,
-                    decision.executed,
-                )
-                self._served_customers(new_demand, outcome, penalty, sales_value, freight)
-                self._closed(*kernels.close_books(self._episode_arrays, self._penalty, self.period))
+                self._serve(decision, new_demand, outcome, self._sales_leads)
+                self._closed(*self._close_books())
             yield
 
     def _decision_point(self):
@@ -696,7 +687,7 @@ class Simulator:
             outputs = feasibility.new_outputs()
             # Opens the period's books, projects the request on the stock now (with the orders
             # released from approval), sends the transfers, holds the orders approval delays.
-            value, penalty, _, freight, _ = kernels.decision_point(
+            value, penalty, _, freight = kernels.decision_point(
                 self._episode_arrays,
                 flat,
                 self.open_requests if backorders else self._no_open,
@@ -895,20 +886,34 @@ class Simulator:
             new_demand = self.tier_demand[self.period]
             outcome = self._new_outcome()
             leads = self._sales_leads if self._sales_leads is not None else self._draw_leads(n.sales_lead_time)
-            penalty, sales_value, freight, _ = kernels.serve_period(
-                self._episode_arrays,
-                new_demand,
-                decision.allocations,
-                leads,
-                self.period,
-                decision.log,
-                *outcome,
-                decision.executed,  # the allocations as capped are recorded in it
-            )
-            self._served_customers(new_demand, outcome, penalty, sales_value, freight)
+            self._serve(decision, new_demand, outcome, leads)
             if self.audit_log is not None:
                 self._audit_sales(self._shipped)  # scratch (A, T, S), zeroed by the kernel
             yield
+
+    def _serve(
+        self,
+        decision: FeasibleDecision,
+        new_demand: np.ndarray,
+        outcome: tuple[np.ndarray, np.ndarray, np.ndarray],
+        leads: np.ndarray,
+    ) -> None:
+        """The customers' compiled step (:func:`~invalloc.sim.kernels.serve_period`), recorded."""
+        penalty, sales_value, freight, _ = kernels.serve_period(
+            self._episode_arrays,
+            new_demand,
+            decision.allocations,
+            leads,
+            self.period,
+            decision.log,
+            *outcome,
+            decision.executed,  # the allocations as capped are recorded in it
+        )
+        self._served_customers(new_demand, outcome, penalty, sales_value, freight)
+
+    def _close_books(self) -> tuple[float, ...]:
+        """The bills and payments due settled and the period closed (:func:`~invalloc.sim.kernels.close_books`)."""
+        return kernels.close_books(self._episode_arrays, self._penalty, self.period)
 
     def _new_outcome(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """New arrays for the period's units served, served out of new demand and short (T, S):
@@ -955,7 +960,7 @@ class Simulator:
         """
         while True:
             # Bills and customer payments that fall due this period are settled in cash, then the close.
-            closing = kernels.close_books(self._episode_arrays, self._penalty, self.period)
+            closing = self._close_books()
             if self.audit_log is not None:
                 paid, collected, holding, interest, written, expired_units = closing[:6]
                 self.audit_log.payment(self.period, paid, collected)

@@ -37,8 +37,7 @@ def decision_point(
     the approval rule delays are held until ``period`` + the delay (the ring's slots − 1),
     with their value. The outputs may come uninitialised (as for
     :func:`~invalloc.sim.kernels.rules.project_packed`). Returns (value of the purchase orders,
-    penalty for the shortfalls, cost of the goods transferred, transfer freight), money, and
-    whether orders were held.
+    penalty for the shortfalls, cost of the goods transferred, transfer freight), money.
     """
     releases = ep.held_release
     slots = releases.shape[0]
@@ -70,7 +69,6 @@ def decision_point(
     freight = 0.0
     if transfers.shape[0] > 0:
         goods, freight = send_transfers(ep, transfers, leads, period)
-    held = False
     if ep.rules.approval_delays and any_nonzero(delayed):
         release = period + slots - 1
         slot = release % slots  # emptied when its last orders were released, a period ago
@@ -80,5 +78,4 @@ def decision_point(
                 orders_held[p, s] = 0.0 + delayed[p, s]
         ep.held_value[slot] = order_value_packed(ep.rules, orders_held)
         releases[slot] = release
-        held = True
-    return value, penalty, goods, freight, held
+    return value, penalty, goods, freight

@@ -50,7 +50,7 @@ def run_period(
     Returns False, after the suppliers' step, if the cost layers have too few slots for the
     arrivals (nothing put away): the caller grows them and finishes the period.
     """
-    value, penalty, _, transfer_freight, _ = decision_point(
+    value, penalty, _, transfer_freight = decision_point(
         ep, flat, open_requests, budget, headroom, transfer_leads, period, *outputs
     )
     figures[0] = value
