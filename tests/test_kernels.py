@@ -174,3 +174,31 @@ def test_partial_deliveries_draw_as_one_binomial_call_per_unreliable_lane():
         expected[lane] = row
     assert shipped.tobytes() == expected.tobytes()
     assert (shipped[lanes] < orders[lanes]).any()  # some units did not arrive
+
+
+def test_packed_arrays_are_borrowed_from_their_owner_and_keep_it_alive():
+    """The structrefs hold their arrays without numba's reference counts (borrowed): the packed
+    proxy keeps the owner's arrays alive as long as it lives, and only as long, and the
+    kernels read the owner's memory, not a copy."""
+    import gc
+    import weakref
+
+    from invalloc.config.loader import load_scenario
+    from invalloc.sim.kernels.ledger import CASH
+    from invalloc.sim.network import compile_network
+    from invalloc.sim.simulator import Simulator
+
+    sim = Simulator(compile_network(load_scenario("tiny")), check_invariants=False)
+    sim.reset(seed=0)
+    packed = sim._episode_arrays
+    balance = weakref.ref(sim.ledger.balance)
+    window, credit_line, buffer = sim._payment_window + 1, sim._credit_line, sim._buffer
+    opening_cash = sim.cash
+    del sim
+    gc.collect()
+    assert balance() is not None  # kept alive by the packed arrays alone
+    balance()[CASH] += 1.0  # the kernel reads the owner's memory
+    assert kernels.money_outlook(packed, 0, window, credit_line, buffer, 1)[0] == opening_cash + 1.0
+    del packed
+    gc.collect()
+    assert balance() is None  # and released with them

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.core import types
+from numba.core import cgutils, types
+from numba.core.extending import intrinsic
 from numba.experimental import structref
 
 # --------------------------------------------------------------------------- packed arguments
@@ -234,33 +235,74 @@ def packable(fields, values: dict) -> tuple:
     return tuple(_packable(values[name]) for name in fields)
 
 
+# --------------------------------------------------------------------------- borrowed arrays
+# Compiled code counts its references to an array in the array's "meminfo", with an atomic
+# add: every field a kernel reads from a structref, every row view it takes (``on_hand[d]``)
+# and every array it passes on costs an atomic increment and decrement (about a thousand a
+# period on the retail scenario, a tenth of the environment's step). The packed arrays are
+# owned by Python (the simulator, the feasibility layer, the planner), so the structrefs hold
+# them *borrowed*: without a meminfo, which numba's reference counting then skips. The proxy
+# keeps its Python arrays alive (``_owners``), and no kernel hands a packed array back to Python.
+
+
+@intrinsic
+def _borrowed(typingctx, fields):
+    """``fields`` (a tuple) with every array's meminfo and parent cleared: a view of the same
+    memory that compiled code does not count references to (its owner keeps it alive)."""
+    if not isinstance(fields, types.BaseTuple):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (packed,) = args
+        values = []
+        for i, kind in enumerate(signature.args[0]):
+            value = builder.extract_value(packed, i)
+            if isinstance(kind, types.Array):
+                array = context.make_array(kind)(context, builder, value=value)
+                array.meminfo = cgutils.get_null_value(array.meminfo.type)
+                array.parent = cgutils.get_null_value(array.parent.type)
+                value = array._getvalue()
+            else:  # returned as a new reference, as intrinsics return values
+                context.nrt.incref(builder, kind, value)
+            values.append(value)
+        return context.make_tuple(builder, signature.return_type, values)
+
+    return fields(fields), codegen
+
+
 # Packed by compiled functions kept in numba's cache: the proxies' own constructors are
 # compiled afresh in every process (seconds for sixty fields).
 @njit(cache=True, nogil=True)
 def _new_rule_arrays(*fields):
-    return RuleArrays(*fields)
+    return RuleArrays(*_borrowed(fields))
 
 
 @njit(cache=True, nogil=True)
 def _new_episode_arrays(*fields):
-    return EpisodeArrays(*fields)
+    return EpisodeArrays(*_borrowed(fields))
 
 
 @njit(cache=True, nogil=True)
 def _new_sourcing_arrays(*fields):
-    return SourcingArrays(*fields)
+    return SourcingArrays(*_borrowed(fields))
+
+
+def _owning(packed, fields: tuple):
+    """``packed``, keeping the Python arrays it borrows (``fields``) alive as long as it lives."""
+    packed._owners = fields
+    return packed
 
 
 def pack_rules(fields: tuple) -> RuleArrays:
     """:class:`RuleArrays` of ``fields`` (:func:`packable` values in :data:`RULE_FIELDS` order)."""
-    return _new_rule_arrays(*fields)
+    return _owning(_new_rule_arrays(*fields), fields)
 
 
 def pack_episode(fields: tuple) -> EpisodeArrays:
     """:class:`EpisodeArrays` of ``fields`` (in :data:`EPISODE_FIELDS` order, packable as they are)."""
-    return _new_episode_arrays(*fields)
+    return _owning(_new_episode_arrays(*fields), fields)
 
 
 def pack_sourcing(fields: tuple) -> SourcingArrays:
     """:class:`SourcingArrays` of ``fields`` (:func:`packable` values in :data:`SOURCING_FIELDS` order)."""
-    return _new_sourcing_arrays(*fields)
+    return _owning(_new_sourcing_arrays(*fields), fields)
