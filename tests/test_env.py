@@ -357,3 +357,33 @@ def test_importing_invalloc_imports_no_gymnasium():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False False"
+
+
+def test_the_compact_mapping_is_its_documented_formula_whatever_the_action_s_dtype():
+    """The compiled compact mapping orders each DC × SKU up to demand through the DC × (lead
+    time + 1.5) × 4^((a_sku + a_dc)/2) and splits each DC's stock over its channels by need ×
+    exp(2·a_channel), as the planning view computes them in numpy; a float32 action out of
+    [-1, 1] (as a vector env passes it) maps exactly as the same action clipped, in float64."""
+    from invalloc.env.actions import BASE_COVER, RANGE
+
+    env = AllocationEnv("retail")
+    env.reset(seed=3)
+    mapper, sim = env.actions, env.simulator
+    view = mapper.view
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        action = rng.uniform(-1.5, 1.5, env.action_space.shape).astype(np.float32)
+        clipped = np.clip(action.astype(np.float64), -1.0, 1.0)
+        requests = mapper.clipped_compact_requests(action)
+        assert np.array_equal(requests, mapper.requests(clipped))  # the two paths: the same bits
+        padded = np.append(clipped, 0.0)  # a missing dimension reads 0
+        exponent = (padded[mapper._sku_dimension] + padded[mapper._location_dimension]) / 2
+        expected = np.zeros(env.network.n_decisions)
+        target = view.demand_through(sim) * (view.route.lead_time + BASE_COVER) * RANGE**exponent
+        view.order_up_to(sim, expected, target)
+        weight = np.ones(len(env.network.channels))
+        weight[mapper.channels_decided] = np.exp(2.0 * clipped[mapper._weight_start :])
+        view.allocate_by_weight(sim, expected, view.channel_need(sim) * weight[view.allocation_channels][:, None])
+        np.testing.assert_allclose(requests, expected, rtol=1e-12, atol=1e-9)
+        assert requests[view.routed_decisions].sum() > 0  # something was ordered
+        env.step(action)

@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.experimental import structref
 
+from invalloc.sim.kernels.packing import PackedArraysType, borrowed, owning, packable
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.rule_policy import RuleBasedPolicy
 from invalloc.sim.simulator import Simulator
@@ -53,7 +55,54 @@ ANCHOR_RANGE = 2.0
 ACTION_MODES = ("compact", "anchored", "raw")
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
-_RANGE_BASE = np.array(RANGE)  # RANGE as numpy's power reads it
+
+
+@structref.register
+class _CompactMappingType(PackedArraysType):
+    pass
+
+
+class CompactMapping(structref.StructRefProxy):
+    """What the compact mapping's one compiled call reads (see :data:`COMPACT_FIELDS`):
+    the mapping's constants, its scratch and the simulator's state arrays, borrowed."""
+
+
+COMPACT_FIELDS = (
+    "sku_dimension",  # (D, S) int64: the action dimension acting on each cell's SKU (len(action): none)
+    "location_dimension",  # (D, S) int64: … on each cell's DC
+    "clipped",  # (n,) scratch: the action clipped, float64
+    "exponent",  # (D, S) scratch: each cell's exponent (_compact_exponents)
+    "doubled_weight",  # (k,) scratch: 2 × each decided channel's dimension
+    "scale",  # (D, S) scratch: RANGE ** exponent
+    "weight_of_decided",  # (k,) scratch: exp(doubled_weight)
+    "demand_through",  # (H + 1, D, S) expected demand through each DC
+    "tier_forecast",  # (H + 1, T, S) expected demand per tier
+    "periods",  # the episode's periods (a whole number)
+    "cover",  # (D, S) periods: lead time + BASE_COVER
+    "channels_decided",  # (k,) int64
+    "n_channels",  # channels (a whole number)
+    "on_hand",  # (D, S) the simulator's
+    "inbound",  # (D, S) the simulator's
+    "backlog",  # (T, S) the simulator's
+    "transit_units",  # (R, D, S) the simulator's
+    "backlog_location",  # (T,) int64: the tier's backlog DC, -1 none
+    "routed_cells",  # (m,) int64: flat D × S cells with an inbound lane
+    "routed_decisions",  # (m,) int64: their order or transfer decision
+    "tier_channel",  # (T,) int64
+    "allocation_locations",  # (L,) int64: the allocation lanes' DC
+    "allocation_channels",  # (L,) int64: … and channel
+    "allocation_positions",  # (L, S) int64: their decisions
+    "even_share",  # (L,) the share of a lane where no lane of its DC has any weight
+)
+
+structref.define_proxy(CompactMapping, _CompactMappingType, list(COMPACT_FIELDS))
+
+
+# Packed by a compiled function kept in numba's cache (the proxy's own constructor compiles
+# afresh in every process).
+@njit(cache=True, nogil=True)
+def _new_compact_mapping(*fields):
+    return CompactMapping(*borrowed(fields))
 
 
 class ActionMapper:
@@ -145,14 +194,40 @@ class ActionMapper:
         self._even_share = np.ascontiguousarray(
             view._even_share[:, 0] if len(view.allocation_locations) else np.ones(0)
         )
-        # Scratch of each compact mapping: the cells' exponents and scales (D, S), 2 × the channel
-        # dimensions and the channels' weights.
-        self._exponent = np.empty((len(n.locations), n.n_skus))
-        self._doubled_weight = np.empty(len(self.channels_decided))
         self._shape = (len(self.names),)
-        self._clipped = np.empty(len(self.names))  # the action clipped, float64 (clipped_compact_requests)
-        self._scale = np.empty_like(self._exponent)
-        self._weight_of_decided = np.empty_like(self._doubled_weight)
+        if mode == "compact":
+            # The mapping's constants, its scratch and the simulator's state, for its one
+            # compiled call (the simulator keeps its state arrays for its life).
+            cells = (len(n.locations), n.n_skus)
+            fields = {
+                "sku_dimension": self._sku_dimension,
+                "location_dimension": self._location_dimension,
+                "clipped": np.empty(len(self.names)),
+                "exponent": np.empty(cells),
+                "doubled_weight": np.empty(len(self.channels_decided)),
+                "scale": np.empty(cells),
+                "weight_of_decided": np.empty(len(self.channels_decided)),
+                "demand_through": self._demand_through,
+                "tier_forecast": self._tier_forecast,
+                "periods": simulator.periods,
+                "cover": self._cover,
+                "channels_decided": self._channels_decided,
+                "n_channels": self._n_channels,
+                "on_hand": simulator.on_hand,
+                "inbound": simulator.inbound,
+                "backlog": simulator.backlog,
+                "transit_units": simulator.transit_units,
+                "backlog_location": self._backlog_location,
+                "routed_cells": self._routed_cells,
+                "routed_decisions": self._routed_decisions,
+                "tier_channel": self._tier_channel,
+                "allocation_locations": self._allocation_locations,
+                "allocation_channels": self._allocation_channels,
+                "allocation_positions": self._allocation_positions,
+                "even_share": self._even_share,
+            }
+            packed = packable(COMPACT_FIELDS, fields)
+            self._packed = owning(_new_compact_mapping(*packed), packed)
 
     @property
     def size(self) -> int:
@@ -168,64 +243,23 @@ class ActionMapper:
             return self._anchored(np.asarray(action, dtype=np.float64))
         if action.__class__ is not np.ndarray or action.dtype is not _FLOAT64 or not action.flags.c_contiguous:
             action = np.ascontiguousarray(action, dtype=np.float64)  # the compiled pass's one signature
-        # One compiled pass writes, per DC × SKU, the mean of its SKU and location dimensions
-        # (a missing dimension counting 0) and, per decided channel, 2 × its dimension.
-        _compact_exponents(action, self._sku_dimension, self._location_dimension, self._exponent, self._doubled_weight)
-        return self._compact_requests_from_exponents()
+        # The action is valid (in [-1, 1]): the compiled pass's clip leaves it as it is.
+        requests = np.zeros(self._n_decisions)
+        _compact_mapping(self._packed, action, self.simulator.period, requests)
+        return requests
 
     def clipped_compact_requests(self, action: np.ndarray) -> np.ndarray | None:
         """:meth:`requests` of a compact-mode action as a vector env passes it (a C-contiguous
         float32 or float64 array of the action's size), clipped to [-1, 1] in the same compiled
-        pass that computes its exponents; None if it is not such an array or has a NaN or
-        infinite entry (the caller then checks it and reports what is wrong)."""
+        pass that maps it; None if it is not such an array or has a NaN or infinite entry (the
+        caller then checks it and reports what is wrong)."""
         if not is_vector_env_action(action, self._shape):
             return None
-        if not _clip_and_exponents(
-            action, self._clipped, self._sku_dimension, self._location_dimension, self._exponent, self._doubled_weight
-        ):
-            return None
-        return self._compact_requests_from_exponents()
-
-    def _compact_requests_from_exponents(self) -> np.ndarray:
-        """The compact mapping's requests from the exponents in scratch (:func:`_compact_exponents`)."""
-        sim = self.simulator
-        exponent, doubled_weight = self._exponent, self._doubled_weight
-        # The power and the exponential stay numpy's (a compiled pow or exp may differ in the last bit).
-        # RANGE ** exponent and exp(doubled_weight) into scratch: numpy's loops as for `RANGE**exponent`
-        # (the base a 0-d array rather than a Python float, which numpy converts on every call).
-        scale = np.power(_RANGE_BASE, exponent, out=self._scale)
-        weight_of_decided = np.exp(doubled_weight, out=self._weight_of_decided)
-        # The compiled equivalent of view.order_up_to(sim, requests, target) with
-        # target = view.demand_through(sim) × cover × scale, then view.allocate_by_weight(sim,
-        # requests, view.channel_need(sim) × the lanes' channel weights), the weights being 1
-        # for channels without an action dimension and exp(2·a_channel) for the others.
-        # The kernel fills a new array (the caller may keep it) made here: a new array handed
-        # back from compiled code costs numba an unpickling on every call.
+        # A new array (the caller may keep it), made here: a new array handed back from
+        # compiled code costs numba an unpickling on every call.
         requests = np.zeros(self._n_decisions)
-        _compact_requests(
-            requests,
-            self._demand_through,
-            self._tier_forecast,
-            sim.period,
-            sim.periods,
-            self._cover,
-            scale,
-            weight_of_decided,
-            self._channels_decided,
-            self._n_channels,
-            sim.on_hand,
-            sim.inbound,
-            sim.backlog,
-            sim.transit_units,
-            self._backlog_location,
-            self._routed_cells,
-            self._routed_decisions,
-            self._tier_channel,
-            self._allocation_locations,
-            self._allocation_channels,
-            self._allocation_positions,
-            self._even_share,
-        )
+        if not _compact_mapping(self._packed, action, self.simulator.period, requests):
+            return None
         return requests
 
     def _anchored(self, action: np.ndarray) -> np.ndarray:
@@ -308,17 +342,51 @@ def cast_and_clip(action, out):
     return True
 
 
-@njit(cache=True, error_model="numpy")
-def _clip_and_exponents(action, clipped, sku_dimension, location_dimension, exponent, doubled_weight):
-    """:func:`cast_and_clip` into ``clipped``, then :func:`_compact_exponents` of it; False
-    (nothing more written) at a NaN or infinite entry."""
-    if not cast_and_clip(action, clipped):
+@njit(cache=True, error_model="numpy", nogil=True)
+def _compact_mapping(m, action, period, requests):
+    """The compact mapping of ``action`` (n,) at ``period``, added to ``requests``
+    (n_decisions,) of zeros, in one pass over the packed :class:`CompactMapping` ``m``: the
+    action cast and clipped (:func:`cast_and_clip`), its exponents (:func:`_compact_exponents`),
+    the cells' scale RANGE ** exponent and the decided channels' weights exp(2·a_channel),
+    then :func:`_compact_requests`. False (nothing written to ``requests``) at a NaN or
+    infinite entry."""
+    if not cast_and_clip(action, m.clipped):
         return False
-    _compact_exponents(clipped, sku_dimension, location_dimension, exponent, doubled_weight)
+    exponent, doubled_weight, scale, weight = m.exponent, m.doubled_weight, m.scale, m.weight_of_decided
+    _compact_exponents(m.clipped, m.sku_dimension, m.location_dimension, exponent, doubled_weight)
+    for d in range(exponent.shape[0]):
+        for s in range(exponent.shape[1]):
+            scale[d, s] = RANGE ** exponent[d, s]
+    for k in range(doubled_weight.shape[0]):
+        weight[k] = np.exp(doubled_weight[k])
+    _compact_requests(
+        requests,
+        m.demand_through,
+        m.tier_forecast,
+        period,
+        int(m.periods),
+        m.cover,
+        scale,
+        weight,
+        m.channels_decided,
+        int(m.n_channels),
+        m.on_hand,
+        m.inbound,
+        m.backlog,
+        m.transit_units,
+        m.backlog_location,
+        m.routed_cells,
+        m.routed_decisions,
+        m.tier_channel,
+        m.allocation_locations,
+        m.allocation_channels,
+        m.allocation_positions,
+        m.even_share,
+    )
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _compact_requests(
     requests,
     demand_through,

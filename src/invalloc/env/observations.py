@@ -18,8 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
+from numba.experimental import structref
 
 from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
+from invalloc.sim.kernels.packing import PackedArraysType, borrowed, owning, packable
 from invalloc.sim.simulator import PeriodReport, Simulator
 
 #: Bound of every scaled feature (the observation Box is [-CLIP, CLIP]).
@@ -28,6 +30,42 @@ CLIP = 10.0
 #: SKU's stock, pipeline, backlog, demand and forecast) or ``features`` (:class:`FeatureObservation`,
 #: the rule table's named features).
 OBSERVATION_KINDS = ("full", "features")
+
+
+@structref.register
+class _ObservationArraysType(PackedArraysType):
+    pass
+
+
+class ObservationArrays(structref.StructRefProxy):
+    """What the observation's compiled pass reads besides the period's report (see
+    :data:`OBSERVATION_FIELDS`): the builder's constants and totals to date and the
+    simulator's state arrays, borrowed."""
+
+
+OBSERVATION_FIELDS = (
+    "tier_channel",  # (T,) int64
+    "demand_to_date",  # (T,) units demanded this episode, per tier
+    "served_to_date",  # (T,) units served out of new demand this episode, per tier
+    "unit",  # (S,) the unit scale
+    "on_hand",  # (D, S) the simulator's
+    "transit_units",  # (R, D, S) the simulator's
+    "backlog",  # (T, S) the simulator's
+    "periods",  # the episode's periods (a whole number)
+    "horizon",  # periods of pipeline shown (a whole number)
+    "scaled_forecast",  # (H + 1, C × S)
+    "calendar",  # (H + 1, 3)
+    "clip",  # the bound of every feature
+)
+
+structref.define_proxy(ObservationArrays, _ObservationArraysType, list(OBSERVATION_FIELDS))
+
+
+# Packed by a compiled function kept in numba's cache (the proxy's own constructor compiles
+# afresh in every process).
+@njit(cache=True, nogil=True)
+def _new_observation_arrays(*fields):
+    return ObservationArrays(*borrowed(fields))
 
 
 class ObservationBuilder:
@@ -109,14 +147,34 @@ class ObservationBuilder:
         self._window = simulator.payment_window + 1
         budget = n.scenario.rules.purchase_budget_per_period
         self._budget_feature = (budget if budget is not None else CLIP * self.money_scale) / self.money_scale
+        self._demand_to_date = np.zeros(len(n.tiers))
+        self._served_to_date = np.zeros(len(n.tiers))
+        # For the compiled pass of every step (the totals to date are zeroed in place at a reset;
+        # the simulator keeps its state arrays for its life).
+        fields = {
+            "tier_channel": self._tier_channel,
+            "demand_to_date": self._demand_to_date,
+            "served_to_date": self._served_to_date,
+            "unit": self.unit_scale,
+            "on_hand": simulator.on_hand,
+            "transit_units": simulator.transit_units,
+            "backlog": simulator.backlog,
+            "periods": periods,
+            "horizon": self.transit_horizon,
+            "scaled_forecast": self._scaled_forecast,
+            "calendar": self._calendar,
+            "clip": CLIP,
+        }
+        packed = packable(OBSERVATION_FIELDS, fields)
+        self._packed = owning(_new_observation_arrays(*packed), packed)
         self.reset()
 
     def reset(self) -> None:
         """Forget the episode's history (call after the simulator's reset)."""
         n = self.simulator.network
         self.recent_demand = np.zeros((len(n.channels), n.n_skus))
-        self._demand_to_date = np.zeros(len(n.tiers))
-        self._served_to_date = np.zeros(len(n.tiers))
+        self._demand_to_date[:] = 0.0
+        self._served_to_date[:] = 0.0
         self._seen_period = 0
 
     def record(self, report: PeriodReport) -> tuple[np.ndarray, float]:
@@ -184,33 +242,16 @@ class ObservationBuilder:
         self.recent_demand = np.empty(self._recent_shape)
         fill_rate = np.empty(self._n_tiers)
         observation = np.empty(self._size, dtype=np.float32)
-        sim = self.simulator
-        headroom, credit, payables, receivables, budget = self._money_features()
         short = _record_and_observe(
+            self._packed,
             report.demand,
             report.served_new,
             report.short,
-            self._tier_channel,
             self.recent_demand,
-            self._demand_to_date,
-            self._served_to_date,
             fill_rate,
             observation,
-            self.unit_scale,
-            sim.on_hand,
-            sim.transit_units,
-            sim.period,
-            sim.periods,
-            self.transit_horizon,
-            sim.backlog,
-            self._scaled_forecast,
-            self._calendar,
-            headroom,
-            credit,
-            payables,
-            receivables,
-            budget,
-            CLIP,
+            self.simulator.period,
+            *self._money_features(),
         )
         self._seen_period = report.period + 1
         return fill_rate, short, observation
@@ -260,49 +301,40 @@ def _record_period(demand, served_new, short, tier_channel, recent_demand, deman
     return units_short
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _record_and_observe(
+    o,
     demand,
     served_new,
     short,
-    tier_channel,
     recent_demand,
-    demand_to_date,
-    served_to_date,
     fill_rate,
     observation,
-    unit,
-    on_hand,
-    transit_units,
     period,
-    periods,
-    horizon,
-    backlog,
-    scaled_forecast,
-    calendar,
     cash_headroom,
     credit_headroom,
     payables_due,
     receivables_due,
     budget_left,
-    clip,
 ):
-    """:func:`_record_period` then :func:`_fill_observation` with the fill rates to date."""
+    """:func:`_record_period` then :func:`_fill_observation` with the fill rates to date, the
+    builder's arrays packed in ``o`` (:class:`ObservationArrays`)."""
+    demand_to_date, served_to_date = o.demand_to_date, o.served_to_date
     units_short = _record_period(
-        demand, served_new, short, tier_channel, recent_demand, demand_to_date, served_to_date, fill_rate
+        demand, served_new, short, o.tier_channel, recent_demand, demand_to_date, served_to_date, fill_rate
     )
     _fill_observation(
         observation,
-        unit,
-        on_hand,
-        transit_units,
+        o.unit,
+        o.on_hand,
+        o.transit_units,
         period,
-        periods,
-        horizon,
-        backlog,
+        int(o.periods),
+        int(o.horizon),
+        o.backlog,
         recent_demand,
-        scaled_forecast,
-        calendar,
+        o.scaled_forecast,
+        o.calendar,
         cash_headroom,
         credit_headroom,
         payables_due,
@@ -310,7 +342,7 @@ def _record_and_observe(
         budget_left,
         served_to_date,
         demand_to_date,
-        clip,
+        o.clip,
     )
     return units_short
 

@@ -22,23 +22,26 @@ from numba.experimental import structref
 # types it in Python), so each call takes at most one.
 
 
-class _PackedArraysType(types.StructRef):
+class PackedArraysType(types.StructRef):
+    """A structref of arrays (and flags and numbers) packed for compiled code, its fields'
+    literal types widened (one compiled signature whatever the values)."""
+
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(kind)) for name, kind in fields)
 
 
 @structref.register
-class _RuleArraysType(_PackedArraysType):
+class _RuleArraysType(PackedArraysType):
     pass
 
 
 @structref.register
-class _EpisodeArraysType(_PackedArraysType):
+class _EpisodeArraysType(PackedArraysType):
     pass
 
 
 @structref.register
-class _SourcingArraysType(_PackedArraysType):
+class _SourcingArraysType(PackedArraysType):
     pass
 
 
@@ -246,7 +249,7 @@ def packable(fields, values: dict) -> tuple:
 
 
 @intrinsic
-def _borrowed(typingctx, fields):
+def borrowed(typingctx, fields):
     """``fields`` (a tuple) with every array's meminfo and parent cleared: a view of the same
     memory that compiled code does not count references to (its owner keeps it alive)."""
     if not isinstance(fields, types.BaseTuple):
@@ -274,20 +277,20 @@ def _borrowed(typingctx, fields):
 # compiled afresh in every process (seconds for sixty fields).
 @njit(cache=True, nogil=True)
 def _new_rule_arrays(*fields):
-    return RuleArrays(*_borrowed(fields))
+    return RuleArrays(*borrowed(fields))
 
 
 @njit(cache=True, nogil=True)
 def _new_episode_arrays(*fields):
-    return EpisodeArrays(*_borrowed(fields))
+    return EpisodeArrays(*borrowed(fields))
 
 
 @njit(cache=True, nogil=True)
 def _new_sourcing_arrays(*fields):
-    return SourcingArrays(*_borrowed(fields))
+    return SourcingArrays(*borrowed(fields))
 
 
-def _owning(packed, fields: tuple):
+def owning(packed, fields: tuple):
     """``packed``, keeping the Python arrays it borrows (``fields``) alive as long as it lives."""
     packed._owners = fields
     return packed
@@ -295,14 +298,14 @@ def _owning(packed, fields: tuple):
 
 def pack_rules(fields: tuple) -> RuleArrays:
     """:class:`RuleArrays` of ``fields`` (:func:`packable` values in :data:`RULE_FIELDS` order)."""
-    return _owning(_new_rule_arrays(*fields), fields)
+    return owning(_new_rule_arrays(*fields), fields)
 
 
 def pack_episode(fields: tuple) -> EpisodeArrays:
     """:class:`EpisodeArrays` of ``fields`` (in :data:`EPISODE_FIELDS` order, packable as they are)."""
-    return _owning(_new_episode_arrays(*fields), fields)
+    return owning(_new_episode_arrays(*fields), fields)
 
 
 def pack_sourcing(fields: tuple) -> SourcingArrays:
     """:class:`SourcingArrays` of ``fields`` (:func:`packable` values in :data:`SOURCING_FIELDS` order)."""
-    return _owning(_new_sourcing_arrays(*fields), fields)
+    return owning(_new_sourcing_arrays(*fields), fields)
