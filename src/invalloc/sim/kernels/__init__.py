@@ -163,7 +163,7 @@ _drop_stale_caches()
 
 
 #: Printed on stderr when a process starts compiling the kernels (no usable cached copy).
-COMPILE_NOTICE = "compiling simulator kernels (first run only, up to a minute)…"
+COMPILE_NOTICE = "compiling simulator kernels (first run only, a minute or two)…"
 
 
 class _CompileNotice(event.Listener):
