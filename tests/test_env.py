@@ -387,3 +387,8 @@ def test_the_compact_mapping_is_its_documented_formula_whatever_the_action_s_dty
         np.testing.assert_allclose(requests, expected, rtol=1e-12, atol=1e-9)
         assert requests[view.routed_decisions].sum() > 0  # something was ordered
         env.step(action)
+    bad = np.zeros(mapper.size)
+    bad[-1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mapper.requests(bad)
+    assert mapper.clipped_compact_requests(bad) is None  # the env then checks it and names the entry

@@ -243,9 +243,10 @@ class ActionMapper:
             return self._anchored(np.asarray(action, dtype=np.float64))
         if action.__class__ is not np.ndarray or action.dtype is not _FLOAT64 or not action.flags.c_contiguous:
             action = np.ascontiguousarray(action, dtype=np.float64)  # the compiled pass's one signature
-        # The action is valid (in [-1, 1]): the compiled pass's clip leaves it as it is.
+        # A valid action is in [-1, 1]: the compiled pass's clip leaves it as it is.
         requests = np.zeros(self._n_decisions)
-        _compact_mapping(self._packed, action, self.simulator.period, requests)
+        if not _compact_mapping(self._packed, action, self.simulator.period, requests):
+            raise ValueError("action has NaN or infinite entries")
         return requests
 
     def clipped_compact_requests(self, action: np.ndarray) -> np.ndarray | None:
