@@ -13,9 +13,12 @@ every argument type the shipped scenarios compile — and one episode of the tra
 environment in the compact and the anchored action modes.
 
 The cache is the one this process uses: numba's ``__pycache__`` beside the kernels, or
-``$NUMBA_CACHE_DIR``. With ``--ray-workers`` it warms, in a second process, the cache Ray
-workers are given too (:func:`invalloc.cluster.numba_cache_dir`, ``~/.cache/invalloc/numba``)
-when that is another folder. A warm cache makes this a few seconds.
+``$NUMBA_CACHE_DIR``. With ``--ray-workers`` it also warms the cache Ray workers are given
+(:func:`invalloc.cluster.numba_cache_dir`, ``~/.cache/invalloc/numba``) when that is another
+folder: it copies the compiled kernels there (numba keeps them under a folder per source
+folder, and checks them against the sources' contents, not their paths), then runs the same
+episodes on that cache in a second process, which compiles whatever the copy lacks. A warm
+cache makes this a few seconds.
 """
 
 from __future__ import annotations
@@ -75,6 +78,31 @@ def warm() -> None:
             period += 1
 
 
+def copy_cache(workers: str) -> int:
+    """Copy the kernels compiled beside the sources (``__pycache__``) into the numba cache
+    folder ``workers`` as numba lays it out there (one folder per source folder), with the
+    kernels' digest stamp; the files copied (0 when this process did not use the sources'
+    ``__pycache__``)."""
+    import shutil
+
+    from numba.core.caching import _CacheLocator
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return 0
+    copied = 0
+    for folder in sorted((ROOT / "src" / "invalloc").rglob("__pycache__")):
+        files = [path for path in folder.iterdir() if path.suffix in (".nbi", ".nbc", ".sha256")]
+        if not files:
+            continue
+        # numba's folder for the sources in ``folder.parent`` (any file of it gives the same).
+        target = Path(workers) / _CacheLocator.get_suitable_cache_subpath(str(folder.parent / "x.py"))
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copy2(path, target / path.name)
+            copied += 1
+    return copied
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -93,6 +121,10 @@ def main() -> None:
 
         workers = numba_cache_dir()
         if os.environ.get("NUMBA_CACHE_DIR") != workers:
+            try:
+                copy_cache(workers)
+            except (OSError, ImportError, AttributeError) as error:  # the second process compiles instead
+                print(f"warm_kernels.py: the kernels were not copied to {workers} ({error})", file=sys.stderr)
             env = {**os.environ, "NUMBA_CACHE_DIR": workers}
             if subprocess.run([sys.executable, __file__], env=env, check=False).returncode:
                 sys.exit(f"warm_kernels.py: the Ray workers' cache {workers} was not warmed (see above)")

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from invalloc.sim.kernels import COMPILE_NOTICE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +48,24 @@ def test_after_warm_kernels_nothing_compiles(tmp_path: Path) -> None:
         assert COMPILE_NOTICE not in done.stderr, scenario
     done = _run([sys.executable, "-c", ENV_EPISODE], cache, tmp_path)
     assert COMPILE_NOTICE not in done.stderr
+
+
+def test_the_ray_workers_cache_is_copied_from_the_warm_cache_and_compiles_nothing(tmp_path: Path) -> None:
+    """``--ray-workers`` copies the kernels compiled beside the sources into the workers' numba
+    cache folder (numba's layout there): a process on that copy compiles nothing."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        pytest.skip("this process's kernels are not cached beside the sources")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import warm_kernels
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    # The sources' cache holds the environment's kernels (compiled here if a test run came first).
+    done = subprocess.run([sys.executable, "-c", ENV_EPISODE], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    workers = tmp_path / "workers"
+    assert warm_kernels.copy_cache(str(workers)) > 0
+    on_copy = _run([sys.executable, "-c", ENV_EPISODE], workers, tmp_path)
+    assert COMPILE_NOTICE not in on_copy.stderr
