@@ -4,7 +4,7 @@ Usage (from the repository root; ``scripts/setup.sh`` runs it after installing):
 
     .venv/bin/python scripts/warm_kernels.py [--ray-workers]
 
-The first simulation after an install compiles the kernels (about 20 s of CPU, printing
+The first simulation after an install compiles the kernels (about 75 s of CPU, printing
 ``compiling simulator kernels (first run only…)``); this script pays that once, at install
 time, so that the user's first ``invalloc simulate``, ``compare``, ``tune`` or ``train`` starts
 from a warm cache. It runs one episode of every rule-based baseline on every shipped scenario (one DC or
