@@ -240,3 +240,47 @@ def test_sim_digest_finds_the_recorded_episodes_unchanged_and_names_a_changed_on
     recorded.write_text(json.dumps({**digests, key: "0" * 64}))
     changed = subprocess.run([*command, "--check", str(recorded)], capture_output=True, text=True, timeout=600)
     assert changed.returncode == 1 and f"CHANGED {key}" in changed.stdout
+
+
+def _bench_env():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_env", SCRIPTS / "bench_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _process_result(cpu_median: float | None, wall_median: float, vec_env: str = "dummy") -> dict:
+    def ratio(median):
+        return None if median is None else {"median": median, "low": median - 0.1, "high": median + 0.1}
+
+    return {"vec_env": vec_env, "cpu_ratio": ratio(cpu_median), "ratio": ratio(wall_median)}
+
+
+def test_bench_env_verdict_over_processes_is_the_median_of_their_medians():
+    bench = _bench_env()
+    results = [
+        {"ppo": [_process_result(cpu, 0.5), _process_result(None, wall, "subproc")]}
+        for cpu, wall in ((0.80, 0.70), (0.90, 0.95), (0.86, 0.60))
+    ]
+    dummy, subproc = bench.over_processes(results)
+    # DummyVecEnv's verdict reads each process's CPU-time median (not its wall time's).
+    assert dummy["medians"] == [0.80, 0.90, 0.86] and dummy["median"] == 0.86
+    assert (dummy["low"], dummy["high"], dummy["met_in"], dummy["target_met"]) == (0.80, 0.90, 2, True)
+    # SubprocVecEnv has no in-process CPU ratio: wall time's, and 0.70 is the median there.
+    assert subproc["median"] == 0.70 and subproc["met_in"] == 1 and not subproc["target_met"]
+
+
+def test_bench_env_runs_in_several_processes(tmp_path):
+    # The smallest measurement, twice: each process's figures and the verdict over both.
+    result = _script(
+        "bench_env.py",
+        *("--scenario", "tiny", "--timesteps", "256", "--rounds", "2", "--seconds", "0.2", "--processes", "2"),
+        tmp=tmp_path / "t",
+    )
+    assert len(result["processes"]) == 2
+    (verdict,) = result["over_processes"]
+    medians = [process["ppo"][0]["cpu_ratio"]["median"] for process in result["processes"]]
+    assert verdict["medians"] == medians and verdict["median"] == pytest.approx(sum(medians) / 2)
+    assert verdict["target_met"] == (verdict["median"] >= result["target_ratio"])
