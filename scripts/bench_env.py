@@ -38,7 +38,8 @@ One process's median still depends on the process: where its memory lies, and wh
 machine's neighbours do in its minute (on this project's 2-core VM, runs a few minutes apart
 gave 0.76 to 0.88 on the same code). ``--processes N`` runs the whole measurement in N fresh
 processes one after the other and gives the verdict on the **median of their medians**, with
-each process's figures and the lowest and highest beside it.
+each process's figures and the lowest and highest beside it (with ``--json``: every process's
+result under ``processes`` and the verdicts under ``over_processes``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from invalloc.config.loader import ScenarioError, load_scenario  # noqa: E402
 from invalloc.env import AllocationEnv  # noqa: E402
 
 TARGET_RATIO = 0.85
@@ -364,7 +366,8 @@ def _in_processes(args: argparse.Namespace, argv: list[str]) -> None:
         console.print(f"process {i + 1} of {args.processes}…")
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            sys.exit(f"error: process {i + 1} failed: {done.stderr.strip().splitlines()[-1:]}")
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            sys.exit(f"error: process {i + 1} of {args.processes} failed (exit {done.returncode}): {last}")
         results.append(json.loads(done.stdout))
         row = results[-1]["ppo"][0]
         ratio = row["cpu_ratio"] if row["cpu_ratio"] is not None else row["ratio"]
@@ -379,7 +382,8 @@ def _in_processes(args: argparse.Namespace, argv: list[str]) -> None:
 
     table = Table(
         title=f"{args.scenario}: PPO on the scenario ÷ PPO on a no-op env, the median of each of "
-        f"{args.processes} processes' rounds (CPU time with DummyVecEnv), and their median"
+        f"{args.processes} processes' rounds (CPU time with DummyVecEnv, wall time with SubprocVecEnv), "
+        "and their median"
     )
     for column in ("vec env", "each process", f"median of the processes (target ≥ {TARGET_RATIO})", "lowest–highest"):
         table.add_column(column, justify="right")
@@ -427,6 +431,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    try:
+        load_scenario(args.scenario)
+    except ScenarioError as error:  # one line per problem, as the command line prints them
+        for line in error.lines():
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
     if args.processes > 1:
         _in_processes(args, sys.argv[1:])
         return

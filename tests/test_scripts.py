@@ -284,3 +284,17 @@ def test_bench_env_runs_in_several_processes(tmp_path):
     medians = [process["ppo"][0]["cpu_ratio"]["median"] for process in result["processes"]]
     assert verdict["medians"] == medians and verdict["median"] == pytest.approx(sum(medians) / 2)
     assert verdict["target_met"] == (verdict["median"] >= result["target_ratio"])
+
+
+def test_bench_env_refuses_an_unknown_scenario_in_one_line(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_env.py"), "--scenario", "no_such_scenario", "--processes", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()  # before any process starts, no traceback
+    assert line.startswith("error: no_such_scenario: ") and "no such scenario file" in line
