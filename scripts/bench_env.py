@@ -194,6 +194,11 @@ BREAKDOWN = (
     ("invalloc.sim.demand.DemandModel", "sample", "    demand draws"),
     ("__main__.NoOpEnv", "step", "env step"),
     ("__main__.NoOpEnv", "reset", "env reset"),
+    # PPO's own parts that run beside the env: the rollout's forward passes and buffer, the
+    # update's optimiser (the same work on both envs: a difference is the CPU caches' doing).
+    ("stable_baselines3.common.policies.ActorCriticPolicy", "forward", "  policy forward pass"),
+    ("stable_baselines3.common.buffers.RolloutBuffer", "add", "  rollout buffer add"),
+    ("torch.optim.Adam", "step", "  Adam step"),
 )
 
 
@@ -538,8 +543,14 @@ def main() -> None:
         parts = row["breakdown_cpu_us_per_step"]
         if not parts:
             continue
-        labels = [label for _, _, label in BREAKDOWN if label in parts["real"]]
-        labels = list(dict.fromkeys(labels)) + ["rest of PPO", "total"]
+        timed = list(dict.fromkeys(label for _, _, label in BREAKDOWN if label in parts["real"]))
+        # PPO's parts under what holds them: the optimiser in the update, the rollout's forward
+        # passes and buffer in the rest of PPO.
+        nested = {"PPO update": ("  Adam step",), "rest of PPO": ("  policy forward pass", "  rollout buffer add")}
+        inside = {label for held in nested.values() for label in held}
+        labels = []
+        for label in [label for label in timed if label not in inside] + ["rest of PPO", "total"]:
+            labels += [label, *(part for part in nested.get(label, ()) if part in parts["real"])]
         detail = Table(title=f"where a timestep's CPU time goes ({row['vec_env']}), µs per timestep")
         for column in ("part", f"PPO on {args.scenario}", "PPO on the no-op env", "difference"):
             detail.add_column(column, justify="left" if column == "part" else "right")
