@@ -195,7 +195,8 @@ BREAKDOWN = (
     ("__main__.NoOpEnv", "step", "env step"),
     ("__main__.NoOpEnv", "reset", "env reset"),
     # PPO's own parts that run beside the env: the rollout's forward passes and buffer, the
-    # update's optimiser (the same work on both envs: a difference is the CPU caches' doing).
+    # update's optimiser (the same work on both envs: a difference comes from the CPU caches,
+    # or from the data, e.g. the no-op env's zero observations and rewards).
     ("stable_baselines3.common.policies.ActorCriticPolicy", "forward", "  policy forward pass"),
     ("stable_baselines3.common.buffers.RolloutBuffer", "add", "  rollout buffer add"),
     ("torch.optim.Adam", "step", "  Adam step"),
@@ -326,17 +327,19 @@ def _load() -> float | None:
         return None
 
 
+def verdict_ratio(row: dict) -> dict[str, float]:
+    """The ratios a PPO row's verdict reads: CPU time's where there is one (DummyVecEnv), else
+    wall time's."""
+    return row["cpu_ratio"] if row["cpu_ratio"] is not None else row["ratio"]
+
+
 def over_processes(results: list[dict]) -> list[dict]:
     """Per vec env, the verdict over several processes' results (``--json`` outputs): the median
     of their median ratios (CPU time's where there is one, as each verdict reads), the lowest and
     highest, and whether the median meets :data:`TARGET_RATIO`."""
     rows = []
     for i, first in enumerate(results[0]["ppo"]):
-        medians = []
-        for result in results:
-            row = result["ppo"][i]
-            ratio = row["cpu_ratio"] if row["cpu_ratio"] is not None else row["ratio"]
-            medians.append(ratio["median"])
+        medians = [verdict_ratio(result["ppo"][i])["median"] for result in results]
         median = statistics.median(medians)
         rows.append(
             {
@@ -375,7 +378,7 @@ def _in_processes(args: argparse.Namespace, argv: list[str]) -> None:
             sys.exit(f"error: process {i + 1} of {args.processes} failed (exit {done.returncode}): {last}")
         results.append(json.loads(done.stdout))
         row = results[-1]["ppo"][0]
-        ratio = row["cpu_ratio"] if row["cpu_ratio"] is not None else row["ratio"]
+        ratio = verdict_ratio(row)
         console.print(
             f"  {row['vec_env']}: median ratio {ratio['median']:.3f} (rounds {ratio['low']:.2f}–{ratio['high']:.2f})"
         )
