@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 from numba.experimental import structref
 
+from invalloc.sim.compiled_calls import BoundKernel
 from invalloc.sim.kernels.packing import PackedArraysType, borrowed, owning, packable
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.rule_policy import RuleBasedPolicy
@@ -228,6 +229,8 @@ class ActionMapper:
             }
             packed = packable(COMPACT_FIELDS, fields)
             self._packed = owning(_new_compact_mapping(*packed), packed)
+            #: The compact mapping of a float64 and of a float32 action, called straight.
+            self._bound_mapping = tuple(BoundKernel(globals(), "_compact_mapping") for _ in range(2))
 
     @property
     def size(self) -> int:
@@ -259,7 +262,10 @@ class ActionMapper:
         # A new array (the caller may keep it), made here: a new array handed back from
         # compiled code costs numba an unpickling on every call.
         requests = np.zeros(self._n_decisions)
-        if not _compact_mapping(self._packed, action, self.simulator.period, requests):
+        # Straight at the compiled code for this action's dtype (read-only arrays, rare, through
+        # numba's dispatcher: a different type).
+        mapping = self._bound_mapping[action.dtype is _FLOAT32] if action.flags.writeable else _compact_mapping
+        if not mapping(self._packed, action, self.simulator.period, requests):
             return None
         return requests
 

@@ -21,6 +21,7 @@ from numba import njit
 from numba.experimental import structref
 
 from invalloc.env.features import FEATURE_SET_VERSION, FeatureSet
+from invalloc.sim.compiled_calls import BoundKernel
 from invalloc.sim.kernels.packing import PackedArraysType, borrowed, owning, packable
 from invalloc.sim.simulator import PeriodReport, Simulator
 
@@ -167,6 +168,8 @@ class ObservationBuilder:
         }
         packed = packable(OBSERVATION_FIELDS, fields)
         self._packed = owning(_new_observation_arrays(*packed), packed)
+        # Called every step, straight at the compiled code (unbound at each reset).
+        self._bound_record_and_observe = BoundKernel(globals(), "_record_and_observe")
         self.reset()
 
     def reset(self) -> None:
@@ -176,6 +179,7 @@ class ObservationBuilder:
         self._demand_to_date[:] = 0.0
         self._served_to_date[:] = 0.0
         self._seen_period = 0
+        self._bound_record_and_observe.unbind()
 
     def record(self, report: PeriodReport) -> tuple[np.ndarray, float]:
         """Take in a finished period: its demand becomes ``recent_demand``; fill rates accrue.
@@ -242,7 +246,7 @@ class ObservationBuilder:
         self.recent_demand = np.empty(self._recent_shape)
         fill_rate = np.empty(self._n_tiers)
         observation = np.empty(self._size, dtype=np.float32)
-        short = _record_and_observe(
+        short = self._bound_record_and_observe(
             self._packed,
             report.demand,
             report.served_new,

@@ -223,11 +223,19 @@ class FeasibilityLayer:
     # The simulator projects and dispatches in one compiled call
     # (:func:`invalloc.sim.kernels.decision_point`) with these three steps around it.
     def checked_request(self, requested: np.ndarray) -> np.ndarray:
-        """``requested`` as a flat float64 vector (n_decisions,), or ValueError if it has the wrong size."""
-        if requested.__class__ is np.ndarray and requested.dtype == np.float64 and requested.ndim == 1:
+        """``requested`` as a flat, C-contiguous, writable float64 vector (n_decisions,): the one
+        type the compiled period is bound to (:class:`~invalloc.sim.compiled_calls.BoundKernel`);
+        ValueError if it has the wrong size."""
+        if (
+            requested.__class__ is np.ndarray
+            and requested.dtype == np.float64
+            and requested.ndim == 1
+            and requested.flags.c_contiguous
+            and requested.flags.writeable
+        ):
             flat = requested
         else:
-            flat = np.asarray(requested, dtype=float).reshape(-1)
+            flat = np.array(requested, dtype=float).reshape(-1)
         if flat.shape[0] != self._n_decisions:
             raise ValueError(f"expected {self._n_decisions} requested quantities, got shape {np.shape(requested)}")
         return flat

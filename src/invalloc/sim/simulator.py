@@ -40,6 +40,7 @@ from invalloc.sim import kernels
 from invalloc.sim.accounts import EXPENSE_ACCOUNTS, INCOME_ACCOUNTS
 from invalloc.sim.audit import AuditLog
 from invalloc.sim.books import NEVER, Account, CostLayers, Ledger
+from invalloc.sim.compiled_calls import BoundKernel
 from invalloc.sim.demand import DemandModel, EpisodeDemands, load_demand_trace, split_over_tiers
 from invalloc.sim.feasibility import FeasibilityContext, FeasibilityLayer, FeasibleDecision
 from invalloc.sim.kernels.dues import PAYABLES_BOOK, RECEIVABLES_BOOK
@@ -251,6 +252,10 @@ class Simulator:
         # if not, their compiled step gets a state it never reads, and the stream is not made.
         self._supply_draws = bool(self._unreliable_lanes.size) or self._purchase_leads is None
         self._no_draws = np.zeros(4, dtype=np.uint64)
+        # The kernels called every period, straight at their compiled code (unbound at each reset).
+        self._run_period = BoundKernel(kernels, "run_period")
+        self._money_outlook = BoundKernel(kernels, "money_outlook")
+        self._bills_and_headroom = BoundKernel(kernels, "bills_and_headroom")
         self._allocate_state()
         #: Each episode's demand by seed (drawn ahead, kept for seeds that come back).
         self.demands = EpisodeDemands(
@@ -356,6 +361,8 @@ class Simulator:
         self.open_requests = np.zeros(n.n_decisions)  # backordered replenishment, units
         self._shortfall_penalty = 0.0
         self._report: PeriodReport | None = None
+        for kernel in (self._run_period, self._money_outlook, self._bills_and_headroom):
+            kernel.unbind()
         # SimPy sequences the periods: one process, one event per period (see _calendar).
         self.env = simpy.Environment()
         self.env.process(self._calendar())
@@ -538,7 +545,7 @@ class Simulator:
             return memo[2]
         # Cash + credit line − the bills − the orders held for approval (summed in release
         # order, as they were held) − the buffer, in one compiled call.
-        outlook = kernels.bills_and_headroom(
+        outlook = self._bills_and_headroom(
             self._episode_arrays, self.period, self._payment_window + 1, self._credit_line, self._buffer
         )
         self._headroom_memo = (self.period, cash, outlook)
@@ -547,7 +554,7 @@ class Simulator:
     def money_outlook(self, periods: int) -> tuple[float, float, float, float]:
         """(Cash, :meth:`bills_and_headroom`'s bills and headroom, :meth:`receivables_due_within`
         ``periods``) in one compiled call; the headroom remembered as :meth:`purchase_headroom` is."""
-        cash, bills, headroom, receivables = kernels.money_outlook(
+        cash, bills, headroom, receivables = self._money_outlook(
             self._episode_arrays, self.period, self._payment_window + 1, self._credit_line, self._buffer, periods
         )
         self._headroom_memo = (self.period, cash, (bills, headroom))
@@ -634,7 +641,7 @@ class Simulator:
         (:func:`~invalloc.sim.kernels.run_period`), each actor's figures then recorded as its
         own turn records them: the decision, the suppliers' shipments, the customers served,
         the close and the report."""
-        feasibility, figures = self.feasibility, self._figures
+        feasibility, figures, run_period = self.feasibility, self._figures, self._run_period
         budget, state = self._purchase_budget, self._supply_state()
         transfer_leads = self._transfer_leads if self._has_transfers else self._no_leads
         while True:
@@ -643,7 +650,7 @@ class Simulator:
             outputs = feasibility.new_outputs()
             outcome = self._new_outcome()
             new_demand = self.tier_demand[self.period]
-            received = kernels.run_period(
+            received = run_period(
                 self._episode_arrays,
                 state,
                 flat,
