@@ -21,6 +21,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from numba._dispatcher import compute_fingerprint
+
 
 class BoundKernel:
     """``module.name(*args)`` (``module`` a module or its ``globals()``): the first call
@@ -28,25 +30,39 @@ class BoundKernel:
     signature the first call resolved to.
 
     The arguments of every later call must have the first call's numba types (see the module
-    docstring); :meth:`unbind` makes the next call go through the dispatcher again. The
-    function is looked up in ``module`` on every call, so a replaced one (a profiler's or a
-    test's wrapper) is called from the next call on, through its own ``__call__``.
+    docstring); :meth:`unbind` makes the next call look at its arguments' types again, and
+    bind to the entry point kept for them (or go through the dispatcher for types not seen
+    yet). The function is looked up in ``module`` on every call, so a replaced one (a
+    profiler's or a test's wrapper) is called from the next call on, through its own
+    ``__call__``.
     """
 
-    __slots__ = ("_namespace", "_name", "_function", "_entry")
+    __slots__ = ("_namespace", "_name", "_function", "_entry", "_entries")
 
     def __init__(self, module: ModuleType | dict[str, Any], name: str) -> None:
         self._namespace = module if isinstance(module, dict) else vars(module)
         self._name = name
         self._function: Any = None
         self._entry: Callable[..., Any] | None = None
+        #: Entry points by (function, the arguments' type key): a binding after :meth:`unbind`
+        #: looks its arguments' types up here rather than typing them in Python again.
+        self._entries: dict[tuple[Any, tuple[Any, ...]], Callable[..., Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
         function = self._namespace[self._name]
         if function is self._function:
             return self._entry(*args)  # type: ignore[misc]
-        result = function(*args)
-        self._function, self._entry = function, _entry_point(function, args)
+        return self._bind(function, args)
+
+    def _bind(self, function: Any, args: tuple[Any, ...]) -> Any:
+        key = (function, _type_key(function, args))
+        entry = self._entries.get(key)
+        if entry is None:
+            result = function(*args)  # through the dispatcher: compiled or loaded, and checked
+            entry = self._entries[key] = _entry_point(function, args)
+        else:
+            result = entry(*args)
+        self._function, self._entry = function, entry
         return result
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -54,13 +70,34 @@ class BoundKernel:
         return _unbound, (self._namespace["__name__"], self._name)
 
     def unbind(self) -> None:
-        """Make the next call go through the dispatcher (and bind to its signature)."""
+        """Make the next call bind afresh, to its own arguments' types."""
         self._function = self._entry = None
 
     @property
     def bound(self) -> bool:
         """Whether calls go straight to a compiled entry point."""
         return self._entry is not None and self._entry is not self._function
+
+
+def _type_key(function: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What decides the numba types of ``args``: numba's own fingerprint of each (computed in
+    C: dtype, dimensions, layout, writability; a tuple's members), a structref's numba type,
+    else (anything else, rare) the type numba infers for it."""
+    key = []
+    for arg in args:
+        try:
+            key.append(compute_fingerprint(arg))
+        except NotImplementedError:
+            numba_type = getattr(arg, "_numba_type_", None)
+            key.append(numba_type if numba_type is not None else _typeof(function, arg))
+    return tuple(key)
+
+
+def _typeof(function: Any, arg: Any) -> Any:
+    try:
+        return function.typeof_pyval(arg)
+    except AttributeError:  # not a dispatcher: the Python type is all there is
+        return type(arg)
 
 
 def _entry_point(function: Any, args: tuple[Any, ...]) -> Callable[..., Any]:

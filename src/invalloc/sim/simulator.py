@@ -252,6 +252,8 @@ class Simulator:
         # if not, their compiled step gets a state it never reads, and the stream is not made.
         self._supply_draws = bool(self._unreliable_lanes.size) or self._purchase_leads is None
         self._no_draws = np.zeros(4, dtype=np.uint64)
+        # Whether no subclass replaces an actor (see _one_call_periods).
+        self._own_actors = all(getattr(type(self), name) is getattr(Simulator, name) for name in _ACTORS)
         # The kernels called every period, straight at their compiled code (unbound at each reset).
         self._run_period = BoundKernel(kernels, "run_period")
         self._money_outlook = BoundKernel(kernels, "money_outlook")
@@ -627,7 +629,7 @@ class Simulator:
         (:meth:`_whole_period`): nothing to write between them (no audit log), no actor
         replaced by a subclass, lead times of transfers and sales fixed (those of purchases are
         drawn in the call) and the supply stream drawn compiled."""
-        own = all(getattr(type(self), name) is getattr(Simulator, name) for name in _ACTORS)
+        own = self._own_actors
         fixed = (self._transfer_leads is not None or not self._has_transfers) and self._sales_leads is not None
         return self.audit_log is None and own and fixed and self._supply_state() is not None
 

@@ -118,11 +118,18 @@ def _pcg64_state_view(bit_generator: np.random.BitGenerator) -> np.ndarray | Non
     if not lcg_address:
         return None
     words = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(lcg_address))
+    if _LAYOUT_CHECKED[0]:  # every PCG64 of this numpy lays its state out alike: checked once
+        return words
     lcg = bit_generator.state["state"]
     expected = [lcg["state"] & _WORD, lcg["state"] >> 64, lcg["inc"] & _WORD, lcg["inc"] >> 64]
     if [int(word) for word in words] != expected:
         return None
+    _LAYOUT_CHECKED[0] = True
     return words
+
+
+#: Whether a PCG64's state words were found where :func:`_pcg64_state_view` looks (once per process).
+_LAYOUT_CHECKED = [False]
 
 
 @intrinsic
