@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import sys
 import types
 
 import numpy as np
@@ -67,8 +68,6 @@ def test_a_replaced_function_is_called_from_the_next_call_on():
 def test_copies_and_pickles_are_unbound_and_look_the_function_up_in_the_module():
     module = types.ModuleType("invalloc_bound_kernel_probe")
     module.weighted_sum = _weighted_sum
-    import sys
-
     sys.modules[module.__name__] = module
     try:
         kernel = BoundKernel(module, "weighted_sum")

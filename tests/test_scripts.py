@@ -186,10 +186,11 @@ def test_bench_sim_profile_names_where_a_period_goes():
     assert 0.9 < calls_per_period <= 1.0
 
 
-def _bench_ab():
+def _script_module(name: str):
+    """``scripts/NAME.py`` imported as a module (the scripts folder is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_ab", SCRIPTS / "bench_ab.py")
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -198,7 +199,7 @@ def _bench_ab():
 def test_bench_ab_alternates_two_trees_over_fresh_process_pairs():
     """This tree against itself: every round measures both, in alternating order, and the
     rounds are shared over the process pairs asked for."""
-    bench_ab = _bench_ab()
+    bench_ab = _script_module("bench_ab")
     said: list[str] = []
     (result,) = bench_ab.compare(bench_ab.ROOT, ["orgym_invmanagement_v1"], 3, 0.1, 2, said.append)
     assert len(result["ratios"]) == len(result["this_periods_per_s"]) == len(result["base_periods_per_s"]) == 3
@@ -245,15 +246,6 @@ def test_sim_digest_finds_the_recorded_episodes_unchanged_and_names_a_changed_on
     assert changed.returncode == 1 and f"CHANGED {key}" in changed.stdout
 
 
-def _bench_env():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_env", SCRIPTS / "bench_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _process_result(cpu_median: float | None, wall_median: float, vec_env: str = "dummy") -> dict:
     def ratio(median):
         return None if median is None else {"median": median, "low": median - 0.1, "high": median + 0.1}
@@ -262,7 +254,7 @@ def _process_result(cpu_median: float | None, wall_median: float, vec_env: str =
 
 
 def test_bench_env_verdict_over_processes_is_the_median_of_their_medians():
-    bench = _bench_env()
+    bench = _script_module("bench_env")
     results = [
         {"ppo": [_process_result(cpu, 0.5), _process_result(None, wall, "subproc")]}
         for cpu, wall in ((0.80, 0.70), (0.90, 0.95), (0.86, 0.60))
