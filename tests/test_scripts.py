@@ -293,3 +293,99 @@ def test_bench_env_refuses_an_unknown_scenario_in_one_line(tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     (line,) = out.stderr.strip().splitlines()  # before any process starts, no traceback
     assert line.startswith("error: no_such_scenario: ") and "no such scenario file" in line
+
+
+def test_code_footprint_counts_distinct_lines_and_names_each_compiled_region():
+    footprint = _script_module("code_footprint")
+    line = footprint.LINE_BYTES
+    run_period, mapping = 0x7F0000000000, 0x7F0000100000  # regions far apart
+    samples = [
+        # run_period's region: 3 distinct lines (two samples in its first), entry not sampled.
+        (run_period + 5 * line, "(/tmp/perf-1.map)"),
+        (run_period + 5 * line + 8, "(/tmp/perf-1.map)"),
+        (run_period + 6 * line, "(/tmp/perf-1.map)"),
+        (run_period + 40 * line, "(/tmp/perf-1.map)"),
+        # the mapping's region: 1 line.
+        (mapping, "(/tmp/perf-1.map)"),
+        # the interpreter: 2 lines; anonymous and unknown code count as compiled code too.
+        (0x1000, "(/usr/lib/libpython3.11.so.1.0)"),
+        (0x1000 + line, "(/usr/lib/libpython3.11.so.1.0)"),
+        (mapping + 2 * line, "([unknown])"),
+    ]
+    result = footprint.footprint(samples, {"run_period": [run_period], "_compact_mapping": [mapping], "far": [1]})
+    objects = {row["object"]: row for row in result["objects"]}
+    assert objects["(/tmp/perf-1.map)"]["lines"] == 4 and objects["(/tmp/perf-1.map)"]["samples"] == 5
+    assert objects["(/tmp/perf-1.map)"]["compiled"] and objects["([unknown])"]["compiled"]
+    assert not objects["(/usr/lib/libpython3.11.so.1.0)"]["compiled"]
+    assert objects["(/usr/lib/libpython3.11.so.1.0)"]["kb"] == 2 * line / 1024
+    first, second = result["compiled_regions"]
+    assert first["functions"] == ["run_period"] and first["lines"] == 3
+    assert first["span_kb"] == 36 * line / 1024 and first["executed_kb"] == 3 * line / 1024
+    assert first["share"] == pytest.approx(4 / 6)
+    # The mapping's region joins its two objects' lines; a function far from every region names none.
+    assert second["functions"] == ["_compact_mapping"] and second["lines"] == 2
+    assert second["share"] == pytest.approx(2 / 6)
+
+
+def test_code_footprint_reads_perf_script_within_the_measured_window():
+    footprint = _script_module("code_footprint")
+    text = (
+        "  100.500000:  7f0000000040 (/tmp/perf-9.map)\n"
+        "  101.000000:  7f0000000080 (/usr/lib/libc.so.6)\n"
+        "  99.000000:  7f00000000c0 (/tmp/perf-9.map)\n"  # before the steps: start-up
+        "garbage line\n"
+        "  102.500000:  7f0000000100 (/tmp/perf-9.map)\n"  # after
+    )
+    assert footprint.parse_perf_script(text, (100.0, 102.0)) == [
+        (0x7F0000000040, "(/tmp/perf-9.map)"),
+        (0x7F0000000080, "(/usr/lib/libc.so.6)"),
+    ]
+
+
+def test_code_footprint_child_steps_the_env_and_finds_the_kernels_entry_points(tmp_path):
+    out = tmp_path / "functions.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "code_footprint.py"),
+            "--child",
+            str(out),
+            "--scenario",
+            "tiny",
+            "--seconds",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["steps"] > 0 and result["window"][0] < result["window"][1]
+    # Every kernel an env step calls has a compiled entry point in the child.
+    for name in ("run_period", "_compact_mapping", "_record_and_observe", "money_outlook", "reset_episode"):
+        assert result["functions"][name] and all(isinstance(a, int) and a > 0 for a in result["functions"][name])
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "expected"),
+    [
+        (["--scenario", "no_such_scenario"], None, "error: no_such_scenario: "),
+        ([], "empty", "error: perf: not found on PATH"),
+    ],
+)
+def test_code_footprint_refuses_in_one_line(tmp_path, args, path, expected):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    if path is not None:
+        (tmp_path / path).mkdir()
+        env["PATH"] = str(tmp_path / path)  # no perf on it
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "code_footprint.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(expected)
