@@ -182,7 +182,7 @@ def child(scenario: str, seconds: float, actors: bool, functions_path: Path) -> 
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (1024, *env.action_space.shape)).astype(np.float32)
     env.reset(seed=0)
-    for step in range(256):  # warm-up: kernels loaded, first episodes run
+    for step in range(1024):  # warm-up: kernels loaded, the first twenty episodes run
         if env.step(actions[step % 1024])[3]:
             env.reset()
     steps, started = 0, time.clock_gettime(time.CLOCK_MONOTONIC)
