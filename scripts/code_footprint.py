@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
@@ -195,9 +196,10 @@ def child(scenario: str, seconds: float, actors: bool, functions_path: Path) -> 
     functions_path.write_text(json.dumps({"functions": entry_addresses(), "steps": steps, "window": window}))
 
 
-def _fail(message: str) -> None:
-    """One ``error:`` line, exit 2."""
-    print(f"error: {message}", file=sys.stderr)
+def _fail(*problems: str) -> NoReturn:
+    """One ``error:`` line per problem, exit 2."""
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -288,10 +290,8 @@ def main() -> None:
 
     try:
         load_scenario(args.scenario)
-    except ScenarioError as error:  # one line per problem, as the command line prints them
-        for line in error.lines():
-            print(f"error: {line}", file=sys.stderr)
-        sys.exit(2)
+    except ScenarioError as error:
+        _fail(*error.lines())  # one line per problem, as the command line prints them
     result = measure(args.scenario, args.seconds, args.frequency, args.actors)
     if args.json:
         print(json.dumps(result))
