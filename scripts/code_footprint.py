@@ -18,7 +18,9 @@ its samples fell in:
 - for the compiled kernels (numba's code has no file: perf names it ``perf-PID.map``), per
   region of code, each named by the compiled functions whose entry points lie in it (the one
   compiled period, the compact mapping, the observation's pass, the reset and its demand draws,
-  …). A region holds one compiled function and what it inlined.
+  …, and numba's reference counting, ``NRT_incref``/``NRT_decref``). A region holds one
+  compiled function and what it inlined; its share of the compiled samples is where the
+  compiled time goes.
 
 Each step runs about the same code, so the lines of a few seconds of steps are the lines one
 step runs; rarely run lines may have no sample, so the counts are a lower bound (they grow a
@@ -165,6 +167,17 @@ def entry_addresses() -> dict[str, list[int]]:
             address = overload.library.get_pointer_to_function(overload.fndesc.llvm_func_name)
             if address:
                 addresses.setdefault(name, []).append(int(address))
+    # numba's reference counts of arrays that own their memory: an atomic increment or
+    # decrement, called out of line for every such array passed, viewed or dropped.
+    from numba.core.runtime.nrt import rtsys
+
+    for name in ("NRT_incref", "NRT_decref"):
+        try:
+            address = rtsys.library.get_pointer_to_function(name)
+        except Exception:  # the runtime not initialised (no array ever allocated): nothing to name
+            continue
+        if address:
+            addresses[name] = [int(address)]
     return addresses
 
 

@@ -363,7 +363,14 @@ def test_code_footprint_child_steps_the_env_and_finds_the_kernels_entry_points(t
     result = json.loads(out.read_text())
     assert result["steps"] > 0 and result["window"][0] < result["window"][1]
     # Every kernel an env step calls has a compiled entry point in the child.
-    for name in ("run_period", "_compact_mapping", "_record_and_observe", "money_outlook", "reset_episode"):
+    for name in (
+        "run_period",
+        "_compact_mapping",
+        "_record_and_observe",
+        "money_outlook",
+        "reset_episode",
+        "NRT_incref",
+    ):
         assert result["functions"][name] and all(isinstance(a, int) and a > 0 for a in result["functions"][name])
 
 
