@@ -16,11 +16,11 @@ its samples fell in:
 
 - per shared object (the Python interpreter, numpy, libc, …);
 - for the compiled kernels (numba's code has no file: perf names it ``perf-PID.map``), per
-  region of code, each named by the compiled functions whose entry points lie in it (the one
+  region of code, each named by the compiled functions whose entry points lie nearest it (the one
   compiled period, the compact mapping, the observation's pass, the reset and its demand draws,
-  …, and numba's reference counting, ``NRT_incref``/``NRT_decref``). A region holds one
-  compiled function and what it inlined; its share of the compiled samples is where the
-  compiled time goes.
+  …, and numba's reference counting, ``NRT_incref``/``NRT_decref``). A region usually holds one
+  compiled function and what it inlined (two placed close together show as one region, named
+  by both); its share of the compiled samples is where the compiled time goes.
 
 Each step runs about the same code, so the lines of a few seconds of steps are the lines one
 step runs; rarely run lines may have no sample, so the counts are a lower bound (they grow a
