@@ -11,6 +11,7 @@ from numba import njit
 
 from invalloc.sim.kernels.customers import serve_period
 from invalloc.sim.kernels.decision_point import decision_point
+from invalloc.sim.kernels.packing import borrowed
 from invalloc.sim.kernels.period_close import close_books
 from invalloc.sim.kernels.receiving import put_away
 from invalloc.sim.kernels.suppliers import supply_orders
@@ -50,6 +51,13 @@ def run_period(
     Returns False, after the suppliers' step, if the cost layers have too few slots for the
     arrivals (nothing put away): the caller grows them and finishes the period.
     """
+    # The per-call arrays are Python's (held by the caller through the call): borrowed, so that
+    # the steps' row views and hand-overs count no references to them.
+    flat, open_requests, transfer_leads, sales_leads, new_demand, figures, state = borrowed(
+        (flat, open_requests, transfer_leads, sales_leads, new_demand, figures, state)
+    )
+    outputs = borrowed(outputs)
+    outcome = borrowed(outcome)
     value, penalty, _, transfer_freight = decision_point(
         ep, flat, open_requests, budget, headroom, transfer_leads, period, *outputs
     )
