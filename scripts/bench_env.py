@@ -9,8 +9,10 @@ Usage (from the repository root)::
 Prints, measured in one run:
 
 - environment steps per second on the scenario with random actions (resets included);
-- the median time of one env step taken back to back, and taken right after a forward pass of
-  the PPO policy, as in a rollout (how much colder the env runs between forward passes);
+- the median time of one env step taken back to back, taken right after a forward pass of
+  the PPO policy, as in a rollout (how much colder the env runs between forward passes), and
+  taken right after reading twice the L2 cache's size of memory (the same for the caches
+  alone: where the two slow the env alike, the forward pass costs it through the caches);
 - SB3 PPO training throughput (timesteps per second, SB3's default hyper-parameters, one
   env in a DummyVecEnv and/or a SubprocVecEnv) on the scenario, and on a no-op environment
   with identical observation and action spaces and episode length;
@@ -115,12 +117,27 @@ def env_steps_per_second(scenario: str, seconds: float, info: str = "lean") -> d
     return {"wall": steps / (time.perf_counter() - start), "cpu": steps / (time.process_time() - start_cpu)}
 
 
+def l2_cache_bytes(base: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The size of CPU 0's level-2 cache (Linux sysfs: ``base``), or 2 MiB where the system does not say."""
+    for index in sorted(base.glob("index*")) if base.is_dir() else ():
+        try:
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level == "2" and size[:-1].isdigit():
+            return int(size[:-1]) * {"K": 1024, "M": 1024**2}.get(size[-1], 1)
+    return 2 * 1024**2
+
+
 def step_after_forward(scenario: str, info: str = "lean", steps: int = 2000, rounds: int = 3) -> dict[str, float]:
-    """Median wall µs of one env step (random actions, resets included) taken back to back, and
+    """Median wall µs of one env step (random actions, resets included) taken back to back,
     taken right after one forward pass of an SB3 PPO policy (CPU, one thread) on the last
-    observation, as each step of a rollout is: blocks of ``steps`` of each, alternating
-    ``rounds`` times. Their ratio is how much slower the env runs between the policy's forward
-    passes, with the CPU caches holding PyTorch's code and data rather than the simulator's."""
+    observation, as each step of a rollout is, and taken right after reading a block of memory
+    twice the size of the L2 cache (which evicts whatever the env kept there, and nothing else
+    changes): blocks of ``steps`` of each, in turn, ``rounds`` times. The first two's ratio is
+    how much slower the env runs between the policy's forward passes; where the third is as
+    slow, the forward pass costs the env through the CPU caches alone."""
     import torch
     from stable_baselines3 import PPO
 
@@ -129,21 +146,32 @@ def step_after_forward(scenario: str, info: str = "lean", steps: int = 2000, rou
     policy = PPO("MlpPolicy", env, seed=0, device="cpu", verbose=0).policy
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32)
+    sweep_bytes = 2 * l2_cache_bytes()
+    block = np.ones(sweep_bytes // 8)
     observation, _ = env.reset(seed=0)
-    times: dict[str, list[float]] = {"alone": [], "after_forward": []}
+    times: dict[str, list[float]] = {"alone": [], "after_forward": [], "after_sweep": []}
     for _ in range(rounds):
         for kind, samples in times.items():
             for action in actions:
                 if kind == "after_forward":
                     with torch.no_grad():
                         policy(torch.as_tensor(observation[None]))
+                elif kind == "after_sweep":
+                    block.sum()
                 start = time.perf_counter()
                 observation, _, terminated, truncated, _ = env.step(action)
                 if terminated or truncated:
                     observation, _ = env.reset()
                 samples.append(time.perf_counter() - start)
-    alone, after = (statistics.median(times[kind]) * 1e6 for kind in ("alone", "after_forward"))
-    return {"alone_us": alone, "after_forward_us": after, "ratio": after / alone}
+    alone, after, swept = (statistics.median(times[kind]) * 1e6 for kind in times)
+    return {
+        "alone_us": alone,
+        "after_forward_us": after,
+        "ratio": after / alone,
+        "after_sweep_us": swept,
+        "sweep_ratio": swept / alone,
+        "sweep_bytes": sweep_bytes,
+    }
 
 
 def _ppo(make_env, vec_env: str, seed: int):
@@ -509,8 +537,9 @@ def main() -> None:
     )
     console.print(
         f"one env step (median, wall): {cold['alone_us']:.0f} µs back to back, {cold['after_forward_us']:.0f} µs "
-        f"right after a forward pass of the PPO policy ({cold['ratio']:.2f}×: the caches hold PyTorch's, not the "
-        "simulator's, code and data)"
+        f"right after a forward pass of the PPO policy ({cold['ratio']:.2f}×), {cold['after_sweep_us']:.0f} µs right "
+        f"after reading {cold['sweep_bytes'] / 1024**2:.0f} MiB of memory, twice the L2 cache "
+        f"({cold['sweep_ratio']:.2f}×: what the CPU caches alone cost it)"
     )
     table = Table(
         title=f"PPO training throughput, {args.timesteps} timesteps in {args.rounds} alternating rounds, "

@@ -279,6 +279,29 @@ def test_bench_env_runs_in_several_processes(tmp_path):
     medians = [process["ppo"][0]["cpu_ratio"]["median"] for process in result["processes"]]
     assert verdict["medians"] == medians and verdict["median"] == pytest.approx(sum(medians) / 2)
     assert verdict["target_met"] == (verdict["median"] >= result["target_ratio"])
+    l2 = _script_module("bench_env").l2_cache_bytes()
+    for process in result["processes"]:
+        cold = process["env_step_us"]
+        assert cold["sweep_bytes"] == 2 * l2
+        assert cold["after_sweep_us"] > 0 and cold["sweep_ratio"] == pytest.approx(
+            cold["after_sweep_us"] / cold["alone_us"]
+        )
+
+
+def test_bench_env_reads_the_l2_cache_size_from_sysfs(tmp_path):
+    bench = _script_module("bench_env")
+    for index, (level, kind, size) in enumerate(
+        [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "1280K"), ("3", "Unified", "300M")]
+    ):
+        folder = tmp_path / "cache" / f"index{index}"
+        folder.mkdir(parents=True)
+        (folder / "level").write_text(level + "\n")
+        (folder / "type").write_text(kind + "\n")
+        (folder / "size").write_text(size + "\n")
+    assert bench.l2_cache_bytes(tmp_path / "cache") == 1280 * 1024
+    (tmp_path / "cache" / "index2" / "size").write_text("2M\n")
+    assert bench.l2_cache_bytes(tmp_path / "cache") == 2 * 1024**2
+    assert bench.l2_cache_bytes(tmp_path / "nothing") == 2 * 1024**2  # no sysfs: 2 MiB
 
 
 def test_bench_env_refuses_an_unknown_scenario_in_one_line(tmp_path):
