@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 16384] [--rounds 8]
         [--vec-env dummy|subproc|both] [--info lean|full] [--seconds 3] [--breakdown] [--json]
-        [--processes N]
+        [--processes N] [--experiment NAME]
 
 Prints, measured in one run:
 
@@ -18,7 +18,11 @@ Prints, measured in one run:
   with identical observation and action spaces and episode length;
 - their ratio: PPO on the scenario ÷ PPO on the no-op env. 1.0 means the environment
   costs nothing; the target is ≥ 0.85 with DummyVecEnv (the environment takes under 15% of
-  training time).
+  training time);
+- with ``--experiment NAME`` (a PPO experiment), the same ratio for PPO as ``invalloc train
+  NAME`` trains: the experiment's hyper-parameters, policy, number of envs, vec env, VecMonitor
+  and VecNormalize, on its scenario and observation, against no-op envs of the same spaces
+  wrapped alike (another row; the scenario's rows keep SB3's defaults).
 
 The two PPO runs alternate in ``--rounds`` rounds of ``timesteps / rounds`` each (after one
 warm-up rollout each; the order flips every round, A B B A …), so that a change in the
@@ -64,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from invalloc.agents.experiment import ExperimentError, load_experiment  # noqa: E402
 from invalloc.config.loader import ScenarioError, load_scenario  # noqa: E402
 from invalloc.env import AllocationEnv  # noqa: E402
 
@@ -188,6 +193,27 @@ def _ppo(make_env, vec_env: str, seed: int):
     return model
 
 
+def _experiment_ppo(loaded, noop: bool, seed: int = 0):
+    """The experiment's own model (:func:`invalloc.agents.training.build_model`: its algorithm,
+    hyper-parameters and policy) on its training vec env (:func:`~invalloc.agents.training.make_vec_env`:
+    its number of envs, Dummy or Subproc, VecMonitor, VecNormalize), after one warm-up rollout
+    and update; with ``noop`` every env is a :class:`NoOpEnv` of the same spaces and episode
+    length, wrapped alike."""
+    import torch
+
+    from invalloc.agents.training import _make_env, build_model, make_vec_env
+
+    torch.manual_seed(seed)
+    make_env = None
+    if noop:
+        probe = _make_env(loaded)
+        make_env = partial(NoOpEnv, probe.observation_space, probe.action_space, probe.simulator.periods)
+    vec = make_vec_env(loaded, seed, make_env=make_env)
+    model = build_model(loaded, vec)
+    model.learn(total_timesteps=model.n_steps * vec.num_envs)  # warm-up: first rollout and update
+    return model
+
+
 #: What ``--breakdown`` times (CPU), as (class or module path, method or function, label); nested
 #: ones (indented) are inside the others; entries sharing a label are summed.
 BREAKDOWN = (
@@ -288,18 +314,17 @@ class _Breakdown:
                 setattr(cls, method, original)
 
 
-def ppo_throughput(
-    makers: dict, timesteps: int, rounds: int, vec_env: str, seed: int = 0, breakdown: bool = False
-) -> dict:
-    """PPO timesteps per second on each of ``makers`` (name → env factory), wall and CPU, the
-    runs alternating in ``rounds`` rounds (the order flipped every round). With ``breakdown``
-    also the CPU time of each of :data:`BREAKDOWN`'s methods (their timers add ~1 µs a call)."""
+def ppo_throughput(builders: dict, timesteps: int, rounds: int, breakdown: bool = False) -> dict:
+    """PPO timesteps per second on each of ``builders`` (name → a function that builds the model
+    on its vec env and runs its warm-up), wall and CPU, the runs alternating in ``rounds``
+    rounds (the order flipped every round). With ``breakdown`` also the CPU time of each of
+    :data:`BREAKDOWN`'s methods (their timers add ~1 µs a call)."""
     import torch
 
     # One intra-op thread: tiny MLP batches gain nothing from more, and on a busy 2-core
     # machine OpenMP threads spinning against other processes slow each layer 50-fold.
     torch.set_num_threads(1)
-    models = {name: _ppo(make, vec_env, seed) for name, make in makers.items()}
+    models = {name: build() for name, build in builders.items()}
     chunk = max(timesteps // rounds, 1)
     wall = {name: [] for name in models}
     cpu = {name: [] for name in models}
@@ -457,6 +482,12 @@ def main() -> None:
         action="store_true",
         help="also time (CPU) the env's and PPO's parts per timestep (DummyVecEnv; the timers cost ~1 µs a call)",
     )
+    parser.add_argument(
+        "--experiment",
+        default=None,
+        help="also measure PPO as `invalloc train EXPERIMENT` trains it (its algorithm, hyper-parameters, "
+        "envs and wrappers) against the same on no-op envs",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--processes",
@@ -469,9 +500,16 @@ def main() -> None:
         parser.error("--processes must be at least 1")
     try:
         load_scenario(args.scenario)
-    except ScenarioError as error:  # one line per problem, as the command line prints them
+        loaded = load_experiment(args.experiment) if args.experiment is not None else None
+    except (ScenarioError, ExperimentError) as error:  # one line per problem, as the command line prints them
         for line in error.lines():
             print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    if loaded is not None and loaded.experiment.algorithm != "PPO":
+        print(
+            f"error: {loaded.source}: algorithm: {loaded.experiment.algorithm}; --experiment measures PPO experiments",
+            file=sys.stderr,
+        )
         sys.exit(2)
     if args.processes > 1:
         _in_processes(args, sys.argv[1:])
@@ -487,16 +525,25 @@ def main() -> None:
         "noop": partial(NoOpEnv, reference.observation_space, reference.action_space, periods),
     }
     kinds = ["dummy", "subproc"] if args.vec_env == "both" else [args.vec_env]
+    runs = [
+        (kind, kind, {name: partial(_ppo, make, kind, 0) for name, make in makers.items()}, args.breakdown)
+        for kind in kinds
+    ]
+    if loaded is not None:
+        settings = loaded.experiment.env
+        label = f"{loaded.experiment.name}: {settings.vec_env} × {settings.n_envs}"
+        builders = {"real": partial(_experiment_ppo, loaded, False), "noop": partial(_experiment_ppo, loaded, True)}
+        runs.append((label, settings.vec_env, builders, False))
     rows = []
-    for kind in kinds:
-        measured = ppo_throughput(makers, args.timesteps, args.rounds, kind, breakdown=args.breakdown)
+    for label, kind, builders, breakdown in runs:
+        measured = ppo_throughput(builders, args.timesteps, args.rounds, breakdown=breakdown)
         wall = _ratios(measured["wall"], "real", "noop")
         cpu = _ratios(measured["cpu"], "real", "noop") if kind == "dummy" else None
         # The verdict reads the CPU-time median where there is one (DummyVecEnv), else wall time's.
         verdict = cpu["median"] if cpu is not None else wall["median"]
         rows.append(
             {
-                "vec_env": kind,
+                "vec_env": label,
                 "timesteps": measured["steps"]["real"],
                 "ppo": measured["steps"]["real"] / sum(measured["wall"]["real"]),
                 "ppo_noop_env": measured["steps"]["noop"] / sum(measured["wall"]["noop"]),
@@ -543,8 +590,8 @@ def main() -> None:
     )
     table = Table(
         title=f"PPO training throughput, {args.timesteps} timesteps in {args.rounds} alternating rounds, "
-        f"SB3 defaults, CPU, info={args.info}; ratio = no-op time ÷ scenario time: median of the rounds "
-        "(lowest–highest round; totals)"
+        f"SB3 defaults (an experiment's row: its own settings, envs and wrappers), CPU, info={args.info}; "
+        "ratio = no-op time ÷ scenario time: median of the rounds (lowest–highest round; totals)"
     )
     columns = (
         "vec env",

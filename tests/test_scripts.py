@@ -304,6 +304,51 @@ def test_bench_env_reads_the_l2_cache_size_from_sysfs(tmp_path):
     assert bench.l2_cache_bytes(tmp_path / "nothing") == 2 * 1024**2  # no sysfs: 2 MiB
 
 
+def test_bench_env_measures_an_experiment_as_invalloc_train_trains_it(tmp_path):
+    # tiny_smoke: PPO on two DummyVecEnv envs, its own hyper-parameters, against no-op envs
+    # wrapped alike; a row beside the scenario's SB3-default one.
+    result = _script(
+        "bench_env.py",
+        *(
+            "--scenario",
+            "tiny",
+            "--experiment",
+            "tiny_smoke",
+            "--timesteps",
+            "512",
+            "--rounds",
+            "2",
+            "--seconds",
+            "0.2",
+        ),
+        tmp=tmp_path / "t",
+    )
+    default, experiment = result["ppo"]
+    assert default["vec_env"] == "dummy" and experiment["vec_env"] == "tiny_smoke: dummy × 2"
+    for row in (default, experiment):
+        assert row["cpu_ratio"]["median"] > 0 and row["target_met"] == (row["cpu_ratio"]["median"] >= 0.85)
+    # Whole rollouts of 2 envs × 128 steps: at least the 512 timesteps asked, in two rounds.
+    assert experiment["timesteps"] >= 512 and experiment["timesteps"] % 256 == 0
+
+
+@pytest.mark.parametrize(
+    ("experiment", "message"),
+    [("no_such_experiment", "no_such_experiment: "), ("retail_ars", "algorithm: ARS; --experiment measures PPO")],
+)
+def test_bench_env_refuses_an_experiment_it_cannot_measure_in_one_line(tmp_path, experiment, message):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_env.py"), "--scenario", "tiny", "--experiment", experiment],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line and "Traceback" not in out.stderr
+
+
 def test_bench_env_refuses_an_unknown_scenario_in_one_line(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     out = subprocess.run(

@@ -184,12 +184,21 @@ def _make_env(loaded: LoadedExperiment):
     )
 
 
-def make_vec_env(loaded: LoadedExperiment, seed: int, normalisation_path: Path | None = None):
-    """The training VecEnv: n envs (Dummy or Subproc), VecMonitor, VecNormalize if enabled."""
+def make_vec_env(
+    loaded: LoadedExperiment,
+    seed: int,
+    normalisation_path: Path | None = None,
+    make_env: Callable[[], Any] | None = None,
+):
+    """The training VecEnv: n envs (Dummy or Subproc), VecMonitor, VecNormalize if enabled.
+
+    ``make_env`` builds each env in place of the experiment's (a benchmark's stand-in with the
+    same spaces, wrapped exactly as training wraps the real one).
+    """
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
     settings = loaded.experiment.env
-    factories = [partial(_make_env, loaded) for _ in range(settings.n_envs)]
+    factories = [make_env or partial(_make_env, loaded) for _ in range(settings.n_envs)]
     vec = SubprocVecEnv(factories) if settings.vec_env == "subproc" else DummyVecEnv(factories)
     vec = VecMonitor(vec)
     if loaded.experiment.algorithm == "ARS":
