@@ -10,6 +10,7 @@ extracted from it will.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from invalloc.env.feature_definitions import (  # noqa: F401 - re-exported for existing imports
     FEATURE_SET_VERSION,
@@ -18,6 +19,7 @@ from invalloc.env.feature_definitions import (  # noqa: F401 - re-exported for e
     Feature,
     identifier,
 )
+from invalloc.sim.kernels.sourcing import array_sum
 from invalloc.sim.network import Network
 from invalloc.sim.planning import PlanningView
 from invalloc.sim.simulator import Simulator
@@ -49,9 +51,11 @@ class FeatureSet:
         self.view = PlanningView(network)
         self.period_days = float(network.scenario.episode.period_days)
         groups = sku_groups(network)
-        self._group_masks = np.zeros((len(groups), network.n_skus))  # (G, S) 1 where the SKU is in the group
-        for g, skus in enumerate(groups.values()):
-            self._group_masks[g, skus] = 1.0
+        # Group g's SKUs are _group_skus[_group_start[g]:_group_start[g + 1]], in SKU order.
+        self._group_skus = np.concatenate([*groups.values(), np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        self._group_start = np.cumsum([0, *(len(skus) for skus in groups.values())]).astype(np.int64)
+        self._no_owed = np.zeros((len(network.tiers), network.n_skus))  # lost sales, before any period
+        self._no_backlog = np.zeros((len(network.locations), network.n_skus))  # nothing owed (never written)
         features: list[Feature] = []
         for dc in network.locations:
             for group in groups:
@@ -97,6 +101,7 @@ class FeatureSet:
         self.features = features
         self._average_of: Simulator | None = None
         self._average = 0.0
+        self._season: dict[int, float] = {}
         self.names = [f.name for f in features]
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"feature names collide after conversion to identifiers: {self.names}")
@@ -106,50 +111,136 @@ class FeatureSet:
         return len(self.features)
 
     def compute(self, simulator: Simulator) -> np.ndarray:
-        """Feature values (size,) float64 at the simulator's current decision point."""
+        """Feature values (size,) float64 at the simulator's current decision point.
+
+        One compiled pass (:func:`_feature_values`) over the simulator's arrays. Every sum is
+        taken in a fixed order, the same on every machine: a group's stock and demand SKU by
+        SKU in SKU order, every other sum as numpy's ``sum`` takes it (pairwise).
+        """
         n = self.network
         view = self.view
-        per_day = 1.0 / self.period_days
-        position = view.positions(simulator)  # (D, S) units
-        demand = view.demand_through(simulator)  # (D, S) units per period
-        group_position = position @ self._group_masks.T  # (D, G)
-        group_demand = demand @ self._group_masks.T * per_day  # (D, G) units per day
-        cover = np.divide(
-            group_position,
-            group_demand,
-            out=np.full_like(group_position, NO_DEMAND_COVER_DAYS),
-            where=group_demand > 1e-12,
-        )
-        cover = np.minimum(cover, NO_DEMAND_COVER_DAYS)
+        if n.scenario.episode.unmet_demand == "lost_sales":
+            report = simulator.last_report
+            owed = report.short if report is not None else self._no_owed
+        else:
+            owed = simulator.backlog
+        if self._average_of is not simulator:
+            # The episode's average expected demand per period (units), once per simulator.
+            expected = simulator.demand_model.expected[: simulator.periods]  # (H, C, S)
+            self._average_of, self._average = simulator, float(expected.sum(axis=(1, 2)).mean())
+            self._season = {}
+        # This period's expected demand over the episode's average: the same for every call in
+        # the period (numpy's sum of the forecast's (T, S) view, taken once).
+        season = self._season.get(simulator.period)
+        if season is None:
+            now = float(simulator.demand_forecast().sum())
+            season = self._season[simulator.period] = now / self._average if self._average > 0 else 1.0
+        backlog_at = view.backlog_at(simulator)
         headroom = (
             simulator.purchase_headroom()
             if simulator.cash_rule_active
             else simulator.cash + n.scenario.finance.credit_line
         )
-        if n.scenario.episode.unmet_demand == "lost_sales":
-            report = simulator.last_report
-            owed = report.short.sum(axis=1) if report is not None else np.zeros(len(n.tiers))
-        else:
-            owed = simulator.backlog.sum(axis=1)
-        tier_demand = simulator.demand_forecast().sum(axis=1) * per_day  # (T,) units per day
-        backlog_days = np.divide(owed, tier_demand, out=np.zeros_like(owed), where=tier_demand > 1e-12)
-        if self._average_of is not simulator:
-            # The episode's average expected demand per period (units), once per simulator.
-            expected = simulator.demand_model.expected[: simulator.periods]  # (H, C, S)
-            self._average_of, self._average = simulator, float(expected.sum(axis=(1, 2)).mean())
-        average = self._average
-        now = float(simulator.demand_forecast().sum())
-        season = now / average if average > 0 else 1.0
-        remaining = (simulator.periods - simulator.period) * self.period_days
-        if not self.pipeline_periods:
-            return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining]))
-        dc_demand = demand.sum(axis=1) * per_day  # (D,) units per day
-        arriving = simulator.pipeline(self.pipeline_periods).sum(axis=2).T  # (D, K) units
-        inbound = np.divide(
-            arriving,
-            dc_demand[:, None],
-            out=np.where(arriving > 0, NO_DEMAND_COVER_DAYS, 0.0),
-            where=dc_demand[:, None] > 1e-12,
+        values = np.empty(self.size)
+        _feature_values(
+            simulator.on_hand,
+            simulator.inbound,
+            # Read-only, it is the planning view's shared +0.0 (nothing owed): our own zeros
+            # instead, so that the pass keeps one signature.
+            backlog_at if backlog_at.flags.writeable else self._no_backlog,
+            view.demand_through(simulator),
+            simulator.demand_forecast(),
+            owed,
+            simulator.transit_units,
+            simulator.period,
+            self._group_start,
+            self._group_skus,
+            1.0 / self.period_days,
+            float(headroom),
+            season,
+            (simulator.periods - simulator.period) * self.period_days,
+            self.pipeline_periods,
+            values,
         )
-        inbound = np.minimum(inbound, NO_DEMAND_COVER_DAYS)
-        return np.concatenate((cover.ravel(), [headroom], backlog_days, [season, remaining], inbound.ravel()))
+        return values
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _ordered_sum(row, skus, start, stop):
+    """``row[skus[start]] + row[skus[start + 1]] + …``, left to right from +0.0."""
+    total = 0.0
+    for j in range(start, stop):
+        total += row[skus[j]]
+    return total
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _at_most_cover(days):
+    """``np.minimum(days, NO_DEMAND_COVER_DAYS)`` of one value (NaN stays NaN)."""
+    return NO_DEMAND_COVER_DAYS if days > NO_DEMAND_COVER_DAYS else days
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _feature_values(
+    on_hand,
+    inbound,
+    backlog_at,
+    demand,
+    forecast,
+    owed,
+    transit_units,
+    period,
+    group_start,
+    group_skus,
+    per_day,
+    headroom,
+    season,
+    remaining,
+    pipeline_periods,
+    out,
+):
+    """The features (:meth:`FeatureSet.compute`) into ``out``, in column order.
+
+    ``on_hand``, ``inbound``, ``backlog_at`` (backlog owed against each DC) and ``demand``
+    (expected demand through each DC per period) are (D, S) units; ``forecast`` and ``owed``
+    (T, S) units; ``transit_units`` the ring of goods in transit (R, D, S) by arrival period
+    modulo R; a group's SKUs are ``group_skus[group_start[g]:group_start[g + 1]]``.
+    """
+    n_loc, n_sku = on_hand.shape
+    n_groups = group_start.shape[0] - 1
+    position = np.empty(n_sku)
+    column = 0
+    # Days of cover per DC and SKU group: the group's inventory position over its expected
+    # demand through the DC per day (NO_DEMAND_COVER_DAYS where it expects none).
+    for d in range(n_loc):
+        for s in range(n_sku):
+            position[s] = on_hand[d, s] + inbound[d, s] - backlog_at[d, s]
+        for g in range(n_groups):
+            start, stop = group_start[g], group_start[g + 1]
+            group_position = _ordered_sum(position, group_skus, start, stop)
+            group_demand = _ordered_sum(demand[d], group_skus, start, stop) * per_day
+            cover = group_position / group_demand if group_demand > 1e-12 else NO_DEMAND_COVER_DAYS
+            out[column] = _at_most_cover(cover)
+            column += 1
+    out[column] = headroom
+    column += 1
+    # Backlog days per tier: units owed (or refused last period) over its expected demand per day.
+    for t in range(forecast.shape[0]):
+        tier_demand = array_sum(forecast[t], 0, n_sku) * per_day
+        out[column] = array_sum(owed[t], 0, n_sku) / tier_demand if tier_demand > 1e-12 else 0.0
+        column += 1
+    out[column] = season
+    out[column + 1] = remaining
+    column += 2
+    # The inbound pipeline by arrival period: units arriving k periods from now over the DC's
+    # expected demand per day.
+    ring = transit_units.shape[0]
+    for d in range(n_loc):
+        dc_demand = array_sum(demand[d], 0, n_sku) * per_day
+        for k in range(pipeline_periods):
+            arriving = array_sum(transit_units[(period + k) % ring, d], 0, n_sku) if k < ring else 0.0
+            if dc_demand > 1e-12:
+                out[column] = _at_most_cover(arriving / dc_demand)
+            else:
+                out[column] = NO_DEMAND_COVER_DAYS if arriving > 0 else 0.0
+            column += 1

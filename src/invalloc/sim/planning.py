@@ -188,7 +188,7 @@ class PlanningView:
         """Units that bring each DC × SKU's position up to ``target`` (D, S), never negative:
         ``np.maximum(target - self.positions(simulator, committed=committed), 0.0)``, the same
         numbers with the position's arithmetic compiled (no temporaries)."""
-        backlog_at = self._backlog_at(simulator)
+        backlog_at = self.backlog_at(simulator)
         held = self._committed_or_zeros(simulator) if committed else backlog_at
         gap = np.empty(backlog_at.shape)
         sourcing_kernels.position_gap(
@@ -202,7 +202,7 @@ class PlanningView:
         )
         return np.maximum(gap, 0.0, out=gap)
 
-    def _backlog_at(self, simulator: Simulator) -> np.ndarray:
+    def backlog_at(self, simulator: Simulator) -> np.ndarray:
         """Customer backlog counted against each DC (D, S): ``backlog_to_location @ backlog``, or
         a shared read-only array of +0.0 when the backlog is all +0.0 (as with lost sales), which
         is what the product gives then (no matrix product)."""
