@@ -40,6 +40,21 @@ def _script(name: str, *args: str, tmp: Path) -> dict:
     return json.loads(text[text.index("{") :])  # anything a library printed first is skipped
 
 
+def _refusal(name: str, *args: str, tmp: Path, path: str | None = None) -> str:
+    """Run ``scripts/NAME`` expecting a refusal: exit 2, nothing on stdout, no traceback, and
+    one line on stderr, returned. ``path``: a PATH of one empty folder (no tools on it)."""
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    if path is not None:
+        (tmp / path).mkdir()
+        env["PATH"] = str(tmp / path)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    return line
+
+
 def test_bench_rules_exports_a_run_and_measures_it(tiny_run, tmp_path):
     uri, run_id = tiny_run
     figures = _script("bench_rules.py", "--run", run_id, "--tracking-uri", uri, "--max-rules", "8", tmp=tmp_path / "t")
@@ -336,30 +351,13 @@ def test_bench_env_measures_an_experiment_as_invalloc_train_trains_it(tmp_path):
     [("no_such_experiment", "no_such_experiment: "), ("retail_ars", "algorithm: ARS; --experiment measures PPO")],
 )
 def test_bench_env_refuses_an_experiment_it_cannot_measure_in_one_line(tmp_path, experiment, message):
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_env.py"), "--scenario", "tiny", "--experiment", experiment],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 2 and out.stdout == ""
-    (line,) = out.stderr.strip().splitlines()
-    assert line.startswith("error: ") and message in line and "Traceback" not in out.stderr
+    line = _refusal("bench_env.py", "--scenario", "tiny", "--experiment", experiment, tmp=tmp_path)
+    assert line.startswith("error: ") and message in line
 
 
 def test_bench_env_refuses_an_unknown_scenario_in_one_line(tmp_path):
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_env.py"), "--scenario", "no_such_scenario", "--processes", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 2 and out.stdout == ""
-    (line,) = out.stderr.strip().splitlines()  # before any process starts, no traceback
+    # Before any process starts.
+    line = _refusal("bench_env.py", "--scenario", "no_such_scenario", "--processes", "2", tmp=tmp_path)
     assert line.startswith("error: no_such_scenario: ") and "no such scenario file" in line
 
 
@@ -450,17 +448,5 @@ def test_code_footprint_child_steps_the_env_and_finds_the_kernels_entry_points(t
     ],
 )
 def test_code_footprint_refuses_in_one_line(tmp_path, args, path, expected):
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    if path is not None:
-        (tmp_path / path).mkdir()
-        env["PATH"] = str(tmp_path / path)  # no perf on it
-    out = subprocess.run(
-        [sys.executable, str(SCRIPTS / "code_footprint.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 2 and out.stdout == ""
-    (line,) = out.stderr.strip().splitlines()
+    line = _refusal("code_footprint.py", *args, tmp=tmp_path, path=path)  # a PATH without perf
     assert line.startswith(expected)
