@@ -152,6 +152,34 @@ def test_the_compiled_open_allocation_splits_as_the_numpy_rule(options):
         assert expected.sum() > 0
 
 
+@pytest.mark.parametrize("allocation", ["proportional", "fixed_split"])
+@pytest.mark.parametrize("options", [{}, {"integer_units": "mixed"}])
+def test_the_compiled_split_by_weight_splits_as_the_numpy_rule(options, allocation):
+    from invalloc.baselines import make_policy
+
+    network, simulator, _ = _generated_simulation(options)
+    policy = make_policy(allocation, None)
+    policy.reset(network, seed=4)
+    view = policy.view
+    rng = np.random.default_rng(3)
+    weights = [None, rng.uniform(0.5, 2.0, size=len(network.channels)), np.zeros(len(network.channels))]
+    for weight in weights:  # no weights, a learner's corrections, and none at all (even shares)
+        requests = np.zeros(network.n_decisions)
+        transfers = policy._replenish(simulator, requests)
+        policy._allocate(simulator, requests, transfers, weight)
+        # The numpy rule: each lane's weighted share of the DC's stock left to sell, within its
+        # channel's cap.
+        available = view.available_to_customers(simulator, transfers)
+        need = view.channel_need(simulator)
+        if weight is not None:
+            need = need * weight[view.allocation_channels][:, None]
+        reference = np.zeros(network.n_decisions)
+        view.allocate_by_weight(simulator, reference, policy._weights(need, weight), available)
+        expected = np.minimum(reference[view.allocation_positions], view.channel_caps(available))
+        assert requests[view.allocation_positions].tobytes() == expected.tobytes()
+        assert expected.sum() > 0
+
+
 def test_partial_deliveries_draw_as_one_binomial_call_per_unreliable_lane():
     network, simulator, _ = _generated_simulation({"integer_units": "mixed"}, periods=1)
     lanes = np.flatnonzero(network.purchase_reliability < 1)

@@ -132,6 +132,9 @@ class RuleBasedPolicy:
         share = network.channel_max_share[view.allocation_channels]
         total = (view.allocation_incidence @ share)[view.allocation_locations]
         self._open_factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
+        # Each allocation lane's even share of its DC's stock, where no lane of the DC has a weight.
+        lanes = view.allocation_lanes_per_location[view.allocation_locations]
+        self._lane_even_share = np.ascontiguousarray(1.0 / np.maximum(lanes, 1), dtype=float)
 
     def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
         """(D,) one value per DC from one value or a list downstream first."""
@@ -263,6 +266,9 @@ class RuleBasedPolicy:
                 requests,
             )
             return
+        if self.allocation in ("proportional", "fixed_split") and transfers is not None:
+            self._capped_split_by_weight(simulator, requests, transfers, channel_weight)
+            return
         if transfers is None:
             available = simulator.on_hand + simulator.arriving(simulator.period)
             caps = None
@@ -296,17 +302,53 @@ class RuleBasedPolicy:
                 left[d] -= given[lane]
             requests[positions] = whole_units(given, self.network.integer_units[None, :]) if caps is not None else given
             return
-        if self.allocation == "fixed_split":
-            split = self.split if self.split is not None else [1.0] * len(self.network.channels)
-            shares = np.asarray(split, dtype=float)[view.allocation_channels]
+        # Uncapped (the capped split by weight is _capped_split_by_weight).
+        view.allocate_by_weight(simulator, requests, self._weights(need, channel_weight), available)
+
+    def _weights(self, need: np.ndarray, channel_weight: np.ndarray | None) -> np.ndarray:
+        """Each allocation lane's weight in a split by weight (L, S): its channel's share of the
+        ``fixed_split``, else (``proportional``) its channel's ``need`` (L, S, already scaled by
+        ``channel_weight``)."""
+        if self.allocation != "fixed_split":
+            return need
+        view = self.view
+        split = self.split if self.split is not None else [1.0] * len(self.network.channels)
+        shares = np.asarray(split, dtype=float)[view.allocation_channels]
+        if channel_weight is not None:
+            shares = shares * channel_weight[view.allocation_channels]
+        return np.repeat(shares[:, None], self.network.n_skus, axis=1)
+
+    def _capped_split_by_weight(
+        self,
+        simulator: Simulator,
+        requests: np.ndarray,
+        transfers: np.ndarray,
+        channel_weight: np.ndarray | None,
+    ) -> None:
+        """The capped ``proportional`` and ``fixed_split`` allocations, compiled from the weights'
+        totals on (the same numbers as ``view.allocate_by_weight`` on the stock available to
+        customers, each lane then capped at ``view.channel_caps``)."""
+        view = self.view
+        need = None
+        if self.allocation != "fixed_split":
+            need = view.channel_need(simulator)  # (L, S)
             if channel_weight is not None:
-                shares = shares * channel_weight[view.allocation_channels]
-            weights = np.repeat(shares[:, None], self.network.n_skus, axis=1)
-        else:
-            weights = need
-        view.allocate_by_weight(simulator, requests, weights, available)
-        if caps is not None:
-            requests[positions] = np.minimum(requests[positions], caps)
+                need = need * channel_weight[view.allocation_channels][:, None]
+        weights = np.ascontiguousarray(self._weights(need, channel_weight), dtype=float)
+        planner_kernels.weighted_allocation(
+            simulator.on_hand,
+            view.arriving_now(simulator),
+            transfers,
+            self.network.transfer_source,
+            view.allocation_locations,
+            self._allocation_max_share,
+            self.network.integer_units,
+            weights,
+            np.ascontiguousarray((view.allocation_incidence @ weights)[view.allocation_locations]),
+            self._lane_even_share,
+            view.allocation_positions,
+            requests,
+        )
 
     def act(
         self,

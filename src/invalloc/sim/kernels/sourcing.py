@@ -503,6 +503,55 @@ def open_allocation(
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def weighted_allocation(
+    on_hand,
+    arriving,
+    transfers,
+    transfer_source,
+    locations,
+    max_share,
+    integer,
+    weights,
+    total,
+    even_share,
+    positions,
+    requests,
+):
+    """A capped rule policy's split by weight (``proportional``, ``fixed_split``), as its numpy
+    code computes it.
+
+    Stock available to customers (D, S): on hand + ``arriving`` now − ``transfers`` (X, S)
+    leaving now. Allocation lane ``l`` (of DC ``locations[l]``) gets ``floor(share ×
+    available)``, its share ``weights[l] / total[l]`` (``total`` (L, S): the weights of its
+    DC's lanes together) or ``even_share[l]`` where that total is not positive, within its
+    channel's maximum share ``max_share[l]`` of the available stock (whole units rounded
+    down), written to ``requests[positions[l, s]]``.
+    """
+    n_loc, n_sku = on_hand.shape
+    available = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            available[d, s] = on_hand[d, s] + arriving[d, s]
+    for x in range(transfers.shape[0]):
+        d = transfer_source[x]
+        for s in range(n_sku):
+            available[d, s] += -transfers[x, s]
+    for lane in range(locations.shape[0]):
+        d = locations[lane]
+        limit = max_share[lane]
+        even = even_share[lane]
+        for s in range(n_sku):
+            stock = available[d, s]
+            if limit < 1.0:
+                cap = np.floor(limit * stock + 1e-9) if integer[s] else limit * stock
+            else:
+                cap = stock
+            lane_total = total[lane, s]
+            share = weights[lane, s] / _maximum(lane_total, 1e-300) if lane_total > 0 else even
+            requests[positions[lane, s]] = _minimum(np.floor(share * stock), cap)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def position_gap(target, on_hand, inbound, backlog_at, held, with_held, gap):
     """``target − position`` per DC × SKU (D, S) into ``gap``, element by element as numpy computes
     ``target - (on_hand + inbound - backlog_at [+ held])`` (``held`` added only ``with_held``):
