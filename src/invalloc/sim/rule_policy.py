@@ -254,12 +254,7 @@ class RuleBasedPolicy:
                 total = (view.allocation_incidence @ share)[view.allocation_locations]
                 factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
             planner_kernels.open_allocation(
-                simulator.on_hand,
-                view.arriving_now(simulator),
-                transfers,
-                self.network.transfer_source,
-                view.allocation_locations,
-                self._allocation_max_share,
+                *self._lanes_and_stock(simulator, transfers),
                 factor,
                 self.network.integer_units,
                 view.allocation_positions,
@@ -305,6 +300,20 @@ class RuleBasedPolicy:
         # Uncapped (the capped split by weight is _capped_split_by_weight).
         view.allocate_by_weight(simulator, requests, self._weights(need, channel_weight), available)
 
+    def _lanes_and_stock(self, simulator: Simulator, transfers: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The compiled allocations' first arguments: on hand and arriving now (D, S), the
+        transfers (X, S) leaving now and their source DCs, each allocation lane's DC and its
+        channel's maximum share."""
+        view = self.view
+        return (
+            simulator.on_hand,
+            view.arriving_now(simulator),
+            transfers,
+            self.network.transfer_source,
+            view.allocation_locations,
+            self._allocation_max_share,
+        )
+
     def _weights(self, need: np.ndarray, channel_weight: np.ndarray | None) -> np.ndarray:
         """Each allocation lane's weight in a split by weight (L, S): its channel's share of the
         ``fixed_split``, else (``proportional``) its channel's ``need`` (L, S, already scaled by
@@ -336,12 +345,7 @@ class RuleBasedPolicy:
                 need = need * channel_weight[view.allocation_channels][:, None]
         weights = np.ascontiguousarray(self._weights(need, channel_weight), dtype=float)
         planner_kernels.weighted_allocation(
-            simulator.on_hand,
-            view.arriving_now(simulator),
-            transfers,
-            self.network.transfer_source,
-            view.allocation_locations,
-            self._allocation_max_share,
+            *self._lanes_and_stock(simulator, transfers),
             self.network.integer_units,
             weights,
             np.ascontiguousarray((view.allocation_incidence @ weights)[view.allocation_locations]),

@@ -471,6 +471,31 @@ def _minimum(a, b):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _available_to_customers(on_hand, arriving, transfers, transfer_source):
+    """Stock each DC can sell this period (D, S): on hand + ``arriving`` now − ``transfers``
+    (X, S) leaving now (as ``PlanningView.available_to_customers``)."""
+    n_loc, n_sku = on_hand.shape
+    available = np.empty((n_loc, n_sku))
+    for d in range(n_loc):
+        for s in range(n_sku):
+            available[d, s] = on_hand[d, s] + arriving[d, s]
+    for x in range(transfers.shape[0]):
+        d = transfer_source[x]
+        for s in range(n_sku):
+            available[d, s] += -transfers[x, s]
+    return available
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _lane_cap(share, stock, integer):
+    """The most a lane may receive of ``stock``: its channel's maximum ``share`` of it, whole
+    units rounded down where the SKU is ``integer`` (as ``PlanningView.channel_caps``)."""
+    if share < 1.0:
+        return np.floor(share * stock + 1e-9) if integer else share * stock
+    return stock
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def open_allocation(
     on_hand, arriving, transfers, transfer_source, locations, max_share, factor, integer, positions, requests
 ):
@@ -481,25 +506,13 @@ def open_allocation(
     ``floor(factor[l] × available)`` within its channel's maximum share ``max_share[l]``
     (whole units rounded down), written to ``requests[positions[l, s]]``.
     """
-    n_loc, n_sku = on_hand.shape
-    available = np.empty((n_loc, n_sku))
-    for d in range(n_loc):
-        for s in range(n_sku):
-            available[d, s] = on_hand[d, s] + arriving[d, s]
-    for x in range(transfers.shape[0]):
-        d = transfer_source[x]
-        for s in range(n_sku):
-            available[d, s] += -transfers[x, s]
+    available = _available_to_customers(on_hand, arriving, transfers, transfer_source)
     for lane in range(locations.shape[0]):
         d = locations[lane]
         share = max_share[lane]
-        for s in range(n_sku):
+        for s in range(available.shape[1]):
             stock = available[d, s]
-            if share < 1.0:
-                cap = np.floor(share * stock + 1e-9) if integer[s] else share * stock
-            else:
-                cap = stock
-            requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), cap)
+            requests[positions[lane, s]] = _minimum(np.floor(factor[lane] * stock), _lane_cap(share, stock, integer[s]))
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -527,28 +540,16 @@ def weighted_allocation(
     channel's maximum share ``max_share[l]`` of the available stock (whole units rounded
     down), written to ``requests[positions[l, s]]``.
     """
-    n_loc, n_sku = on_hand.shape
-    available = np.empty((n_loc, n_sku))
-    for d in range(n_loc):
-        for s in range(n_sku):
-            available[d, s] = on_hand[d, s] + arriving[d, s]
-    for x in range(transfers.shape[0]):
-        d = transfer_source[x]
-        for s in range(n_sku):
-            available[d, s] += -transfers[x, s]
+    available = _available_to_customers(on_hand, arriving, transfers, transfer_source)
     for lane in range(locations.shape[0]):
         d = locations[lane]
         limit = max_share[lane]
         even = even_share[lane]
-        for s in range(n_sku):
+        for s in range(available.shape[1]):
             stock = available[d, s]
-            if limit < 1.0:
-                cap = np.floor(limit * stock + 1e-9) if integer[s] else limit * stock
-            else:
-                cap = stock
             lane_total = total[lane, s]
             share = weights[lane, s] / _maximum(lane_total, 1e-300) if lane_total > 0 else even
-            requests[positions[lane, s]] = _minimum(np.floor(share * stock), cap)
+            requests[positions[lane, s]] = _minimum(np.floor(share * stock), _lane_cap(limit, stock, integer[s]))
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
