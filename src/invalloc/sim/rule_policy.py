@@ -314,10 +314,10 @@ class RuleBasedPolicy:
             self._allocation_max_share,
         )
 
-    def _weights(self, need: np.ndarray, channel_weight: np.ndarray | None) -> np.ndarray:
+    def _weights(self, need: np.ndarray | None, channel_weight: np.ndarray | None) -> np.ndarray:
         """Each allocation lane's weight in a split by weight (L, S): its channel's share of the
         ``fixed_split``, else (``proportional``) its channel's ``need`` (L, S, already scaled by
-        ``channel_weight``)."""
+        ``channel_weight``; None for ``fixed_split``, which does not read it)."""
         if self.allocation != "fixed_split":
             return need
         view = self.view
