@@ -170,11 +170,8 @@ def test_the_compiled_split_by_weight_splits_as_the_numpy_rule(options, allocati
         # The numpy rule: each lane's weighted share of the DC's stock left to sell, within its
         # channel's cap.
         available = view.available_to_customers(simulator, transfers)
-        need = view.channel_need(simulator)
-        if weight is not None:
-            need = need * weight[view.allocation_channels][:, None]
         reference = np.zeros(network.n_decisions)
-        view.allocate_by_weight(simulator, reference, policy._weights(need, weight), available)
+        view.allocate_by_weight(simulator, reference, policy._weights(simulator, weight), available)
         expected = np.minimum(reference[view.allocation_positions], view.channel_caps(available))
         assert requests[view.allocation_positions].tobytes() == expected.tobytes()
         assert expected.sum() > 0

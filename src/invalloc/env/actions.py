@@ -192,9 +192,7 @@ class ActionMapper:
         self._allocation_positions = np.ascontiguousarray(
             view.allocation_positions.reshape(len(view.allocation_locations), n.n_skus), dtype=np.int64
         )
-        self._even_share = np.ascontiguousarray(
-            view._even_share[:, 0] if len(view.allocation_locations) else np.ones(0)
-        )
+        self._even_share = view.lane_even_share
         self._shape = (len(self.names),)
         if mode == "compact":
             # The mapping's constants, its scratch and the simulator's state, for its one

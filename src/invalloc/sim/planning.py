@@ -148,7 +148,10 @@ class PlanningView:
         self._purchase_locations = network.purchase_location.tolist()
         self._backorders = bool(network.scenario.episode.backorder_replenishment)
         self._transfer_sources = network.transfer_source.tolist()
-        self._even_share = 1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1)[:, None]
+        #: Each allocation lane's even share of its DC's stock (L,), where no lane of the DC has a weight.
+        self.lane_even_share = np.ascontiguousarray(
+            1.0 / np.maximum(self.allocation_lanes_per_location[self.allocation_locations], 1), dtype=float
+        )
         self._through_memo = PeriodMemo()
         self._nothing_committed = _read_only(np.zeros((n_loc, network.n_skus)))
 
@@ -300,7 +303,7 @@ class PlanningView:
         available = available[self.allocation_locations]
         total = (self.allocation_incidence @ weights)[self.allocation_locations]
         # Where no lane of a DC has any weight, its lanes share evenly.
-        shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self._even_share)
+        shares = np.where(total > 0, weights / np.maximum(total, 1e-300), self.lane_even_share[:, None])
         requests[self.allocation_positions] = np.floor(shares * available)
 
 

@@ -132,9 +132,6 @@ class RuleBasedPolicy:
         share = network.channel_max_share[view.allocation_channels]
         total = (view.allocation_incidence @ share)[view.allocation_locations]
         self._open_factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
-        # Each allocation lane's even share of its DC's stock, where no lane of the DC has a weight.
-        lanes = view.allocation_lanes_per_location[view.allocation_locations]
-        self._lane_even_share = np.ascontiguousarray(1.0 / np.maximum(lanes, 1), dtype=float)
 
     def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
         """(D,) one value per DC from one value or a list downstream first."""
@@ -282,11 +279,9 @@ class RuleBasedPolicy:
             given = np.floor(factor * available[view.allocation_locations])
             requests[positions] = given if caps is None else np.minimum(given, caps)
             return
-        need = view.channel_need(simulator)  # (L, S)
-        if channel_weight is not None:
-            need = need * channel_weight[view.allocation_channels][:, None]
         if self.allocation == "priority":
             # Channels in order of their best tier; what no channel needs now stays unallocated.
+            need = self._scaled_need(simulator, channel_weight)
             given = np.zeros_like(need)
             left = available.copy()
             for lane in self.allocation_priority_order:
@@ -298,7 +293,7 @@ class RuleBasedPolicy:
             requests[positions] = whole_units(given, self.network.integer_units[None, :]) if caps is not None else given
             return
         # Uncapped (the capped split by weight is _capped_split_by_weight).
-        view.allocate_by_weight(simulator, requests, self._weights(need, channel_weight), available)
+        view.allocate_by_weight(simulator, requests, self._weights(simulator, channel_weight), available)
 
     def _lanes_and_stock(self, simulator: Simulator, transfers: np.ndarray) -> tuple[np.ndarray, ...]:
         """The compiled allocations' first arguments: on hand and arriving now (D, S), the
@@ -314,12 +309,20 @@ class RuleBasedPolicy:
             self._allocation_max_share,
         )
 
-    def _weights(self, need: np.ndarray | None, channel_weight: np.ndarray | None) -> np.ndarray:
+    def _scaled_need(self, simulator: Simulator, channel_weight: np.ndarray | None) -> np.ndarray:
+        """Each allocation lane's channel's need (L, S), units (``view.channel_need``), times its
+        ``channel_weight`` where given."""
+        view = self.view
+        need = view.channel_need(simulator)
+        if channel_weight is not None:
+            need = need * channel_weight[view.allocation_channels][:, None]
+        return need
+
+    def _weights(self, simulator: Simulator, channel_weight: np.ndarray | None) -> np.ndarray:
         """Each allocation lane's weight in a split by weight (L, S): its channel's share of the
-        ``fixed_split``, else (``proportional``) its channel's ``need`` (L, S, already scaled by
-        ``channel_weight``; None for ``fixed_split``, which does not read it)."""
+        ``fixed_split``, else (``proportional``) its channel's need (:meth:`_scaled_need`)."""
         if self.allocation != "fixed_split":
-            return need
+            return self._scaled_need(simulator, channel_weight)
         view = self.view
         split = self.split if self.split is not None else [1.0] * len(self.network.channels)
         shares = np.asarray(split, dtype=float)[view.allocation_channels]
@@ -338,18 +341,13 @@ class RuleBasedPolicy:
         totals on (the same numbers as ``view.allocate_by_weight`` on the stock available to
         customers, each lane then capped at ``view.channel_caps``)."""
         view = self.view
-        need = None
-        if self.allocation != "fixed_split":
-            need = view.channel_need(simulator)  # (L, S)
-            if channel_weight is not None:
-                need = need * channel_weight[view.allocation_channels][:, None]
-        weights = np.ascontiguousarray(self._weights(need, channel_weight), dtype=float)
+        weights = np.ascontiguousarray(self._weights(simulator, channel_weight), dtype=float)
         planner_kernels.weighted_allocation(
             *self._lanes_and_stock(simulator, transfers),
             self.network.integer_units,
             weights,
             np.ascontiguousarray((view.allocation_incidence @ weights)[view.allocation_locations]),
-            self._lane_even_share,
+            view.lane_even_share,
             view.allocation_positions,
             requests,
         )
