@@ -55,7 +55,6 @@ import inspect
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from functools import partial
@@ -71,6 +70,9 @@ if str(ROOT / "src") not in sys.path:
 from invalloc.agents.experiment import ExperimentError, load_experiment  # noqa: E402
 from invalloc.config.loader import ScenarioError, load_scenario  # noqa: E402
 from invalloc.env import AllocationEnv  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_processes import rerun_command, run_processes  # noqa: E402
 
 TARGET_RATIO = 0.85
 
@@ -412,29 +414,12 @@ def _in_processes(args: argparse.Namespace, argv: list[str]) -> None:
     """The whole measurement in ``args.processes`` fresh processes, one after the other."""
     from rich.console import Console
 
-    console = Console(stderr=True)
-    command = [sys.executable, str(Path(__file__).resolve())]
-    skip = False
-    for arg in argv:  # this run's options, but --processes and --json
-        if skip:
-            skip = False
-        elif arg == "--processes":
-            skip = True
-        elif not (arg.startswith("--processes=") or arg == "--json"):
-            command.append(arg)
-    results = []
-    for i in range(args.processes):
-        console.print(f"process {i + 1} of {args.processes}…")
-        done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            sys.exit(f"error: process {i + 1} of {args.processes} failed (exit {done.returncode}): {last}")
-        results.append(json.loads(done.stdout))
-        row = results[-1]["ppo"][0]
+    def describe(result: dict) -> str:
+        row = result["ppo"][0]
         ratio = verdict_ratio(row)
-        console.print(
-            f"  {row['vec_env']}: median ratio {ratio['median']:.3f} (rounds {ratio['low']:.2f}–{ratio['high']:.2f})"
-        )
+        return f"{row['vec_env']}: median ratio {ratio['median']:.3f} (rounds {ratio['low']:.2f}–{ratio['high']:.2f})"
+
+    results = run_processes(rerun_command(__file__, argv), args.processes, describe)
     verdicts = over_processes(results)
     if args.json:
         print(json.dumps({"processes": results, "over_processes": verdicts, "target_ratio": TARGET_RATIO}))

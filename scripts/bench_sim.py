@@ -27,7 +27,12 @@ full simulator is than the bare arithmetic. The three take turns in :data:`ROUND
 the machine's speed weighs on all of them. A periods-per-second target is met by either rate.
 
 The rates themselves depend on the machine of the day; ``scripts/bench_ab.py`` compares two
-commits in one run.
+commits in one run. One process's rates also depend on the process and on what the machine's
+neighbours do in its minutes: ``--processes N`` runs the whole measurement in N fresh processes
+one after the other and gives each target's verdict on the **median over the processes** (of the
+better of the two rates, and of sim/yard), with each process's figures and the lowest and highest
+beside it (with ``--json``: every process's result under ``processes`` and the verdicts under
+``over_processes``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ from invalloc.config.generate import generate_scenario  # noqa: E402
 from invalloc.config.loader import SCENARIO_DIR, load_scenario, parse_scenario  # noqa: E402
 from invalloc.sim.network import Network, compile_network  # noqa: E402
 from invalloc.sim.simulator import Simulator  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_processes import rerun_command, run_processes  # noqa: E402
 
 
 def generated_network(n_skus: int, n_locations: int, n_channels: int) -> Network:
@@ -353,6 +361,85 @@ def rows(seconds: float) -> list[dict]:
     return results
 
 
+def over_processes(results: list[dict]) -> list[dict]:
+    """Per row, the verdicts over several processes' results (``--json`` outputs): the median,
+    lowest and highest of each process's better rate (one thread or demand ahead, as a rate
+    target reads) and of its sim/yard; in how many processes each target was met, and whether
+    the medians meet it."""
+    verdicts = []
+    for i, first in enumerate(results[0]["rows"]):
+        if "note" in first:  # a skipped row
+            continue
+        runs = [result["rows"][i] for result in results]
+        rates = [max(run["simulator_periods_per_s"], run["ahead_periods_per_s"]) for run in runs]
+        ratios = [run["sim_over_yardstick"] for run in runs]
+        verdict = {
+            "scenario": first["scenario"],
+            "shape": first["shape"],
+            "periods_per_s": rates,
+            "median_periods_per_s": statistics.median(rates),
+            "low_periods_per_s": min(rates),
+            "high_periods_per_s": max(rates),
+            "yardstick_periods_per_s": [run["yardstick_periods_per_s"] for run in runs],
+            "sim_over_yardstick": ratios,
+            "median_sim_over_yardstick": statistics.median(ratios),
+        }
+        if "target_periods_per_s" in first:
+            target = first["target_periods_per_s"]
+            verdict["target_periods_per_s"] = target
+            verdict["met_in"] = sum(rate >= target for rate in rates)
+            verdict["target_met"] = verdict["median_periods_per_s"] >= target
+        if "target_sim_over_yardstick" in first:
+            target = first["target_sim_over_yardstick"]
+            verdict["target_sim_over_yardstick"] = target
+            verdict["yardstick_met_in"] = sum(ratio <= target for ratio in ratios)
+            verdict["yardstick_target_met"] = verdict["median_sim_over_yardstick"] <= target
+        verdicts.append(verdict)
+    return verdicts
+
+
+def print_over_processes(verdicts: list[dict], processes: int) -> None:
+    """The table of :func:`over_processes`' verdicts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Simulated periods per second over {processes} fresh processes: each process's better rate "
+        "(one thread or demand ahead), and their median"
+    )
+    for column in (
+        "scenario",
+        "S×D×C",
+        "each process",
+        "median (target)",
+        "lowest–highest",
+        "sim/yard, median (target)",
+    ):
+        table.add_column(column, justify="left" if column in ("scenario", "S×D×C") else "right")
+    for row in verdicts:
+        shape = row["shape"]
+        median = f"{row['median_periods_per_s']:,.0f}"
+        if "target_periods_per_s" in row:
+            met = "met" if row["target_met"] else "NOT met"
+            median += f" (≥ {row['target_periods_per_s']:,.0f}: {met}, in {row['met_in']} of {processes})"
+        ratio = f"{', '.join(f'{r:.1f}' for r in row['sim_over_yardstick'])} → {row['median_sim_over_yardstick']:.1f}×"
+        if "target_sim_over_yardstick" in row:
+            met = "met" if row["yardstick_target_met"] else "NOT met"
+            ratio += f" (≤ {row['target_sim_over_yardstick']:g}×: {met})"
+        table.add_row(
+            row["scenario"],
+            f"{shape['skus']}×{shape['dcs']}×{shape['channels']}",
+            ", ".join(f"{rate:,.0f}" for rate in row["periods_per_s"]),
+            median,
+            f"{row['low_periods_per_s']:,.0f}–{row['high_periods_per_s']:,.0f}",
+            ratio,
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+
+
 def print_table(results: list[dict], seconds: float, clock_name: str = "wall") -> None:
     headers = [
         "scenario",
@@ -430,6 +517,15 @@ def print_table(results: list[dict], seconds: float, clock_name: str = "wall") -
         print(note)
 
 
+def _describe(result: dict) -> str:
+    """One process's rates, one row after another (the better of one thread and demand ahead)."""
+    return "; ".join(
+        f"{row['scenario']} {max(row['simulator_periods_per_s'], row['ahead_periods_per_s']):,.0f}/s"
+        for row in result["rows"]
+        if "note" not in row
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.5, help="measuring time per rate (default 2.5)")
@@ -442,13 +538,31 @@ def main(argv: list[str] | None = None) -> int:
         choices=[case[0] for case in CASES],
         help="instead of the table: where one row's time goes (cProfile, µs per period by function)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the whole measurement in N fresh processes in turn; the verdicts read the median over them",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     global clock
     clock = CLOCKS[args.clock]
     if args.profile:
         profile(args.profile, args.seconds)
+        return 0
+    if args.processes > 1:
+        results = run_processes(
+            rerun_command(__file__, sys.argv[1:] if argv is None else argv), args.processes, _describe
+        )
+        verdicts = over_processes(results)
+        if args.json:
+            print(json.dumps({"processes": results, "over_processes": verdicts}, indent=2))
+        else:
+            print_over_processes(verdicts, args.processes)
         return 0
     results = rows(args.seconds)
     if args.json:

@@ -182,6 +182,58 @@ def test_bench_sim_reports_every_row_with_its_yardstick_and_targets(tmp_path):
             assert row["target_met"] == (best >= row["target_periods_per_s"])
 
 
+def test_bench_sim_runs_in_several_processes_and_judges_their_medians(tmp_path):
+    result = _script("bench_sim.py", "--seconds", "0.05", "--clock", "cpu", "--processes", "3", tmp=tmp_path / "t")
+    assert len(result["processes"]) == 3
+    verdicts = {verdict["scenario"]: verdict for verdict in result["over_processes"]}
+    assert set(verdicts) == {"orgym_invmanagement_v1", "retail", "generated_200x3x3", "generated_2000x3x3"}
+    for i, (key, verdict) in enumerate(verdicts.items()):
+        runs = [process["rows"][i] for process in result["processes"]]
+        assert all(run["scenario"] == key for run in runs)
+        # Each process's better rate (a rate target is met by either), and the median of the three.
+        rates = [max(run["simulator_periods_per_s"], run["ahead_periods_per_s"]) for run in runs]
+        assert verdict["periods_per_s"] == rates and verdict["median_periods_per_s"] == sorted(rates)[1]
+        assert (verdict["low_periods_per_s"], verdict["high_periods_per_s"]) == (min(rates), max(rates))
+        ratios = [run["sim_over_yardstick"] for run in runs]
+        assert verdict["median_sim_over_yardstick"] == sorted(ratios)[1]
+        if "target_periods_per_s" in verdict:
+            target = verdict["target_periods_per_s"]
+            assert verdict["met_in"] == sum(rate >= target for rate in rates)
+            assert verdict["target_met"] == (sorted(rates)[1] >= target)
+    big = verdicts["generated_2000x3x3"]
+    assert big["target_sim_over_yardstick"] == 4.0 and big["yardstick_met_in"] == sum(
+        r <= 4.0 for r in big["sim_over_yardstick"]
+    )
+
+
+def test_bench_sim_verdicts_over_processes_skip_a_skipped_row_and_count_the_met():
+    bench = _script_module("bench_sim")
+
+    def row(rate: float, ahead: float, ratio: float) -> dict:
+        return {
+            "scenario": "generated_2000x3x3",
+            "shape": {"skus": 2000, "dcs": 3, "channels": 3},
+            "simulator_periods_per_s": rate,
+            "ahead_periods_per_s": ahead,
+            "yardstick_periods_per_s": 2000.0,
+            "sim_over_yardstick": ratio,
+            "target_periods_per_s": 1000.0,
+            "target_sim_over_yardstick": 4.0,
+        }
+
+    skipped = {"scenario": "retail", "policy": "base_stock", "note": "skipped: missing"}
+    results = [
+        {"rows": [skipped, row(700.0, 1100.0, 3.0)]},
+        {"rows": [skipped, row(990.0, 900.0, 4.5)]},
+        {"rows": [skipped, row(800.0, 1020.0, 4.1)]},
+    ]
+    (verdict,) = bench.over_processes(results)
+    assert verdict["periods_per_s"] == [1100.0, 990.0, 1020.0] and verdict["median_periods_per_s"] == 1020.0
+    assert verdict["met_in"] == 2 and verdict["target_met"]
+    assert verdict["median_sim_over_yardstick"] == 4.1 and verdict["yardstick_met_in"] == 1
+    assert not verdict["yardstick_target_met"]
+
+
 def test_bench_sim_profile_names_where_a_period_goes():
     command = [sys.executable, str(SCRIPTS / "bench_sim.py"), "--profile", "retail", "--seconds", "0.3"]
     out = subprocess.run([*command, "--clock", "cpu"], capture_output=True, text=True, timeout=600)
