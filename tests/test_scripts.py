@@ -196,6 +196,8 @@ def test_bench_sim_runs_in_several_processes_and_judges_their_medians(tmp_path):
         assert (verdict["low_periods_per_s"], verdict["high_periods_per_s"]) == (min(rates), max(rates))
         ratios = [run["sim_over_yardstick"] for run in runs]
         assert verdict["median_sim_over_yardstick"] == sorted(ratios)[1]
+        yardsticks = sorted(run["yardstick_periods_per_s"] for run in runs)
+        assert verdict["median_yardstick_periods_per_s"] == yardsticks[1]
         if "target_periods_per_s" in verdict:
             target = verdict["target_periods_per_s"]
             assert verdict["met_in"] == sum(rate >= target for rate in rates)
