@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_env.py [--scenario retail] [--timesteps 16384] [--rounds 8]
         [--vec-env dummy|subproc|both] [--info lean|full] [--seconds 3] [--breakdown] [--json]
-        [--processes N] [--experiment NAME]
+        [--processes N [--plot FILE]] [--experiment NAME]
 
 Prints, measured in one run:
 
@@ -45,7 +45,8 @@ machine's neighbours do in its minute (on this project's 2-core VM, runs a few m
 gave 0.76 to 0.88 on the same code). ``--processes N`` runs the whole measurement in N fresh
 processes one after the other and gives the verdict on the **median of their medians**, with
 each process's figures and the lowest and highest beside it (with ``--json``: every process's
-result under ``processes`` and the verdicts under ``over_processes``).
+result under ``processes`` and the verdicts under ``over_processes``). ``--plot FILE`` (.png, .svg
+or .pdf) also draws each process's median ratio against the median and the target.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from invalloc.config.loader import ScenarioError, load_scenario  # noqa: E402
 from invalloc.env import AllocationEnv  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_processes import rerun_command, run_processes  # noqa: E402
+from bench_processes import plot_problem, plot_processes, rerun_command, run_processes  # noqa: E402
 
 TARGET_RATIO = 0.85
 
@@ -421,6 +422,18 @@ def _in_processes(args: argparse.Namespace, argv: list[str]) -> None:
 
     results = run_processes(rerun_command(__file__, argv), args.processes, describe)
     verdicts = over_processes(results)
+    if args.plot is not None:
+        panels = [
+            {
+                "label": f"{args.scenario}, {row['vec_env']}",
+                "values": row["medians"],
+                "median": row["median"],
+                "target": TARGET_RATIO,
+                "unit": "PPO on the scenario ÷ on a no-op env",
+            }
+            for row in verdicts
+        ]
+        plot_processes(args.plot, f"bench_env.py over {args.processes} fresh processes", panels)
     if args.json:
         print(json.dumps({"processes": results, "over_processes": verdicts, "target_ratio": TARGET_RATIO}))
         return
@@ -480,9 +493,15 @@ def main() -> None:
         default=1,
         help="run the whole measurement in N fresh processes in turn; the verdict is the median of theirs",
     )
+    parser.add_argument(
+        "--plot", metavar="FILE", help="with --processes: also draw each process's median ratio (PNG, SVG, PDF)"
+    )
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    if args.plot is not None and (problem := plot_problem(args.plot, args.processes)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     try:
         load_scenario(args.scenario)
         loaded = load_experiment(args.experiment) if args.experiment is not None else None

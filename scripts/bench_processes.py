@@ -14,18 +14,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+#: The options of the whole run that its processes do not take (each with a value).
+RUN_OPTIONS = ("--processes", "--plot")
+
 
 def rerun_command(script: str | Path, argv: list[str]) -> list[str]:
     """The command that reruns ``script`` with this run's options ``argv`` (``sys.argv[1:]``)
-    but ``--processes`` and ``--json``, and with ``--json``."""
+    but :data:`RUN_OPTIONS` and ``--json``, and with ``--json``."""
     command = [sys.executable, str(Path(script).resolve())]
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--processes":
+        elif arg in RUN_OPTIONS:
             skip = True
-        elif not (arg.startswith("--processes=") or arg == "--json"):
+        elif not (arg.startswith(tuple(f"{option}=" for option in RUN_OPTIONS)) or arg == "--json"):
             command.append(arg)
     return [*command, "--json"]
 
@@ -50,3 +53,64 @@ def run_processes(command: list[str], count: int, describe: Callable[[dict], str
         results.append(json.loads(text[text.index("{") :]))  # anything a library printed first is skipped
         console.print(f"  {describe(results[-1])}")
     return results
+
+
+#: The figure formats ``--plot`` writes, by file suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def plot_problem(path: str, processes: int) -> str | None:
+    """What is wrong with ``--plot PATH`` for a run over ``processes`` processes, as one line
+    (checked before the minutes of measuring), or None."""
+    if processes < 2:
+        return f"--plot {path}: a plot draws a run over processes: give --processes 2 or more"
+    target = Path(path)
+    if target.suffix.lower() not in PLOT_SUFFIXES:
+        return f"--plot {path}: the file must end in {', '.join(PLOT_SUFFIXES)}"
+    if not target.resolve().parent.is_dir():
+        return f"--plot {path}: the folder {target.resolve().parent} does not exist"
+    if target.is_dir():
+        return f"--plot {path}: is a folder"
+    return None
+
+
+def plot_processes(path: str | Path, title: str, panels: list[dict]) -> None:
+    """A figure of a ``--processes`` run, one panel per verdict: each process's figure as a dot
+    (in the order they ran), the median over them as a line and the target as a dashed line.
+
+    Each panel is a dict: ``label`` (the panel's title), ``values`` (one per process), ``median``,
+    ``unit`` (the y axis), and optionally ``target`` and ``at_least`` (True when the target is a
+    floor, False when a ceiling). Written with matplotlib's object API (no pyplot state).
+    """
+    from matplotlib.figure import Figure
+
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.4 * columns, 3.4 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes, panels, strict=False):
+        values = panel["values"]
+        runs = range(1, len(values) + 1)
+        target = panel.get("target")
+        met = [target is None or (v >= target if panel.get("at_least", True) else v <= target) for v in values]
+        ax.scatter(runs, values, c=["tab:green" if m else "tab:red" for m in met], zorder=3)
+        ax.axhline(panel["median"], color="tab:blue", label=f"median {_figure(panel['median'])}")
+        if target is not None:
+            ax.axhline(target, color="black", linestyle="--", label=f"target {_figure(target)}")
+        low = min([*values, *([target] if target is not None else [])])
+        high = max([*values, *([target] if target is not None else [])])
+        ax.set_ylim(low - 0.1 * (high - low or 1.0), high + 0.1 * (high - low or 1.0))
+        ax.set_xticks(list(runs))
+        ax.set_xlabel("process (in the order run)")
+        ax.set_ylabel(panel["unit"])
+        ax.set_title(panel["label"], fontsize=10)
+        ax.legend(fontsize=8, loc="best")
+    figure.suptitle(title, fontsize=11)
+    figure.savefig(path, dpi=110)
+
+
+def _figure(value: float) -> str:
+    """A figure as the tables print it: thousands separated and whole above 100, else 3 digits."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

@@ -6,6 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/bench_sim.py --json       # the numbers as JSON
     .venv/bin/python scripts/bench_sim.py --seconds 5  # longer measurements
     .venv/bin/python scripts/bench_sim.py --clock cpu  # this process's CPU time (a loaded machine)
+    .venv/bin/python scripts/bench_sim.py --processes 5 --plot sim.png  # verdicts over 5 fresh processes
     .venv/bin/python scripts/bench_sim.py --profile generated_2000x3x3  # where a period's time goes
 
 Rows:
@@ -32,7 +33,8 @@ neighbours do in its minutes: ``--processes N`` runs the whole measurement in N 
 one after the other and gives each target's verdict on the **median over the processes** (of the
 better of the two rates, and of sim/yard), with each process's figures and the lowest and highest
 beside it (with ``--json``: every process's result under ``processes`` and the verdicts under
-``over_processes``).
+``over_processes``). ``--plot FILE`` (.png, .svg or .pdf) also draws each target's figures, a
+dot per process, against their median and the target.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from invalloc.sim.network import Network, compile_network  # noqa: E402
 from invalloc.sim.simulator import Simulator  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_processes import rerun_command, run_processes  # noqa: E402
+from bench_processes import plot_problem, plot_processes, rerun_command, run_processes  # noqa: E402
 
 
 def generated_network(n_skus: int, n_locations: int, n_channels: int) -> Network:
@@ -521,6 +523,36 @@ def print_table(results: list[dict], seconds: float, clock_name: str = "wall") -
         print(note)
 
 
+def plot_over_processes(path: str, verdicts: list[dict], processes: int) -> None:
+    """:func:`over_processes`' verdicts as a figure: a panel per target, each process a dot."""
+    panels = []
+    for row in verdicts:
+        shape = row["shape"]
+        name = f"{row['scenario']} ({shape['skus']}×{shape['dcs']}×{shape['channels']})"
+        if "target_periods_per_s" in row:
+            panels.append(
+                {
+                    "label": f"{name}: periods/s",
+                    "values": row["periods_per_s"],
+                    "median": row["median_periods_per_s"],
+                    "target": row["target_periods_per_s"],
+                    "unit": "periods/s (better of 1 thread, ahead)",
+                }
+            )
+        if "target_sim_over_yardstick" in row:
+            panels.append(
+                {
+                    "label": f"{name}: sim/yard",
+                    "values": row["sim_over_yardstick"],
+                    "median": row["median_sim_over_yardstick"],
+                    "target": row["target_sim_over_yardstick"],
+                    "at_least": False,
+                    "unit": "× the bare numpy step's time",
+                }
+            )
+    plot_processes(path, f"bench_sim.py over {processes} fresh processes", panels)
+
+
 def _describe(result: dict) -> str:
     """One process's rates, one row after another (the better of one thread and demand ahead)."""
     return "; ".join(
@@ -548,11 +580,17 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="run the whole measurement in N fresh processes in turn; the verdicts read the median over them",
     )
+    parser.add_argument(
+        "--plot", metavar="FILE", help="with --processes: also draw each target's figures per process (PNG, SVG, PDF)"
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    if args.plot is not None and (problem := plot_problem(args.plot, args.processes)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     global clock
     clock = CLOCKS[args.clock]
     if args.profile:
@@ -563,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
             rerun_command(__file__, sys.argv[1:] if argv is None else argv), args.processes, _describe
         )
         verdicts = over_processes(results)
+        if args.plot is not None:
+            plot_over_processes(args.plot, verdicts, args.processes)
         if args.json:
             print(json.dumps({"processes": results, "over_processes": verdicts}, indent=2))
         else:

@@ -183,8 +183,11 @@ def test_bench_sim_reports_every_row_with_its_yardstick_and_targets(tmp_path):
 
 
 def test_bench_sim_runs_in_several_processes_and_judges_their_medians(tmp_path):
-    result = _script("bench_sim.py", "--seconds", "0.05", "--clock", "cpu", "--processes", "3", tmp=tmp_path / "t")
+    plot = tmp_path / "over_processes.png"
+    options = ("--seconds", "0.05", "--clock", "cpu", "--processes", "3", "--plot", str(plot))
+    result = _script("bench_sim.py", *options, tmp=tmp_path / "t")
     assert len(result["processes"]) == 3
+    assert plot.read_bytes().startswith(b"\x89PNG")  # a figure of the run (its processes took no --plot)
     verdicts = {verdict["scenario"]: verdict for verdict in result["over_processes"]}
     assert set(verdicts) == {"orgym_invmanagement_v1", "retail", "generated_200x3x3", "generated_2000x3x3"}
     for i, (key, verdict) in enumerate(verdicts.items()):
@@ -234,6 +237,22 @@ def test_bench_sim_verdicts_over_processes_skip_a_skipped_row_and_count_the_met(
     assert verdict["met_in"] == 2 and verdict["target_met"]
     assert verdict["median_sim_over_yardstick"] == 4.1 and verdict["yardstick_met_in"] == 1
     assert not verdict["yardstick_target_met"]
+
+
+@pytest.mark.parametrize("script", ["bench_sim.py", "bench_env.py"])
+@pytest.mark.parametrize(
+    ("plot", "processes", "message"),
+    [
+        ("figure.png", "1", "give --processes 2 or more"),
+        ("figure.jpeg", "2", "the file must end in .png, .svg, .pdf"),
+        ("missing/figure.png", "2", "does not exist"),
+        ("a_folder.png", "2", "is a folder"),
+    ],
+)
+def test_bench_plot_refuses_a_bad_plot_before_measuring(tmp_path, script, plot, processes, message):
+    (tmp_path / "a_folder.png").mkdir()
+    line = _refusal(script, "--processes", processes, "--plot", str(tmp_path / plot), tmp=tmp_path)
+    assert line.startswith(f"error: --plot {tmp_path / plot}: ") and message in line
 
 
 def test_bench_sim_profile_names_where_a_period_goes():
@@ -341,9 +360,11 @@ def test_bench_env_runs_in_several_processes(tmp_path):
     result = _script(
         "bench_env.py",
         *("--scenario", "tiny", "--timesteps", "256", "--rounds", "2", "--seconds", "0.2", "--processes", "2"),
+        *("--plot", str(tmp_path / "ratios.svg")),
         tmp=tmp_path / "t",
     )
     assert len(result["processes"]) == 2
+    assert "<svg" in (tmp_path / "ratios.svg").read_text()
     (verdict,) = result["over_processes"]
     medians = [process["ppo"][0]["cpu_ratio"]["median"] for process in result["processes"]]
     assert verdict["medians"] == medians and verdict["median"] == pytest.approx(sum(medians) / 2)
