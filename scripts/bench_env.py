@@ -73,7 +73,7 @@ from invalloc.config.loader import ScenarioError, load_scenario  # noqa: E402
 from invalloc.env import AllocationEnv  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_processes import plot_problem, plot_processes, rerun_command, run_processes  # noqa: E402
+from bench_processes import add_run_options, check_run_options, plot_processes, rerun_command, run_processes  # noqa: E402
 
 TARGET_RATIO = 0.85
 
@@ -487,21 +487,9 @@ def main() -> None:
         "envs and wrappers) against the same on no-op envs",
     )
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="run the whole measurement in N fresh processes in turn; the verdict is the median of theirs",
-    )
-    parser.add_argument(
-        "--plot", metavar="FILE", help="with --processes: also draw each process's median ratio (PNG, SVG, PDF)"
-    )
+    add_run_options(parser, "each process's median ratio")
     args = parser.parse_args()
-    if args.processes < 1:
-        parser.error("--processes must be at least 1")
-    if args.plot is not None and (problem := plot_problem(args.plot, args.processes)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+    check_run_options(parser, args)
     try:
         load_scenario(args.scenario)
         loaded = load_experiment(args.experiment) if args.experiment is not None else None

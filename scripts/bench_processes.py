@@ -8,6 +8,7 @@ and give their verdicts on the median over the processes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -57,6 +58,27 @@ def run_processes(command: list[str], count: int, describe: Callable[[dict], str
 
 #: The figure formats ``--plot`` writes, by file suffix.
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def add_run_options(parser: argparse.ArgumentParser, drawn: str) -> None:
+    """``--processes N`` and ``--plot FILE`` (drawing ``drawn``) on a benchmark's parser."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the whole measurement in N fresh processes in turn; the verdicts read the median over them",
+    )
+    parser.add_argument("--plot", metavar="FILE", help=f"with --processes: also draw {drawn} (PNG, SVG, PDF)")
+
+
+def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses bad ``--processes`` and ``--plot`` before any measuring: a bad ``--plot`` with one
+    ``error:`` line and exit 2."""
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.plot is not None and (problem := plot_problem(args.plot, args.processes)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
 
 
 def plot_problem(path: str, processes: int) -> str | None:

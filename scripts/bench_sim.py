@@ -60,7 +60,7 @@ from invalloc.sim.network import Network, compile_network  # noqa: E402
 from invalloc.sim.simulator import Simulator  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_processes import plot_problem, plot_processes, rerun_command, run_processes  # noqa: E402
+from bench_processes import add_run_options, check_run_options, plot_processes, rerun_command, run_processes  # noqa: E402
 
 
 def generated_network(n_skus: int, n_locations: int, n_channels: int) -> Network:
@@ -574,23 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=[case[0] for case in CASES],
         help="instead of the table: where one row's time goes (cProfile, µs per period by function)",
     )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="run the whole measurement in N fresh processes in turn; the verdicts read the median over them",
-    )
-    parser.add_argument(
-        "--plot", metavar="FILE", help="with --processes: also draw each target's figures per process (PNG, SVG, PDF)"
-    )
+    add_run_options(parser, "each target's figures per process")
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
-    if args.processes < 1:
-        parser.error("--processes must be at least 1")
-    if args.plot is not None and (problem := plot_problem(args.plot, args.processes)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+    check_run_options(parser, args)
     global clock
     clock = CLOCKS[args.clock]
     if args.profile:
