@@ -127,11 +127,7 @@ class RuleBasedPolicy:
         self._allocation_max_share = np.ascontiguousarray(
             network.channel_max_share[view.allocation_channels], dtype=float
         )
-        # The open split's factor per allocation lane (no channel weights): share / max(1, the
-        # shares of the DC's lanes together), as _allocate computes it.
-        share = network.channel_max_share[view.allocation_channels]
-        total = (view.allocation_incidence @ share)[view.allocation_locations]
-        self._open_factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
+        self._open_factor = self._open_factors(None)  # without channel weights: once per reset
 
     def _per_location(self, values: float | list[float], key: str) -> np.ndarray:
         """(D,) one value per DC from one value or a list downstream first."""
@@ -241,18 +237,10 @@ class RuleBasedPolicy:
         if not len(view.allocation_channels):
             return
         if self.allocation == "open" and transfers is not None:
-            # The capped open split below, compiled (the same numbers).
-            if channel_weight is None:
-                factor = self._open_factor  # the same expression, computed once per reset
-            else:
-                share = (
-                    self.network.channel_max_share[view.allocation_channels] * channel_weight[view.allocation_channels]
-                )
-                total = (view.allocation_incidence @ share)[view.allocation_locations]
-                factor = np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
+            # The capped open split, compiled.
             planner_kernels.open_allocation(
                 *self._lanes_and_stock(simulator, transfers),
-                factor,
+                self._open_factor if channel_weight is None else self._open_factors(channel_weight),
                 self.network.integer_units,
                 view.allocation_positions,
                 requests,
@@ -268,16 +256,9 @@ class RuleBasedPolicy:
             available = view.available_to_customers(simulator, transfers)
             caps = view.channel_caps(available)
         positions = view.allocation_positions
-        if self.allocation == "open":
-            # No rationing by forecast: each lane may take its channel's maximum share; where
-            # the shares of a DC's lanes add up to more than 1, in proportion to the shares.
-            share = self.network.channel_max_share[view.allocation_channels]
-            if channel_weight is not None:
-                share = share * channel_weight[view.allocation_channels]
-            total = (view.allocation_incidence @ share)[view.allocation_locations]
-            factor = (share / np.maximum(total, 1.0))[:, None]
-            given = np.floor(factor * available[view.allocation_locations])
-            requests[positions] = given if caps is None else np.minimum(given, caps)
+        if self.allocation == "open":  # uncapped (the capped open split is compiled, above)
+            factor = self._open_factors(channel_weight)[:, None]
+            requests[positions] = np.floor(factor * available[view.allocation_locations])
             return
         if self.allocation == "priority":
             # Channels in order of their best tier; what no channel needs now stays unallocated.
@@ -294,6 +275,17 @@ class RuleBasedPolicy:
             return
         # Uncapped (the capped split by weight is _capped_split_by_weight).
         view.allocate_by_weight(simulator, requests, self._weights(simulator, channel_weight), available)
+
+    def _open_factors(self, channel_weight: np.ndarray | None) -> np.ndarray:
+        """The open split's factor per allocation lane (L,). No rationing by forecast: each lane
+        may take its channel's maximum share (times its ``channel_weight`` where given) of its
+        DC's stock; where the shares of a DC's lanes add up to more than 1, in proportion to them."""
+        view = self.view
+        share = self.network.channel_max_share[view.allocation_channels]
+        if channel_weight is not None:
+            share = share * channel_weight[view.allocation_channels]
+        total = (view.allocation_incidence @ share)[view.allocation_locations]
+        return np.ascontiguousarray(share / np.maximum(total, 1.0), dtype=float)
 
     def _lanes_and_stock(self, simulator: Simulator, transfers: np.ndarray) -> tuple[np.ndarray, ...]:
         """The compiled allocations' first arguments: on hand and arriving now (D, S), the
